@@ -1,0 +1,183 @@
+//! Configuration, layered: defaults -> TOML file -> `GATEHOUSE__*` environment -> CLI flags.
+//! Unknown keys anywhere are rejected with the name of the key.
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The URL people and relying parties use; defaults to the bound address.
+    #[serde(default)]
+    pub public_url: Option<String>,
+    pub bind: SocketAddr,
+    pub data_dir: PathBuf,
+    /// Where signing keys live as PEM files; defaults to `keys` beside the default
+    /// data dir, or `{data_dir}/keys` when a data dir is given.
+    #[serde(default)]
+    pub keys_dir: Option<PathBuf>,
+    /// Peers whose `X-Forwarded-For` header is believed.
+    #[serde(default)]
+    pub trusted_proxies: Vec<IpNet>,
+    /// Seed the demo tenants once and serve the demo pages.
+    #[serde(default)]
+    pub demo: bool,
+    /// HTTP worker threads; 0 = one per core.
+    #[serde(default)]
+    pub workers: usize,
+    pub tokens: TokenLifetimes,
+    pub argon2: Argon2Params,
+    pub rate_limit: RateLimit,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenLifetimes {
+    pub access_token_secs: i64,
+    pub id_token_secs: i64,
+    pub refresh_token_secs: i64,
+    pub refresh_family_max_secs: i64,
+    pub code_secs: i64,
+    pub session_secs: i64,
+    pub signin_secs: i64,
+    pub key_rotation_grace_secs: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Argon2Params {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    /// Failed passwords per account (or per client IP) within the window before lockout.
+    pub password_failures: u32,
+    pub window_secs: i64,
+}
+
+pub const DEFAULT_DATA_DIR: &str = "data";
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            public_url: None,
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            keys_dir: None,
+            trusted_proxies: Vec::new(),
+            demo: false,
+            workers: 0,
+            tokens: TokenLifetimes {
+                access_token_secs: 3600,
+                id_token_secs: 3600,
+                refresh_token_secs: 14 * 86400,
+                refresh_family_max_secs: 90 * 86400,
+                code_secs: 60,
+                session_secs: 12 * 3600,
+                signin_secs: 15 * 60,
+                key_rotation_grace_secs: 86400,
+            },
+            // OWASP's argon2id minimum (19 MiB, t=2, p=1).
+            argon2: Argon2Params { memory_kib: 19456, iterations: 2, parallelism: 1 },
+            rate_limit: RateLimit { password_failures: 5, window_secs: 900 },
+        }
+    }
+}
+
+/// CLI flags that override everything else; `None` means "not given".
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bind: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keys_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub demo: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    pub fn load(file: Option<&std::path::Path>, overrides: &Overrides) -> Result<Self, ConfigError> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(ConfigError::Invalid(format!("config file {} not found", path.display())));
+            }
+            fig = fig.merge(Toml::file(path));
+        }
+        fig = fig
+            .merge(Env::prefixed("GATEHOUSE__").split("__"))
+            .merge(Serialized::defaults(overrides));
+        let config: Config = fig.extract().map_err(|e| {
+            let msgs: Vec<String> = e.into_iter().map(|e| e.to_string()).collect();
+            ConfigError::Invalid(msgs.join("; "))
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(url) = &self.public_url {
+            let parsed = url::Url::parse(url)
+                .map_err(|e| ConfigError::Invalid(format!("public_url {url:?}: {e}")))?;
+            if !matches!(parsed.scheme(), "http" | "https") {
+                return Err(ConfigError::Invalid("public_url must be http or https".into()));
+            }
+        }
+        let t = &self.tokens;
+        for (name, v) in [
+            ("tokens.access_token_secs", t.access_token_secs),
+            ("tokens.id_token_secs", t.id_token_secs),
+            ("tokens.refresh_token_secs", t.refresh_token_secs),
+            ("tokens.refresh_family_max_secs", t.refresh_family_max_secs),
+            ("tokens.code_secs", t.code_secs),
+            ("tokens.session_secs", t.session_secs),
+            ("tokens.signin_secs", t.signin_secs),
+        ] {
+            if v <= 0 {
+                return Err(ConfigError::Invalid(format!("{name} must be positive")));
+            }
+        }
+        if self.argon2.memory_kib < 8 * self.argon2.parallelism.max(1) || self.argon2.iterations == 0 {
+            return Err(ConfigError::Invalid("argon2 parameters are too small".into()));
+        }
+        Ok(())
+    }
+
+    pub fn keys_dir(&self) -> PathBuf {
+        match &self.keys_dir {
+            Some(dir) => dir.clone(),
+            None if self.data_dir == std::path::Path::new(DEFAULT_DATA_DIR) => PathBuf::from("keys"),
+            None => self.data_dir.join("keys"),
+        }
+    }
+
+    /// Settings for tests and benchmarks: cheap argon2, given directories.
+    pub fn for_tests(data_dir: PathBuf) -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir,
+            demo: true,
+            workers: 2,
+            argon2: Argon2Params { memory_kib: 1024, iterations: 1, parallelism: 1 },
+            ..Self::default()
+        }
+    }
+}

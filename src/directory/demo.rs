@@ -1,0 +1,205 @@
+//! The demo declaration (DESIGN.md §7), applied once to a new data dir. Passwords and
+//! client secrets are random per data dir and written to `demo-credentials.json` (0600).
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{Application, ClientType, SigningAlg, Tenant, User, UserType, password};
+use crate::config::Argon2Params;
+use crate::secrets::{b64url, digest_hex, mac, random_bytes};
+use crate::storage::{Store, StoreError};
+
+/// The built-in demo relying parties: (path slug, tenant slug, client id, display name, note).
+pub const DEMO_APPS: &[(&str, &str, &str, &str, &str)] = &[
+    ("foo", "fabrikam", "foo", "Foo", "Fabrikam's app Foo"),
+    ("bar", "fabrikam", "bar", "Bar", "Fabrikam's app Bar"),
+    ("portal", "contoso", "portal", "Contoso Portal", "Contoso's own app"),
+];
+
+pub const CREDENTIALS_FILE: &str = "demo-credentials.json";
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DemoUser {
+    pub tenant: String,
+    pub login: String,
+    pub password: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DemoClient {
+    pub tenant: String,
+    pub client_id: String,
+    pub client_secret: String,
+    pub redirect_uris: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DemoAdmin {
+    pub tenant: String,
+    pub client_id: String,
+    pub client_secret: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DemoCredentials {
+    pub url: String,
+    pub users: Vec<DemoUser>,
+    pub clients: Vec<DemoClient>,
+    pub admin: DemoAdmin,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("demo credentials file: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("demo credentials file: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("hashing a demo password: {0}")]
+    Hash(String),
+}
+
+/// The client secret of a built-in demo RP, derived so it is never stored in clear.
+pub fn demo_rp_secret(instance_secret: &[u8], tenant: &str, client_id: &str) -> String {
+    b64url(&mac(instance_secret, &[b"demo-rp", tenant.as_bytes(), client_id.as_bytes()]))
+}
+
+fn password_like() -> String {
+    // 96 bits, readable: four groups of four base64url characters.
+    let raw = b64url(&random_bytes::<12>());
+    raw.as_bytes().chunks(4).map(|c| String::from_utf8_lossy(c).to_string()).collect::<Vec<_>>().join("-")
+}
+
+fn tenant(slug: &str, name: &str, domain: &str, seats: u32) -> Tenant {
+    Tenant {
+        id: Uuid::new_v4(),
+        slug: slug.into(),
+        display_name: name.into(),
+        initial_domain: domain.into(),
+        domains: vec![domain.into()],
+        premium_seats: seats,
+        members_can_invite: true,
+    }
+}
+
+fn confidential(tenant: &Tenant, client_id: &str, name: &str, secret: &str, redirect: &[String], logout: &[String]) -> Application {
+    Application {
+        tenant_id: tenant.id,
+        client_id: client_id.into(),
+        display_name: name.into(),
+        redirect_uris: redirect.to_vec(),
+        post_logout_redirect_uris: logout.to_vec(),
+        client_type: ClientType::Confidential,
+        secret_hashes: vec![digest_hex(secret)],
+        id_token_signed_response_alg: SigningAlg::ES256,
+        app_roles: vec![],
+        assignment_required: false,
+    }
+}
+
+/// Seeds the demo once; on later starts refreshes what depends on the URL.
+/// Returns the credentials, also written to `{data_dir}/demo-credentials.json`.
+pub fn apply(
+    store: &Store,
+    data_dir: &Path,
+    public_url: &str,
+    instance_secret: &[u8],
+    argon2: &Argon2Params,
+    now: i64,
+) -> Result<DemoCredentials, DemoError> {
+    let file = data_dir.join(CREDENTIALS_FILE);
+    let mut creds = match store.meta::<bool>("demo_seeded")? {
+        Some(true) => serde_json::from_slice::<DemoCredentials>(&std::fs::read(&file)?)?,
+        _ => seed(store, argon2, now)?,
+    };
+    // The demo RPs return to wherever this instance is served now.
+    for (path, tenant_slug, client_id, name, _) in DEMO_APPS {
+        if let Some(t) = store.tenant_by_slug(tenant_slug)? {
+            let secret = demo_rp_secret(instance_secret, tenant_slug, client_id);
+            let redirect = vec![format!("{public_url}/demo/{path}/callback")];
+            let logout = vec![format!("{public_url}/demo/{path}")];
+            store.put_app(&confidential(&t, client_id, name, &secret, &redirect, &logout))?;
+        }
+    }
+    creds.url = public_url.to_string();
+    write_private(&file, &serde_json::to_vec_pretty(&creds)?)?;
+    store.put_meta("demo_seeded", &true)?;
+    store.flush_blocking()?;
+    Ok(creds)
+}
+
+fn seed(store: &Store, argon2: &Argon2Params, now: i64) -> Result<DemoCredentials, DemoError> {
+    let fabrikam = tenant("fabrikam", "Fabrikam", "fabrikam.example", 25);
+    let contoso = tenant("contoso", "Contoso", "contoso.example", 5);
+    store.put_tenant(&fabrikam)?;
+    store.put_tenant(&contoso)?;
+
+    let mut users = Vec::new();
+    for (t, login, name, roles) in [
+        (&fabrikam, "admin@fabrikam.example", "Fabrikam Admin", vec!["Global Administrator".to_string()]),
+        (&fabrikam, "iw@fabrikam.example", "Ivan Worker", vec![]),
+        (&contoso, "sally@contoso.example", "Sally Contoso", vec![]),
+    ] {
+        let pw = password_like();
+        let hash = password::hash(&pw, argon2).map_err(DemoError::Hash)?;
+        store.put_user(&User {
+            id: Uuid::new_v4(),
+            tenant_id: t.id,
+            user_type: UserType::Member,
+            user_principal_name: login.into(),
+            mail: login.into(),
+            display_name: name.into(),
+            account_enabled: true,
+            per_user_mfa: false,
+            password_hash: Some(hash),
+            risk_level: None,
+            roles,
+            created_at: now,
+        })?;
+        users.push(DemoUser { tenant: t.slug.clone(), login: login.into(), password: pw });
+    }
+
+    let mut clients = Vec::new();
+    let redirect = vec!["http://127.0.0.1/callback".to_string()];
+    let logout = vec!["http://127.0.0.1/logged-out".to_string()];
+    for t in [&fabrikam, &contoso] {
+        let secret = crate::secrets::new_token();
+        store.put_app(&confidential(t, "test-rp", "Test RP", &secret, &redirect, &logout))?;
+        clients.push(DemoClient {
+            tenant: t.slug.clone(),
+            client_id: "test-rp".into(),
+            client_secret: secret,
+            redirect_uris: redirect.clone(),
+        });
+    }
+
+    let admin_secret = crate::secrets::new_token();
+    let mut admin = confidential(&fabrikam, "gatehouse-admin", "gatehouse admin CLI", &admin_secret, &[], &[]);
+    admin.app_roles = vec!["Directory.ReadWrite.All".into(), "User.Invite.All".into()];
+    store.put_app(&admin)?;
+
+    Ok(DemoCredentials {
+        url: String::new(),
+        users,
+        clients,
+        admin: DemoAdmin { tenant: "fabrikam".into(), client_id: "gatehouse-admin".into(), client_secret: admin_secret },
+    })
+}
+
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(tmp, path)
+}

@@ -1,0 +1,57 @@
+//! `/.well-known/openid-configuration` and JWKS.
+use actix_web::{HttpResponse, web};
+
+use crate::web::Data;
+use crate::web::error::PageError;
+
+pub const SCOPES: &[&str] = &["openid", "profile", "email", "offline_access"];
+
+pub async fn configuration(path: web::Path<String>, state: Data) -> Result<HttpResponse, PageError> {
+    let tenant = state.tenant(&path)?;
+    let iss = state.issuer(&tenant);
+    let base = format!("{}/{}", state.public_url, tenant.slug);
+    let doc = serde_json::json!({
+        "issuer": iss,
+        "authorization_endpoint": format!("{base}/oauth2/v2.0/authorize"),
+        "token_endpoint": format!("{base}/oauth2/v2.0/token"),
+        "userinfo_endpoint": format!("{base}/oidc/userinfo"),
+        "jwks_uri": format!("{base}/discovery/v2.0/keys"),
+        "revocation_endpoint": format!("{base}/oauth2/v2.0/revoke"),
+        "introspection_endpoint": format!("{base}/oauth2/v2.0/introspect"),
+        "end_session_endpoint": format!("{base}/oauth2/v2.0/logout"),
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query", "form_post"],
+        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "subject_types_supported": ["pairwise"],
+        "id_token_signing_alg_values_supported": ["ES256", "RS256"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "code_challenge_methods_supported": ["S256"],
+        "scopes_supported": SCOPES,
+        "claims_supported": ["iss", "aud", "exp", "iat", "nbf", "sub", "nonce", "auth_time", "sid",
+            "amr", "acr", "oid", "tid", "name", "preferred_username", "email", "email_verified",
+            "acct", "upn", "idp", "ver"],
+        "acr_values_supported": ["1", "2"],
+        "prompt_values_supported": ["none", "login", "consent", "select_account"],
+        "claims_parameter_supported": false,
+        "request_parameter_supported": false,
+        "request_uri_parameter_supported": false,
+        "require_request_uri_registration": false,
+        "authorization_response_iss_parameter_supported": true,
+        "frontchannel_logout_supported": false,
+    });
+    Ok(HttpResponse::Ok()
+        .insert_header(("Cache-Control", "public, max-age=300"))
+        .insert_header(("Access-Control-Allow-Origin", "*"))
+        .json(doc))
+}
+
+pub async fn jwks(path: web::Path<String>, state: Data) -> Result<HttpResponse, PageError> {
+    state.tenant(&path)?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .insert_header(("Cache-Control", "public, max-age=300"))
+        .insert_header(("Access-Control-Allow-Origin", "*"))
+        .body(state.keys.jwks_json().to_string()))
+}

@@ -1,0 +1,73 @@
+//! Token revocation (RFC 7009) and introspection (RFC 7662).
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use super::claims::AccessClaims;
+use super::error::{OAuthCode, OAuthError};
+use super::keys::TokenType;
+use super::token::{authenticate_client, form_body, no_store, tenant_of};
+use super::userinfo::validate_access;
+use crate::directory::ClientType;
+use crate::secrets::digest;
+use crate::web::Data;
+
+pub async fn revoke(req: HttpRequest, path: web::Path<String>, body: web::Bytes, state: Data) -> Result<HttpResponse, OAuthError> {
+    let tenant = tenant_of(&state, &path)?;
+    let p = form_body(&req, &body)?;
+    let app = authenticate_client(&req, &p, &state, &tenant)?;
+    let token = p.require("token")?;
+    if let Some(hint) = p.get("token_type_hint")
+        && !matches!(hint, "access_token" | "refresh_token")
+    {
+        return Err(OAuthError::new(OAuthCode::UnsupportedTokenType, "token_type_hint must be access_token or refresh_token"));
+    }
+    if let Some(rt) = state.store.refresh_token(&digest(token))? {
+        if rt.tenant_id == tenant.id && rt.client_id == app.client_id {
+            state.store.revoke_grant(&rt.grant_id)?;
+            state.store.flush().await?;
+        }
+    } else if let Ok(claims) = state.keys.verify::<AccessClaims>(token, TokenType::Access, state.now(), false)
+        && claims.tid == tenant.id
+        && claims.client_id == app.client_id
+    {
+        state.store.revoke_jti(&claims.jti, claims.exp)?;
+        state.store.flush().await?;
+    }
+    // RFC 7009 §2.2: unknown or foreign tokens are answered with 200 as well.
+    Ok(no_store(HttpResponse::Ok()).finish())
+}
+
+pub async fn introspect(req: HttpRequest, path: web::Path<String>, body: web::Bytes, state: Data) -> Result<HttpResponse, OAuthError> {
+    let tenant = tenant_of(&state, &path)?;
+    let p = form_body(&req, &body)?;
+    let app = authenticate_client(&req, &p, &state, &tenant)?;
+    if app.client_type == ClientType::Public {
+        return Err(OAuthError::client("public clients cannot introspect tokens"));
+    }
+    let token = p.require("token")?;
+    let now = state.now();
+    let inactive = || no_store(HttpResponse::Ok()).json(serde_json::json!({"active": false}));
+    if let Some(rt) = state.store.refresh_token(&digest(token))? {
+        let live = rt.tenant_id == tenant.id
+            && rt.client_id == app.client_id
+            && !rt.rotated
+            && rt.expires_at > now
+            && super::token::grant_is_live(&state, &rt.grant_id);
+        if !live {
+            return Ok(inactive());
+        }
+        let sub = super::claims::pairwise_sub(&state, &tenant, &rt.auth.user_id, &rt.client_id);
+        return Ok(no_store(HttpResponse::Ok()).json(serde_json::json!({
+            "active": true, "token_type": "refresh_token", "client_id": rt.client_id,
+            "scope": rt.scope.join(" "), "sub": sub, "exp": rt.expires_at, "iat": rt.issued_at,
+            "iss": state.issuer(&tenant), "tid": tenant.id, "oid": rt.auth.user_id,
+        })));
+    }
+    match validate_access(&state, &tenant, token) {
+        Ok(c) => Ok(no_store(HttpResponse::Ok()).json(serde_json::json!({
+            "active": true, "token_type": "Bearer", "client_id": c.client_id, "scope": c.scp,
+            "roles": c.roles, "sub": c.sub, "aud": c.aud, "iss": c.iss, "exp": c.exp, "iat": c.iat,
+            "nbf": c.nbf, "jti": c.jti, "tid": c.tid, "oid": c.oid,
+        }))),
+        Err(_) => Ok(inactive()),
+    }
+}

@@ -1,0 +1,292 @@
+//! Signing keys: PEM files in the keys dir (mode 0600), metadata in the store,
+//! parsed once at start into ready signers. JWTs are assembled here so that the
+//! private key is never re-parsed per token.
+use std::path::{Path, PathBuf};
+
+use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::rsa::KeySize;
+use aws_lc_rs::signature::{self, EcdsaKeyPair, KeyPair, RsaKeyPair};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::directory::SigningAlg;
+use crate::secrets::b64url;
+use crate::storage::{Store, StoreError};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct KeyMeta {
+    pub kid: String,
+    pub alg: SigningAlg,
+    pub created_at: i64,
+    /// Signing starts at this time; the key is published in JWKS from creation.
+    pub activates_at: i64,
+    /// Set when a successor activates: the key leaves JWKS after this time.
+    #[serde(default)]
+    pub retires_at: Option<i64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("keys dir {0}: {1}")]
+    Io(PathBuf, std::io::Error),
+    #[error("key {0}: {1}")]
+    Bad(String, String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+enum Pair {
+    Ec(EcdsaKeyPair),
+    Rsa(RsaKeyPair),
+}
+
+struct LoadedKey {
+    meta: KeyMeta,
+    pair: Pair,
+    header_b64: String,
+    /// RFC 9068 header for access tokens.
+    header_at_b64: String,
+    decoding: DecodingKey,
+    jwk: serde_json::Value,
+}
+
+/// The signing keys of this instance, immutable after start.
+pub struct KeyRing {
+    keys: Vec<LoadedKey>,
+    jwks: std::sync::Arc<str>,
+    rng: SystemRandom,
+}
+
+fn file_for(dir: &Path, meta: &KeyMeta) -> PathBuf {
+    dir.join(format!("{}.{}.pem", meta.kid, meta.alg.as_str().to_ascii_lowercase()))
+}
+
+fn write_private(path: &Path, pem_text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path)?;
+    f.write_all(pem_text.as_bytes())?;
+    f.sync_all()
+}
+
+fn generate(dir: &Path, alg: SigningAlg, now: i64, activates_at: i64) -> Result<KeyMeta, KeyError> {
+    let der = match alg {
+        SigningAlg::ES256 => EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
+            .map_err(|e| KeyError::Bad("new ES256".into(), e.to_string()))?
+            .as_ref()
+            .to_vec(),
+        SigningAlg::RS256 => RsaKeyPair::generate(KeySize::Rsa2048)
+            .and_then(|k| k.as_der().map(|d| d.as_ref().to_vec()))
+            .map_err(|e| KeyError::Bad("new RS256".into(), e.to_string()))?,
+    };
+    let kid = b64url(&crate::secrets::sha256(&der)[..12]);
+    let meta = KeyMeta { kid, alg, created_at: now, activates_at, retires_at: None };
+    std::fs::create_dir_all(dir).map_err(|e| KeyError::Io(dir.to_path_buf(), e))?;
+    let path = file_for(dir, &meta);
+    let text = pem::encode(&pem::Pem::new("PRIVATE KEY", der));
+    write_private(&path, &text).map_err(|e| KeyError::Io(path.clone(), e))?;
+    Ok(meta)
+}
+
+fn load(dir: &Path, meta: KeyMeta) -> Result<LoadedKey, KeyError> {
+    let path = file_for(dir, &meta);
+    let text = std::fs::read_to_string(&path).map_err(|e| KeyError::Io(path.clone(), e))?;
+    let der = pem::parse(&text).map_err(|e| KeyError::Bad(meta.kid.clone(), e.to_string()))?;
+    let bad = |e: String| KeyError::Bad(meta.kid.clone(), e);
+    let (pair, decoding, jwk) = match meta.alg {
+        SigningAlg::ES256 => {
+            let pair = EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, der.contents())
+                .map_err(|e| bad(e.to_string()))?;
+            let point = pair.public_key().as_ref();
+            if point.len() != 65 {
+                return Err(bad("unexpected EC public key".into()));
+            }
+            let (x, y) = (b64url(&point[1..33]), b64url(&point[33..65]));
+            let decoding = DecodingKey::from_ec_components(&x, &y).map_err(|e| bad(e.to_string()))?;
+            let jwk = serde_json::json!({"kty": "EC", "crv": "P-256", "x": x, "y": y,
+                "kid": meta.kid, "alg": "ES256", "use": "sig"});
+            (Pair::Ec(pair), decoding, jwk)
+        }
+        SigningAlg::RS256 => {
+            let pair = RsaKeyPair::from_pkcs8(der.contents()).map_err(|e| bad(e.to_string()))?;
+            let public = pair.public_key();
+            let n = public.modulus().big_endian_without_leading_zero().to_vec();
+            let e = public.exponent().big_endian_without_leading_zero().to_vec();
+            let decoding = DecodingKey::from_rsa_raw_components(&n, &e);
+            let jwk = serde_json::json!({"kty": "RSA", "n": b64url(&n), "e": b64url(&e),
+                "kid": meta.kid, "alg": "RS256", "use": "sig"});
+            (Pair::Rsa(pair), decoding, jwk)
+        }
+    };
+    let header = |typ: &str| {
+        let h = serde_json::json!({"alg": meta.alg.as_str(), "typ": typ, "kid": meta.kid});
+        b64url(h.to_string().as_bytes())
+    };
+    let (header_b64, header_at_b64) = (header("JWT"), header("at+jwt"));
+    Ok(LoadedKey { meta, pair, header_b64, header_at_b64, decoding, jwk })
+}
+
+/// ID tokens carry `typ: JWT`, access tokens `typ: at+jwt` (RFC 9068), so one is never taken for the other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenType {
+    Id,
+    Access,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error("malformed token")]
+    Malformed,
+    #[error("unknown signing key")]
+    UnknownKey,
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl KeyRing {
+    /// Loads the keys recorded in the store, adopts PEM files the store does not know,
+    /// generates an ES256 and an RS256 key when none exists, and drops retired keys.
+    pub fn load_or_create(store: &Store, dir: &Path, now: i64) -> Result<Self, KeyError> {
+        let mut metas = store.key_metas()?;
+        adopt_unknown_files(dir, &mut metas, store, now)?;
+        for alg in [SigningAlg::ES256, SigningAlg::RS256] {
+            if !metas.iter().any(|m| m.alg == alg) {
+                let meta = generate(dir, alg, now, now)?;
+                store.put_key_meta(&meta)?;
+                metas.push(meta);
+            }
+        }
+        let mut keys = Vec::new();
+        for meta in metas {
+            if meta.retires_at.is_some_and(|t| t < now) {
+                store.delete_key_meta(&meta.kid)?;
+                let _ = std::fs::remove_file(file_for(dir, &meta));
+                continue;
+            }
+            keys.push(load(dir, meta)?);
+        }
+        keys.sort_by_key(|k| k.meta.activates_at);
+        let jwks = serde_json::json!({"keys": keys.iter().map(|k| &k.jwk).collect::<Vec<_>>()}).to_string();
+        store.flush_blocking()?;
+        Ok(Self { keys, jwks: jwks.into(), rng: SystemRandom::new() })
+    }
+
+    /// `gatehouse keys rotate`: a new key of `alg`, published at once, signing after `grace`.
+    /// The current key retires once tokens it signed have expired.
+    pub fn rotate(store: &Store, dir: &Path, alg: SigningAlg, now: i64, grace: i64, max_token_life: i64) -> Result<KeyMeta, KeyError> {
+        let meta = generate(dir, alg, now, now + grace)?;
+        for mut old in store.key_metas()? {
+            if old.alg == alg && old.retires_at.is_none() {
+                old.retires_at = Some(meta.activates_at + max_token_life);
+                store.put_key_meta(&old)?;
+            }
+        }
+        store.put_key_meta(&meta)?;
+        store.flush_blocking()?;
+        Ok(meta)
+    }
+
+    pub fn jwks_json(&self) -> &str {
+        &self.jwks
+    }
+
+    pub fn metas(&self) -> impl Iterator<Item = &KeyMeta> {
+        self.keys.iter().map(|k| &k.meta)
+    }
+
+    fn signing_key(&self, alg: SigningAlg, now: i64) -> Option<&LoadedKey> {
+        // Newest key of the algorithm whose activation time has come.
+        self.keys.iter().rev().find(|k| k.meta.alg == alg && k.meta.activates_at <= now)
+    }
+
+    /// Signs claims as a compact JWS with the active key of `alg`.
+    pub fn sign<T: Serialize>(&self, alg: SigningAlg, typ: TokenType, now: i64, claims: &T) -> Result<String, String> {
+        let key = self.signing_key(alg, now).ok_or("no active signing key")?;
+        let payload = serde_json::to_vec(claims).map_err(|e| e.to_string())?;
+        let header = match typ {
+            TokenType::Id => &key.header_b64,
+            TokenType::Access => &key.header_at_b64,
+        };
+        let mut out = String::with_capacity(header.len() + payload.len() * 4 / 3 + 100);
+        out.push_str(header);
+        out.push('.');
+        out.push_str(&b64url(&payload));
+        let sig = match &key.pair {
+            Pair::Ec(p) => p.sign(&self.rng, out.as_bytes()).map_err(|e| e.to_string())?.as_ref().to_vec(),
+            Pair::Rsa(p) => {
+                let mut sig = vec![0u8; p.public_modulus_len()];
+                p.sign(&signature::RSA_PKCS1_SHA256, &self.rng, out.as_bytes(), &mut sig)
+                    .map_err(|e| e.to_string())?;
+                sig
+            }
+        };
+        out.push('.');
+        out.push_str(&b64url(&sig));
+        Ok(out)
+    }
+
+    /// Verifies a JWT we signed (any published key) and decodes its claims.
+    /// `exp` is checked against `now`; audience and issuer are the caller's to check.
+    pub fn verify<T: DeserializeOwned>(&self, token: &str, typ: TokenType, now: i64, check_exp: bool) -> Result<T, VerifyError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Malformed)?;
+        let expected_typ = match typ {
+            TokenType::Id => "JWT",
+            TokenType::Access => "at+jwt",
+        };
+        if header.typ.as_deref() != Some(expected_typ) {
+            return Err(VerifyError::Invalid("wrong token type".into()));
+        }
+        let kid = header.kid.ok_or(VerifyError::Malformed)?;
+        let key = self.keys.iter().find(|k| k.meta.kid == kid).ok_or(VerifyError::UnknownKey)?;
+        let alg = match key.meta.alg {
+            SigningAlg::ES256 => Algorithm::ES256,
+            SigningAlg::RS256 => Algorithm::RS256,
+        };
+        if header.alg != alg {
+            return Err(VerifyError::Invalid("algorithm mismatch".into()));
+        }
+        let mut v = Validation::new(alg);
+        v.validate_exp = false;
+        v.validate_aud = false;
+        v.required_spec_claims.clear();
+        let data = jsonwebtoken::decode::<serde_json::Value>(token, &key.decoding, &v)
+            .map_err(|e| VerifyError::Invalid(e.to_string()))?;
+        if check_exp {
+            let exp = data.claims.get("exp").and_then(|e| e.as_i64()).ok_or(VerifyError::Malformed)?;
+            if exp <= now {
+                return Err(VerifyError::Invalid("expired".into()));
+            }
+        }
+        serde_json::from_value(data.claims).map_err(|_| VerifyError::Malformed)
+    }
+}
+
+fn adopt_unknown_files(dir: &Path, metas: &mut Vec<KeyMeta>, store: &Store, now: i64) -> Result<(), KeyError> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Ok(()) };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        let Some(stem) = name.strip_suffix(".pem") else { continue };
+        let Some((kid, alg)) = stem.rsplit_once('.') else { continue };
+        let alg = match alg {
+            "es256" => SigningAlg::ES256,
+            "rs256" => SigningAlg::RS256,
+            _ => continue,
+        };
+        if metas.iter().any(|m| m.kid == kid) {
+            continue;
+        }
+        let meta = KeyMeta { kid: kid.to_string(), alg, created_at: now, activates_at: now, retires_at: None };
+        store.put_key_meta(&meta)?;
+        metas.push(meta);
+    }
+    // Several adopted keys of one algorithm: only the newest file signs, the rest retire.
+    Ok(())
+}

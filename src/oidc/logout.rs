@@ -1,0 +1,99 @@
+//! RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0): ends the SSO session
+//! and returns only to a registered post_logout_redirect_uri.
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use super::authorize::{SSO_COOKIE, current_session};
+use super::claims::IdTokenClaims;
+use super::keys::TokenType;
+use super::params::Params;
+use crate::secrets::digest;
+use crate::web::error::PageError;
+use crate::web::pages::{LogoutPage, SignedOutPage, render};
+use crate::web::{AppState, Data, csrf};
+
+pub async fn end_session_get(req: HttpRequest, path: web::Path<String>, state: Data) -> Result<HttpResponse, PageError> {
+    let p = Params::parse(req.query_string()).map_err(|e| PageError::bad_request("invalid_request", e.description))?;
+    end_session(&req, &path, p, &state, false).await
+}
+
+pub async fn end_session_post(req: HttpRequest, path: web::Path<String>, body: web::Bytes, state: Data) -> Result<HttpResponse, PageError> {
+    let p = crate::web::signin::form(&req, &body)?;
+    let confirmed = p.contains("csrf");
+    if confirmed {
+        csrf::verify(&req, &state, p.get("csrf"))?;
+    }
+    end_session(&req, &path, p, &state, confirmed).await
+}
+
+async fn end_session(req: &HttpRequest, slug: &str, p: Params, state: &AppState, confirmed: bool) -> Result<HttpResponse, PageError> {
+    let tenant = state.tenant(slug)?;
+    let hint = match p.get("id_token_hint") {
+        Some(t) => Some(
+            state
+                .keys
+                .verify::<IdTokenClaims>(t, TokenType::Id, state.now(), false)
+                .ok()
+                .filter(|c| c.iss == state.issuer(&tenant))
+                .ok_or_else(|| PageError::bad_request("invalid_request", "The id_token_hint is not a token we issued."))?,
+        ),
+        None => None,
+    };
+    let client_id = match (p.get("client_id"), &hint) {
+        (Some(c), Some(h)) if c != h.aud => {
+            return Err(PageError::bad_request("invalid_request", "client_id does not match the id_token_hint."));
+        }
+        (Some(c), _) => Some(c.to_string()),
+        (None, Some(h)) => Some(h.aud.clone()),
+        (None, None) => None,
+    };
+    let redirect = match p.get("post_logout_redirect_uri") {
+        None => None,
+        Some(uri) => {
+            let app = match &client_id {
+                Some(c) => state.store.app(&tenant.id, c)?,
+                None => None,
+            };
+            match app {
+                Some(app) if app.post_logout_uri_registered(uri) => Some(uri.to_string()),
+                _ => {
+                    return Err(PageError::bad_request(
+                        "invalid_post_logout_redirect_uri",
+                        "The address to return to after signing out is not registered for this application.",
+                    ));
+                }
+            }
+        }
+    };
+    // Without an id_token_hint a third party could sign people out: ask first.
+    if hint.is_none() && !confirmed && current_session(req, state, &tenant)?.is_some() {
+        let (browser, new_cookie) = csrf::browser(req, state);
+        let mut fields = Vec::new();
+        for name in ["client_id", "post_logout_redirect_uri", "state"] {
+            if let Some(v) = p.get(name) {
+                fields.push((name.to_string(), v.to_string()));
+            }
+        }
+        let page = LogoutPage {
+            tenant_name: tenant.display_name.clone(),
+            action: format!("/{}/oauth2/v2.0/logout", tenant.slug),
+            csrf: csrf::token(state, &browser),
+            fields,
+        };
+        return render(&page, new_cookie.into_iter().collect());
+    }
+    if let Some((cookie, _)) = current_session(req, state, &tenant)? {
+        state.store.delete_session(&digest(&cookie))?;
+    }
+    let removal = state.removal_cookie(SSO_COOKIE, format!("/{}", tenant.slug));
+    match redirect {
+        Some(uri) => {
+            let mut u = url::Url::parse(&uri).map_err(PageError::internal)?;
+            if let Some(s) = p.get("state") {
+                u.query_pairs_mut().append_pair("state", s);
+            }
+            Ok(HttpResponse::Found().insert_header((header::LOCATION, u.to_string())).cookie(removal).finish())
+        }
+        None => render(&SignedOutPage { tenant_name: tenant.display_name.clone() }, vec![removal]),
+    }
+}

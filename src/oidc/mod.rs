@@ -1,0 +1,13 @@
+//! The OpenID Connect provider: discovery, keys, authorize, token, userinfo,
+//! revocation, introspection and logout, per tenant.
+pub mod authorize;
+pub mod claims;
+pub mod discovery;
+pub mod error;
+pub mod introspect;
+pub mod keys;
+pub mod logout;
+pub mod model;
+pub mod params;
+pub mod token;
+pub mod userinfo;

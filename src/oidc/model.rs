@@ -1,0 +1,110 @@
+//! Records of the protocol: sign-in transactions, SSO sessions, codes, grants, refresh tokens.
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// What the relying party asked for at the authorization endpoint, validated.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AuthRequest {
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub response_mode: ResponseMode,
+    pub scope: Vec<String>,
+    pub state: Option<String>,
+    pub nonce: Option<String>,
+    pub code_challenge: Option<String>,
+    pub prompt: Vec<String>,
+    pub max_age: Option<i64>,
+    pub login_hint: Option<String>,
+    pub acr_values: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ResponseMode {
+    Query,
+    FormPost,
+}
+
+/// The steps of a sign-in; a handler only accepts the step the transaction is at.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub enum Step {
+    Identify,
+    Password,
+}
+
+/// A sign-in in progress, stored server side and referenced by an opaque id.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SignIn {
+    pub tenant_id: Uuid,
+    /// SHA-256 of the browser cookie this sign-in is bound to.
+    pub browser: [u8; 32],
+    pub request: AuthRequest,
+    pub step: Step,
+    pub login: Option<String>,
+    pub user_id: Option<Uuid>,
+    pub expires_at: i64,
+}
+
+/// What a completed sign-in proved, carried into codes, sessions and refresh tokens.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Authentication {
+    pub user_id: Uuid,
+    pub auth_time: i64,
+    pub amr: Vec<String>,
+    pub acr: String,
+    /// Home identity provider issuer for guests; `None` for members.
+    #[serde(default)]
+    pub idp: Option<String>,
+}
+
+/// An SSO session (cookie per tenant).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Session {
+    pub tenant_id: Uuid,
+    /// Public session id, the `sid` claim.
+    pub sid: String,
+    pub auth: Authentication,
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AuthCode {
+    pub tenant_id: Uuid,
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub scope: Vec<String>,
+    pub nonce: Option<String>,
+    pub code_challenge: Option<String>,
+    pub sid: String,
+    pub auth: Authentication,
+    pub expires_at: i64,
+    /// The grant this code opens; a replayed code revokes it.
+    pub grant_id: Uuid,
+    pub used: bool,
+}
+
+/// A grant (refresh-token family): what one code exchange issued.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Grant {
+    pub tenant_id: Uuid,
+    pub client_id: String,
+    pub user_id: Uuid,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub revoked: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RefreshToken {
+    pub tenant_id: Uuid,
+    pub client_id: String,
+    pub grant_id: Uuid,
+    pub scope: Vec<String>,
+    pub sid: String,
+    pub auth: Authentication,
+    pub issued_at: i64,
+    pub expires_at: i64,
+    /// Set when this token was exchanged for a new one; a second use is reuse.
+    pub rotated: bool,
+}

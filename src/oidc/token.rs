@@ -1,0 +1,261 @@
+//! The token endpoint: authorization_code (PKCE, single use), refresh_token (rotation,
+//! family revocation on reuse) and client_credentials. Client authentication lives here too.
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use base64::Engine;
+use uuid::Uuid;
+
+use super::claims::{UserTokenInput, app_access_token, id_token, user_access_token};
+use super::error::{OAuthCode, OAuthError};
+use super::model::{Grant, RefreshToken};
+use super::params::Params;
+use crate::directory::{Application, ClientType, Tenant};
+use crate::secrets::{b64url, ct_eq, digest, new_token, sha256};
+use crate::storage::{CodeUse, RefreshUse};
+use crate::web::{AppState, Data};
+
+/// Reads the form body of a back-channel request.
+pub fn form_body(req: &HttpRequest, body: &web::Bytes) -> Result<Params, OAuthError> {
+    let ct = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if !ct.starts_with("application/x-www-form-urlencoded") {
+        return Err(OAuthError::request("the body must be application/x-www-form-urlencoded"));
+    }
+    let raw = std::str::from_utf8(body).map_err(|_| OAuthError::request("the body is not valid UTF-8"))?;
+    Params::parse(raw)
+}
+
+pub fn tenant_of(state: &AppState, slug: &str) -> Result<Tenant, OAuthError> {
+    state.store.tenant_by_slug(slug)?.ok_or_else(|| OAuthError::request("unknown tenant"))
+}
+
+/// RFC 6749 §2.3: client_secret_basic, client_secret_post or none (public clients).
+/// `require_confidential` is for endpoints public clients may not use.
+pub fn authenticate_client(req: &HttpRequest, p: &Params, state: &AppState, tenant: &Tenant) -> Result<Application, OAuthError> {
+    let basic = match req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        Some(h) if h.len() > 6 && h[..6].eq_ignore_ascii_case("basic ") => Some(parse_basic(&h[6..])?),
+        Some(_) | None => None,
+    };
+    let via_basic = basic.is_some();
+    let (client_id, secret) = match basic {
+        Some((id, secret)) => {
+            if p.contains("client_secret") {
+                return Err(OAuthError::request("use one client authentication method, not two"));
+            }
+            if p.get("client_id").is_some_and(|c| c != id) {
+                return Err(OAuthError::request("client_id does not match the authenticated client"));
+            }
+            (id, Some(secret))
+        }
+        None => (
+            p.get("client_id").ok_or_else(|| OAuthError::client("client authentication is required"))?.to_string(),
+            p.get("client_secret").map(String::from),
+        ),
+    };
+    let fail = |msg: &str| OAuthError { basic_challenge: via_basic, ..OAuthError::client(msg) };
+    let app = state.store.app(&tenant.id, &client_id)?.ok_or_else(|| fail("client authentication failed"))?;
+    match (app.client_type, secret) {
+        (ClientType::Confidential, Some(s)) if app.verify_secret(&s) => Ok(app),
+        (ClientType::Public, None) => Ok(app),
+        _ => Err(fail("client authentication failed")),
+    }
+}
+
+fn parse_basic(b64: &str) -> Result<(String, String), OAuthError> {
+    let bad = || OAuthError::client("malformed Basic authorization header");
+    let raw = base64::engine::general_purpose::STANDARD.decode(b64.trim()).map_err(|_| bad())?;
+    let raw = String::from_utf8(raw).map_err(|_| bad())?;
+    let (id, secret) = raw.split_once(':').ok_or_else(bad)?;
+    // RFC 6749 §2.3.1: both parts are form-urlencoded before being joined.
+    let dec = |s: &str| url::form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.to_string());
+    Ok((dec(id).ok_or_else(bad)?, dec(secret).ok_or_else(bad)?))
+}
+
+pub async fn token(req: HttpRequest, path: web::Path<String>, body: web::Bytes, state: Data) -> Result<HttpResponse, OAuthError> {
+    let tenant = tenant_of(&state, &path)?;
+    let p = form_body(&req, &body)?;
+    let app = authenticate_client(&req, &p, &state, &tenant)?;
+    match p.require("grant_type")? {
+        "authorization_code" => authorization_code(&state, &tenant, &app, &p).await,
+        "refresh_token" => refresh(&state, &tenant, &app, &p).await,
+        "client_credentials" => client_credentials(&state, &tenant, &app),
+        other => Err(OAuthError::new(OAuthCode::UnsupportedGrantType, format!("grant_type {other} is not supported"))),
+    }
+}
+
+fn pkce_ok(challenge: &Option<String>, verifier: Option<&str>) -> Result<(), OAuthError> {
+    match (challenge, verifier) {
+        (None, None) => Ok(()),
+        (None, Some(_)) => Err(OAuthError::grant("code_verifier given but the authorization request had no code_challenge")),
+        (Some(_), None) => Err(OAuthError::grant("code_verifier is required")),
+        (Some(c), Some(v)) => {
+            let well_formed = (43..=128).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
+            if well_formed && ct_eq(b64url(&sha256(v.as_bytes())).as_bytes(), c.as_bytes()) {
+                Ok(())
+            } else {
+                Err(OAuthError::grant("code_verifier does not match the code_challenge"))
+            }
+        }
+    }
+}
+
+async fn authorization_code(state: &AppState, tenant: &Tenant, app: &Application, p: &Params) -> Result<HttpResponse, OAuthError> {
+    let code = p.require("code")?;
+    let redirect_uri = p.require("redirect_uri")?;
+    let id = digest(code);
+    let invalid = || OAuthError::grant("the code is invalid, expired or was already used");
+    let record = state.store.code(&id)?.ok_or_else(invalid)?;
+    let now = state.now();
+    if !record.used {
+        if record.tenant_id != tenant.id || record.client_id != app.client_id || record.expires_at <= now {
+            return Err(invalid());
+        }
+        if record.redirect_uri != redirect_uri {
+            return Err(OAuthError::grant("redirect_uri does not match the authorization request"));
+        }
+        pkce_ok(&record.code_challenge, p.get("code_verifier"))?;
+    }
+    let offline = record.scope.iter().any(|s| s == "offline_access");
+    let t = &state.config.tokens;
+    let grant = Grant {
+        tenant_id: tenant.id,
+        client_id: app.client_id.clone(),
+        user_id: record.auth.user_id,
+        created_at: now,
+        expires_at: now + t.refresh_family_max_secs,
+        revoked: false,
+    };
+    let refresh_secret = offline.then(new_token);
+    let refresh_record = RefreshToken {
+        tenant_id: tenant.id,
+        client_id: app.client_id.clone(),
+        grant_id: record.grant_id,
+        scope: record.scope.clone(),
+        sid: record.sid.clone(),
+        auth: record.auth.clone(),
+        issued_at: now,
+        expires_at: (now + t.refresh_token_secs).min(grant.expires_at),
+        rotated: false,
+    };
+    let refresh_id = refresh_secret.as_deref().map(digest);
+    let outcome = state.store.use_code(&id, &grant, refresh_id.as_ref().map(|i| (i, &refresh_record)))?;
+    let code = match outcome {
+        CodeUse::Redeemed(code) => code,
+        CodeUse::Replayed => {
+            state.store.flush().await?;
+            return Err(OAuthError::grant("the code was already used; tokens issued with it are revoked"));
+        }
+        CodeUse::Unknown => return Err(invalid()),
+    };
+    let user = state.store.user(&tenant.id, &code.auth.user_id)?.filter(|u| u.account_enabled).ok_or_else(invalid)?;
+    let input = UserTokenInput {
+        tenant,
+        app,
+        user: &user,
+        auth: &code.auth,
+        sid: &code.sid,
+        nonce: code.nonce.as_deref(),
+        scope: &code.scope,
+        grant_id: Some(code.grant_id),
+    };
+    let body = token_response(state, &input, refresh_secret)?;
+    // The code is spent and the refresh token stored before the client sees them.
+    state.store.flush().await?;
+    Ok(body)
+}
+
+fn token_response(state: &AppState, input: &UserTokenInput<'_>, refresh: Option<String>) -> Result<HttpResponse, OAuthError> {
+    let access = user_access_token(state, input).map_err(OAuthError::server)?;
+    let id = id_token(state, input).map_err(OAuthError::server)?;
+    let mut body = serde_json::json!({
+        "access_token": access,
+        "token_type": "Bearer",
+        "expires_in": state.config.tokens.access_token_secs,
+        "scope": input.scope.join(" "),
+        "id_token": id,
+    });
+    if let Some(r) = refresh {
+        body["refresh_token"] = serde_json::Value::String(r);
+    }
+    Ok(no_store(HttpResponse::Ok()).json(body))
+}
+
+pub fn no_store(mut b: actix_web::HttpResponseBuilder) -> actix_web::HttpResponseBuilder {
+    b.insert_header(("Cache-Control", "no-store")).insert_header(("Pragma", "no-cache"));
+    b
+}
+
+async fn refresh(state: &AppState, tenant: &Tenant, app: &Application, p: &Params) -> Result<HttpResponse, OAuthError> {
+    let presented = p.require("refresh_token")?;
+    let old = digest(presented);
+    let invalid = || OAuthError::grant("the refresh token is invalid, expired or revoked");
+    let current = state.store.refresh_token(&old)?.ok_or_else(invalid)?;
+    if current.tenant_id != tenant.id || current.client_id != app.client_id {
+        return Err(invalid());
+    }
+    let scope = match p.get("scope") {
+        None => current.scope.clone(),
+        Some(_) => {
+            let asked = p.list("scope");
+            if asked.iter().any(|s| !current.scope.contains(s)) {
+                return Err(OAuthError::new(OAuthCode::InvalidScope, "scope exceeds what was granted"));
+            }
+            asked
+        }
+    };
+    let now = state.now();
+    let secret = new_token();
+    let life = state.config.tokens.refresh_token_secs;
+    let outcome = state.store.rotate_refresh(&old, &digest(&secret), now, |rt| RefreshToken {
+        issued_at: now,
+        expires_at: now + life,
+        rotated: false,
+        ..rt.clone()
+    })?;
+    let next = match outcome {
+        RefreshUse::Rotated(next) => next,
+        RefreshUse::Reused => {
+            state.store.flush().await?;
+            tracing::warn!(client = %app.client_id, "refresh token reuse: grant revoked");
+            return Err(OAuthError::grant("the refresh token was already used; the session is revoked"));
+        }
+        RefreshUse::Revoked | RefreshUse::Unknown => return Err(invalid()),
+    };
+    let user = match state.store.user(&tenant.id, &next.auth.user_id)?.filter(|u| u.account_enabled) {
+        Some(u) => u,
+        None => {
+            state.store.revoke_grant(&next.grant_id)?;
+            return Err(invalid());
+        }
+    };
+    // The original authentication (auth_time, amr, acr) carries over unchanged.
+    let input = UserTokenInput {
+        tenant,
+        app,
+        user: &user,
+        auth: &next.auth,
+        sid: &next.sid,
+        nonce: None,
+        scope: &scope,
+        grant_id: Some(next.grant_id),
+    };
+    let body = token_response(state, &input, Some(secret))?;
+    state.store.flush().await?;
+    Ok(body)
+}
+
+fn client_credentials(state: &AppState, tenant: &Tenant, app: &Application) -> Result<HttpResponse, OAuthError> {
+    if app.client_type != ClientType::Confidential {
+        return Err(OAuthError::new(OAuthCode::UnauthorizedClient, "public clients cannot use client_credentials"));
+    }
+    let token = app_access_token(state, tenant, app).map_err(OAuthError::server)?;
+    Ok(no_store(HttpResponse::Ok()).json(serde_json::json!({
+        "access_token": token,
+        "token_type": "Bearer",
+        "expires_in": state.config.tokens.access_token_secs,
+    })))
+}
+
+/// For tests of the grant bookkeeping.
+pub fn grant_is_live(state: &AppState, grant: &Uuid) -> bool {
+    matches!(state.store.grant(grant), Ok(Some(g)) if !g.revoked && g.expires_at > state.now())
+}

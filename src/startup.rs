@@ -1,0 +1,140 @@
+//! Builds the application: binds (port 0 picks a free port), opens the store, loads keys,
+//! seeds the demo, and returns a server ready to run.
+use std::net::TcpListener;
+
+use actix_web::middleware::DefaultHeaders;
+use actix_web::{App, HttpServer, web};
+use base64::Engine;
+
+use crate::clock::SharedClock;
+use crate::config::Config;
+use crate::directory::demo::{self, DemoCredentials};
+use crate::directory::password;
+use crate::oidc::keys::{KeyError, KeyRing};
+use crate::secrets::{new_token, random_bytes};
+use crate::storage::{Store, StoreError};
+use crate::web::{AppState, ratelimit::Limiter};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot listen on {0}: {1}")]
+    Bind(std::net::SocketAddr, std::io::Error),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("signing keys: {0}")]
+    Keys(#[from] KeyError),
+    #[error("demo: {0}")]
+    Demo(#[from] demo::DemoError),
+    #[error("{0}")]
+    Other(String),
+}
+
+pub struct Application {
+    url: String,
+    port: u16,
+    server: actix_web::dev::Server,
+    state: web::Data<AppState>,
+    demo: Option<DemoCredentials>,
+}
+
+/// The inline script of the form_post page, allowed by hash in the CSP.
+pub const FORM_POST_SCRIPT: &str = r#"document.getElementById("form-post").submit();"#;
+
+fn security_headers() -> DefaultHeaders {
+    let hash = base64::engine::general_purpose::STANDARD.encode(crate::secrets::sha256(FORM_POST_SCRIPT.as_bytes()));
+    DefaultHeaders::new()
+        .add(("X-Content-Type-Options", "nosniff"))
+        .add(("X-Frame-Options", "DENY"))
+        .add(("Referrer-Policy", "no-referrer"))
+        .add((
+            "Content-Security-Policy",
+            format!("default-src 'none'; style-src 'self'; img-src 'self' data:; script-src 'sha256-{hash}'; frame-ancestors 'none'; base-uri 'none'"),
+        ))
+}
+
+impl Application {
+    pub async fn build(config: Config, clock: SharedClock) -> Result<Self, StartupError> {
+        let listener = TcpListener::bind(config.bind).map_err(|e| StartupError::Bind(config.bind, e))?;
+        let addr = listener.local_addr().map_err(|e| StartupError::Bind(config.bind, e))?;
+        let port = addr.port();
+        let url = config.public_url.clone().unwrap_or_else(|| format!("http://{addr}")).trim_end_matches('/').to_string();
+
+        let store = Store::open(&config.data_dir)?;
+        let now = clock.now();
+        let keys = KeyRing::load_or_create(&store, &config.keys_dir(), now)?;
+        let instance_secret: [u8; 32] = store.meta_or_insert("instance_secret", random_bytes::<32>)?;
+        let dummy_hash = password::hash(&new_token(), &config.argon2).map_err(StartupError::Other)?;
+        let demo = if config.demo {
+            Some(demo::apply(&store, &config.data_dir, &url, &instance_secret, &config.argon2, now)?)
+        } else {
+            None
+        };
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(std::time::Duration::from_secs(10))
+            .build()
+            .map_err(|e| StartupError::Other(e.to_string()))?;
+        let workers = if config.workers == 0 { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2) } else { config.workers };
+        let state = web::Data::new(AppState {
+            public_url: url.clone(),
+            limiter: Limiter::new(config.rate_limit.password_failures, config.rate_limit.window_secs),
+            ip_limiter: Limiter::new(config.rate_limit.password_failures * 10, config.rate_limit.window_secs),
+            config,
+            store,
+            keys,
+            clock,
+            instance_secret,
+            dummy_hash,
+            http,
+            demo: Default::default(),
+        });
+
+        let shared = state.clone();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(shared.clone())
+                .app_data(web::PayloadConfig::new(64 * 1024))
+                .wrap(security_headers())
+                .configure(crate::web::configure)
+        })
+        .workers(workers)
+        .listen(listener)
+        .map_err(|e| StartupError::Bind(addr, e))?
+        .run();
+
+        let sweeper = state.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(300));
+            loop {
+                tick.tick().await;
+                let s = sweeper.clone();
+                let _ = tokio::task::spawn_blocking(move || s.store.sweep(s.now())).await;
+            }
+        });
+        Ok(Self { url, port, server, state, demo })
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn demo_credentials(&self) -> Option<&DemoCredentials> {
+        self.demo.as_ref()
+    }
+
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
+    }
+
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

@@ -1,0 +1,174 @@
+//! Persistence. The only module that imports sled: one tree per relation, composite
+//! keys joined by 0xff, values carry a version byte, bearer secrets are keyed by digest.
+mod codec;
+mod directory;
+mod tokens;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+pub use codec::{decode, encode};
+pub use tokens::{CodeUse, RefreshUse};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the data dir is in use by another gatehouse process (stop it first)")]
+    Locked,
+    #[error("storage: {0}")]
+    Sled(String),
+    #[error("stored record is unreadable: {0}")]
+    Corrupt(String),
+    #[error("{0}")]
+    Conflict(String),
+}
+
+impl From<sled::Error> for StoreError {
+    fn from(e: sled::Error) -> Self {
+        match &e {
+            sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => StoreError::Locked,
+            sled::Error::Io(io) if io.to_string().contains("lock") => StoreError::Locked,
+            _ => StoreError::Sled(e.to_string()),
+        }
+    }
+}
+
+impl From<sled::transaction::TransactionError<StoreError>> for StoreError {
+    fn from(e: sled::transaction::TransactionError<StoreError>) -> Self {
+        match e {
+            sled::transaction::TransactionError::Abort(e) => e,
+            sled::transaction::TransactionError::Storage(e) => e.into(),
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+    tenants: sled::Tree,
+    slug_tenant: sled::Tree,
+    domain_tenant: sled::Tree,
+    users: sled::Tree,
+    upn_user: sled::Tree,
+    mail_user: sled::Tree,
+    apps: sled::Tree,
+    signins: sled::Tree,
+    sessions: sled::Tree,
+    codes: sled::Tree,
+    grants: sled::Tree,
+    refresh_tokens: sled::Tree,
+    revoked_jti: sled::Tree,
+    keys: sled::Tree,
+    meta: sled::Tree,
+}
+
+pub(crate) fn key2(a: &[u8], b: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(a.len() + 1 + b.len());
+    k.extend_from_slice(a);
+    k.push(0xff);
+    k.extend_from_slice(b);
+    k
+}
+
+impl Store {
+    pub fn open(path: &std::path::Path) -> Result<Self> {
+        std::fs::create_dir_all(path).map_err(|e| StoreError::Sled(format!("{}: {e}", path.display())))?;
+        let db = sled::Config::new().path(path.join("db")).flush_every_ms(Some(200)).open()?;
+        let t = |name: &str| db.open_tree(name);
+        Ok(Self {
+            tenants: t("tenants")?,
+            slug_tenant: t("slug_tenant")?,
+            domain_tenant: t("domain_tenant")?,
+            users: t("tenant_users")?,
+            upn_user: t("upn_user")?,
+            mail_user: t("mail_user")?,
+            apps: t("tenant_apps")?,
+            signins: t("signins")?,
+            sessions: t("sessions")?,
+            codes: t("codes")?,
+            grants: t("grants")?,
+            refresh_tokens: t("refresh_tokens")?,
+            revoked_jti: t("revoked_jti")?,
+            keys: t("keys")?,
+            meta: t("meta")?,
+            db,
+        })
+    }
+
+    /// Waits until everything written so far is on disk.
+    pub async fn flush(&self) -> Result<()> {
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    pub fn flush_blocking(&self) -> Result<()> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    pub fn meta<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        get(&self.meta, key.as_bytes())
+    }
+
+    pub fn put_meta<T: Serialize>(&self, key: &str, value: &T) -> Result<()> {
+        put(&self.meta, key.as_bytes(), value)
+    }
+
+    /// Returns the existing value under `key`, or stores and returns `make()`.
+    pub fn meta_or_insert<T: Serialize + DeserializeOwned>(&self, key: &str, make: impl FnOnce() -> T) -> Result<T> {
+        let fresh = make();
+        let bytes = encode(&fresh)?;
+        match self.meta.compare_and_swap(key.as_bytes(), None as Option<&[u8]>, Some(bytes))? {
+            Ok(()) => Ok(fresh),
+            Err(e) => decode(&e.current.ok_or_else(|| StoreError::Corrupt(key.into()))?),
+        }
+    }
+
+    /// Removes expired sign-ins, sessions, codes and refresh tokens.
+    pub fn sweep(&self, now: i64) -> Result<usize> {
+        let mut removed = 0;
+        removed += sweep_tree::<crate::oidc::model::SignIn>(&self.signins, now, |r| r.expires_at)?;
+        removed += sweep_tree::<crate::oidc::model::Session>(&self.sessions, now, |r| r.expires_at)?;
+        removed += sweep_tree::<crate::oidc::model::AuthCode>(&self.codes, now, |r| r.expires_at)?;
+        removed += sweep_tree::<crate::oidc::model::RefreshToken>(&self.refresh_tokens, now, |r| r.expires_at)?;
+        for item in self.revoked_jti.iter() {
+            let (k, v) = item?;
+            let exp: i64 = decode(&v)?;
+            if exp < now {
+                self.revoked_jti.remove(k)?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+}
+
+fn sweep_tree<T: DeserializeOwned>(tree: &sled::Tree, now: i64, exp: impl Fn(&T) -> i64) -> Result<usize> {
+    let mut removed = 0;
+    for item in tree.iter() {
+        let (k, v) = item?;
+        // An unreadable record is kept for inspection rather than silently dropped.
+        if let Ok(rec) = decode::<T>(&v)
+            && exp(&rec) < now
+        {
+            tree.remove(k)?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+pub(crate) fn get<T: DeserializeOwned>(tree: &sled::Tree, key: &[u8]) -> Result<Option<T>> {
+    tree.get(key)?.map(|v| decode(&v)).transpose()
+}
+
+pub(crate) fn put<T: Serialize>(tree: &sled::Tree, key: &[u8], value: &T) -> Result<()> {
+    tree.insert(key, encode(value)?)?;
+    Ok(())
+}
+
+pub(crate) fn uuid_key(id: &Uuid) -> [u8; 16] {
+    *id.as_bytes()
+}

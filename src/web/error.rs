@@ -1,0 +1,61 @@
+//! Errors shown to people: a page `<main id="error" data-error="CODE">` with a message.
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use askama::Template;
+
+use super::pages::ErrorPage;
+
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct PageError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl PageError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into() }
+    }
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+    pub fn csrf() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "csrf",
+            "This form has expired or did not come from this site. Go back, reload the page and try again.",
+        )
+    }
+    pub fn signin_expired() -> Self {
+        Self::bad_request(
+            "signin_expired",
+            "This sign-in has expired or was already completed. Go back to the application and sign in again.",
+        )
+    }
+    pub fn internal(e: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %e, "internal error");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "Something went wrong on our side. Try again.")
+    }
+}
+
+impl From<crate::storage::StoreError> for PageError {
+    fn from(e: crate::storage::StoreError) -> Self {
+        PageError::internal(e)
+    }
+}
+
+impl ResponseError for PageError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let page = ErrorPage { code: self.code, message: &self.message };
+        let body = page.render().unwrap_or_else(|_| self.message.clone());
+        HttpResponse::build(self.status)
+            .content_type("text/html; charset=utf-8")
+            .insert_header(("Cache-Control", "no-store"))
+            .body(body)
+    }
+}

@@ -1,0 +1,115 @@
+//! HTTP: shared state, routes, cookies, CSRF, pages.
+pub mod csrf;
+pub mod demo;
+pub mod error;
+pub mod net;
+pub mod pages;
+pub mod ratelimit;
+pub mod signin;
+
+use actix_web::cookie::{Cookie, SameSite};
+use actix_web::{HttpRequest, web};
+
+use crate::clock::SharedClock;
+use crate::config::Config;
+use crate::directory::Tenant;
+use crate::oidc::keys::KeyRing;
+use crate::storage::Store;
+use error::PageError;
+
+/// Everything a handler may use, built once at start.
+pub struct AppState {
+    pub config: Config,
+    /// Base URL without a trailing slash.
+    pub public_url: String,
+    pub store: Store,
+    pub keys: KeyRing,
+    pub clock: SharedClock,
+    /// Keys CSRF tokens, pairwise subjects and the demo RP's client secrets.
+    pub instance_secret: [u8; 32],
+    /// An argon2id hash of a random password, verified when the login is unknown.
+    pub dummy_hash: String,
+    /// Failed passwords per account.
+    pub limiter: ratelimit::Limiter,
+    /// Failed passwords per client IP (a looser limit against password spraying).
+    pub ip_limiter: ratelimit::Limiter,
+    /// For federation and the demo RP: no redirects followed.
+    pub http: reqwest::Client,
+    pub demo: demo::DemoRp,
+}
+
+pub type Data = web::Data<AppState>;
+
+impl AppState {
+    pub fn now(&self) -> i64 {
+        self.clock.now()
+    }
+
+    pub fn issuer(&self, tenant: &Tenant) -> String {
+        format!("{}/{}/v2.0", self.public_url, tenant.slug)
+    }
+
+    pub fn secure_cookies(&self) -> bool {
+        self.public_url.starts_with("https://")
+    }
+
+    pub fn cookie<'c>(&self, name: &'c str, value: String, path: String, max_age_secs: Option<i64>) -> Cookie<'c> {
+        let mut c = Cookie::build(name, value)
+            .path(path)
+            .http_only(true)
+            .same_site(SameSite::Lax)
+            .secure(self.secure_cookies())
+            .finish();
+        if let Some(age) = max_age_secs {
+            c.set_max_age(actix_web::cookie::time::Duration::seconds(age));
+        }
+        c
+    }
+
+    pub fn removal_cookie<'c>(&self, name: &'c str, path: String) -> Cookie<'c> {
+        let mut c = self.cookie(name, String::new(), path, Some(0));
+        c.make_removal();
+        c
+    }
+
+    /// The tenant named in the URL, or the "unknown tenant" page.
+    pub fn tenant(&self, slug: &str) -> Result<Tenant, PageError> {
+        self.store.tenant_by_slug(slug)?.ok_or_else(|| {
+            PageError::new(actix_web::http::StatusCode::NOT_FOUND, "unknown_tenant", "There is no directory with this name.")
+        })
+    }
+}
+
+pub const RESERVED_SLUGS: &[&str] = &["graph", "demo", "stub", "static", "redeem", "outbox", "healthz", "common"];
+
+/// Reads a cookie value from the request.
+pub fn cookie_value(req: &HttpRequest, name: &str) -> Option<String> {
+    req.cookie(name).map(|c| c.value().to_string()).filter(|v| !v.is_empty())
+}
+
+/// Routes shared by `serve` and the tests.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    use crate::oidc::{authorize, discovery, introspect, logout, token, userinfo};
+    cfg.route("/", web::get().to(demo::home))
+        .route("/healthz", web::get().to(|| async { "ok" }))
+        .route("/static/style.css", web::get().to(pages::stylesheet))
+        .route("/demo/{app}", web::get().to(demo::app_page))
+        .route("/demo/{app}/login", web::get().to(demo::login))
+        .route("/demo/{app}/callback", web::get().to(demo::callback))
+        .route("/demo/{app}/logout", web::post().to(demo::logout))
+        .route("/{tenant}/v2.0/.well-known/openid-configuration", web::get().to(discovery::configuration))
+        .route("/{tenant}/discovery/v2.0/keys", web::get().to(discovery::jwks))
+        .route("/{tenant}/oauth2/v2.0/authorize", web::get().to(authorize::authorize_get))
+        .route("/{tenant}/oauth2/v2.0/authorize", web::post().to(authorize::authorize_post))
+        .route("/{tenant}/oauth2/v2.0/token", web::post().to(token::token))
+        .route("/{tenant}/oidc/userinfo", web::get().to(userinfo::userinfo_get))
+        .route("/{tenant}/oidc/userinfo", web::post().to(userinfo::userinfo_post))
+        .route("/{tenant}/oauth2/v2.0/revoke", web::post().to(introspect::revoke))
+        .route("/{tenant}/oauth2/v2.0/introspect", web::post().to(introspect::introspect))
+        .route("/{tenant}/oauth2/v2.0/logout", web::get().to(logout::end_session_get))
+        .route("/{tenant}/oauth2/v2.0/logout", web::post().to(logout::end_session_post))
+        .route("/{tenant}/login", web::get().to(signin::show))
+        .route("/{tenant}/login/identify", web::post().to(signin::identify))
+        .route("/{tenant}/login/password", web::post().to(signin::password))
+        .route("/{tenant}/login/cancel", web::post().to(signin::cancel));
+}
