@@ -99,18 +99,30 @@ fn execute(cli: Cli) -> Result<(), String> {
             actix_web::rt::System::new().block_on(serve(config))
         }
         Command::Keys { action: KeysAction::Rotate { alg, grace_secs, dirs } } => {
-            let config = load(cli.config.as_deref(), Overrides { data_dir: dirs.data_dir, keys_dir: dirs.keys_dir, ..Default::default() })?;
+            let config = load(
+                cli.config.as_deref(),
+                Overrides { data_dir: dirs.data_dir, keys_dir: dirs.keys_dir, ..Default::default() },
+            )?;
             let store = Store::open(&config.data_dir).map_err(|e| e.to_string())?;
             let alg = if alg == "RS256" { SigningAlg::RS256 } else { SigningAlg::ES256 };
             let t = &config.tokens;
             let grace = grace_secs.unwrap_or(t.key_rotation_grace_secs).max(0);
             let max_life = t.access_token_secs.max(t.id_token_secs);
-            let meta = KeyRing::rotate(&store, &config.keys_dir(), alg, SystemClock.now(), grace, max_life).map_err(|e| e.to_string())?;
-            println!("new {} key {} published; it signs from {}", alg.as_str(), meta.kid, crate::clock::rfc3339(meta.activates_at));
+            let meta = KeyRing::rotate(&store, &config.keys_dir(), alg, SystemClock.now(), grace, max_life)
+                .map_err(|e| e.to_string())?;
+            println!(
+                "new {} key {} published; it signs from {}",
+                alg.as_str(),
+                meta.kid,
+                crate::clock::rfc3339(meta.activates_at)
+            );
             Ok(())
         }
         Command::Keys { action: KeysAction::List { dirs } } => {
-            let config = load(cli.config.as_deref(), Overrides { data_dir: dirs.data_dir, keys_dir: dirs.keys_dir, ..Default::default() })?;
+            let config = load(
+                cli.config.as_deref(),
+                Overrides { data_dir: dirs.data_dir, keys_dir: dirs.keys_dir, ..Default::default() },
+            )?;
             let store = Store::open(&config.data_dir).map_err(|e| e.to_string())?;
             println!("{:<18} {:<6} {:<22} retires", "kid", "alg", "signs from");
             for m in store.key_metas().map_err(|e| e.to_string())? {
@@ -125,7 +137,9 @@ fn execute(cli: Cli) -> Result<(), String> {
 async fn serve(config: Config) -> Result<(), String> {
     use std::io::Write;
     let data_dir = config.data_dir.clone();
-    let app = crate::startup::Application::build(config, std::sync::Arc::new(SystemClock)).await.map_err(|e| e.to_string())?;
+    let app = crate::startup::Application::build(config, std::sync::Arc::new(SystemClock))
+        .await
+        .map_err(|e| e.to_string())?;
     let mut out = std::io::stdout().lock();
     if let Some(creds) = app.demo_credentials() {
         let _ = writeln!(out, "demo tenants seeded; accounts (also on the home page):");

@@ -122,9 +122,7 @@ impl Config {
             }
             fig = fig.merge(Toml::file(path));
         }
-        fig = fig
-            .merge(Env::prefixed("GATEHOUSE__").split("__"))
-            .merge(Serialized::defaults(overrides));
+        fig = fig.merge(Env::prefixed("GATEHOUSE__").split("__")).merge(Serialized::defaults(overrides));
         let config: Config = fig.extract().map_err(|e| {
             let msgs: Vec<String> = e.into_iter().map(|e| e.to_string()).collect();
             ConfigError::Invalid(msgs.join("; "))
@@ -135,8 +133,7 @@ impl Config {
 
     fn validate(&self) -> Result<(), ConfigError> {
         if let Some(url) = &self.public_url {
-            let parsed = url::Url::parse(url)
-                .map_err(|e| ConfigError::Invalid(format!("public_url {url:?}: {e}")))?;
+            let parsed = url::Url::parse(url).map_err(|e| ConfigError::Invalid(format!("public_url {url:?}: {e}")))?;
             if !matches!(parsed.scheme(), "http" | "https") {
                 return Err(ConfigError::Invalid("public_url must be http or https".into()));
             }

@@ -57,7 +57,8 @@ impl Application {
         let listener = TcpListener::bind(config.bind).map_err(|e| StartupError::Bind(config.bind, e))?;
         let addr = listener.local_addr().map_err(|e| StartupError::Bind(config.bind, e))?;
         let port = addr.port();
-        let url = config.public_url.clone().unwrap_or_else(|| format!("http://{addr}")).trim_end_matches('/').to_string();
+        let url =
+            config.public_url.clone().unwrap_or_else(|| format!("http://{addr}")).trim_end_matches('/').to_string();
 
         let store = Store::open(&config.data_dir)?;
         let now = clock.now();
@@ -74,7 +75,11 @@ impl Application {
             .timeout(std::time::Duration::from_secs(10))
             .build()
             .map_err(|e| StartupError::Other(e.to_string()))?;
-        let workers = if config.workers == 0 { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2) } else { config.workers };
+        let workers = if config.workers == 0 {
+            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
+        } else {
+            config.workers
+        };
         let state = web::Data::new(AppState {
             public_url: url.clone(),
             limiter: Limiter::new(config.rate_limit.password_failures, config.rate_limit.window_secs),

@@ -84,7 +84,14 @@ fn tenant(slug: &str, name: &str, domain: &str, seats: u32) -> Tenant {
     }
 }
 
-fn confidential(tenant: &Tenant, client_id: &str, name: &str, secret: &str, redirect: &[String], logout: &[String]) -> Application {
+fn confidential(
+    tenant: &Tenant,
+    client_id: &str,
+    name: &str,
+    secret: &str,
+    redirect: &[String],
+    logout: &[String],
+) -> Application {
     Application {
         tenant_id: tenant.id,
         client_id: client_id.into(),
@@ -184,7 +191,11 @@ fn seed(store: &Store, argon2: &Argon2Params, now: i64) -> Result<DemoCredential
         url: String::new(),
         users,
         clients,
-        admin: DemoAdmin { tenant: "fabrikam".into(), client_id: "gatehouse-admin".into(), client_secret: admin_secret },
+        admin: DemoAdmin {
+            tenant: "fabrikam".into(),
+            client_id: "gatehouse-admin".into(),
+            client_secret: admin_secret,
+        },
     })
 }
 

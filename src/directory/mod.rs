@@ -101,9 +101,7 @@ impl Application {
     pub fn verify_secret(&self, secret: &str) -> bool {
         let presented = crate::secrets::digest_hex(secret);
         // Check every stored hash so timing does not say which one matched.
-        self.secret_hashes
-            .iter()
-            .fold(false, |ok, h| crate::secrets::ct_eq(h.as_bytes(), presented.as_bytes()) | ok)
+        self.secret_hashes.iter().fold(false, |ok, h| crate::secrets::ct_eq(h.as_bytes(), presented.as_bytes()) | ok)
     }
 }
 
@@ -114,9 +112,7 @@ fn redirect_matches(registered: &str, candidate: &str) -> bool {
     let (Ok(r), Ok(c)) = (url::Url::parse(registered), url::Url::parse(candidate)) else {
         return false;
     };
-    let loopback = |u: &url::Url| {
-        u.scheme() == "http" && matches!(u.host_str(), Some("127.0.0.1") | Some("[::1]"))
-    };
+    let loopback = |u: &url::Url| u.scheme() == "http" && matches!(u.host_str(), Some("127.0.0.1") | Some("[::1]"));
     loopback(&r)
         && loopback(&c)
         && r.host_str() == c.host_str()

@@ -5,11 +5,7 @@ use argon2::{Algorithm, Argon2, Params, Version};
 use crate::config::Argon2Params;
 
 fn hasher(p: &Argon2Params) -> Result<Argon2<'static>, argon2::Error> {
-    Ok(Argon2::new(
-        Algorithm::Argon2id,
-        Version::V0x13,
-        Params::new(p.memory_kib, p.iterations, p.parallelism, None)?,
-    ))
+    Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, Params::new(p.memory_kib, p.iterations, p.parallelism, None)?))
 }
 
 pub fn hash(password: &str, p: &Argon2Params) -> Result<String, String> {
@@ -39,9 +35,7 @@ pub async fn hash_blocking(password: String, p: Argon2Params) -> Result<String, 
 }
 
 pub async fn verify_blocking(password: String, stored: Option<String>, dummy: String, p: Argon2Params) -> bool {
-    tokio::task::spawn_blocking(move || verify(&password, stored.as_deref(), &dummy, &p))
-        .await
-        .unwrap_or(false)
+    tokio::task::spawn_blocking(move || verify(&password, stored.as_deref(), &dummy, &p)).await.unwrap_or(false)
 }
 
 #[cfg(test)]

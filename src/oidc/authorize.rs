@@ -27,7 +27,12 @@ pub struct Reply {
 
 impl Reply {
     pub fn for_request(state: &AppState, tenant: &Tenant, r: &AuthRequest) -> Self {
-        Self { redirect_uri: r.redirect_uri.clone(), mode: r.response_mode, state: r.state.clone(), iss: state.issuer(tenant) }
+        Self {
+            redirect_uri: r.redirect_uri.clone(),
+            mode: r.response_mode,
+            state: r.state.clone(),
+            iss: state.issuer(tenant),
+        }
     }
 
     fn send(&self, mut fields: Vec<(String, String)>) -> HttpResponse {
@@ -69,12 +74,18 @@ pub async fn authorize_get(req: HttpRequest, path: web::Path<String>, state: Dat
     authorize(&req, &path, req.query_string(), &state).await
 }
 
-pub async fn authorize_post(req: HttpRequest, path: web::Path<String>, body: web::Bytes, state: Data) -> Result<HttpResponse, PageError> {
+pub async fn authorize_post(
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+    state: Data,
+) -> Result<HttpResponse, PageError> {
     let ct = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     if !ct.starts_with("application/x-www-form-urlencoded") {
         return Err(PageError::bad_request("invalid_request", "The sign-in request must be sent as a form."));
     }
-    let raw = std::str::from_utf8(&body).map_err(|_| PageError::bad_request("invalid_request", "The request is not valid UTF-8."))?;
+    let raw = std::str::from_utf8(&body)
+        .map_err(|_| PageError::bad_request("invalid_request", "The request is not valid UTF-8."))?;
     authorize(&req, &path, raw, &state).await
 }
 
@@ -82,15 +93,21 @@ async fn authorize(req: &HttpRequest, slug: &str, raw: &str, state: &AppState) -
     let tenant = state.tenant(slug)?;
     let params = Params::parse(raw).map_err(|e| PageError::bad_request("invalid_request", e.description))?;
     // Until both the client and its redirect URI are known, errors stay on our own page.
-    let client_id = params
-        .get("client_id")
-        .ok_or_else(|| PageError::bad_request("invalid_request", "The application did not say who it is (client_id is missing)."))?;
-    let app = state.store.app(&tenant.id, client_id)?.ok_or_else(|| {
-        PageError::bad_request("unknown_client", format!("The application is not registered in {}.", tenant.display_name))
+    let client_id = params.get("client_id").ok_or_else(|| {
+        PageError::bad_request("invalid_request", "The application did not say who it is (client_id is missing).")
     })?;
-    let redirect_uri = params
-        .get("redirect_uri")
-        .ok_or_else(|| PageError::bad_request("invalid_redirect_uri", "The application did not say where to return (redirect_uri is missing)."))?;
+    let app = state.store.app(&tenant.id, client_id)?.ok_or_else(|| {
+        PageError::bad_request(
+            "unknown_client",
+            format!("The application is not registered in {}.", tenant.display_name),
+        )
+    })?;
+    let redirect_uri = params.get("redirect_uri").ok_or_else(|| {
+        PageError::bad_request(
+            "invalid_redirect_uri",
+            "The application did not say where to return (redirect_uri is missing).",
+        )
+    })?;
     if !app.redirect_uri_registered(redirect_uri) {
         return Err(PageError::bad_request(
             "invalid_redirect_uri",
@@ -125,7 +142,8 @@ async fn authorize(req: &HttpRequest, slug: &str, raw: &str, state: &AppState) -
             (Some(h), Some(u)) => h.eq_ignore_ascii_case(&u.user_principal_name) || h.eq_ignore_ascii_case(&u.mail),
             _ => true,
         };
-        let id_hint_ok = hint_sub.as_ref().is_none_or(|s| *s == pairwise_sub(state, &tenant, &session.auth.user_id, &app.client_id));
+        let id_hint_ok =
+            hint_sub.as_ref().is_none_or(|s| *s == pairwise_sub(state, &tenant, &session.auth.user_id, &app.client_id));
         if user.is_some() && fresh_enough && hint_ok && id_hint_ok && !request.prompt.iter().any(|p| p == "login") {
             return issue_code(state, &tenant, &request, session.auth.clone(), Some((cookie, session)));
         }
@@ -169,7 +187,9 @@ fn validate(p: &Params, app: &Application) -> Result<AuthRequest, OAuthError> {
     match p.get("response_type") {
         None => return Err(OAuthError::request("response_type is required")),
         Some("code") => {}
-        Some(_) => return Err(OAuthError::new(OAuthCode::UnsupportedResponseType, "only response_type=code is supported")),
+        Some(_) => {
+            return Err(OAuthError::new(OAuthCode::UnsupportedResponseType, "only response_type=code is supported"));
+        }
     }
     let requested = p.list("scope");
     if !requested.iter().any(|s| s == "openid") {
@@ -190,7 +210,9 @@ fn validate(p: &Params, app: &Application) -> Result<AuthRequest, OAuthError> {
             }
             Some(c.to_string())
         }
-        (Some(_), None) => return Err(OAuthError::request("code_challenge_method must be S256 (plain is not supported)")),
+        (Some(_), None) => {
+            return Err(OAuthError::request("code_challenge_method must be S256 (plain is not supported)"));
+        }
         (_, Some(_)) => return Err(OAuthError::request("code_challenge_method must be S256 with a code_challenge")),
     };
     if app.client_type == ClientType::Public && code_challenge.is_none() {
@@ -207,7 +229,12 @@ fn validate(p: &Params, app: &Application) -> Result<AuthRequest, OAuthError> {
     }
     let max_age = match p.get("max_age") {
         None => None,
-        Some(v) => Some(v.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| OAuthError::request("max_age must be a non-negative integer"))?),
+        Some(v) => Some(
+            v.parse::<i64>()
+                .ok()
+                .filter(|n| *n >= 0)
+                .ok_or_else(|| OAuthError::request("max_age must be a non-negative integer"))?,
+        ),
     };
     for (name, limit) in [("state", 2048), ("nonce", 512), ("login_hint", 320)] {
         if p.get(name).is_some_and(|v| v.len() > limit) {
@@ -217,7 +244,11 @@ fn validate(p: &Params, app: &Application) -> Result<AuthRequest, OAuthError> {
     Ok(AuthRequest {
         client_id: app.client_id.clone(),
         redirect_uri: p.get("redirect_uri").unwrap_or_default().to_string(),
-        response_mode: if p.get("response_mode") == Some("form_post") { ResponseMode::FormPost } else { ResponseMode::Query },
+        response_mode: if p.get("response_mode") == Some("form_post") {
+            ResponseMode::FormPost
+        } else {
+            ResponseMode::Query
+        },
         scope,
         state: p.get("state").map(String::from),
         nonce: p.get("nonce").map(String::from),
@@ -230,7 +261,11 @@ fn validate(p: &Params, app: &Application) -> Result<AuthRequest, OAuthError> {
 }
 
 /// The SSO session of this browser at this tenant, if any and still valid.
-pub fn current_session(req: &HttpRequest, state: &AppState, tenant: &Tenant) -> Result<Option<(String, Session)>, PageError> {
+pub fn current_session(
+    req: &HttpRequest,
+    state: &AppState,
+    tenant: &Tenant,
+) -> Result<Option<(String, Session)>, PageError> {
     let Some(cookie) = cookie_value(req, SSO_COOKIE) else { return Ok(None) };
     let session = state.store.session(&digest(&cookie))?;
     Ok(session.filter(|s| s.tenant_id == tenant.id && s.expires_at > state.now()).map(|s| (cookie, s)))

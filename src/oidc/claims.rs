@@ -10,10 +10,7 @@ use crate::web::AppState;
 
 /// `sub` is pairwise: stable per user and client, unlinkable across clients.
 pub fn pairwise_sub(state: &AppState, tenant: &Tenant, user_id: &Uuid, client_id: &str) -> String {
-    b64url(&mac(
-        &state.instance_secret,
-        &[b"pairwise", tenant.id.as_bytes(), user_id.as_bytes(), client_id.as_bytes()],
-    ))
+    b64url(&mac(&state.instance_secret, &[b"pairwise", tenant.id.as_bytes(), user_id.as_bytes(), client_id.as_bytes()]))
 }
 
 #[derive(Debug, Serialize, Deserialize)]

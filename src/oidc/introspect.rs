@@ -10,7 +10,12 @@ use crate::directory::ClientType;
 use crate::secrets::digest;
 use crate::web::Data;
 
-pub async fn revoke(req: HttpRequest, path: web::Path<String>, body: web::Bytes, state: Data) -> Result<HttpResponse, OAuthError> {
+pub async fn revoke(
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+    state: Data,
+) -> Result<HttpResponse, OAuthError> {
     let tenant = tenant_of(&state, &path)?;
     let p = form_body(&req, &body)?;
     let app = authenticate_client(&req, &p, &state, &tenant)?;
@@ -18,7 +23,10 @@ pub async fn revoke(req: HttpRequest, path: web::Path<String>, body: web::Bytes,
     if let Some(hint) = p.get("token_type_hint")
         && !matches!(hint, "access_token" | "refresh_token")
     {
-        return Err(OAuthError::new(OAuthCode::UnsupportedTokenType, "token_type_hint must be access_token or refresh_token"));
+        return Err(OAuthError::new(
+            OAuthCode::UnsupportedTokenType,
+            "token_type_hint must be access_token or refresh_token",
+        ));
     }
     if let Some(rt) = state.store.refresh_token(&digest(token))? {
         if rt.tenant_id == tenant.id && rt.client_id == app.client_id {
@@ -36,7 +44,12 @@ pub async fn revoke(req: HttpRequest, path: web::Path<String>, body: web::Bytes,
     Ok(no_store(HttpResponse::Ok()).finish())
 }
 
-pub async fn introspect(req: HttpRequest, path: web::Path<String>, body: web::Bytes, state: Data) -> Result<HttpResponse, OAuthError> {
+pub async fn introspect(
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+    state: Data,
+) -> Result<HttpResponse, OAuthError> {
     let tenant = tenant_of(&state, &path)?;
     let p = form_body(&req, &body)?;
     let app = authenticate_client(&req, &p, &state, &tenant)?;

@@ -79,10 +79,12 @@ fn write_private(path: &Path, pem_text: &str) -> std::io::Result<()> {
 
 fn generate(dir: &Path, alg: SigningAlg, now: i64, activates_at: i64) -> Result<KeyMeta, KeyError> {
     let der = match alg {
-        SigningAlg::ES256 => EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
-            .map_err(|e| KeyError::Bad("new ES256".into(), e.to_string()))?
-            .as_ref()
-            .to_vec(),
+        SigningAlg::ES256 => {
+            EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
+                .map_err(|e| KeyError::Bad("new ES256".into(), e.to_string()))?
+                .as_ref()
+                .to_vec()
+        }
         SigningAlg::RS256 => RsaKeyPair::generate(KeySize::Rsa2048)
             .and_then(|k| k.as_der().map(|d| d.as_ref().to_vec()))
             .map_err(|e| KeyError::Bad("new RS256".into(), e.to_string()))?,
@@ -173,7 +175,13 @@ impl KeyRing {
             }
             keys.push(load(dir, meta)?);
         }
-        keys.sort_by_key(|k| k.meta.activates_at);
+        keys.sort_by(|a, b| {
+            (a.meta.activates_at, a.meta.alg.as_str(), &a.meta.kid).cmp(&(
+                b.meta.activates_at,
+                b.meta.alg.as_str(),
+                &b.meta.kid,
+            ))
+        });
         let jwks = serde_json::json!({"keys": keys.iter().map(|k| &k.jwk).collect::<Vec<_>>()}).to_string();
         store.flush_blocking()?;
         Ok(Self { keys, jwks: jwks.into(), rng: SystemRandom::new() })
@@ -181,7 +189,14 @@ impl KeyRing {
 
     /// `gatehouse keys rotate`: a new key of `alg`, published at once, signing after `grace`.
     /// The current key retires once tokens it signed have expired.
-    pub fn rotate(store: &Store, dir: &Path, alg: SigningAlg, now: i64, grace: i64, max_token_life: i64) -> Result<KeyMeta, KeyError> {
+    pub fn rotate(
+        store: &Store,
+        dir: &Path,
+        alg: SigningAlg,
+        now: i64,
+        grace: i64,
+        max_token_life: i64,
+    ) -> Result<KeyMeta, KeyError> {
         let meta = generate(dir, alg, now, now + grace)?;
         for mut old in store.key_metas()? {
             if old.alg == alg && old.retires_at.is_none() {
@@ -203,8 +218,12 @@ impl KeyRing {
     }
 
     fn signing_key(&self, alg: SigningAlg, now: i64) -> Option<&LoadedKey> {
-        // Newest key of the algorithm whose activation time has come.
-        self.keys.iter().rev().find(|k| k.meta.alg == alg && k.meta.activates_at <= now)
+        // Among the keys of `alg` whose activation time has come, one that no rotation has
+        // superseded (no retirement date) wins; then the latest to activate.
+        self.keys
+            .iter()
+            .filter(|k| k.meta.alg == alg && k.meta.activates_at <= now)
+            .max_by_key(|k| (k.meta.retires_at.is_none(), k.meta.activates_at, k.meta.created_at))
     }
 
     /// Signs claims as a compact JWS with the active key of `alg`.
@@ -223,8 +242,7 @@ impl KeyRing {
             Pair::Ec(p) => p.sign(&self.rng, out.as_bytes()).map_err(|e| e.to_string())?.as_ref().to_vec(),
             Pair::Rsa(p) => {
                 let mut sig = vec![0u8; p.public_modulus_len()];
-                p.sign(&signature::RSA_PKCS1_SHA256, &self.rng, out.as_bytes(), &mut sig)
-                    .map_err(|e| e.to_string())?;
+                p.sign(&signature::RSA_PKCS1_SHA256, &self.rng, out.as_bytes(), &mut sig).map_err(|e| e.to_string())?;
                 sig
             }
         };
@@ -235,7 +253,13 @@ impl KeyRing {
 
     /// Verifies a JWT we signed (any published key) and decodes its claims.
     /// `exp` is checked against `now`; audience and issuer are the caller's to check.
-    pub fn verify<T: DeserializeOwned>(&self, token: &str, typ: TokenType, now: i64, check_exp: bool) -> Result<T, VerifyError> {
+    pub fn verify<T: DeserializeOwned>(
+        &self,
+        token: &str,
+        typ: TokenType,
+        now: i64,
+        check_exp: bool,
+    ) -> Result<T, VerifyError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Malformed)?;
         let expected_typ = match typ {
             TokenType::Id => "JWT",

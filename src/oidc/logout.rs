@@ -12,12 +12,21 @@ use crate::web::error::PageError;
 use crate::web::pages::{LogoutPage, SignedOutPage, render};
 use crate::web::{AppState, Data, csrf};
 
-pub async fn end_session_get(req: HttpRequest, path: web::Path<String>, state: Data) -> Result<HttpResponse, PageError> {
+pub async fn end_session_get(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: Data,
+) -> Result<HttpResponse, PageError> {
     let p = Params::parse(req.query_string()).map_err(|e| PageError::bad_request("invalid_request", e.description))?;
     end_session(&req, &path, p, &state, false).await
 }
 
-pub async fn end_session_post(req: HttpRequest, path: web::Path<String>, body: web::Bytes, state: Data) -> Result<HttpResponse, PageError> {
+pub async fn end_session_post(
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+    state: Data,
+) -> Result<HttpResponse, PageError> {
     let p = crate::web::signin::form(&req, &body)?;
     let confirmed = p.contains("csrf");
     if confirmed {
@@ -26,7 +35,13 @@ pub async fn end_session_post(req: HttpRequest, path: web::Path<String>, body: w
     end_session(&req, &path, p, &state, confirmed).await
 }
 
-async fn end_session(req: &HttpRequest, slug: &str, p: Params, state: &AppState, confirmed: bool) -> Result<HttpResponse, PageError> {
+async fn end_session(
+    req: &HttpRequest,
+    slug: &str,
+    p: Params,
+    state: &AppState,
+    confirmed: bool,
+) -> Result<HttpResponse, PageError> {
     let tenant = state.tenant(slug)?;
     let hint = match p.get("id_token_hint") {
         Some(t) => Some(
@@ -35,7 +50,9 @@ async fn end_session(req: &HttpRequest, slug: &str, p: Params, state: &AppState,
                 .verify::<IdTokenClaims>(t, TokenType::Id, state.now(), false)
                 .ok()
                 .filter(|c| c.iss == state.issuer(&tenant))
-                .ok_or_else(|| PageError::bad_request("invalid_request", "The id_token_hint is not a token we issued."))?,
+                .ok_or_else(|| {
+                    PageError::bad_request("invalid_request", "The id_token_hint is not a token we issued.")
+                })?,
         ),
         None => None,
     };

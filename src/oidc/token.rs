@@ -30,7 +30,12 @@ pub fn tenant_of(state: &AppState, slug: &str) -> Result<Tenant, OAuthError> {
 
 /// RFC 6749 §2.3: client_secret_basic, client_secret_post or none (public clients).
 /// `require_confidential` is for endpoints public clients may not use.
-pub fn authenticate_client(req: &HttpRequest, p: &Params, state: &AppState, tenant: &Tenant) -> Result<Application, OAuthError> {
+pub fn authenticate_client(
+    req: &HttpRequest,
+    p: &Params,
+    state: &AppState,
+    tenant: &Tenant,
+) -> Result<Application, OAuthError> {
     let basic = match req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
         Some(h) if h.len() > 6 && h[..6].eq_ignore_ascii_case("basic ") => Some(parse_basic(&h[6..])?),
         Some(_) | None => None,
@@ -70,7 +75,12 @@ fn parse_basic(b64: &str) -> Result<(String, String), OAuthError> {
     Ok((dec(id).ok_or_else(bad)?, dec(secret).ok_or_else(bad)?))
 }
 
-pub async fn token(req: HttpRequest, path: web::Path<String>, body: web::Bytes, state: Data) -> Result<HttpResponse, OAuthError> {
+pub async fn token(
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+    state: Data,
+) -> Result<HttpResponse, OAuthError> {
     let tenant = tenant_of(&state, &path)?;
     let p = form_body(&req, &body)?;
     let app = authenticate_client(&req, &p, &state, &tenant)?;
@@ -85,10 +95,13 @@ pub async fn token(req: HttpRequest, path: web::Path<String>, body: web::Bytes, 
 fn pkce_ok(challenge: &Option<String>, verifier: Option<&str>) -> Result<(), OAuthError> {
     match (challenge, verifier) {
         (None, None) => Ok(()),
-        (None, Some(_)) => Err(OAuthError::grant("code_verifier given but the authorization request had no code_challenge")),
+        (None, Some(_)) => {
+            Err(OAuthError::grant("code_verifier given but the authorization request had no code_challenge"))
+        }
         (Some(_), None) => Err(OAuthError::grant("code_verifier is required")),
         (Some(c), Some(v)) => {
-            let well_formed = (43..=128).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
+            let well_formed =
+                (43..=128).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
             if well_formed && ct_eq(b64url(&sha256(v.as_bytes())).as_bytes(), c.as_bytes()) {
                 Ok(())
             } else {
@@ -98,7 +111,12 @@ fn pkce_ok(challenge: &Option<String>, verifier: Option<&str>) -> Result<(), OAu
     }
 }
 
-async fn authorization_code(state: &AppState, tenant: &Tenant, app: &Application, p: &Params) -> Result<HttpResponse, OAuthError> {
+async fn authorization_code(
+    state: &AppState,
+    tenant: &Tenant,
+    app: &Application,
+    p: &Params,
+) -> Result<HttpResponse, OAuthError> {
     let code = p.require("code")?;
     let redirect_uri = p.require("redirect_uri")?;
     let id = digest(code);
@@ -163,7 +181,11 @@ async fn authorization_code(state: &AppState, tenant: &Tenant, app: &Application
     Ok(body)
 }
 
-fn token_response(state: &AppState, input: &UserTokenInput<'_>, refresh: Option<String>) -> Result<HttpResponse, OAuthError> {
+fn token_response(
+    state: &AppState,
+    input: &UserTokenInput<'_>,
+    refresh: Option<String>,
+) -> Result<HttpResponse, OAuthError> {
     let access = user_access_token(state, input).map_err(OAuthError::server)?;
     let id = id_token(state, input).map_err(OAuthError::server)?;
     let mut body = serde_json::json!({

@@ -14,7 +14,8 @@ use crate::web::{AppState, Data};
 /// and that neither it nor its grant was revoked.
 pub fn validate_access(state: &AppState, tenant: &Tenant, token: &str) -> Result<AccessClaims, &'static str> {
     let now = state.now();
-    let claims: AccessClaims = state.keys.verify(token, TokenType::Access, now, true).map_err(|_| "the access token is invalid or expired")?;
+    let claims: AccessClaims =
+        state.keys.verify(token, TokenType::Access, now, true).map_err(|_| "the access token is invalid or expired")?;
     if claims.iss != state.issuer(tenant) || claims.tid != tenant.id {
         return Err("the access token was issued by another tenant");
     }
@@ -59,7 +60,13 @@ pub async fn userinfo_post(req: HttpRequest, path: web::Path<String>, body: web:
     let from_body = if is_form {
         match std::str::from_utf8(&body).ok().map(Params::parse) {
             Some(Ok(p)) => p.get("access_token").map(String::from),
-            _ => return bearer_error(actix_web::http::StatusCode::BAD_REQUEST, Some("invalid_request"), "malformed form body"),
+            _ => {
+                return bearer_error(
+                    actix_web::http::StatusCode::BAD_REQUEST,
+                    Some("invalid_request"),
+                    "malformed form body",
+                );
+            }
         }
     } else {
         None
@@ -73,12 +80,22 @@ async fn respond(req: &HttpRequest, slug: &str, state: &AppState, other: Option<
         Ok(t) => t,
         Err(e) => return actix_web::ResponseError::error_response(&e),
     };
-    let from_header = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(|h| {
-        h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")).map(str::trim).map(String::from)
-    });
+    let from_header = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")).map(str::trim).map(String::from));
     let token = match (from_header, other) {
-        (Some(Some(_)), Some(_)) => return bearer_error(StatusCode::BAD_REQUEST, Some("invalid_request"), "send the token one way only"),
-        (Some(None), _) => return bearer_error(StatusCode::UNAUTHORIZED, Some("invalid_token"), "the Authorization header is not a Bearer token"),
+        (Some(Some(_)), Some(_)) => {
+            return bearer_error(StatusCode::BAD_REQUEST, Some("invalid_request"), "send the token one way only");
+        }
+        (Some(None), _) => {
+            return bearer_error(
+                StatusCode::UNAUTHORIZED,
+                Some("invalid_token"),
+                "the Authorization header is not a Bearer token",
+            );
+        }
         (Some(Some(t)), None) => t,
         (None, Some(t)) => t,
         (None, None) => return bearer_error(StatusCode::UNAUTHORIZED, None, ""),

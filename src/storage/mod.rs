@@ -44,6 +44,9 @@ impl From<sled::transaction::TransactionError<StoreError>> for StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
+/// One stored record: tree name, key, value.
+pub type Record = (String, Vec<u8>, Vec<u8>);
+
 #[derive(Clone)]
 pub struct Store {
     db: sled::Db,
@@ -124,6 +127,21 @@ impl Store {
             Ok(()) => Ok(fresh),
             Err(e) => decode(&e.current.ok_or_else(|| StoreError::Corrupt(key.into()))?),
         }
+    }
+
+    /// Every record of every tree, in order: lets tests assert that a rejected request
+    /// changed nothing.
+    pub fn snapshot(&self) -> Result<Vec<Record>> {
+        let mut out = Vec::new();
+        for name in self.db.tree_names() {
+            let tree = self.db.open_tree(&name)?;
+            let name = String::from_utf8_lossy(&name).to_string();
+            for item in tree.iter() {
+                let (k, v) = item?;
+                out.push((name.clone(), k.to_vec(), v.to_vec()));
+            }
+        }
+        Ok(out)
     }
 
     /// Removes expired sign-ins, sessions, codes and refresh tokens.

@@ -11,7 +11,7 @@ use crate::oidc::model::{AuthCode, Grant, RefreshToken, Session, SignIn};
 /// Outcome of presenting an authorization code.
 pub enum CodeUse {
     /// First use: the code is now spent; the grant and refresh token (if any) are stored.
-    Redeemed(AuthCode),
+    Redeemed(Box<AuthCode>),
     /// The code was already used; the grant it opened has been revoked.
     Replayed,
     Unknown,
@@ -19,7 +19,7 @@ pub enum CodeUse {
 
 /// Outcome of presenting a refresh token.
 pub enum RefreshUse {
-    Rotated(RefreshToken),
+    Rotated(Box<RefreshToken>),
     /// A rotated token came back: the whole family is revoked now.
     Reused,
     Revoked,
@@ -79,7 +79,7 @@ impl Store {
             if let Some((rid, rt)) = refresh {
                 rts.insert(rid, encode(rt).map_err(Abort::Abort)?)?;
             }
-            Ok(CodeUse::Redeemed(code))
+            Ok(CodeUse::Redeemed(Box::new(code)))
         });
         Ok(out?)
     }
@@ -130,7 +130,7 @@ impl Store {
             rts.insert(old, encode(&rt).map_err(Abort::Abort)?)?;
             let next = make_new(&rt);
             rts.insert(new, encode(&next).map_err(Abort::Abort)?)?;
-            Ok(RefreshUse::Rotated(next))
+            Ok(RefreshUse::Rotated(Box::new(next)))
         });
         Ok(out?)
     }

@@ -7,8 +7,8 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreJwsSigningAlgorithm, CoreProviderMetadata};
 use openidconnect::{
-    AuthorizationCode, ClientId, EndpointMaybeSet, EndpointNotSet, EndpointSet, ClientSecret, CsrfToken, IssuerUrl, Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope,
-    TokenResponse,
+    AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet, EndpointNotSet, EndpointSet, IssuerUrl,
+    Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope, TokenResponse,
 };
 
 use super::error::PageError;
@@ -48,11 +48,19 @@ pub async fn home(state: Data) -> Result<HttpResponse, PageError> {
         if let Ok(bytes) = std::fs::read(state.config.data_dir.join(CREDENTIALS_FILE))
             && let Ok(creds) = serde_json::from_slice::<DemoCredentials>(&bytes)
         {
-            users = creds.users.into_iter().map(|u| DemoUserRow { tenant: u.tenant, login: u.login, password: u.password }).collect();
+            users = creds
+                .users
+                .into_iter()
+                .map(|u| DemoUserRow { tenant: u.tenant, login: u.login, password: u.password })
+                .collect();
         }
         apps = DEMO_APPS
             .iter()
-            .map(|(path, _, _, name, note)| DemoAppRow { name: name.to_string(), path: format!("/demo/{path}"), note: note.to_string() })
+            .map(|(path, _, _, name, note)| DemoAppRow {
+                name: name.to_string(),
+                path: format!("/demo/{path}"),
+                note: note.to_string(),
+            })
             .collect();
     }
     let tenants = state
@@ -64,29 +72,50 @@ pub async fn home(state: Data) -> Result<HttpResponse, PageError> {
     render(&HomePage { demo: state.config.demo, users, apps, tenants }, vec![])
 }
 
-fn demo_app(state: &AppState, slug: &str) -> Result<(&'static str, &'static str, &'static str, &'static str), PageError> {
+fn demo_app(
+    state: &AppState,
+    slug: &str,
+) -> Result<(&'static str, &'static str, &'static str, &'static str), PageError> {
     if !state.config.demo {
-        return Err(PageError::new(actix_web::http::StatusCode::NOT_FOUND, "not_found", "The demo applications are only served with --demo."));
+        return Err(PageError::new(
+            actix_web::http::StatusCode::NOT_FOUND,
+            "not_found",
+            "The demo applications are only served with --demo.",
+        ));
     }
-    DEMO_APPS
-        .iter()
-        .find(|(p, ..)| *p == slug)
-        .map(|(p, t, c, n, _)| (*p, *t, *c, *n))
-        .ok_or_else(|| PageError::new(actix_web::http::StatusCode::NOT_FOUND, "not_found", "There is no such demo application."))
+    DEMO_APPS.iter().find(|(p, ..)| *p == slug).map(|(p, t, c, n, _)| (*p, *t, *c, *n)).ok_or_else(|| {
+        PageError::new(actix_web::http::StatusCode::NOT_FOUND, "not_found", "There is no such demo application.")
+    })
 }
 
-type DiscoveredClient = CoreClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointMaybeSet, EndpointMaybeSet>;
+type DiscoveredClient =
+    CoreClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointMaybeSet, EndpointMaybeSet>;
 
-async fn client(state: &AppState, tenant_slug: &str, client_id: &str, path: &str) -> Result<(DiscoveredClient, Vec<CoreJwsSigningAlgorithm>), String> {
+async fn client(
+    state: &AppState,
+    tenant_slug: &str,
+    client_id: &str,
+    path: &str,
+) -> Result<(DiscoveredClient, Vec<CoreJwsSigningAlgorithm>), String> {
     let issuer = IssuerUrl::new(format!("{}/{tenant_slug}/v2.0", state.public_url)).map_err(|e| e.to_string())?;
-    let metadata = CoreProviderMetadata::discover_async(issuer, &state.http).await.map_err(|e| format!("discovery failed: {e}"))?;
+    let metadata = CoreProviderMetadata::discover_async(issuer, &state.http)
+        .await
+        .map_err(|e| format!("discovery failed: {e}"))?;
     let secret = demo_rp_secret(&state.instance_secret, tenant_slug, client_id);
     let redirect = RedirectUrl::new(format!("{}/demo/{path}/callback", state.public_url)).map_err(|e| e.to_string())?;
-    let c = CoreClient::from_provider_metadata(metadata, ClientId::new(client_id.into()), Some(ClientSecret::new(secret))).set_redirect_uri(redirect);
+    let c =
+        CoreClient::from_provider_metadata(metadata, ClientId::new(client_id.into()), Some(ClientSecret::new(secret)))
+            .set_redirect_uri(redirect);
     Ok((c, vec![CoreJwsSigningAlgorithm::EcdsaP256Sha256, CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256]))
 }
 
-fn page(state: &AppState, req: &HttpRequest, app: (&str, &str, &str, &str), claims: Vec<(String, String)>, error: Option<String>) -> Result<HttpResponse, PageError> {
+fn page(
+    state: &AppState,
+    req: &HttpRequest,
+    app: (&str, &str, &str, &str),
+    claims: Vec<(String, String)>,
+    error: Option<String>,
+) -> Result<HttpResponse, PageError> {
     let (browser, new_cookie) = csrf::browser(req, state);
     let tenant_name = state.store.tenant_by_slug(app.1)?.map(|t| t.display_name).unwrap_or_default();
     let page = DemoAppPage {
@@ -127,22 +156,36 @@ pub async fn login(req: HttpRequest, path: web::Path<String>, state: Data) -> Re
     Ok(HttpResponse::Found().insert_header((header::LOCATION, url.to_string())).cookie(cookie).finish())
 }
 
-pub async fn callback(req: HttpRequest, path: web::Path<String>, query: web::Query<HashMap<String, String>>, state: Data) -> Result<HttpResponse, PageError> {
+pub async fn callback(
+    req: HttpRequest,
+    path: web::Path<String>,
+    query: web::Query<HashMap<String, String>>,
+    state: Data,
+) -> Result<HttpResponse, PageError> {
     let app = demo_app(&state, &path)?;
-    let id = cookie_value(&req, DEMO_COOKIE).ok_or_else(|| PageError::bad_request("demo_no_session", "This browser did not start a sign-in here. Start again."))?;
+    let id = cookie_value(&req, DEMO_COOKIE).ok_or_else(|| {
+        PageError::bad_request("demo_no_session", "This browser did not start a sign-in here. Start again.")
+    })?;
     let key = format!("{}:{id}", app.0);
     let pending = state.demo.with(&key, |s| s.pending.take());
     let Some((expected_state, nonce, verifier)) = pending else {
-        return Err(PageError::bad_request("demo_no_session", "This sign-in was already completed or never started. Start again."));
+        return Err(PageError::bad_request(
+            "demo_no_session",
+            "This sign-in was already completed or never started. Start again.",
+        ));
     };
     if query.get("state") != Some(&expected_state) {
-        return Err(PageError::bad_request("demo_state_mismatch", "The answer does not belong to the sign-in this browser started."));
+        return Err(PageError::bad_request(
+            "demo_state_mismatch",
+            "The answer does not belong to the sign-in this browser started.",
+        ));
     }
     if let Some(err) = query.get("error") {
         let desc = query.get("error_description").cloned().unwrap_or_default();
         return page(&state, &req, app, vec![], Some(format!("Sign-in did not complete: {err} — {desc}")));
     }
-    let code = query.get("code").ok_or_else(|| PageError::bad_request("demo_no_code", "The answer carries no code."))?;
+    let code =
+        query.get("code").ok_or_else(|| PageError::bad_request("demo_no_code", "The answer carries no code."))?;
     let (client, algs) = client(&state, app.1, app.2, app.0).await.map_err(PageError::internal)?;
     let response = client
         .exchange_code(AuthorizationCode::new(code.clone()))
@@ -151,7 +194,8 @@ pub async fn callback(req: HttpRequest, path: web::Path<String>, query: web::Que
         .request_async(&state.http)
         .await
         .map_err(|e| PageError::bad_request("demo_token_failed", format!("The token request failed: {e}")))?;
-    let id_token = response.id_token().ok_or_else(|| PageError::bad_request("demo_token_failed", "No ID token came back."))?;
+    let id_token =
+        response.id_token().ok_or_else(|| PageError::bad_request("demo_token_failed", "No ID token came back."))?;
     let verifier = client.id_token_verifier().set_allowed_algs(algs);
     id_token
         .claims(&verifier, &Nonce::new(nonce))
@@ -164,7 +208,11 @@ pub async fn callback(req: HttpRequest, path: web::Path<String>, query: web::Que
         .map(|(k, v)| {
             let shown = match v {
                 serde_json::Value::String(s) => s,
-                serde_json::Value::Array(a) => a.iter().map(|x| x.as_str().map(String::from).unwrap_or_else(|| x.to_string())).collect::<Vec<_>>().join(" "),
+                serde_json::Value::Array(a) => a
+                    .iter()
+                    .map(|x| x.as_str().map(String::from).unwrap_or_else(|| x.to_string()))
+                    .collect::<Vec<_>>()
+                    .join(" "),
                 other => other.to_string(),
             };
             (k, shown)
@@ -174,7 +222,12 @@ pub async fn callback(req: HttpRequest, path: web::Path<String>, query: web::Que
     Ok(HttpResponse::SeeOther().insert_header((header::LOCATION, format!("/demo/{}", app.0))).finish())
 }
 
-pub async fn logout(req: HttpRequest, path: web::Path<String>, body: web::Bytes, state: Data) -> Result<HttpResponse, PageError> {
+pub async fn logout(
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+    state: Data,
+) -> Result<HttpResponse, PageError> {
     let app = demo_app(&state, &path)?;
     let f = super::signin::form(&req, &body)?;
     csrf::verify(&req, &state, f.get("csrf"))?;
@@ -186,7 +239,8 @@ pub async fn logout(req: HttpRequest, path: web::Path<String>, body: web::Bytes,
         state.public_url,
         app.1,
         app.2,
-        url::form_urlencoded::byte_serialize(format!("{}/demo/{}", state.public_url, app.0).as_bytes()).collect::<String>()
+        url::form_urlencoded::byte_serialize(format!("{}/demo/{}", state.public_url, app.0).as_bytes())
+            .collect::<String>()
     );
     Ok(HttpResponse::SeeOther().insert_header((header::LOCATION, target)).finish())
 }

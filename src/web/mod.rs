@@ -75,7 +75,11 @@ impl AppState {
     /// The tenant named in the URL, or the "unknown tenant" page.
     pub fn tenant(&self, slug: &str) -> Result<Tenant, PageError> {
         self.store.tenant_by_slug(slug)?.ok_or_else(|| {
-            PageError::new(actix_web::http::StatusCode::NOT_FOUND, "unknown_tenant", "There is no directory with this name.")
+            PageError::new(
+                actix_web::http::StatusCode::NOT_FOUND,
+                "unknown_tenant",
+                "There is no directory with this name.",
+            )
         })
     }
 }

@@ -13,8 +13,10 @@ use crate::oidc::model::{Authentication, SignIn, Step};
 use crate::oidc::params::Params;
 use crate::secrets::{ct_eq, digest};
 
-const WRONG_PASSWORD: &str = "Your account or password is incorrect. If you don't remember your password, ask your administrator to reset it.";
-const LOCKED: &str = "Too many failed sign-in attempts. Your account is locked for a while to protect it; try again later.";
+const WRONG_PASSWORD: &str =
+    "Your account or password is incorrect. If you don't remember your password, ask your administrator to reset it.";
+const LOCKED: &str =
+    "Too many failed sign-in attempts. Your account is locked for a while to protect it; try again later.";
 
 /// Parses a posted form body (urlencoded, each field once).
 pub fn form(req: &HttpRequest, body: &web::Bytes) -> Result<Params, PageError> {
@@ -22,7 +24,8 @@ pub fn form(req: &HttpRequest, body: &web::Bytes) -> Result<Params, PageError> {
     if !ct.starts_with("application/x-www-form-urlencoded") {
         return Err(PageError::bad_request("invalid_request", "This page expects a form submission."));
     }
-    let raw = std::str::from_utf8(body).map_err(|_| PageError::bad_request("invalid_request", "The form is not valid UTF-8."))?;
+    let raw = std::str::from_utf8(body)
+        .map_err(|_| PageError::bad_request("invalid_request", "The form is not valid UTF-8."))?;
     Params::parse(raw).map_err(|e| PageError::bad_request("invalid_request", e.description))
 }
 
@@ -37,7 +40,13 @@ fn load(req: &HttpRequest, state: &AppState, tenant: &Tenant, tx: Option<&str>) 
     Ok((tx.to_string(), signin))
 }
 
-fn context(state: &AppState, req: &HttpRequest, tenant: &Tenant, tx: &str, signin: &SignIn) -> Result<SignInContext, PageError> {
+fn context(
+    state: &AppState,
+    req: &HttpRequest,
+    tenant: &Tenant,
+    tx: &str,
+    signin: &SignIn,
+) -> Result<SignInContext, PageError> {
     let app_name = state
         .store
         .app(&tenant.id, &signin.request.client_id)?
@@ -53,7 +62,14 @@ fn context(state: &AppState, req: &HttpRequest, tenant: &Tenant, tx: &str, signi
     })
 }
 
-fn step_page(state: &AppState, req: &HttpRequest, tenant: &Tenant, tx: &str, signin: &SignIn, error: Option<String>) -> Result<HttpResponse, PageError> {
+fn step_page(
+    state: &AppState,
+    req: &HttpRequest,
+    tenant: &Tenant,
+    tx: &str,
+    signin: &SignIn,
+    error: Option<String>,
+) -> Result<HttpResponse, PageError> {
     let ctx = context(state, req, tenant, tx, signin)?;
     let login = signin.login.clone().unwrap_or_default();
     match signin.step {
@@ -62,14 +78,24 @@ fn step_page(state: &AppState, req: &HttpRequest, tenant: &Tenant, tx: &str, sig
     }
 }
 
-pub async fn show(req: HttpRequest, path: web::Path<String>, query: web::Query<std::collections::HashMap<String, String>>, state: Data) -> Result<HttpResponse, PageError> {
+pub async fn show(
+    req: HttpRequest,
+    path: web::Path<String>,
+    query: web::Query<std::collections::HashMap<String, String>>,
+    state: Data,
+) -> Result<HttpResponse, PageError> {
     let tenant = state.tenant(&path)?;
     let (tx, signin) = load(&req, &state, &tenant, query.get("tx").map(String::as_str))?;
     step_page(&state, &req, &tenant, &tx, &signin, None)
 }
 
 /// Same page and same work for every login: whether the account exists is not revealed here.
-pub async fn identify(req: HttpRequest, path: web::Path<String>, body: web::Bytes, state: Data) -> Result<HttpResponse, PageError> {
+pub async fn identify(
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+    state: Data,
+) -> Result<HttpResponse, PageError> {
     let tenant = state.tenant(&path)?;
     let f = form(&req, &body)?;
     csrf::verify(&req, &state, f.get("csrf"))?;
@@ -89,7 +115,12 @@ pub async fn identify(req: HttpRequest, path: web::Path<String>, body: web::Byte
     Ok(see_other(&format!("/{}/login?tx={tx}", tenant.slug)))
 }
 
-pub async fn password(req: HttpRequest, path: web::Path<String>, body: web::Bytes, state: Data) -> Result<HttpResponse, PageError> {
+pub async fn password(
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+    state: Data,
+) -> Result<HttpResponse, PageError> {
     let tenant = state.tenant(&path)?;
     let f = form(&req, &body)?;
     csrf::verify(&req, &state, f.get("csrf"))?;
@@ -100,7 +131,10 @@ pub async fn password(req: HttpRequest, path: web::Path<String>, body: web::Byte
     let now = state.now();
     let login = signin.login.clone().unwrap_or_default().to_ascii_lowercase();
     let account_key = format!("acct:{}:{login}", tenant.id);
-    let ip_key = format!("ip:{}", super::net::client_ip(&req, &state.config.trusted_proxies).map(|i| i.to_string()).unwrap_or_default());
+    let ip_key = format!(
+        "ip:{}",
+        super::net::client_ip(&req, &state.config.trusted_proxies).map(|i| i.to_string()).unwrap_or_default()
+    );
     if state.limiter.is_limited(&account_key, now) || state.ip_limiter.is_limited(&ip_key, now) {
         return step_page(&state, &req, &tenant, &tx, &signin, Some(LOCKED.into()));
     }
@@ -126,7 +160,12 @@ pub async fn password(req: HttpRequest, path: web::Path<String>, body: web::Byte
 }
 
 /// The person gave up: back to the application with access_denied.
-pub async fn cancel(req: HttpRequest, path: web::Path<String>, body: web::Bytes, state: Data) -> Result<HttpResponse, PageError> {
+pub async fn cancel(
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+    state: Data,
+) -> Result<HttpResponse, PageError> {
     let tenant = state.tenant(&path)?;
     let f = form(&req, &body)?;
     csrf::verify(&req, &state, f.get("csrf"))?;

@@ -1,1 +1,8 @@
-fn main(){}
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::type_complexity)]
+//! Black-box tests: the real server on port 0 with a temp data dir, driven over HTTP
+//! as a browser or a relying party would.
+mod bad_input;
+mod helpers;
+mod member_flow;
+mod process;
+mod rp_libraries;

@@ -1,0 +1,395 @@
+//! Test harness: the real server on port 0 with a temp data dir and a manual clock,
+//! a cookie-keeping browser that does not follow redirects, and an RP that checks
+//! tokens against the served JWKS with an independent JWT library.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use base64::Engine;
+use gatehouse::clock::ManualClock;
+use gatehouse::config::Config;
+use gatehouse::directory::demo::DemoCredentials;
+use gatehouse::startup::Application;
+use gatehouse::web::AppState;
+use reqwest::StatusCode;
+use scraper::{Html, Selector};
+use serde_json::Value;
+use sha2::Digest;
+
+pub struct TestApp {
+    pub url: String,
+    pub clock: Arc<ManualClock>,
+    pub creds: DemoCredentials,
+    pub state: actix_web::web::Data<AppState>,
+    pub dir: tempfile::TempDir,
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let h = self.handle.clone();
+        drop(h.stop(false));
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_with(|_| {}).await
+}
+
+pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = Config::for_tests(dir.path().to_path_buf());
+    tweak(&mut config);
+    let clock = ManualClock::starting_now();
+    let app = Application::build(config, clock.clone()).await.expect("app builds");
+    let creds = app.demo_credentials().expect("demo mode").clone();
+    let url = app.url().to_string();
+    let state = app.state();
+    let handle = app.handle();
+    tokio::spawn(app.run_until_stopped());
+    TestApp { url, clock, creds, state, dir, handle }
+}
+
+impl TestApp {
+    pub fn password(&self, login: &str) -> String {
+        self.creds.users.iter().find(|u| u.login == login).expect("demo user").password.clone()
+    }
+
+    pub fn client_secret(&self, tenant: &str, client_id: &str) -> String {
+        self.creds
+            .clients
+            .iter()
+            .find(|c| c.tenant == tenant && c.client_id == client_id)
+            .expect("demo client")
+            .client_secret
+            .clone()
+    }
+
+    pub fn issuer(&self, tenant: &str) -> String {
+        format!("{}/{tenant}/v2.0", self.url)
+    }
+
+    pub fn snapshot(&self) -> Vec<(String, Vec<u8>, Vec<u8>)> {
+        self.state.store.snapshot().expect("snapshot")
+    }
+
+    pub fn browser(&self) -> Browser {
+        Browser::new(&self.url)
+    }
+
+    pub fn rp(&self, tenant: &str) -> Rp {
+        Rp {
+            base: self.url.clone(),
+            tenant: tenant.into(),
+            client_id: "test-rp".into(),
+            secret: Some(self.client_secret(tenant, "test-rp")),
+            redirect_uri: "http://127.0.0.1:9/callback".into(),
+            http: plain_client(),
+        }
+    }
+
+    pub fn tenant_id(&self, slug: &str) -> uuid::Uuid {
+        self.state.store.tenant_by_slug(slug).unwrap().unwrap().id
+    }
+
+    pub fn user(&self, tenant: &str, login: &str) -> gatehouse::directory::User {
+        self.state.store.user_by_login(&self.tenant_id(tenant), login).unwrap().unwrap()
+    }
+}
+
+pub fn plain_client() -> reqwest::Client {
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+/// A browser: keeps cookies, never follows redirects by itself.
+pub struct Browser {
+    pub base: String,
+    pub http: reqwest::Client,
+}
+
+pub struct Page {
+    pub status: StatusCode,
+    pub location: Option<String>,
+    pub body: String,
+    pub url: String,
+}
+
+impl Page {
+    pub fn html(&self) -> Html {
+        Html::parse_document(&self.body)
+    }
+
+    pub fn has(&self, css: &str) -> bool {
+        let sel = Selector::parse(css).expect("selector");
+        self.html().select(&sel).next().is_some()
+    }
+
+    pub fn text(&self, css: &str) -> Option<String> {
+        let sel = Selector::parse(css).expect("selector");
+        self.html().select(&sel).next().map(|e| e.text().collect::<String>())
+    }
+
+    pub fn attr(&self, css: &str, attr: &str) -> Option<String> {
+        let sel = Selector::parse(css).expect("selector");
+        self.html().select(&sel).next().and_then(|e| e.value().attr(attr)).map(String::from)
+    }
+
+    /// `data-error` of the error page, if this is one.
+    pub fn error_code(&self) -> Option<String> {
+        self.attr("main#error", "data-error")
+    }
+
+    /// A form by id: its action and all its input fields.
+    pub fn form(&self, id: &str) -> Form {
+        let html = self.html();
+        let sel = Selector::parse(&format!("form#{id}")).expect("selector");
+        let form = html.select(&sel).next().unwrap_or_else(|| panic!("no form#{id} in page:\n{}", self.body));
+        let inputs = Selector::parse("input").expect("selector");
+        let fields = form
+            .select(&inputs)
+            .filter_map(|i| {
+                Some((i.value().attr("name")?.to_string(), i.value().attr("value").unwrap_or("").to_string()))
+            })
+            .collect();
+        Form { action: form.value().attr("action").unwrap_or("").to_string(), fields }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Form {
+    pub action: String,
+    pub fields: Vec<(String, String)>,
+}
+
+impl Form {
+    pub fn set(mut self, name: &str, value: &str) -> Self {
+        self.fields.retain(|(n, _)| n != name);
+        self.fields.push((name.into(), value.into()));
+        self
+    }
+    pub fn without(mut self, name: &str) -> Self {
+        self.fields.retain(|(n, _)| n != name);
+        self
+    }
+}
+
+impl Browser {
+    pub fn new(base: &str) -> Self {
+        let http =
+            reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        Self { base: base.into(), http }
+    }
+
+    fn abs(&self, url: &str) -> String {
+        if url.starts_with("http") { url.to_string() } else { format!("{}{url}", self.base) }
+    }
+
+    async fn page(resp: reqwest::Response) -> Page {
+        let status = resp.status();
+        let url = resp.url().to_string();
+        let location = resp.headers().get("location").map(|v| v.to_str().unwrap().to_string());
+        let body = resp.text().await.unwrap();
+        Page { status, location, body, url }
+    }
+
+    pub async fn get(&self, url: &str) -> Page {
+        Self::page(self.http.get(self.abs(url)).send().await.unwrap()).await
+    }
+
+    pub async fn post(&self, url: &str, fields: &[(String, String)]) -> Page {
+        let body = serde_urlencoded::to_string(fields).unwrap();
+        let resp = self
+            .http
+            .post(self.abs(url))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        Self::page(resp).await
+    }
+
+    pub async fn submit(&self, form: &Form) -> Page {
+        self.post(&form.action, &form.fields).await
+    }
+
+    /// Follows redirects on this server; stops at the first page, or at a redirect elsewhere.
+    pub async fn follow(&self, mut page: Page) -> Page {
+        for _ in 0..10 {
+            match &page.location {
+                Some(loc) if page.status.is_redirection() && (loc.starts_with('/') || loc.starts_with(&self.base)) => {
+                    page = self.get(&loc.clone()).await;
+                }
+                _ => return page,
+            }
+        }
+        page
+    }
+
+    /// Walks identify and password; returns the final response (a redirect to the RP on success).
+    pub async fn sign_in(&self, authorize_url: &str, login: &str, password: &str) -> Page {
+        let page = self.follow(self.get(authorize_url).await).await;
+        if !page.has("form#identify") {
+            return page;
+        }
+        let page = self.follow(self.submit(&page.form("identify").set("login", login)).await).await;
+        if !page.has("form#password") {
+            return page;
+        }
+        self.follow(self.submit(&page.form("password").set("password", password)).await).await
+    }
+}
+
+pub fn query_param(url: &str, name: &str) -> Option<String> {
+    let u = url::Url::parse(url).ok()?;
+    u.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.to_string())
+}
+
+/// A relying party as an RP library would behave, kept independent from gatehouse's code.
+#[derive(Clone)]
+pub struct Rp {
+    pub base: String,
+    pub tenant: String,
+    pub client_id: String,
+    pub secret: Option<String>,
+    pub redirect_uri: String,
+    pub http: reqwest::Client,
+}
+
+pub struct AuthStart {
+    pub url: String,
+    pub state: String,
+    pub nonce: String,
+    pub verifier: String,
+}
+
+pub fn random_b64(n: usize) -> String {
+    let bytes: Vec<u8> = (0..n).map(|_| rand::random::<u8>()).collect();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+pub fn s256(verifier: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()))
+}
+
+impl Rp {
+    pub fn endpoint(&self, path: &str) -> String {
+        format!("{}/{}/{path}", self.base, self.tenant)
+    }
+
+    pub fn authorize_url(&self, extra: &[(&str, &str)]) -> AuthStart {
+        let state = random_b64(16);
+        let nonce = random_b64(16);
+        let verifier = random_b64(32);
+        let challenge = s256(&verifier);
+        let mut params: Vec<(String, String)> = vec![
+            ("client_id".into(), self.client_id.clone()),
+            ("redirect_uri".into(), self.redirect_uri.clone()),
+            ("response_type".into(), "code".into()),
+            ("scope".into(), "openid profile email offline_access".into()),
+            ("state".into(), state.clone()),
+            ("nonce".into(), nonce.clone()),
+            ("code_challenge".into(), challenge),
+            ("code_challenge_method".into(), "S256".into()),
+        ];
+        for (k, v) in extra {
+            params.retain(|(n, _)| n != k);
+            if !v.is_empty() {
+                params.push((k.to_string(), v.to_string()));
+            }
+        }
+        let url =
+            format!("{}?{}", self.endpoint("oauth2/v2.0/authorize"), serde_urlencoded::to_string(&params).unwrap());
+        AuthStart { url, state, nonce, verifier }
+    }
+
+    /// POSTs to the token endpoint with client_secret_basic.
+    pub async fn token(&self, fields: &[(&str, &str)]) -> (StatusCode, Value) {
+        let mut req = self
+            .http
+            .post(self.endpoint("oauth2/v2.0/token"))
+            .header("content-type", "application/x-www-form-urlencoded");
+        let mut fields: Vec<(&str, &str)> = fields.to_vec();
+        match &self.secret {
+            Some(s) => req = req.basic_auth(&self.client_id, Some(s)),
+            None => fields.push(("client_id", &self.client_id)),
+        }
+        let resp = req.body(serde_urlencoded::to_string(&fields).unwrap()).send().await.unwrap();
+        let status = resp.status();
+        let body = resp.json::<Value>().await.unwrap_or(Value::Null);
+        (status, body)
+    }
+
+    pub async fn exchange(&self, code: &str, verifier: &str) -> (StatusCode, Value) {
+        self.token(&[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", &self.redirect_uri),
+            ("code_verifier", verifier),
+        ])
+        .await
+    }
+
+    pub async fn refresh(&self, refresh_token: &str) -> (StatusCode, Value) {
+        self.token(&[("grant_type", "refresh_token"), ("refresh_token", refresh_token)]).await
+    }
+
+    pub async fn userinfo(&self, access_token: &str) -> reqwest::Response {
+        self.http.get(self.endpoint("oidc/userinfo")).bearer_auth(access_token).send().await.unwrap()
+    }
+
+    pub async fn post_authenticated(&self, path: &str, fields: &[(&str, &str)]) -> (StatusCode, Value) {
+        let mut req = self.http.post(self.endpoint(path)).header("content-type", "application/x-www-form-urlencoded");
+        if let Some(s) = &self.secret {
+            req = req.basic_auth(&self.client_id, Some(s));
+        }
+        let resp = req.body(serde_urlencoded::to_string(fields).unwrap()).send().await.unwrap();
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    pub async fn jwks(&self) -> jsonwebtoken::jwk::JwkSet {
+        self.http.get(self.endpoint("discovery/v2.0/keys")).send().await.unwrap().json().await.unwrap()
+    }
+
+    /// Verifies a JWT against the served JWKS and returns its claims.
+    pub async fn verify(&self, token: &str, expected_typ: &str) -> Value {
+        let issuer = format!("{}/{}/v2.0", self.base, self.tenant);
+        self.verify_from(token, expected_typ, &issuer).await
+    }
+
+    /// Verifies against this server's JWKS a token whose issuer was `issuer` (e.g. before a restart on another port).
+    pub async fn verify_from(&self, token: &str, expected_typ: &str, issuer: &str) -> Value {
+        let header = jsonwebtoken::decode_header(token).expect("JWT header");
+        assert_eq!(header.typ.as_deref(), Some(expected_typ));
+        let jwks = self.jwks().await;
+        let kid = header.kid.clone().expect("kid");
+        let jwk = jwks.find(&kid).unwrap_or_else(|| panic!("kid {kid} not in JWKS"));
+        let key = jsonwebtoken::DecodingKey::from_jwk(jwk).expect("JWK usable");
+        let mut v = jsonwebtoken::Validation::new(header.alg);
+        v.validate_aud = false;
+        v.set_issuer(&[issuer]);
+        jsonwebtoken::decode::<Value>(token, &key, &v).expect("signature and claims valid").claims
+    }
+
+    /// The whole member sign-in: returns the token response and the authorization start.
+    pub async fn sign_in(
+        &self,
+        browser: &Browser,
+        login: &str,
+        password: &str,
+        extra: &[(&str, &str)],
+    ) -> (Value, AuthStart) {
+        let start = self.authorize_url(extra);
+        let done = browser.sign_in(&start.url, login, password).await;
+        assert_eq!(done.status, StatusCode::FOUND, "sign-in ends with a redirect to the RP: {}", done.body);
+        let location = done.location.expect("location");
+        assert!(location.starts_with("http://127.0.0.1:9/callback?"), "{location}");
+        assert_eq!(query_param(&location, "state").as_deref(), Some(start.state.as_str()));
+        let code = query_param(&location, "code").expect("code");
+        let (status, body) = self.exchange(&code, &start.verifier).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        (body, start)
+    }
+}
