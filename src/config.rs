@@ -29,9 +29,39 @@ pub struct Config {
     /// HTTP worker threads; 0 = one per core.
     #[serde(default)]
     pub workers: usize,
+    /// Serve the built-in stub home IdPs (`social`, `msa`) outside demo mode too.
+    #[serde(default)]
+    pub stubs: bool,
+    /// Deliver email over SMTP too (every message always goes to the outbox).
+    #[serde(default)]
+    pub smtp: Option<Smtp>,
     pub tokens: TokenLifetimes,
     pub argon2: Argon2Params,
     pub rate_limit: RateLimit,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Smtp {
+    pub host: String,
+    #[serde(default = "default_smtp_port")]
+    pub port: u16,
+    pub from: String,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<crate::secrets::Secret>,
+    /// STARTTLS (on by default); off only for a local relay.
+    #[serde(default = "default_true")]
+    pub starttls: bool,
+}
+
+fn default_smtp_port() -> u16 {
+    587
+}
+
+fn default_true() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -75,6 +105,8 @@ impl Default for Config {
             trusted_proxies: Vec::new(),
             demo: false,
             workers: 0,
+            stubs: false,
+            smtp: None,
             tokens: TokenLifetimes {
                 access_token_secs: 3600,
                 id_token_secs: 3600,

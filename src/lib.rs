@@ -1,8 +1,12 @@
 //! gatehouse: a multi-tenant OpenID Connect identity provider for guest (B2B) collaboration.
+pub mod admin;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod directory;
+pub mod federation;
+pub mod licensing;
+pub mod mfa;
 pub mod oidc;
 pub mod secrets;
 pub mod startup;

@@ -70,6 +70,7 @@ impl Application {
         } else {
             None
         };
+        crate::federation::ensure_b2b_clients(&store, &url, &instance_secret)?;
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(std::time::Duration::from_secs(10))
@@ -92,6 +93,7 @@ impl Application {
             dummy_hash,
             http,
             demo: Default::default(),
+            stubs: Default::default(),
         });
 
         let shared = state.clone();

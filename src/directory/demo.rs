@@ -81,6 +81,9 @@ fn tenant(slug: &str, name: &str, domain: &str, seats: u32) -> Tenant {
         domains: vec![domain.into()],
         premium_seats: seats,
         members_can_invite: true,
+        external_idps: vec![],
+        inbound_trust: vec![],
+        require_mfa: false,
     }
 }
 
@@ -103,6 +106,7 @@ fn confidential(
         id_token_signed_response_alg: SigningAlg::ES256,
         app_roles: vec![],
         assignment_required: false,
+        home_page_url: None,
     }
 }
 
@@ -127,7 +131,9 @@ pub fn apply(
             let secret = demo_rp_secret(instance_secret, tenant_slug, client_id);
             let redirect = vec![format!("{public_url}/demo/{path}/callback")];
             let logout = vec![format!("{public_url}/demo/{path}")];
-            store.put_app(&confidential(&t, client_id, name, &secret, &redirect, &logout))?;
+            let mut app = confidential(&t, client_id, name, &secret, &redirect, &logout);
+            app.home_page_url = Some(format!("{public_url}/demo/{path}/login"));
+            store.put_app(&app)?;
         }
     }
     creds.url = public_url.to_string();
@@ -164,8 +170,26 @@ fn seed(store: &Store, argon2: &Argon2Params, now: i64) -> Result<DemoCredential
             risk_level: None,
             roles,
             created_at: now,
+            ..Default::default()
         })?;
         users.push(DemoUser { tenant: t.slug.clone(), login: login.into(), password: pw });
+    }
+
+    for (stub, login, name) in
+        [("social", "gsamoogle@gmail.example", "G. Samoogle"), ("msa", "alex@outlook.example", "Alex Outlook")]
+    {
+        let pw = password_like();
+        let hash = password::hash(&pw, argon2).map_err(DemoError::Hash)?;
+        store.put_stub_account(
+            stub,
+            &crate::storage::StubAccount {
+                sub: Uuid::new_v4().simple().to_string(),
+                login: login.into(),
+                display_name: name.into(),
+                password_hash: hash,
+            },
+        )?;
+        users.push(DemoUser { tenant: format!("stub:{stub}"), login: login.into(), password: pw });
     }
 
     let mut clients = Vec::new();

@@ -1,5 +1,6 @@
 //! Tenants, users and applications: the directory every sign-in is checked against.
 pub mod demo;
+pub mod guests;
 pub mod password;
 
 use serde::{Deserialize, Serialize};
@@ -14,15 +15,61 @@ pub struct Tenant {
     pub domains: Vec<String>,
     pub premium_seats: u32,
     pub members_can_invite: bool,
+    /// External OpenID Connect providers this tenant federates with, by email domain.
+    #[serde(default)]
+    pub external_idps: Vec<ExternalIdp>,
+    /// Cross-tenant inbound trust, per partner tenant id.
+    #[serde(default)]
+    pub inbound_trust: Vec<InboundTrust>,
+    /// Tenant-level MFA for members (like security defaults / per-user MFA for everyone).
+    #[serde(default)]
+    pub require_mfa: bool,
+}
+
+/// A home identity provider configured on a resource tenant (DESIGN §1 case 2).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ExternalIdp {
+    pub id: String,
+    pub display_name: String,
+    pub issuer: String,
+    pub client_id: String,
+    /// Our credential at the provider; it must be sent, so it cannot be stored hashed.
+    pub client_secret: crate::secrets::Secret,
+    pub domains: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct InboundTrust {
+    pub tenant_id: Uuid,
+    #[serde(default)]
+    pub is_mfa_accepted: bool,
+    #[serde(default)]
+    pub is_compliant_device_accepted: bool,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub enum ExternalUserState {
+    PendingAcceptance,
+    Accepted,
+}
+
+/// How a guest proves who they are at home (Graph `objectIdentity`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Identity {
+    pub sign_in_type: String,
+    pub issuer: String,
+    pub issuer_assigned_id: String,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
 pub enum UserType {
+    #[default]
     Member,
     Guest,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 pub struct User {
     pub id: Uuid,
     pub tenant_id: Uuid,
@@ -42,6 +89,33 @@ pub struct User {
     #[serde(default)]
     pub roles: Vec<String>,
     pub created_at: i64,
+    /// Guests: "Invitation".
+    #[serde(default)]
+    pub creation_type: Option<String>,
+    #[serde(default)]
+    pub external_user_state: Option<ExternalUserState>,
+    #[serde(default)]
+    pub external_user_state_change_date_time: Option<i64>,
+    #[serde(default)]
+    pub identities: Vec<Identity>,
+    /// Software OATH (TOTP) methods and hashed recovery codes enrolled at this tenant.
+    #[serde(default)]
+    pub totp_methods: Vec<crate::mfa::TotpMethod>,
+    #[serde(default)]
+    pub recovery_code_hashes: Vec<String>,
+    #[serde(default)]
+    pub mfa_lockout: crate::mfa::Lockout,
+}
+
+impl User {
+    pub fn is_guest(&self) -> bool {
+        self.user_type == UserType::Guest
+    }
+}
+
+/// `sally@contoso.example` invited by fabrikam → `sally_contoso.example#EXT#@fabrikam.example`.
+pub fn guest_upn(mail: &str, initial_domain: &str) -> String {
+    format!("{}#EXT#@{initial_domain}", mail.replace('@', "_"))
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -86,6 +160,9 @@ pub struct Application {
     pub app_roles: Vec<String>,
     #[serde(default)]
     pub assignment_required: bool,
+    /// Where people start using the app (Entra `web.homePageUrl`); invitations to it end here.
+    #[serde(default)]
+    pub home_page_url: Option<String>,
 }
 
 impl Application {
@@ -153,6 +230,7 @@ mod tests {
             id_token_signed_response_alg: SigningAlg::ES256,
             app_roles: vec![],
             assignment_required: false,
+            home_page_url: None,
         }
     }
 
@@ -167,6 +245,15 @@ mod tests {
         assert!(!a.redirect_uri_registered("http://127.0.0.1:53111/callbackx"));
         assert!(!a.redirect_uri_registered("http://localhost:53111/callback"));
         assert!(!a.redirect_uri_registered("http://127.0.0.1.evil.example/callback"));
+    }
+
+    #[test]
+    fn guest_upn_follows_entra() {
+        assert_eq!(guest_upn("sally@contoso.example", "fabrikam.example"), "sally_contoso.example#EXT#@fabrikam.example");
+        assert_eq!(
+            guest_upn("gsamoogle@gmail.com", "WoodGroveAzureAD.onmicrosoft.com"),
+            "gsamoogle_gmail.com#EXT#@WoodGroveAzureAD.onmicrosoft.com"
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@ use uuid::Uuid;
 use super::claims::pairwise_sub;
 use super::error::{OAuthCode, OAuthError};
 use super::keys::TokenType;
-use super::model::{AuthCode, AuthRequest, Authentication, ResponseMode, Session, SignIn, Step};
+use super::model::{AuthCode, AuthRequest, Authentication, Purpose, ResponseMode, Session, SignIn, Step};
 use super::params::Params;
 use crate::directory::{Application, ClientType, Tenant};
 use crate::secrets::{digest, new_token};
@@ -158,7 +158,7 @@ async fn authorize(req: &HttpRequest, slug: &str, raw: &str, state: &AppState) -
         tenant_id: tenant.id,
         browser: digest(&browser),
         login: request.login_hint.clone(),
-        request,
+        purpose: Purpose::Authorize(request),
         step: Step::Identify,
         user_id: None,
         expires_at: now + state.config.tokens.signin_secs,
@@ -284,14 +284,7 @@ pub fn issue_code(
     let (new_cookie, session) = match existing {
         Some((_, s)) if s.auth.user_id == auth.user_id && s.auth.auth_time == auth.auth_time => (None, s),
         _ => {
-            let cookie = new_token();
-            let s = Session {
-                tenant_id: tenant.id,
-                sid: Uuid::new_v4().to_string(),
-                auth: auth.clone(),
-                expires_at: now + state.config.tokens.session_secs,
-            };
-            state.store.put_session(&digest(&cookie), &s)?;
+            let (cookie, s) = open_session(state, tenant, auth.clone())?;
             (Some(cookie), s)
         }
     };
@@ -312,8 +305,24 @@ pub fn issue_code(
     state.store.put_code(&digest(&code), &record)?;
     let mut resp = Reply::for_request(state, tenant, request).code(code);
     if let Some(c) = new_cookie {
-        let cookie = state.cookie(SSO_COOKIE, c, format!("/{}", tenant.slug), None);
-        resp.add_cookie(&cookie).map_err(PageError::internal)?;
+        resp.add_cookie(&session_cookie(state, tenant, c)).map_err(PageError::internal)?;
     }
     Ok(resp)
+}
+
+/// Stores a new SSO session; returns the cookie value and the session.
+pub fn open_session(state: &AppState, tenant: &Tenant, auth: Authentication) -> Result<(String, Session), PageError> {
+    let cookie = new_token();
+    let s = Session {
+        tenant_id: tenant.id,
+        sid: Uuid::new_v4().to_string(),
+        auth,
+        expires_at: state.now() + state.config.tokens.session_secs,
+    };
+    state.store.put_session(&digest(&cookie), &s)?;
+    Ok((cookie, s))
+}
+
+pub fn session_cookie(state: &AppState, tenant: &Tenant, value: String) -> actix_web::cookie::Cookie<'static> {
+    state.cookie(SSO_COOKIE, value, format!("/{}", tenant.slug), None)
 }

@@ -25,12 +25,42 @@ pub enum ResponseMode {
     FormPost,
 }
 
+/// Where a guest proves who they are (DESIGN §1, home realm discovery order).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Home {
+    /// Another tenant on this instance that verified the email's domain.
+    Tenant { slug: String },
+    /// An external OpenID Connect provider configured on the resource tenant.
+    External { idp_id: String },
+    /// A built-in stub provider (`social`, `msa`).
+    Stub { name: String },
+    EmailOtp,
+}
+
 /// The steps of a sign-in; a handler only accepts the step the transaction is at.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "step", rename_all = "snake_case")]
 pub enum Step {
     Identify,
     Password,
+    /// Sent to the home IdP; waiting for its answer at /federation/callback.
+    Federating { home: Home, state: String, nonce: String, verifier: String },
+    EmailOtp { code_hash: String, expires_at: i64, attempts: u32, sends: u32, last_sent: i64 },
+    /// Redemption: the home identity is proven; the guest reviews what is shared.
+    Consent { identity: crate::directory::Identity, amr: Vec<String>, idp: String },
+}
+
+/// What the sign-in is for.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "purpose", rename_all = "snake_case")]
+pub enum Purpose {
+    /// A relying party's authorization request.
+    Authorize(AuthRequest),
+    /// Redeeming an invitation ticket (its digest).
+    Redeem { ticket: [u8; 32] },
+    /// gatehouse's own pages (e.g. the invite page): sign in, then return there.
+    Portal { return_to: String },
 }
 
 /// A sign-in in progress, stored server side and referenced by an opaque id.
@@ -39,11 +69,20 @@ pub struct SignIn {
     pub tenant_id: Uuid,
     /// SHA-256 of the browser cookie this sign-in is bound to.
     pub browser: [u8; 32],
-    pub request: AuthRequest,
+    pub purpose: Purpose,
     pub step: Step,
     pub login: Option<String>,
     pub user_id: Option<Uuid>,
     pub expires_at: i64,
+}
+
+impl SignIn {
+    pub fn client_id(&self) -> Option<&str> {
+        match &self.purpose {
+            Purpose::Authorize(r) => Some(&r.client_id),
+            _ => None,
+        }
+    }
 }
 
 /// What a completed sign-in proved, carried into codes, sessions and refresh tokens.

@@ -2,6 +2,7 @@
 //! keys joined by 0xff, values carry a version byte, bearer secrets are keyed by digest.
 mod codec;
 mod directory;
+mod guests;
 mod tokens;
 
 use serde::Serialize;
@@ -9,6 +10,7 @@ use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 pub use codec::{decode, encode};
+pub use guests::{OutboxMessage, Redeemed, StubAccount};
 pub use tokens::{CodeUse, RefreshUse};
 
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +67,11 @@ pub struct Store {
     revoked_jti: sled::Tree,
     keys: sled::Tree,
     meta: sled::Tree,
+    invitations: sled::Tree,
+    tickets: sled::Tree,
+    outbox: sled::Tree,
+    stub_accounts: sled::Tree,
+    fed_states: sled::Tree,
 }
 
 pub(crate) fn key2(a: &[u8], b: &[u8]) -> Vec<u8> {
@@ -96,6 +103,11 @@ impl Store {
             revoked_jti: t("revoked_jti")?,
             keys: t("keys")?,
             meta: t("meta")?,
+            invitations: t("tenant_invitations")?,
+            tickets: t("tickets")?,
+            outbox: t("outbox")?,
+            stub_accounts: t("stub_accounts")?,
+            fed_states: t("fed_states")?,
             db,
         })
     }

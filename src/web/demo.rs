@@ -244,3 +244,24 @@ pub async fn logout(
     );
     Ok(HttpResponse::SeeOther().insert_header((header::LOCATION, target)).finish())
 }
+
+/// `/outbox`: every email sent, newest first; demo mode only (it shows codes and links).
+pub async fn outbox(state: Data) -> Result<HttpResponse, PageError> {
+    if !state.config.demo {
+        return Err(PageError::new(actix_web::http::StatusCode::NOT_FOUND, "not_found", "The outbox is only shown with --demo."));
+    }
+    let messages = state
+        .store
+        .outbox(200)?
+        .into_iter()
+        .map(|m| super::pages::OutboxRow {
+            to: m.to,
+            subject: m.subject,
+            body: m.body,
+            redeem_url: m.redeem_url,
+            otp: m.otp,
+            sent: crate::clock::rfc3339(m.created_at),
+        })
+        .collect();
+    render(&super::pages::OutboxPage { messages }, vec![])
+}

@@ -2,9 +2,12 @@
 pub mod csrf;
 pub mod demo;
 pub mod error;
+pub mod invite;
+pub mod mail;
 pub mod net;
 pub mod pages;
 pub mod ratelimit;
+pub mod redeem;
 pub mod signin;
 
 use actix_web::cookie::{Cookie, SameSite};
@@ -36,6 +39,7 @@ pub struct AppState {
     /// For federation and the demo RP: no redirects followed.
     pub http: reqwest::Client,
     pub demo: demo::DemoRp,
+    pub stubs: crate::federation::stub::StubState,
 }
 
 pub type Data = web::Data<AppState>;
@@ -84,7 +88,8 @@ impl AppState {
     }
 }
 
-pub const RESERVED_SLUGS: &[&str] = &["graph", "demo", "stub", "static", "redeem", "outbox", "healthz", "common"];
+pub const RESERVED_SLUGS: &[&str] =
+    &["graph", "demo", "stub", "static", "redeem", "outbox", "healthz", "common", "federation"];
 
 /// Reads a cookie value from the request.
 pub fn cookie_value(req: &HttpRequest, name: &str) -> Option<String> {
@@ -93,8 +98,18 @@ pub fn cookie_value(req: &HttpRequest, name: &str) -> Option<String> {
 
 /// Routes shared by `serve` and the tests.
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    use crate::federation::stub;
     use crate::oidc::{authorize, discovery, introspect, logout, token, userinfo};
-    cfg.route("/", web::get().to(demo::home))
+    cfg.route("/graph/v1.0/invitations", web::post().to(crate::admin::invitations::create))
+        .route("/redeem", web::get().to(redeem::redeem))
+        .route("/federation/callback", web::get().to(signin::federation_callback))
+        .route("/outbox", web::get().to(demo::outbox))
+        .route("/stub/{name}/.well-known/openid-configuration", web::get().to(stub::configuration))
+        .route("/stub/{name}/keys", web::get().to(stub::jwks))
+        .route("/stub/{name}/authorize", web::get().to(stub::authorize))
+        .route("/stub/{name}/login", web::post().to(stub::login))
+        .route("/stub/{name}/token", web::post().to(stub::token))
+        .route("/", web::get().to(demo::home))
         .route("/healthz", web::get().to(|| async { "ok" }))
         .route("/static/style.css", web::get().to(pages::stylesheet))
         .route("/demo/{app}", web::get().to(demo::app_page))
@@ -115,5 +130,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/{tenant}/login", web::get().to(signin::show))
         .route("/{tenant}/login/identify", web::post().to(signin::identify))
         .route("/{tenant}/login/password", web::post().to(signin::password))
-        .route("/{tenant}/login/cancel", web::post().to(signin::cancel));
+        .route("/{tenant}/login/cancel", web::post().to(signin::cancel))
+        .route("/{tenant}/login/email-otp", web::post().to(signin::email_otp))
+        .route("/{tenant}/login/email-otp/resend", web::post().to(signin::email_otp_resend))
+        .route("/{tenant}/login/consent", web::post().to(signin::consent))
+        .route("/{tenant}/invite", web::get().to(invite::show))
+        .route("/{tenant}/invite", web::post().to(invite::submit));
 }

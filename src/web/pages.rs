@@ -16,6 +16,14 @@ pub fn render(page: &impl Template, cookies: Vec<Cookie<'static>>) -> Result<Htt
     Ok(resp.body(body))
 }
 
+pub fn render_status(status: actix_web::http::StatusCode, page: &impl Template) -> Result<HttpResponse, PageError> {
+    let body = page.render().map_err(PageError::internal)?;
+    Ok(HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .insert_header(("Cache-Control", "no-store"))
+        .body(body))
+}
+
 pub async fn stylesheet() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/css; charset=utf-8")
@@ -107,4 +115,71 @@ pub struct DemoAppPage {
     pub claims: Vec<(String, String)>,
     pub csrf: String,
     pub error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "stub_login.html")]
+pub struct StubLoginPage {
+    pub provider: String,
+    pub action: String,
+    pub req: String,
+    pub login: String,
+    pub csrf: String,
+    pub error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "email_otp.html")]
+pub struct EmailOtpPage {
+    pub ctx: SignInContext,
+    pub email: String,
+    pub error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "consent.html")]
+pub struct ConsentPage {
+    pub ctx: SignInContext,
+    pub name: String,
+    pub email: String,
+    pub home: String,
+}
+
+#[derive(Template)]
+#[template(path = "message.html")]
+pub struct MessagePage {
+    pub id: String,
+    pub title: String,
+    pub message: String,
+    pub link: Option<(String, String)>,
+}
+
+#[derive(Template)]
+#[template(path = "invite.html")]
+pub struct InvitePage {
+    pub tenant_name: String,
+    pub tenant_slug: String,
+    pub member: String,
+    pub apps: Vec<(String, String)>,
+    pub csrf: String,
+    pub email: String,
+    pub display_name: String,
+    pub message: String,
+    pub error: Option<String>,
+    pub redeem_link: Option<String>,
+}
+
+pub struct OutboxRow {
+    pub to: String,
+    pub subject: String,
+    pub body: String,
+    pub redeem_url: Option<String>,
+    pub otp: Option<String>,
+    pub sent: String,
+}
+
+#[derive(Template)]
+#[template(path = "outbox.html")]
+pub struct OutboxPage {
+    pub messages: Vec<OutboxRow>,
 }

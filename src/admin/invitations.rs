@@ -1,0 +1,127 @@
+//! `POST /graph/v1.0/invitations` (Graph `invitation`).
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::{Caller, GraphError, ROLE_DIRECTORY_RW, ROLE_GLOBAL_ADMIN, ROLE_GUEST_INVITER, ROLE_USER_INVITE, json_body};
+use crate::directory::guests::{InviteError, InviteRequest, Invited, invite};
+use crate::directory::Tenant;
+use crate::web::{AppState, Data};
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct InvitationBody {
+    pub invited_user_email_address: Option<String>,
+    pub invite_redirect_url: Option<String>,
+    #[serde(default)]
+    pub invited_user_display_name: Option<String>,
+    #[serde(default)]
+    pub send_invitation_message: bool,
+    #[serde(default)]
+    pub invited_user_message_info: Option<MessageInfo>,
+    #[serde(default)]
+    pub invited_user_type: Option<String>,
+    #[serde(default)]
+    pub reset_redemption: bool,
+    #[serde(default)]
+    pub invited_user: Option<InvitedUserRef>,
+    /// gatehouse extension: the application the guest is invited to.
+    #[serde(default)]
+    pub app_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageInfo {
+    #[serde(default)]
+    pub customized_message_body: Option<String>,
+    #[serde(default)]
+    pub message_language: Option<String>,
+    #[serde(default)]
+    pub cc_recipients: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct InvitedUserRef {
+    pub id: Option<Uuid>,
+}
+
+pub async fn create(req: HttpRequest, body: web::Bytes, state: Data) -> Result<HttpResponse, GraphError> {
+    let caller = Caller::require(&req, &state, &[ROLE_DIRECTORY_RW, ROLE_USER_INVITE, ROLE_GLOBAL_ADMIN, ROLE_GUEST_INVITER])?;
+    let b: InvitationBody = json_body(&req, &body)?;
+    let email = b.invited_user_email_address.ok_or_else(|| GraphError::bad_request("invitedUserEmailAddress is required."))?;
+    let redirect = b.invite_redirect_url.ok_or_else(|| GraphError::bad_request("inviteRedirectUrl is required."))?;
+    if let Some(t) = &b.invited_user_type
+        && !t.eq_ignore_ascii_case("guest")
+    {
+        return Err(GraphError::bad_request("Only invitedUserType Guest is supported."));
+    }
+    let request = InviteRequest {
+        email,
+        display_name: b.invited_user_display_name,
+        redirect_url: redirect,
+        app_id: b.app_id,
+        message: b.invited_user_message_info.and_then(|m| m.customized_message_body),
+        send_message: b.send_invitation_message,
+        reset_redemption: b.reset_redemption,
+        user_id: b.invited_user.and_then(|u| u.id),
+        invited_by: caller.display(),
+    };
+    let invited = send_invitation(&state, &caller.tenant, request)?;
+    Ok(HttpResponse::Created().json(invitation_json(&state, &invited)))
+}
+
+/// Creates the invitation and, when asked, emails it. Shared with the member invite page.
+pub fn send_invitation(state: &AppState, tenant: &Tenant, request: InviteRequest) -> Result<Invited, GraphError> {
+    let now = state.now();
+    let invited = invite(&state.store, tenant, request, &state.public_url, now).map_err(|e| match e {
+        InviteError::Store(e) => GraphError::internal(e),
+        other => GraphError::bad_request(other.to_string()),
+    })?;
+    if invited.invitation.send_invitation_message {
+        let inv = &invited.invitation;
+        let mut body = format!(
+            "{} has invited you, {}, to collaborate{}.\n",
+            tenant.display_name,
+            inv.invited_user_display_name,
+            inv.app_id.as_deref().map(|a| format!(" in {a}")).unwrap_or_default()
+        );
+        if let Some(m) = &inv.message {
+            body.push_str(&format!("\nMessage: {m}\n"));
+        }
+        body.push_str(&format!("\nAccept the invitation: {}\n", invited.redeem_url));
+        crate::web::mail::send(
+            state,
+            Some(tenant.id),
+            &inv.invited_user_email_address,
+            &format!("You're invited to {}", tenant.display_name),
+            &body,
+            Some(&invited.redeem_url),
+            None,
+        )
+        .map_err(GraphError::internal)?;
+    }
+    Ok(invited)
+}
+
+pub fn invitation_json(state: &AppState, invited: &Invited) -> serde_json::Value {
+    let inv = &invited.invitation;
+    serde_json::json!({
+        "@odata.context": format!("{}/graph/v1.0/$metadata#invitations/$entity", state.public_url),
+        "id": inv.id,
+        "inviteRedeemUrl": invited.redeem_url,
+        "invitedUserDisplayName": inv.invited_user_display_name,
+        "invitedUserEmailAddress": inv.invited_user_email_address,
+        "inviteRedirectUrl": inv.invite_redirect_url,
+        "invitedUserType": "Guest",
+        "sendInvitationMessage": inv.send_invitation_message,
+        "resetRedemption": inv.reset_redemption,
+        "status": match inv.status {
+            crate::directory::guests::InvitationStatus::PendingAcceptance => "PendingAcceptance",
+            crate::directory::guests::InvitationStatus::Completed => "Completed",
+        },
+        "invitedUser": { "id": invited.user.id, "userPrincipalName": invited.user.user_principal_name },
+        "appId": inv.app_id,
+    })
+}
+

@@ -1,0 +1,131 @@
+//! The admin API in Microsoft Graph's shapes, under `/graph/v1.0`. Callers present a
+//! bearer token gatehouse issued; the tenant comes from the token.
+pub mod invitations;
+
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse, ResponseError};
+use serde::de::DeserializeOwned;
+
+use crate::directory::Tenant;
+use crate::oidc::claims::{AccessClaims, graph_audience};
+use crate::web::AppState;
+
+/// A Graph error body: `{"error": {"code", "message"}}`.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct GraphError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl GraphError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into() }
+    }
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "BadRequest", message)
+    }
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "Request_ResourceNotFound", message)
+    }
+    fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken", message)
+    }
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "Authorization_RequestDenied", message)
+    }
+    pub fn internal(e: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %e, "internal error");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError", "internal error")
+    }
+}
+
+impl From<crate::storage::StoreError> for GraphError {
+    fn from(e: crate::storage::StoreError) -> Self {
+        GraphError::internal(e)
+    }
+}
+
+impl ResponseError for GraphError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+    fn error_response(&self) -> HttpResponse {
+        let mut b = HttpResponse::build(self.status);
+        if self.status == StatusCode::UNAUTHORIZED {
+            b.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"gatehouse\", error=\"invalid_token\""));
+        }
+        b.json(serde_json::json!({"error": {"code": self.code, "message": self.message}}))
+    }
+}
+
+/// Who is calling the admin API: a capability handle, checked once per request.
+pub struct Caller {
+    pub tenant: Tenant,
+    pub claims: AccessClaims,
+}
+
+pub const ROLE_DIRECTORY_RW: &str = "Directory.ReadWrite.All";
+pub const ROLE_USER_INVITE: &str = "User.Invite.All";
+pub const ROLE_GLOBAL_ADMIN: &str = "Global Administrator";
+pub const ROLE_GUEST_INVITER: &str = "Guest Inviter";
+
+impl Caller {
+    /// Authenticates the bearer token: our signature, not expired or revoked, its tenant.
+    /// App tokens must be for the Graph audience.
+    pub fn from_request(req: &HttpRequest, state: &AppState) -> Result<Self, GraphError> {
+        let token = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .ok_or_else(|| GraphError::unauthorized("Access token is empty."))?;
+        let unverified: AccessClaims = state
+            .keys
+            .verify(token, crate::oidc::keys::TokenType::Access, state.now(), true)
+            .map_err(|_| GraphError::unauthorized("Access token has expired or is not valid yet."))?;
+        let tenant = state
+            .store
+            .tenant(&unverified.tid)?
+            .ok_or_else(|| GraphError::unauthorized("The token's tenant does not exist."))?;
+        let claims = crate::oidc::userinfo::validate_access(state, &tenant, token).map_err(GraphError::unauthorized)?;
+        if claims.idtyp.as_deref() == Some("app") && claims.aud != graph_audience(state) {
+            return Err(GraphError::unauthorized("The token is not for this API."));
+        }
+        Ok(Self { tenant, claims })
+    }
+
+    pub fn has_any(&self, roles: &[&str]) -> bool {
+        self.claims.roles.iter().any(|r| roles.contains(&r.as_str()))
+    }
+
+    /// The first line of every handler: the caller must hold one of `roles`.
+    pub fn require(req: &HttpRequest, state: &AppState, roles: &[&str]) -> Result<Self, GraphError> {
+        let caller = Self::from_request(req, state)?;
+        if !caller.has_any(roles) {
+            return Err(GraphError::forbidden("Insufficient privileges to complete the operation."));
+        }
+        Ok(caller)
+    }
+
+    pub fn display(&self) -> String {
+        match self.claims.oid {
+            Some(oid) => oid.to_string(),
+            None => self.claims.client_id.clone(),
+        }
+    }
+}
+
+/// Parses a JSON body into `T`, answering Graph's 400 with the reason.
+pub fn json_body<T: DeserializeOwned>(req: &HttpRequest, body: &[u8]) -> Result<T, GraphError> {
+    let ct = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if !ct.starts_with("application/json") {
+        return Err(GraphError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UnsupportedMediaType",
+            "The body must be application/json.",
+        ));
+    }
+    serde_json::from_slice(body).map_err(|e| GraphError::bad_request(format!("Invalid request body: {e}")))
+}

@@ -1,0 +1,270 @@
+//! Built-in stub home providers (`social`, Google-like; `msa`, Microsoft-account-like):
+//! small but real OpenID Connect providers under `/stub/{name}/`, with their own accounts,
+//! so federation to them takes exactly the path a real external IdP takes.
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Serialize;
+
+use crate::directory::SigningAlg;
+use crate::oidc::error::{OAuthCode, OAuthError};
+use crate::oidc::keys::TokenType;
+use crate::oidc::params::Params;
+use crate::oidc::token::{form_body, no_store};
+use crate::secrets::{b64url, ct_eq, mac, new_token, sha256};
+use crate::web::error::PageError;
+use crate::web::pages::{StubLoginPage, render};
+use crate::web::{AppState, Data, csrf};
+
+pub struct Stub {
+    pub name: &'static str,
+    pub display_name: &'static str,
+    pub domains: &'static [&'static str],
+}
+
+pub const STUBS: &[Stub] = &[
+    Stub { name: "social", display_name: "Social sign-in (Google-like)", domains: &["gmail.example"] },
+    Stub { name: "msa", display_name: "Personal Microsoft account (consumer)", domains: &["outlook.example"] },
+];
+
+/// gatehouse is the only client of its stubs.
+pub const CLIENT_ID: &str = "gatehouse";
+
+pub fn client_secret(instance_secret: &[u8], stub: &str) -> String {
+    b64url(&mac(instance_secret, &[b"stub-client", stub.as_bytes()]))
+}
+
+#[derive(Clone)]
+struct StubRequest {
+    stub: String,
+    redirect_uri: String,
+    state: Option<String>,
+    nonce: Option<String>,
+    code_challenge: String,
+    login_hint: String,
+    expires_at: i64,
+}
+
+struct StubCode {
+    stub: String,
+    sub: String,
+    email: String,
+    name: String,
+    nonce: Option<String>,
+    code_challenge: String,
+    redirect_uri: String,
+    expires_at: i64,
+}
+
+/// Pending requests and codes, in memory: a stub is a demo of a home IdP.
+#[derive(Default)]
+pub struct StubState {
+    requests: Mutex<HashMap<String, StubRequest>>,
+    codes: Mutex<HashMap<String, StubCode>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn stub(state: &AppState, name: &str) -> Result<&'static Stub, PageError> {
+    STUBS.iter().find(|s| s.name == name && super::stubs_enabled(state)).ok_or_else(|| {
+        PageError::new(StatusCode::NOT_FOUND, "not_found", "There is no such identity provider here.")
+    })
+}
+
+fn issuer(state: &AppState, name: &str) -> String {
+    format!("{}/stub/{name}", state.public_url)
+}
+
+pub async fn configuration(path: web::Path<String>, state: Data) -> Result<HttpResponse, PageError> {
+    let s = stub(&state, &path)?;
+    let iss = issuer(&state, s.name);
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "issuer": iss,
+        "authorization_endpoint": format!("{iss}/authorize"),
+        "token_endpoint": format!("{iss}/token"),
+        "jwks_uri": format!("{iss}/keys"),
+        "response_types_supported": ["code"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["ES256"],
+        "scopes_supported": ["openid", "email", "profile"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "code_challenge_methods_supported": ["S256"],
+        "claims_supported": ["iss", "sub", "aud", "exp", "iat", "nonce", "email", "email_verified", "name", "amr"],
+    })))
+}
+
+pub async fn jwks(path: web::Path<String>, state: Data) -> Result<HttpResponse, PageError> {
+    stub(&state, &path)?;
+    Ok(HttpResponse::Ok().content_type("application/json").body(state.keys.jwks_json().to_string()))
+}
+
+pub async fn authorize(req: HttpRequest, path: web::Path<String>, state: Data) -> Result<HttpResponse, PageError> {
+    let s = stub(&state, &path)?;
+    let p = Params::parse(req.query_string()).map_err(|e| PageError::bad_request("invalid_request", e.description))?;
+    if p.get("client_id") != Some(CLIENT_ID) {
+        return Err(PageError::bad_request("unknown_client", "This provider only serves gatehouse."));
+    }
+    let redirect_uri = p.get("redirect_uri").unwrap_or_default();
+    if redirect_uri != super::callback_url(&state) {
+        return Err(PageError::bad_request("invalid_redirect_uri", "The return address is not registered."));
+    }
+    let challenge = match (p.get("code_challenge"), p.get("code_challenge_method")) {
+        (Some(c), Some("S256")) => c.to_string(),
+        _ => return Err(PageError::bad_request("invalid_request", "PKCE with S256 is required.")),
+    };
+    if p.get("response_type") != Some("code") || !p.list("scope").iter().any(|x| x == "openid") {
+        return Err(PageError::bad_request("invalid_request", "Only the OpenID Connect code flow is supported."));
+    }
+    let id = new_token();
+    let request = StubRequest {
+        stub: s.name.into(),
+        redirect_uri: redirect_uri.into(),
+        state: p.get("state").map(String::from),
+        nonce: p.get("nonce").map(String::from),
+        code_challenge: challenge,
+        login_hint: p.get("login_hint").unwrap_or_default().into(),
+        expires_at: state.now() + 900,
+    };
+    lock(&state.stubs.requests).insert(id.clone(), request.clone());
+    login_page(&state, &req, s, &id, &request.login_hint, None)
+}
+
+fn login_page(
+    state: &AppState,
+    req: &HttpRequest,
+    s: &Stub,
+    id: &str,
+    login: &str,
+    error: Option<String>,
+) -> Result<HttpResponse, PageError> {
+    let (browser, cookie) = csrf::browser(req, state);
+    let page = StubLoginPage {
+        provider: s.display_name.into(),
+        action: format!("/stub/{}/login", s.name),
+        req: id.into(),
+        login: login.into(),
+        csrf: csrf::token(state, &browser),
+        error,
+    };
+    render(&page, cookie.into_iter().collect())
+}
+
+pub async fn login(req: HttpRequest, path: web::Path<String>, body: web::Bytes, state: Data) -> Result<HttpResponse, PageError> {
+    let s = stub(&state, &path)?;
+    let f = crate::web::signin::form(&req, &body)?;
+    csrf::verify(&req, &state, f.get("csrf"))?;
+    let id = f.get("req").unwrap_or_default().to_string();
+    let now = state.now();
+    let request = lock(&state.stubs.requests).get(&id).cloned().filter(|r| r.stub == s.name && r.expires_at > now);
+    let Some(request) = request else {
+        return Err(PageError::bad_request("signin_expired", "This sign-in has expired. Go back and start again."));
+    };
+    let login = f.get("login").unwrap_or_default().trim().to_ascii_lowercase();
+    let account = state.store.stub_account(s.name, &login)?;
+    let password = f.get("password").unwrap_or_default().to_string();
+    let ok = crate::directory::password::verify_blocking(
+        password,
+        account.as_ref().map(|a| a.password_hash.clone()),
+        state.dummy_hash.clone(),
+        state.config.argon2.clone(),
+    )
+    .await;
+    let Some(account) = account.filter(|_| ok) else {
+        return login_page(&state, &req, s, &id, &login, Some("That account or password is not right.".into()));
+    };
+    lock(&state.stubs.requests).remove(&id);
+    let code = new_token();
+    lock(&state.stubs.codes).insert(
+        code.clone(),
+        StubCode {
+            stub: s.name.into(),
+            sub: account.sub,
+            email: account.login,
+            name: account.display_name,
+            nonce: request.nonce,
+            code_challenge: request.code_challenge,
+            redirect_uri: request.redirect_uri.clone(),
+            expires_at: now + 60,
+        },
+    );
+    let mut u = url::Url::parse(&request.redirect_uri).map_err(PageError::internal)?;
+    u.query_pairs_mut().append_pair("code", &code);
+    if let Some(st) = &request.state {
+        u.query_pairs_mut().append_pair("state", st);
+    }
+    Ok(HttpResponse::Found().insert_header((header::LOCATION, u.to_string())).finish())
+}
+
+#[derive(Serialize)]
+struct StubIdToken<'a> {
+    iss: String,
+    sub: &'a str,
+    aud: &'a str,
+    exp: i64,
+    iat: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nonce: Option<&'a str>,
+    email: &'a str,
+    email_verified: bool,
+    name: &'a str,
+    amr: [&'a str; 1],
+}
+
+pub async fn token(req: HttpRequest, path: web::Path<String>, body: web::Bytes, state: Data) -> Result<HttpResponse, OAuthError> {
+    let s = stub(&state, &path).map_err(|_| OAuthError::request("unknown provider"))?;
+    let p = form_body(&req, &body)?;
+    let secret = client_secret(&state.instance_secret, s.name);
+    let presented = match req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        Some(h) => {
+            use base64::Engine;
+            let raw = h.strip_prefix("Basic ").and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok());
+            raw.and_then(|r| String::from_utf8(r).ok()).and_then(|r| r.split_once(':').map(|(i, s)| (i.to_string(), s.to_string())))
+        }
+        None => p.get("client_id").zip(p.get("client_secret")).map(|(i, s)| (i.to_string(), s.to_string())),
+    };
+    let authenticated = presented.is_some_and(|(id, sec)| {
+        let sec = url::form_urlencoded::parse(format!("x={sec}").as_bytes()).next().map(|(_, v)| v.to_string()).unwrap_or(sec);
+        id == CLIENT_ID && ct_eq(sec.as_bytes(), secret.as_bytes())
+    });
+    if !authenticated {
+        return Err(OAuthError::client("client authentication failed"));
+    }
+    if p.get("grant_type") != Some("authorization_code") {
+        return Err(OAuthError::new(OAuthCode::UnsupportedGrantType, "only authorization_code"));
+    }
+    let code = lock(&state.stubs.codes).remove(p.require("code")?);
+    let now = state.now();
+    let Some(code) = code.filter(|c| c.stub == s.name && c.expires_at > now) else {
+        return Err(OAuthError::grant("the code is invalid or expired"));
+    };
+    if p.get("redirect_uri") != Some(code.redirect_uri.as_str()) {
+        return Err(OAuthError::grant("redirect_uri does not match"));
+    }
+    let verifier = p.require("code_verifier")?;
+    if !ct_eq(b64url(&sha256(verifier.as_bytes())).as_bytes(), code.code_challenge.as_bytes()) {
+        return Err(OAuthError::grant("code_verifier does not match"));
+    }
+    let claims = StubIdToken {
+        iss: issuer(&state, s.name),
+        sub: &code.sub,
+        aud: CLIENT_ID,
+        exp: now + 600,
+        iat: now,
+        nonce: code.nonce.as_deref(),
+        email: &code.email,
+        email_verified: true,
+        name: &code.name,
+        amr: ["pwd"],
+    };
+    let id_token = state.keys.sign(SigningAlg::ES256, TokenType::Id, now, &claims).map_err(OAuthError::server)?;
+    Ok(no_store(HttpResponse::Ok()).json(serde_json::json!({
+        "access_token": new_token(),
+        "token_type": "Bearer",
+        "expires_in": 600,
+        "id_token": id_token,
+    })))
+}

@@ -1,0 +1,129 @@
+//! Invitations, redemption tickets (keyed by digest), the outbox, stub IdP accounts and
+//! pending federation states.
+use serde::{Deserialize, Serialize};
+use sled::Transactional;
+use sled::transaction::ConflictableTransactionError as Abort;
+use uuid::Uuid;
+
+use super::{Result, Store, decode, encode, get, key2, put, uuid_key};
+use crate::directory::guests::{Invitation, InvitationStatus, Ticket, TicketState};
+use crate::directory::{ExternalUserState, Identity, User};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct OutboxMessage {
+    pub id: u64,
+    pub tenant_id: Option<Uuid>,
+    pub to: String,
+    pub subject: String,
+    pub body: String,
+    pub redeem_url: Option<String>,
+    pub otp: Option<String>,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StubAccount {
+    pub sub: String,
+    pub login: String,
+    pub display_name: String,
+    pub password_hash: String,
+}
+
+pub enum Redeemed {
+    Done(Box<User>),
+    AlreadyRedeemed,
+    Voided,
+    Unknown,
+}
+
+impl Store {
+    pub fn put_invitation(&self, inv: &Invitation) -> Result<()> {
+        put(&self.invitations, &key2(&uuid_key(&inv.tenant_id), inv.id.as_bytes()), inv)
+    }
+
+    pub fn invitation(&self, tenant: &Uuid, id: &Uuid) -> Result<Option<Invitation>> {
+        get(&self.invitations, &key2(&uuid_key(tenant), id.as_bytes()))
+    }
+
+    pub fn put_ticket(&self, id: &[u8; 32], t: &Ticket) -> Result<()> {
+        put(&self.tickets, id, t)
+    }
+
+    pub fn ticket(&self, id: &[u8; 32]) -> Result<Option<Ticket>> {
+        get(&self.tickets, id)
+    }
+
+    /// Voids every active ticket of a guest (reset redemption).
+    pub fn void_tickets_of(&self, tenant: &Uuid, user: &Uuid) -> Result<()> {
+        for item in self.tickets.iter() {
+            let (k, v) = item?;
+            let mut t: Ticket = decode(&v)?;
+            if t.tenant_id == *tenant && t.user_id == *user && t.state == TicketState::Active {
+                t.state = TicketState::Voided;
+                self.tickets.insert(k, encode(&t)?)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// In one transaction: the ticket is consumed, the guest becomes Accepted with the
+    /// home identity, and the invitation is Completed. Of concurrent calls exactly one wins.
+    pub fn redeem(&self, ticket: &[u8; 32], identity: &Identity, now: i64) -> Result<Redeemed> {
+        let out = (&self.tickets, &self.users, &self.invitations).transaction(|(tickets, users, invitations)| {
+            let Some(raw) = tickets.get(ticket)? else { return Ok(Redeemed::Unknown) };
+            let mut t: Ticket = decode(&raw).map_err(Abort::Abort)?;
+            match t.state {
+                TicketState::Active => {}
+                TicketState::Redeemed => return Ok(Redeemed::AlreadyRedeemed),
+                TicketState::Voided => return Ok(Redeemed::Voided),
+            }
+            let ukey = key2(&uuid_key(&t.tenant_id), t.user_id.as_bytes());
+            let Some(uraw) = users.get(&ukey)? else { return Ok(Redeemed::Unknown) };
+            let mut user: User = decode(&uraw).map_err(Abort::Abort)?;
+            t.state = TicketState::Redeemed;
+            tickets.insert(ticket, encode(&t).map_err(Abort::Abort)?)?;
+            user.external_user_state = Some(ExternalUserState::Accepted);
+            user.external_user_state_change_date_time = Some(now);
+            user.identities = vec![identity.clone()];
+            users.insert(ukey, encode(&user).map_err(Abort::Abort)?)?;
+            let ikey = key2(&uuid_key(&t.tenant_id), t.invitation_id.as_bytes());
+            if let Some(iraw) = invitations.get(&ikey)? {
+                let mut inv: Invitation = decode(&iraw).map_err(Abort::Abort)?;
+                inv.status = InvitationStatus::Completed;
+                invitations.insert(ikey, encode(&inv).map_err(Abort::Abort)?)?;
+            }
+            Ok(Redeemed::Done(Box::new(user)))
+        });
+        Ok(out?)
+    }
+
+    pub fn push_outbox(&self, mut msg: OutboxMessage) -> Result<OutboxMessage> {
+        msg.id = self.db.generate_id()?;
+        put(&self.outbox, &msg.id.to_be_bytes(), &msg)?;
+        Ok(msg)
+    }
+
+    /// Newest first.
+    pub fn outbox(&self, limit: usize) -> Result<Vec<OutboxMessage>> {
+        self.outbox.iter().values().rev().take(limit).map(|v| decode(&v?)).collect()
+    }
+
+    pub fn put_stub_account(&self, stub: &str, acct: &StubAccount) -> Result<()> {
+        put(&self.stub_accounts, &key2(stub.as_bytes(), acct.login.as_bytes()), acct)
+    }
+
+    pub fn stub_account(&self, stub: &str, login: &str) -> Result<Option<StubAccount>> {
+        get(&self.stub_accounts, &key2(stub.as_bytes(), login.trim().to_ascii_lowercase().as_bytes()))
+    }
+
+    /// Maps the `state` sent to a home IdP back to the sign-in that sent it.
+    pub fn put_fed_state(&self, state: &str, tx: &str) -> Result<()> {
+        self.fed_states.insert(state.as_bytes(), tx.as_bytes())?;
+        Ok(())
+    }
+
+    /// Single use: the state is removed as it is read.
+    pub fn take_fed_state(&self, state: &str) -> Result<Option<String>> {
+        Ok(self.fed_states.remove(state.as_bytes())?.map(|v| String::from_utf8_lossy(&v).to_string()))
+    }
+}

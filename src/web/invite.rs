@@ -1,0 +1,115 @@
+//! `/{tenant}/invite`: information workers invite guests (when the tenant lets members
+//! invite, or the member has the Guest Inviter or Global Administrator role).
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use super::error::PageError;
+use super::pages::{InvitePage, render};
+use super::{AppState, Data, csrf};
+use crate::admin::invitations::send_invitation;
+use crate::admin::{ROLE_GLOBAL_ADMIN, ROLE_GUEST_INVITER};
+use crate::directory::guests::InviteRequest;
+use crate::directory::{Tenant, User};
+use crate::oidc::authorize::current_session;
+
+/// The signed-in member allowed to invite, or `Err(redirect to sign in)`.
+fn inviter(req: &HttpRequest, state: &AppState, tenant: &Tenant) -> Result<Result<User, HttpResponse>, PageError> {
+    let Some((_, session)) = current_session(req, state, tenant)? else {
+        return Ok(Err(super::signin::start_portal(req, state, tenant, &format!("/{}/invite", tenant.slug))?));
+    };
+    let user = state.store.user(&tenant.id, &session.auth.user_id)?.filter(|u| u.account_enabled);
+    let Some(user) = user else {
+        return Ok(Err(super::signin::start_portal(req, state, tenant, &format!("/{}/invite", tenant.slug))?));
+    };
+    let privileged = user.roles.iter().any(|r| r == ROLE_GUEST_INVITER || r == ROLE_GLOBAL_ADMIN);
+    if user.is_guest() || !(tenant.members_can_invite || privileged) {
+        return Err(PageError::new(
+            StatusCode::FORBIDDEN,
+            "invite_not_allowed",
+            format!("Your account cannot invite guests to {}. Ask an administrator.", tenant.display_name),
+        ));
+    }
+    Ok(Ok(user))
+}
+
+fn apps(state: &AppState, tenant: &Tenant) -> Result<Vec<(String, String)>, PageError> {
+    Ok(state
+        .store
+        .apps(&tenant.id)?
+        .into_iter()
+        .filter(|a| a.home_page_url.is_some())
+        .map(|a| (a.client_id, a.display_name))
+        .collect())
+}
+
+fn page(state: &AppState, req: &HttpRequest, tenant: &Tenant, user: &User) -> Result<InvitePage, PageError> {
+    let browser = super::cookie_value(req, csrf::BROWSER_COOKIE).unwrap_or_default();
+    Ok(InvitePage {
+        tenant_name: tenant.display_name.clone(),
+        tenant_slug: tenant.slug.clone(),
+        member: user.user_principal_name.clone(),
+        apps: apps(state, tenant)?,
+        csrf: csrf::token(state, &browser),
+        email: String::new(),
+        display_name: String::new(),
+        message: String::new(),
+        error: None,
+        redeem_link: None,
+    })
+}
+
+pub async fn show(req: HttpRequest, path: web::Path<String>, state: Data) -> Result<HttpResponse, PageError> {
+    let tenant = state.tenant(&path)?;
+    let user = match inviter(&req, &state, &tenant)? {
+        Ok(u) => u,
+        Err(redirect) => return Ok(redirect),
+    };
+    render(&page(&state, &req, &tenant, &user)?, vec![])
+}
+
+pub async fn submit(req: HttpRequest, path: web::Path<String>, body: web::Bytes, state: Data) -> Result<HttpResponse, PageError> {
+    let tenant = state.tenant(&path)?;
+    let f = super::signin::form(&req, &body)?;
+    csrf::verify(&req, &state, f.get("csrf"))?;
+    let user = match inviter(&req, &state, &tenant)? {
+        Ok(u) => u,
+        Err(redirect) => return Ok(redirect),
+    };
+    let mut p = page(&state, &req, &tenant, &user)?;
+    p.email = f.get("email").unwrap_or_default().to_string();
+    p.display_name = f.get("display_name").unwrap_or_default().to_string();
+    p.message = f.get("message").unwrap_or_default().to_string();
+    let app = match f.get("app") {
+        Some(id) => state.store.app(&tenant.id, id)?.filter(|a| a.home_page_url.is_some()),
+        None => None,
+    };
+    let Some(app) = app else {
+        p.error = Some("Choose the application to invite the guest to.".into());
+        return super::pages::render_status(StatusCode::BAD_REQUEST, &p);
+    };
+    let request = InviteRequest {
+        email: p.email.clone(),
+        display_name: Some(p.display_name.clone()),
+        redirect_url: app.home_page_url.clone().unwrap_or_else(|| format!("{}/", state.public_url)),
+        app_id: Some(app.client_id.clone()),
+        message: Some(p.message.clone()).filter(|m| !m.trim().is_empty()),
+        send_message: true,
+        reset_redemption: false,
+        user_id: None,
+        invited_by: user.user_principal_name.clone(),
+    };
+    match send_invitation(&state, &tenant, request) {
+        Ok(invited) => {
+            p.redeem_link = Some(invited.redeem_url);
+            p.email.clear();
+            p.display_name.clear();
+            p.message.clear();
+            render(&p, vec![])
+        }
+        Err(e) if e.status == StatusCode::BAD_REQUEST => {
+            p.error = Some(e.message);
+            super::pages::render_status(StatusCode::BAD_REQUEST, &p)
+        }
+        Err(e) => Err(PageError::internal(e)),
+    }
+}

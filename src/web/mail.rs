@@ -1,0 +1,58 @@
+//! Every email gatehouse sends goes to the outbox (shown at /outbox in demo mode) and,
+//! when SMTP is configured, is delivered in the background.
+use uuid::Uuid;
+
+use super::AppState;
+use crate::storage::{OutboxMessage, StoreError};
+
+pub fn send(
+    state: &AppState,
+    tenant_id: Option<Uuid>,
+    to: &str,
+    subject: &str,
+    body: &str,
+    redeem_url: Option<&str>,
+    otp: Option<&str>,
+) -> Result<(), StoreError> {
+    let msg = state.store.push_outbox(OutboxMessage {
+        id: 0,
+        tenant_id,
+        to: to.into(),
+        subject: subject.into(),
+        body: body.into(),
+        redeem_url: redeem_url.map(String::from),
+        otp: otp.map(String::from),
+        created_at: state.now(),
+    })?;
+    if let Some(smtp) = state.config.smtp.clone() {
+        tokio::spawn(async move {
+            if let Err(e) = deliver(&smtp, &msg).await {
+                tracing::warn!(error = %e, to = %msg.to, "SMTP delivery failed; the message stays in the outbox");
+            }
+        });
+    }
+    Ok(())
+}
+
+async fn deliver(smtp: &crate::config::Smtp, msg: &OutboxMessage) -> Result<(), String> {
+    use lettre::message::header::ContentType;
+    use lettre::transport::smtp::authentication::Credentials;
+    use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+    let email = Message::builder()
+        .from(smtp.from.parse().map_err(|e| format!("from: {e}"))?)
+        .to(msg.to.parse().map_err(|e| format!("to: {e}"))?)
+        .subject(msg.subject.clone())
+        .header(ContentType::TEXT_PLAIN)
+        .body(msg.body.clone())
+        .map_err(|e| e.to_string())?;
+    let mut builder = if smtp.starttls {
+        AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&smtp.host).map_err(|e| e.to_string())?
+    } else {
+        AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&smtp.host)
+    };
+    builder = builder.port(smtp.port);
+    if let (Some(u), Some(p)) = (&smtp.username, &smtp.password) {
+        builder = builder.credentials(Credentials::new(u.clone(), p.expose().to_string()));
+    }
+    builder.build().send(email).await.map(|_| ()).map_err(|e| e.to_string())
+}
