@@ -3,9 +3,11 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::{Caller, GraphError, ROLE_DIRECTORY_RW, ROLE_GLOBAL_ADMIN, ROLE_GUEST_INVITER, ROLE_USER_INVITE, json_body};
-use crate::directory::guests::{InviteError, InviteRequest, Invited, invite};
+use super::{
+    Caller, GraphError, ROLE_DIRECTORY_RW, ROLE_GLOBAL_ADMIN, ROLE_GUEST_INVITER, ROLE_USER_INVITE, json_body,
+};
 use crate::directory::Tenant;
+use crate::directory::guests::{InviteError, InviteRequest, Invited, invite};
 use crate::web::{AppState, Data};
 
 #[derive(Debug, Deserialize)]
@@ -47,9 +49,11 @@ pub struct InvitedUserRef {
 }
 
 pub async fn create(req: HttpRequest, body: web::Bytes, state: Data) -> Result<HttpResponse, GraphError> {
-    let caller = Caller::require(&req, &state, &[ROLE_DIRECTORY_RW, ROLE_USER_INVITE, ROLE_GLOBAL_ADMIN, ROLE_GUEST_INVITER])?;
+    let caller =
+        Caller::require(&req, &state, &[ROLE_DIRECTORY_RW, ROLE_USER_INVITE, ROLE_GLOBAL_ADMIN, ROLE_GUEST_INVITER])?;
     let b: InvitationBody = json_body(&req, &body)?;
-    let email = b.invited_user_email_address.ok_or_else(|| GraphError::bad_request("invitedUserEmailAddress is required."))?;
+    let email =
+        b.invited_user_email_address.ok_or_else(|| GraphError::bad_request("invitedUserEmailAddress is required."))?;
     let redirect = b.invite_redirect_url.ok_or_else(|| GraphError::bad_request("inviteRedirectUrl is required."))?;
     if let Some(t) = &b.invited_user_type
         && !t.eq_ignore_ascii_case("guest")
@@ -124,4 +128,3 @@ pub fn invitation_json(state: &AppState, invited: &Invited) -> serde_json::Value
         "appId": inv.app_id,
     })
 }
-

@@ -249,7 +249,10 @@ mod tests {
 
     #[test]
     fn guest_upn_follows_entra() {
-        assert_eq!(guest_upn("sally@contoso.example", "fabrikam.example"), "sally_contoso.example#EXT#@fabrikam.example");
+        assert_eq!(
+            guest_upn("sally@contoso.example", "fabrikam.example"),
+            "sally_contoso.example#EXT#@fabrikam.example"
+        );
         assert_eq!(
             guest_upn("gsamoogle@gmail.com", "WoodGroveAzureAD.onmicrosoft.com"),
             "gsamoogle_gmail.com#EXT#@WoodGroveAzureAD.onmicrosoft.com"

@@ -63,7 +63,11 @@ pub fn discover(state: &AppState, resource: &Tenant, email: &str) -> Result<Home
 }
 
 /// The home recorded for an accepted guest, from the issuer of its identity.
-pub fn home_of_issuer(state: &AppState, resource: &Tenant, issuer: &str) -> Result<Option<Home>, crate::storage::StoreError> {
+pub fn home_of_issuer(
+    state: &AppState,
+    resource: &Tenant,
+    issuer: &str,
+) -> Result<Option<Home>, crate::storage::StoreError> {
     if issuer == "mail" {
         return Ok(Some(Home::EmailOtp));
     }
@@ -109,7 +113,11 @@ pub fn b2b_secret(instance_secret: &[u8], home_slug: &str) -> String {
 }
 
 /// Registers (or refreshes) the federation client in every tenant of this instance.
-pub fn ensure_b2b_clients(store: &Store, public_url: &str, instance_secret: &[u8]) -> Result<(), crate::storage::StoreError> {
+pub fn ensure_b2b_clients(
+    store: &Store,
+    public_url: &str,
+    instance_secret: &[u8],
+) -> Result<(), crate::storage::StoreError> {
     for t in store.tenants()? {
         let app = Application {
             tenant_id: t.id,
@@ -131,12 +139,14 @@ pub fn ensure_b2b_clients(store: &Store, public_url: &str, instance_secret: &[u8
     Ok(())
 }
 
-type Discovered = CoreClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointMaybeSet, EndpointMaybeSet>;
+type Discovered =
+    CoreClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointMaybeSet, EndpointMaybeSet>;
 
 async fn client(state: &AppState, p: &Provider) -> Result<Discovered, String> {
     let issuer = IssuerUrl::new(p.issuer.clone()).map_err(|e| e.to_string())?;
-    let metadata =
-        CoreProviderMetadata::discover_async(issuer, &state.http).await.map_err(|e| format!("discovery of {}: {e}", p.issuer))?;
+    let metadata = CoreProviderMetadata::discover_async(issuer, &state.http)
+        .await
+        .map_err(|e| format!("discovery of {}: {e}", p.issuer))?;
     let redirect = RedirectUrl::new(callback_url(state)).map_err(|e| e.to_string())?;
     Ok(CoreClient::from_provider_metadata(
         metadata,
@@ -193,9 +203,10 @@ pub async fn finish(
         .await
         .map_err(|e| format!("the home provider refused the code: {e}"))?;
     let id_token = response.id_token().ok_or("the home provider sent no ID token")?;
-    let verifier = client
-        .id_token_verifier()
-        .set_allowed_algs(vec![CoreJwsSigningAlgorithm::EcdsaP256Sha256, CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256]);
+    let verifier = client.id_token_verifier().set_allowed_algs(vec![
+        CoreJwsSigningAlgorithm::EcdsaP256Sha256,
+        CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+    ]);
     let claims = id_token
         .claims(&verifier, &Nonce::new(nonce.to_string()))
         .map_err(|e| format!("the home ID token did not validate: {e}"))?;

@@ -70,9 +70,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 fn stub(state: &AppState, name: &str) -> Result<&'static Stub, PageError> {
-    STUBS.iter().find(|s| s.name == name && super::stubs_enabled(state)).ok_or_else(|| {
-        PageError::new(StatusCode::NOT_FOUND, "not_found", "There is no such identity provider here.")
-    })
+    STUBS
+        .iter()
+        .find(|s| s.name == name && super::stubs_enabled(state))
+        .ok_or_else(|| PageError::new(StatusCode::NOT_FOUND, "not_found", "There is no such identity provider here."))
 }
 
 fn issuer(state: &AppState, name: &str) -> String {
@@ -153,7 +154,12 @@ fn login_page(
     render(&page, cookie.into_iter().collect())
 }
 
-pub async fn login(req: HttpRequest, path: web::Path<String>, body: web::Bytes, state: Data) -> Result<HttpResponse, PageError> {
+pub async fn login(
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+    state: Data,
+) -> Result<HttpResponse, PageError> {
     let s = stub(&state, &path)?;
     let f = crate::web::signin::form(&req, &body)?;
     csrf::verify(&req, &state, f.get("csrf"))?;
@@ -214,7 +220,12 @@ struct StubIdToken<'a> {
     amr: [&'a str; 1],
 }
 
-pub async fn token(req: HttpRequest, path: web::Path<String>, body: web::Bytes, state: Data) -> Result<HttpResponse, OAuthError> {
+pub async fn token(
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+    state: Data,
+) -> Result<HttpResponse, OAuthError> {
     let s = stub(&state, &path).map_err(|_| OAuthError::request("unknown provider"))?;
     let p = form_body(&req, &body)?;
     let secret = client_secret(&state.instance_secret, s.name);
@@ -222,12 +233,16 @@ pub async fn token(req: HttpRequest, path: web::Path<String>, body: web::Bytes, 
         Some(h) => {
             use base64::Engine;
             let raw = h.strip_prefix("Basic ").and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok());
-            raw.and_then(|r| String::from_utf8(r).ok()).and_then(|r| r.split_once(':').map(|(i, s)| (i.to_string(), s.to_string())))
+            raw.and_then(|r| String::from_utf8(r).ok())
+                .and_then(|r| r.split_once(':').map(|(i, s)| (i.to_string(), s.to_string())))
         }
         None => p.get("client_id").zip(p.get("client_secret")).map(|(i, s)| (i.to_string(), s.to_string())),
     };
     let authenticated = presented.is_some_and(|(id, sec)| {
-        let sec = url::form_urlencoded::parse(format!("x={sec}").as_bytes()).next().map(|(_, v)| v.to_string()).unwrap_or(sec);
+        let sec = url::form_urlencoded::parse(format!("x={sec}").as_bytes())
+            .next()
+            .map(|(_, v)| v.to_string())
+            .unwrap_or(sec);
         id == CLIENT_ID && ct_eq(sec.as_bytes(), secret.as_bytes())
     });
     if !authenticated {

@@ -158,7 +158,7 @@ async fn authorize(req: &HttpRequest, slug: &str, raw: &str, state: &AppState) -
         tenant_id: tenant.id,
         browser: digest(&browser),
         login: request.login_hint.clone(),
-        purpose: Purpose::Authorize(request),
+        purpose: Purpose::Authorize(Box::new(request)),
         step: Step::Identify,
         user_id: None,
         expires_at: now + state.config.tokens.signin_secs,

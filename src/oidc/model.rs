@@ -30,11 +30,17 @@ pub enum ResponseMode {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Home {
     /// Another tenant on this instance that verified the email's domain.
-    Tenant { slug: String },
+    Tenant {
+        slug: String,
+    },
     /// An external OpenID Connect provider configured on the resource tenant.
-    External { idp_id: String },
+    External {
+        idp_id: String,
+    },
     /// A built-in stub provider (`social`, `msa`).
-    Stub { name: String },
+    Stub {
+        name: String,
+    },
     EmailOtp,
 }
 
@@ -45,10 +51,25 @@ pub enum Step {
     Identify,
     Password,
     /// Sent to the home IdP; waiting for its answer at /federation/callback.
-    Federating { home: Home, state: String, nonce: String, verifier: String },
-    EmailOtp { code_hash: String, expires_at: i64, attempts: u32, sends: u32, last_sent: i64 },
+    Federating {
+        home: Home,
+        state: String,
+        nonce: String,
+        verifier: String,
+    },
+    EmailOtp {
+        code_hash: String,
+        expires_at: i64,
+        attempts: u32,
+        sends: u32,
+        last_sent: i64,
+    },
     /// Redemption: the home identity is proven; the guest reviews what is shared.
-    Consent { identity: crate::directory::Identity, amr: Vec<String>, idp: String },
+    Consent {
+        identity: crate::directory::Identity,
+        amr: Vec<String>,
+        idp: String,
+    },
 }
 
 /// What the sign-in is for.
@@ -56,7 +77,7 @@ pub enum Step {
 #[serde(tag = "purpose", rename_all = "snake_case")]
 pub enum Purpose {
     /// A relying party's authorization request.
-    Authorize(AuthRequest),
+    Authorize(Box<AuthRequest>),
     /// Redeeming an invitation ticket (its digest).
     Redeem { ticket: [u8; 32] },
     /// gatehouse's own pages (e.g. the invite page): sign in, then return there.

@@ -248,7 +248,11 @@ pub async fn logout(
 /// `/outbox`: every email sent, newest first; demo mode only (it shows codes and links).
 pub async fn outbox(state: Data) -> Result<HttpResponse, PageError> {
     if !state.config.demo {
-        return Err(PageError::new(actix_web::http::StatusCode::NOT_FOUND, "not_found", "The outbox is only shown with --demo."));
+        return Err(PageError::new(
+            actix_web::http::StatusCode::NOT_FOUND,
+            "not_found",
+            "The outbox is only shown with --demo.",
+        ));
     }
     let messages = state
         .store

@@ -67,7 +67,12 @@ pub async fn show(req: HttpRequest, path: web::Path<String>, state: Data) -> Res
     render(&page(&state, &req, &tenant, &user)?, vec![])
 }
 
-pub async fn submit(req: HttpRequest, path: web::Path<String>, body: web::Bytes, state: Data) -> Result<HttpResponse, PageError> {
+pub async fn submit(
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+    state: Data,
+) -> Result<HttpResponse, PageError> {
     let tenant = state.tenant(&path)?;
     let f = super::signin::form(&req, &body)?;
     csrf::verify(&req, &state, f.get("csrf"))?;

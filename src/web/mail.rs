@@ -14,7 +14,7 @@ pub fn send(
     redeem_url: Option<&str>,
     otp: Option<&str>,
 ) -> Result<(), StoreError> {
-    let msg = state.store.push_outbox(OutboxMessage {
+    let msg = OutboxMessage {
         id: 0,
         tenant_id,
         to: to.into(),
@@ -23,7 +23,11 @@ pub fn send(
         redeem_url: redeem_url.map(String::from),
         otp: otp.map(String::from),
         created_at: state.now(),
-    })?;
+    };
+    // The outbox is the demo's mailbox. Outside the demo it keeps a record of what was sent
+    // without the bearer secrets (tickets, codes), which are only ever stored hashed.
+    let stored = if state.config.demo { msg.clone() } else { redacted(&msg) };
+    state.store.push_outbox(stored)?;
     if let Some(smtp) = state.config.smtp.clone() {
         tokio::spawn(async move {
             if let Err(e) = deliver(&smtp, &msg).await {
@@ -32,6 +36,14 @@ pub fn send(
         });
     }
     Ok(())
+}
+
+fn redacted(msg: &OutboxMessage) -> OutboxMessage {
+    let mut body = msg.body.clone();
+    for secret in [msg.redeem_url.as_deref(), msg.otp.as_deref()].into_iter().flatten() {
+        body = body.replace(secret, "[sent, not stored]");
+    }
+    OutboxMessage { body, redeem_url: None, otp: None, ..msg.clone() }
 }
 
 async fn deliver(smtp: &crate::config::Smtp, msg: &OutboxMessage) -> Result<(), String> {

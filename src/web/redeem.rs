@@ -61,8 +61,7 @@ pub async fn redeem(
         return Err(ticket_error(TicketProblem::Expired));
     }
     let tenant = state.store.tenant(&ticket.tenant_id)?.ok_or_else(|| ticket_error(TicketProblem::Unknown))?;
-    let guest =
-        state.store.user(&tenant.id, &ticket.user_id)?.ok_or_else(|| ticket_error(TicketProblem::Unknown))?;
+    let guest = state.store.user(&tenant.id, &ticket.user_id)?.ok_or_else(|| ticket_error(TicketProblem::Unknown))?;
     let home = crate::federation::discover(&state, &tenant, &guest.mail)?;
     let (browser, new_cookie) = csrf::browser(&req, &state);
     let tx = new_token();

@@ -19,7 +19,8 @@ use crate::storage::Redeemed;
 
 const WRONG_PASSWORD: &str =
     "Your account or password is incorrect. If you don't remember your password, ask your administrator to reset it.";
-const LOCKED: &str = "Too many failed sign-in attempts. Your account is locked for a while to protect it; try again later.";
+const LOCKED: &str =
+    "Too many failed sign-in attempts. Your account is locked for a while to protect it; try again later.";
 /// Sends of an email code per sign-in, and the pause between two.
 const OTP_MAX_SENDS: u32 = 5;
 const OTP_RESEND_PAUSE_SECS: i64 = 30;
@@ -30,17 +31,23 @@ pub fn form(req: &HttpRequest, body: &web::Bytes) -> Result<Params, PageError> {
     if !ct.starts_with("application/x-www-form-urlencoded") {
         return Err(PageError::bad_request("invalid_request", "This page expects a form submission."));
     }
-    let raw =
-        std::str::from_utf8(body).map_err(|_| PageError::bad_request("invalid_request", "The form is not valid UTF-8."))?;
+    let raw = std::str::from_utf8(body)
+        .map_err(|_| PageError::bad_request("invalid_request", "The form is not valid UTF-8."))?;
     Params::parse(raw).map_err(|e| PageError::bad_request("invalid_request", e.description))
 }
 
 /// Loads the transaction named by `tx` and checks tenant and browser binding.
-fn load(req: &HttpRequest, state: &AppState, tenant_id: &uuid::Uuid, tx: Option<&str>) -> Result<(String, SignIn), PageError> {
+fn load(
+    req: &HttpRequest,
+    state: &AppState,
+    tenant_id: &uuid::Uuid,
+    tx: Option<&str>,
+) -> Result<(String, SignIn), PageError> {
     let tx = tx.ok_or_else(PageError::signin_expired)?;
     let signin = state.store.signin(&digest(tx))?.ok_or_else(PageError::signin_expired)?;
     let browser = super::cookie_value(req, csrf::BROWSER_COOKIE).ok_or_else(PageError::signin_expired)?;
-    if signin.tenant_id != *tenant_id || signin.expires_at <= state.now() || !ct_eq(&signin.browser, &digest(&browser)) {
+    if signin.tenant_id != *tenant_id || signin.expires_at <= state.now() || !ct_eq(&signin.browser, &digest(&browser))
+    {
         return Err(PageError::signin_expired());
     }
     Ok((tx.to_string(), signin))
@@ -64,7 +71,13 @@ fn posted(
     Ok((tenant, f, tx, signin))
 }
 
-fn context(state: &AppState, req: &HttpRequest, tenant: &Tenant, tx: &str, signin: &SignIn) -> Result<SignInContext, PageError> {
+fn context(
+    state: &AppState,
+    req: &HttpRequest,
+    tenant: &Tenant,
+    tx: &str,
+    signin: &SignIn,
+) -> Result<SignInContext, PageError> {
     let app_name = match signin.client_id() {
         Some(c) => state.store.app(&tenant.id, c)?.map(|a| a.display_name).unwrap_or_else(|| c.to_string()),
         None => tenant.display_name.clone(),
@@ -127,7 +140,12 @@ fn to_login_page(tenant: &Tenant, tx: &str) -> HttpResponse {
 
 /// For members the same page and the same work follow for every login, so whether an
 /// account exists is not revealed. Guests go to their home IdP (home realm discovery).
-pub async fn identify(req: HttpRequest, path: web::Path<String>, body: web::Bytes, state: Data) -> Result<HttpResponse, PageError> {
+pub async fn identify(
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+    state: Data,
+) -> Result<HttpResponse, PageError> {
     let (tenant, f, tx, mut signin) = posted(&req, &state, &path, &body, |s| *s == Step::Identify)?;
     let login = f.get("login").map(str::trim).unwrap_or_default().to_string();
     if login.is_empty() || login.len() > 320 {
@@ -149,7 +167,10 @@ pub async fn identify(req: HttpRequest, path: web::Path<String>, body: web::Byte
             ));
         }
         let home = federation::home_of_issuer(&state, &tenant, &guest.identities[0].issuer)?.ok_or_else(|| {
-            PageError::bad_request("home_unavailable", "Your home identity provider is no longer configured here. Ask the admin to reset your redemption.")
+            PageError::bad_request(
+                "home_unavailable",
+                "Your home identity provider is no longer configured here. Ask the admin to reset your redemption.",
+            )
         })?;
         return begin_home(&state, &tenant, &tx, signin, home).await;
     }
@@ -159,7 +180,12 @@ pub async fn identify(req: HttpRequest, path: web::Path<String>, body: web::Byte
     Ok(to_login_page(&tenant, &tx))
 }
 
-pub async fn password(req: HttpRequest, path: web::Path<String>, body: web::Bytes, state: Data) -> Result<HttpResponse, PageError> {
+pub async fn password(
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+    state: Data,
+) -> Result<HttpResponse, PageError> {
     let (tenant, f, tx, signin) = posted(&req, &state, &path, &body, |s| *s == Step::Password)?;
     let now = state.now();
     let login = signin.login.clone().unwrap_or_default().to_ascii_lowercase();
@@ -209,12 +235,18 @@ pub async fn begin_home(
             sends: 1,
             last_sent: now,
         };
+        // The code lives 30 minutes; the sign-in must outlive it.
+        signin.expires_at = signin.expires_at.max(now + mfa::EMAIL_OTP_TTL_SECS + 60);
         state.store.put_signin(&digest(tx), &signin)?;
         return Ok(to_login_page(tenant, tx));
     }
     let started = federation::start(state, tenant, &home, &email).await.map_err(|e| {
         tracing::warn!(error = %e, "home IdP unreachable");
-        PageError::new(StatusCode::BAD_GATEWAY, "home_unreachable", "We could not reach your home identity provider. Try again later.")
+        PageError::new(
+            StatusCode::BAD_GATEWAY,
+            "home_unreachable",
+            "We could not reach your home identity provider. Try again later.",
+        )
     })?;
     signin.step =
         Step::Federating { home, state: started.state.clone(), nonce: started.nonce, verifier: started.verifier };
@@ -228,8 +260,16 @@ fn send_email_code(state: &AppState, tenant: &Tenant, email: &str, code: &str) -
         "Your {} verification code is {code}.\n\nIt is valid for 30 minutes and works once. If you did not try to sign in, ignore this email.",
         tenant.display_name
     );
-    super::mail::send(state, Some(tenant.id), email, &format!("{} verification code", tenant.display_name), &body, None, Some(code))
-        .map_err(PageError::internal)
+    super::mail::send(
+        state,
+        Some(tenant.id),
+        email,
+        &format!("{} verification code", tenant.display_name),
+        &body,
+        None,
+        Some(code),
+    )
+    .map_err(PageError::internal)
 }
 
 /// `/federation/callback`: the home IdP answers; the sign-in that sent the guest continues.
@@ -252,13 +292,18 @@ pub async fn federation_callback(
     if let Some(err) = query.get("error") {
         return Err(PageError::bad_request(
             "home_signin_failed",
-            format!("Your home identity provider did not sign you in ({err}). Go back to the application and try again."),
+            format!(
+                "Your home identity provider did not sign you in ({err}). Go back to the application and try again."
+            ),
         ));
     }
     let code = query.get("code").ok_or_else(|| PageError::bad_request("home_signin_failed", "No code came back."))?;
     let proven = federation::finish(&state, &tenant, &home, code, &nonce, &verifier).await.map_err(|e| {
         tracing::warn!(error = %e, "home sign-in failed");
-        PageError::bad_request("home_signin_failed", "Your home identity provider's answer could not be verified. Try again.")
+        PageError::bad_request(
+            "home_signin_failed",
+            "Your home identity provider's answer could not be verified. Try again.",
+        )
     })?;
     home_proven(&state, &tenant, &tx, signin, proven, vec!["fed".into()])
 }
@@ -289,11 +334,20 @@ fn home_proven(
             Ok(to_login_page(tenant, tx))
         }
         Purpose::Authorize(_) | Purpose::Portal { .. } => {
-            let known = user.identities.iter().any(|i| i.issuer == identity.issuer && i.issuer_assigned_id == identity.issuer_assigned_id);
+            let known = user
+                .identities
+                .iter()
+                .any(|i| i.issuer == identity.issuer && i.issuer_assigned_id == identity.issuer_assigned_id);
             if !known {
                 return Err(wrong_account(proven.email.as_deref().unwrap_or("another account"), &user.mail));
             }
-            let auth = Authentication { user_id: user.id, auth_time: state.now(), amr, acr: "1".into(), idp: Some(proven.issuer) };
+            let auth = Authentication {
+                user_id: user.id,
+                auth_time: state.now(),
+                amr,
+                acr: "1".into(),
+                idp: Some(proven.issuer),
+            };
             complete(state, tenant, tx, signin, auth)
         }
     }
@@ -309,7 +363,12 @@ fn wrong_account(signed_in_as: &str, invited: &str) -> PageError {
     )
 }
 
-pub async fn email_otp(req: HttpRequest, path: web::Path<String>, body: web::Bytes, state: Data) -> Result<HttpResponse, PageError> {
+pub async fn email_otp(
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+    state: Data,
+) -> Result<HttpResponse, PageError> {
     let (tenant, f, tx, mut signin) = posted(&req, &state, &path, &body, |s| matches!(s, Step::EmailOtp { .. }))?;
     let Step::EmailOtp { code_hash, expires_at, attempts, sends, last_sent } = signin.step.clone() else {
         return Err(PageError::signin_expired());
@@ -333,19 +392,36 @@ pub async fn email_otp(req: HttpRequest, path: web::Path<String>, body: web::Byt
         return step_page(&state, &req, &tenant, &tx, &signin, Some(msg.into()));
     }
     let email = signin.login.clone().unwrap_or_default();
-    let proven =
-        HomeIdentity { issuer: "mail".into(), subject: email.clone(), email: Some(email), email_verified: true, amr: vec!["otp".into()] };
+    let proven = HomeIdentity {
+        issuer: "mail".into(),
+        subject: email.clone(),
+        email: Some(email),
+        email_verified: true,
+        amr: vec!["otp".into()],
+    };
     home_proven(&state, &tenant, &tx, signin, proven, vec!["otp".into()])
 }
 
-pub async fn email_otp_resend(req: HttpRequest, path: web::Path<String>, body: web::Bytes, state: Data) -> Result<HttpResponse, PageError> {
+pub async fn email_otp_resend(
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+    state: Data,
+) -> Result<HttpResponse, PageError> {
     let (tenant, _, tx, mut signin) = posted(&req, &state, &path, &body, |s| matches!(s, Step::EmailOtp { .. }))?;
     let Step::EmailOtp { sends, last_sent, .. } = signin.step.clone() else {
         return Err(PageError::signin_expired());
     };
     let now = state.now();
     if sends >= OTP_MAX_SENDS || now - last_sent < OTP_RESEND_PAUSE_SECS {
-        return step_page(&state, &req, &tenant, &tx, &signin, Some("A code was sent just now. Wait a little before asking for another.".into()));
+        return step_page(
+            &state,
+            &req,
+            &tenant,
+            &tx,
+            &signin,
+            Some("A code was sent just now. Wait a little before asking for another.".into()),
+        );
     }
     let code = mfa::new_email_otp();
     send_email_code(&state, &tenant, signin.login.as_deref().unwrap_or_default(), &code)?;
@@ -356,15 +432,23 @@ pub async fn email_otp_resend(req: HttpRequest, path: web::Path<String>, body: w
         sends: sends + 1,
         last_sent: now,
     };
+    signin.expires_at = signin.expires_at.max(now + mfa::EMAIL_OTP_TTL_SECS + 60);
     state.store.put_signin(&digest(&tx), &signin)?;
     Ok(to_login_page(&tenant, &tx))
 }
 
 /// Redemption's last step: accept (one transaction: ticket consumed, guest Accepted,
 /// invitation Completed) or decline (nothing changes).
-pub async fn consent(req: HttpRequest, path: web::Path<String>, body: web::Bytes, state: Data) -> Result<HttpResponse, PageError> {
+pub async fn consent(
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+    state: Data,
+) -> Result<HttpResponse, PageError> {
     let (tenant, f, tx, signin) = posted(&req, &state, &path, &body, |s| matches!(s, Step::Consent { .. }))?;
-    let (Step::Consent { identity, amr, idp }, Purpose::Redeem { ticket }) = (signin.step.clone(), signin.purpose.clone()) else {
+    let (Step::Consent { identity, amr, idp }, Purpose::Redeem { ticket }) =
+        (signin.step.clone(), signin.purpose.clone())
+    else {
         return Err(PageError::signin_expired());
     };
     match f.get("decision") {
@@ -408,7 +492,13 @@ pub async fn consent(req: HttpRequest, path: web::Path<String>, body: web::Bytes
 }
 
 /// Primary authentication is done: finish according to what the sign-in is for.
-pub fn complete(state: &AppState, tenant: &Tenant, tx: &str, signin: SignIn, auth: Authentication) -> Result<HttpResponse, PageError> {
+pub fn complete(
+    state: &AppState,
+    tenant: &Tenant,
+    tx: &str,
+    signin: SignIn,
+    auth: Authentication,
+) -> Result<HttpResponse, PageError> {
     state.store.delete_signin(&digest(tx))?;
     match signin.purpose {
         Purpose::Authorize(request) => issue_code(state, tenant, &request, auth, None),
@@ -424,7 +514,12 @@ pub fn complete(state: &AppState, tenant: &Tenant, tx: &str, signin: SignIn, aut
 }
 
 /// The person gave up: back to the application with access_denied.
-pub async fn cancel(req: HttpRequest, path: web::Path<String>, body: web::Bytes, state: Data) -> Result<HttpResponse, PageError> {
+pub async fn cancel(
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+    state: Data,
+) -> Result<HttpResponse, PageError> {
     let (tenant, _, tx, signin) = posted(&req, &state, &path, &body, |_| true)?;
     state.store.delete_signin(&digest(&tx))?;
     match &signin.purpose {
@@ -437,7 +532,12 @@ pub async fn cancel(req: HttpRequest, path: web::Path<String>, body: web::Bytes,
 }
 
 /// Starts a sign-in for gatehouse's own pages (e.g. the invite page).
-pub fn start_portal(req: &HttpRequest, state: &AppState, tenant: &Tenant, return_to: &str) -> Result<HttpResponse, PageError> {
+pub fn start_portal(
+    req: &HttpRequest,
+    state: &AppState,
+    tenant: &Tenant,
+    return_to: &str,
+) -> Result<HttpResponse, PageError> {
     let (browser, new_cookie) = csrf::browser(req, state);
     let tx = new_token();
     let signin = SignIn {

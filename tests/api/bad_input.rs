@@ -9,7 +9,7 @@ async fn assert_page_error_without_redirect(app: &TestApp, url: &str, code: &str
     assert_eq!(page.status, StatusCode::BAD_REQUEST, "{url}: {}", page.body);
     assert!(page.location.is_none(), "no redirect for {url}");
     assert_eq!(page.error_code().as_deref(), Some(code), "{url}");
-    assert_eq!(before, app.snapshot(), "store unchanged for {url}");
+    assert_same(&before, &app.snapshot(), format!("store unchanged for {url}"));
 }
 
 #[tokio::test]
@@ -60,7 +60,7 @@ async fn protocol_errors_after_the_redirect_uri_is_trusted_go_back_to_the_rp() {
         assert_eq!(query_param(&loc, "error").as_deref(), Some(*code), "{extra:?}");
         assert_eq!(query_param(&loc, "state").as_deref(), Some(start.state.as_str()));
         assert!(query_param(&loc, "code").is_none());
-        assert_eq!(before, app.snapshot(), "store unchanged for {extra:?}");
+        assert_same(&before, &app.snapshot(), format!("store unchanged for {extra:?}"));
     }
 }
 
@@ -138,7 +138,7 @@ async fn token_endpoint_rejects_bad_verifiers_secrets_and_expired_codes_without_
         let before = app.snapshot();
         let (s, body) = rp.token(&fields).await;
         assert_eq!((s, body["error"].as_str()), (status, Some(error)), "{fields:?}");
-        assert_eq!(before, app.snapshot(), "store unchanged for {fields:?}");
+        assert_same(&before, &app.snapshot(), format!("store unchanged for {fields:?}"));
     }
 
     let before = app.snapshot();
@@ -169,7 +169,7 @@ async fn token_endpoint_rejects_bad_verifiers_secrets_and_expired_codes_without_
         .unwrap();
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
     assert_eq!(resp.json::<serde_json::Value>().await.unwrap()["error"], "invalid_request");
-    assert_eq!(before, app.snapshot(), "store unchanged by failed client authentication");
+    assert_same(&before, &app.snapshot(), "store unchanged by failed client authentication");
 
     // The code survived every failed attempt: the right request still works.
     let (s, body) = rp.exchange(&code, &start.verifier).await;
@@ -180,7 +180,7 @@ async fn token_endpoint_rejects_bad_verifiers_secrets_and_expired_codes_without_
     let before = app.snapshot();
     let (s, body) = rp.exchange(&late, &late_start.verifier).await;
     assert_eq!((s, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")), "expired code");
-    assert_eq!(before, app.snapshot());
+    assert_same(&before, &app.snapshot(), "");
 }
 
 #[tokio::test]
@@ -192,7 +192,7 @@ async fn a_code_from_one_tenant_is_refused_at_another() {
     let before = app.snapshot();
     let (s, body) = contoso.exchange(&code, &start.verifier).await;
     assert_eq!((s, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")));
-    assert_eq!(before, app.snapshot());
+    assert_same(&before, &app.snapshot(), "");
 }
 
 #[tokio::test]
@@ -209,7 +209,7 @@ async fn forms_without_a_valid_csrf_token_are_refused_and_change_nothing() {
         let resp = browser.submit(&bad).await;
         assert_eq!(resp.status, StatusCode::FORBIDDEN);
         assert_eq!(resp.error_code().as_deref(), Some("csrf"));
-        assert_eq!(before, app.snapshot());
+        assert_same(&before, &app.snapshot(), "");
     }
     // Another browser (no cookie) posting this browser's valid form is refused too.
     let other = app.browser();
@@ -234,7 +234,7 @@ async fn wrong_password_and_unknown_user_get_the_same_page() {
         let failed = browser.submit(&page.form("password").set("password", "Wrong-password-1")).await;
         assert_eq!(failed.status, StatusCode::OK);
         assert!(failed.has("form#password"));
-        assert_eq!(before, app.snapshot());
+        assert_same(&before, &app.snapshot(), "");
         bodies.push((failed.text("p.error"), failed.form("password").fields.len()));
     }
     assert_eq!(bodies[0], bodies[1], "same message, same form for wrong password and unknown user");
@@ -280,7 +280,7 @@ async fn sign_in_steps_cannot_be_skipped_or_replayed() {
         )
         .await;
     assert_eq!(skip.error_code().as_deref(), Some("signin_expired"));
-    assert_eq!(before, app.snapshot());
+    assert_same(&before, &app.snapshot(), "");
     let unknown_tx = browser.get("/fabrikam/login?tx=nope").await;
     assert_eq!(unknown_tx.error_code().as_deref(), Some("signin_expired"));
     // The transaction is bound to the browser that started it.

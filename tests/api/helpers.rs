@@ -393,3 +393,133 @@ impl Rp {
         (body, start)
     }
 }
+
+impl TestApp {
+    /// An app-only token for the admin API (client credentials of the demo admin client).
+    pub async fn admin_token(&self) -> String {
+        let rp = Rp {
+            client_id: self.creds.admin.client_id.clone(),
+            secret: Some(self.creds.admin.client_secret.clone()),
+            ..self.rp("fabrikam")
+        };
+        let (status, body) = rp.token(&[("grant_type", "client_credentials")]).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["access_token"].as_str().unwrap().to_string()
+    }
+
+    pub async fn graph(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = plain_client().request(method, format!("{}/graph/v1.0/{path}", self.url));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    /// Invites through the Graph API; returns the invitation JSON.
+    pub async fn invite(&self, email: &str, redirect: &str, app_id: Option<&str>) -> Value {
+        let token = self.admin_token().await;
+        let mut body = serde_json::json!({
+            "invitedUserEmailAddress": email,
+            "inviteRedirectUrl": redirect,
+            "sendInvitationMessage": true,
+        });
+        if let Some(a) = app_id {
+            body["appId"] = a.into();
+        }
+        let (status, json) = self.graph(reqwest::Method::POST, "invitations", Some(&token), Some(body)).await;
+        assert_eq!(status, StatusCode::CREATED, "{json}");
+        json
+    }
+
+    /// The newest email one-time code sent to `to`.
+    pub fn latest_otp(&self, to: &str) -> String {
+        self.state.store.outbox(100).unwrap().into_iter().find(|m| m.to == to && m.otp.is_some()).unwrap().otp.unwrap()
+    }
+
+    /// Records of the trees that hold directory state (for "nothing changed" checks
+    /// where the sign-in itself legitimately writes its own transaction).
+    pub fn directory_snapshot(&self) -> Vec<(String, Vec<u8>, Vec<u8>)> {
+        self.snapshot()
+            .into_iter()
+            .filter(|(t, _, _)| {
+                ["tenant_users", "tickets", "tenant_invitations", "tenants", "tenant_apps", "upn_user", "mail_user"]
+                    .contains(&t.as_str())
+            })
+            .collect()
+    }
+}
+
+impl Browser {
+    /// Follows redirects to any server on loopback except the RP callback port 9.
+    pub async fn follow_any(&self, mut page: Page) -> Page {
+        for _ in 0..15 {
+            match &page.location {
+                Some(loc) if page.status.is_redirection() => {
+                    let abs = if loc.starts_with('/') {
+                        let u = url::Url::parse(&page.url).unwrap();
+                        format!(
+                            "{}://{}{loc}",
+                            u.scheme(),
+                            u.host_str().unwrap().to_owned() + &u.port().map(|p| format!(":{p}")).unwrap_or_default()
+                        )
+                    } else {
+                        loc.clone()
+                    };
+                    if abs.starts_with("http://127.0.0.1:9/") {
+                        return page;
+                    }
+                    page = self.get(&abs).await;
+                }
+                _ => return page,
+            }
+        }
+        page
+    }
+
+    /// At a home login page (tenant identify/password or stub form): sign in there and
+    /// follow back; returns the first page on the way back that is not a redirect.
+    pub async fn home_sign_in(&self, page: Page, login: &str, password: &str) -> Page {
+        if page.has("form#home-login") {
+            let form = page.form("home-login").set("login", login).set("password", password);
+            let next = self.post_abs(&page.url, &form).await;
+            return self.follow_any(next).await;
+        }
+        assert!(page.has("form#identify"), "expected a home sign-in page at {}:\n{}", page.url, page.body);
+        let next = self.follow_any(self.post_abs(&page.url, &page.form("identify").set("login", login)).await).await;
+        assert!(next.has("form#password"), "{}", next.body);
+        self.follow_any(self.post_abs(&next.url, &next.form("password").set("password", password)).await).await
+    }
+
+    /// Submits a form whose action is relative to the page it came from.
+    pub async fn post_abs(&self, page_url: &str, form: &Form) -> Page {
+        let action = url::Url::parse(page_url).unwrap().join(&form.action).unwrap().to_string();
+        self.post(&action, &form.fields).await
+    }
+}
+
+/// Asserts two store snapshots are equal, naming the trees and keys that differ.
+pub fn assert_same(
+    before: &[(String, Vec<u8>, Vec<u8>)],
+    after: &[(String, Vec<u8>, Vec<u8>)],
+    what: impl std::fmt::Display,
+) {
+    if before == after {
+        return;
+    }
+    let show = |r: &(String, Vec<u8>, Vec<u8>)| format!("{}:{}", r.0, String::from_utf8_lossy(&r.1));
+    let gone: Vec<String> = before.iter().filter(|r| !after.contains(r)).map(show).collect();
+    let new: Vec<String> = after.iter().filter(|r| !before.contains(r)).map(show).collect();
+    panic!("the store changed ({what}): removed or changed {gone:?}; added or changed {new:?}");
+}

@@ -23,3 +23,21 @@ async fn openid_client_from_npm_accepts_discovery_jwks_and_the_code_flow() {
     assert!(out.status.success(), "openid-client tests failed:\n{text}");
     assert!(text.contains("# fail 0"), "{text}");
 }
+
+#[tokio::test]
+async fn authlib_from_pypi_accepts_discovery_jwks_and_the_code_flow() {
+    let out = tokio::process::Command::new("python3")
+        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "authlib_test.py"])
+        .current_dir(repo().join("tests/rp"))
+        .env("GATEHOUSE_BIN", super::process::BIN)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .output()
+        .await
+        .expect("python3 runs");
+    let text = format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "authlib tests failed (install with `pip install -r tests/rp/requirements.txt`, .ci/run does):\n{text}"
+    );
+    assert!(text.contains(" passed"), "{text}");
+}
