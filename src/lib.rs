@@ -1,5 +1,6 @@
 //! gatehouse: a multi-tenant OpenID Connect identity provider for guest (B2B) collaboration.
 pub mod admin;
+pub mod audit;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -8,6 +9,7 @@ pub mod federation;
 pub mod licensing;
 pub mod mfa;
 pub mod oidc;
+pub mod policy;
 pub mod secrets;
 pub mod startup;
 pub mod storage;

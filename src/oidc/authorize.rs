@@ -144,8 +144,25 @@ async fn authorize(req: &HttpRequest, slug: &str, raw: &str, state: &AppState) -
         };
         let id_hint_ok =
             hint_sub.as_ref().is_none_or(|s| *s == pairwise_sub(state, &tenant, &session.auth.user_id, &app.client_id));
-        if user.is_some() && fresh_enough && hint_ok && id_hint_ok && !request.prompt.iter().any(|p| p == "login") {
-            return issue_code(state, &tenant, &request, session.auth.clone(), Some((cookie, session)));
+        if let Some(user) = user.filter(|_| fresh_enough && hint_ok && id_hint_ok && !request.prompt.iter().any(|p| p == "login"))
+        {
+            // The session proves who it is; conditional access still decides for this app.
+            let (browser, new_cookie) = csrf::browser(req, state);
+            let signin = SignIn {
+                tenant_id: tenant.id,
+                browser: digest(&browser),
+                login: Some(user.mail.clone()),
+                purpose: Purpose::Authorize(Box::new(request)),
+                step: Step::Identify,
+                user_id: Some(user.id),
+                expires_at: now + state.config.tokens.signin_secs,
+            };
+            let auth = session.auth.clone();
+            let mut resp = crate::web::signin::after_primary(state, req, &tenant, &new_token(), signin, auth, Some((cookie, session)))?;
+            if let Some(c) = new_cookie {
+                resp.add_cookie(&c).map_err(PageError::internal)?;
+            }
+            return Ok(resp);
         }
     }
     if request.prompt.iter().any(|p| p == "none") {

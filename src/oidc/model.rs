@@ -70,6 +70,12 @@ pub enum Step {
         amr: Vec<String>,
         idp: String,
     },
+    /// Primary authentication is done and MFA is required: first-time TOTP proof-up.
+    MfaEnroll { auth: Authentication, secret_b32: String },
+    /// TOTP enrolled and recovery codes shown once; waiting for "continue".
+    MfaEnrolled { auth: Authentication },
+    /// Primary authentication is done; the user must answer the TOTP challenge.
+    MfaChallenge { auth: Authentication },
 }
 
 /// What the sign-in is for.

@@ -3,6 +3,7 @@
 mod codec;
 mod directory;
 mod guests;
+mod policy;
 mod tokens;
 
 use serde::Serialize;
@@ -11,6 +12,7 @@ use uuid::Uuid;
 
 pub use codec::{decode, encode};
 pub use guests::{OutboxMessage, Redeemed, StubAccount};
+pub use policy::Device;
 pub use tokens::{CodeUse, RefreshUse};
 
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +74,10 @@ pub struct Store {
     outbox: sled::Tree,
     stub_accounts: sled::Tree,
     fed_states: sled::Tree,
+    policies: sled::Tree,
+    locations: sled::Tree,
+    devices: sled::Tree,
+    signin_log: sled::Tree,
 }
 
 pub(crate) fn key2(a: &[u8], b: &[u8]) -> Vec<u8> {
@@ -108,6 +114,10 @@ impl Store {
             outbox: t("outbox")?,
             stub_accounts: t("stub_accounts")?,
             fed_states: t("fed_states")?,
+            policies: t("tenant_policies")?,
+            locations: t("tenant_named_locations")?,
+            devices: t("tenant_devices")?,
+            signin_log: t("tenant_signin_log")?,
             db,
         })
     }

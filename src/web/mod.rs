@@ -1,9 +1,11 @@
 //! HTTP: shared state, routes, cookies, CSRF, pages.
+pub mod access;
 pub mod csrf;
 pub mod demo;
 pub mod error;
 pub mod invite;
 pub mod mail;
+pub mod mfa;
 pub mod net;
 pub mod pages;
 pub mod ratelimit;
@@ -134,6 +136,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/{tenant}/login/email-otp", web::post().to(signin::email_otp))
         .route("/{tenant}/login/email-otp/resend", web::post().to(signin::email_otp_resend))
         .route("/{tenant}/login/consent", web::post().to(signin::consent))
+        .route("/{tenant}/login/totp-enroll", web::post().to(mfa::enroll))
+        .route("/{tenant}/login/continue", web::post().to(mfa::proceed))
+        .route("/{tenant}/login/totp", web::post().to(mfa::challenge))
         .route("/{tenant}/invite", web::get().to(invite::show))
         .route("/{tenant}/invite", web::post().to(invite::submit));
 }

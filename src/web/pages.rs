@@ -183,3 +183,27 @@ pub struct OutboxRow {
 pub struct OutboxPage {
     pub messages: Vec<OutboxRow>,
 }
+
+#[derive(Template)]
+#[template(path = "totp_enroll.html")]
+pub struct TotpEnrollPage {
+    pub ctx: SignInContext,
+    pub secret: String,
+    pub qr: String,
+    pub uri: String,
+    pub error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "recovery_codes.html")]
+pub struct RecoveryCodesPage {
+    pub ctx: SignInContext,
+    pub codes: Vec<String>,
+}
+
+#[derive(Template)]
+#[template(path = "totp_challenge.html")]
+pub struct TotpChallengePage {
+    pub ctx: SignInContext,
+    pub error: Option<String>,
+}

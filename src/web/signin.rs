@@ -37,7 +37,7 @@ pub fn form(req: &HttpRequest, body: &web::Bytes) -> Result<Params, PageError> {
 }
 
 /// Loads the transaction named by `tx` and checks tenant and browser binding.
-fn load(
+pub(crate) fn load(
     req: &HttpRequest,
     state: &AppState,
     tenant_id: &uuid::Uuid,
@@ -54,7 +54,7 @@ fn load(
 }
 
 /// Loads a posted step: tenant, CSRF, transaction, and the step it must be at.
-fn posted(
+pub(crate) fn posted(
     req: &HttpRequest,
     state: &AppState,
     slug: &str,
@@ -71,7 +71,7 @@ fn posted(
     Ok((tenant, f, tx, signin))
 }
 
-fn context(
+pub(crate) fn context(
     state: &AppState,
     req: &HttpRequest,
     tenant: &Tenant,
@@ -92,7 +92,7 @@ fn context(
     })
 }
 
-fn step_page(
+pub(crate) fn step_page(
     state: &AppState,
     req: &HttpRequest,
     tenant: &Tenant,
@@ -111,6 +111,9 @@ fn step_page(
             let home = if idp == "mail" { "a one-time code sent to your email".to_string() } else { idp.clone() };
             render(&ConsentPage { ctx, name: user.display_name, email: user.mail, home }, vec![])
         }
+        Step::MfaEnroll { secret_b32, .. } => super::mfa::enroll_page(state, tenant, signin, ctx, secret_b32, error),
+        Step::MfaEnrolled { .. } => super::mfa::enrolled_page(ctx),
+        Step::MfaChallenge { .. } => super::mfa::challenge_page(ctx, error),
         Step::Federating { .. } => Err(PageError::bad_request(
             "home_signin_pending",
             "You are signing in at your home organisation in another step. Go back to the application and start again.",
@@ -118,7 +121,7 @@ fn step_page(
     }
 }
 
-fn signin_user(state: &AppState, tenant: &Tenant, signin: &SignIn) -> Result<User, PageError> {
+pub(crate) fn signin_user(state: &AppState, tenant: &Tenant, signin: &SignIn) -> Result<User, PageError> {
     let id = signin.user_id.ok_or_else(PageError::signin_expired)?;
     state.store.user(&tenant.id, &id)?.ok_or_else(PageError::signin_expired)
 }
@@ -134,7 +137,7 @@ pub async fn show(
     step_page(&state, &req, &tenant, &tx, &signin, None)
 }
 
-fn to_login_page(tenant: &Tenant, tx: &str) -> HttpResponse {
+pub(crate) fn to_login_page(tenant: &Tenant, tx: &str) -> HttpResponse {
     see_other(&format!("/{}/login?tx={tx}", tenant.slug))
 }
 
@@ -212,7 +215,7 @@ pub async fn password(
         return Err(PageError::bad_request("account_disabled", "Your account is disabled. Ask your administrator."));
     }
     let auth = Authentication { user_id: user.id, auth_time: now, amr: vec!["pwd".into()], acr: "1".into(), idp: None };
-    complete(&state, &tenant, &tx, signin, auth)
+    after_primary(&state, &req, &tenant, &tx, signin, auth, None)
 }
 
 /// Sends the guest to their home IdP, or emails a one-time code.
@@ -305,19 +308,26 @@ pub async fn federation_callback(
             "Your home identity provider's answer could not be verified. Try again.",
         )
     })?;
-    home_proven(&state, &tenant, &tx, signin, proven, vec!["fed".into()])
+    home_proven(&state, &req, &tenant, &tx, signin, proven, vec!["fed".into()])
 }
 
 /// The home identity is proven: redemption goes on to consent, a sign-in completes.
 fn home_proven(
     state: &AppState,
+    req: &HttpRequest,
     tenant: &Tenant,
     tx: &str,
     mut signin: SignIn,
     proven: HomeIdentity,
-    amr: Vec<String>,
+    mut amr: Vec<String>,
 ) -> Result<HttpResponse, PageError> {
     let user = signin_user(state, tenant, &signin)?;
+    // Home MFA counts only where this tenant's inbound trust accepts that partner's MFA.
+    let mut acr = "1".to_string();
+    if proven.amr.iter().any(|a| a == "mfa") && trusts_home_mfa(state, tenant, &proven.issuer)? {
+        amr.push("mfa".into());
+        acr = "2".into();
+    }
     let identity = Identity {
         sign_in_type: if proven.issuer == "mail" { "emailAddress".into() } else { "federated".into() },
         issuer: proven.issuer.clone(),
@@ -345,12 +355,21 @@ fn home_proven(
                 user_id: user.id,
                 auth_time: state.now(),
                 amr,
-                acr: "1".into(),
+                acr,
                 idp: Some(proven.issuer),
             };
-            complete(state, tenant, tx, signin, auth)
+            after_primary(state, req, tenant, tx, signin, auth, None)
         }
     }
+}
+
+/// Whether `tenant` accepts MFA done at the home tenant behind `issuer` (inbound trust).
+fn trusts_home_mfa(state: &AppState, tenant: &Tenant, issuer: &str) -> Result<bool, PageError> {
+    let Some(slug) = issuer.strip_prefix(&format!("{}/", state.public_url)).and_then(|r| r.strip_suffix("/v2.0")) else {
+        return Ok(false);
+    };
+    let Some(home) = state.store.tenant_by_slug(slug)? else { return Ok(false) };
+    Ok(tenant.inbound_trust.iter().any(|t| t.tenant_id == home.id && t.is_mfa_accepted))
 }
 
 fn wrong_account(signed_in_as: &str, invited: &str) -> PageError {
@@ -399,7 +418,7 @@ pub async fn email_otp(
         email_verified: true,
         amr: vec!["otp".into()],
     };
-    home_proven(&state, &tenant, &tx, signin, proven, vec!["otp".into()])
+    home_proven(&state, &req, &tenant, &tx, signin, proven, vec!["otp".into()])
 }
 
 pub async fn email_otp_resend(
@@ -482,7 +501,8 @@ pub async fn consent(
         Some(t) => state.store.invitation(&tenant.id, &t.invitation_id)?,
         None => None,
     };
-    let auth = Authentication { user_id: user.id, auth_time: now, amr, acr: "1".into(), idp: Some(idp) };
+    let acr = if amr.iter().any(|a| a == "mfa") { "2" } else { "1" };
+    let auth = Authentication { user_id: user.id, auth_time: now, amr, acr: acr.into(), idp: Some(idp) };
     let (cookie, _) = open_session(&state, &tenant, auth)?;
     let target = invitation.map(|i| i.invite_redirect_url).unwrap_or_else(|| "/".into());
     Ok(HttpResponse::SeeOther()
@@ -491,17 +511,110 @@ pub async fn consent(
         .finish())
 }
 
-/// Primary authentication is done: finish according to what the sign-in is for.
-pub fn complete(
+/// Primary authentication is done (or an SSO session is reused, with `existing`):
+/// conditional access decides between finishing, MFA, or a block.
+pub fn after_primary(
+    state: &AppState,
+    req: &HttpRequest,
+    tenant: &Tenant,
+    tx: &str,
+    mut signin: SignIn,
+    auth: Authentication,
+    existing: Option<(String, crate::oidc::model::Session)>,
+) -> Result<HttpResponse, PageError> {
+    use super::access::{Gate, LogFacts, PORTAL_APP};
+    let user = state.store.user(&tenant.id, &auth.user_id)?.ok_or_else(PageError::signin_expired)?;
+    let app_id = signin.client_id().unwrap_or(PORTAL_APP).to_string();
+    let ip = super::net::client_ip(req, &state.config.trusted_proxies);
+    let (device, device_cookie) = super::access::device(req, state, tenant, &user)?;
+    let age = existing.as_ref().map(|(_, s)| state.now() - s.auth.auth_time);
+    let ctx = super::access::context(&user, &app_id, ip, Some(&device), &auth, age);
+    let step_up = match &signin.purpose {
+        Purpose::Authorize(r) => r.acr_values.iter().any(|a| a == "2"),
+        _ => false,
+    };
+    let facts = |amr: Vec<String>| LogFacts {
+        tenant,
+        user: Some(&user),
+        app_id: &app_id,
+        ip,
+        device: Some(&device),
+        idp: auth.idp.clone(),
+        amr,
+        interactive: true,
+    };
+    let no_prompt = match &signin.purpose {
+        Purpose::Authorize(r) => r.prompt.iter().any(|p| p == "none"),
+        _ => false,
+    };
+    let gate = super::access::gate(state, tenant, &user, &ctx, step_up)?;
+    if no_prompt && !matches!(gate, Gate::Allow(_)) {
+        // prompt=none: anything but a silent success goes back to the RP (OIDC Core §3.1.2.6).
+        if let Purpose::Authorize(r) = &signin.purpose {
+            let code = if matches!(gate, Gate::Block { .. }) { OAuthCode::AccessDenied } else { OAuthCode::InteractionRequired };
+            return Ok(Reply::for_request(state, tenant, r).error(&OAuthError::new(code, "the sign-in needs the user")));
+        }
+    }
+    let mut resp = match gate {
+        Gate::Allow(decision) => {
+            super::access::log(state, facts(auth.amr.clone()), Some(&decision), None);
+            finish(state, tenant, tx, signin, auth, existing)?
+        }
+        Gate::Block { decision, code, policies } => {
+            let reason = format!("blocked by conditional access: {}", policies.join(", "));
+            super::access::log(state, facts(auth.amr.clone()), Some(&decision), Some((code, reason)));
+            state.store.delete_signin(&digest(tx))?;
+            return Err(PageError::new(
+                StatusCode::FORBIDDEN,
+                code,
+                format!(
+                    "{} does not allow this sign-in from here (conditional access). If you think you should have access, ask its administrator; they can see why in the sign-in log.",
+                    tenant.display_name
+                ),
+            ));
+        }
+        Gate::Reauthenticate(_) => {
+            signin.step = Step::Identify;
+            signin.login = Some(user.mail.clone());
+            state.store.put_signin(&digest(tx), &signin)?;
+            to_login_page(tenant, tx)
+        }
+        Gate::Mfa(decision) => {
+            if !crate::licensing::can_take_seat(&state.store, tenant, &user)? {
+                let reason = "no Premium licence left for MFA".to_string();
+                super::access::log(state, facts(auth.amr.clone()), Some(&decision), Some(("license_exhausted", reason)));
+                state.store.delete_signin(&digest(tx))?;
+                return Err(crate::licensing::exhausted(tenant));
+            }
+            signin.step = if user.totp_methods.is_empty() {
+                let enrollment = mfa::new_enrollment(&tenant.display_name, &user.user_principal_name);
+                Step::MfaEnroll { auth, secret_b32: enrollment.secret_b32 }
+            } else {
+                Step::MfaChallenge { auth }
+            };
+            signin.user_id = Some(user.id);
+            state.store.put_signin(&digest(tx), &signin)?;
+            to_login_page(tenant, tx)
+        }
+    };
+    if let Some(c) = device_cookie {
+        resp.add_cookie(&c).map_err(PageError::internal)?;
+    }
+    Ok(resp)
+}
+
+/// Everything is satisfied: finish according to what the sign-in is for.
+pub fn finish(
     state: &AppState,
     tenant: &Tenant,
     tx: &str,
     signin: SignIn,
     auth: Authentication,
+    existing: Option<(String, crate::oidc::model::Session)>,
 ) -> Result<HttpResponse, PageError> {
     state.store.delete_signin(&digest(tx))?;
     match signin.purpose {
-        Purpose::Authorize(request) => issue_code(state, tenant, &request, auth, None),
+        Purpose::Authorize(request) => issue_code(state, tenant, &request, auth, existing),
         Purpose::Portal { return_to } => {
             let (cookie, _) = open_session(state, tenant, auth)?;
             Ok(HttpResponse::SeeOther()

@@ -1,0 +1,77 @@
+//! Conditional access policies, named locations, registered devices and the sign-in log.
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{Result, Store, decode, get, key2, put, uuid_key};
+use crate::audit::SignInLogEntry;
+use crate::policy::{NamedLocation, Policy};
+
+/// A browser registered in a tenant by its device cookie (DESIGN §1 "Device").
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Device {
+    pub id: String,
+    pub display_name: String,
+    pub is_managed: bool,
+    pub is_compliant: bool,
+    #[serde(default)]
+    pub trust_type: Option<String>,
+    pub registered_owner: Option<Uuid>,
+    pub created_at: i64,
+}
+
+fn prefix(tenant: &Uuid) -> Vec<u8> {
+    let mut p = uuid_key(tenant).to_vec();
+    p.push(0xff);
+    p
+}
+
+impl Store {
+    pub fn policies(&self, tenant: &Uuid) -> Result<Vec<Policy>> {
+        self.policies.scan_prefix(prefix(tenant)).values().map(|v| decode(&v?)).collect()
+    }
+    pub fn put_policy(&self, tenant: &Uuid, p: &Policy) -> Result<()> {
+        put(&self.policies, &key2(&uuid_key(tenant), p.id.as_bytes()), p)
+    }
+    pub fn policy(&self, tenant: &Uuid, id: &str) -> Result<Option<Policy>> {
+        get(&self.policies, &key2(&uuid_key(tenant), id.as_bytes()))
+    }
+    pub fn delete_policy(&self, tenant: &Uuid, id: &str) -> Result<bool> {
+        Ok(self.policies.remove(key2(&uuid_key(tenant), id.as_bytes()))?.is_some())
+    }
+
+    pub fn named_locations(&self, tenant: &Uuid) -> Result<Vec<NamedLocation>> {
+        self.locations.scan_prefix(prefix(tenant)).values().map(|v| decode(&v?)).collect()
+    }
+    pub fn put_named_location(&self, tenant: &Uuid, l: &NamedLocation) -> Result<()> {
+        put(&self.locations, &key2(&uuid_key(tenant), l.id.as_bytes()), l)
+    }
+    pub fn named_location(&self, tenant: &Uuid, id: &str) -> Result<Option<NamedLocation>> {
+        get(&self.locations, &key2(&uuid_key(tenant), id.as_bytes()))
+    }
+    pub fn delete_named_location(&self, tenant: &Uuid, id: &str) -> Result<bool> {
+        Ok(self.locations.remove(key2(&uuid_key(tenant), id.as_bytes()))?.is_some())
+    }
+
+    pub fn devices(&self, tenant: &Uuid) -> Result<Vec<Device>> {
+        self.devices.scan_prefix(prefix(tenant)).values().map(|v| decode(&v?)).collect()
+    }
+    pub fn device(&self, tenant: &Uuid, id: &str) -> Result<Option<Device>> {
+        get(&self.devices, &key2(&uuid_key(tenant), id.as_bytes()))
+    }
+    pub fn put_device(&self, tenant: &Uuid, d: &Device) -> Result<()> {
+        put(&self.devices, &key2(&uuid_key(tenant), d.id.as_bytes()), d)
+    }
+
+    /// Appends to the sign-in log (ordered by a monotonic id).
+    pub fn append_signin_log(&self, tenant: &Uuid, entry: &mut SignInLogEntry) -> Result<()> {
+        let seq = self.db.generate_id()?;
+        entry.seq = seq;
+        put(&self.signin_log, &key2(&uuid_key(tenant), &seq.to_be_bytes()), entry)
+    }
+
+    /// Newest first.
+    pub fn signin_log(&self, tenant: &Uuid, limit: usize) -> Result<Vec<SignInLogEntry>> {
+        self.signin_log.scan_prefix(prefix(tenant)).values().rev().take(limit).map(|v| decode(&v?)).collect()
+    }
+}

@@ -1,0 +1,173 @@
+//! Conditional access inside a sign-in (DESIGN §2.3, §4): after primary authentication
+//! (and again when an SSO session is reused) gatehouse evaluates the tenant's policies,
+//! per-user and tenant MFA, step-up and licensing, and decides: allow, MFA, or block.
+use std::net::IpAddr;
+
+use actix_web::HttpRequest;
+use actix_web::cookie::Cookie;
+
+use super::AppState;
+use super::error::PageError;
+use crate::audit::{self, DeviceDetail, SignInLogEntry, Status};
+use crate::directory::{Tenant, User};
+use crate::oidc::model::Authentication;
+use crate::policy::{self, Decision, DeviceState, RiskLevel, Satisfied, SignInContext};
+use crate::storage::Device;
+
+pub const DEVICE_COOKIE: &str = "gh_dev";
+/// The app id conditional access sees for gatehouse's own pages.
+pub const PORTAL_APP: &str = "gatehouse-portal";
+
+pub enum Gate {
+    Allow(Decision),
+    Mfa(Decision),
+    Block { decision: Decision, code: &'static str, policies: Vec<String> },
+    Reauthenticate(Decision),
+}
+
+/// The registered device of this browser at `tenant`, registering it on first sight.
+pub fn device(req: &HttpRequest, state: &AppState, tenant: &Tenant, user: &User) -> Result<(Device, Option<Cookie<'static>>), PageError> {
+    if let Some(id) = super::cookie_value(req, DEVICE_COOKIE)
+        && let Some(d) = state.store.device(&tenant.id, &id)?
+    {
+        return Ok((d, None));
+    }
+    let agent = req.headers().get("user-agent").and_then(|v| v.to_str().ok()).unwrap_or("browser");
+    let d = Device {
+        id: uuid::Uuid::new_v4().to_string(),
+        display_name: agent.chars().take(80).collect(),
+        is_managed: false,
+        is_compliant: false,
+        trust_type: None,
+        registered_owner: Some(user.id),
+        created_at: state.now(),
+    };
+    state.store.put_device(&tenant.id, &d)?;
+    let cookie = state.cookie(DEVICE_COOKIE, d.id.clone(), format!("/{}", tenant.slug), Some(400 * 86400));
+    Ok((d, Some(cookie)))
+}
+
+fn risk(level: Option<&str>) -> Option<RiskLevel> {
+    match level? {
+        "none" => Some(RiskLevel::None),
+        "low" => Some(RiskLevel::Low),
+        "medium" => Some(RiskLevel::Medium),
+        "high" => Some(RiskLevel::High),
+        _ => None,
+    }
+}
+
+pub fn has_mfa(auth: &Authentication) -> bool {
+    auth.amr.iter().any(|a| a == "mfa")
+}
+
+/// The pure inputs of the policy engine for this sign-in.
+pub fn context(user: &User, app_id: &str, ip: Option<IpAddr>, device: Option<&Device>, auth: &Authentication, age: Option<i64>) -> SignInContext {
+    // Members carry the admin-set risk level; a guest's risk is evaluated at home.
+    let level = if user.is_guest() { None } else { risk(user.risk_level.as_deref()) };
+    SignInContext {
+        user_id: user.id.to_string(),
+        is_guest: user.is_guest(),
+        app_id: app_id.to_string(),
+        ip,
+        device: device.map(|d| DeviceState {
+            id: d.id.clone(),
+            is_managed: d.is_managed,
+            is_compliant: d.is_compliant,
+            trust_type: d.trust_type.clone(),
+        }),
+        user_risk: level,
+        sign_in_risk: level,
+        satisfied: Satisfied { mfa: has_mfa(auth), ..Default::default() },
+        auth_age_secs: age,
+    }
+}
+
+/// Decides what this sign-in may do. `age` is `None` for a fresh authentication.
+pub fn gate(state: &AppState, tenant: &Tenant, user: &User, ctx: &SignInContext, step_up: bool) -> Result<Gate, PageError> {
+    let policies = state.store.policies(&tenant.id)?;
+    let locations = state.store.named_locations(&tenant.id)?;
+    let decision = policy::evaluate(ctx, &policies, &locations);
+    if decision.is_blocked() {
+        let names = names(&decision, |r| decision.block.contains(&r.id));
+        return Ok(Gate::Block { decision, code: "access_blocked", policies: names });
+    }
+    let unsatisfiable: Vec<String> = decision.unsatisfiable().iter().map(|r| r.display_name.clone()).collect();
+    if !unsatisfiable.is_empty() {
+        return Ok(Gate::Block { decision, code: "access_blocked", policies: unsatisfiable });
+    }
+    if decision.reauthenticate {
+        return Ok(Gate::Reauthenticate(decision));
+    }
+    let per_user = user.per_user_mfa || tenant.require_mfa || step_up;
+    if decision.needs_mfa() || (per_user && !ctx.satisfied.mfa) {
+        return Ok(Gate::Mfa(decision));
+    }
+    Ok(Gate::Allow(decision))
+}
+
+fn names(d: &Decision, pick: impl Fn(&policy::PolicyResult) -> bool) -> Vec<String> {
+    d.results.iter().filter(|r| pick(r)).map(|r| r.display_name.clone()).collect()
+}
+
+pub struct LogFacts<'a> {
+    pub tenant: &'a Tenant,
+    pub user: Option<&'a User>,
+    pub app_id: &'a str,
+    pub ip: Option<IpAddr>,
+    pub device: Option<&'a Device>,
+    pub idp: Option<String>,
+    pub amr: Vec<String>,
+    pub interactive: bool,
+}
+
+/// Writes one sign-in log entry; `error` is `None` for success.
+pub fn log(state: &AppState, f: LogFacts<'_>, decision: Option<&Decision>, error: Option<(&str, String)>) {
+    let app_name = state.store.app(&f.tenant.id, f.app_id).ok().flatten().map(|a| a.display_name);
+    let locations = match (f.ip, decision) {
+        (Some(_), Some(d)) => {
+            let all = state.store.named_locations(&f.tenant.id).unwrap_or_default();
+            d.matched_locations
+                .iter()
+                .map(|id| all.iter().find(|l| &l.id == id).map(|l| l.display_name.clone()).unwrap_or_else(|| id.clone()))
+                .collect()
+        }
+        _ => vec![],
+    };
+    let results = decision.map(|d| d.results.clone()).unwrap_or_default();
+    let now = state.now();
+    let entry = SignInLogEntry {
+        id: String::new(),
+        seq: 0,
+        created_date_time: crate::clock::rfc3339(now),
+        created_at: now,
+        user_id: f.user.map(|u| u.id),
+        user_principal_name: f.user.map(|u| u.user_principal_name.clone()),
+        user_display_name: f.user.map(|u| u.display_name.clone()),
+        user_type: f.user.map(|u| if u.is_guest() { "Guest".into() } else { "Member".into() }),
+        app_id: f.app_id.to_string(),
+        app_display_name: app_name,
+        ip_address: f.ip.map(|i| i.to_string()),
+        named_locations: locations,
+        device_detail: f.device.map(|d| DeviceDetail {
+            device_id: d.id.clone(),
+            display_name: d.display_name.clone(),
+            is_compliant: d.is_compliant,
+            is_managed: d.is_managed,
+        }),
+        idp: f.idp,
+        is_interactive: f.interactive,
+        status: match &error {
+            None => Status::default(),
+            Some((code, reason)) => Status {
+                error_code: audit::error_number(code),
+                failure_reason: Some(reason.clone()),
+                error: Some(code.to_string()),
+            },
+        },
+        conditional_access_status: audit::conditional_access_status(&results),
+        amr: f.amr,
+        applied_conditional_access_policies: results,
+    };
+    audit::record(&state.store, &f.tenant.id, entry);
+}

@@ -1,0 +1,171 @@
+//! MFA at the resource tenant (DESIGN §2.4): TOTP proof-up inside the sign-in, recovery
+//! codes shown once, the TOTP challenge (a recovery code works too), replay and lockout.
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use super::error::PageError;
+use super::pages::{RecoveryCodesPage, SignInContext, TotpChallengePage, TotpEnrollPage, render};
+use super::signin::{after_primary, posted};
+use super::{AppState, Data};
+use crate::directory::Tenant;
+use crate::mfa::{self, TotpCheck, TotpMethod};
+use crate::oidc::model::{Authentication, SignIn, Step};
+use crate::secrets::digest;
+
+const LOCKED: &str = "Too many wrong codes. Multi-factor authentication is locked for 15 minutes for your account.";
+
+pub fn enroll_page(
+    _state: &AppState,
+    tenant: &Tenant,
+    signin: &SignIn,
+    ctx: SignInContext,
+    secret_b32: &str,
+    error: Option<String>,
+) -> Result<HttpResponse, PageError> {
+    let account = signin.login.clone().unwrap_or_default();
+    let upn = match &signin.step {
+        Step::MfaEnroll { .. } => account,
+        _ => String::new(),
+    };
+    let uri = mfa::otpauth_uri(secret_b32, &tenant.display_name, &upn);
+    let page = TotpEnrollPage { ctx, secret: secret_b32.to_string(), qr: mfa::qr_svg_data_uri(&uri).unwrap_or_default(), uri, error };
+    render(&page, vec![])
+}
+
+pub fn enrolled_page(ctx: SignInContext) -> Result<HttpResponse, PageError> {
+    // Recovery codes are shown once, in the answer to the enrolment; a reload shows none.
+    render(&RecoveryCodesPage { ctx, codes: vec![] }, vec![])
+}
+
+pub fn challenge_page(ctx: SignInContext, error: Option<String>) -> Result<HttpResponse, PageError> {
+    render(&TotpChallengePage { ctx, error }, vec![])
+}
+
+/// After a second factor: `otp` and `mfa` join what the primary authentication proved.
+fn with_mfa(mut auth: Authentication) -> Authentication {
+    for m in ["otp", "mfa"] {
+        if !auth.amr.iter().any(|a| a == m) {
+            auth.amr.push(m.into());
+        }
+    }
+    auth.acr = "2".into();
+    auth
+}
+
+fn log_lock(state: &AppState, req: &HttpRequest, tenant: &Tenant, signin: &SignIn, auth: &Authentication) {
+    let user = state.store.user(&tenant.id, &auth.user_id).ok().flatten();
+    let facts = super::access::LogFacts {
+        tenant,
+        user: user.as_ref(),
+        app_id: signin.client_id().unwrap_or(super::access::PORTAL_APP),
+        ip: super::net::client_ip(req, &state.config.trusted_proxies),
+        device: None,
+        idp: auth.idp.clone(),
+        amr: auth.amr.clone(),
+        interactive: true,
+    };
+    super::access::log(state, facts, None, Some(("mfa_locked", "5 wrong MFA codes: locked for 15 minutes".into())));
+}
+
+pub async fn enroll(req: HttpRequest, path: web::Path<String>, body: web::Bytes, state: Data) -> Result<HttpResponse, PageError> {
+    let (tenant, f, tx, mut signin) = posted(&req, &state, &path, &body, |s| matches!(s, Step::MfaEnroll { .. }))?;
+    let Step::MfaEnroll { auth, secret_b32 } = signin.step.clone() else { return Err(PageError::signin_expired()) };
+    let now = state.now();
+    let ctx = super::signin::context(&state, &req, &tenant, &tx, &signin)?;
+    let user = state.store.user(&tenant.id, &auth.user_id)?.ok_or_else(PageError::signin_expired)?;
+    if user.mfa_lockout.is_locked(now) {
+        return enroll_page(&state, &tenant, &signin, ctx, &secret_b32, Some(LOCKED.into()));
+    }
+    let step = match mfa::check_totp(&secret_b32, f.get("code").unwrap_or_default(), now, None) {
+        TotpCheck::Ok { step } => step,
+        _ => {
+            let locked = state
+                .store
+                .update_user(&tenant.id, &auth.user_id, |u| {
+                    u.mfa_lockout.record_failure(now, mfa::MFA_MAX_FAILURES, mfa::MFA_FAILURE_WINDOW_SECS, mfa::MFA_LOCK_SECS)
+                })?
+                .is_some_and(|(_, locked)| locked);
+            if locked {
+                log_lock(&state, &req, &tenant, &signin, &auth);
+            }
+            let msg = if locked { LOCKED } else { "That code is not right. Enter the 6-digit code your app shows now." };
+            return enroll_page(&state, &tenant, &signin, ctx, &secret_b32, Some(msg.into()));
+        }
+    };
+    let (codes, hashes) = mfa::new_recovery_codes();
+    let mut method = TotpMethod::new(secret_b32.clone(), now);
+    method.last_step = Some(step);
+    state.store.update_user(&tenant.id, &auth.user_id, |u| {
+        u.totp_methods = vec![method.clone()];
+        u.recovery_code_hashes = hashes.clone();
+        u.mfa_lockout.clear();
+    })?;
+    state.store.flush().await?;
+    signin.step = Step::MfaEnrolled { auth: with_mfa(auth) };
+    state.store.put_signin(&digest(&tx), &signin)?;
+    render(&RecoveryCodesPage { ctx, codes }, vec![])
+}
+
+pub async fn proceed(req: HttpRequest, path: web::Path<String>, body: web::Bytes, state: Data) -> Result<HttpResponse, PageError> {
+    let (tenant, _, tx, signin) = posted(&req, &state, &path, &body, |s| matches!(s, Step::MfaEnrolled { .. }))?;
+    let Step::MfaEnrolled { auth } = signin.step.clone() else { return Err(PageError::signin_expired()) };
+    after_primary(&state, &req, &tenant, &tx, signin, auth, None)
+}
+
+enum Answer {
+    Ok,
+    Replayed,
+    Wrong { locked: bool },
+    Locked,
+}
+
+pub async fn challenge(req: HttpRequest, path: web::Path<String>, body: web::Bytes, state: Data) -> Result<HttpResponse, PageError> {
+    let (tenant, f, tx, signin) = posted(&req, &state, &path, &body, |s| matches!(s, Step::MfaChallenge { .. }))?;
+    let Step::MfaChallenge { auth } = signin.step.clone() else { return Err(PageError::signin_expired()) };
+    let now = state.now();
+    let code = f.get("code").unwrap_or_default().trim().to_string();
+    // Checked and recorded in one transaction: a TOTP step or a recovery code is spent once.
+    let outcome = state.store.update_user(&tenant.id, &auth.user_id, |u| {
+        if u.mfa_lockout.is_locked(now) {
+            return Answer::Locked;
+        }
+        let mut replayed = false;
+        for m in u.totp_methods.iter_mut() {
+            match mfa::check_totp(&m.secret_b32, &code, now, m.last_step) {
+                TotpCheck::Ok { step } => {
+                    m.last_step = Some(step);
+                    u.mfa_lockout.clear();
+                    return Answer::Ok;
+                }
+                TotpCheck::Replayed => replayed = true,
+                TotpCheck::Wrong => {}
+            }
+        }
+        if replayed {
+            return Answer::Replayed;
+        }
+        if let Some(i) = mfa::match_recovery_code(&code, &u.recovery_code_hashes) {
+            u.recovery_code_hashes.remove(i);
+            u.mfa_lockout.clear();
+            return Answer::Ok;
+        }
+        let locked =
+            u.mfa_lockout.record_failure(now, mfa::MFA_MAX_FAILURES, mfa::MFA_FAILURE_WINDOW_SECS, mfa::MFA_LOCK_SECS);
+        Answer::Wrong { locked }
+    })?;
+    let ctx = super::signin::context(&state, &req, &tenant, &tx, &signin)?;
+    match outcome.map(|(_, a)| a) {
+        Some(Answer::Ok) => {
+            state.store.flush().await?;
+            after_primary(&state, &req, &tenant, &tx, signin, with_mfa(auth), None)
+        }
+        Some(Answer::Replayed) => challenge_page(ctx, Some("That code was already used. Wait for the next code and enter it.".into())),
+        Some(Answer::Wrong { locked: true }) => {
+            log_lock(&state, &req, &tenant, &signin, &auth);
+            challenge_page(ctx, Some(LOCKED.into()))
+        }
+        Some(Answer::Wrong { locked: false }) => challenge_page(ctx, Some("That code is not right. Try again.".into())),
+        Some(Answer::Locked) => challenge_page(ctx, Some(LOCKED.into())),
+        None => Err(PageError::new(StatusCode::BAD_REQUEST, "signin_expired", "The account is gone.")),
+    }
+}
