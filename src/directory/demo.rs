@@ -206,6 +206,8 @@ fn seed(store: &Store, argon2: &Argon2Params, now: i64) -> Result<DemoCredential
         });
     }
 
+    seed_policies(store, &fabrikam, &contoso)?;
+
     let admin_secret = crate::secrets::new_token();
     let mut admin = confidential(&fabrikam, "gatehouse-admin", "gatehouse admin CLI", &admin_secret, &[], &[]);
     admin.app_roles = vec!["Directory.ReadWrite.All".into(), "User.Invite.All".into()];
@@ -221,6 +223,64 @@ fn seed(store: &Store, argon2: &Argon2Params, now: i64) -> Result<DemoCredential
             client_secret: admin_secret,
         },
     })
+}
+
+/// Fabrikam: "Require MFA for Foo" (app level), the trusted "Partner network", a report-only
+/// device policy for guests. Contoso: its own MFA policy, off until an admin turns it on.
+fn seed_policies(store: &Store, fabrikam: &Tenant, contoso: &Tenant) -> Result<(), DemoError> {
+    let location: crate::policy::NamedLocation = serde_json::from_value(serde_json::json!({
+        "id": Uuid::new_v4().to_string(),
+        "displayName": "Partner network",
+        "isTrusted": true,
+        "ipRanges": [{"@odata.type": "#microsoft.graph.iPv4CidrRange", "cidrAddress": "203.0.113.0/24"}],
+    }))?;
+    store.put_named_location(&fabrikam.id, &location)?;
+    let policies = [
+        (
+            fabrikam,
+            serde_json::json!({
+                "id": Uuid::new_v4().to_string(),
+                "displayName": "Require MFA for Foo",
+                "state": "enabled",
+                "conditions": {
+                    "users": {"includeUsers": ["All"]},
+                    "applications": {"includeApplications": ["foo"]},
+                },
+                "grantControls": {"operator": "OR", "builtInControls": ["mfa"]},
+            }),
+        ),
+        (
+            fabrikam,
+            serde_json::json!({
+                "id": Uuid::new_v4().to_string(),
+                "displayName": "Guests need a compliant device (report-only)",
+                "state": "enabledForReportingButNotEnforced",
+                "conditions": {
+                    "users": {"includeUsers": ["GuestsOrExternalUsers"]},
+                    "applications": {"includeApplications": ["All"]},
+                },
+                "grantControls": {"operator": "OR", "builtInControls": ["compliantDevice"]},
+            }),
+        ),
+        (
+            contoso,
+            serde_json::json!({
+                "id": Uuid::new_v4().to_string(),
+                "displayName": "Contoso MFA for everyone",
+                "state": "disabled",
+                "conditions": {
+                    "users": {"includeUsers": ["All"]},
+                    "applications": {"includeApplications": ["All"]},
+                },
+                "grantControls": {"operator": "OR", "builtInControls": ["mfa"]},
+            }),
+        ),
+    ];
+    for (tenant, json) in policies {
+        let policy: crate::policy::Policy = serde_json::from_value(json)?;
+        store.put_policy(&tenant.id, &policy)?;
+    }
+    Ok(())
 }
 
 pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {

@@ -144,7 +144,8 @@ async fn authorize(req: &HttpRequest, slug: &str, raw: &str, state: &AppState) -
         };
         let id_hint_ok =
             hint_sub.as_ref().is_none_or(|s| *s == pairwise_sub(state, &tenant, &session.auth.user_id, &app.client_id));
-        if let Some(user) = user.filter(|_| fresh_enough && hint_ok && id_hint_ok && !request.prompt.iter().any(|p| p == "login"))
+        if let Some(user) =
+            user.filter(|_| fresh_enough && hint_ok && id_hint_ok && !request.prompt.iter().any(|p| p == "login"))
         {
             // The session proves who it is; conditional access still decides for this app.
             let (browser, new_cookie) = csrf::browser(req, state);
@@ -158,7 +159,15 @@ async fn authorize(req: &HttpRequest, slug: &str, raw: &str, state: &AppState) -
                 expires_at: now + state.config.tokens.signin_secs,
             };
             let auth = session.auth.clone();
-            let mut resp = crate::web::signin::after_primary(state, req, &tenant, &new_token(), signin, auth, Some((cookie, session)))?;
+            let mut resp = crate::web::signin::after_primary(
+                state,
+                req,
+                &tenant,
+                &new_token(),
+                signin,
+                auth,
+                Some((cookie, session)),
+            )?;
             if let Some(c) = new_cookie {
                 resp.add_cookie(&c).map_err(PageError::internal)?;
             }

@@ -71,11 +71,18 @@ pub enum Step {
         idp: String,
     },
     /// Primary authentication is done and MFA is required: first-time TOTP proof-up.
-    MfaEnroll { auth: Authentication, secret_b32: String },
+    MfaEnroll {
+        auth: Authentication,
+        secret_b32: String,
+    },
     /// TOTP enrolled and recovery codes shown once; waiting for "continue".
-    MfaEnrolled { auth: Authentication },
+    MfaEnrolled {
+        auth: Authentication,
+    },
     /// Primary authentication is done; the user must answer the TOTP challenge.
-    MfaChallenge { auth: Authentication },
+    MfaChallenge {
+        auth: Authentication,
+    },
 }
 
 /// What the sign-in is for.

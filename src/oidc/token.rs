@@ -238,6 +238,15 @@ async fn refresh(state: &AppState, tenant: &Tenant, app: &Application, p: &Param
         RefreshUse::Reused => {
             state.store.flush().await?;
             tracing::warn!(client = %app.client_id, "refresh token reuse: grant revoked");
+            let user = state.store.user(&tenant.id, &current.auth.user_id)?;
+            token_log(
+                state,
+                tenant,
+                app,
+                user.as_ref(),
+                &current.auth.amr,
+                Some("refresh token reuse: the grant is revoked"),
+            );
             return Err(OAuthError::grant("the refresh token was already used; the session is revoked"));
         }
         RefreshUse::Revoked | RefreshUse::Unknown => return Err(invalid()),
@@ -262,7 +271,30 @@ async fn refresh(state: &AppState, tenant: &Tenant, app: &Application, p: &Param
     };
     let body = token_response(state, &input, Some(secret))?;
     state.store.flush().await?;
+    token_log(state, tenant, app, Some(&user), &next.auth.amr, None);
     Ok(body)
+}
+
+/// Token sign-ins (refresh, client credentials) go to the sign-in log as non-interactive.
+fn token_log(
+    state: &AppState,
+    tenant: &Tenant,
+    app: &Application,
+    user: Option<&crate::directory::User>,
+    amr: &[String],
+    failure: Option<&str>,
+) {
+    let facts = crate::web::access::LogFacts {
+        tenant,
+        user,
+        app_id: &app.client_id,
+        ip: None,
+        device: None,
+        idp: None,
+        amr: amr.to_vec(),
+        interactive: false,
+    };
+    crate::web::access::log(state, facts, None, failure.map(|f| ("invalid_grant", f.to_string())));
 }
 
 fn client_credentials(state: &AppState, tenant: &Tenant, app: &Application) -> Result<HttpResponse, OAuthError> {
@@ -270,6 +302,7 @@ fn client_credentials(state: &AppState, tenant: &Tenant, app: &Application) -> R
         return Err(OAuthError::new(OAuthCode::UnauthorizedClient, "public clients cannot use client_credentials"));
     }
     let token = app_access_token(state, tenant, app).map_err(OAuthError::server)?;
+    token_log(state, tenant, app, None, &[], None);
     Ok(no_store(HttpResponse::Ok()).json(serde_json::json!({
         "access_token": token,
         "token_type": "Bearer",

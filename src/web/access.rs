@@ -26,7 +26,12 @@ pub enum Gate {
 }
 
 /// The registered device of this browser at `tenant`, registering it on first sight.
-pub fn device(req: &HttpRequest, state: &AppState, tenant: &Tenant, user: &User) -> Result<(Device, Option<Cookie<'static>>), PageError> {
+pub fn device(
+    req: &HttpRequest,
+    state: &AppState,
+    tenant: &Tenant,
+    user: &User,
+) -> Result<(Device, Option<Cookie<'static>>), PageError> {
     if let Some(id) = super::cookie_value(req, DEVICE_COOKIE)
         && let Some(d) = state.store.device(&tenant.id, &id)?
     {
@@ -62,7 +67,14 @@ pub fn has_mfa(auth: &Authentication) -> bool {
 }
 
 /// The pure inputs of the policy engine for this sign-in.
-pub fn context(user: &User, app_id: &str, ip: Option<IpAddr>, device: Option<&Device>, auth: &Authentication, age: Option<i64>) -> SignInContext {
+pub fn context(
+    user: &User,
+    app_id: &str,
+    ip: Option<IpAddr>,
+    device: Option<&Device>,
+    auth: &Authentication,
+    age: Option<i64>,
+) -> SignInContext {
     // Members carry the admin-set risk level; a guest's risk is evaluated at home.
     let level = if user.is_guest() { None } else { risk(user.risk_level.as_deref()) };
     SignInContext {
@@ -84,7 +96,13 @@ pub fn context(user: &User, app_id: &str, ip: Option<IpAddr>, device: Option<&De
 }
 
 /// Decides what this sign-in may do. `age` is `None` for a fresh authentication.
-pub fn gate(state: &AppState, tenant: &Tenant, user: &User, ctx: &SignInContext, step_up: bool) -> Result<Gate, PageError> {
+pub fn gate(
+    state: &AppState,
+    tenant: &Tenant,
+    user: &User,
+    ctx: &SignInContext,
+    step_up: bool,
+) -> Result<Gate, PageError> {
     let policies = state.store.policies(&tenant.id)?;
     let locations = state.store.named_locations(&tenant.id)?;
     let decision = policy::evaluate(ctx, &policies, &locations);
@@ -129,7 +147,9 @@ pub fn log(state: &AppState, f: LogFacts<'_>, decision: Option<&Decision>, error
             let all = state.store.named_locations(&f.tenant.id).unwrap_or_default();
             d.matched_locations
                 .iter()
-                .map(|id| all.iter().find(|l| &l.id == id).map(|l| l.display_name.clone()).unwrap_or_else(|| id.clone()))
+                .map(|id| {
+                    all.iter().find(|l| &l.id == id).map(|l| l.display_name.clone()).unwrap_or_else(|| id.clone())
+                })
                 .collect()
         }
         _ => vec![],

@@ -28,7 +28,13 @@ pub fn enroll_page(
         _ => String::new(),
     };
     let uri = mfa::otpauth_uri(secret_b32, &tenant.display_name, &upn);
-    let page = TotpEnrollPage { ctx, secret: secret_b32.to_string(), qr: mfa::qr_svg_data_uri(&uri).unwrap_or_default(), uri, error };
+    let page = TotpEnrollPage {
+        ctx,
+        secret: secret_b32.to_string(),
+        qr: mfa::qr_svg_data_uri(&uri).unwrap_or_default(),
+        uri,
+        error,
+    };
     render(&page, vec![])
 }
 
@@ -67,7 +73,12 @@ fn log_lock(state: &AppState, req: &HttpRequest, tenant: &Tenant, signin: &SignI
     super::access::log(state, facts, None, Some(("mfa_locked", "5 wrong MFA codes: locked for 15 minutes".into())));
 }
 
-pub async fn enroll(req: HttpRequest, path: web::Path<String>, body: web::Bytes, state: Data) -> Result<HttpResponse, PageError> {
+pub async fn enroll(
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+    state: Data,
+) -> Result<HttpResponse, PageError> {
     let (tenant, f, tx, mut signin) = posted(&req, &state, &path, &body, |s| matches!(s, Step::MfaEnroll { .. }))?;
     let Step::MfaEnroll { auth, secret_b32 } = signin.step.clone() else { return Err(PageError::signin_expired()) };
     let now = state.now();
@@ -82,13 +93,19 @@ pub async fn enroll(req: HttpRequest, path: web::Path<String>, body: web::Bytes,
             let locked = state
                 .store
                 .update_user(&tenant.id, &auth.user_id, |u| {
-                    u.mfa_lockout.record_failure(now, mfa::MFA_MAX_FAILURES, mfa::MFA_FAILURE_WINDOW_SECS, mfa::MFA_LOCK_SECS)
+                    u.mfa_lockout.record_failure(
+                        now,
+                        mfa::MFA_MAX_FAILURES,
+                        mfa::MFA_FAILURE_WINDOW_SECS,
+                        mfa::MFA_LOCK_SECS,
+                    )
                 })?
                 .is_some_and(|(_, locked)| locked);
             if locked {
                 log_lock(&state, &req, &tenant, &signin, &auth);
             }
-            let msg = if locked { LOCKED } else { "That code is not right. Enter the 6-digit code your app shows now." };
+            let msg =
+                if locked { LOCKED } else { "That code is not right. Enter the 6-digit code your app shows now." };
             return enroll_page(&state, &tenant, &signin, ctx, &secret_b32, Some(msg.into()));
         }
     };
@@ -106,7 +123,12 @@ pub async fn enroll(req: HttpRequest, path: web::Path<String>, body: web::Bytes,
     render(&RecoveryCodesPage { ctx, codes }, vec![])
 }
 
-pub async fn proceed(req: HttpRequest, path: web::Path<String>, body: web::Bytes, state: Data) -> Result<HttpResponse, PageError> {
+pub async fn proceed(
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+    state: Data,
+) -> Result<HttpResponse, PageError> {
     let (tenant, _, tx, signin) = posted(&req, &state, &path, &body, |s| matches!(s, Step::MfaEnrolled { .. }))?;
     let Step::MfaEnrolled { auth } = signin.step.clone() else { return Err(PageError::signin_expired()) };
     after_primary(&state, &req, &tenant, &tx, signin, auth, None)
@@ -119,7 +141,12 @@ enum Answer {
     Locked,
 }
 
-pub async fn challenge(req: HttpRequest, path: web::Path<String>, body: web::Bytes, state: Data) -> Result<HttpResponse, PageError> {
+pub async fn challenge(
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+    state: Data,
+) -> Result<HttpResponse, PageError> {
     let (tenant, f, tx, signin) = posted(&req, &state, &path, &body, |s| matches!(s, Step::MfaChallenge { .. }))?;
     let Step::MfaChallenge { auth } = signin.step.clone() else { return Err(PageError::signin_expired()) };
     let now = state.now();
@@ -159,7 +186,9 @@ pub async fn challenge(req: HttpRequest, path: web::Path<String>, body: web::Byt
             state.store.flush().await?;
             after_primary(&state, &req, &tenant, &tx, signin, with_mfa(auth), None)
         }
-        Some(Answer::Replayed) => challenge_page(ctx, Some("That code was already used. Wait for the next code and enter it.".into())),
+        Some(Answer::Replayed) => {
+            challenge_page(ctx, Some("That code was already used. Wait for the next code and enter it.".into()))
+        }
         Some(Answer::Wrong { locked: true }) => {
             log_lock(&state, &req, &tenant, &signin, &auth);
             challenge_page(ctx, Some(LOCKED.into()))

@@ -351,13 +351,7 @@ fn home_proven(
             if !known {
                 return Err(wrong_account(proven.email.as_deref().unwrap_or("another account"), &user.mail));
             }
-            let auth = Authentication {
-                user_id: user.id,
-                auth_time: state.now(),
-                amr,
-                acr,
-                idp: Some(proven.issuer),
-            };
+            let auth = Authentication { user_id: user.id, auth_time: state.now(), amr, acr, idp: Some(proven.issuer) };
             after_primary(state, req, tenant, tx, signin, auth, None)
         }
     }
@@ -365,7 +359,8 @@ fn home_proven(
 
 /// Whether `tenant` accepts MFA done at the home tenant behind `issuer` (inbound trust).
 fn trusts_home_mfa(state: &AppState, tenant: &Tenant, issuer: &str) -> Result<bool, PageError> {
-    let Some(slug) = issuer.strip_prefix(&format!("{}/", state.public_url)).and_then(|r| r.strip_suffix("/v2.0")) else {
+    let Some(slug) = issuer.strip_prefix(&format!("{}/", state.public_url)).and_then(|r| r.strip_suffix("/v2.0"))
+    else {
         return Ok(false);
     };
     let Some(home) = state.store.tenant_by_slug(slug)? else { return Ok(false) };
@@ -551,7 +546,11 @@ pub fn after_primary(
     if no_prompt && !matches!(gate, Gate::Allow(_)) {
         // prompt=none: anything but a silent success goes back to the RP (OIDC Core §3.1.2.6).
         if let Purpose::Authorize(r) = &signin.purpose {
-            let code = if matches!(gate, Gate::Block { .. }) { OAuthCode::AccessDenied } else { OAuthCode::InteractionRequired };
+            let code = if matches!(gate, Gate::Block { .. }) {
+                OAuthCode::AccessDenied
+            } else {
+                OAuthCode::InteractionRequired
+            };
             return Ok(Reply::for_request(state, tenant, r).error(&OAuthError::new(code, "the sign-in needs the user")));
         }
     }
@@ -582,7 +581,12 @@ pub fn after_primary(
         Gate::Mfa(decision) => {
             if !crate::licensing::can_take_seat(&state.store, tenant, &user)? {
                 let reason = "no Premium licence left for MFA".to_string();
-                super::access::log(state, facts(auth.amr.clone()), Some(&decision), Some(("license_exhausted", reason)));
+                super::access::log(
+                    state,
+                    facts(auth.amr.clone()),
+                    Some(&decision),
+                    Some(("license_exhausted", reason)),
+                );
                 state.store.delete_signin(&digest(tx))?;
                 return Err(crate::licensing::exhausted(tenant));
             }

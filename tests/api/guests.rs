@@ -5,10 +5,10 @@ use serde_json::{Value, json};
 
 use crate::helpers::*;
 
-const LANDING: &str = "http://127.0.0.1:9/landing";
+pub const LANDING: &str = "http://127.0.0.1:9/landing";
 
 /// Redeems a ticket up to the consent page: `home` signs in at the home IdP.
-async fn to_consent(browser: &Browser, redeem_url: &str, login: &str, password: &str) -> Page {
+pub async fn to_consent(browser: &Browser, redeem_url: &str, login: &str, password: &str) -> Page {
     let home = browser.follow_any(browser.get(redeem_url).await).await;
     let back = browser.home_sign_in(home, login, password).await;
     assert!(back.has("form#consent"), "expected the consent page, got {} {}:\n{}", back.status, back.url, back.body);
@@ -16,7 +16,7 @@ async fn to_consent(browser: &Browser, redeem_url: &str, login: &str, password: 
 }
 
 /// Accepts; returns the redirect to inviteRedirectUrl.
-async fn accept(browser: &Browser, consent: &Page) -> Page {
+pub async fn accept(browser: &Browser, consent: &Page) -> Page {
     browser.post_abs(&consent.url, &consent.form("consent").set("decision", "accept")).await
 }
 
@@ -123,10 +123,10 @@ async fn partner_tenant_guest_redeems_and_signs_in_with_federated_claims() {
 }
 
 #[tokio::test]
-async fn demo_walk_ends_at_foo_showing_guest_claims() {
+async fn demo_walk_ends_at_bar_showing_guest_claims() {
     let app = spawn_app().await;
-    let foo_login = format!("{}/demo/foo/login", app.url);
-    let inv = app.invite("sally@contoso.example", &foo_login, Some("foo")).await;
+    let bar_login = format!("{}/demo/bar/login", app.url);
+    let inv = app.invite("sally@contoso.example", &bar_login, Some("bar")).await;
     let browser = app.browser();
     let consent = to_consent(
         &browser,

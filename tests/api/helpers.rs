@@ -523,3 +523,57 @@ pub fn assert_same(
     let new: Vec<String> = after.iter().filter(|r| !before.contains(r)).map(show).collect();
     panic!("the store changed ({what}): removed or changed {gone:?}; added or changed {new:?}");
 }
+
+impl Browser {
+    /// A browser whose every request carries `X-Forwarded-For: ip`.
+    pub fn forwarded_for(base: &str, ip: &str) -> Self {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert("x-forwarded-for", ip.parse().unwrap());
+        let http = reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .default_headers(headers)
+            .build()
+            .unwrap();
+        Self { base: base.into(), http }
+    }
+}
+
+/// The TOTP code for `secret_b32` at `unix`, computed here (RFC 6238, SHA-1, 6 digits,
+/// 30 s) from the secret the page shows, independently of gatehouse's own code.
+pub fn totp_at(secret_b32: &str, unix: i64) -> String {
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let (mut bits, mut acc, mut key) = (0u32, 0u64, Vec::new());
+    for c in secret_b32.trim_end_matches('=').bytes() {
+        let v = alphabet.iter().position(|&a| a == c.to_ascii_uppercase()).expect("base32") as u64;
+        acc = (acc << 5) | v;
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            key.push((acc >> bits) as u8);
+        }
+    }
+    let counter = (unix / 30) as u64;
+    let k = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, &key);
+    let mac = aws_lc_rs::hmac::sign(&k, &counter.to_be_bytes());
+    let h = mac.as_ref();
+    let off = (h[19] & 0x0f) as usize;
+    let bin = u32::from_be_bytes([h[off] & 0x7f, h[off + 1], h[off + 2], h[off + 3]]);
+    format!("{:06}", bin % 1_000_000)
+}
+
+/// The claims shown by a demo RP page (`table#claims`).
+pub fn claims_table(page: &Page) -> std::collections::HashMap<String, String> {
+    let html = page.html();
+    let rows = Selector::parse("table#claims tr").unwrap();
+    let th = Selector::parse("th").unwrap();
+    let td = Selector::parse("td").unwrap();
+    html.select(&rows)
+        .map(|r| {
+            (
+                r.select(&th).next().unwrap().text().collect::<String>(),
+                r.select(&td).next().unwrap().text().collect::<String>(),
+            )
+        })
+        .collect()
+}

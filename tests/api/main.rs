@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::type_complexity)]
 //! Black-box tests: the real server on port 0 with a temp data dir, driven over HTTP
 //! as a browser or a relying party would.
+mod access;
 mod bad_input;
 mod guests;
 mod helpers;

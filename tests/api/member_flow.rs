@@ -344,9 +344,9 @@ async fn discovery_document_has_what_an_rp_needs() {
 async fn demo_relying_party_signs_in_through_real_oidc_and_shows_claims() {
     let app = spawn_app().await;
     let browser = app.browser();
-    let page = browser.get("/demo/foo").await;
+    let page = browser.get("/demo/bar").await;
     assert!(page.has("a#sign-in"));
-    let start = browser.get("/demo/foo/login").await;
+    let start = browser.get("/demo/bar/login").await;
     let authorize = start.location.expect("redirect to authorize");
     assert!(
         authorize
@@ -354,9 +354,9 @@ async fn demo_relying_party_signs_in_through_real_oidc_and_shows_claims() {
         "{authorize}"
     );
     let login = "iw@fabrikam.example";
-    // The browser follows the redirect back to /demo/foo/callback and on to /demo/foo.
+    // The browser follows the redirect back to /demo/bar/callback and on to /demo/bar.
     let shown = browser.sign_in(&authorize, login, &app.password(login)).await;
-    assert!(shown.url.ends_with("/demo/foo"), "{}", shown.url);
+    assert!(shown.url.ends_with("/demo/bar"), "{}", shown.url);
     assert!(shown.has("table#claims"), "{}", shown.body);
     let html = shown.html();
     let rows = scraper::Selector::parse("table#claims tr").unwrap();
@@ -370,7 +370,7 @@ async fn demo_relying_party_signs_in_through_real_oidc_and_shows_claims() {
         .collect();
     assert_eq!(claims.get("email").map(String::as_str), Some(login));
     assert_eq!(claims.get("amr").map(String::as_str), Some("pwd"));
-    assert_eq!(claims.get("aud").map(String::as_str), Some("foo"));
+    assert_eq!(claims.get("aud").map(String::as_str), Some("bar"));
 }
 
 #[tokio::test]
