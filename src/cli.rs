@@ -51,6 +51,146 @@ enum Command {
         #[command(subcommand)]
         action: KeysAction,
     },
+    /// Users of the tenant (like Get-MsolUser).
+    Users {
+        #[command(subcommand)]
+        action: UsersAction,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// MFA methods (like Reset-MsolStrongAuthenticationMethodByUpn).
+    Mfa {
+        #[command(subcommand)]
+        action: MfaAction,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// Invite a guest (POST /graph/v1.0/invitations).
+    Invite {
+        /// The guest's email address.
+        #[arg(long)]
+        email: String,
+        /// Where the guest lands after redemption.
+        #[arg(long)]
+        redirect: String,
+        /// The application the guest is invited to.
+        #[arg(long)]
+        app: Option<String>,
+        #[arg(long)]
+        display_name: Option<String>,
+        /// Email the invitation (to the outbox, and SMTP when configured).
+        #[arg(long)]
+        send: bool,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// Reset a guest's redemption: a new ticket, the old one void.
+    Redemption {
+        #[command(subcommand)]
+        action: RedemptionAction,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// Conditional access policies.
+    Policy {
+        #[command(subcommand)]
+        action: PolicyAction,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// What If: which policies apply to a sign-in, and what they require.
+    Whatif {
+        /// User object id or UPN.
+        #[arg(long)]
+        user: String,
+        /// Application (client) id.
+        #[arg(long)]
+        app: String,
+        #[arg(long)]
+        ip: Option<std::net::IpAddr>,
+        #[arg(long)]
+        device: Option<String>,
+        /// Methods already proven, e.g. --methods pwd,mfa
+        #[arg(long, value_delimiter = ',')]
+        methods: Vec<String>,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// The sign-in log, newest first.
+    Signins {
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long)]
+        app: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        top: usize,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+}
+
+/// How the CLI reaches a running server (defaults: the demo's admin credential).
+#[derive(clap::Args, Clone, Default)]
+struct ConnArgs {
+    /// Server URL (default: from the credentials file).
+    #[arg(long, env = "GATEHOUSE_SERVER")]
+    server: Option<String>,
+    #[arg(long, env = "GATEHOUSE_TENANT")]
+    tenant: Option<String>,
+    #[arg(long, env = "GATEHOUSE_CLIENT_ID")]
+    client_id: Option<String>,
+    #[arg(long, env = "GATEHOUSE_CLIENT_SECRET", hide_env_values = true)]
+    client_secret: Option<String>,
+    /// Credentials file (default: {data_dir}/demo-credentials.json).
+    #[arg(long)]
+    credentials: Option<PathBuf>,
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum UsersAction {
+    /// List users: UPN, type, state, MFA methods.
+    List {
+        /// Only guests (userType eq 'Guest').
+        #[arg(long)]
+        guests: bool,
+        /// Only users with strong authentication methods.
+        #[arg(long)]
+        with_methods: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum MfaAction {
+    /// Remove the user's MFA methods: the next sign-in proofs up again.
+    Reset {
+        #[arg(long)]
+        upn: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum RedemptionAction {
+    Reset {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        redirect: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum PolicyAction {
+    List,
+    /// Create or update policies from a JSON file (one policy or an array; matched by id or displayName).
+    Apply {
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -118,6 +258,19 @@ fn execute(cli: Cli) -> Result<(), String> {
             );
             Ok(())
         }
+        Command::Users { action, conn } => admin_command(cli.config.as_deref(), conn, AdminOp::Users(action)),
+        Command::Mfa { action, conn } => admin_command(cli.config.as_deref(), conn, AdminOp::Mfa(action)),
+        Command::Invite { email, redirect, app, display_name, send, conn } => {
+            admin_command(cli.config.as_deref(), conn, AdminOp::Invite { email, redirect, app, display_name, send })
+        }
+        Command::Redemption { action, conn } => admin_command(cli.config.as_deref(), conn, AdminOp::Redemption(action)),
+        Command::Policy { action, conn } => admin_command(cli.config.as_deref(), conn, AdminOp::Policy(action)),
+        Command::Whatif { user, app, ip, device, methods, conn } => {
+            admin_command(cli.config.as_deref(), conn, AdminOp::Whatif { user, app, ip, device, methods })
+        }
+        Command::Signins { user, app, top, conn } => {
+            admin_command(cli.config.as_deref(), conn, AdminOp::Signins { user, app, top })
+        }
         Command::Keys { action: KeysAction::List { dirs } } => {
             let config = load(
                 cli.config.as_deref(),
@@ -154,4 +307,241 @@ async fn serve(config: Config) -> Result<(), String> {
     drop(out);
     tracing::info!(url = app.url(), "started");
     app.run_until_stopped().await.map_err(|e| e.to_string())
+}
+
+enum AdminOp {
+    Users(UsersAction),
+    Mfa(MfaAction),
+    Invite { email: String, redirect: String, app: Option<String>, display_name: Option<String>, send: bool },
+    Redemption(RedemptionAction),
+    Policy(PolicyAction),
+    Whatif { user: String, app: String, ip: Option<std::net::IpAddr>, device: Option<String>, methods: Vec<String> },
+    Signins { user: Option<String>, app: Option<String>, top: usize },
+}
+
+fn admin_command(config: Option<&std::path::Path>, conn: ConnArgs, op: AdminOp) -> Result<(), String> {
+    let file = match &conn.credentials {
+        Some(f) => f.clone(),
+        None => {
+            let cfg = load(config, Overrides { data_dir: conn.data_dir.clone(), ..Default::default() })?;
+            cfg.data_dir.join(crate::directory::demo::CREDENTIALS_FILE)
+        }
+    };
+    let creds = crate::admin::client::Credentials {
+        server: conn.server.clone(),
+        tenant: conn.tenant.clone(),
+        client_id: conn.client_id.clone(),
+        client_secret: conn.client_secret.clone(),
+    }
+    .with_file(&file)?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+    rt.block_on(async move {
+        let c = crate::admin::client::connect(&creds).await?;
+        let out = run_admin(&c, op, conn.json).await?;
+        println!("{}", out.trim_end());
+        Ok(())
+    })
+}
+
+fn s(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(x) => x.clone(),
+        serde_json::Value::Null => "-".into(),
+        other => other.to_string(),
+    }
+}
+
+fn enc(v: &str) -> String {
+    url::form_urlencoded::byte_serialize(v.as_bytes()).collect()
+}
+
+async fn run_admin(c: &crate::admin::client::Connection, op: AdminOp, json: bool) -> Result<String, String> {
+    use crate::admin::client::table;
+    use reqwest::Method;
+    use serde_json::{Value, json as j};
+    let pretty = |v: &Value| serde_json::to_string_pretty(v).unwrap_or_default();
+    match op {
+        AdminOp::Users(UsersAction::List { guests, with_methods }) => {
+            let path = if guests { format!("users?$filter={}", enc("userType eq 'Guest'")) } else { "users".into() };
+            let mut users = c.list(&path).await?;
+            if with_methods {
+                users.retain(|u| u["strongAuthenticationMethods"].as_array().is_some_and(|m| !m.is_empty()));
+            }
+            if json {
+                return Ok(pretty(&Value::Array(users)));
+            }
+            let rows: Vec<Vec<String>> = users
+                .iter()
+                .map(|u| {
+                    let methods: Vec<String> = u["strongAuthenticationMethods"]
+                        .as_array()
+                        .map(|m| m.iter().map(|x| s(&x["methodType"])).collect())
+                        .unwrap_or_default();
+                    vec![s(&u["userPrincipalName"]), s(&u["userType"]), s(&u["externalUserState"]), methods.join(",")]
+                })
+                .collect();
+            Ok(table(&["UserPrincipalName", "UserType", "State", "Methods"], &rows))
+        }
+        AdminOp::Mfa(MfaAction::Reset { upn }) => {
+            let methods =
+                c.call(Method::GET, &format!("users/{}/authentication/softwareOathMethods", enc(&upn)), None).await?;
+            let ids: Vec<String> =
+                methods["value"].as_array().map(|a| a.iter().map(|m| s(&m["id"])).collect()).unwrap_or_default();
+            for id in &ids {
+                c.call(Method::DELETE, &format!("users/{}/authentication/softwareOathMethods/{id}", enc(&upn)), None)
+                    .await?;
+            }
+            Ok(if json {
+                pretty(&j!({"userPrincipalName": upn, "removed": ids}))
+            } else {
+                format!("removed {} method(s) of {upn}; the next MFA sign-in proofs up again", ids.len())
+            })
+        }
+        AdminOp::Invite { email, redirect, app, display_name, send } => {
+            let mut body =
+                j!({"invitedUserEmailAddress": email, "inviteRedirectUrl": redirect, "sendInvitationMessage": send});
+            if let Some(a) = app {
+                body["appId"] = a.into();
+            }
+            if let Some(d) = display_name {
+                body["invitedUserDisplayName"] = d.into();
+            }
+            let inv = c.call(Method::POST, "invitations", Some(&body)).await?;
+            Ok(if json {
+                pretty(&inv)
+            } else {
+                format!(
+                    "invited {} ({})\nredeem: {}",
+                    s(&inv["invitedUserEmailAddress"]),
+                    s(&inv["invitedUser"]["userPrincipalName"]),
+                    s(&inv["inviteRedeemUrl"])
+                )
+            })
+        }
+        AdminOp::Redemption(RedemptionAction::Reset { email, redirect }) => {
+            let body = j!({"invitedUserEmailAddress": email, "inviteRedirectUrl": redirect, "resetRedemption": true, "sendInvitationMessage": true});
+            let inv = c.call(Method::POST, "invitations", Some(&body)).await?;
+            Ok(if json {
+                pretty(&inv)
+            } else {
+                format!("redemption reset for {email}; new link: {}", s(&inv["inviteRedeemUrl"]))
+            })
+        }
+        AdminOp::Policy(PolicyAction::List) => {
+            let ps = c.list("identity/conditionalAccess/policies").await?;
+            if json {
+                return Ok(pretty(&Value::Array(ps)));
+            }
+            let rows: Vec<Vec<String>> = ps
+                .iter()
+                .map(|p| {
+                    let controls: Vec<String> = p["grantControls"]["builtInControls"]
+                        .as_array()
+                        .map(|a| a.iter().map(s).collect())
+                        .unwrap_or_default();
+                    vec![s(&p["id"]), s(&p["displayName"]), s(&p["state"]), controls.join(",")]
+                })
+                .collect();
+            Ok(table(&["Id", "DisplayName", "State", "Grant"], &rows))
+        }
+        AdminOp::Policy(PolicyAction::Apply { file }) => {
+            let text = std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+            let v: Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", file.display()))?;
+            let items = match v {
+                Value::Array(a) => a,
+                other => vec![other],
+            };
+            let existing = c.list("identity/conditionalAccess/policies").await?;
+            let mut lines = Vec::new();
+            for mut p in items {
+                let found = existing.iter().find(|e| {
+                    (p.get("id").is_some() && e["id"] == p["id"])
+                        || (!p["displayName"].is_null() && e["displayName"] == p["displayName"])
+                });
+                match found {
+                    Some(e) => {
+                        let id = s(&e["id"]);
+                        if let Value::Object(m) = &mut p {
+                            m.remove("id");
+                        }
+                        c.call(Method::PATCH, &format!("identity/conditionalAccess/policies/{id}"), Some(&p)).await?;
+                        lines.push(format!("updated {id} {}", s(&e["displayName"])));
+                    }
+                    None => {
+                        if let Value::Object(m) = &mut p {
+                            m.remove("id");
+                        }
+                        let created = c.call(Method::POST, "identity/conditionalAccess/policies", Some(&p)).await?;
+                        lines.push(format!("created {} {}", s(&created["id"]), s(&created["displayName"])));
+                    }
+                }
+            }
+            Ok(lines.join("\n"))
+        }
+        AdminOp::Whatif { user, app, ip, device, methods } => {
+            let key = if user.contains('@') { "userPrincipalName" } else { "userId" };
+            let mut body = j!({key: user, "appId": app, "authenticationMethods": methods});
+            if let Some(ip) = ip {
+                body["ipAddress"] = ip.to_string().into();
+            }
+            if let Some(d) = device {
+                body["deviceId"] = d.into();
+            }
+            let r = c.call(Method::POST, "identity/conditionalAccess/evaluate", Some(&body)).await?;
+            if json {
+                return Ok(pretty(&r));
+            }
+            let rows: Vec<Vec<String>> = r["appliedConditionalAccessPolicies"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|p| {
+                            let g: Vec<String> = p["enforcedGrantControls"]
+                                .as_array()
+                                .map(|x| x.iter().map(s).collect())
+                                .unwrap_or_default();
+                            vec![s(&p["displayName"]), s(&p["result"]), g.join(",")]
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            Ok(format!("outcome: {}\n{}", s(&r["outcome"]), table(&["Policy", "Result", "Grant"], &rows)))
+        }
+        AdminOp::Signins { user, app, top } => {
+            let mut filters = Vec::new();
+            if let Some(u) = user {
+                filters.push(format!("userPrincipalName eq '{}'", u.replace('\'', "''")));
+            }
+            if let Some(a) = app {
+                filters.push(format!("appId eq '{}'", a.replace('\'', "''")));
+            }
+            let mut path = format!("auditLogs/signIns?$top={top}");
+            if !filters.is_empty() {
+                path.push_str(&format!("&$filter={}", enc(&filters.join(" and "))));
+            }
+            let page = c.call(Method::GET, &path, None).await?;
+            let entries = page["value"].as_array().cloned().unwrap_or_default();
+            if json {
+                return Ok(pretty(&Value::Array(entries)));
+            }
+            let rows: Vec<Vec<String>> = entries
+                .iter()
+                .map(|e| {
+                    let result =
+                        if e["status"]["errorCode"] == 0 { "success".to_string() } else { s(&e["status"]["error"]) };
+                    let amr: Vec<String> = e["amr"].as_array().map(|a| a.iter().map(s).collect()).unwrap_or_default();
+                    vec![
+                        s(&e["createdDateTime"]),
+                        s(&e["userPrincipalName"]),
+                        s(&e["appId"]),
+                        s(&e["ipAddress"]),
+                        result,
+                        amr.join(","),
+                        s(&e["conditionalAccessStatus"]),
+                    ]
+                })
+                .collect();
+            Ok(table(&["Time", "User", "App", "IP", "Result", "AMR", "CA"], &rows))
+        }
+    }
 }

@@ -1,6 +1,11 @@
 //! The admin API in Microsoft Graph's shapes, under `/graph/v1.0`. Callers present a
 //! bearer token gatehouse issued; the tenant comes from the token.
+pub mod client;
+pub mod directory;
 pub mod invitations;
+pub mod odata;
+pub mod policies;
+pub mod users;
 
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
@@ -128,4 +133,79 @@ pub fn json_body<T: DeserializeOwned>(req: &HttpRequest, body: &[u8]) -> Result<
         ));
     }
     serde_json::from_slice(body).map_err(|e| GraphError::bad_request(format!("Invalid request body: {e}")))
+}
+
+/// The admin API routes (registered before the `/{tenant}/…` routes).
+pub fn configure(cfg: &mut actix_web::web::ServiceConfig) {
+    use actix_web::web::{delete, get, patch, post};
+    // Every resource answers a wrong method with a Graph error too.
+    let resource = |path: &str| actix_web::web::resource(path).default_service(actix_web::web::to(method_not_allowed));
+    cfg.service(resource("/graph/v1.0/invitations").route(post().to(invitations::create)))
+        .service(resource("/graph/v1.0/users").route(get().to(users::list)))
+        .service(
+            resource("/graph/v1.0/users/{id}")
+                .route(get().to(users::get))
+                .route(patch().to(users::patch))
+                .route(delete().to(users::delete)),
+        )
+        .service(resource("/graph/v1.0/users/{id}/authentication/methods").route(get().to(users::methods)))
+        .service(
+            resource("/graph/v1.0/users/{id}/authentication/softwareOathMethods").route(get().to(users::oath_methods)),
+        )
+        .service(
+            resource("/graph/v1.0/users/{id}/authentication/softwareOathMethods/{method}")
+                .route(delete().to(users::delete_oath_method)),
+        )
+        .service(resource("/graph/v1.0/applications").route(get().to(directory::applications)))
+        .service(resource("/graph/v1.0/devices").route(get().to(directory::devices)))
+        .service(resource("/graph/v1.0/devices/{id}").route(patch().to(directory::patch_device)))
+        .service(resource("/graph/v1.0/auditLogs/signIns").route(get().to(directory::sign_ins)))
+        .service(resource("/graph/v1.0/subscribedSkus").route(get().to(directory::subscribed_skus)))
+        .service(
+            resource("/graph/v1.0/identity/conditionalAccess/policies")
+                .route(get().to(policies::list))
+                .route(post().to(policies::create)),
+        )
+        .service(
+            resource("/graph/v1.0/identity/conditionalAccess/policies/{id}")
+                .route(get().to(policies::get))
+                .route(patch().to(policies::patch))
+                .route(delete().to(policies::delete)),
+        )
+        .service(
+            resource("/graph/v1.0/identity/conditionalAccess/namedLocations")
+                .route(get().to(policies::list_locations))
+                .route(post().to(policies::create_location)),
+        )
+        .service(
+            resource("/graph/v1.0/identity/conditionalAccess/namedLocations/{id}")
+                .route(get().to(policies::get_location))
+                .route(patch().to(policies::patch_location))
+                .route(delete().to(policies::delete_location)),
+        )
+        .service(resource("/graph/v1.0/identity/conditionalAccess/evaluate").route(post().to(policies::evaluate)))
+        .service(
+            resource("/graph/v1.0/policies/crossTenantAccessPolicy/partners")
+                .route(get().to(policies::list_partners))
+                .route(post().to(policies::create_partner)),
+        )
+        .service(
+            resource("/graph/v1.0/policies/crossTenantAccessPolicy/partners/{tenantId}")
+                .route(get().to(policies::get_partner))
+                .route(patch().to(policies::patch_partner))
+                .route(delete().to(policies::delete_partner)),
+        )
+        .service(actix_web::web::resource("/graph/v1.0/{rest:.*}").to(not_found));
+}
+
+async fn method_not_allowed() -> Result<HttpResponse, GraphError> {
+    Err(GraphError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "Request_BadRequest",
+        "This method is not supported on this resource.",
+    ))
+}
+
+async fn not_found() -> Result<HttpResponse, GraphError> {
+    Err(GraphError::new(StatusCode::NOT_FOUND, "Request_ResourceNotFound", "Unknown resource or method."))
 }

@@ -96,6 +96,16 @@ impl Store {
         }
     }
 
+    pub fn delete_user(&self, tenant: &Uuid, id: &Uuid) -> Result<()> {
+        let t = uuid_key(tenant);
+        if let Some(old) = self.user(tenant, id)? {
+            self.upn_user.remove(key2(&t, old.user_principal_name.to_ascii_lowercase().as_bytes()))?;
+            self.mail_user.remove(key2(&t, old.mail.to_ascii_lowercase().as_bytes()))?;
+            self.users.remove(key2(&t, id.as_bytes()))?;
+        }
+        Ok(())
+    }
+
     pub fn users(&self, tenant: &Uuid) -> Result<Vec<User>> {
         let mut prefix = uuid_key(tenant).to_vec();
         prefix.push(0xff);

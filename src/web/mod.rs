@@ -1,5 +1,6 @@
 //! HTTP: shared state, routes, cookies, CSRF, pages.
 pub mod access;
+pub mod admin;
 pub mod csrf;
 pub mod demo;
 pub mod error;
@@ -102,8 +103,8 @@ pub fn cookie_value(req: &HttpRequest, name: &str) -> Option<String> {
 pub fn configure(cfg: &mut web::ServiceConfig) {
     use crate::federation::stub;
     use crate::oidc::{authorize, discovery, introspect, logout, token, userinfo};
-    cfg.route("/graph/v1.0/invitations", web::post().to(crate::admin::invitations::create))
-        .route("/redeem", web::get().to(redeem::redeem))
+    crate::admin::configure(cfg);
+    cfg.route("/redeem", web::get().to(redeem::redeem))
         .route("/federation/callback", web::get().to(signin::federation_callback))
         .route("/outbox", web::get().to(demo::outbox))
         .route("/stub/{name}/.well-known/openid-configuration", web::get().to(stub::configuration))
@@ -140,5 +141,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/{tenant}/login/continue", web::post().to(mfa::proceed))
         .route("/{tenant}/login/totp", web::post().to(mfa::challenge))
         .route("/{tenant}/invite", web::get().to(invite::show))
-        .route("/{tenant}/invite", web::post().to(invite::submit));
+        .route("/{tenant}/invite", web::post().to(invite::submit))
+        .route("/{tenant}/admin", web::get().to(admin::show))
+        .route("/{tenant}/admin/mfa-reset", web::post().to(admin::mfa_reset))
+        .route("/{tenant}/admin/policy-state", web::post().to(admin::policy_state));
 }

@@ -207,3 +207,42 @@ pub struct TotpChallengePage {
     pub ctx: SignInContext,
     pub error: Option<String>,
 }
+
+pub struct AdminGuestRow {
+    pub id: String,
+    pub upn: String,
+    pub state: String,
+    pub home: String,
+    pub methods: String,
+    pub has_methods: bool,
+}
+
+pub struct AdminPolicyRow {
+    pub id: String,
+    pub name: String,
+    pub state: String,
+}
+
+pub struct AdminSignInRow {
+    pub time: String,
+    pub user: String,
+    pub app: String,
+    pub ip: String,
+    pub result: String,
+    pub amr: String,
+    pub why: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin.html")]
+pub struct AdminPage {
+    pub tenant_name: String,
+    pub tenant_slug: String,
+    pub me: String,
+    pub csrf: String,
+    pub seats_used: u32,
+    pub seats: u32,
+    pub guests: Vec<AdminGuestRow>,
+    pub policies: Vec<AdminPolicyRow>,
+    pub sign_ins: Vec<AdminSignInRow>,
+}

@@ -1,0 +1,121 @@
+//! The CLI's client of a running server's admin API, like `Connect-MsolService`: it gets an
+//! app token with the client credential, then calls `/graph/v1.0`.
+use std::path::Path;
+
+use serde_json::Value;
+
+pub struct Connection {
+    pub base: String,
+    http: reqwest::Client,
+    token: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Credentials {
+    pub server: Option<String>,
+    pub tenant: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+}
+
+impl Credentials {
+    /// Fills what is missing from `demo-credentials.json` (written by `serve --demo`).
+    pub fn with_file(mut self, file: &Path) -> Result<Self, String> {
+        if self.server.is_some() && self.client_id.is_some() && self.client_secret.is_some() {
+            return Ok(self);
+        }
+        let bytes = std::fs::read(file).map_err(|e| {
+            format!("no admin credential given and {} could not be read ({e}); pass --server, --client-id and --client-secret", file.display())
+        })?;
+        let v: Value = serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", file.display()))?;
+        let get = |p: &str| v.pointer(p).and_then(Value::as_str).map(String::from);
+        self.server = self.server.or(get("/url"));
+        self.tenant = self.tenant.or(get("/admin/tenant"));
+        self.client_id = self.client_id.or(get("/admin/client_id"));
+        self.client_secret = self.client_secret.or(get("/admin/client_secret"));
+        Ok(self)
+    }
+}
+
+pub async fn connect(c: &Credentials) -> Result<Connection, String> {
+    let base = c.server.clone().ok_or("no --server")?.trim_end_matches('/').to_string();
+    let tenant = c.tenant.clone().unwrap_or_else(|| "fabrikam".into());
+    let id = c.client_id.clone().ok_or("no --client-id")?;
+    let secret = c.client_secret.clone().ok_or("no --client-secret")?;
+    let http =
+        reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build().map_err(|e| e.to_string())?;
+    let resp = http
+        .post(format!("{base}/{tenant}/oauth2/v2.0/token"))
+        .basic_auth(&id, Some(&secret))
+        .form(&[("grant_type", "client_credentials"), ("scope", &format!("{base}/graph/.default"))])
+        .send()
+        .await
+        .map_err(|e| format!("cannot reach {base}: {e}"))?;
+    let status = resp.status();
+    let body: Value = resp.json().await.map_err(|e| e.to_string())?;
+    let token = body["access_token"].as_str().ok_or_else(|| format!("sign-in refused ({status}): {body}"))?;
+    Ok(Connection { base, http, token: token.to_string() })
+}
+
+impl Connection {
+    pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> Result<Value, String> {
+        let url = if path.starts_with("http") { path.to_string() } else { format!("{}/graph/v1.0/{path}", self.base) };
+        let mut req = self.http.request(method, url).bearer_auth(&self.token);
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req.send().await.map_err(|e| e.to_string())?;
+        let status = resp.status();
+        let text = resp.text().await.map_err(|e| e.to_string())?;
+        let v: Value =
+            if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        if status.is_success() {
+            Ok(v)
+        } else {
+            let code = v.pointer("/error/code").and_then(Value::as_str).unwrap_or("error");
+            let msg = v.pointer("/error/message").and_then(Value::as_str).unwrap_or("");
+            Err(format!("{status} {code}: {msg}"))
+        }
+    }
+
+    /// GETs a collection, following `@odata.nextLink`.
+    pub async fn list(&self, path: &str) -> Result<Vec<Value>, String> {
+        let mut out = Vec::new();
+        let mut next = Some(path.to_string());
+        while let Some(p) = next.take() {
+            let page = self.call(reqwest::Method::GET, &p, None).await?;
+            out.extend(page["value"].as_array().cloned().unwrap_or_default());
+            next = page["@odata.nextLink"].as_str().map(String::from);
+        }
+        Ok(out)
+    }
+}
+
+/// Prints rows as an aligned text table.
+pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            if i < widths.len() {
+                widths[i] = widths[i].max(c.chars().count());
+            }
+        }
+    }
+    let line = |cells: Vec<String>| {
+        cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_string()
+    };
+    let mut out = line(headers.iter().map(|h| h.to_string()).collect());
+    out.push('\n');
+    for r in rows {
+        out.push_str(&line(r.clone()));
+        out.push('\n');
+    }
+    out
+}

@@ -1,0 +1,224 @@
+//! The OData query options people use with Graph: `$filter` with `eq ne gt ge lt le`
+//! joined by `and`, `$select`, `$top` and paging with `@odata.nextLink` (`$skiptoken`).
+use serde_json::Value;
+
+use super::GraphError;
+
+#[derive(Debug, Clone, PartialEq)]
+enum Op {
+    Eq,
+    Ne,
+    Gt,
+    Ge,
+    Lt,
+    Le,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Clause {
+    path: Vec<String>,
+    op: Op,
+    value: Value,
+}
+
+#[derive(Debug, Default)]
+pub struct Query {
+    clauses: Vec<Clause>,
+    select: Vec<String>,
+    pub top: usize,
+    pub skip: usize,
+    raw_filter: Option<String>,
+}
+
+pub const MAX_TOP: usize = 999;
+
+fn bad(msg: impl Into<String>) -> GraphError {
+    GraphError::bad_request(msg)
+}
+
+fn parse_value(s: &str) -> Result<Value, GraphError> {
+    let s = s.trim();
+    if let Some(inner) = s.strip_prefix('\'').and_then(|r| r.strip_suffix('\'')) {
+        return Ok(Value::String(inner.replace("''", "'")));
+    }
+    match s {
+        "true" => return Ok(Value::Bool(true)),
+        "false" => return Ok(Value::Bool(false)),
+        "null" => return Ok(Value::Null),
+        _ => {}
+    }
+    if let Ok(n) = s.parse::<i64>() {
+        return Ok(Value::from(n));
+    }
+    // Unquoted date-times, as Graph accepts for createdDateTime.
+    if chrono::DateTime::parse_from_rfc3339(s).is_ok() {
+        return Ok(Value::String(s.to_string()));
+    }
+    Err(bad(format!("Invalid filter value: {s}")))
+}
+
+fn parse_clause(s: &str, allowed: &[&str]) -> Result<Clause, GraphError> {
+    let mut parts = s.trim().splitn(3, ' ');
+    let (Some(field), Some(op), Some(value)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(bad(format!("Invalid filter clause: {s}")));
+    };
+    if !allowed.contains(&field) {
+        return Err(bad(format!("Filtering on {field} is not supported; use one of {}", allowed.join(", "))));
+    }
+    let op = match op.to_ascii_lowercase().as_str() {
+        "eq" => Op::Eq,
+        "ne" => Op::Ne,
+        "gt" => Op::Gt,
+        "ge" => Op::Ge,
+        "lt" => Op::Lt,
+        "le" => Op::Le,
+        other => return Err(bad(format!("Unsupported filter operator: {other}"))),
+    };
+    Ok(Clause { path: field.split('/').map(String::from).collect(), op, value: parse_value(value)? })
+}
+
+/// Splits on ` and ` outside quotes.
+fn split_and(s: &str) -> Vec<String> {
+    let lower = s.to_ascii_lowercase().into_bytes();
+    let bytes = s.as_bytes();
+    let (mut out, mut start, mut quoted, mut i) = (Vec::new(), 0, false, 0);
+    while i < bytes.len() {
+        if bytes[i] == b'\'' {
+            quoted = !quoted;
+        }
+        if !quoted && lower[i..].starts_with(b" and ") {
+            out.push(String::from_utf8_lossy(&bytes[start..i]).to_string());
+            i += 5;
+            start = i;
+            continue;
+        }
+        i += 1;
+    }
+    out.push(String::from_utf8_lossy(&bytes[start..]).to_string());
+    out
+}
+
+impl Query {
+    /// Parses the request's query string; `filterable` lists the properties `$filter` may use.
+    pub fn parse(raw: &str, filterable: &[&str]) -> Result<Self, GraphError> {
+        let mut q = Query { top: 100, ..Default::default() };
+        for (k, v) in url::form_urlencoded::parse(raw.as_bytes()) {
+            match k.as_ref() {
+                "$filter" => {
+                    if v.len() > 2048 {
+                        return Err(bad("$filter is too long"));
+                    }
+                    for part in split_and(&v) {
+                        q.clauses.push(parse_clause(&part, filterable)?);
+                    }
+                    q.raw_filter = Some(v.to_string());
+                }
+                "$select" => q.select = v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
+                "$top" => {
+                    q.top = v
+                        .parse()
+                        .ok()
+                        .filter(|n| (1..=MAX_TOP).contains(n))
+                        .ok_or_else(|| bad("$top must be 1 to 999"))?;
+                }
+                "$skiptoken" => q.skip = v.parse().map_err(|_| bad("Invalid $skiptoken"))?,
+                "$count" | "$orderby" | "$search" | "$expand" => {
+                    return Err(bad(format!("{k} is not supported")));
+                }
+                other if other.starts_with('$') => return Err(bad(format!("Unknown query option {other}"))),
+                _ => {}
+            }
+        }
+        Ok(q)
+    }
+
+    fn matches(&self, item: &Value) -> bool {
+        self.clauses.iter().all(|c| {
+            let mut v = item;
+            for p in &c.path {
+                v = match v.get(p) {
+                    Some(x) => x,
+                    None => &Value::Null,
+                };
+            }
+            let ord = compare(v, &c.value);
+            match c.op {
+                Op::Eq => ord == Some(std::cmp::Ordering::Equal),
+                Op::Ne => ord != Some(std::cmp::Ordering::Equal),
+                Op::Gt => ord == Some(std::cmp::Ordering::Greater),
+                Op::Ge => matches!(ord, Some(std::cmp::Ordering::Greater | std::cmp::Ordering::Equal)),
+                Op::Lt => ord == Some(std::cmp::Ordering::Less),
+                Op::Le => matches!(ord, Some(std::cmp::Ordering::Less | std::cmp::Ordering::Equal)),
+            }
+        })
+    }
+
+    fn project(&self, mut item: Value) -> Value {
+        if self.select.is_empty() {
+            return item;
+        }
+        if let Value::Object(map) = &mut item {
+            map.retain(|k, _| k == "id" || self.select.iter().any(|s| s == k));
+        }
+        item
+    }
+
+    /// Filters, pages and projects `items`; returns the Graph collection body.
+    pub fn respond(&self, items: Vec<Value>, base: &str, context: &str) -> Value {
+        let matching: Vec<Value> = items.into_iter().filter(|i| self.matches(i)).collect();
+        let total = matching.len();
+        let page: Vec<Value> = matching.into_iter().skip(self.skip).take(self.top).map(|i| self.project(i)).collect();
+        let mut body = serde_json::json!({ "@odata.context": context, "value": page });
+        if self.skip + self.top < total {
+            let mut next = url::form_urlencoded::Serializer::new(String::new());
+            next.append_pair("$top", &self.top.to_string());
+            next.append_pair("$skiptoken", &(self.skip + self.top).to_string());
+            if let Some(f) = &self.raw_filter {
+                next.append_pair("$filter", f);
+            }
+            if !self.select.is_empty() {
+                next.append_pair("$select", &self.select.join(","));
+            }
+            body["@odata.nextLink"] = Value::String(format!("{base}?{}", next.finish()));
+        }
+        body
+    }
+}
+
+fn compare(a: &Value, b: &Value) -> Option<std::cmp::Ordering> {
+    match (a, b) {
+        (Value::String(x), Value::String(y)) => Some(x.to_ascii_lowercase().cmp(&y.to_ascii_lowercase())),
+        (Value::Bool(x), Value::Bool(y)) => Some(x.cmp(y)),
+        (Value::Number(x), Value::Number(y)) => x.as_f64().zip(y.as_f64()).and_then(|(x, y)| x.partial_cmp(&y)),
+        (Value::Null, Value::Null) => Some(std::cmp::Ordering::Equal),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_select_and_pages() {
+        let q = Query::parse(
+            "$filter=userType eq 'Guest' and accountEnabled eq true&$select=displayName&$top=1",
+            &["userType", "accountEnabled"],
+        )
+        .unwrap();
+        let items = vec![
+            serde_json::json!({"id": "1", "userType": "Guest", "accountEnabled": true, "displayName": "A"}),
+            serde_json::json!({"id": "2", "userType": "Member", "accountEnabled": true, "displayName": "B"}),
+            serde_json::json!({"id": "3", "userType": "guest", "accountEnabled": true, "displayName": "C"}),
+        ];
+        let body = q.respond(items, "http://x/graph/v1.0/users", "ctx");
+        assert_eq!(body["value"], serde_json::json!([{"id": "1", "displayName": "A"}]));
+        assert!(body["@odata.nextLink"].as_str().unwrap().contains("%24skiptoken=1"));
+        assert!(Query::parse("$filter=password eq 'x'", &["userType"]).is_err());
+        assert!(Query::parse("$filter=userType eq Guest", &["userType"]).is_err());
+        assert!(Query::parse("$top=0", &[]).is_err());
+        assert!(
+            Query::parse("$filter=userPrincipalName eq 'a and b'", &["userPrincipalName"]).unwrap().clauses.len() == 1
+        );
+    }
+}

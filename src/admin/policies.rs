@@ -1,0 +1,372 @@
+//! Conditional access: `identity/conditionalAccess/policies` and `namedLocations` (CRUD
+//! with validation), `evaluate` (What If), and cross-tenant inbound trust per partner.
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::odata::Query;
+use super::{Caller, GraphError, ROLE_DIRECTORY_RW, ROLE_GLOBAL_ADMIN, json_body};
+use crate::directory::InboundTrust;
+use crate::policy::{self, NamedLocation, Policy};
+use crate::web::access::{Gate, gate};
+use crate::web::{AppState, Data};
+
+pub const READ: &[&str] = &[ROLE_DIRECTORY_RW, "Policy.Read.All", "Directory.Read.All", ROLE_GLOBAL_ADMIN];
+pub const WRITE: &[&str] = &[ROLE_DIRECTORY_RW, "Policy.ReadWrite.ConditionalAccess", ROLE_GLOBAL_ADMIN];
+
+/// RFC 7386 merge patch, for PATCH on Graph resources.
+fn merge(target: &mut Value, patch: &Value) {
+    match (target, patch) {
+        (Value::Object(t), Value::Object(p)) => {
+            for (k, v) in p {
+                if v.is_null() {
+                    t.remove(k);
+                } else {
+                    merge(t.entry(k.clone()).or_insert(Value::Null), v);
+                }
+            }
+        }
+        (t, p) => *t = p.clone(),
+    }
+}
+
+fn parse_policy(v: Value, locations: &[NamedLocation]) -> Result<Policy, GraphError> {
+    let p: Policy = serde_json::from_value(v).map_err(|e| GraphError::bad_request(format!("Invalid policy: {e}")))?;
+    policy::validate(&p).map_err(|e| GraphError::bad_request(format!("Invalid policy: {e}")))?;
+    policy::validate_references(&p, locations).map_err(|e| GraphError::bad_request(format!("Invalid policy: {e}")))?;
+    Ok(p)
+}
+
+fn policy_json(p: &Policy) -> Value {
+    serde_json::to_value(p).unwrap_or(Value::Null)
+}
+
+pub async fn list(req: HttpRequest, state: Data) -> Result<HttpResponse, GraphError> {
+    let caller = Caller::require(&req, &state, READ)?;
+    let q = Query::parse(req.query_string(), &["displayName", "state", "id"])?;
+    let items = state.store.policies(&caller.tenant.id)?.iter().map(policy_json).collect();
+    let base = format!("{}/graph/v1.0/identity/conditionalAccess/policies", state.public_url);
+    Ok(HttpResponse::Ok().json(q.respond(items, &base, "#conditionalAccessPolicies")))
+}
+
+pub async fn get(req: HttpRequest, path: web::Path<String>, state: Data) -> Result<HttpResponse, GraphError> {
+    let caller = Caller::require(&req, &state, READ)?;
+    let p = state.store.policy(&caller.tenant.id, &path)?.ok_or_else(|| GraphError::not_found("No such policy."))?;
+    Ok(HttpResponse::Ok().json(policy_json(&p)))
+}
+
+pub async fn create(req: HttpRequest, body: web::Bytes, state: Data) -> Result<HttpResponse, GraphError> {
+    let caller = Caller::require(&req, &state, WRITE)?;
+    let mut v: Value = json_body(&req, &body)?;
+    if v.get("id").and_then(Value::as_str).is_some_and(|id| !id.is_empty()) {
+        return Err(GraphError::bad_request("id is assigned by the server."));
+    }
+    v["id"] = Value::String(Uuid::new_v4().to_string());
+    let locations = state.store.named_locations(&caller.tenant.id)?;
+    let p = parse_policy(v, &locations)?;
+    state.store.put_policy(&caller.tenant.id, &p)?;
+    state.store.flush().await?;
+    Ok(HttpResponse::Created().json(policy_json(&p)))
+}
+
+pub async fn patch(
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+    state: Data,
+) -> Result<HttpResponse, GraphError> {
+    let caller = Caller::require(&req, &state, WRITE)?;
+    let existing =
+        state.store.policy(&caller.tenant.id, &path)?.ok_or_else(|| GraphError::not_found("No such policy."))?;
+    let patch: Value = json_body(&req, &body)?;
+    if patch.get("id").is_some_and(|id| id.as_str() != Some(existing.id.as_str())) {
+        return Err(GraphError::bad_request("id cannot change."));
+    }
+    let mut v = policy_json(&existing);
+    merge(&mut v, &patch);
+    let locations = state.store.named_locations(&caller.tenant.id)?;
+    let p = parse_policy(v, &locations)?;
+    state.store.put_policy(&caller.tenant.id, &p)?;
+    state.store.flush().await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+pub async fn delete(req: HttpRequest, path: web::Path<String>, state: Data) -> Result<HttpResponse, GraphError> {
+    let caller = Caller::require(&req, &state, WRITE)?;
+    if !state.store.delete_policy(&caller.tenant.id, &path)? {
+        return Err(GraphError::not_found("No such policy."));
+    }
+    state.store.flush().await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+fn parse_location(v: Value) -> Result<NamedLocation, GraphError> {
+    let l: NamedLocation =
+        serde_json::from_value(v).map_err(|e| GraphError::bad_request(format!("Invalid named location: {e}")))?;
+    if l.display_name.trim().is_empty() || l.ip_ranges.is_empty() {
+        return Err(GraphError::bad_request("A named location needs a displayName and at least one ipRange."));
+    }
+    Ok(l)
+}
+
+pub async fn list_locations(req: HttpRequest, state: Data) -> Result<HttpResponse, GraphError> {
+    let caller = Caller::require(&req, &state, READ)?;
+    let q = Query::parse(req.query_string(), &["displayName", "id", "isTrusted"])?;
+    let items = state
+        .store
+        .named_locations(&caller.tenant.id)?
+        .iter()
+        .map(|l| serde_json::to_value(l).unwrap_or(Value::Null))
+        .collect();
+    let base = format!("{}/graph/v1.0/identity/conditionalAccess/namedLocations", state.public_url);
+    Ok(HttpResponse::Ok().json(q.respond(items, &base, "#namedLocations")))
+}
+
+pub async fn get_location(req: HttpRequest, path: web::Path<String>, state: Data) -> Result<HttpResponse, GraphError> {
+    let caller = Caller::require(&req, &state, READ)?;
+    let l = state
+        .store
+        .named_location(&caller.tenant.id, &path)?
+        .ok_or_else(|| GraphError::not_found("No such named location."))?;
+    Ok(HttpResponse::Ok().json(l))
+}
+
+pub async fn create_location(req: HttpRequest, body: web::Bytes, state: Data) -> Result<HttpResponse, GraphError> {
+    let caller = Caller::require(&req, &state, WRITE)?;
+    let mut v: Value = json_body(&req, &body)?;
+    if v.get("id").and_then(Value::as_str).is_some_and(|id| !id.is_empty()) {
+        return Err(GraphError::bad_request("id is assigned by the server."));
+    }
+    v["id"] = Value::String(Uuid::new_v4().to_string());
+    let l = parse_location(v)?;
+    state.store.put_named_location(&caller.tenant.id, &l)?;
+    state.store.flush().await?;
+    Ok(HttpResponse::Created().json(l))
+}
+
+pub async fn patch_location(
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+    state: Data,
+) -> Result<HttpResponse, GraphError> {
+    let caller = Caller::require(&req, &state, WRITE)?;
+    let existing = state
+        .store
+        .named_location(&caller.tenant.id, &path)?
+        .ok_or_else(|| GraphError::not_found("No such named location."))?;
+    let patch: Value = json_body(&req, &body)?;
+    let mut v = serde_json::to_value(&existing).map_err(GraphError::internal)?;
+    merge(&mut v, &patch);
+    v["id"] = Value::String(existing.id.clone());
+    let l = parse_location(v)?;
+    state.store.put_named_location(&caller.tenant.id, &l)?;
+    state.store.flush().await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+pub async fn delete_location(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: Data,
+) -> Result<HttpResponse, GraphError> {
+    let caller = Caller::require(&req, &state, WRITE)?;
+    let in_use = state.store.policies(&caller.tenant.id)?.into_iter().any(|p| {
+        p.conditions
+            .locations
+            .as_ref()
+            .is_some_and(|l| l.include_locations.contains(&path) || l.exclude_locations.contains(&path))
+    });
+    if in_use {
+        return Err(GraphError::bad_request("The named location is used by a policy; change the policy first."));
+    }
+    if !state.store.delete_named_location(&caller.tenant.id, &path)? {
+        return Err(GraphError::not_found("No such named location."));
+    }
+    state.store.flush().await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WhatIf {
+    user_id: Option<String>,
+    user_principal_name: Option<String>,
+    app_id: String,
+    ip_address: Option<std::net::IpAddr>,
+    device_id: Option<String>,
+    /// What the sign-in already proved (e.g. `["pwd"]`, `["fed", "mfa"]`).
+    #[serde(default)]
+    authentication_methods: Vec<String>,
+    /// Seconds since the authentication being reused, for sign-in frequency.
+    auth_age_secs: Option<i64>,
+    #[serde(default)]
+    acr_values: Vec<String>,
+}
+
+/// What If: the same engine, inputs and extra MFA rules as a real sign-in.
+pub async fn evaluate(req: HttpRequest, body: web::Bytes, state: Data) -> Result<HttpResponse, GraphError> {
+    let caller = Caller::require(&req, &state, READ)?;
+    let w: WhatIf = json_body(&req, &body)?;
+    let key = w
+        .user_id
+        .or(w.user_principal_name)
+        .ok_or_else(|| GraphError::bad_request("userId or userPrincipalName is required."))?;
+    let user = super::users::find(&state, &caller.tenant, &key)?;
+    let device = match &w.device_id {
+        Some(id) => {
+            Some(state.store.device(&caller.tenant.id, id)?.ok_or_else(|| GraphError::bad_request("No such device."))?)
+        }
+        None => None,
+    };
+    let auth = crate::oidc::model::Authentication {
+        user_id: user.id,
+        auth_time: 0,
+        amr: w.authentication_methods.clone(),
+        acr: "1".into(),
+        idp: None,
+    };
+    let ctx = crate::web::access::context(&user, &w.app_id, w.ip_address, device.as_ref(), &auth, w.auth_age_secs);
+    let step_up = w.acr_values.iter().any(|a| a == "2");
+    let g = gate(&state, &caller.tenant, &user, &ctx, step_up).map_err(|e| GraphError::internal(e.message))?;
+    let (outcome, decision) = match g {
+        Gate::Allow(d) => ("allow", d),
+        Gate::Mfa(d) => ("mfa", d),
+        Gate::Block { decision, .. } => ("block", decision),
+        Gate::Reauthenticate(d) => ("reauthenticate", d),
+    };
+    Ok(HttpResponse::Ok().json(json!({
+        "outcome": outcome,
+        "appliedConditionalAccessPolicies": decision.results,
+        "matchedNamedLocations": decision.matched_locations,
+        "grantControlsRequired": decision.required,
+        "blockingPolicies": decision.block,
+        "reauthenticate": decision.reauthenticate,
+        "context": ctx,
+    })))
+}
+
+fn partner_json(t: &InboundTrust) -> Value {
+    json!({
+        "tenantId": t.tenant_id,
+        "inboundTrust": {
+            "isMfaAccepted": t.is_mfa_accepted,
+            "isCompliantDeviceAccepted": t.is_compliant_device_accepted,
+            "isHybridAzureADJoinedDeviceAccepted": false,
+        },
+    })
+}
+
+pub async fn list_partners(req: HttpRequest, state: Data) -> Result<HttpResponse, GraphError> {
+    let caller = Caller::require(&req, &state, READ)?;
+    Ok(HttpResponse::Ok()
+        .json(json!({"value": caller.tenant.inbound_trust.iter().map(partner_json).collect::<Vec<_>>()})))
+}
+
+pub async fn get_partner(req: HttpRequest, path: web::Path<Uuid>, state: Data) -> Result<HttpResponse, GraphError> {
+    let caller = Caller::require(&req, &state, READ)?;
+    let t = caller
+        .tenant
+        .inbound_trust
+        .iter()
+        .find(|t| t.tenant_id == *path)
+        .ok_or_else(|| GraphError::not_found("No configuration for this partner."))?;
+    Ok(HttpResponse::Ok().json(partner_json(t)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct PartnerBody {
+    tenant_id: Option<Uuid>,
+    inbound_trust: Option<TrustBody>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct TrustBody {
+    is_mfa_accepted: Option<bool>,
+    is_compliant_device_accepted: Option<bool>,
+    is_hybrid_azure_ad_joined_device_accepted: Option<bool>,
+}
+
+async fn save_partner(
+    state: &AppState,
+    caller: Caller,
+    tenant_id: Uuid,
+    body: PartnerBody,
+    create: bool,
+) -> Result<HttpResponse, GraphError> {
+    if body.tenant_id.is_some_and(|t| t != tenant_id) {
+        return Err(GraphError::bad_request("tenantId does not match."));
+    }
+    if tenant_id == caller.tenant.id {
+        return Err(GraphError::bad_request("A tenant is not its own partner."));
+    }
+    let mut tenant = caller.tenant;
+    let exists = tenant.inbound_trust.iter().any(|t| t.tenant_id == tenant_id);
+    if create && exists {
+        return Err(GraphError::new(
+            actix_web::http::StatusCode::CONFLICT,
+            "Request_MultipleObjectsWithSameKeyValue",
+            "This partner is already configured.",
+        ));
+    }
+    if !create && !exists {
+        return Err(GraphError::not_found("No configuration for this partner."));
+    }
+    if !exists {
+        tenant.inbound_trust.push(InboundTrust { tenant_id, ..Default::default() });
+    }
+    let entry = tenant
+        .inbound_trust
+        .iter_mut()
+        .find(|t| t.tenant_id == tenant_id)
+        .ok_or_else(|| GraphError::internal("partner"))?;
+    if let Some(tr) = body.inbound_trust {
+        if tr.is_hybrid_azure_ad_joined_device_accepted == Some(true) {
+            return Err(GraphError::bad_request("isHybridAzureADJoinedDeviceAccepted is not supported."));
+        }
+        if let Some(m) = tr.is_mfa_accepted {
+            entry.is_mfa_accepted = m;
+        }
+        if let Some(d) = tr.is_compliant_device_accepted {
+            entry.is_compliant_device_accepted = d;
+        }
+    }
+    let out = partner_json(entry);
+    state.store.put_tenant(&tenant)?;
+    state.store.flush().await?;
+    Ok(if create { HttpResponse::Created().json(out) } else { HttpResponse::NoContent().finish() })
+}
+
+pub async fn create_partner(req: HttpRequest, body: web::Bytes, state: Data) -> Result<HttpResponse, GraphError> {
+    let caller = Caller::require(&req, &state, WRITE)?;
+    let b: PartnerBody = json_body(&req, &body)?;
+    let tid = b.tenant_id.ok_or_else(|| GraphError::bad_request("tenantId is required."))?;
+    save_partner(&state, caller, tid, b, true).await
+}
+
+pub async fn patch_partner(
+    req: HttpRequest,
+    path: web::Path<Uuid>,
+    body: web::Bytes,
+    state: Data,
+) -> Result<HttpResponse, GraphError> {
+    let caller = Caller::require(&req, &state, WRITE)?;
+    let b: PartnerBody = json_body(&req, &body)?;
+    save_partner(&state, caller, *path, b, false).await
+}
+
+pub async fn delete_partner(req: HttpRequest, path: web::Path<Uuid>, state: Data) -> Result<HttpResponse, GraphError> {
+    let caller = Caller::require(&req, &state, WRITE)?;
+    let mut tenant = caller.tenant;
+    let before = tenant.inbound_trust.len();
+    tenant.inbound_trust.retain(|t| t.tenant_id != *path);
+    if tenant.inbound_trust.len() == before {
+        return Err(GraphError::not_found("No configuration for this partner."));
+    }
+    state.store.put_tenant(&tenant)?;
+    state.store.flush().await?;
+    Ok(HttpResponse::NoContent().finish())
+}

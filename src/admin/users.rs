@@ -1,0 +1,206 @@
+//! `/graph/v1.0/users`: list (filter guests), get by id or UPN, patch, delete, and the
+//! authentication methods (MFA reset = delete the software OATH method).
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::odata::Query;
+use super::{Caller, GraphError, ROLE_DIRECTORY_RW, ROLE_GLOBAL_ADMIN, json_body};
+use crate::clock::rfc3339;
+use crate::directory::{ExternalUserState, Tenant, User, UserType};
+use crate::web::{AppState, Data};
+
+pub const READ: &[&str] = &[ROLE_DIRECTORY_RW, "Directory.Read.All", "User.Read.All", ROLE_GLOBAL_ADMIN];
+pub const WRITE: &[&str] = &[ROLE_DIRECTORY_RW, ROLE_GLOBAL_ADMIN];
+
+pub fn user_json(u: &User) -> Value {
+    json!({
+        "id": u.id,
+        "userPrincipalName": u.user_principal_name,
+        "mail": u.mail,
+        "displayName": u.display_name,
+        "userType": match u.user_type { UserType::Member => "Member", UserType::Guest => "Guest" },
+        "accountEnabled": u.account_enabled,
+        "creationType": u.creation_type,
+        "externalUserState": u.external_user_state.map(|s| match s {
+            ExternalUserState::PendingAcceptance => "PendingAcceptance",
+            ExternalUserState::Accepted => "Accepted",
+        }),
+        "externalUserStateChangeDateTime": u.external_user_state_change_date_time.map(rfc3339),
+        "identities": u.identities.iter().map(|i| json!({
+            "signInType": i.sign_in_type, "issuer": i.issuer, "issuerAssignedId": i.issuer_assigned_id,
+        })).collect::<Vec<_>>(),
+        "createdDateTime": rfc3339(u.created_at),
+        // gatehouse extensions
+        "perUserMfaEnabled": u.per_user_mfa,
+        "riskLevel": u.risk_level,
+        "strongAuthenticationMethods": methods_json(u).iter().filter(|m| m["@odata.type"] != "#microsoft.graph.passwordAuthenticationMethod").map(|m| json!({"methodType": m["methodType"]})).collect::<Vec<_>>(),
+    })
+}
+
+pub fn methods_json(u: &User) -> Vec<Value> {
+    let mut out = Vec::new();
+    if u.password_hash.is_some() {
+        out.push(json!({"@odata.type": "#microsoft.graph.passwordAuthenticationMethod", "id": "28c10230-6103-485e-b985-444c60001490", "methodType": "Password"}));
+    }
+    for m in &u.totp_methods {
+        out.push(json!({
+            "@odata.type": "#microsoft.graph.softwareOathAuthenticationMethod",
+            "id": m.id,
+            "secretKey": null,
+            "createdDateTime": rfc3339(m.created_at),
+            "methodType": "SoftwareOath",
+        }));
+    }
+    out
+}
+
+/// `{id}` may be an object id or a UPN (as in Graph).
+pub fn find(state: &AppState, tenant: &Tenant, key: &str) -> Result<User, GraphError> {
+    let user = match Uuid::parse_str(key) {
+        Ok(id) => state.store.user(&tenant.id, &id)?,
+        Err(_) => state.store.user_by_login(&tenant.id, key)?,
+    };
+    user.ok_or_else(|| {
+        GraphError::not_found(format!(
+            "Resource '{key}' does not exist or one of its queried reference-property objects are not present."
+        ))
+    })
+}
+
+pub async fn list(req: HttpRequest, state: Data) -> Result<HttpResponse, GraphError> {
+    let caller = Caller::require(&req, &state, READ)?;
+    let q = Query::parse(
+        req.query_string(),
+        &[
+            "userType",
+            "userPrincipalName",
+            "mail",
+            "displayName",
+            "accountEnabled",
+            "externalUserState",
+            "creationType",
+            "id",
+        ],
+    )?;
+    let items = state.store.users(&caller.tenant.id)?.iter().map(user_json).collect();
+    let base = format!("{}/graph/v1.0/users", state.public_url);
+    Ok(HttpResponse::Ok().json(q.respond(items, &base, &format!("{}/graph/v1.0/$metadata#users", state.public_url))))
+}
+
+pub async fn get(req: HttpRequest, path: web::Path<String>, state: Data) -> Result<HttpResponse, GraphError> {
+    let caller = Caller::require(&req, &state, READ)?;
+    let user = find(&state, &caller.tenant, &path)?;
+    Ok(HttpResponse::Ok().json(user_json(&user)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct UserPatch {
+    display_name: Option<String>,
+    account_enabled: Option<bool>,
+    per_user_mfa_enabled: Option<bool>,
+    /// Members only: none, low, medium, high (admin-set user risk).
+    risk_level: Option<Option<String>>,
+}
+
+pub async fn patch(
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+    state: Data,
+) -> Result<HttpResponse, GraphError> {
+    let caller = Caller::require(&req, &state, WRITE)?;
+    let user = find(&state, &caller.tenant, &path)?;
+    let p: UserPatch = json_body(&req, &body)?;
+    if let Some(n) = &p.display_name
+        && (n.trim().is_empty() || n.len() > 256)
+    {
+        return Err(GraphError::bad_request("displayName must be 1 to 256 characters."));
+    }
+    if let Some(Some(level)) = &p.risk_level {
+        if !matches!(level.as_str(), "none" | "low" | "medium" | "high") {
+            return Err(GraphError::bad_request("riskLevel must be none, low, medium or high."));
+        }
+        if user.is_guest() {
+            return Err(GraphError::bad_request("A guest's risk is evaluated at their home organisation."));
+        }
+    }
+    state.store.update_user(&caller.tenant.id, &user.id, |u| {
+        if let Some(n) = &p.display_name {
+            u.display_name = n.trim().to_string();
+        }
+        if let Some(e) = p.account_enabled {
+            u.account_enabled = e;
+        }
+        if let Some(m) = p.per_user_mfa_enabled {
+            u.per_user_mfa = m;
+        }
+        if let Some(r) = &p.risk_level {
+            u.risk_level = r.clone();
+        }
+    })?;
+    state.store.flush().await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+pub async fn delete(req: HttpRequest, path: web::Path<String>, state: Data) -> Result<HttpResponse, GraphError> {
+    let caller = Caller::require(&req, &state, WRITE)?;
+    let user = find(&state, &caller.tenant, &path)?;
+    if caller.claims.oid == Some(user.id) {
+        return Err(GraphError::bad_request("You cannot delete your own account."));
+    }
+    state.store.delete_user(&caller.tenant.id, &user.id)?;
+    state.store.flush().await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+pub async fn methods(req: HttpRequest, path: web::Path<String>, state: Data) -> Result<HttpResponse, GraphError> {
+    let caller = Caller::require(&req, &state, READ)?;
+    let user = find(&state, &caller.tenant, &path)?;
+    Ok(HttpResponse::Ok().json(json!({ "value": methods_json(&user) })))
+}
+
+pub async fn oath_methods(req: HttpRequest, path: web::Path<String>, state: Data) -> Result<HttpResponse, GraphError> {
+    let caller = Caller::require(&req, &state, READ)?;
+    let user = find(&state, &caller.tenant, &path)?;
+    let list: Vec<Value> = methods_json(&user).into_iter().filter(|m| m["methodType"] == "SoftwareOath").collect();
+    Ok(HttpResponse::Ok().json(json!({ "value": list })))
+}
+
+/// Reset-MsolStrongAuthenticationMethodByUpn: the method (and the recovery codes that
+/// go with TOTP) are removed; the next MFA sign-in asks for proof-up again.
+pub async fn delete_oath_method(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    state: Data,
+) -> Result<HttpResponse, GraphError> {
+    let caller = Caller::require(&req, &state, WRITE)?;
+    let (key, method) = path.into_inner();
+    let user = find(&state, &caller.tenant, &key)?;
+    if !user.totp_methods.iter().any(|m| m.id == method) {
+        return Err(GraphError::not_found(format!("Authentication method '{method}' does not exist.")));
+    }
+    reset_method(&state, &caller.tenant, &user, Some(&method)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Removes one TOTP method (or all with `None`); shared with the admin page and the CLI path.
+pub async fn reset_method(
+    state: &AppState,
+    tenant: &Tenant,
+    user: &User,
+    method: Option<&str>,
+) -> Result<(), GraphError> {
+    state.store.update_user(&tenant.id, &user.id, |u| {
+        u.totp_methods.retain(|m| method.is_some_and(|id| m.id != id));
+        if u.totp_methods.is_empty() {
+            u.recovery_code_hashes.clear();
+            u.mfa_lockout.clear();
+        }
+    })?;
+    state.store.flush().await?;
+    tracing::info!(user = %user.id, "MFA methods reset by an admin");
+    Ok(())
+}

@@ -1,0 +1,171 @@
+//! Admin pages for a signed-in Global Administrator: guests with their state and MFA
+//! methods (reset), policies (enable / disable / report-only), the sign-in log with
+//! per-policy results ("why was I asked for MFA / blocked"), and licence usage.
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use super::error::PageError;
+use super::pages::{AdminGuestRow, AdminPage, AdminPolicyRow, AdminSignInRow, render};
+use super::{AppState, Data, csrf};
+use crate::admin::ROLE_GLOBAL_ADMIN;
+use crate::directory::{Tenant, User};
+use crate::oidc::authorize::current_session;
+use crate::policy::PolicyState;
+
+fn admin(req: &HttpRequest, state: &AppState, tenant: &Tenant) -> Result<Result<User, HttpResponse>, PageError> {
+    let back = format!("/{}/admin", tenant.slug);
+    let Some((_, session)) = current_session(req, state, tenant)? else {
+        return Ok(Err(super::signin::start_portal(req, state, tenant, &back)?));
+    };
+    let Some(user) = state.store.user(&tenant.id, &session.auth.user_id)?.filter(|u| u.account_enabled) else {
+        return Ok(Err(super::signin::start_portal(req, state, tenant, &back)?));
+    };
+    if !user.roles.iter().any(|r| r == ROLE_GLOBAL_ADMIN) {
+        return Err(PageError::new(
+            StatusCode::FORBIDDEN,
+            "admin_only",
+            "Only administrators of this tenant can see this page.",
+        ));
+    }
+    Ok(Ok(user))
+}
+
+pub async fn show(req: HttpRequest, path: web::Path<String>, state: Data) -> Result<HttpResponse, PageError> {
+    let tenant = state.tenant(&path)?;
+    let me = match admin(&req, &state, &tenant)? {
+        Ok(u) => u,
+        Err(redirect) => return Ok(redirect),
+    };
+    let browser = super::cookie_value(&req, csrf::BROWSER_COOKIE).unwrap_or_default();
+    let guests = state
+        .store
+        .users(&tenant.id)?
+        .into_iter()
+        .filter(|u| u.is_guest())
+        .map(|u| AdminGuestRow {
+            id: u.id.to_string(),
+            upn: u.user_principal_name.clone(),
+            state: format!(
+                "{:?}",
+                u.external_user_state.unwrap_or(crate::directory::ExternalUserState::PendingAcceptance)
+            ),
+            home: u.identities.first().map(|i| i.issuer.clone()).unwrap_or_else(|| "-".into()),
+            methods: if u.totp_methods.is_empty() { "-".into() } else { "SoftwareOath".into() },
+            has_methods: !u.totp_methods.is_empty(),
+        })
+        .collect();
+    let policies = state
+        .store
+        .policies(&tenant.id)?
+        .into_iter()
+        .map(|p| AdminPolicyRow {
+            id: p.id.clone(),
+            name: p.display_name.clone(),
+            state: match p.state {
+                PolicyState::Enabled => "enabled",
+                PolicyState::Disabled => "disabled",
+                PolicyState::EnabledForReportingButNotEnforced => "enabledForReportingButNotEnforced",
+            }
+            .into(),
+        })
+        .collect();
+    let sign_ins = state
+        .store
+        .signin_log(&tenant.id, 50)?
+        .into_iter()
+        .map(|e| AdminSignInRow {
+            time: e.created_date_time,
+            user: e.user_principal_name.unwrap_or_else(|| "(app)".into()),
+            app: e.app_id,
+            ip: e.ip_address.unwrap_or_else(|| "-".into()),
+            result: e.status.error.unwrap_or_else(|| "success".into()),
+            amr: e.amr.join(" "),
+            why: e
+                .applied_conditional_access_policies
+                .iter()
+                .filter(|r| {
+                    !matches!(
+                        r.result,
+                        crate::policy::PolicyOutcome::NotApplied | crate::policy::PolicyOutcome::NotEnabled
+                    )
+                })
+                .map(|r| {
+                    format!(
+                        "{}: {}",
+                        r.display_name,
+                        serde_json::to_value(r.result)
+                            .ok()
+                            .and_then(|v| v.as_str().map(String::from))
+                            .unwrap_or_default()
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("; "),
+        })
+        .collect();
+    let page = AdminPage {
+        tenant_name: tenant.display_name.clone(),
+        tenant_slug: tenant.slug.clone(),
+        me: me.user_principal_name,
+        csrf: csrf::token(&state, &browser),
+        seats_used: crate::licensing::seats_used(&state.store, &tenant)?,
+        seats: tenant.premium_seats,
+        guests,
+        policies,
+        sign_ins,
+    };
+    render(&page, vec![])
+}
+
+pub async fn mfa_reset(
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+    state: Data,
+) -> Result<HttpResponse, PageError> {
+    let tenant = state.tenant(&path)?;
+    let f = super::signin::form(&req, &body)?;
+    csrf::verify(&req, &state, f.get("csrf"))?;
+    if let Err(redirect) = admin(&req, &state, &tenant)? {
+        return Ok(redirect);
+    }
+    let id = f
+        .get("user")
+        .and_then(|u| uuid::Uuid::parse_str(u).ok())
+        .ok_or_else(|| PageError::bad_request("invalid_request", "No such user."))?;
+    let user =
+        state.store.user(&tenant.id, &id)?.ok_or_else(|| PageError::bad_request("invalid_request", "No such user."))?;
+    crate::admin::users::reset_method(&state, &tenant, &user, None)
+        .await
+        .map_err(|e| PageError::internal(e.message))?;
+    Ok(super::signin::see_other(&format!("/{}/admin", tenant.slug)))
+}
+
+pub async fn policy_state(
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+    state: Data,
+) -> Result<HttpResponse, PageError> {
+    let tenant = state.tenant(&path)?;
+    let f = super::signin::form(&req, &body)?;
+    csrf::verify(&req, &state, f.get("csrf"))?;
+    if let Err(redirect) = admin(&req, &state, &tenant)? {
+        return Ok(redirect);
+    }
+    let new_state = match f.get("state") {
+        Some("enabled") => PolicyState::Enabled,
+        Some("disabled") => PolicyState::Disabled,
+        Some("enabledForReportingButNotEnforced") => PolicyState::EnabledForReportingButNotEnforced,
+        _ => return Err(PageError::bad_request("invalid_request", "Choose enabled, disabled or report-only.")),
+    };
+    let id = f.get("policy").unwrap_or_default();
+    let mut p = state
+        .store
+        .policy(&tenant.id, id)?
+        .ok_or_else(|| PageError::bad_request("invalid_request", "No such policy."))?;
+    p.state = new_state;
+    state.store.put_policy(&tenant.id, &p)?;
+    state.store.flush().await?;
+    Ok(super::signin::see_other(&format!("/{}/admin", tenant.slug)))
+}
