@@ -133,21 +133,21 @@ enum Command {
 #[derive(clap::Args, Clone, Default)]
 struct ConnArgs {
     /// Server URL (default: from the credentials file).
-    #[arg(long, env = "GATEHOUSE_SERVER")]
+    #[arg(long, global = true, env = "GATEHOUSE_SERVER")]
     server: Option<String>,
-    #[arg(long, env = "GATEHOUSE_TENANT")]
+    #[arg(long, global = true, env = "GATEHOUSE_TENANT")]
     tenant: Option<String>,
-    #[arg(long, env = "GATEHOUSE_CLIENT_ID")]
+    #[arg(long, global = true, env = "GATEHOUSE_CLIENT_ID")]
     client_id: Option<String>,
-    #[arg(long, env = "GATEHOUSE_CLIENT_SECRET", hide_env_values = true)]
+    #[arg(long, global = true, env = "GATEHOUSE_CLIENT_SECRET", hide_env_values = true)]
     client_secret: Option<String>,
     /// Credentials file (default: {data_dir}/demo-credentials.json).
-    #[arg(long)]
+    #[arg(long, global = true)]
     credentials: Option<PathBuf>,
-    #[arg(long)]
+    #[arg(long, global = true)]
     data_dir: Option<PathBuf>,
     /// Print JSON instead of a table.
-    #[arg(long)]
+    #[arg(long, global = true)]
     json: bool,
 }
 

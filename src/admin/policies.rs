@@ -38,6 +38,16 @@ fn parse_policy(v: Value, locations: &[NamedLocation]) -> Result<Policy, GraphEr
     Ok(p)
 }
 
+/// New resources get a server-assigned id; the body must be a JSON object.
+fn assign_id(v: &mut Value) -> Result<(), GraphError> {
+    let Value::Object(map) = v else { return Err(GraphError::bad_request("The body must be a JSON object.")) };
+    if map.get("id").and_then(Value::as_str).is_some_and(|id| !id.is_empty()) {
+        return Err(GraphError::bad_request("id is assigned by the server."));
+    }
+    map.insert("id".into(), Value::String(Uuid::new_v4().to_string()));
+    Ok(())
+}
+
 fn policy_json(p: &Policy) -> Value {
     serde_json::to_value(p).unwrap_or(Value::Null)
 }
@@ -59,10 +69,7 @@ pub async fn get(req: HttpRequest, path: web::Path<String>, state: Data) -> Resu
 pub async fn create(req: HttpRequest, body: web::Bytes, state: Data) -> Result<HttpResponse, GraphError> {
     let caller = Caller::require(&req, &state, WRITE)?;
     let mut v: Value = json_body(&req, &body)?;
-    if v.get("id").and_then(Value::as_str).is_some_and(|id| !id.is_empty()) {
-        return Err(GraphError::bad_request("id is assigned by the server."));
-    }
-    v["id"] = Value::String(Uuid::new_v4().to_string());
+    assign_id(&mut v)?;
     let locations = state.store.named_locations(&caller.tenant.id)?;
     let p = parse_policy(v, &locations)?;
     state.store.put_policy(&caller.tenant.id, &p)?;
@@ -80,6 +87,9 @@ pub async fn patch(
     let existing =
         state.store.policy(&caller.tenant.id, &path)?.ok_or_else(|| GraphError::not_found("No such policy."))?;
     let patch: Value = json_body(&req, &body)?;
+    if !patch.is_object() {
+        return Err(GraphError::bad_request("The body must be a JSON object."));
+    }
     if patch.get("id").is_some_and(|id| id.as_str() != Some(existing.id.as_str())) {
         return Err(GraphError::bad_request("id cannot change."));
     }
@@ -135,10 +145,7 @@ pub async fn get_location(req: HttpRequest, path: web::Path<String>, state: Data
 pub async fn create_location(req: HttpRequest, body: web::Bytes, state: Data) -> Result<HttpResponse, GraphError> {
     let caller = Caller::require(&req, &state, WRITE)?;
     let mut v: Value = json_body(&req, &body)?;
-    if v.get("id").and_then(Value::as_str).is_some_and(|id| !id.is_empty()) {
-        return Err(GraphError::bad_request("id is assigned by the server."));
-    }
-    v["id"] = Value::String(Uuid::new_v4().to_string());
+    assign_id(&mut v)?;
     let l = parse_location(v)?;
     state.store.put_named_location(&caller.tenant.id, &l)?;
     state.store.flush().await?;
@@ -157,9 +164,14 @@ pub async fn patch_location(
         .named_location(&caller.tenant.id, &path)?
         .ok_or_else(|| GraphError::not_found("No such named location."))?;
     let patch: Value = json_body(&req, &body)?;
+    if !patch.is_object() {
+        return Err(GraphError::bad_request("The body must be a JSON object."));
+    }
     let mut v = serde_json::to_value(&existing).map_err(GraphError::internal)?;
     merge(&mut v, &patch);
-    v["id"] = Value::String(existing.id.clone());
+    if let Value::Object(m) = &mut v {
+        m.insert("id".into(), Value::String(existing.id.clone()));
+    }
     let l = parse_location(v)?;
     state.store.put_named_location(&caller.tenant.id, &l)?;
     state.store.flush().await?;

@@ -124,6 +124,28 @@ pub fn gate(
     Ok(Gate::Allow(decision))
 }
 
+/// Why MFA is asked, for the sign-in log.
+pub fn mfa_reasons(d: &Decision, user: &User, tenant: &Tenant, step_up: bool) -> String {
+    let mut why: Vec<String> = d
+        .results
+        .iter()
+        .filter(|r| {
+            r.result == policy::PolicyOutcome::Failure && r.enforced_grant_controls.contains(&policy::Control::Mfa)
+        })
+        .map(|r| format!("policy {}", r.display_name))
+        .collect();
+    if user.per_user_mfa {
+        why.push("per-user MFA".into());
+    }
+    if tenant.require_mfa {
+        why.push("tenant MFA".into());
+    }
+    if step_up {
+        why.push("the application asked for acr 2".into());
+    }
+    format!("MFA required: {}", why.join(", "))
+}
+
 fn names(d: &Decision, pick: impl Fn(&policy::PolicyResult) -> bool) -> Vec<String> {
     d.results.iter().filter(|r| pick(r)).map(|r| r.display_name.clone()).collect()
 }

@@ -590,6 +590,9 @@ pub fn after_primary(
                 state.store.delete_signin(&digest(tx))?;
                 return Err(crate::licensing::exhausted(tenant));
             }
+            // Entra logs the MFA interruption (50074) with the policies that asked for it.
+            let why = super::access::mfa_reasons(&decision, &user, tenant, step_up);
+            super::access::log(state, facts(auth.amr.clone()), Some(&decision), Some(("mfa_required", why)));
             signin.step = if user.totp_methods.is_empty() {
                 let enrollment = mfa::new_enrollment(&tenant.display_name, &user.user_principal_name);
                 Step::MfaEnroll { auth, secret_b32: enrollment.secret_b32 }

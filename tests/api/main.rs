@@ -2,6 +2,7 @@
 //! Black-box tests: the real server on port 0 with a temp data dir, driven over HTTP
 //! as a browser or a relying party would.
 mod access;
+mod admin;
 mod bad_input;
 mod guests;
 mod helpers;
