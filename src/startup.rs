@@ -85,6 +85,7 @@ impl Application {
             public_url: url.clone(),
             limiter: Limiter::new(config.rate_limit.password_failures, config.rate_limit.window_secs),
             ip_limiter: Limiter::new(config.rate_limit.password_failures * 10, config.rate_limit.window_secs),
+            otp_send_limiter: Limiter::new(10, 3600),
             config,
             store,
             keys,

@@ -39,6 +39,8 @@ pub struct AppState {
     pub limiter: ratelimit::Limiter,
     /// Failed passwords per client IP (a looser limit against password spraying).
     pub ip_limiter: ratelimit::Limiter,
+    /// Email one-time codes sent per address (against mail bombing through redemption).
+    pub otp_send_limiter: ratelimit::Limiter,
     /// For federation and the demo RP: no redirects followed.
     pub http: reqwest::Client,
     pub demo: demo::DemoRp,

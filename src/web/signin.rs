@@ -259,6 +259,16 @@ pub async fn begin_home(
 }
 
 fn send_email_code(state: &AppState, tenant: &Tenant, email: &str, code: &str) -> Result<(), PageError> {
+    let key = format!("otp:{}", email.to_ascii_lowercase());
+    let now = state.now();
+    if state.otp_send_limiter.is_limited(&key, now) {
+        return Err(PageError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "otp_rate_limited",
+            "Too many codes were sent to this address recently. Wait an hour and try again.",
+        ));
+    }
+    state.otp_send_limiter.record_failure(&key, now);
     let body = format!(
         "Your {} verification code is {code}.\n\nIt is valid for 30 minutes and works once. If you did not try to sign in, ignore this email.",
         tenant.display_name

@@ -468,3 +468,91 @@ async fn information_worker_invites_on_the_invite_page() {
         browser.post("/fabrikam/invite", &[("email".into(), "x@y.example".into()), ("app".into(), "foo".into())]).await;
     assert_eq!(csrfless.error_code().as_deref(), Some("csrf"));
 }
+
+#[tokio::test]
+async fn email_codes_to_one_address_are_rate_limited() {
+    let app = spawn_app().await;
+    let email = "pat@northwind.example";
+    let inv = app.invite(email, LANDING, None).await;
+    let url = inv["inviteRedeemUrl"].as_str().unwrap().to_string();
+    for _ in 0..10 {
+        let b = app.browser();
+        assert!(b.follow_any(b.get(&url).await).await.has("form#email-otp"));
+    }
+    let b = app.browser();
+    let limited = b.follow_any(b.get(&url).await).await;
+    assert_eq!(
+        (limited.status, limited.error_code().as_deref()),
+        (StatusCode::TOO_MANY_REQUESTS, Some("otp_rate_limited"))
+    );
+    app.clock.advance(3601);
+    let b = app.browser();
+    assert!(b.follow_any(b.get(&url).await).await.has("form#email-otp"));
+}
+
+/// A minimal SMTP server on loopback that records one message.
+async fn fake_smtp() -> (u16, tokio::sync::oneshot::Receiver<String>) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let (sock, _) = listener.accept().await.unwrap();
+        let (r, mut w) = sock.into_split();
+        let mut lines = BufReader::new(r).lines();
+        w.write_all(b"220 fake ESMTP\r\n").await.unwrap();
+        let mut data = String::new();
+        let mut in_data = false;
+        while let Ok(Some(line)) =
+            tokio::time::timeout(std::time::Duration::from_secs(10), lines.next_line()).await.unwrap_or(Ok(None))
+        {
+            if in_data {
+                if line == "." {
+                    in_data = false;
+                    w.write_all(b"250 queued\r\n").await.unwrap();
+                } else {
+                    data.push_str(&line);
+                    data.push('\n');
+                }
+                continue;
+            }
+            let upper = line.to_ascii_uppercase();
+            if upper.starts_with("EHLO") || upper.starts_with("HELO") {
+                w.write_all(b"250 fake\r\n").await.unwrap();
+            } else if upper.starts_with("DATA") {
+                in_data = true;
+                w.write_all(b"354 go\r\n").await.unwrap();
+            } else if upper.starts_with("QUIT") {
+                w.write_all(b"221 bye\r\n").await.unwrap();
+                break;
+            } else {
+                w.write_all(b"250 ok\r\n").await.unwrap();
+            }
+        }
+        let _ = tx.send(data);
+    });
+    (port, rx)
+}
+
+#[tokio::test]
+async fn invitations_are_delivered_over_smtp_when_configured() {
+    let (port, rx) = fake_smtp().await;
+    let app = spawn_with(|c| {
+        c.smtp = Some(gatehouse::config::Smtp {
+            host: "127.0.0.1".into(),
+            port,
+            from: "gatehouse@fabrikam.example".into(),
+            username: None,
+            password: None,
+            starttls: false,
+        })
+    })
+    .await;
+    let inv = app.invite("sally@contoso.example", LANDING, None).await;
+    let data = tokio::time::timeout(std::time::Duration::from_secs(10), rx).await.expect("delivered in time").unwrap();
+    let ticket = query_param(inv["inviteRedeemUrl"].as_str().unwrap(), "ticket").unwrap();
+    assert!(data.contains("To: sally@contoso.example"), "{data}");
+    // Long lines arrive quoted-printable: undo the soft line breaks.
+    let body = data.replace("=\n", "");
+    assert!(body.contains(&ticket), "the email carries the redeem link:\n{data}");
+}
