@@ -33,7 +33,7 @@ pub struct InvitationBody {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MessageInfo {
     #[serde(default)]
     pub customized_message_body: Option<String>,
@@ -44,6 +44,7 @@ pub struct MessageInfo {
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct InvitedUserRef {
     pub id: Option<Uuid>,
 }

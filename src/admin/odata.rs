@@ -102,7 +102,11 @@ impl Query {
     /// Parses the request's query string; `filterable` lists the properties `$filter` may use.
     pub fn parse(raw: &str, filterable: &[&str]) -> Result<Self, GraphError> {
         let mut q = Query { top: 100, ..Default::default() };
+        let mut seen = std::collections::HashSet::new();
         for (k, v) in url::form_urlencoded::parse(raw.as_bytes()) {
+            if k.starts_with('$') && !seen.insert(k.to_string()) {
+                return Err(bad(format!("Query option {k} is repeated")));
+            }
             match k.as_ref() {
                 "$filter" => {
                     if v.len() > 2048 {

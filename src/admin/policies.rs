@@ -240,7 +240,7 @@ pub async fn evaluate(req: HttpRequest, body: web::Bytes, state: Data) -> Result
         idp: None,
     };
     let ctx = crate::web::access::context(&user, &w.app_id, w.ip_address, device.as_ref(), &auth, w.auth_age_secs);
-    let step_up = w.acr_values.iter().any(|a| a == "2");
+    let step_up = w.acr_values.first().is_some_and(|a| a == "2");
     let g = gate(&state, &caller.tenant, &user, &ctx, step_up).map_err(|e| GraphError::internal(e.message))?;
     let (outcome, decision) = match g {
         Gate::Allow(d) => ("allow", d),
@@ -276,13 +276,18 @@ pub async fn list_partners(req: HttpRequest, state: Data) -> Result<HttpResponse
         .json(json!({"value": caller.tenant.inbound_trust.iter().map(partner_json).collect::<Vec<_>>()})))
 }
 
-pub async fn get_partner(req: HttpRequest, path: web::Path<Uuid>, state: Data) -> Result<HttpResponse, GraphError> {
+fn partner_id(raw: &str) -> Result<Uuid, GraphError> {
+    Uuid::parse_str(raw).map_err(|_| GraphError::not_found("No configuration for this partner (not a tenant id)."))
+}
+
+pub async fn get_partner(req: HttpRequest, path: web::Path<String>, state: Data) -> Result<HttpResponse, GraphError> {
     let caller = Caller::require(&req, &state, READ)?;
+    let id = partner_id(&path)?;
     let t = caller
         .tenant
         .inbound_trust
         .iter()
-        .find(|t| t.tenant_id == *path)
+        .find(|t| t.tenant_id == id)
         .ok_or_else(|| GraphError::not_found("No configuration for this partner."))?;
     Ok(HttpResponse::Ok().json(partner_json(t)))
 }
@@ -361,20 +366,26 @@ pub async fn create_partner(req: HttpRequest, body: web::Bytes, state: Data) -> 
 
 pub async fn patch_partner(
     req: HttpRequest,
-    path: web::Path<Uuid>,
+    path: web::Path<String>,
     body: web::Bytes,
     state: Data,
 ) -> Result<HttpResponse, GraphError> {
     let caller = Caller::require(&req, &state, WRITE)?;
+    let id = partner_id(&path)?;
     let b: PartnerBody = json_body(&req, &body)?;
-    save_partner(&state, caller, *path, b, false).await
+    save_partner(&state, caller, id, b, false).await
 }
 
-pub async fn delete_partner(req: HttpRequest, path: web::Path<Uuid>, state: Data) -> Result<HttpResponse, GraphError> {
+pub async fn delete_partner(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: Data,
+) -> Result<HttpResponse, GraphError> {
     let caller = Caller::require(&req, &state, WRITE)?;
+    let id = partner_id(&path)?;
     let mut tenant = caller.tenant;
     let before = tenant.inbound_trust.len();
-    tenant.inbound_trust.retain(|t| t.tenant_id != *path);
+    tenant.inbound_trust.retain(|t| t.tenant_id != id);
     if tenant.inbound_trust.len() == before {
         return Err(GraphError::not_found("No configuration for this partner."));
     }

@@ -190,7 +190,9 @@ fn redirect_matches(registered: &str, candidate: &str) -> bool {
         return false;
     };
     let loopback = |u: &url::Url| u.scheme() == "http" && matches!(u.host_str(), Some("127.0.0.1") | Some("[::1]"));
-    loopback(&r)
+    // Only a candidate already in normal form: `/a/../callback` is not `/callback`.
+    c.as_str() == candidate
+        && loopback(&r)
         && loopback(&c)
         && r.host_str() == c.host_str()
         && r.path() == c.path()
@@ -245,6 +247,8 @@ mod tests {
         assert!(!a.redirect_uri_registered("http://127.0.0.1:53111/callbackx"));
         assert!(!a.redirect_uri_registered("http://localhost:53111/callback"));
         assert!(!a.redirect_uri_registered("http://127.0.0.1.evil.example/callback"));
+        assert!(!a.redirect_uri_registered("http://127.0.0.1:9/evil/../callback"));
+        assert!(!a.redirect_uri_registered("http://127.0.0.1@evil.example/callback"));
     }
 
     #[test]

@@ -47,7 +47,13 @@ fn bearer_error(status: actix_web::http::StatusCode, code: Option<&str>, descrip
 }
 
 pub async fn userinfo_get(req: HttpRequest, path: web::Path<String>, state: Data) -> HttpResponse {
-    let query = Params::parse(req.query_string()).unwrap_or_default();
+    let Ok(query) = Params::parse(req.query_string()) else {
+        return bearer_error(
+            actix_web::http::StatusCode::BAD_REQUEST,
+            Some("invalid_request"),
+            "a parameter is repeated",
+        );
+    };
     respond(&req, &path, &state, query.get("access_token").map(String::from)).await
 }
 

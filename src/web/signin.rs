@@ -177,6 +177,20 @@ pub async fn identify(
         })?;
         return begin_home(&state, &tenant, &tx, signin, home).await;
     }
+    let own_domain = signin
+        .login
+        .as_deref()
+        .and_then(|l| l.rsplit_once('@'))
+        .is_none_or(|(_, d)| tenant.domains.iter().any(|td| td.eq_ignore_ascii_case(d)));
+    if user.is_none() && !own_domain {
+        // An address outside the tenant's domains that nobody invited: say so (this
+        // reveals nothing about the tenant's own accounts).
+        return Err(PageError::new(
+            StatusCode::FORBIDDEN,
+            "not_invited",
+            format!("You don't have an account in {}. Ask its administrator to invite you.", tenant.display_name),
+        ));
+    }
     signin.user_id = user.map(|u| u.id);
     signin.step = Step::Password;
     state.store.put_signin(&digest(&tx), &signin)?;
@@ -535,7 +549,8 @@ pub fn after_primary(
     let age = existing.as_ref().map(|(_, s)| state.now() - s.auth.auth_time);
     let ctx = super::access::context(&user, &app_id, ip, Some(&device), &auth, age);
     let step_up = match &signin.purpose {
-        Purpose::Authorize(r) => r.acr_values.iter().any(|a| a == "2"),
+        // acr_values lists preferences; MFA is stepped up to when "2" is the first choice.
+        Purpose::Authorize(r) => r.acr_values.first().is_some_and(|a| a == "2"),
         _ => false,
     };
     let facts = |amr: Vec<String>| LogFacts {
@@ -573,14 +588,15 @@ pub fn after_primary(
             let reason = format!("blocked by conditional access: {}", policies.join(", "));
             super::access::log(state, facts(auth.amr.clone()), Some(&decision), Some((code, reason)));
             state.store.delete_signin(&digest(tx))?;
-            return Err(PageError::new(
+            // The error page still registers the device: the admin may mark it compliant.
+            actix_web::ResponseError::error_response(&PageError::new(
                 StatusCode::FORBIDDEN,
                 code,
                 format!(
                     "{} does not allow this sign-in from here (conditional access). If you think you should have access, ask its administrator; they can see why in the sign-in log.",
                     tenant.display_name
                 ),
-            ));
+            ))
         }
         Gate::Reauthenticate(_) => {
             signin.step = Step::Identify;

@@ -203,7 +203,11 @@ async fn device_policy_blocks_guests_on_unmanaged_devices_unless_excluded_or_com
     let allowed = rp_attempt(&app, &browser, &[]).await;
     assert!(allowed.location.as_deref().unwrap().contains("code="), "{}", allowed.body);
 
-    // Or the admin marks the device compliant.
+    // Or the admin marks the device compliant: the browser kept one registered device,
+    // even though its first attempt ended on the error page.
+    let owned =
+        app.state.store.devices(&tid).unwrap().into_iter().filter(|d| d.registered_owner == Some(guest.id)).count();
+    assert_eq!(owned, 1);
     p.conditions.users.exclude_users.clear();
     app.state.store.put_policy(&tid, &p).unwrap();
     let mut device =

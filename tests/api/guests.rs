@@ -556,3 +556,20 @@ async fn invitations_are_delivered_over_smtp_when_configured() {
     let body = data.replace("=\n", "");
     assert!(body.contains(&ticket), "the email carries the redeem link:\n{data}");
 }
+
+#[tokio::test]
+async fn an_uninvited_outside_address_is_told_to_ask_for_an_invitation() {
+    let app = spawn_app().await;
+    let browser = app.browser();
+    let page = browser.follow(browser.get(&app.rp("fabrikam").authorize_url(&[]).url).await).await;
+    let before = app.directory_snapshot();
+    let resp = browser.submit(&page.form("identify").set("login", "stranger@elsewhere.example")).await;
+    assert_eq!((resp.status, resp.error_code().as_deref()), (StatusCode::FORBIDDEN, Some("not_invited")));
+    assert!(resp.body.contains("invite you"));
+    assert_same(&before, &app.directory_snapshot(), "");
+    // Unknown addresses in the tenant's own domain still get the password step (no enumeration).
+    let page = browser.follow(browser.get(&app.rp("fabrikam").authorize_url(&[]).url).await).await;
+    let next =
+        browser.follow(browser.submit(&page.form("identify").set("login", "nobody@fabrikam.example")).await).await;
+    assert!(next.has("form#password"));
+}

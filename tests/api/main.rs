@@ -4,6 +4,7 @@
 mod access;
 mod admin;
 mod bad_input;
+mod conformance;
 mod guests;
 mod helpers;
 mod member_flow;
