@@ -73,6 +73,7 @@ pub async fn create(req: HttpRequest, body: web::Bytes, state: Data) -> Result<H
         invited_by: caller.display(),
     };
     let invited = send_invitation(&state, &caller.tenant, request)?;
+    state.store.flush().await?;
     Ok(HttpResponse::Created().json(invitation_json(&state, &invited)))
 }
 

@@ -91,7 +91,13 @@ pub(crate) fn key2(a: &[u8], b: &[u8]) -> Vec<u8> {
 impl Store {
     pub fn open(path: &std::path::Path) -> Result<Self> {
         std::fs::create_dir_all(path).map_err(|e| StoreError::Sled(format!("{}: {e}", path.display())))?;
-        let db = sled::Config::new().path(path.join("db")).flush_every_ms(Some(200)).open()?;
+        // A bounded page cache keeps memory in tens of MB; writes reach disk within 200 ms, and
+        // the handlers that hand out or spend secrets flush before they answer.
+        let db = sled::Config::new()
+            .path(path.join("db"))
+            .cache_capacity(32 * 1024 * 1024)
+            .flush_every_ms(Some(200))
+            .open()?;
         let t = |name: &str| db.open_tree(name);
         Ok(Self {
             tenants: t("tenants")?,

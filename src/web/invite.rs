@@ -105,6 +105,7 @@ pub async fn submit(
     };
     match send_invitation(&state, &tenant, request) {
         Ok(invited) => {
+            state.store.flush().await?;
             p.redeem_link = Some(invited.redeem_url);
             p.email.clear();
             p.display_name.clear();
