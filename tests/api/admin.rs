@@ -427,6 +427,10 @@ async fn admin_pages_show_guests_policies_log_and_reset_mfa() {
     assert!(admin.body.contains("sally_contoso.example#EXT#@fabrikam.example"));
     assert_eq!(admin.text("#seats-used").as_deref(), Some("1"));
     assert!(admin.body.contains("Require MFA for Foo: success"), "the log says why MFA was asked");
+    assert!(
+        admin.body.contains(r#"<option value="enabledForReportingButNotEnforced" selected>"#),
+        "the current state is pre-selected"
+    );
     let html = admin.html();
     let form_sel = scraper::Selector::parse("form.mfa-reset").unwrap();
     let form = html.select(&form_sel).next().expect("reset button for sally");

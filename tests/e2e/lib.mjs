@@ -1,0 +1,444 @@
+// Shared helpers for the browser end-to-end tests: the demo server as a process,
+// headless Debian Chromium driven by playwright-core, a TOTP authenticator, and
+// the page-contract steps (DESIGN.md §6) that several stories share.
+//
+// Every story runs inside `story()`, which captures a screenshot and the HTML of
+// each open page into tests/e2e/artifacts/ before a failure is reported.
+
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createHmac } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const HERE = fileURLToPath(new URL('.', import.meta.url));
+export const ARTIFACTS = join(HERE, 'artifacts');
+export const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
+
+const START_TIMEOUT_MS = 30_000;
+const STEP_TIMEOUT_MS = 15_000;
+const LISTENING_RE = /gatehouse listening on (http:\/\/\S+)/;
+
+// ---------------------------------------------------------------------------
+// The server
+
+export function gatehouseBinary() {
+  if (process.env.GATEHOUSE_BIN) return process.env.GATEHOUSE_BIN;
+  const targetDir = process.env.CARGO_TARGET_DIR || '/var/tmp/gatehouse-target';
+  return join(targetDir, 'debug', 'gatehouse');
+}
+
+const running = new Set();
+
+// Starts `gatehouse serve --demo` on an ephemeral loopback port with a fresh data
+// directory and cheap argon2 (logins in milliseconds). Resolves to
+// { url, dataDir, credentials, child, output() }.
+export async function startGatehouse() {
+  const bin = gatehouseBinary();
+  if (!existsSync(bin)) {
+    throw new Error(`gatehouse binary not found at ${bin}: run \`cargo build\` first ` +
+      '(or set GATEHOUSE_BIN / CARGO_TARGET_DIR)');
+  }
+  const dataDir = mkdtempSync(join(tmpdir(), 'gatehouse-e2e-'));
+  const child = spawn(bin, ['serve', '--demo', '--bind', '127.0.0.1:0', '--data-dir', dataDir], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, GATEHOUSE__ARGON2__MEMORY_KIB: '1024', GATEHOUSE__ARGON2__ITERATIONS: '1' },
+  });
+  const server = { child, dataDir, url: undefined, credentials: undefined };
+  running.add(server);
+
+  // Drain both pipes for the child's whole life so a chatty server never blocks.
+  let stdout = '';
+  let stderr = '';
+  const keep = (s) => (s.length > 64_000 ? s.slice(-64_000) : s);
+  server.output = () => `--- server stdout ---\n${stdout}\n--- server stderr ---\n${stderr}`;
+  child.stderr.setEncoding('utf8');
+  child.stderr.on('data', (chunk) => { stderr = keep(stderr + chunk); });
+  child.stdout.setEncoding('utf8');
+
+  try {
+    server.url = await new Promise((resolve, reject) => {
+      let pending = '';
+      const timer = setTimeout(() => {
+        reject(new Error(`gatehouse did not print its listening line within ${START_TIMEOUT_MS / 1000}s\n${server.output()}`));
+      }, START_TIMEOUT_MS);
+      const onExit = (code, signal) => {
+        clearTimeout(timer);
+        reject(new Error(`gatehouse exited early (code ${code}, signal ${signal})\n${server.output()}`));
+      };
+      child.once('exit', onExit);
+      child.once('error', (err) => {
+        clearTimeout(timer);
+        reject(new Error(`could not spawn ${bin}: ${err.message}`));
+      });
+      child.stdout.on('data', (chunk) => {
+        stdout = keep(stdout + chunk);
+        if (pending === null) return;
+        pending += chunk;
+        const lines = pending.split('\n');
+        pending = lines.pop();
+        for (const line of lines) {
+          const m = LISTENING_RE.exec(line);
+          if (m) {
+            pending = null;
+            clearTimeout(timer);
+            child.off('exit', onExit);
+            resolve(m[1].replace(/\/+$/, ''));
+            return;
+          }
+        }
+      });
+    });
+    server.credentials = await readCredentials(join(dataDir, 'demo-credentials.json'), server);
+    assert.equal(server.credentials.url, server.url, 'demo-credentials.json names the URL the server listens on');
+  } catch (err) {
+    await stopGatehouse(server);
+    throw err;
+  }
+  return server;
+}
+
+async function readCredentials(path, server) {
+  const deadline = Date.now() + 5_000;
+  for (;;) {
+    try {
+      return JSON.parse(readFileSync(path, 'utf8'));
+    } catch (err) {
+      if (Date.now() > deadline) throw new Error(`could not read ${path}: ${err.message}\n${server.output()}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
+// Stops one server (or every server this module started) and removes its data dir.
+export async function stopGatehouse(server) {
+  const servers = server ? [server] : [...running];
+  for (const s of servers) {
+    running.delete(s);
+    const { child } = s;
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+      await exited;
+      clearTimeout(timer);
+    }
+    rmSync(s.dataDir, { recursive: true, force: true });
+  }
+}
+
+process.once('exit', () => {
+  for (const { child } of running) {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  }
+});
+
+export function password(credentials, tenant, login) {
+  const user = credentials.users.find((u) => u.tenant === tenant && u.login === login);
+  if (!user) throw new Error(`demo-credentials.json has no user ${login} in tenant ${tenant}`);
+  return user.password;
+}
+
+// ---------------------------------------------------------------------------
+// The browser
+
+// Launches the machine's Debian Chromium (never a downloaded one). Playwright
+// gives every launch a new, empty profile (user-data-dir) of its own.
+export async function launchBrowser() {
+  let chromium;
+  try {
+    ({ chromium } = await import('playwright-core'));
+  } catch (err) {
+    throw new Error(`playwright-core is not installed (${err.message}): run \`npm ci --prefix tests/e2e\` (.ci/run does)`);
+  }
+  if (!existsSync(CHROMIUM)) {
+    throw new Error(`${CHROMIUM} not found: install Debian's Chromium with \`apt-get install -y chromium\` (.ci/run does)`);
+  }
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    chromiumSandbox: false,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+}
+
+// Runs one story. `body(s)` gets `s.page(label)` (a page in a new browser context:
+// a separate person with separate cookies) and `s.step(name, fn)` (names the step
+// in a failure). Any error first saves a screenshot and the HTML of every page.
+export async function story(browser, testFile, body) {
+  const pages = [];
+  const problems = []; // script errors and CSP violations seen on any page
+  let current = 'setup';
+  const s = {
+    async page(label) {
+      const context = await browser.newContext({ viewport: { width: 1100, height: 900 } });
+      const page = await context.newPage();
+      page.setDefaultTimeout(STEP_TIMEOUT_MS);
+      page.on('pageerror', (err) => problems.push(`[${label}] script error at ${page.url()}: ${err.message}`));
+      page.on('console', (msg) => {
+        if (msg.type() === 'error' && /Content Security Policy/i.test(msg.text())) {
+          problems.push(`[${label}] CSP violation at ${page.url()}: ${msg.text()}`);
+        }
+      });
+      pages.push({ label, page, context });
+      return page;
+    },
+    async step(name, fn) {
+      current = name;
+      return fn();
+    },
+  };
+  try {
+    await body(s);
+    current = 'no script errors or CSP violations';
+    assert.deepEqual(problems, [], 'no script errors or Content-Security-Policy violations in any page');
+  } catch (err) {
+    const saved = await saveArtifacts(basename(testFile).replace(/\.test\.mjs$/, ''), pages);
+    err.message = `[step: ${current}] ${err.message}\n${saved.join('\n')}`;
+    throw err;
+  } finally {
+    for (const { context } of pages) await context.close().catch(() => {});
+  }
+}
+
+async function saveArtifacts(prefix, pages) {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  const saved = [];
+  for (const { label, page } of pages) {
+    if (page.isClosed()) continue;
+    const base = join(ARTIFACTS, `${prefix}-${label}`);
+    try {
+      await page.screenshot({ path: `${base}.png`, fullPage: true, timeout: 10_000 });
+      saved.push(`screenshot (${label}, at ${page.url()}): ${base}.png`);
+    } catch (e) {
+      saved.push(`screenshot (${label}) failed: ${e.message}`);
+    }
+    try {
+      writeFileSync(`${base}.html`, await page.content());
+      saved.push(`html (${label}): ${base}.html`);
+    } catch (e) {
+      saved.push(`html (${label}) failed: ${e.message}`);
+    }
+  }
+  return saved;
+}
+
+// Waits for `selector` on the current page; on timeout the error says where the
+// browser is and what the page shows (an error page's code, a form's error line).
+export async function expectPage(page, selector, what = selector) {
+  try {
+    await page.locator(selector).first().waitFor({ state: 'visible' });
+  } catch {
+    throw new Error(`expected ${what} (${selector}) but the browser is at ${page.url()}:\n${await describe(page)}`);
+  }
+  return page.locator(selector);
+}
+
+export async function describe(page) {
+  try {
+    return await page.evaluate(() => {
+      const err = document.querySelector('main#error');
+      const forms = [...document.querySelectorAll('form[id]')].map((f) => f.id);
+      const alert = document.querySelector('[role=alert]');
+      const main = document.querySelector('main');
+      return [
+        `title: ${document.title}`,
+        err ? `error page: data-error=${err.dataset.error}` : null,
+        alert ? `alert: ${alert.textContent.trim()}` : null,
+        `forms: ${forms.join(', ') || 'none'}`,
+        `text: ${(main ? main.innerText : document.body.innerText).trim().slice(0, 800)}`,
+      ].filter(Boolean).join('\n');
+    });
+  } catch (e) {
+    return `(could not read the page: ${e.message})`;
+  }
+}
+
+export function escapeRegExp(text) {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+export function path(page) {
+  return new URL(page.url()).pathname;
+}
+
+// Fills the named fields of `form#id` and presses its submit button.
+export async function submitForm(page, formId, fields = {}, button = 'button[type=submit]') {
+  const form = await expectPage(page, `form#${formId}`);
+  for (const [name, value] of Object.entries(fields)) {
+    const field = form.locator(`[name="${name}"]`);
+    if (await field.evaluate((el) => el.tagName === 'SELECT')) await field.selectOption(value);
+    else await field.fill(value);
+  }
+  await form.locator(button).click();
+}
+
+// ---------------------------------------------------------------------------
+// TOTP (RFC 6238: HMAC-SHA-1, 6 digits, 30 s steps), as an authenticator app does.
+
+export function base32Decode(text) {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  const clean = text.replace(/[\s=-]/g, '').toUpperCase();
+  let bits = 0;
+  let value = 0;
+  const out = [];
+  for (const ch of clean) {
+    const i = alphabet.indexOf(ch);
+    if (i < 0) throw new Error(`not base32: ${JSON.stringify(ch)} in ${JSON.stringify(text)}`);
+    value = (value << 5) | i;
+    bits += 5;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push((value >>> bits) & 0xff);
+    }
+  }
+  return Buffer.from(out);
+}
+
+export function totp(secretBase32, unixSeconds = Date.now() / 1000, { digits = 6, step = 30 } = {}) {
+  const counter = Math.floor(unixSeconds / step);
+  const msg = Buffer.alloc(8);
+  msg.writeBigUInt64BE(BigInt(counter));
+  const mac = createHmac('sha1', base32Decode(secretBase32)).update(msg).digest();
+  const offset = mac[mac.length - 1] & 0x0f;
+  const bin = mac.readUInt32BE(offset) & 0x7fffffff;
+  return String(bin % 10 ** digits).padStart(digits, '0');
+}
+
+// A code that stays valid long enough to be typed and submitted: near the end of a
+// 30 s step, wait for the next one.
+export async function freshTotp(secretBase32) {
+  const left = 30 - ((Date.now() / 1000) % 30);
+  if (left < 3) await new Promise((r) => setTimeout(r, left * 1000 + 250));
+  return totp(secretBase32);
+}
+
+// ---------------------------------------------------------------------------
+// Page-contract steps shared by the stories
+
+// At a tenant's sign-in pages: form#identify (login), then form#password.
+export async function signInWithPassword(page, login, pw) {
+  await submitForm(page, 'identify', { login });
+  await submitForm(page, 'password', { password: pw });
+}
+
+// The information worker invites a guest on /fabrikam/invite (signing in first if
+// the page sends them to sign in). Returns the redeem link the page shows.
+export async function inviteOnPage(page, server, { email, displayName, app, message }) {
+  const login = 'iw@fabrikam.example';
+  await page.goto(`${server.url}/fabrikam/invite`);
+  if (await page.locator('form#identify').count()) {
+    assert.match(path(page), /^\/fabrikam\//, 'the invite page asks Fabrikam sign-in first');
+    await signInWithPassword(page, login, password(server.credentials, 'fabrikam', login));
+  }
+  await expectPage(page, 'form#invite', 'the invite page');
+  assert.equal(path(page), '/fabrikam/invite');
+  assert.match(await page.locator('main').innerText(), new RegExp(`Signed in as ${escapeRegExp(login)}`));
+  const apps = await page.locator('form#invite select[name=app] option').evaluateAll((os) => os.map((o) => o.value));
+  assert.ok(apps.includes(app), `app ${app} is offered in the select (offered: ${apps.join(', ')})`);
+  await submitForm(page, 'invite', { email, display_name: displayName, app, message });
+  const link = await expectPage(page, 'a#redeem-link', 'the redeem link after inviting');
+  const href = await link.getAttribute('href');
+  assert.ok(href.startsWith(`${server.url}/redeem?ticket=`), `redeem link ${href}`);
+  assert.equal(await page.locator('form#invite [name=email]').inputValue(), '', 'the form is cleared for the next guest');
+  return href;
+}
+
+// The newest outbox message to `email` (the outbox lists newest first).
+export async function newestMessageTo(page, server, email) {
+  await page.goto(`${server.url}/outbox`);
+  await expectPage(page, 'main#outbox', 'the outbox');
+  const message = page.locator('article.message').filter({
+    has: page.locator('span.to', { hasText: new RegExp(`^${escapeRegExp(email)}$`) }),
+  }).first();
+  await message.waitFor().catch(async () => {
+    throw new Error(`no message to ${email} in the outbox:\n${await describe(page)}`);
+  });
+  return message;
+}
+
+// The guest opens the invitation email in the outbox and clicks its link.
+export async function openInvitation(page, server, email, { expectedLink, message } = {}) {
+  const mail = await newestMessageTo(page, server, email);
+  assert.match(await mail.locator('h2').innerText(), /You're invited to Fabrikam/);
+  if (message) assert.ok((await mail.locator('pre').innerText()).includes(message), 'the personal message is in the email');
+  const link = mail.locator('a.redeem-link');
+  if (expectedLink) assert.equal(await link.getAttribute('href'), expectedLink, 'the email carries the link the invite page showed');
+  await link.click();
+}
+
+// The 8-digit email code in the newest outbox message to `email`, read in a tab of
+// the same browser context (the guest's mailbox).
+export async function emailCode(page, server, email) {
+  const mailbox = await page.context().newPage();
+  try {
+    const mail = await newestMessageTo(mailbox, server, email);
+    const code = (await mail.locator('code.otp').innerText()).trim();
+    assert.match(code, /^\d{8}$/, 'an 8-digit code');
+    return code;
+  } finally {
+    await mailbox.close();
+  }
+}
+
+// At the proof-up page: checks the QR image really loaded, enrols with a code
+// computed from the shown secret, checks the ten recovery codes and continues.
+export async function proofUp(page) {
+  await expectPage(page, 'code#totp-secret', 'the MFA proof-up page');
+  assert.match(path(page), /^\/fabrikam\//, 'proof-up happens at the resource tenant');
+  const qr = page.locator('img#totp-qr');
+  await qr.waitFor();
+  const image = await qr.evaluate(async (img) => {
+    if (!img.complete) await new Promise((r) => { img.onload = r; img.onerror = r; });
+    return { complete: img.complete, naturalWidth: img.naturalWidth, src: img.src.slice(0, 30) };
+  });
+  assert.ok(image.complete && image.naturalWidth > 0, `the QR code image loaded: ${JSON.stringify(image)}`);
+  const secret = (await page.locator('code#totp-secret').innerText()).trim();
+  assert.match(secret, /^[A-Z2-7]{16,}=*$/, 'the secret is base32');
+  await submitForm(page, 'totp-enroll', { code: await freshTotp(secret) });
+  await expectPage(page, 'ul#recovery-codes', 'the recovery codes after enrolment');
+  const codes = (await page.locator('ul#recovery-codes li').allInnerTexts()).map((c) => c.trim());
+  assert.equal(codes.length, 10, `ten recovery codes: ${codes.join(' ')}`);
+  assert.equal(new Set(codes).size, 10, 'the recovery codes differ');
+  await submitForm(page, 'continue');
+  return { secret, codes };
+}
+
+// Waits for the demo app page `/demo/{app}` with its claims table; returns the claims.
+export async function claimsAt(page, app) {
+  await expectPage(page, 'table#claims', `the signed-in ${app} page`);
+  assert.equal(path(page), `/demo/${app}`);
+  const rows = await page.locator('table#claims tr').evaluateAll((trs) =>
+    trs.map((tr) => [tr.querySelector('th').textContent.trim(), tr.querySelector('td').textContent.trim()]));
+  return Object.fromEntries(rows);
+}
+
+// The admin signs in at /fabrikam/admin and lands on the admin page.
+export async function adminPage(page, server) {
+  const login = 'admin@fabrikam.example';
+  await page.goto(`${server.url}/fabrikam/admin`);
+  if (await page.locator('form#identify').count()) {
+    await signInWithPassword(page, login, password(server.credentials, 'fabrikam', login));
+  }
+  await expectPage(page, 'main#admin', 'the admin page');
+  assert.equal(path(page), '/fabrikam/admin');
+  assert.match(await page.locator('main#admin').innerText(), /Signed in as admin@fabrikam\.example/);
+}
+
+// Row `tr` of the admin page table in `section#id` whose first cell is exactly `name`.
+export function adminRow(page, sectionId, name) {
+  return page.locator(`section#${sectionId} tbody tr`).filter({
+    has: page.locator('td:first-child', { hasText: new RegExp(`^${escapeRegExp(name)}$`) }),
+  });
+}
