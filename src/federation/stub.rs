@@ -229,22 +229,12 @@ pub async fn token(
     let s = stub(&state, &path).map_err(|_| OAuthError::request("unknown provider"))?;
     let p = form_body(&req, &body)?;
     let secret = client_secret(&state.instance_secret, s.name);
+    // client_secret_basic (form-urlencoded parts, RFC 6749 §2.3.1) or client_secret_post.
     let presented = match req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
-        Some(h) => {
-            use base64::Engine;
-            let raw = h.strip_prefix("Basic ").and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok());
-            raw.and_then(|r| String::from_utf8(r).ok())
-                .and_then(|r| r.split_once(':').map(|(i, s)| (i.to_string(), s.to_string())))
-        }
+        Some(h) => h.strip_prefix("Basic ").map(crate::oidc::token::parse_basic).transpose()?,
         None => p.get("client_id").zip(p.get("client_secret")).map(|(i, s)| (i.to_string(), s.to_string())),
     };
-    let authenticated = presented.is_some_and(|(id, sec)| {
-        let sec = url::form_urlencoded::parse(format!("x={sec}").as_bytes())
-            .next()
-            .map(|(_, v)| v.to_string())
-            .unwrap_or(sec);
-        id == CLIENT_ID && ct_eq(sec.as_bytes(), secret.as_bytes())
-    });
+    let authenticated = presented.is_some_and(|(id, sec)| id == CLIENT_ID && ct_eq(sec.as_bytes(), secret.as_bytes()));
     if !authenticated {
         return Err(OAuthError::client("client authentication failed"));
     }

@@ -178,24 +178,8 @@ async fn authorize(req: &HttpRequest, slug: &str, raw: &str, state: &AppState) -
         return Ok(reply.error(&OAuthError::new(OAuthCode::LoginRequired, "the user is not signed in")));
     }
 
-    let (browser, new_cookie) = csrf::browser(req, state);
-    let tx = new_token();
-    let signin = SignIn {
-        tenant_id: tenant.id,
-        browser: digest(&browser),
-        login: request.login_hint.clone(),
-        purpose: Purpose::Authorize(Box::new(request)),
-        step: Step::Identify,
-        user_id: None,
-        expires_at: now + state.config.tokens.signin_secs,
-    };
-    state.store.put_signin(&digest(&tx), &signin)?;
-    let mut resp = HttpResponse::Found();
-    resp.insert_header((header::LOCATION, format!("/{}/login?tx={tx}", tenant.slug)));
-    if let Some(c) = new_cookie {
-        resp.cookie(c);
-    }
-    Ok(resp.finish())
+    let login = request.login_hint.clone();
+    crate::web::signin::begin(req, state, &tenant, Purpose::Authorize(Box::new(request)), login)
 }
 
 fn validate(p: &Params, app: &Application) -> Result<AuthRequest, OAuthError> {

@@ -65,7 +65,7 @@ pub fn authenticate_client(
     }
 }
 
-fn parse_basic(b64: &str) -> Result<(String, String), OAuthError> {
+pub fn parse_basic(b64: &str) -> Result<(String, String), OAuthError> {
     let bad = || OAuthError::client("malformed Basic authorization header");
     let raw = base64::engine::general_purpose::STANDARD.decode(b64.trim()).map_err(|_| bad())?;
     let raw = String::from_utf8(raw).map_err(|_| bad())?;

@@ -156,13 +156,9 @@ pub async fn login(req: HttpRequest, path: web::Path<String>, state: Data) -> Re
     Ok(HttpResponse::Found().insert_header((header::LOCATION, url.to_string())).cookie(cookie).finish())
 }
 
-pub async fn callback(
-    req: HttpRequest,
-    path: web::Path<String>,
-    query: web::Query<HashMap<String, String>>,
-    state: Data,
-) -> Result<HttpResponse, PageError> {
+pub async fn callback(req: HttpRequest, path: web::Path<String>, state: Data) -> Result<HttpResponse, PageError> {
     let app = demo_app(&state, &path)?;
+    let query = super::signin::query(&req)?;
     let id = cookie_value(&req, DEMO_COOKIE).ok_or_else(|| {
         PageError::bad_request("demo_no_session", "This browser did not start a sign-in here. Start again.")
     })?;
@@ -181,14 +177,14 @@ pub async fn callback(
         ));
     }
     if let Some(err) = query.get("error") {
-        let desc = query.get("error_description").cloned().unwrap_or_default();
+        let desc = query.get("error_description").unwrap_or_default();
         return page(&state, &req, app, vec![], Some(format!("Sign-in did not complete: {err} — {desc}")));
     }
     let code =
         query.get("code").ok_or_else(|| PageError::bad_request("demo_no_code", "The answer carries no code."))?;
     let (client, algs) = client(&state, app.1, app.2, app.0).await.map_err(PageError::internal)?;
     let response = client
-        .exchange_code(AuthorizationCode::new(code.clone()))
+        .exchange_code(AuthorizationCode::new(code.to_string()))
         .map_err(PageError::internal)?
         .set_pkce_verifier(PkceCodeVerifier::new(verifier))
         .request_async(&state.http)

@@ -1,7 +1,7 @@
 //! `GET /redeem?ticket=…`: check the ticket, then home realm discovery on the invited
 //! email, and the home sign-in. The ticket is only consumed at consent.
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse};
 
 use super::error::PageError;
 use super::{Data, csrf};
@@ -41,12 +41,9 @@ pub fn ticket_error(p: TicketProblem) -> PageError {
     }
 }
 
-pub async fn redeem(
-    req: HttpRequest,
-    query: web::Query<std::collections::HashMap<String, String>>,
-    state: Data,
-) -> Result<HttpResponse, PageError> {
-    let raw = query.get("ticket").map(String::as_str).unwrap_or_default();
+pub async fn redeem(req: HttpRequest, state: Data) -> Result<HttpResponse, PageError> {
+    let query = super::signin::query(&req)?;
+    let raw = query.get("ticket").unwrap_or_default();
     if raw.is_empty() || raw.len() > 128 {
         return Err(ticket_error(TicketProblem::Unknown));
     }

@@ -25,6 +25,11 @@ const LOCKED: &str =
 const OTP_MAX_SENDS: u32 = 5;
 const OTP_RESEND_PAUSE_SECS: i64 = 30;
 
+/// Parses the query string (each parameter once), or the human error page.
+pub fn query(req: &HttpRequest) -> Result<Params, PageError> {
+    Params::parse(req.query_string()).map_err(|e| PageError::bad_request("invalid_request", e.description))
+}
+
 /// Parses a posted form body (urlencoded, each field once).
 pub fn form(req: &HttpRequest, body: &web::Bytes) -> Result<Params, PageError> {
     let ct = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
@@ -126,14 +131,10 @@ pub(crate) fn signin_user(state: &AppState, tenant: &Tenant, signin: &SignIn) ->
     state.store.user(&tenant.id, &id)?.ok_or_else(PageError::signin_expired)
 }
 
-pub async fn show(
-    req: HttpRequest,
-    path: web::Path<String>,
-    query: web::Query<std::collections::HashMap<String, String>>,
-    state: Data,
-) -> Result<HttpResponse, PageError> {
+pub async fn show(req: HttpRequest, path: web::Path<String>, state: Data) -> Result<HttpResponse, PageError> {
     let tenant = state.tenant(&path)?;
-    let (tx, signin) = load(&req, &state, &tenant.id, query.get("tx").map(String::as_str))?;
+    let query = query(&req)?;
+    let (tx, signin) = load(&req, &state, &tenant.id, query.get("tx"))?;
     step_page(&state, &req, &tenant, &tx, &signin, None)
 }
 
@@ -300,11 +301,8 @@ fn send_email_code(state: &AppState, tenant: &Tenant, email: &str, code: &str) -
 }
 
 /// `/federation/callback`: the home IdP answers; the sign-in that sent the guest continues.
-pub async fn federation_callback(
-    req: HttpRequest,
-    query: web::Query<std::collections::HashMap<String, String>>,
-    state: Data,
-) -> Result<HttpResponse, PageError> {
+pub async fn federation_callback(req: HttpRequest, state: Data) -> Result<HttpResponse, PageError> {
+    let query = query(&req)?;
     let st = query.get("state").ok_or_else(PageError::signin_expired)?;
     let tx = state.store.take_fed_state(st)?.ok_or_else(PageError::signin_expired)?;
     let pending = state.store.signin(&digest(&tx))?.ok_or_else(PageError::signin_expired)?;
@@ -684,14 +682,25 @@ pub fn start_portal(
     tenant: &Tenant,
     return_to: &str,
 ) -> Result<HttpResponse, PageError> {
+    begin(req, state, tenant, Purpose::Portal { return_to: return_to.to_string() }, None)
+}
+
+/// Stores a new sign-in bound to this browser and sends the browser to its first page.
+pub fn begin(
+    req: &HttpRequest,
+    state: &AppState,
+    tenant: &Tenant,
+    purpose: Purpose,
+    login: Option<String>,
+) -> Result<HttpResponse, PageError> {
     let (browser, new_cookie) = csrf::browser(req, state);
     let tx = new_token();
     let signin = SignIn {
         tenant_id: tenant.id,
         browser: digest(&browser),
-        purpose: Purpose::Portal { return_to: return_to.to_string() },
+        purpose,
         step: Step::Identify,
-        login: None,
+        login,
         user_id: None,
         expires_at: state.now() + state.config.tokens.signin_secs,
     };

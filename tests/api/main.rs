@@ -4,8 +4,10 @@
 mod access;
 mod admin;
 mod bad_input;
+mod bad_input_table;
 mod browser;
 mod conformance;
+mod crash;
 mod guests;
 mod helpers;
 mod member_flow;
