@@ -3,7 +3,7 @@
 //! the proof that the store did not change (or, for the few documented state changes —
 //! replay revocation, a sign-in log entry, a counted wrong code — exactly that change).
 //!
-//! Rows that fail because of a server bug are marked `SERVER BUG` in a comment next to them.
+//! Rows that once found a server bug say so in a comment next to them.
 use base64::Engine;
 use gatehouse::clock::Clock;
 use reqwest::{Method, StatusCode};
@@ -1064,9 +1064,8 @@ async fn sign_in_and_redemption_pages_table() {
         )
         .via(&b_id)
         .expect(expired.clone()),
-        // SERVER BUG (repeated parameter): an ambiguous link must be refused with nothing
-        // changed; the server silently takes one of the two and starts a redemption (a new
-        // sign-in transaction and another email code in the outbox).
+        // An ambiguous link is refused with nothing changed (was: one value silently won and a
+        // redemption started, before the pages parsed queries with the protocol's rules).
         get(
             "redeem: ticket twice (garbage, then a valid one)",
             format!("/redeem?ticket=garbage&ticket={}", query_param(&pat_url, "ticket").unwrap()),
