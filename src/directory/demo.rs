@@ -154,6 +154,8 @@ fn seed(store: &Store, argon2: &Argon2Params, now: i64) -> Result<DemoCredential
         (&fabrikam, "admin@fabrikam.example", "Fabrikam Admin", vec!["Global Administrator".to_string()]),
         (&fabrikam, "iw@fabrikam.example", "Ivan Worker", vec![]),
         (&contoso, "sally@contoso.example", "Sally Contoso", vec![]),
+        // Contoso's own admin can turn on "Contoso MFA for everyone" to show double MFA.
+        (&contoso, "admin@contoso.example", "Contoso Admin", vec!["Global Administrator".to_string()]),
     ] {
         let pw = password_like();
         let hash = password::hash(&pw, argon2).map_err(DemoError::Hash)?;
