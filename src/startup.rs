@@ -95,6 +95,8 @@ impl Application {
             http,
             demo: Default::default(),
             stubs: Default::default(),
+            discovery_cache: Default::default(),
+            token_log_seen: Default::default(),
         });
 
         let shared = state.clone();

@@ -7,10 +7,29 @@ use crate::web::error::PageError;
 pub const SCOPES: &[&str] = &["openid", "profile", "email", "offline_access"];
 
 pub async fn configuration(path: web::Path<String>, state: Data) -> Result<HttpResponse, PageError> {
-    let tenant = state.tenant(&path)?;
-    let iss = state.issuer(&tenant);
+    // The document depends only on the tenant's slug and the public URL: build it once.
+    let cached = state.discovery_cache.lock().unwrap_or_else(|p| p.into_inner()).get(path.as_str()).cloned();
+    let body = match cached {
+        Some(b) => b,
+        None => {
+            let tenant = state.tenant(&path)?;
+            let b: std::sync::Arc<str> = document(&state, &tenant).to_string().into();
+            let mut cache = state.discovery_cache.lock().unwrap_or_else(|p| p.into_inner());
+            cache.insert(tenant.slug.clone(), b.clone());
+            b
+        }
+    };
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .insert_header(("Cache-Control", "public, max-age=300"))
+        .insert_header(("Access-Control-Allow-Origin", "*"))
+        .body(body.to_string()))
+}
+
+fn document(state: &crate::web::AppState, tenant: &crate::directory::Tenant) -> serde_json::Value {
+    let iss = state.issuer(tenant);
     let base = format!("{}/{}", state.public_url, tenant.slug);
-    let doc = serde_json::json!({
+    serde_json::json!({
         "issuer": iss,
         "authorization_endpoint": format!("{base}/oauth2/v2.0/authorize"),
         "token_endpoint": format!("{base}/oauth2/v2.0/token"),
@@ -40,11 +59,7 @@ pub async fn configuration(path: web::Path<String>, state: Data) -> Result<HttpR
         "require_request_uri_registration": false,
         "authorization_response_iss_parameter_supported": true,
         "frontchannel_logout_supported": false,
-    });
-    Ok(HttpResponse::Ok()
-        .insert_header(("Cache-Control", "public, max-age=300"))
-        .insert_header(("Access-Control-Allow-Origin", "*"))
-        .json(doc))
+    })
 }
 
 pub async fn jwks(path: web::Path<String>, state: Data) -> Result<HttpResponse, PageError> {

@@ -284,6 +284,18 @@ fn token_log(
     amr: &[String],
     failure: Option<&str>,
 ) {
+    if failure.is_none() {
+        let key = format!("{}:{}:{}", tenant.id, app.client_id, user.map(|u| u.id.to_string()).unwrap_or_default());
+        let now = state.now();
+        let mut seen = state.token_log_seen.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.get(&key).is_some_and(|t| now - t < 60) {
+            return;
+        }
+        if seen.len() > 100_000 {
+            seen.retain(|_, t| now - *t < 60);
+        }
+        seen.insert(key, now);
+    }
     let facts = crate::web::access::LogFacts {
         tenant,
         user,

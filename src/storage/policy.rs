@@ -70,6 +70,24 @@ impl Store {
         put(&self.signin_log, &key2(&uuid_key(tenant), &seq.to_be_bytes()), entry)
     }
 
+    /// Drops entries older than `before` and, per tenant, all but the newest `keep`.
+    pub fn trim_signin_log(&self, before: i64, keep: usize) -> Result<usize> {
+        let mut removed = 0;
+        let mut per_tenant: std::collections::HashMap<Vec<u8>, usize> = std::collections::HashMap::new();
+        for item in self.signin_log.iter().rev() {
+            let (k, v) = item?;
+            let tenant = k.get(..16).map(<[u8]>::to_vec).unwrap_or_default();
+            let seen = per_tenant.entry(tenant).or_default();
+            *seen += 1;
+            let old = decode::<SignInLogEntry>(&v).map(|e| e.created_at < before).unwrap_or(false);
+            if old || *seen > keep {
+                self.signin_log.remove(k)?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
     /// Newest first.
     pub fn signin_log(&self, tenant: &Uuid, limit: usize) -> Result<Vec<SignInLogEntry>> {
         self.signin_log.scan_prefix(prefix(tenant)).values().rev().take(limit).map(|v| decode(&v?)).collect()

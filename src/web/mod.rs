@@ -44,6 +44,11 @@ pub struct AppState {
     /// For federation and the demo RP: no redirects followed.
     pub http: reqwest::Client,
     pub demo: demo::DemoRp,
+    /// Discovery documents by tenant slug (tenants are never renamed: the slug is immutable).
+    pub discovery_cache: std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<str>>>,
+    /// When a non-interactive sign-in (app, user) was last logged: token sign-ins are
+    /// aggregated per minute, as Entra does, so the log does not grow with every token.
+    pub token_log_seen: std::sync::Mutex<std::collections::HashMap<String, i64>>,
     pub stubs: crate::federation::stub::StubState,
 }
 

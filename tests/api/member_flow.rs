@@ -381,3 +381,30 @@ async fn home_page_lists_demo_apps_and_accounts() {
     assert!(page.body.contains("/demo/foo"));
     assert!(page.body.contains(&app.password("iw@fabrikam.example")));
 }
+
+/// Many refresh chains rotating at once must all complete (sled's `flush_async` used to
+/// deadlock the whole server under this load). The timeout only detects a hang.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_refresh_chains_all_complete() {
+    let app = spawn_app().await;
+    let rp = app.rp("fabrikam");
+    let login = "iw@fabrikam.example";
+    let mut chains = Vec::new();
+    for _ in 0..16 {
+        let (tokens, _) = rp.sign_in(&app.browser(), login, &app.password(login), &[]).await;
+        chains.push(tokens["refresh_token"].as_str().unwrap().to_string());
+    }
+    let runs = chains.into_iter().map(|mut token| {
+        let rp = rp.clone();
+        async move {
+            for _ in 0..30 {
+                let (status, body) = rp.refresh(&token).await;
+                assert_eq!(status, StatusCode::OK, "{body}");
+                token = body["refresh_token"].as_str().unwrap().to_string();
+            }
+        }
+    });
+    tokio::time::timeout(std::time::Duration::from_secs(120), futures_util::future::join_all(runs))
+        .await
+        .expect("all chains finish: no deadlock");
+}
