@@ -13,9 +13,17 @@ use crate::web::{AppState, Data};
 /// Checks an access token we issued for `tenant`: signature, type, issuer, expiry,
 /// and that neither it nor its grant was revoked.
 pub fn validate_access(state: &AppState, tenant: &Tenant, token: &str) -> Result<AccessClaims, &'static str> {
+    let claims: AccessClaims = state
+        .keys
+        .verify(token, TokenType::Access, state.now(), true)
+        .map_err(|_| "the access token is invalid or expired")?;
+    check_access(state, tenant, claims)
+}
+
+/// The checks after the signature: issuer and tenant, not-before, and revocation of the
+/// token or its grant.
+pub fn check_access(state: &AppState, tenant: &Tenant, claims: AccessClaims) -> Result<AccessClaims, &'static str> {
     let now = state.now();
-    let claims: AccessClaims =
-        state.keys.verify(token, TokenType::Access, now, true).map_err(|_| "the access token is invalid or expired")?;
     if claims.iss != state.issuer(tenant) || claims.tid != tenant.id {
         return Err("the access token was issued by another tenant");
     }

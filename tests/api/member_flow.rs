@@ -358,16 +358,7 @@ async fn demo_relying_party_signs_in_through_real_oidc_and_shows_claims() {
     let shown = browser.sign_in(&authorize, login, &app.password(login)).await;
     assert!(shown.url.ends_with("/demo/bar"), "{}", shown.url);
     assert!(shown.has("table#claims"), "{}", shown.body);
-    let html = shown.html();
-    let rows = scraper::Selector::parse("table#claims tr").unwrap();
-    let claims: std::collections::HashMap<String, String> = html
-        .select(&rows)
-        .map(|r| {
-            let th = r.select(&scraper::Selector::parse("th").unwrap()).next().unwrap().text().collect::<String>();
-            let td = r.select(&scraper::Selector::parse("td").unwrap()).next().unwrap().text().collect::<String>();
-            (th, td)
-        })
-        .collect();
+    let claims = claims_table(&shown);
     assert_eq!(claims.get("email").map(String::as_str), Some(login));
     assert_eq!(claims.get("amr").map(String::as_str), Some("pwd"));
     assert_eq!(claims.get("aud").map(String::as_str), Some("bar"));
