@@ -243,7 +243,7 @@ fn execute(cli: Cli) -> Result<(), String> {
                 cli.config.as_deref(),
                 Overrides { data_dir: dirs.data_dir, keys_dir: dirs.keys_dir, ..Default::default() },
             )?;
-            let store = Store::open(&config.data_dir).map_err(|e| e.to_string())?;
+            let store = Store::open(&config.data_dir, config.cache_mib).map_err(|e| e.to_string())?;
             let alg = if alg == "RS256" { SigningAlg::RS256 } else { SigningAlg::ES256 };
             let t = &config.tokens;
             let grace = grace_secs.unwrap_or(t.key_rotation_grace_secs).max(0);
@@ -276,7 +276,7 @@ fn execute(cli: Cli) -> Result<(), String> {
                 cli.config.as_deref(),
                 Overrides { data_dir: dirs.data_dir, keys_dir: dirs.keys_dir, ..Default::default() },
             )?;
-            let store = Store::open(&config.data_dir).map_err(|e| e.to_string())?;
+            let store = Store::open(&config.data_dir, config.cache_mib).map_err(|e| e.to_string())?;
             println!("{:<18} {:<6} {:<22} retires", "kid", "alg", "signs from");
             for m in store.key_metas().map_err(|e| e.to_string())? {
                 let retires = m.retires_at.map(crate::clock::rfc3339).unwrap_or_else(|| "-".into());

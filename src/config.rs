@@ -29,6 +29,9 @@ pub struct Config {
     /// HTTP worker threads; 0 = one per core.
     #[serde(default)]
     pub workers: usize,
+    /// The store's page cache in MiB (records beyond it are read from disk).
+    #[serde(default = "default_cache_mib")]
+    pub cache_mib: u64,
     /// Serve the built-in stub home IdPs (`social`, `msa`) outside demo mode too.
     #[serde(default)]
     pub stubs: bool,
@@ -54,6 +57,10 @@ pub struct Smtp {
     /// STARTTLS (on by default); off only for a local relay.
     #[serde(default = "default_true")]
     pub starttls: bool,
+}
+
+fn default_cache_mib() -> u64 {
+    8
 }
 
 fn default_smtp_port() -> u16 {
@@ -105,6 +112,7 @@ impl Default for Config {
             trusted_proxies: Vec::new(),
             demo: false,
             workers: 0,
+            cache_mib: default_cache_mib(),
             stubs: false,
             smtp: None,
             tokens: TokenLifetimes {

@@ -60,7 +60,7 @@ impl Application {
         let url =
             config.public_url.clone().unwrap_or_else(|| format!("http://{addr}")).trim_end_matches('/').to_string();
 
-        let store = Store::open(&config.data_dir)?;
+        let store = Store::open(&config.data_dir, config.cache_mib)?;
         let now = clock.now();
         let keys = KeyRing::load_or_create(&store, &config.keys_dir(), now)?;
         let instance_secret: [u8; 32] = store.meta_or_insert("instance_secret", random_bytes::<32>)?;

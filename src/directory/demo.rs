@@ -123,7 +123,8 @@ pub fn apply(
     let file = data_dir.join(CREDENTIALS_FILE);
     let mut creds = match store.meta::<bool>("demo_seeded")? {
         Some(true) => serde_json::from_slice::<DemoCredentials>(&std::fs::read(&file)?)?,
-        _ => seed(store, argon2, now)?,
+        // One argon2 block buffer for all the seeded passwords, freed once after them.
+        _ => password::with_reused_blocks(|| seed(store, argon2, now))?,
     };
     // The demo RPs return to wherever this instance is served now.
     for (path, tenant_slug, client_id, name, _) in DEMO_APPS {

@@ -1,40 +1,95 @@
 //! argon2id password hashing, always off the async threads.
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use std::cell::RefCell;
+
+use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 
 use crate::config::Argon2Params;
 
-fn hasher(p: &Argon2Params) -> Result<Argon2<'static>, argon2::Error> {
-    Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, Params::new(p.memory_kib, p.iterations, p.parallelism, None)?))
+thread_local! {
+    /// On the argon2 threads: the memory blocks (19 MiB by default), allocated once and
+    /// reused, so a hash never allocates and the allocator never keeps freed blocks around.
+    static BLOCKS: RefCell<Option<Vec<Block>>> = const { RefCell::new(None) };
+}
+
+/// The raw argon2 output for `password` and `salt` into `out`: in this thread's blocks on
+/// the argon2 threads, in blocks allocated for this call elsewhere (start-up, seeding).
+fn raw_hash(argon: &Argon2, params: &Params, password: &[u8], salt: &[u8], out: &mut [u8]) -> argon2::Result<()> {
+    BLOCKS.with_borrow_mut(|blocks| {
+        let Some(blocks) = blocks else { return argon.hash_password_into(password, salt, out) };
+        if blocks.len() < params.block_count() {
+            blocks.resize(params.block_count(), Block::default());
+        }
+        argon.hash_password_into_with_memory(password, salt, out, &mut blocks[..])
+    })
+}
+
+/// Runs `f` with one block buffer reused by every hash it makes on this thread (seeding
+/// many passwords), freed when `f` returns.
+pub fn with_reused_blocks<R>(f: impl FnOnce() -> R) -> R {
+    let before = BLOCKS.replace(Some(Vec::new()));
+    let out = f();
+    BLOCKS.set(before);
+    out
 }
 
 pub fn hash(password: &str, p: &Argon2Params) -> Result<String, String> {
+    let params = Params::new(p.memory_kib, p.iterations, p.parallelism, None).map_err(|e| e.to_string())?;
+    let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
     let salt = SaltString::encode_b64(&crate::secrets::random_bytes::<16>()).map_err(|e| e.to_string())?;
-    hasher(p)
-        .map_err(|e| e.to_string())?
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| e.to_string())
+    let mut salt_bytes = [0u8; 64];
+    let salt_bytes = salt.decode_b64(&mut salt_bytes).map_err(|e| e.to_string())?;
+    let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+    raw_hash(&argon, &params, password.as_bytes(), salt_bytes, &mut out).map_err(|e| e.to_string())?;
+    let phc = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(&params).map_err(|e| e.to_string())?,
+        salt: Some(salt.as_salt()),
+        hash: Some(Output::new(&out).map_err(|e| e.to_string())?),
+    };
+    Ok(phc.to_string())
+}
+
+/// Whether `password` produces the PHC string `stored` (any argon2 variant and parameters).
+fn matches(password: &str, stored: &str) -> bool {
+    let Ok(parsed) = PasswordHash::new(stored) else { return false };
+    let (Ok(algorithm), Ok(params), Some(salt), Some(expected)) =
+        (Algorithm::try_from(parsed.algorithm), Params::try_from(&parsed), parsed.salt, parsed.hash)
+    else {
+        return false;
+    };
+    let version = parsed.version.map(Version::try_from).transpose();
+    let Ok(version) = version.map(Option::unwrap_or_default) else { return false };
+    let mut salt_bytes = [0u8; 64];
+    let Ok(salt_bytes) = salt.decode_b64(&mut salt_bytes) else { return false };
+    let argon = Argon2::new(algorithm, version, params.clone());
+    let computed = Output::init_with(expected.len(), |out| {
+        raw_hash(&argon, &params, password.as_bytes(), salt_bytes, out)
+            .map_err(|_| argon2::password_hash::Error::Password)
+    });
+    // `Output`'s equality is constant-time.
+    computed.is_ok_and(|c| c == expected)
 }
 
 /// Verifies against `stored`, or against a dummy hash with the same cost when there
 /// is no user, so an unknown login takes as long as a wrong password.
-pub fn verify(password: &str, stored: Option<&str>, dummy: &str, p: &Argon2Params) -> bool {
-    let Ok(argon) = hasher(p) else { return false };
-    let (target, real) = match stored {
-        Some(s) => (s, true),
-        None => (dummy, false),
-    };
-    let Ok(parsed) = PasswordHash::new(target) else { return false };
-    argon.verify_password(password.as_bytes(), &parsed).is_ok() && real
+pub fn verify(password: &str, stored: Option<&str>, dummy: &str) -> bool {
+    match stored {
+        Some(s) => matches(password, s),
+        None => {
+            matches(password, dummy);
+            false
+        }
+    }
 }
 
 type Job = Box<dyn FnOnce() + Send>;
 type Queue = std::sync::Mutex<std::sync::mpsc::Sender<Job>>;
 
 /// argon2 runs on its own threads, one per core: more hashes in flight would only queue,
-/// and each thread reuses its allocator arena for the memory blocks (19 MiB by default), so
-/// memory stays near cores × m instead of growing with tokio's blocking pool.
+/// and each thread keeps one block buffer (`BLOCKS`), so memory stays at cores × m
+/// instead of growing with tokio's blocking pool.
 fn pool() -> Option<&'static Queue> {
     static POOL: std::sync::OnceLock<Option<Queue>> = std::sync::OnceLock::new();
     POOL.get_or_init(|| {
@@ -44,6 +99,7 @@ fn pool() -> Option<&'static Queue> {
         for i in 0..threads {
             let rx = rx.clone();
             let spawned = std::thread::Builder::new().name(format!("argon2-{i}")).spawn(move || {
+                BLOCKS.set(Some(Vec::new()));
                 loop {
                     // The lock is held only while taking a job, not while running it.
                     let job = match rx.lock() {
@@ -80,21 +136,47 @@ pub async fn hash_blocking(password: String, p: Argon2Params) -> Result<String, 
     run(move || hash(&password, &p)).await?
 }
 
-pub async fn verify_blocking(password: String, stored: Option<String>, dummy: String, p: Argon2Params) -> bool {
-    run(move || verify(&password, stored.as_deref(), &dummy, &p)).await.unwrap_or(false)
+pub async fn verify_blocking(password: String, stored: Option<String>, dummy: String) -> bool {
+    run(move || verify(&password, stored.as_deref(), &dummy)).await.unwrap_or(false)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+
+    const P: Argon2Params = Argon2Params { memory_kib: 1024, iterations: 1, parallelism: 1 };
+
+    fn check(h: &str) {
+        assert!(verify("correct horse", Some(h), h));
+        assert!(!verify("wrong", Some(h), h));
+        assert!(!verify("correct horse", None, h));
+    }
 
     #[test]
     fn hashes_verify_and_unknown_users_fail() {
-        let p = Argon2Params { memory_kib: 1024, iterations: 1, parallelism: 1 };
-        let h = hash("correct horse", &p).unwrap();
-        assert!(h.starts_with("$argon2id$"));
-        assert!(verify("correct horse", Some(&h), &h, &p));
-        assert!(!verify("wrong", Some(&h), &h, &p));
-        assert!(!verify("correct horse", None, &h, &p));
+        let h = hash("correct horse", &P).unwrap();
+        assert!(h.starts_with("$argon2id$v=19$m=1024,t=1,p=1$"));
+        check(&h);
+        // The same on a thread that reuses its blocks, twice (the second run reuses them).
+        BLOCKS.set(Some(Vec::new()));
+        check(&h);
+        check(&hash("correct horse", &P).unwrap());
+    }
+
+    #[test]
+    fn agrees_with_the_argon2_crate_both_ways() {
+        let ours = hash("correct horse", &P).unwrap();
+        let parsed = PasswordHash::new(&ours).unwrap();
+        assert!(Argon2::default().verify_password(b"correct horse", &parsed).is_ok());
+        assert!(Argon2::default().verify_password(b"wrong", &parsed).is_err());
+        // Theirs, with other parameters and variant: the parameters come from the string.
+        let params = Params::new(2048, 2, 2, None).unwrap();
+        let salt = SaltString::encode_b64(b"sixteen byte slt").unwrap();
+        let theirs = Argon2::new(Algorithm::Argon2i, Version::V0x13, params)
+            .hash_password(b"correct horse", &salt)
+            .unwrap()
+            .to_string();
+        check(&theirs);
     }
 }

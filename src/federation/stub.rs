@@ -176,7 +176,6 @@ pub async fn login(
         password,
         account.as_ref().map(|a| a.password_hash.clone()),
         state.dummy_hash.clone(),
-        state.config.argon2.clone(),
     )
     .await;
     let Some(account) = account.filter(|_| ok) else {

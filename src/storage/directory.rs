@@ -63,19 +63,10 @@ impl Store {
         Ok(())
     }
 
-    /// Read-modify-write of one user in a transaction (the UPN and mail must not change),
+    /// Read-modify-write of one user by compare-and-swap (the UPN and mail must not change),
     /// so concurrent MFA checks cannot both spend the same TOTP step or recovery code.
-    pub fn update_user<R>(&self, tenant: &Uuid, id: &Uuid, f: impl Fn(&mut User) -> R) -> Result<Option<(User, R)>> {
-        use sled::transaction::ConflictableTransactionError as Abort;
-        let key = key2(&uuid_key(tenant), id.as_bytes());
-        let out = self.users.transaction(|users| {
-            let Some(raw) = users.get(&key)? else { return Ok(None) };
-            let mut user: User = decode(&raw).map_err(Abort::Abort)?;
-            let r = f(&mut user);
-            users.insert(key.as_slice(), super::encode(&user).map_err(Abort::Abort)?)?;
-            Ok(Some((user, r)))
-        });
-        Ok(out?)
+    pub fn update_user<R>(&self, tenant: &Uuid, id: &Uuid, f: impl FnMut(&mut User) -> R) -> Result<Option<(User, R)>> {
+        super::update(&self.users, &key2(&uuid_key(tenant), id.as_bytes()), f)
     }
 
     pub fn user(&self, tenant: &Uuid, id: &Uuid) -> Result<Option<User>> {

@@ -1,11 +1,9 @@
 //! Invitations, redemption tickets (keyed by digest), the outbox, stub IdP accounts and
 //! pending federation states.
 use serde::{Deserialize, Serialize};
-use sled::Transactional;
-use sled::transaction::ConflictableTransactionError as Abort;
 use uuid::Uuid;
 
-use super::{Result, Store, decode, encode, get, key2, put, uuid_key};
+use super::{Result, Store, decode, encode, get, key2, put, update, uuid_key};
 use crate::directory::guests::{Invitation, InvitationStatus, Ticket, TicketState};
 use crate::directory::{ExternalUserState, Identity, User};
 
@@ -55,6 +53,7 @@ impl Store {
 
     /// Voids every active ticket of a guest (reset redemption).
     pub fn void_tickets_of(&self, tenant: &Uuid, user: &Uuid) -> Result<()> {
+        let _one_at_a_time = self.tickets_lock.lock().unwrap_or_else(|p| p.into_inner());
         for item in self.tickets.iter() {
             let (k, v) = item?;
             let mut t: Ticket = decode(&v)?;
@@ -66,35 +65,30 @@ impl Store {
         Ok(())
     }
 
-    /// In one transaction: the ticket is consumed, the guest becomes Accepted with the
-    /// home identity, and the invitation is Completed. Of concurrent calls exactly one wins.
+    /// The ticket is consumed, the guest becomes Accepted with the home identity, and the
+    /// invitation is Completed. Redemptions run one at a time, so of concurrent calls exactly
+    /// one wins. The ticket is written last: a crash before it leaves the ticket usable again.
     pub fn redeem(&self, ticket: &[u8; 32], identity: &Identity, now: i64) -> Result<Redeemed> {
-        let out = (&self.tickets, &self.users, &self.invitations).transaction(|(tickets, users, invitations)| {
-            let Some(raw) = tickets.get(ticket)? else { return Ok(Redeemed::Unknown) };
-            let mut t: Ticket = decode(&raw).map_err(Abort::Abort)?;
-            match t.state {
-                TicketState::Active => {}
-                TicketState::Redeemed => return Ok(Redeemed::AlreadyRedeemed),
-                TicketState::Voided => return Ok(Redeemed::Voided),
-            }
-            let ukey = key2(&uuid_key(&t.tenant_id), t.user_id.as_bytes());
-            let Some(uraw) = users.get(&ukey)? else { return Ok(Redeemed::Unknown) };
-            let mut user: User = decode(&uraw).map_err(Abort::Abort)?;
-            t.state = TicketState::Redeemed;
-            tickets.insert(ticket, encode(&t).map_err(Abort::Abort)?)?;
+        let _one_at_a_time = self.tickets_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(mut t) = get::<Ticket>(&self.tickets, ticket)? else { return Ok(Redeemed::Unknown) };
+        match t.state {
+            TicketState::Active => {}
+            TicketState::Redeemed => return Ok(Redeemed::AlreadyRedeemed),
+            TicketState::Voided => return Ok(Redeemed::Voided),
+        }
+        let tenant = uuid_key(&t.tenant_id);
+        let accepted = update(&self.users, &key2(&tenant, t.user_id.as_bytes()), |user: &mut User| {
             user.external_user_state = Some(ExternalUserState::Accepted);
             user.external_user_state_change_date_time = Some(now);
             user.identities = vec![identity.clone()];
-            users.insert(ukey, encode(&user).map_err(Abort::Abort)?)?;
-            let ikey = key2(&uuid_key(&t.tenant_id), t.invitation_id.as_bytes());
-            if let Some(iraw) = invitations.get(&ikey)? {
-                let mut inv: Invitation = decode(&iraw).map_err(Abort::Abort)?;
-                inv.status = InvitationStatus::Completed;
-                invitations.insert(ikey, encode(&inv).map_err(Abort::Abort)?)?;
-            }
-            Ok(Redeemed::Done(Box::new(user)))
-        });
-        Ok(out?)
+        })?;
+        let Some((user, ())) = accepted else { return Ok(Redeemed::Unknown) };
+        update(&self.invitations, &key2(&tenant, t.invitation_id.as_bytes()), |inv: &mut Invitation| {
+            inv.status = InvitationStatus::Completed;
+        })?;
+        t.state = TicketState::Redeemed;
+        put(&self.tickets, ticket, &t)?;
+        Ok(Redeemed::Done(Box::new(user)))
     }
 
     pub fn push_outbox(&self, mut msg: OutboxMessage) -> Result<OutboxMessage> {

@@ -1,5 +1,12 @@
 //! Persistence. The only module that imports sled: one tree per relation, composite
 //! keys joined by 0xff, values carry a version byte, bearer secrets are keyed by digest.
+//!
+//! No sled transactions or batches: in sled 0.34 the first one switches the whole process
+//! to a global read-write lock that every later read, write and flush takes, so a flush
+//! waiting on its fsync holds up every writer (refresh rotation ran at a third of its
+//! speed). Instead each change decides concurrency with a compare-and-swap on one record
+//! ([`update`]), and changes to several records write them in an order where stopping
+//! between two writes (a crash) leaves a safe state; the handlers flush before answering.
 mod codec;
 mod directory;
 mod flusher;
@@ -38,15 +45,6 @@ impl From<sled::Error> for StoreError {
     }
 }
 
-impl From<sled::transaction::TransactionError<StoreError>> for StoreError {
-    fn from(e: sled::transaction::TransactionError<StoreError>) -> Self {
-        match e {
-            sled::transaction::TransactionError::Abort(e) => e,
-            sled::transaction::TransactionError::Storage(e) => e.into(),
-        }
-    }
-}
-
 pub type Result<T> = std::result::Result<T, StoreError>;
 
 /// One stored record: tree name, key, value.
@@ -56,6 +54,8 @@ pub type Record = (String, Vec<u8>, Vec<u8>);
 pub struct Store {
     db: sled::Db,
     flusher: std::sync::Arc<std::sync::OnceLock<flusher::Flusher>>,
+    /// Serialises redemptions and ticket voids (rare, several records each).
+    tickets_lock: std::sync::Arc<std::sync::Mutex<()>>,
     tenants: sled::Tree,
     slug_tenant: sled::Tree,
     domain_tenant: sled::Tree,
@@ -91,13 +91,14 @@ pub(crate) fn key2(a: &[u8], b: &[u8]) -> Vec<u8> {
 }
 
 impl Store {
-    pub fn open(path: &std::path::Path) -> Result<Self> {
+    /// Opens (or creates) the store under `path` with a page cache of `cache_mib` MiB.
+    pub fn open(path: &std::path::Path, cache_mib: u64) -> Result<Self> {
         std::fs::create_dir_all(path).map_err(|e| StoreError::Sled(format!("{}: {e}", path.display())))?;
         // A bounded page cache keeps memory in tens of MB; writes reach disk within 200 ms, and
         // the handlers that hand out or spend secrets flush before they answer.
         let db = sled::Config::new()
             .path(path.join("db"))
-            .cache_capacity(32 * 1024 * 1024)
+            .cache_capacity(cache_mib.max(1) * 1024 * 1024)
             .flush_every_ms(Some(200))
             .open()?;
         let t = |name: &str| db.open_tree(name);
@@ -127,6 +128,7 @@ impl Store {
             devices: t("tenant_devices")?,
             signin_log: t("tenant_signin_log")?,
             flusher: Default::default(),
+            tickets_lock: Default::default(),
             db,
         })
     }
@@ -220,6 +222,23 @@ pub(crate) fn get<T: DeserializeOwned>(tree: &sled::Tree, key: &[u8]) -> Result<
 pub(crate) fn put<T: Serialize>(tree: &sled::Tree, key: &[u8], value: &T) -> Result<()> {
     tree.insert(key, encode(value)?)?;
     Ok(())
+}
+
+/// Read-modify-write of one record by compare-and-swap, retried when another writer changed
+/// it in between (so `f` may run more than once). `None` when there is no such record.
+pub(crate) fn update<T: Serialize + DeserializeOwned, R>(
+    tree: &sled::Tree,
+    key: &[u8],
+    mut f: impl FnMut(&mut T) -> R,
+) -> Result<Option<(T, R)>> {
+    loop {
+        let Some(raw) = tree.get(key)? else { return Ok(None) };
+        let mut value: T = decode(&raw)?;
+        let r = f(&mut value);
+        if tree.compare_and_swap(key, Some(&raw), Some(encode(&value)?))?.is_ok() {
+            return Ok(Some((value, r)));
+        }
+    }
 }
 
 pub(crate) fn uuid_key(id: &Uuid) -> [u8; 16] {

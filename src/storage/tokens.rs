@@ -1,10 +1,8 @@
 //! Sign-in transactions, sessions, codes, grants, refresh tokens, revoked token ids, key metadata.
 //! Every key here that derives from a bearer secret is the secret's SHA-256.
-use sled::Transactional;
-use sled::transaction::ConflictableTransactionError as Abort;
 use uuid::Uuid;
 
-use super::{Result, Store, decode, encode, get, put, uuid_key};
+use super::{Result, Store, decode, encode, get, put, update, uuid_key};
 use crate::oidc::keys::KeyMeta;
 use crate::oidc::model::{AuthCode, Grant, RefreshToken, Session, SignIn};
 
@@ -53,35 +51,37 @@ impl Store {
         put(&self.codes, id, code)
     }
 
-    /// Spends a code atomically. On first use stores the grant and the first refresh
-    /// token of its family; on a replay revokes that grant.
+    /// Spends a code. On first use stores the grant and the first refresh token of its
+    /// family; on a replay revokes that grant. The grant and token are written before the
+    /// code is marked used (by compare-and-swap, which decides between concurrent uses): a
+    /// crash in between leaves the code unspent and the token unknown to anyone.
     pub fn use_code(
         &self,
         id: &[u8; 32],
         grant: &Grant,
         refresh: Option<(&[u8; 32], &RefreshToken)>,
     ) -> Result<CodeUse> {
-        let out = (&self.codes, &self.grants, &self.refresh_tokens).transaction(|(codes, grants, rts)| {
-            let Some(raw) = codes.get(id)? else { return Ok(CodeUse::Unknown) };
-            let mut code: AuthCode = decode(&raw).map_err(Abort::Abort)?;
-            let gkey = uuid_key(&code.grant_id);
+        loop {
+            let Some(raw) = self.codes.get(id)? else { return Ok(CodeUse::Unknown) };
+            let mut code: AuthCode = decode(&raw)?;
             if code.used {
-                if let Some(g) = grants.get(gkey)? {
-                    let mut g: Grant = decode(&g).map_err(Abort::Abort)?;
-                    g.revoked = true;
-                    grants.insert(&gkey, encode(&g).map_err(Abort::Abort)?)?;
-                }
+                self.revoke_grant(&code.grant_id)?;
                 return Ok(CodeUse::Replayed);
             }
-            code.used = true;
-            codes.insert(id, encode(&code).map_err(Abort::Abort)?)?;
-            grants.insert(&gkey, encode(grant).map_err(Abort::Abort)?)?;
+            put(&self.grants, &uuid_key(&code.grant_id), grant)?;
             if let Some((rid, rt)) = refresh {
-                rts.insert(rid, encode(rt).map_err(Abort::Abort)?)?;
+                put(&self.refresh_tokens, rid, rt)?;
             }
-            Ok(CodeUse::Redeemed(Box::new(code)))
-        });
-        Ok(out?)
+            code.used = true;
+            if self.codes.compare_and_swap(id, Some(&raw), Some(encode(&code)?))?.is_ok() {
+                return Ok(CodeUse::Redeemed(Box::new(code)));
+            }
+            // Another request spent it first: this token was never handed out, and the
+            // next round revokes the grant (also undoing this round's write of it).
+            if let Some((rid, _)) = refresh {
+                self.refresh_tokens.remove(rid)?;
+            }
+        }
     }
 
     pub fn code(&self, id: &[u8; 32]) -> Result<Option<AuthCode>> {
@@ -93,10 +93,7 @@ impl Store {
     }
 
     pub fn revoke_grant(&self, id: &Uuid) -> Result<()> {
-        if let Some(mut g) = self.grant(id)? {
-            g.revoked = true;
-            put(&self.grants, &uuid_key(id), &g)?;
-        }
+        update(&self.grants, &uuid_key(id), |g: &mut Grant| g.revoked = true)?;
         Ok(())
     }
 
@@ -104,7 +101,9 @@ impl Store {
         get(&self.refresh_tokens, id)
     }
 
-    /// Rotates `old` to `new` atomically. `make_new` builds the new token from the old.
+    /// Rotates `old` to `new`; `make_new` builds the new token from the old. The new token
+    /// is written first and the old one then marked rotated by compare-and-swap, which
+    /// decides between concurrent uses: a crash in between leaves the old token usable.
     pub fn rotate_refresh(
         &self,
         old: &[u8; 32],
@@ -112,27 +111,26 @@ impl Store {
         now: i64,
         make_new: impl Fn(&RefreshToken) -> RefreshToken,
     ) -> Result<RefreshUse> {
-        let out = (&self.refresh_tokens, &self.grants).transaction(|(rts, grants)| {
-            let Some(raw) = rts.get(old)? else { return Ok(RefreshUse::Unknown) };
-            let mut rt: RefreshToken = decode(&raw).map_err(Abort::Abort)?;
-            let gkey = uuid_key(&rt.grant_id);
-            let Some(graw) = grants.get(gkey)? else { return Ok(RefreshUse::Unknown) };
-            let mut grant: Grant = decode(&graw).map_err(Abort::Abort)?;
+        loop {
+            let Some(raw) = self.refresh_tokens.get(old)? else { return Ok(RefreshUse::Unknown) };
+            let mut rt: RefreshToken = decode(&raw)?;
+            let Some(grant) = self.grant(&rt.grant_id)? else { return Ok(RefreshUse::Unknown) };
             if rt.rotated {
-                grant.revoked = true;
-                grants.insert(&gkey, encode(&grant).map_err(Abort::Abort)?)?;
+                self.revoke_grant(&rt.grant_id)?;
                 return Ok(RefreshUse::Reused);
             }
             if grant.revoked || rt.expires_at < now || grant.expires_at < now {
                 return Ok(RefreshUse::Revoked);
             }
-            rt.rotated = true;
-            rts.insert(old, encode(&rt).map_err(Abort::Abort)?)?;
             let next = make_new(&rt);
-            rts.insert(new, encode(&next).map_err(Abort::Abort)?)?;
-            Ok(RefreshUse::Rotated(Box::new(next)))
-        });
-        Ok(out?)
+            put(&self.refresh_tokens, new, &next)?;
+            rt.rotated = true;
+            if self.refresh_tokens.compare_and_swap(old, Some(&raw), Some(encode(&rt)?))?.is_ok() {
+                return Ok(RefreshUse::Rotated(Box::new(next)));
+            }
+            // Another request rotated it first: the next round sees a reuse.
+            self.refresh_tokens.remove(new)?;
+        }
     }
 
     pub fn revoke_jti(&self, jti: &str, exp: i64) -> Result<()> {

@@ -219,7 +219,7 @@ pub async fn password(
     };
     let presented = f.get("password").unwrap_or_default().to_string();
     let stored = user.as_ref().and_then(|u| u.password_hash.clone());
-    let ok = password::verify_blocking(presented, stored, state.dummy_hash.clone(), state.config.argon2.clone()).await;
+    let ok = password::verify_blocking(presented, stored, state.dummy_hash.clone()).await;
     let Some(user) = user.filter(|_| ok) else {
         state.limiter.record_failure(&account_key, now);
         state.ip_limiter.record_failure(&ip_key, now);

@@ -399,3 +399,42 @@ async fn concurrent_refresh_chains_all_complete() {
         .await
         .expect("all chains finish: no deadlock");
 }
+
+/// The same refresh token presented by 8 requests at once: exactly one rotates it, the
+/// others are reuses, so the token that one got is refused too (the family is revoked).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_refresh_token_presented_at_once_rotates_once_and_revokes_the_family() {
+    let app = spawn_app().await;
+    let rp = app.rp("fabrikam");
+    let login = "iw@fabrikam.example";
+    let (tokens, _) = rp.sign_in(&app.browser(), login, &app.password(login), &[]).await;
+    let token = tokens["refresh_token"].as_str().unwrap().to_string();
+    let answers = futures_util::future::join_all((0..8).map(|_| rp.refresh(&token))).await;
+    let won: Vec<&Value> = answers.iter().filter(|(s, _)| *s == StatusCode::OK).map(|(_, b)| b).collect();
+    assert_eq!(won.len(), 1, "exactly one rotation: {answers:?}");
+    for (status, body) in answers.iter().filter(|(s, _)| *s != StatusCode::OK) {
+        assert_eq!((*status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")), "{body}");
+    }
+    let (status, body) = rp.refresh(won[0]["refresh_token"].as_str().unwrap()).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")), "{body}");
+}
+
+/// One code exchanged by 8 requests at once: exactly one gets tokens, and as the code was
+/// replayed, the refresh token issued with it is revoked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_code_exchanged_at_once_issues_tokens_once_and_revokes_them() {
+    let app = spawn_app().await;
+    let rp = app.rp("fabrikam");
+    let login = "iw@fabrikam.example";
+    let start = rp.authorize_url(&[]);
+    let done = app.browser().sign_in(&start.url, login, &app.password(login)).await;
+    let code = query_param(&done.location.expect("redirect to the RP"), "code").expect("code");
+    let answers = futures_util::future::join_all((0..8).map(|_| rp.exchange(&code, &start.verifier))).await;
+    let won: Vec<&Value> = answers.iter().filter(|(s, _)| *s == StatusCode::OK).map(|(_, b)| b).collect();
+    assert_eq!(won.len(), 1, "exactly one exchange: {answers:?}");
+    for (status, body) in answers.iter().filter(|(s, _)| *s != StatusCode::OK) {
+        assert_eq!((*status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")), "{body}");
+    }
+    let (status, body) = rp.refresh(won[0]["refresh_token"].as_str().unwrap()).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")), "{body}");
+}
