@@ -410,13 +410,7 @@ async fn one_refresh_token_presented_at_once_rotates_once_and_revokes_the_family
     let (tokens, _) = rp.sign_in(&app.browser(), login, &app.password(login), &[]).await;
     let token = tokens["refresh_token"].as_str().unwrap().to_string();
     let answers = futures_util::future::join_all((0..8).map(|_| rp.refresh(&token))).await;
-    let won: Vec<&Value> = answers.iter().filter(|(s, _)| *s == StatusCode::OK).map(|(_, b)| b).collect();
-    assert_eq!(won.len(), 1, "exactly one rotation: {answers:?}");
-    for (status, body) in answers.iter().filter(|(s, _)| *s != StatusCode::OK) {
-        assert_eq!((*status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")), "{body}");
-    }
-    let (status, body) = rp.refresh(won[0]["refresh_token"].as_str().unwrap()).await;
-    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")), "{body}");
+    only_one_won_and_its_family_is_revoked(&rp, &answers, "rotation").await;
 }
 
 /// One code exchanged by 8 requests at once: exactly one gets tokens, and as the code was
@@ -430,8 +424,14 @@ async fn one_code_exchanged_at_once_issues_tokens_once_and_revokes_them() {
     let done = app.browser().sign_in(&start.url, login, &app.password(login)).await;
     let code = query_param(&done.location.expect("redirect to the RP"), "code").expect("code");
     let answers = futures_util::future::join_all((0..8).map(|_| rp.exchange(&code, &start.verifier))).await;
+    only_one_won_and_its_family_is_revoked(&rp, &answers, "exchange").await;
+}
+
+/// Of concurrent uses of one secret exactly one got tokens, the others `invalid_grant`, and the
+/// refresh token the winner got is refused: the losers' uses revoked the grant.
+async fn only_one_won_and_its_family_is_revoked(rp: &Rp, answers: &[(StatusCode, Value)], what: &str) {
     let won: Vec<&Value> = answers.iter().filter(|(s, _)| *s == StatusCode::OK).map(|(_, b)| b).collect();
-    assert_eq!(won.len(), 1, "exactly one exchange: {answers:?}");
+    assert_eq!(won.len(), 1, "exactly one {what}: {answers:?}");
     for (status, body) in answers.iter().filter(|(s, _)| *s != StatusCode::OK) {
         assert_eq!((*status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")), "{body}");
     }
