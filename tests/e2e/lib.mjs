@@ -6,92 +6,33 @@
 // each open page into tests/e2e/artifacts/ before a failure is reported.
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { createHmac } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+
+import { findUser, startGatehouse as start, stopGatehouse } from '../lib/gatehouse-server.mjs';
 
 const HERE = fileURLToPath(new URL('.', import.meta.url));
 export const ARTIFACTS = join(HERE, 'artifacts');
 export const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 
-const START_TIMEOUT_MS = 30_000;
 const STEP_TIMEOUT_MS = 15_000;
-const LISTENING_RE = /gatehouse listening on (http:\/\/\S+)/;
 
 // ---------------------------------------------------------------------------
 // The server
 
-export function gatehouseBinary() {
-  if (process.env.GATEHOUSE_BIN) return process.env.GATEHOUSE_BIN;
-  const targetDir = process.env.CARGO_TARGET_DIR || '/var/tmp/gatehouse-target';
-  return join(targetDir, 'debug', 'gatehouse');
-}
-
-const running = new Set();
+export { gatehouseBinary, stopGatehouse } from '../lib/gatehouse-server.mjs';
 
 // Starts `gatehouse serve --demo` on an ephemeral loopback port with a fresh data
 // directory and cheap argon2 (logins in milliseconds). Resolves to
 // { url, dataDir, credentials, child, output() }.
 export async function startGatehouse() {
-  const bin = gatehouseBinary();
-  if (!existsSync(bin)) {
-    throw new Error(`gatehouse binary not found at ${bin}: run \`cargo build\` first ` +
-      '(or set GATEHOUSE_BIN / CARGO_TARGET_DIR)');
-  }
-  const dataDir = mkdtempSync(join(tmpdir(), 'gatehouse-e2e-'));
-  const child = spawn(bin, ['serve', '--demo', '--bind', '127.0.0.1:0', '--data-dir', dataDir], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, GATEHOUSE__ARGON2__MEMORY_KIB: '1024', GATEHOUSE__ARGON2__ITERATIONS: '1' },
+  const server = await start({
+    prefix: 'gatehouse-e2e-',
+    env: { GATEHOUSE__ARGON2__MEMORY_KIB: '1024', GATEHOUSE__ARGON2__ITERATIONS: '1' },
   });
-  const server = { child, dataDir, url: undefined, credentials: undefined };
-  running.add(server);
-
-  // Drain both pipes for the child's whole life so a chatty server never blocks.
-  let stdout = '';
-  let stderr = '';
-  const keep = (s) => (s.length > 64_000 ? s.slice(-64_000) : s);
-  server.output = () => `--- server stdout ---\n${stdout}\n--- server stderr ---\n${stderr}`;
-  child.stderr.setEncoding('utf8');
-  child.stderr.on('data', (chunk) => { stderr = keep(stderr + chunk); });
-  child.stdout.setEncoding('utf8');
-
   try {
-    server.url = await new Promise((resolve, reject) => {
-      let pending = '';
-      const timer = setTimeout(() => {
-        reject(new Error(`gatehouse did not print its listening line within ${START_TIMEOUT_MS / 1000}s\n${server.output()}`));
-      }, START_TIMEOUT_MS);
-      const onExit = (code, signal) => {
-        clearTimeout(timer);
-        reject(new Error(`gatehouse exited early (code ${code}, signal ${signal})\n${server.output()}`));
-      };
-      child.once('exit', onExit);
-      child.once('error', (err) => {
-        clearTimeout(timer);
-        reject(new Error(`could not spawn ${bin}: ${err.message}`));
-      });
-      child.stdout.on('data', (chunk) => {
-        stdout = keep(stdout + chunk);
-        if (pending === null) return;
-        pending += chunk;
-        const lines = pending.split('\n');
-        pending = lines.pop();
-        for (const line of lines) {
-          const m = LISTENING_RE.exec(line);
-          if (m) {
-            pending = null;
-            clearTimeout(timer);
-            child.off('exit', onExit);
-            resolve(m[1].replace(/\/+$/, ''));
-            return;
-          }
-        }
-      });
-    });
-    server.credentials = await readCredentials(join(dataDir, 'demo-credentials.json'), server);
     assert.equal(server.credentials.url, server.url, 'demo-credentials.json names the URL the server listens on');
   } catch (err) {
     await stopGatehouse(server);
@@ -100,45 +41,8 @@ export async function startGatehouse() {
   return server;
 }
 
-async function readCredentials(path, server) {
-  const deadline = Date.now() + 5_000;
-  for (;;) {
-    try {
-      return JSON.parse(readFileSync(path, 'utf8'));
-    } catch (err) {
-      if (Date.now() > deadline) throw new Error(`could not read ${path}: ${err.message}\n${server.output()}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-}
-
-// Stops one server (or every server this module started) and removes its data dir.
-export async function stopGatehouse(server) {
-  const servers = server ? [server] : [...running];
-  for (const s of servers) {
-    running.delete(s);
-    const { child } = s;
-    if (child.exitCode === null && child.signalCode === null) {
-      const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-      await exited;
-      clearTimeout(timer);
-    }
-    rmSync(s.dataDir, { recursive: true, force: true });
-  }
-}
-
-process.once('exit', () => {
-  for (const { child } of running) {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  }
-});
-
 export function password(credentials, tenant, login) {
-  const user = credentials.users.find((u) => u.tenant === tenant && u.login === login);
-  if (!user) throw new Error(`demo-credentials.json has no user ${login} in tenant ${tenant}`);
-  return user.password;
+  return findUser(credentials, tenant, login).password;
 }
 
 // ---------------------------------------------------------------------------
