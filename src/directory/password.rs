@@ -1,7 +1,7 @@
 //! argon2id password hashing, always off the async threads.
 use std::cell::RefCell;
 
-use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
+use argon2::password_hash::{Output, ParamsString, PasswordHash, Salt, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 
 use crate::config::Argon2Params;
@@ -12,16 +12,21 @@ thread_local! {
     static BLOCKS: RefCell<Option<Vec<Block>>> = const { RefCell::new(None) };
 }
 
-/// The raw argon2 output for `password` and `salt` into `out`: in this thread's blocks on
-/// the argon2 threads, in blocks allocated for this call elsewhere (start-up, seeding).
-fn raw_hash(argon: &Argon2, params: &Params, password: &[u8], salt: &[u8], out: &mut [u8]) -> argon2::Result<()> {
-    BLOCKS.with_borrow_mut(|blocks| {
-        let Some(blocks) = blocks else { return argon.hash_password_into(password, salt, out) };
-        if blocks.len() < params.block_count() {
-            blocks.resize(params.block_count(), Block::default());
-        }
-        argon.hash_password_into_with_memory(password, salt, out, &mut blocks[..])
-    })
+/// The raw argon2 output for `password` and the PHC `salt` into `out`: in this thread's
+/// blocks on the argon2 threads, in blocks allocated for this call elsewhere (start-up, seeding).
+fn raw_hash(argon: &Argon2, password: &[u8], salt: Salt, out: &mut [u8]) -> Result<(), String> {
+    let mut salt_bytes = [0u8; 64];
+    let salt = salt.decode_b64(&mut salt_bytes).map_err(|e| e.to_string())?;
+    let needed = argon.params().block_count();
+    BLOCKS
+        .with_borrow_mut(|blocks| {
+            let Some(blocks) = blocks else { return argon.hash_password_into(password, salt, out) };
+            if blocks.len() < needed {
+                blocks.resize(needed, Block::default());
+            }
+            argon.hash_password_into_with_memory(password, salt, out, &mut blocks[..])
+        })
+        .map_err(|e| e.to_string())
 }
 
 /// Runs `f` with one block buffer reused by every hash it makes on this thread (seeding
@@ -37,10 +42,8 @@ pub fn hash(password: &str, p: &Argon2Params) -> Result<String, String> {
     let params = Params::new(p.memory_kib, p.iterations, p.parallelism, None).map_err(|e| e.to_string())?;
     let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
     let salt = SaltString::encode_b64(&crate::secrets::random_bytes::<16>()).map_err(|e| e.to_string())?;
-    let mut salt_bytes = [0u8; 64];
-    let salt_bytes = salt.decode_b64(&mut salt_bytes).map_err(|e| e.to_string())?;
     let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
-    raw_hash(&argon, &params, password.as_bytes(), salt_bytes, &mut out).map_err(|e| e.to_string())?;
+    raw_hash(&argon, password.as_bytes(), salt.as_salt(), &mut out)?;
     let phc = PasswordHash {
         algorithm: Algorithm::Argon2id.ident(),
         version: Some(Version::V0x13.into()),
@@ -61,12 +64,9 @@ fn matches(password: &str, stored: &str) -> bool {
     };
     let version = parsed.version.map(Version::try_from).transpose();
     let Ok(version) = version.map(Option::unwrap_or_default) else { return false };
-    let mut salt_bytes = [0u8; 64];
-    let Ok(salt_bytes) = salt.decode_b64(&mut salt_bytes) else { return false };
-    let argon = Argon2::new(algorithm, version, params.clone());
+    let argon = Argon2::new(algorithm, version, params);
     let computed = Output::init_with(expected.len(), |out| {
-        raw_hash(&argon, &params, password.as_bytes(), salt_bytes, out)
-            .map_err(|_| argon2::password_hash::Error::Password)
+        raw_hash(&argon, password.as_bytes(), salt, out).map_err(|_| argon2::password_hash::Error::Password)
     });
     // `Output`'s equality is constant-time.
     computed.is_ok_and(|c| c == expected)
