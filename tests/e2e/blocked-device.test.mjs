@@ -3,27 +3,19 @@
 // use Bar a moment ago (on an unmanaged device) is now blocked, and the admin's
 // sign-in log says which policy blocked them.
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 
 import {
-  adminPage, adminRow, claimsAt, emailCode, expectPage, inviteOnPage, launchBrowser, openInvitation, path,
-  startGatehouse, stopGatehouse, story, submitForm,
+  adminPage, adminRow, claimsAt, emailCode, expectPage, inviteOnPage, openInvitation, path, serverAndBrowser,
+  story, submitForm,
 } from './lib.mjs';
 
-let server;
-let browser;
-before(async () => {
-  server = await startGatehouse();
-  browser = await launchBrowser();
-});
-after(async () => {
-  await browser?.close();
-  await stopGatehouse(server);
-});
+const ctx = serverAndBrowser();
 
 const POLICY = 'Guests need a compliant device (report-only)';
 
 test('admin turns the device policy on and a guest on an unmanaged device is blocked', async () => {
+  const { server, browser } = ctx;
   await story(browser, import.meta.filename ?? 'blocked-device.test.mjs', async (s) => {
     const pat = 'pat@northwind.example';
     const upn = 'pat_northwind.example#EXT#@fabrikam.example';

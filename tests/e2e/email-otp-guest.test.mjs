@@ -2,25 +2,16 @@
 // with a one-time code sent by email, consents, and signs in to app Bar (no MFA
 // policy): the token says the guest proved an email code (amr otp, idp mail).
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 
 import {
-  claimsAt, emailCode, expectPage, inviteOnPage, launchBrowser, openInvitation, path, startGatehouse,
-  stopGatehouse, story, submitForm,
+  claimsAt, emailCode, expectPage, inviteOnPage, openInvitation, path, serverAndBrowser, story, submitForm,
 } from './lib.mjs';
 
-let server;
-let browser;
-before(async () => {
-  server = await startGatehouse();
-  browser = await launchBrowser();
-});
-after(async () => {
-  await browser?.close();
-  await stopGatehouse(server);
-});
+const ctx = serverAndBrowser();
 
 test('email one-time passcode guest redeems and signs in to Bar', async () => {
+  const { server, browser } = ctx;
   await story(browser, import.meta.filename ?? 'email-otp-guest.test.mjs', async (s) => {
     const pat = 'pat@northwind.example';
 

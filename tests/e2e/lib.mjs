@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
+import { after, before } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 import { findUser, startGatehouse as start, stopGatehouse } from '../lib/gatehouse-server.mjs';
@@ -39,6 +40,21 @@ export async function startGatehouse() {
     throw err;
   }
   return server;
+}
+
+// Registers hooks that start the demo server and Chromium before the stories of one
+// file and stop them after; the returned object holds { server, browser } by then.
+export function serverAndBrowser() {
+  const ctx = {};
+  before(async () => {
+    ctx.server = await startGatehouse();
+    ctx.browser = await launchBrowser();
+  });
+  after(async () => {
+    await ctx.browser?.close();
+    await stopGatehouse(ctx.server);
+  });
+  return ctx;
 }
 
 export function password(credentials, tenant, login) {

@@ -3,25 +3,17 @@
 // (SoftwareOath) and resets it; on her next sign-in to Foo she is asked to
 // proof up again instead of being challenged.
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 
 import {
-  adminPage, adminRow, claimsAt, expectPage, inviteOnPage, launchBrowser, openInvitation, password, path,
-  proofUp, signInWithPassword, startGatehouse, stopGatehouse, story, submitForm,
+  adminPage, adminRow, claimsAt, expectPage, inviteOnPage, openInvitation, password, path, proofUp,
+  serverAndBrowser, signInWithPassword, story, submitForm,
 } from './lib.mjs';
 
-let server;
-let browser;
-before(async () => {
-  server = await startGatehouse();
-  browser = await launchBrowser();
-});
-after(async () => {
-  await browser?.close();
-  await stopGatehouse(server);
-});
+const ctx = serverAndBrowser();
 
 test('admin resets a guest\'s MFA and the guest proofs up again', async () => {
+  const { server, browser } = ctx;
   await story(browser, import.meta.filename ?? 'mfa-reset.test.mjs', async (s) => {
     const sally = 'sally@contoso.example';
     const upn = 'sally_contoso.example#EXT#@fabrikam.example';

@@ -3,25 +3,17 @@
 // consents, and - because Foo requires MFA - sets up MFA at Fabrikam (the
 // resource tenant) before Foo shows her validated ID token claims.
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 
 import {
-  claimsAt, expectPage, inviteOnPage, launchBrowser, openInvitation, password, path, proofUp,
-  signInWithPassword, startGatehouse, stopGatehouse, story,
+  claimsAt, expectPage, inviteOnPage, openInvitation, password, path, proofUp, serverAndBrowser,
+  signInWithPassword, story,
 } from './lib.mjs';
 
-let server;
-let browser;
-before(async () => {
-  server = await startGatehouse();
-  browser = await launchBrowser();
-});
-after(async () => {
-  await browser?.close();
-  await stopGatehouse(server);
-});
+const ctx = serverAndBrowser();
 
 test('seed example: invited partner user proofs up at the resource tenant for Foo', async () => {
+  const { server, browser } = ctx;
   await story(browser, import.meta.filename ?? 'seed-example.test.mjs', async (s) => {
     const sally = 'sally@contoso.example';
     const message = 'Welcome to the Foo project, Sally!';
