@@ -238,6 +238,8 @@ pub async fn evaluate(req: HttpRequest, body: web::Bytes, state: Data) -> Result
         amr: w.authentication_methods.clone(),
         acr: "1".into(),
         idp: None,
+        epoch: user.session_epoch,
+        device_id: None,
     };
     let ctx = crate::web::access::context(&user, &w.app_id, w.ip_address, device.as_ref(), &auth, w.auth_age_secs);
     let step_up = w.acr_values.first().is_some_and(|a| a == "2");

@@ -105,6 +105,10 @@ pub struct User {
     pub recovery_code_hashes: Vec<String>,
     #[serde(default)]
     pub mfa_lockout: crate::mfa::Lockout,
+    /// Raised whenever every credential issued before must stop working (account
+    /// disabled, redemption reset, sessions revoked); see `access::credential`.
+    #[serde(default)]
+    pub session_epoch: u64,
 }
 
 impl User {

@@ -129,6 +129,13 @@ pub struct Authentication {
     /// Home identity provider issuer for guests; `None` for members.
     #[serde(default)]
     pub idp: Option<String>,
+    /// The user's `session_epoch` when this sign-in happened: a credential whose epoch is
+    /// behind the user's (disabled, redemption reset, sessions revoked) is no longer good.
+    #[serde(default)]
+    pub epoch: u64,
+    /// The registered device this sign-in came from, when known (re-checked on refresh).
+    #[serde(default)]
+    pub device_id: Option<String>,
 }
 
 /// An SSO session (cookie per tenant).
@@ -163,6 +170,9 @@ pub struct Grant {
     pub tenant_id: Uuid,
     pub client_id: String,
     pub user_id: Uuid,
+    /// The user's `session_epoch` at the sign-in behind this grant.
+    #[serde(default)]
+    pub epoch: u64,
     pub created_at: i64,
     pub expires_at: i64,
     pub revoked: bool,

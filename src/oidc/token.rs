@@ -138,6 +138,7 @@ async fn authorization_code(
         tenant_id: tenant.id,
         client_id: app.client_id.clone(),
         user_id: record.auth.user_id,
+        epoch: record.auth.epoch,
         created_at: now,
         expires_at: now + t.refresh_family_max_secs,
         revoked: false,

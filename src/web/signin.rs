@@ -229,7 +229,15 @@ pub async fn password(
     if !user.account_enabled {
         return Err(PageError::bad_request("account_disabled", "Your account is disabled. Ask your administrator."));
     }
-    let auth = Authentication { user_id: user.id, auth_time: now, amr: vec!["pwd".into()], acr: "1".into(), idp: None };
+    let auth = Authentication {
+        user_id: user.id,
+        auth_time: now,
+        amr: vec!["pwd".into()],
+        acr: "1".into(),
+        idp: None,
+        epoch: user.session_epoch,
+        device_id: None,
+    };
     after_primary(&state, &req, &tenant, &tx, signin, auth, None)
 }
 
@@ -373,7 +381,15 @@ fn home_proven(
             if !known {
                 return Err(wrong_account(proven.email.as_deref().unwrap_or("another account"), &user.mail));
             }
-            let auth = Authentication { user_id: user.id, auth_time: state.now(), amr, acr, idp: Some(proven.issuer) };
+            let auth = Authentication {
+                user_id: user.id,
+                auth_time: state.now(),
+                amr,
+                acr,
+                idp: Some(proven.issuer),
+                epoch: user.session_epoch,
+                device_id: None,
+            };
             after_primary(state, req, tenant, tx, signin, auth, None)
         }
     }
@@ -519,7 +535,15 @@ pub async fn consent(
         None => None,
     };
     let acr = if amr.iter().any(|a| a == "mfa") { "2" } else { "1" };
-    let auth = Authentication { user_id: user.id, auth_time: now, amr, acr: acr.into(), idp: Some(idp) };
+    let auth = Authentication {
+        user_id: user.id,
+        auth_time: now,
+        amr,
+        acr: acr.into(),
+        idp: Some(idp),
+        epoch: user.session_epoch,
+        device_id: None,
+    };
     let (cookie, _) = open_session(&state, &tenant, auth)?;
     let target = invitation.map(|i| i.invite_redirect_url).unwrap_or_else(|| "/".into());
     Ok(HttpResponse::SeeOther()
