@@ -32,6 +32,9 @@ pub struct Config {
     /// The store's page cache in MiB (records beyond it are read from disk).
     #[serde(default = "default_cache_mib")]
     pub cache_mib: u64,
+    /// Seconds a client has to send a request's head, and (separately) its whole body.
+    #[serde(default = "default_body_timeout_secs")]
+    pub body_timeout_secs: u64,
     /// Serve the built-in stub home IdPs (`social`, `msa`) outside demo mode too.
     #[serde(default)]
     pub stubs: bool,
@@ -61,6 +64,10 @@ pub struct Smtp {
 
 fn default_cache_mib() -> u64 {
     8
+}
+
+fn default_body_timeout_secs() -> u64 {
+    10
 }
 
 fn default_smtp_port() -> u16 {
@@ -113,6 +120,7 @@ impl Default for Config {
             demo: false,
             workers: 0,
             cache_mib: default_cache_mib(),
+            body_timeout_secs: default_body_timeout_secs(),
             stubs: false,
             smtp: None,
             tokens: TokenLifetimes {

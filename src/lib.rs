@@ -4,6 +4,7 @@ pub mod audit;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod credential;
 pub mod directory;
 pub mod federation;
 pub mod licensing;

@@ -100,13 +100,19 @@ impl Application {
         });
 
         let shared = state.clone();
+        let body_secs = state.config.body_timeout_secs;
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(shared.clone())
                 .app_data(web::PayloadConfig::new(64 * 1024))
                 .wrap(security_headers())
+                .wrap_fn(move |mut req, srv| {
+                    crate::web::net::BodyDeadline::apply(&mut req, body_secs);
+                    actix_web::dev::Service::call(srv, req)
+                })
                 .configure(crate::web::configure)
         })
+        .client_request_timeout(std::time::Duration::from_secs(body_secs))
         .workers(workers)
         .listen(listener)
         .map_err(|e| StartupError::Bind(addr, e))?

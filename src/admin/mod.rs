@@ -11,7 +11,7 @@ use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use serde::de::DeserializeOwned;
 
-use crate::directory::Tenant;
+use crate::directory::{Tenant, User};
 use crate::oidc::claims::{AccessClaims, graph_audience};
 use crate::web::AppState;
 
@@ -69,6 +69,8 @@ impl ResponseError for GraphError {
 pub struct Caller {
     pub tenant: Tenant,
     pub claims: AccessClaims,
+    /// The signed-in user behind a delegated (user) token, as stored now; `None` for apps.
+    pub user: Option<User>,
 }
 
 pub const ROLE_DIRECTORY_RW: &str = "Directory.ReadWrite.All";
@@ -77,8 +79,9 @@ pub const ROLE_GLOBAL_ADMIN: &str = "Global Administrator";
 pub const ROLE_GUEST_INVITER: &str = "Guest Inviter";
 
 impl Caller {
-    /// Authenticates the bearer token: our signature, not expired or revoked, its tenant.
-    /// App tokens must be for the Graph audience.
+    /// Authenticates the bearer token: our signature, not expired or revoked, its tenant,
+    /// the credential gate (user, grant, app still good), and the audience: only tokens
+    /// issued for this API (RFC 9068 §4), never a token an app got for itself.
     pub fn from_request(req: &HttpRequest, state: &AppState) -> Result<Self, GraphError> {
         let token = req
             .headers()
@@ -95,15 +98,25 @@ impl Caller {
             .tenant(&verified.tid)?
             .ok_or_else(|| GraphError::unauthorized("The token's tenant does not exist."))?;
         // The signature is verified once, above; the remaining checks need the tenant.
-        let claims = crate::oidc::userinfo::check_access(state, &tenant, verified).map_err(GraphError::unauthorized)?;
-        if claims.idtyp.as_deref() == Some("app") && claims.aud != graph_audience(state) {
-            return Err(GraphError::unauthorized("The token is not for this API."));
+        let checked =
+            crate::oidc::userinfo::check_access(state, &tenant, verified).map_err(GraphError::unauthorized)?;
+        if checked.claims.aud != graph_audience(state) {
+            return Err(GraphError::unauthorized("The token's audience is not this API."));
         }
-        Ok(Self { tenant, claims })
+        Ok(Self { tenant, claims: checked.claims, user: checked.user })
     }
 
+    /// An app holds one of `roles` as an app role; a user needs both a delegated scope and
+    /// a directory role (read from the directory now, not from the token) among `roles`.
     pub fn has_any(&self, roles: &[&str]) -> bool {
-        self.claims.roles.iter().any(|r| roles.contains(&r.as_str()))
+        let holds = |r: &str| roles.contains(&r);
+        match &self.user {
+            None => self.claims.roles.iter().any(|r| holds(r)),
+            Some(user) => {
+                self.claims.scp.as_deref().unwrap_or_default().split(' ').any(holds)
+                    && user.roles.iter().any(|r| holds(r))
+            }
+        }
     }
 
     /// The first line of every handler: the caller must hold one of `roles`.
@@ -148,6 +161,9 @@ pub fn configure(cfg: &mut actix_web::web::ServiceConfig) {
                 .route(get().to(users::get))
                 .route(patch().to(users::patch))
                 .route(delete().to(users::delete)),
+        )
+        .service(
+            resource("/graph/v1.0/users/{id}/revokeSignInSessions").route(post().to(users::revoke_sign_in_sessions)),
         )
         .service(resource("/graph/v1.0/users/{id}/authentication/methods").route(get().to(users::methods)))
         .service(

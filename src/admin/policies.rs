@@ -243,7 +243,7 @@ pub async fn evaluate(req: HttpRequest, body: web::Bytes, state: Data) -> Result
     };
     let ctx = crate::web::access::context(&user, &w.app_id, w.ip_address, device.as_ref(), &auth, w.auth_age_secs);
     let step_up = w.acr_values.first().is_some_and(|a| a == "2");
-    let g = gate(&state, &caller.tenant, &user, &ctx, step_up).map_err(|e| GraphError::internal(e.message))?;
+    let g = gate(&state, &caller.tenant, &user, &ctx, step_up)?;
     let (outcome, decision) = match g {
         Gate::Allow(d) => ("allow", d),
         Gate::Mfa(d) => ("mfa", d),

@@ -132,6 +132,10 @@ pub async fn patch(
             u.display_name = n.trim().to_string();
         }
         if let Some(e) = p.account_enabled {
+            // Disabling ends every session and token at once; enabling again revives none.
+            if u.account_enabled && !e {
+                u.session_epoch += 1;
+            }
             u.account_enabled = e;
         }
         if let Some(m) = p.per_user_mfa_enabled {
@@ -143,6 +147,23 @@ pub async fn patch(
     })?;
     state.store.flush().await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// `POST /users/{id}/revokeSignInSessions`: every SSO session, refresh token and access
+/// token of the user stops working at once (the credential gate compares epochs).
+pub async fn revoke_sign_in_sessions(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: Data,
+) -> Result<HttpResponse, GraphError> {
+    let caller = Caller::require(&req, &state, WRITE)?;
+    let user = find(&state, &caller.tenant, &path)?;
+    state.store.update_user(&caller.tenant.id, &user.id, |u| u.session_epoch += 1)?;
+    state.store.flush().await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "@odata.context": format!("{}/graph/v1.0/$metadata#Edm.Boolean", state.public_url),
+        "value": true,
+    })))
 }
 
 pub async fn delete(req: HttpRequest, path: web::Path<String>, state: Data) -> Result<HttpResponse, GraphError> {

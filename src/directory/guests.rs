@@ -139,6 +139,8 @@ pub fn invite(
                 u.external_user_state = Some(ExternalUserState::PendingAcceptance);
                 u.external_user_state_change_date_time = Some(now);
                 u.identities.clear();
+                // The old identity's sessions and refresh tokens end with it (credential gate).
+                u.session_epoch += 1;
                 store.put_user(&u)?;
             }
             u

@@ -9,6 +9,7 @@ use super::error::{OAuthCode, OAuthError};
 use super::keys::TokenType;
 use super::model::{AuthCode, AuthRequest, Authentication, Purpose, ResponseMode, Session, SignIn, Step};
 use super::params::Params;
+use crate::credential::Presented;
 use crate::directory::{Application, ClientType, Tenant};
 use crate::secrets::{digest, new_token};
 use crate::web::error::PageError;
@@ -124,7 +125,7 @@ async fn authorize(req: &HttpRequest, slug: &str, raw: &str, state: &AppState) -
         state: params.get("state").map(String::from),
         iss: state.issuer(&tenant),
     };
-    let request = match validate(&params, &app) {
+    let request = match validate(&params, &app, state) {
         Ok(r) => r,
         Err(e) => return Ok(reply.error(&e)),
     };
@@ -182,7 +183,7 @@ async fn authorize(req: &HttpRequest, slug: &str, raw: &str, state: &AppState) -
     crate::web::signin::begin(req, state, &tenant, Purpose::Authorize(Box::new(request)), login)
 }
 
-fn validate(p: &Params, app: &Application) -> Result<AuthRequest, OAuthError> {
+fn validate(p: &Params, app: &Application, state: &AppState) -> Result<AuthRequest, OAuthError> {
     if p.contains("request") {
         return Err(OAuthError::new(OAuthCode::RequestNotSupported, "request objects are not supported"));
     }
@@ -201,13 +202,14 @@ fn validate(p: &Params, app: &Application) -> Result<AuthRequest, OAuthError> {
             return Err(OAuthError::new(OAuthCode::UnsupportedResponseType, "only response_type=code is supported"));
         }
     }
-    let requested = p.list("scope");
+    let requested: Vec<String> =
+        p.list("scope").iter().map(|s| super::claims::scope_name(state, s).to_string()).collect();
     if !requested.iter().any(|s| s == "openid") {
         return Err(OAuthError::new(OAuthCode::InvalidScope, "the openid scope is required"));
     }
     // Unknown scope values are ignored (OIDC Core §3.1.2.1); the granted scope says what was kept.
     let mut scope: Vec<String> = Vec::new();
-    for s in super::discovery::SCOPES {
+    for s in super::discovery::SCOPES.iter().chain(super::claims::GRAPH_SCOPES) {
         if requested.iter().any(|r| r == s) {
             scope.push(s.to_string());
         }
@@ -278,7 +280,15 @@ pub fn current_session(
 ) -> Result<Option<(String, Session)>, PageError> {
     let Some(cookie) = cookie_value(req, SSO_COOKIE) else { return Ok(None) };
     let session = state.store.session(&digest(&cookie))?;
-    Ok(session.filter(|s| s.tenant_id == tenant.id && s.expires_at > state.now()).map(|s| (cookie, s)))
+    let Some(session) = session.filter(|s| s.tenant_id == tenant.id && s.expires_at > state.now()) else {
+        return Ok(None);
+    };
+    // The credential gate: a session whose user was deleted, disabled, reset or had their
+    // sessions revoked since is no session at all.
+    if crate::web::access::credential_user(state, tenant, &Presented::of(&session.auth, None))?.is_err() {
+        return Ok(None);
+    }
+    Ok(Some((cookie, session)))
 }
 
 /// Ends a sign-in: keeps or opens the SSO session, stores a single-use code and

@@ -127,10 +127,12 @@ pub fn id_token(state: &AppState, i: &UserTokenInput<'_>) -> Result<String, Stri
 
 pub fn user_access_token(state: &AppState, i: &UserTokenInput<'_>) -> Result<String, String> {
     let now = state.now();
+    // One resource per access token: the admin API when its permissions were granted.
+    let aud = if i.scope.iter().any(|s| is_graph_scope(s)) { graph_audience(state) } else { i.app.client_id.clone() };
     let claims = AccessClaims {
         iss: state.issuer(i.tenant),
         sub: pairwise_sub(state, i.tenant, &i.user.id, &i.app.client_id),
-        aud: i.app.client_id.clone(),
+        aud,
         exp: now + state.config.tokens.access_token_secs,
         iat: now,
         nbf: now,
@@ -148,6 +150,29 @@ pub fn user_access_token(state: &AppState, i: &UserTokenInput<'_>) -> Result<Str
         acr: Some(i.auth.acr.clone()),
     };
     state.keys.sign(SigningAlg::ES256, TokenType::Access, now, &claims)
+}
+
+/// Delegated permissions of gatehouse's admin API (Graph's names). A client asks for them
+/// in `scope`, bare or prefixed with the API's audience (`{public_url}/graph/User.Read.All`);
+/// the access token is then for the admin API (`aud` = [`graph_audience`]).
+pub const GRAPH_SCOPES: &[&str] = &[
+    "Directory.Read.All",
+    "Directory.ReadWrite.All",
+    "User.Read.All",
+    "User.Invite.All",
+    "AuditLog.Read.All",
+    "Policy.Read.All",
+    "Policy.ReadWrite.ConditionalAccess",
+];
+
+/// A requested scope value in its granted spelling: the admin API's prefix is dropped.
+pub fn scope_name<'s>(state: &AppState, requested: &'s str) -> &'s str {
+    let graph = graph_audience(state);
+    requested.strip_prefix(graph.as_str()).and_then(|r| r.strip_prefix('/')).unwrap_or(requested)
+}
+
+pub fn is_graph_scope(s: &str) -> bool {
+    GRAPH_SCOPES.contains(&s)
 }
 
 /// The audience of tokens for gatehouse's own admin API.

@@ -6,9 +6,11 @@ use super::error::{OAuthCode, OAuthError};
 use super::keys::TokenType;
 use super::token::{authenticate_client, form_body, no_store, tenant_of};
 use super::userinfo::validate_access;
+use crate::credential::Presented;
 use crate::directory::ClientType;
 use crate::secrets::digest;
 use crate::web::Data;
+use crate::web::access::{credential_user, grant_state};
 
 pub async fn revoke(
     req: HttpRequest,
@@ -60,12 +62,11 @@ pub async fn introspect(
     let now = state.now();
     let inactive = || no_store(HttpResponse::Ok()).json(serde_json::json!({"active": false}));
     if let Some(rt) = state.store.refresh_token(&digest(token))? {
-        let live = rt.tenant_id == tenant.id
-            && rt.client_id == app.client_id
-            && !rt.rotated
-            && rt.expires_at > now
-            && super::token::grant_is_live(&state, &rt.grant_id);
-        if !live {
+        if rt.tenant_id != tenant.id || rt.client_id != app.client_id || rt.rotated || rt.expires_at <= now {
+            return Ok(inactive());
+        }
+        let presented = Presented::of(&rt.auth, Some(grant_state(&state, &rt.grant_id)?));
+        if credential_user(&state, &tenant, &presented)?.is_err() {
             return Ok(inactive());
         }
         let sub = super::claims::pairwise_sub(&state, &tenant, &rt.auth.user_id, &rt.client_id);
@@ -75,7 +76,7 @@ pub async fn introspect(
             "iss": state.issuer(&tenant), "tid": tenant.id, "oid": rt.auth.user_id,
         })));
     }
-    match validate_access(&state, &tenant, token) {
+    match validate_access(&state, &tenant, token).map(|checked| checked.claims) {
         Ok(c) => Ok(no_store(HttpResponse::Ok()).json(serde_json::json!({
             "active": true, "token_type": "Bearer", "client_id": c.client_id, "scope": c.scp,
             "roles": c.roles, "sub": c.sub, "aud": c.aud, "iss": c.iss, "exp": c.exp, "iat": c.iat,

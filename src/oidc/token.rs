@@ -3,15 +3,16 @@
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use base64::Engine;
-use uuid::Uuid;
 
 use super::claims::{UserTokenInput, app_access_token, id_token, user_access_token};
 use super::error::{OAuthCode, OAuthError};
 use super::model::{Grant, RefreshToken};
 use super::params::Params;
+use crate::credential::{Presented, Refusal};
 use crate::directory::{Application, ClientType, Tenant};
 use crate::secrets::{b64url, ct_eq, digest, new_token, sha256};
 use crate::storage::{CodeUse, RefreshUse};
+use crate::web::access::{credential_user, grant_state, reevaluate};
 use crate::web::{AppState, Data};
 
 /// Reads the form body of a back-channel request.
@@ -86,7 +87,10 @@ pub async fn token(
     let app = authenticate_client(&req, &p, &state, &tenant)?;
     match p.require("grant_type")? {
         "authorization_code" => authorization_code(&state, &tenant, &app, &p).await,
-        "refresh_token" => refresh(&state, &tenant, &app, &p).await,
+        "refresh_token" => {
+            let ip = crate::web::net::client_ip(&req, &state.config.trusted_proxies);
+            refresh(&state, &tenant, &app, &p, ip).await
+        }
         "client_credentials" => client_credentials(&state, &tenant, &app),
         other => Err(OAuthError::new(OAuthCode::UnsupportedGrantType, format!("grant_type {other} is not supported"))),
     }
@@ -123,14 +127,23 @@ async fn authorization_code(
     let invalid = || OAuthError::grant("the code is invalid, expired or was already used");
     let record = state.store.code(&id)?.ok_or_else(invalid)?;
     let now = state.now();
+    // Another tenant's or client's code is unknown here, spent or not: presenting it
+    // must not revoke what it issued.
+    if record.tenant_id != tenant.id || record.client_id != app.client_id {
+        return Err(invalid());
+    }
     if !record.used {
-        if record.tenant_id != tenant.id || record.client_id != app.client_id || record.expires_at <= now {
+        if record.expires_at <= now {
             return Err(invalid());
         }
         if record.redirect_uri != redirect_uri {
             return Err(OAuthError::grant("redirect_uri does not match the authorization request"));
         }
         pkce_ok(&record.code_challenge, p.get("code_verifier"))?;
+        // The user may have been disabled or had their sessions revoked since the code was issued.
+        if let Err(refusal) = credential_user(state, tenant, &Presented::of(&record.auth, None))? {
+            return Err(OAuthError::grant(refusal.reason()));
+        }
     }
     let offline = record.scope.iter().any(|s| s == "offline_access");
     let t = &state.config.tokens;
@@ -165,7 +178,7 @@ async fn authorization_code(
         }
         CodeUse::Unknown => return Err(invalid()),
     };
-    let user = state.store.user(&tenant.id, &code.auth.user_id)?.filter(|u| u.account_enabled).ok_or_else(invalid)?;
+    let user = state.store.user(&tenant.id, &code.auth.user_id)?.ok_or_else(invalid)?;
     let input = UserTokenInput {
         tenant,
         app,
@@ -207,7 +220,13 @@ pub fn no_store(mut b: actix_web::HttpResponseBuilder) -> actix_web::HttpRespons
     b
 }
 
-async fn refresh(state: &AppState, tenant: &Tenant, app: &Application, p: &Params) -> Result<HttpResponse, OAuthError> {
+async fn refresh(
+    state: &AppState,
+    tenant: &Tenant,
+    app: &Application,
+    p: &Params,
+    ip: Option<std::net::IpAddr>,
+) -> Result<HttpResponse, OAuthError> {
     let presented = p.require("refresh_token")?;
     let old = digest(presented);
     let invalid = || OAuthError::grant("the refresh token is invalid, expired or revoked");
@@ -218,13 +237,17 @@ async fn refresh(state: &AppState, tenant: &Tenant, app: &Application, p: &Param
     let scope = match p.get("scope") {
         None => current.scope.clone(),
         Some(_) => {
-            let asked = p.list("scope");
+            let asked: Vec<String> =
+                p.list("scope").iter().map(|s| super::claims::scope_name(state, s).to_string()).collect();
             if asked.iter().any(|s| !current.scope.contains(s)) {
                 return Err(OAuthError::new(OAuthCode::InvalidScope, "scope exceeds what was granted"));
             }
             asked
         }
     };
+    // A refresh is a non-interactive sign-in: the gate decides before anything rotates.
+    // (A rotated token goes straight on to reuse detection below.)
+    let user = if current.rotated { None } else { Some(gate_refresh(state, tenant, app, &current, ip)?) };
     let now = state.now();
     let secret = new_token();
     let life = state.config.tokens.refresh_token_secs;
@@ -240,25 +263,13 @@ async fn refresh(state: &AppState, tenant: &Tenant, app: &Application, p: &Param
             state.store.flush().await?;
             tracing::warn!(client = %app.client_id, "refresh token reuse: grant revoked");
             let user = state.store.user(&tenant.id, &current.auth.user_id)?;
-            token_log(
-                state,
-                tenant,
-                app,
-                user.as_ref(),
-                &current.auth.amr,
-                Some("refresh token reuse: the grant is revoked"),
-            );
+            let facts = TokenLog { user: user.as_ref(), amr: &current.auth.amr, ip, decision: None };
+            token_log(state, tenant, app, facts, Some(("invalid_grant", "refresh token reuse: the grant is revoked")));
             return Err(OAuthError::grant("the refresh token was already used; the session is revoked"));
         }
         RefreshUse::Revoked | RefreshUse::Unknown => return Err(invalid()),
     };
-    let user = match state.store.user(&tenant.id, &next.auth.user_id)?.filter(|u| u.account_enabled) {
-        Some(u) => u,
-        None => {
-            state.store.revoke_grant(&next.grant_id)?;
-            return Err(invalid());
-        }
-    };
+    let (user, decision) = user.ok_or_else(invalid)?;
     // The original authentication (auth_time, amr, acr) carries over unchanged.
     let input = UserTokenInput {
         tenant,
@@ -272,19 +283,56 @@ async fn refresh(state: &AppState, tenant: &Tenant, app: &Application, p: &Param
     };
     let body = token_response(state, &input, Some(secret))?;
     state.store.flush().await?;
-    token_log(state, tenant, app, Some(&user), &next.auth.amr, None);
+    let facts = TokenLog { user: Some(&user), amr: &next.auth.amr, ip, decision: Some(&decision) };
+    token_log(state, tenant, app, facts, None);
     Ok(body)
 }
 
-/// Token sign-ins (refresh, client credentials) go to the sign-in log as non-interactive.
-fn token_log(
+/// The credential gate and conditional access for a refresh. A user who can never use
+/// this grant again (deleted, disabled, sessions revoked, redemption reset) has the grant
+/// revoked; a policy that now blocks or needs MFA refuses without revoking (the user may
+/// satisfy it by signing in again). Both are logged as non-interactive sign-ins.
+fn gate_refresh(
     state: &AppState,
     tenant: &Tenant,
     app: &Application,
-    user: Option<&crate::directory::User>,
-    amr: &[String],
-    failure: Option<&str>,
-) {
+    current: &RefreshToken,
+    ip: Option<std::net::IpAddr>,
+) -> Result<(crate::directory::User, crate::policy::Decision), OAuthError> {
+    let presented = Presented::of(&current.auth, Some(grant_state(state, &current.grant_id)?));
+    let user = match credential_user(state, tenant, &presented)? {
+        Ok(user) => user,
+        Err(refusal) => {
+            if refusal != Refusal::GrantEnded {
+                state.store.revoke_grant(&current.grant_id)?;
+            }
+            let user = state.store.user(&tenant.id, &current.auth.user_id)?;
+            let facts = TokenLog { user: user.as_ref(), amr: &current.auth.amr, ip, decision: None };
+            token_log(state, tenant, app, facts, Some((refusal.log_code(), refusal.reason())));
+            return Err(OAuthError::grant(refusal.reason()));
+        }
+    };
+    match reevaluate(state, tenant, &user, &app.client_id, ip, &current.auth)? {
+        (decision, None) => Ok((user, decision)),
+        (decision, Some(refusal)) => {
+            let why = refusal.to_string();
+            let facts = TokenLog { user: Some(&user), amr: &current.auth.amr, ip, decision: Some(&decision) };
+            token_log(state, tenant, app, facts, Some((refusal.log_code(), &why)));
+            Err(OAuthError::grant(why))
+        }
+    }
+}
+
+struct TokenLog<'a> {
+    user: Option<&'a crate::directory::User>,
+    amr: &'a [String],
+    ip: Option<std::net::IpAddr>,
+    decision: Option<&'a crate::policy::Decision>,
+}
+
+/// Token sign-ins (refresh, client credentials) go to the sign-in log as non-interactive.
+fn token_log(state: &AppState, tenant: &Tenant, app: &Application, f: TokenLog<'_>, failure: Option<(&str, &str)>) {
+    let user = f.user;
     if failure.is_none() {
         let key = format!("{}:{}:{}", tenant.id, app.client_id, user.map(|u| u.id.to_string()).unwrap_or_default());
         let now = state.now();
@@ -301,13 +349,13 @@ fn token_log(
         tenant,
         user,
         app_id: &app.client_id,
-        ip: None,
+        ip: f.ip,
         device: None,
         idp: None,
-        amr: amr.to_vec(),
+        amr: f.amr.to_vec(),
         interactive: false,
     };
-    crate::web::access::log(state, facts, None, failure.map(|f| ("invalid_grant", f.to_string())));
+    crate::web::access::log(state, facts, f.decision, failure.map(|(code, why)| (code, why.to_string())));
 }
 
 fn client_credentials(state: &AppState, tenant: &Tenant, app: &Application) -> Result<HttpResponse, OAuthError> {
@@ -315,15 +363,10 @@ fn client_credentials(state: &AppState, tenant: &Tenant, app: &Application) -> R
         return Err(OAuthError::new(OAuthCode::UnauthorizedClient, "public clients cannot use client_credentials"));
     }
     let token = app_access_token(state, tenant, app).map_err(OAuthError::server)?;
-    token_log(state, tenant, app, None, &[], None);
+    token_log(state, tenant, app, TokenLog { user: None, amr: &[], ip: None, decision: None }, None);
     Ok(no_store(HttpResponse::Ok()).json(serde_json::json!({
         "access_token": token,
         "token_type": "Bearer",
         "expires_in": state.config.tokens.access_token_secs,
     })))
-}
-
-/// For tests of the grant bookkeeping.
-pub fn grant_is_live(state: &AppState, grant: &Uuid) -> bool {
-    matches!(state.store.grant(grant), Ok(Some(g)) if !g.revoked && g.expires_at > state.now())
 }

@@ -3,16 +3,16 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::claims::AccessClaims;
-use super::error::OAuthError;
 use super::keys::TokenType;
 use super::params::Params;
 use super::token::tenant_of;
-use crate::directory::Tenant;
+use crate::credential::{GrantState, Presented};
+use crate::directory::{Tenant, User};
 use crate::web::{AppState, Data};
 
 /// Checks an access token we issued for `tenant`: signature, type, issuer, expiry,
-/// and that neither it nor its grant was revoked.
-pub fn validate_access(state: &AppState, tenant: &Tenant, token: &str) -> Result<AccessClaims, &'static str> {
+/// and the credential gate (token, grant and user still good).
+pub fn validate_access(state: &AppState, tenant: &Tenant, token: &str) -> Result<CheckedAccess, &'static str> {
     let claims: AccessClaims = state
         .keys
         .verify(token, TokenType::Access, state.now(), true)
@@ -20,9 +20,18 @@ pub fn validate_access(state: &AppState, tenant: &Tenant, token: &str) -> Result
     check_access(state, tenant, claims)
 }
 
-/// The checks after the signature: issuer and tenant, not-before, and revocation of the
-/// token or its grant.
-pub fn check_access(state: &AppState, tenant: &Tenant, claims: AccessClaims) -> Result<AccessClaims, &'static str> {
+/// An access token that passed every check, with the user it was issued for (user tokens).
+pub struct CheckedAccess {
+    pub claims: AccessClaims,
+    pub user: Option<User>,
+}
+
+/// The checks after the signature: issuer and tenant, not-before, revocation of the token,
+/// then the credential gate: a user token's grant is live and its user still good
+/// (exists, enabled, sessions not revoked since, guest still redeemed); an app token's
+/// application is still registered. Store errors refuse the token (fail closed).
+pub fn check_access(state: &AppState, tenant: &Tenant, claims: AccessClaims) -> Result<CheckedAccess, &'static str> {
+    const REVOKED: &str = "the access token was revoked";
     let now = state.now();
     if claims.iss != state.issuer(tenant) || claims.tid != tenant.id {
         return Err("the access token was issued by another tenant");
@@ -31,14 +40,25 @@ pub fn check_access(state: &AppState, tenant: &Tenant, claims: AccessClaims) -> 
         return Err("the access token is not valid yet");
     }
     if state.store.jti_revoked(&claims.jti).unwrap_or(true) {
-        return Err("the access token was revoked");
+        return Err(REVOKED);
     }
-    if let Some(gid) = claims.gid
-        && !super::token::grant_is_live(state, &gid)
-    {
-        return Err("the access token was revoked");
+    let Some(oid) = claims.oid else {
+        return match state.store.app(&tenant.id, &claims.client_id) {
+            Ok(Some(_)) => Ok(CheckedAccess { claims, user: None }),
+            _ => Err("the application is no longer registered"),
+        };
+    };
+    let gid = claims.gid.ok_or(REVOKED)?;
+    let grant = state.store.grant(&gid).ok().flatten().ok_or(REVOKED)?;
+    if grant.revoked || grant.expires_at <= now || grant.user_id != oid || grant.client_id != claims.client_id {
+        return Err(REVOKED);
     }
-    Ok(claims)
+    let presented = Presented { user_id: oid, epoch: grant.epoch, idp: None, grant: Some(GrantState::Live) };
+    match crate::web::access::credential_user(state, tenant, &presented) {
+        Ok(Ok(user)) => Ok(CheckedAccess { claims, user: Some(user) }),
+        Ok(Err(refusal)) => Err(refusal.reason()),
+        Err(_) => Err(REVOKED),
+    }
 }
 
 fn bearer_error(status: actix_web::http::StatusCode, code: Option<&str>, description: &str) -> HttpResponse {
@@ -114,19 +134,21 @@ async fn respond(req: &HttpRequest, slug: &str, state: &AppState, other: Option<
         (None, Some(t)) => t,
         (None, None) => return bearer_error(StatusCode::UNAUTHORIZED, None, ""),
     };
-    let claims = match validate_access(state, &tenant, &token) {
-        Ok(c) => c,
+    let (claims, user) = match validate_access(state, &tenant, &token) {
+        Ok(CheckedAccess { claims, user: Some(user) }) => (claims, user),
+        Ok(CheckedAccess { user: None, .. }) => {
+            return bearer_error(
+                StatusCode::FORBIDDEN,
+                Some("insufficient_scope"),
+                "the token was not issued for openid",
+            );
+        }
         Err(msg) => return bearer_error(StatusCode::UNAUTHORIZED, Some("invalid_token"), msg),
     };
     let scopes: Vec<&str> = claims.scp.as_deref().unwrap_or("").split(' ').collect();
     if !scopes.contains(&"openid") {
         return bearer_error(StatusCode::FORBIDDEN, Some("insufficient_scope"), "the token was not issued for openid");
     }
-    let user = match claims.oid.map(|oid| state.store.user(&tenant.id, &oid)) {
-        Some(Ok(Some(u))) if u.account_enabled => u,
-        Some(Err(e)) => return actix_web::ResponseError::error_response(&OAuthError::from(e)),
-        _ => return bearer_error(StatusCode::UNAUTHORIZED, Some("invalid_token"), "the user no longer exists"),
-    };
     let mut body = serde_json::json!({ "sub": claims.sub });
     if scopes.contains(&"profile") {
         body["name"] = user.display_name.clone().into();

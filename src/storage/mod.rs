@@ -82,6 +82,30 @@ pub struct Store {
     signin_log: sled::Tree,
 }
 
+/// Creates `path` (and parents) if missing and makes it 0700.
+fn private_dir(path: &std::path::Path) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let err = |e: std::io::Error| StoreError::Sled(format!("{}: {e}", path.display()));
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(path).map_err(err)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)).map_err(err)
+}
+
+/// Directories under `path` 0700, files 0600.
+fn private_tree(path: &std::path::Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let err = |e: std::io::Error| StoreError::Sled(format!("{}: {e}", path.display()));
+    let meta = std::fs::symlink_metadata(path).map_err(err)?;
+    if meta.is_dir() {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)).map_err(err)?;
+        for entry in std::fs::read_dir(path).map_err(err)? {
+            private_tree(&entry.map_err(err)?.path())?;
+        }
+    } else if meta.is_file() {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(err)?;
+    }
+    Ok(())
+}
+
 pub(crate) fn key2(a: &[u8], b: &[u8]) -> Vec<u8> {
     let mut k = Vec::with_capacity(a.len() + 1 + b.len());
     k.extend_from_slice(a);
@@ -93,7 +117,7 @@ pub(crate) fn key2(a: &[u8], b: &[u8]) -> Vec<u8> {
 impl Store {
     /// Opens (or creates) the store under `path` with a page cache of `cache_mib` MiB.
     pub fn open(path: &std::path::Path, cache_mib: u64) -> Result<Self> {
-        std::fs::create_dir_all(path).map_err(|e| StoreError::Sled(format!("{}: {e}", path.display())))?;
+        private_dir(path)?;
         // A bounded page cache keeps memory in tens of MB; writes reach disk within 200 ms, and
         // the handlers that hand out or spend secrets flush before they answer.
         let db = sled::Config::new()
@@ -130,6 +154,12 @@ impl Store {
             flusher: Default::default(),
             tickets_lock: Default::default(),
             db,
+        })
+        .and_then(|store| {
+            // The store holds the instance secret, TOTP seeds and password hashes: readable by
+            // this user only (the data dir is 0700 too, which covers files sled adds later).
+            private_tree(&path.join("db"))?;
+            Ok(store)
         })
     }
 

@@ -9,6 +9,7 @@ use actix_web::cookie::Cookie;
 use super::AppState;
 use super::error::PageError;
 use crate::audit::{self, DeviceDetail, SignInLogEntry, Status};
+use crate::credential::{self, GrantState, Presented, Refusal};
 use crate::directory::{Tenant, User};
 use crate::oidc::model::Authentication;
 use crate::policy::{self, Decision, DeviceState, RiskLevel, Satisfied, SignInContext};
@@ -18,12 +19,7 @@ pub const DEVICE_COOKIE: &str = "gh_dev";
 /// The app id conditional access sees for gatehouse's own pages.
 pub const PORTAL_APP: &str = "gatehouse-portal";
 
-pub enum Gate {
-    Allow(Decision),
-    Mfa(Decision),
-    Block { decision: Decision, code: &'static str, policies: Vec<String> },
-    Reauthenticate(Decision),
-}
+pub use crate::credential::Gate;
 
 /// The registered device of this browser at `tenant`, registering it on first sight.
 pub fn device(
@@ -50,6 +46,17 @@ pub fn device(
     state.store.put_device(&tenant.id, &d)?;
     let cookie = state.cookie(DEVICE_COOKIE, d.id.clone(), format!("/{}", tenant.slug), Some(400 * 86400));
     Ok((d, Some(cookie)))
+}
+
+/// The registered device this browser presents for `user`, without registering one.
+pub fn known_device(
+    req: &HttpRequest,
+    state: &AppState,
+    tenant: &Tenant,
+    user: &User,
+) -> Result<Option<Device>, crate::storage::StoreError> {
+    let Some(id) = super::cookie_value(req, DEVICE_COOKIE) else { return Ok(None) };
+    Ok(state.store.device(&tenant.id, &id)?.filter(|d| d.registered_owner == Some(user.id)))
 }
 
 fn risk(level: Option<&str>) -> Option<RiskLevel> {
@@ -102,26 +109,51 @@ pub fn gate(
     user: &User,
     ctx: &SignInContext,
     step_up: bool,
-) -> Result<Gate, PageError> {
+) -> Result<Gate, crate::storage::StoreError> {
     let policies = state.store.policies(&tenant.id)?;
     let locations = state.store.named_locations(&tenant.id)?;
     let decision = policy::evaluate(ctx, &policies, &locations);
-    if decision.is_blocked() {
-        let names = names(&decision, |r| decision.block.contains(&r.id));
-        return Ok(Gate::Block { decision, code: "access_blocked", policies: names });
-    }
-    let unsatisfiable: Vec<String> = decision.unsatisfiable().iter().map(|r| r.display_name.clone()).collect();
-    if !unsatisfiable.is_empty() {
-        return Ok(Gate::Block { decision, code: "access_blocked", policies: unsatisfiable });
-    }
-    if decision.reauthenticate {
-        return Ok(Gate::Reauthenticate(decision));
-    }
-    let per_user = user.per_user_mfa || tenant.require_mfa || step_up;
-    if decision.needs_mfa() || (per_user && !ctx.satisfied.mfa) {
-        return Ok(Gate::Mfa(decision));
-    }
-    Ok(Gate::Allow(decision))
+    Ok(credential::decide(decision, user.per_user_mfa || tenant.require_mfa, step_up, ctx.satisfied.mfa))
+}
+
+/// The gate for an existing credential (`credential::check`): the user behind it, when
+/// it is still good, or why not.
+pub fn credential_user(
+    state: &AppState,
+    tenant: &Tenant,
+    presented: &Presented<'_>,
+) -> Result<Result<User, Refusal>, crate::storage::StoreError> {
+    let user = state.store.user(&tenant.id, &presented.user_id)?;
+    Ok(credential::check(user.as_ref(), presented).map(|()| user.unwrap_or_default()))
+}
+
+/// Whether the grant (refresh-token family) behind a token is live: not revoked, not past
+/// its absolute lifetime.
+pub fn grant_state(state: &AppState, grant: &uuid::Uuid) -> Result<GrantState, crate::storage::StoreError> {
+    Ok(match state.store.grant(grant)? {
+        Some(g) if !g.revoked && g.expires_at > state.now() => GrantState::Live,
+        _ => GrantState::Ended,
+    })
+}
+
+/// Conditional access again for a non-interactive sign-in (a refresh): today's policies
+/// for this user, app, address and the device the sign-in came from, against what the
+/// original authentication proved. Only a decision that needs nobody passes.
+pub fn reevaluate(
+    state: &AppState,
+    tenant: &Tenant,
+    user: &User,
+    app_id: &str,
+    ip: Option<IpAddr>,
+    auth: &Authentication,
+) -> Result<(Decision, Option<Refusal>), crate::storage::StoreError> {
+    let device = match &auth.device_id {
+        Some(id) => state.store.device(&tenant.id, id)?.filter(|d| d.registered_owner == Some(user.id)),
+        None => None,
+    };
+    let age = state.now() - auth.auth_time;
+    let ctx = context(user, app_id, ip, device.as_ref(), auth, Some(age));
+    Ok(credential::non_interactive(gate(state, tenant, user, &ctx, false)?))
 }
 
 /// Why MFA is asked, for the sign-in log.
@@ -144,10 +176,6 @@ pub fn mfa_reasons(d: &Decision, user: &User, tenant: &Tenant, step_up: bool) ->
         why.push("the application asked for acr 2".into());
     }
     format!("MFA required: {}", why.join(", "))
-}
-
-fn names(d: &Decision, pick: impl Fn(&policy::PolicyResult) -> bool) -> Vec<String> {
-    d.results.iter().filter(|r| pick(r)).map(|r| r.display_name.clone()).collect()
 }
 
 pub struct LogFacts<'a> {

@@ -9,16 +9,12 @@ use super::pages::{AdminGuestRow, AdminPage, AdminPolicyRow, AdminSignInRow, ren
 use super::{AppState, Data, csrf};
 use crate::admin::ROLE_GLOBAL_ADMIN;
 use crate::directory::{Tenant, User};
-use crate::oidc::authorize::current_session;
 use crate::policy::PolicyState;
 
 fn admin(req: &HttpRequest, state: &AppState, tenant: &Tenant) -> Result<Result<User, HttpResponse>, PageError> {
-    let back = format!("/{}/admin", tenant.slug);
-    let Some((_, session)) = current_session(req, state, tenant)? else {
-        return Ok(Err(super::signin::start_portal(req, state, tenant, &back)?));
-    };
-    let Some(user) = state.store.user(&tenant.id, &session.auth.user_id)?.filter(|u| u.account_enabled) else {
-        return Ok(Err(super::signin::start_portal(req, state, tenant, &back)?));
+    let user = match super::signin::portal_user(req, state, tenant, &format!("/{}/admin", tenant.slug))? {
+        Ok(user) => user,
+        Err(answer) => return Ok(Err(answer)),
     };
     if !user.roles.iter().any(|r| r == ROLE_GLOBAL_ADMIN) {
         return Err(PageError::new(

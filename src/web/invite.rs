@@ -10,16 +10,12 @@ use crate::admin::invitations::send_invitation;
 use crate::admin::{ROLE_GLOBAL_ADMIN, ROLE_GUEST_INVITER};
 use crate::directory::guests::InviteRequest;
 use crate::directory::{Tenant, User};
-use crate::oidc::authorize::current_session;
 
 /// The signed-in member allowed to invite, or `Err(redirect to sign in)`.
 fn inviter(req: &HttpRequest, state: &AppState, tenant: &Tenant) -> Result<Result<User, HttpResponse>, PageError> {
-    let Some((_, session)) = current_session(req, state, tenant)? else {
-        return Ok(Err(super::signin::start_portal(req, state, tenant, &format!("/{}/invite", tenant.slug))?));
-    };
-    let user = state.store.user(&tenant.id, &session.auth.user_id)?.filter(|u| u.account_enabled);
-    let Some(user) = user else {
-        return Ok(Err(super::signin::start_portal(req, state, tenant, &format!("/{}/invite", tenant.slug))?));
+    let user = match super::signin::portal_user(req, state, tenant, &format!("/{}/invite", tenant.slug))? {
+        Ok(user) => user,
+        Err(answer) => return Ok(Err(answer)),
     };
     let privileged = user.roles.iter().any(|r| r == ROLE_GUEST_INVITER || r == ROLE_GLOBAL_ADMIN);
     if user.is_guest() || !(tenant.members_can_invite || privileged) {

@@ -1,4 +1,5 @@
-//! The client's IP: the TCP peer, or `X-Forwarded-For` when the peer is a trusted proxy.
+//! The client's IP: the TCP peer, or `X-Forwarded-For` when the peer is a trusted proxy;
+//! and the deadline for reading a request body.
 use std::net::IpAddr;
 
 use actix_web::HttpRequest;
@@ -26,6 +27,53 @@ pub fn resolve(peer: IpAddr, xff: Option<&str>, trusted: &[IpNet]) -> IpAddr {
         }
     }
     client
+}
+
+/// A request body that must arrive whole before a deadline: a client trickling bytes (one a
+/// second) would otherwise hold a worker's connection open for as long as it likes.
+pub struct BodyDeadline {
+    inner: actix_web::dev::Payload,
+    deadline: std::pin::Pin<Box<tokio::time::Sleep>>,
+    expired: bool,
+}
+
+impl BodyDeadline {
+    /// Wraps the body of `req` (when it has one) so reading it fails after `secs`.
+    pub fn apply(req: &mut actix_web::dev::ServiceRequest, secs: u64) {
+        use actix_web::HttpMessage;
+        use actix_web::http::header;
+        let has_body =
+            req.headers().contains_key(header::CONTENT_LENGTH) || req.headers().contains_key(header::TRANSFER_ENCODING);
+        if !has_body {
+            return;
+        }
+        let inner = req.take_payload();
+        let deadline = Box::pin(tokio::time::sleep(std::time::Duration::from_secs(secs)));
+        req.set_payload(actix_web::dev::Payload::Stream {
+            payload: Box::pin(Self { inner, deadline, expired: false }),
+        });
+    }
+}
+
+impl futures_util::Stream for BodyDeadline {
+    type Item = Result<actix_web::web::Bytes, actix_web::error::PayloadError>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::future::Future;
+        use std::task::Poll;
+        if self.expired {
+            return Poll::Ready(None);
+        }
+        if self.deadline.as_mut().poll(cx).is_ready() {
+            self.expired = true;
+            let late = std::io::Error::new(std::io::ErrorKind::TimedOut, "the request body arrived too slowly");
+            return Poll::Ready(Some(Err(actix_web::error::PayloadError::Io(late))));
+        }
+        std::pin::Pin::new(&mut self.inner).poll_next(cx)
+    }
 }
 
 #[cfg(test)]

@@ -560,14 +560,27 @@ pub fn after_primary(
     tenant: &Tenant,
     tx: &str,
     mut signin: SignIn,
-    auth: Authentication,
+    mut auth: Authentication,
     existing: Option<(String, crate::oidc::model::Session)>,
 ) -> Result<HttpResponse, PageError> {
     use super::access::{Gate, LogFacts, PORTAL_APP};
-    let user = state.store.user(&tenant.id, &auth.user_id)?.ok_or_else(PageError::signin_expired)?;
+    let user = state.store.user(&tenant.id, &auth.user_id)?;
+    // The credential gate: the user may have been disabled or reset while signing in.
+    if let Err(refusal) = crate::credential::check(user.as_ref(), &crate::credential::Presented::of(&auth, None)) {
+        state.store.delete_signin(&digest(tx))?;
+        return Err(match refusal {
+            crate::credential::Refusal::Disabled => {
+                PageError::bad_request("account_disabled", "Your account is disabled. Ask your administrator.")
+            }
+            _ => PageError::signin_expired(),
+        });
+    }
+    let user = user.ok_or_else(PageError::signin_expired)?;
     let app_id = signin.client_id().unwrap_or(PORTAL_APP).to_string();
     let ip = super::net::client_ip(req, &state.config.trusted_proxies);
     let (device, device_cookie) = super::access::device(req, state, tenant, &user)?;
+    // Refreshes re-check conditional access against this device's state at the time.
+    auth.device_id = Some(device.id.clone());
     let age = existing.as_ref().map(|(_, s)| state.now() - s.auth.auth_time);
     let ctx = super::access::context(&user, &app_id, ip, Some(&device), &auth, age);
     let step_up = match &signin.purpose {
@@ -739,4 +752,44 @@ pub fn begin(
 
 pub fn see_other(location: &str) -> HttpResponse {
     HttpResponse::SeeOther().insert_header((header::LOCATION, location.to_string())).finish()
+}
+
+/// The signed-in user of gatehouse's own pages (admin console, invite page): their SSO
+/// session passes the credential gate (in `current_session`) and conditional access for
+/// the portal, like entering any app through SSO. Otherwise the answer is the sign-in
+/// (none yet), the MFA step-up or the block page, through the same sign-in machinery.
+pub fn portal_user(
+    req: &HttpRequest,
+    state: &AppState,
+    tenant: &Tenant,
+    return_to: &str,
+) -> Result<Result<User, HttpResponse>, PageError> {
+    use super::access::{Gate, PORTAL_APP};
+    let Some((cookie, session)) = crate::oidc::authorize::current_session(req, state, tenant)? else {
+        return Ok(Err(start_portal(req, state, tenant, return_to)?));
+    };
+    let user = state.store.user(&tenant.id, &session.auth.user_id)?.ok_or_else(PageError::signin_expired)?;
+    let ip = super::net::client_ip(req, &state.config.trusted_proxies);
+    let device = super::access::known_device(req, state, tenant, &user)?;
+    let age = state.now() - session.auth.auth_time;
+    let ctx = super::access::context(&user, PORTAL_APP, ip, device.as_ref(), &session.auth, Some(age));
+    if let Gate::Allow(_) = super::access::gate(state, tenant, &user, &ctx, false)? {
+        return Ok(Ok(user));
+    }
+    let (browser, new_cookie) = csrf::browser(req, state);
+    let signin = SignIn {
+        tenant_id: tenant.id,
+        browser: digest(&browser),
+        purpose: Purpose::Portal { return_to: return_to.to_string() },
+        step: Step::Identify,
+        login: Some(user.mail.clone()),
+        user_id: Some(user.id),
+        expires_at: state.now() + state.config.tokens.signin_secs,
+    };
+    let auth = session.auth.clone();
+    let mut resp = after_primary(state, req, tenant, &new_token(), signin, auth, Some((cookie, session)))?;
+    if let Some(c) = new_cookie {
+        resp.add_cookie(&c).map_err(PageError::internal)?;
+    }
+    Ok(Err(resp))
 }

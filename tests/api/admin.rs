@@ -263,8 +263,15 @@ async fn every_endpoint_rejects_missing_expired_and_foreign_tokens_and_members_w
     let app = spawn_app().await;
     let admin = app.admin_token().await;
     let rp = app.rp("fabrikam");
-    let (member, _) =
-        rp.sign_in(&app.browser(), "iw@fabrikam.example", &app.password("iw@fabrikam.example"), &[]).await;
+    // A member's token for the admin API (its delegated scope) without a directory role.
+    let (member, _) = rp
+        .sign_in(
+            &app.browser(),
+            "iw@fabrikam.example",
+            &app.password("iw@fabrikam.example"),
+            &[("scope", "openid Directory.ReadWrite.All")],
+        )
+        .await;
     let member = member["access_token"].as_str().unwrap().to_string();
     let (_, foreign) = app.rp("contoso").token(&[("grant_type", "client_credentials")]).await;
     let foreign = foreign["access_token"].as_str().unwrap().to_string();
@@ -315,8 +322,14 @@ async fn every_endpoint_rejects_missing_expired_and_foreign_tokens_and_members_w
     }
     assert_same(&before, &app.snapshot(), "refused calls change nothing");
     // A member whose role is Global Administrator may use the API.
-    let (admin_member, _) =
-        rp.sign_in(&app.browser(), "admin@fabrikam.example", &app.password("admin@fabrikam.example"), &[]).await;
+    let (admin_member, _) = rp
+        .sign_in(
+            &app.browser(),
+            "admin@fabrikam.example",
+            &app.password("admin@fabrikam.example"),
+            &[("scope", "openid Directory.ReadWrite.All")],
+        )
+        .await;
     let (status, _) = app.graph(Method::GET, "users", admin_member["access_token"].as_str(), None).await;
     assert_eq!(status, StatusCode::OK);
     let (status, err) = app.graph(Method::PUT, "users", admin_member["access_token"].as_str(), None).await;

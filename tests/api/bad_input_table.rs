@@ -1189,10 +1189,15 @@ async fn admin_api_table() {
     let iw = "iw@fabrikam.example";
     let sally = "sally@contoso.example";
     let admin = app.admin_token().await;
-    let (t, _) = rp.sign_in(&app.browser(), iw, &app.password(iw), &[]).await;
+    // Tokens for the admin API itself (its delegated scope): only the directory role is missing.
+    let graph_scope = [("scope", "openid offline_access User.Invite.All")];
+    let (t, _) = rp.sign_in(&app.browser(), iw, &app.password(iw), &graph_scope).await;
     let (iw_access, iw_id, iw_refresh) = (s(&t, "access_token"), s(&t, "id_token"), s(&t, "refresh_token"));
-    let (tc, _) = app.rp("contoso").sign_in(&app.browser(), sally, &app.password(sally), &[]).await;
+    let (tc, _) = app.rp("contoso").sign_in(&app.browser(), sally, &app.password(sally), &graph_scope).await;
     let sally_access = s(&tc, "access_token");
+    let admin_login = "admin@fabrikam.example";
+    let (ta, _) = rp.sign_in(&app.browser(), admin_login, &app.password(admin_login), &[]).await;
+    let admin_for_rp = s(&ta, "access_token");
     let (_, cc) = app.rp("contoso").token(&[("grant_type", "client_credentials")]).await;
     let contoso_app = s(&cc, "access_token");
     let (_, fc) = rp.token(&[("grant_type", "client_credentials")]).await;
@@ -1237,6 +1242,8 @@ async fn admin_api_table() {
         graph("an ID token", Some(&iw_id), &valid).expect(unauthorized.clone()),
         graph("a refresh token", Some(&iw_refresh), &valid).expect(unauthorized.clone()),
         graph("member token without an admin role", Some(&iw_access), &valid).expect(denied.clone()),
+        graph("an admin's token issued to another app (aud test-rp)", Some(&admin_for_rp), &valid)
+            .expect(unauthorized.clone()),
         graph("another tenant's member token", Some(&sally_access), &valid).expect(denied.clone()),
         graph("another tenant's app token", Some(&contoso_app), &valid).expect(denied.clone()),
         graph("an app token without roles", Some(&fabrikam_app), &valid).expect(denied.clone()),
@@ -1320,7 +1327,14 @@ async fn admin_surface_table() {
     let admin = app.admin_token().await;
     let iw = app.user("fabrikam", "iw@fabrikam.example").id;
     let admin_login = "admin@fabrikam.example";
-    let (t, _) = rp.sign_in(&app.browser(), admin_login, &app.password(admin_login), &[]).await;
+    let (t, _) = rp
+        .sign_in(
+            &app.browser(),
+            admin_login,
+            &app.password(admin_login),
+            &[("scope", "openid Directory.ReadWrite.All")],
+        )
+        .await;
     let admin_member = s(&t, "access_token");
     let admin_id = app.user("fabrikam", admin_login).id;
     let guest =

@@ -416,8 +416,14 @@ async fn invalid_invitations_get_graph_errors_and_store_nothing() {
         assert_same(&before, &app.snapshot(), format!("nothing stored for {body}"));
     }
     let rp = app.rp("fabrikam");
-    let (tokens, _) =
-        rp.sign_in(&app.browser(), "iw@fabrikam.example", &app.password("iw@fabrikam.example"), &[]).await;
+    let (tokens, _) = rp
+        .sign_in(
+            &app.browser(),
+            "iw@fabrikam.example",
+            &app.password("iw@fabrikam.example"),
+            &[("scope", "openid User.Invite.All")],
+        )
+        .await;
     let contoso = app.rp("contoso");
     let (_, cc) = contoso.token(&[("grant_type", "client_credentials")]).await;
     let before = app.snapshot();

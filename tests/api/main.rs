@@ -13,3 +13,5 @@ mod helpers;
 mod member_flow;
 mod process;
 mod rp_libraries;
+mod sec_bounds;
+mod sec_gate;
