@@ -48,7 +48,9 @@ fn check_strings(v: &Value, path: &str) -> Result<(), GraphError> {
 }
 
 fn check_display_name(name: &str) -> Result<(), GraphError> {
-    display_text("displayName", name, DISPLAY_NAME_MAX).map(|_| ()).map_err(|e| GraphError::bad_request(format!("{e}.")))
+    display_text("displayName", name, DISPLAY_NAME_MAX)
+        .map(|_| ())
+        .map_err(|e| GraphError::bad_request(format!("{e}.")))
 }
 
 fn parse_policy(v: Value, locations: &[NamedLocation]) -> Result<Policy, GraphError> {

@@ -115,7 +115,9 @@ pub async fn patch(
     let user = find(&state, &caller.tenant, &path)?;
     let p: UserPatch = json_body(&req, &body)?;
     let display_name = match &p.display_name {
-        Some(n) => Some(display_text("displayName", n, DISPLAY_NAME_MAX).map_err(|e| GraphError::bad_request(format!("{e}.")))?),
+        Some(n) => Some(
+            display_text("displayName", n, DISPLAY_NAME_MAX).map_err(|e| GraphError::bad_request(format!("{e}.")))?,
+        ),
         None => None,
     };
     if let Some(Some(level)) = &p.risk_level {

@@ -47,9 +47,9 @@ fn redacted(msg: &OutboxMessage) -> OutboxMessage {
 }
 
 async fn deliver(smtp: &crate::config::Smtp, msg: &OutboxMessage) -> Result<(), String> {
-    use lettre::message::header::ContentType;
-    use lettre::message::Mailbox;
     use lettre::Address;
+    use lettre::message::Mailbox;
+    use lettre::message::header::ContentType;
     use lettre::transport::smtp::authentication::Credentials;
     use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
     let email = Message::builder()

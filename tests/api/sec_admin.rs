@@ -72,16 +72,10 @@ async fn invitation_cannot_overwrite_an_existing_member() {
         display_name: "Eve".into(),
         ..Default::default()
     };
-    assert!(matches!(
-        app.state.store.insert_user(&clash),
-        Err(gatehouse::storage::StoreError::Conflict(_))
-    ));
+    assert!(matches!(app.state.store.insert_user(&clash), Err(gatehouse::storage::StoreError::Conflict(_))));
     // And a new id cannot take a name (UPN or mail) another user holds.
     let name_clash = gatehouse::directory::User { id: uuid::Uuid::new_v4(), mail: login.into(), ..clash };
-    assert!(matches!(
-        app.state.store.insert_user(&name_clash),
-        Err(gatehouse::storage::StoreError::Conflict(_))
-    ));
+    assert!(matches!(app.state.store.insert_user(&name_clash), Err(gatehouse::storage::StoreError::Conflict(_))));
     assert_same(&before, &app.snapshot(), "insert_user with a taken id or mail");
     member_still_signs_in(&app, login, iw.id).await;
 }
@@ -288,7 +282,9 @@ async fn invitations_are_throttled_per_inviter() {
     let browser = app.browser();
     let page = invite_page(&app, &browser, "iw@fabrikam.example").await;
     for n in 10..13 {
-        let sent = browser.submit(&page.form("invite").set("email", &format!("guest{n}@northwind.example")).set("app", "foo")).await;
+        let sent = browser
+            .submit(&page.form("invite").set("email", &format!("guest{n}@northwind.example")).set("app", "foo"))
+            .await;
         assert!(sent.has("a#redeem-link"), "{}", sent.body);
     }
     let before = app.snapshot();
@@ -380,12 +376,15 @@ async fn invitation_and_display_field_bad_input_table() {
     let tid = app.tenant_id("fabrikam");
     let iw = app.user("fabrikam", "iw@fabrikam.example").id;
     let admin = app.user("fabrikam", "admin@fabrikam.example").id;
-    let pat = app.invite("pat@northwind.example", LANDING, None).await["invitedUser"]["id"].as_str().unwrap().to_string();
+    let pat =
+        app.invite("pat@northwind.example", LANDING, None).await["invitedUser"]["id"].as_str().unwrap().to_string();
     let policy = app.state.store.policies(&tid).unwrap().into_iter().next().unwrap().id;
     let location = app.state.store.named_locations(&tid).unwrap().into_iter().next().unwrap().id;
     let device = {
         // iw's first sign-in registers a device.
-        app.rp("fabrikam").sign_in(&app.browser(), "iw@fabrikam.example", &app.password("iw@fabrikam.example"), &[]).await;
+        app.rp("fabrikam")
+            .sign_in(&app.browser(), "iw@fabrikam.example", &app.password("iw@fabrikam.example"), &[])
+            .await;
         app.state.store.devices(&tid).unwrap().into_iter().next().expect("a registered device").id
     };
 
@@ -401,8 +400,7 @@ async fn invitation_and_display_field_bad_input_table() {
                "conditions": {"users": {"includeUsers": ["All"]}, "applications": {"includeApplications": ["All"]}},
                "grantControls": {"operator": "OR", "builtInControls": ["mfa"]}})
     };
-    let location_body =
-        |name: Value| json!({"displayName": name, "ipRanges": [{"cidrAddress": "198.51.100.0/24"}], "isTrusted": false});
+    let location_body = |name: Value| json!({"displayName": name, "ipRanges": [{"cidrAddress": "198.51.100.0/24"}], "isTrusted": false});
     let policies = "identity/conditionalAccess/policies";
     let locations = "identity/conditionalAccess/namedLocations";
     let controls = [
@@ -447,14 +445,20 @@ async fn invitation_and_display_field_bad_input_table() {
         inv("redirect javascript:", "inviteRedirectUrl", "javascript:alert(1)".into()),
         // ---- over-long display values ----
         inv("display name over 256", "invitedUserDisplayName", "n".repeat(257).into()),
-        inv(
-            "message over 2000",
-            "invitedUserMessageInfo",
-            json!({"customizedMessageBody": "m".repeat(2001)}),
+        inv("message over 2000", "invitedUserMessageInfo", json!({"customizedMessageBody": "m".repeat(2001)})),
+        row(
+            "PATCH user: displayName over 256",
+            Method::PATCH,
+            format!("users/{iw}"),
+            json!({"displayName": "n".repeat(257)}),
         ),
-        row("PATCH user: displayName over 256", Method::PATCH, format!("users/{iw}"), json!({"displayName": "n".repeat(257)})),
         row("POST policy: displayName over 256", Method::POST, policies, policy_body("n".repeat(257).into())),
-        row("POST named location: displayName over 256", Method::POST, locations, location_body("n".repeat(257).into())),
+        row(
+            "POST named location: displayName over 256",
+            Method::POST,
+            locations,
+            location_body("n".repeat(257).into()),
+        ),
         row(
             "PATCH device: displayName over 256",
             Method::PATCH,
@@ -469,8 +473,18 @@ async fn invitation_and_display_field_bad_input_table() {
         rows.push(inv(&text("invitedUserDisplayName"), "invitedUserDisplayName", bad.into()));
         rows.push(inv(&text("customizedMessageBody"), "invitedUserMessageInfo", json!({"customizedMessageBody": bad})));
         rows.push(inv(&text("address"), "invitedUserEmailAddress", format!("new{bad}@northwind.example").into()));
-        rows.push(row(text("PATCH user displayName"), Method::PATCH, format!("users/{iw}"), json!({"displayName": bad})));
-        rows.push(row(text("PATCH guest displayName"), Method::PATCH, format!("users/{pat}"), json!({"displayName": bad})));
+        rows.push(row(
+            text("PATCH user displayName"),
+            Method::PATCH,
+            format!("users/{iw}"),
+            json!({"displayName": bad}),
+        ));
+        rows.push(row(
+            text("PATCH guest displayName"),
+            Method::PATCH,
+            format!("users/{pat}"),
+            json!({"displayName": bad}),
+        ));
         rows.push(row(text("POST policy displayName"), Method::POST, policies, policy_body(bad.into())));
         rows.push(row(
             text("PATCH policy displayName"),
