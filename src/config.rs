@@ -105,6 +105,13 @@ pub struct RateLimit {
     /// Failed passwords per account (or per client IP) within the window before lockout.
     pub password_failures: u32,
     pub window_secs: i64,
+    /// Invitations one inviter (user or app) may send per minute, per tenant.
+    #[serde(default = "default_invitations_per_minute")]
+    pub invitations_per_minute: u32,
+}
+
+fn default_invitations_per_minute() -> u32 {
+    100
 }
 
 pub const DEFAULT_DATA_DIR: &str = "data";
@@ -135,7 +142,11 @@ impl Default for Config {
             },
             // OWASP's argon2id minimum (19 MiB, t=2, p=1).
             argon2: Argon2Params { memory_kib: 19456, iterations: 2, parallelism: 1 },
-            rate_limit: RateLimit { password_failures: 5, window_secs: 900 },
+            rate_limit: RateLimit {
+                password_failures: 5,
+                window_secs: 900,
+                invitations_per_minute: default_invitations_per_minute(),
+            },
         }
     }
 }

@@ -86,6 +86,7 @@ impl Application {
             limiter: Limiter::new(config.rate_limit.password_failures, config.rate_limit.window_secs),
             ip_limiter: Limiter::new(config.rate_limit.password_failures * 10, config.rate_limit.window_secs),
             otp_send_limiter: Limiter::new(10, 3600),
+            invite_limiter: Limiter::new(config.rate_limit.invitations_per_minute, 60),
             config,
             store,
             keys,

@@ -64,11 +64,13 @@ pub async fn patch_device(
     {
         return Err(GraphError::bad_request("trustType must be AzureAD, ServerAD or Workplace."));
     }
-    if let Some(n) = &p.display_name
-        && (n.trim().is_empty() || n.len() > 256)
-    {
-        return Err(GraphError::bad_request("displayName must be 1 to 256 characters."));
-    }
+    let display_name = match &p.display_name {
+        Some(n) => Some(
+            crate::directory::display_text("displayName", n, crate::directory::DISPLAY_NAME_MAX)
+                .map_err(|e| GraphError::bad_request(format!("{e}.")))?,
+        ),
+        None => None,
+    };
     if let Some(m) = p.is_managed {
         d.is_managed = m;
     }
@@ -78,7 +80,7 @@ pub async fn patch_device(
     if let Some(t) = p.trust_type {
         d.trust_type = t;
     }
-    if let Some(n) = p.display_name {
+    if let Some(n) = display_name {
         d.display_name = n;
     }
     state.store.put_device(&caller.tenant.id, &d)?;

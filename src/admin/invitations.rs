@@ -1,5 +1,6 @@
 //! `POST /graph/v1.0/invitations` (Graph `invitation`).
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -49,7 +50,49 @@ pub struct InvitedUserRef {
     pub id: Option<Uuid>,
 }
 
-pub async fn create(req: HttpRequest, body: web::Bytes, state: Data) -> Result<HttpResponse, GraphError> {
+/// Why an invitation was not sent: a Graph error, or the inviter's throttle (with the
+/// seconds after which `Retry-After` says to try again).
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error(transparent)]
+    Graph(#[from] GraphError),
+    #[error("too many invitations; retry after {0} s")]
+    Throttled(i64),
+}
+
+impl SendError {
+    pub fn graph(&self) -> GraphError {
+        match self {
+            SendError::Graph(e) => e.clone(),
+            SendError::Throttled(secs) => GraphError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "TooManyRequests",
+                format!("Too many invitations from this inviter. Retry after {secs} seconds."),
+            ),
+        }
+    }
+}
+
+impl From<crate::storage::StoreError> for SendError {
+    fn from(e: crate::storage::StoreError) -> Self {
+        SendError::Graph(e.into())
+    }
+}
+
+impl ResponseError for SendError {
+    fn status_code(&self) -> StatusCode {
+        self.graph().status
+    }
+    fn error_response(&self) -> HttpResponse {
+        let mut resp = self.graph().error_response();
+        if let SendError::Throttled(secs) = self {
+            resp.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(*secs));
+        }
+        resp
+    }
+}
+
+pub async fn create(req: HttpRequest, body: web::Bytes, state: Data) -> Result<HttpResponse, SendError> {
     let caller =
         Caller::require(&req, &state, &[ROLE_DIRECTORY_RW, ROLE_USER_INVITE, ROLE_GLOBAL_ADMIN, ROLE_GUEST_INVITER])?;
     let b: InvitationBody = json_body(&req, &body)?;
@@ -59,7 +102,7 @@ pub async fn create(req: HttpRequest, body: web::Bytes, state: Data) -> Result<H
     if let Some(t) = &b.invited_user_type
         && !t.eq_ignore_ascii_case("guest")
     {
-        return Err(GraphError::bad_request("Only invitedUserType Guest is supported."));
+        return Err(GraphError::bad_request("Only invitedUserType Guest is supported.").into());
     }
     let request = InviteRequest {
         email,
@@ -77,10 +120,16 @@ pub async fn create(req: HttpRequest, body: web::Bytes, state: Data) -> Result<H
     Ok(HttpResponse::Created().json(invitation_json(&state, &invited)))
 }
 
-/// Creates the invitation and, when asked, emails it. Shared with the member invite page.
-pub fn send_invitation(state: &AppState, tenant: &Tenant, request: InviteRequest) -> Result<Invited, GraphError> {
+/// Creates the invitation and, when asked, emails it. Shared with the member invite page,
+/// so both count against the same per-inviter throttle (`invited_by` is the member's
+/// object id on both paths). Every attempt counts, refused ones too.
+pub fn send_invitation(state: &AppState, tenant: &Tenant, request: InviteRequest) -> Result<Invited, SendError> {
     let now = state.now();
+    state.invite_limiter.take(&format!("{}:{}", tenant.id, request.invited_by), now).map_err(SendError::Throttled)?;
     let invited = invite(&state.store, tenant, request, &state.public_url, now).map_err(|e| match e {
+        InviteError::Store(crate::storage::StoreError::Conflict(m)) => {
+            GraphError::new(StatusCode::CONFLICT, "Request_MultipleObjectsWithSameKeyValue", m)
+        }
         InviteError::Store(e) => GraphError::internal(e),
         other => GraphError::bad_request(other.to_string()),
     })?;
@@ -105,7 +154,7 @@ pub fn send_invitation(state: &AppState, tenant: &Tenant, request: InviteRequest
             Some(&invited.redeem_url),
             None,
         )
-        .map_err(GraphError::internal)?;
+        .map_err(|e| SendError::Graph(GraphError::internal(e)))?;
     }
     Ok(invited)
 }

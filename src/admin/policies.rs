@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::odata::Query;
 use super::{Caller, GraphError, ROLE_DIRECTORY_RW, ROLE_GLOBAL_ADMIN, json_body};
-use crate::directory::InboundTrust;
+use crate::directory::{DISPLAY_NAME_MAX, InboundTrust, display_text};
 use crate::policy::{self, NamedLocation, Policy};
 use crate::web::access::{Gate, gate};
 use crate::web::{AppState, Data};
@@ -31,10 +31,34 @@ fn merge(target: &mut Value, patch: &Value) {
     }
 }
 
+/// Every string a policy or named location stores (its displayName above all) is shown
+/// on admin pages and in logs: refuse what would forge lines or reorder text there.
+fn check_strings(v: &Value, path: &str) -> Result<(), GraphError> {
+    match v {
+        Value::String(s) if s.chars().any(crate::directory::forbidden_in_text) => Err(GraphError::bad_request(
+            format!("{path} must not contain control characters, line breaks or bidirectional overrides."),
+        )),
+        Value::Array(items) => items.iter().try_for_each(|i| check_strings(i, path)),
+        Value::Object(map) => map.iter().try_for_each(|(k, i)| {
+            check_strings(&Value::String(k.clone()), path)?;
+            check_strings(i, if path.is_empty() { k } else { path })
+        }),
+        _ => Ok(()),
+    }
+}
+
+fn check_display_name(name: &str) -> Result<(), GraphError> {
+    display_text("displayName", name, DISPLAY_NAME_MAX)
+        .map(|_| ())
+        .map_err(|e| GraphError::bad_request(format!("{e}.")))
+}
+
 fn parse_policy(v: Value, locations: &[NamedLocation]) -> Result<Policy, GraphError> {
+    check_strings(&v, "")?;
     let p: Policy = serde_json::from_value(v).map_err(|e| GraphError::bad_request(format!("Invalid policy: {e}")))?;
     policy::validate(&p).map_err(|e| GraphError::bad_request(format!("Invalid policy: {e}")))?;
     policy::validate_references(&p, locations).map_err(|e| GraphError::bad_request(format!("Invalid policy: {e}")))?;
+    check_display_name(&p.display_name)?;
     Ok(p)
 }
 
@@ -112,11 +136,13 @@ pub async fn delete(req: HttpRequest, path: web::Path<String>, state: Data) -> R
 }
 
 fn parse_location(v: Value) -> Result<NamedLocation, GraphError> {
+    check_strings(&v, "")?;
     let l: NamedLocation =
         serde_json::from_value(v).map_err(|e| GraphError::bad_request(format!("Invalid named location: {e}")))?;
     if l.display_name.trim().is_empty() || l.ip_ranges.is_empty() {
         return Err(GraphError::bad_request("A named location needs a displayName and at least one ipRange."));
     }
+    check_display_name(&l.display_name)?;
     Ok(l)
 }
 

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::odata::Query;
 use super::{Caller, GraphError, ROLE_DIRECTORY_RW, ROLE_GLOBAL_ADMIN, json_body};
 use crate::clock::rfc3339;
-use crate::directory::{ExternalUserState, Tenant, User, UserType};
+use crate::directory::{DISPLAY_NAME_MAX, ExternalUserState, Tenant, User, UserType, display_text};
 use crate::web::{AppState, Data};
 
 pub const READ: &[&str] = &[ROLE_DIRECTORY_RW, "Directory.Read.All", "User.Read.All", ROLE_GLOBAL_ADMIN];
@@ -114,11 +114,12 @@ pub async fn patch(
     let caller = Caller::require(&req, &state, WRITE)?;
     let user = find(&state, &caller.tenant, &path)?;
     let p: UserPatch = json_body(&req, &body)?;
-    if let Some(n) = &p.display_name
-        && (n.trim().is_empty() || n.len() > 256)
-    {
-        return Err(GraphError::bad_request("displayName must be 1 to 256 characters."));
-    }
+    let display_name = match &p.display_name {
+        Some(n) => Some(
+            display_text("displayName", n, DISPLAY_NAME_MAX).map_err(|e| GraphError::bad_request(format!("{e}.")))?,
+        ),
+        None => None,
+    };
     if let Some(Some(level)) = &p.risk_level {
         if !matches!(level.as_str(), "none" | "low" | "medium" | "high") {
             return Err(GraphError::bad_request("riskLevel must be none, low, medium or high."));
@@ -128,8 +129,8 @@ pub async fn patch(
         }
     }
     state.store.update_user(&caller.tenant.id, &user.id, |u| {
-        if let Some(n) = &p.display_name {
-            u.display_name = n.trim().to_string();
+        if let Some(n) = &display_name {
+            u.display_name = n.clone();
         }
         if let Some(e) = p.account_enabled {
             // Disabling ends every session and token at once; enabling again revives none.

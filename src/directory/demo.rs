@@ -160,7 +160,7 @@ fn seed(store: &Store, argon2: &Argon2Params, now: i64) -> Result<DemoCredential
     ] {
         let pw = password_like();
         let hash = password::hash(&pw, argon2).map_err(DemoError::Hash)?;
-        store.put_user(&User {
+        store.insert_user(&User {
             id: Uuid::new_v4(),
             tenant_id: t.id,
             user_type: UserType::Member,

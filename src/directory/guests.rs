@@ -2,7 +2,10 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{ExternalUserState, Tenant, User, UserType, guest_upn, normalize_email};
+use super::{
+    DISPLAY_NAME_MAX, ExternalUserState, MESSAGE_MAX, Tenant, TextError, User, UserType, display_text, guest_upn,
+    normalize_email,
+};
 use crate::secrets::{digest, new_token};
 use crate::storage::{Store, StoreError};
 
@@ -57,6 +60,7 @@ pub struct InviteRequest {
     pub reset_redemption: bool,
     /// Graph `invitedUser.id`: when given, it must be the existing guest with that email.
     pub user_id: Option<Uuid>,
+    /// The inviter's object id (or the app's client id); invitations are throttled per inviter.
     pub invited_by: String,
 }
 
@@ -66,13 +70,17 @@ pub enum InviteError {
     BadEmail,
     #[error("{0} is a verified domain of this tenant: invite people from other organisations")]
     OwnDomain(String),
-    #[error("inviteRedirectUrl must be an absolute http or https URL")]
+    #[error("inviteRedirectUrl must be an absolute http or https URL of at most 2048 characters")]
     BadRedirect,
+    #[error("inviteRedirectUrl must not contain control characters or line breaks")]
+    RedirectControl,
+    #[error(transparent)]
+    BadText(#[from] TextError),
     #[error("the application {0} is not registered in this tenant")]
     UnknownApp(String),
     #[error("{0} is already a member of this tenant")]
     AlreadyMember(String),
-    #[error("invitedUser.id does not match the user with this email address")]
+    #[error("invitedUser.id must be the object id of the existing user with this email address")]
     UserMismatch,
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -88,8 +96,22 @@ pub struct Invited {
 
 pub const TICKET_LIFETIME_SECS: i64 = 30 * 86400;
 
-fn valid_redirect(url: &str) -> bool {
-    url::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
+pub const REDIRECT_MAX: usize = 2048;
+
+/// An invitation's redirect as it will be stored and later sent as `Location`: an
+/// absolute http(s) URL with a host, in the URL parser's normal form (ASCII only, so it
+/// is always a valid header value), at most [`REDIRECT_MAX`] characters.
+pub fn redirect_url(raw: &str) -> Result<String, InviteError> {
+    // The URL parser silently drops CR, LF and tab: refuse them instead of guessing.
+    if raw.chars().any(super::forbidden_in_text) {
+        return Err(InviteError::RedirectControl);
+    }
+    let u = url::Url::parse(raw).map_err(|_| InviteError::BadRedirect)?;
+    let ok = matches!(u.scheme(), "http" | "https") && u.host_str().is_some_and(|h| !h.is_empty());
+    if !ok || raw.len() > REDIRECT_MAX || u.as_str().len() > REDIRECT_MAX {
+        return Err(InviteError::BadRedirect);
+    }
+    Ok(u.into())
 }
 
 /// Validates everything first, then writes: a rejected invitation stores nothing.
@@ -105,49 +127,50 @@ pub fn invite(
     if tenant.domains.iter().any(|d| d.eq_ignore_ascii_case(&domain)) {
         return Err(InviteError::OwnDomain(domain));
     }
-    if req.redirect_url.len() > 2048 || !valid_redirect(&req.redirect_url) {
-        return Err(InviteError::BadRedirect);
-    }
+    let redirect_url = redirect_url(&req.redirect_url)?;
     if let Some(app) = &req.app_id
         && store.app(&tenant.id, app)?.is_none()
     {
         return Err(InviteError::UnknownApp(app.clone()));
     }
-    let display_name = req
-        .display_name
-        .as_deref()
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| s.chars().take(256).collect::<String>())
-        .unwrap_or_else(|| email.split('@').next().unwrap_or_default().to_string());
+    let display_name = match req.display_name.as_deref().filter(|s| !s.trim().is_empty()) {
+        Some(name) => display_text("invitedUserDisplayName", name, DISPLAY_NAME_MAX)?,
+        None => email.split('@').next().unwrap_or_default().to_string(),
+    };
+    // The message is a line of the invitation email: no line breaks that could forge others.
+    let message = match req.message.as_deref().filter(|m| !m.trim().is_empty()) {
+        Some(m) => Some(display_text("customizedMessageBody", m, MESSAGE_MAX)?),
+        None => None,
+    };
     let existing = store.user_by_login(&tenant.id, &email)?;
     if let Some(u) = &existing
         && u.user_type == UserType::Member
     {
         return Err(InviteError::AlreadyMember(email));
     }
+    // Entra: invitedUser.id names the existing user with this email; it never chooses a new id.
     if let Some(id) = req.user_id
-        && existing.as_ref().is_some_and(|u| u.id != id)
+        && existing.as_ref().is_none_or(|u| u.id != id)
     {
         return Err(InviteError::UserMismatch);
     }
     let user = match existing {
-        Some(mut u) => {
-            if req.reset_redemption {
-                // Entra "reset redemption status": the guest redeems again, possibly with another identity.
-                store.void_tickets_of(&tenant.id, &u.id)?;
+        Some(u) if req.reset_redemption => {
+            // Entra "reset redemption status": the guest redeems again, possibly with another
+            // identity; the old identity's sessions and grants end with the epoch.
+            store.void_tickets_of(&tenant.id, &u.id)?;
+            let reset = store.update_user(&tenant.id, &u.id, |u| {
                 u.external_user_state = Some(ExternalUserState::PendingAcceptance);
                 u.external_user_state_change_date_time = Some(now);
                 u.identities.clear();
-                // The old identity's sessions and refresh tokens end with it (credential gate).
                 u.session_epoch += 1;
-                store.put_user(&u)?;
-            }
-            u
+            })?;
+            reset.map(|(u, ())| u).ok_or(InviteError::UserMismatch)?
         }
+        Some(u) => u,
         None => {
             let u = User {
-                id: req.user_id.unwrap_or_else(Uuid::new_v4),
+                id: Uuid::new_v4(),
                 tenant_id: tenant.id,
                 user_type: UserType::Guest,
                 user_principal_name: guest_upn(&email, &tenant.initial_domain),
@@ -160,7 +183,7 @@ pub fn invite(
                 external_user_state_change_date_time: Some(now),
                 ..Default::default()
             };
-            store.put_user(&u)?;
+            store.insert_user(&u)?;
             u
         }
     };
@@ -174,10 +197,10 @@ pub fn invite(
         invited_user_email_address: email,
         invited_user_display_name: display_name,
         invited_user_id: user.id,
-        invite_redirect_url: req.redirect_url,
+        invite_redirect_url: redirect_url,
         app_id: req.app_id,
         invited_by: req.invited_by,
-        message: req.message.map(|m| m.chars().take(2000).collect()),
+        message,
         send_invitation_message: req.send_message,
         reset_redemption: req.reset_redemption,
         status,

@@ -206,18 +206,78 @@ fn redirect_matches(registered: &str, candidate: &str) -> bool {
         && c.password().is_none()
 }
 
-/// Lowercased, trimmed email address with exactly one `@` and non-empty parts.
+/// The one parser for every email address that comes in: a bare RFC 5321 addr-spec
+/// (`local@domain`), lowercased. Display syntax (`Name <a@b>`), quoted local parts,
+/// comments, IP literals, non-ASCII and control characters are refused, so what is
+/// stored is exactly the mailbox that will receive the mail.
 pub fn normalize_email(s: &str) -> Option<String> {
-    let s = s.trim().to_ascii_lowercase();
+    // Only surrounding spaces are forgiven (form fields); a CR/LF anywhere is refused.
+    let s = s.trim_matches(' ');
+    if s.is_empty() || s.len() > 254 || !s.is_ascii() {
+        return None;
+    }
     let (local, domain) = s.split_once('@')?;
-    let ok = !local.is_empty()
-        && domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && !s.chars().any(|c| c.is_whitespace() || c == '#' || c.is_control())
-        && !domain.contains('@')
-        && s.len() <= 254;
-    ok.then_some(s)
+    (local_part_ok(local) && domain_ok(domain)).then(|| s.to_ascii_lowercase())
+}
+
+/// RFC 5322 dot-atom: atext runs separated by single dots. `#` is left out because
+/// guest UPNs use `#EXT#` as their separator.
+fn local_part_ok(local: &str) -> bool {
+    let atext = |c: char| c.is_ascii_alphanumeric() || "!$%&'*+-/=?^_`{|}~".contains(c);
+    local.len() <= 64 && local.split('.').all(|atom| !atom.is_empty() && atom.chars().all(atext))
+}
+
+/// A DNS host name of at least two LDH labels whose last label is not numeric.
+fn domain_ok(domain: &str) -> bool {
+    let labels: Vec<&str> = domain.split('.').collect();
+    let label_ok = |l: &&str| {
+        (1..=63).contains(&l.len())
+            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    domain.len() <= 253
+        && labels.len() >= 2
+        && labels.iter().all(label_ok)
+        && labels.last().is_some_and(|tld| !tld.chars().all(|c| c.is_ascii_digit()))
+}
+
+/// Longest display name (users, invitations, policies, named locations, devices).
+pub const DISPLAY_NAME_MAX: usize = 256;
+/// Longest personal message in an invitation.
+pub const MESSAGE_MAX: usize = 2000;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TextError {
+    #[error("{0} must not be empty")]
+    Empty(&'static str),
+    #[error("{0} must be at most {1} characters")]
+    TooLong(&'static str, usize),
+    #[error("{0} must not contain control characters, line breaks or bidirectional overrides")]
+    Control(&'static str),
+}
+
+/// True for characters that would forge lines (email bodies, logs, headers) or reorder
+/// what a person reads: C0/C1 controls, DEL, Unicode line/paragraph separators and the
+/// bidirectional embedding, override and isolate controls.
+pub fn forbidden_in_text(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Checks a display string the admin API is about to store: trimmed, 1 to `max`
+/// characters, nothing from [`forbidden_in_text`]. Returns the trimmed text.
+pub fn display_text(field: &'static str, s: &str, max: usize) -> Result<String, TextError> {
+    if s.chars().any(forbidden_in_text) {
+        return Err(TextError::Control(field));
+    }
+    let t = s.trim();
+    if t.is_empty() {
+        return Err(TextError::Empty(field));
+    }
+    if t.chars().count() > max {
+        return Err(TextError::TooLong(field, max));
+    }
+    Ok(t.to_string())
 }
 
 #[cfg(test)]
@@ -270,9 +330,65 @@ mod tests {
     #[test]
     fn emails_are_normalized() {
         assert_eq!(normalize_email(" Sally@Contoso.Example "), Some("sally@contoso.example".into()));
-        assert_eq!(normalize_email("no-at-sign"), None);
-        assert_eq!(normalize_email("a@b"), None);
-        assert_eq!(normalize_email("a b@c.example"), None);
-        assert_eq!(normalize_email("a@b@c.example"), None);
+        assert_eq!(normalize_email("o'brien+b2b@sub.contoso.example"), Some("o'brien+b2b@sub.contoso.example".into()));
+        assert_eq!(normalize_email("a.b-c@xn--bcher-kva.example"), Some("a.b-c@xn--bcher-kva.example".into()));
+    }
+
+    #[test]
+    fn only_a_bare_addr_spec_is_an_email_address() {
+        for bad in [
+            "",
+            "no-at-sign",
+            "a@b",
+            "a b@c.example",
+            "a@b@c.example",
+            "@c.example",
+            "a@",
+            "<sally@contoso.example>",
+            "x<iw@fabrikam.example>",
+            "Sally <sally@contoso.example>",
+            "\"sally\"@contoso.example",
+            "sally@contoso.example (Sally)",
+            "<svg/onload=alert(3)>@x.example",
+            "a\"onmouseover=x@x.example",
+            "new@northwind.example\r\nBcc: all@evil.example",
+            "new@northwind.example\n",
+            "\tnew@northwind.example",
+            "a..b@c.example",
+            ".a@c.example",
+            "a.@c.example",
+            "a#EXT#@c.example",
+            "a@-c.example",
+            "a@c-.example",
+            "a@c..example",
+            "a@.c.example",
+            "a@c.example.",
+            "a@[127.0.0.1]",
+            "a@127.0.0.1",
+            "a@c_d.example",
+            "s\u{e4}lly@contoso.example",
+            "sally@b\u{fc}cher.example",
+        ] {
+            assert_eq!(normalize_email(bad), None, "{bad:?}");
+        }
+        assert_eq!(normalize_email(&format!("{}@c.example", "a".repeat(65))), None);
+        assert_eq!(normalize_email(&format!("a@{}.example", "b".repeat(64))), None);
+        assert!(normalize_email(&format!("{}@c.example", "a".repeat(64))).is_some());
+    }
+
+    #[test]
+    fn display_text_refuses_what_forges_lines_or_reorders_text() {
+        assert_eq!(display_text("displayName", "  Sally Contoso ", 256), Ok("Sally Contoso".into()));
+        // Letters of any script are fine; only controls and explicit direction overrides are not.
+        let name = "Zo\u{eb} \u{5e9}\u{5dc}\u{5d5}\u{5dd}";
+        assert_eq!(display_text("displayName", name, 256), Ok(name.to_string()));
+        for bad in
+            ["a\rb", "a\nb", "a\tb", "a\u{0}", "a\u{7f}", "a\u{85}", "a\u{2028}b", "evil\u{202e}moc", "a\u{2066}b"]
+        {
+            assert_eq!(display_text("displayName", bad, 256), Err(TextError::Control("displayName")), "{bad:?}");
+        }
+        assert_eq!(display_text("displayName", "   ", 256), Err(TextError::Empty("displayName")));
+        assert_eq!(display_text("displayName", &"\u{e9}".repeat(256), 256).map(|s| s.chars().count()), Ok(256));
+        assert_eq!(display_text("displayName", &"x".repeat(257), 256), Err(TextError::TooLong("displayName", 256)));
     }
 }

@@ -42,6 +42,8 @@ impl Store {
         self.tenants.iter().values().map(|v| decode(&v?)).collect()
     }
 
+    /// Writes a user, replacing the record with the same id (updates and tests). Creates
+    /// go through [`Store::insert_user`], which refuses an existing id.
     pub fn put_user(&self, user: &User) -> Result<()> {
         let t = uuid_key(&user.tenant_id);
         let upn = user.user_principal_name.to_ascii_lowercase();
@@ -61,6 +63,66 @@ impl Store {
         self.upn_user.insert(key2(&t, upn.as_bytes()), &uuid_key(&user.id))?;
         self.mail_user.insert(key2(&t, mail.as_bytes()), &uuid_key(&user.id))?;
         Ok(())
+    }
+
+    /// Creates a user; never replaces one. Fails with `Conflict` when the id, the UPN or
+    /// the mail is already taken in the tenant, so no create path can overwrite a record.
+    /// The names are claimed first and the record is written last by compare-and-swap, so
+    /// of two concurrent creates for one id or one address exactly one wins.
+    pub fn insert_user(&self, user: &User) -> Result<()> {
+        let t = uuid_key(&user.tenant_id);
+        let key = key2(&t, user.id.as_bytes());
+        let taken = || StoreError::Conflict(format!("a user with the id {} already exists", user.id));
+        if self.users.contains_key(&key)? {
+            return Err(taken());
+        }
+        let upn = user.user_principal_name.to_ascii_lowercase();
+        let mail = user.mail.to_ascii_lowercase();
+        let mut claimed: Vec<(&sled::Tree, Vec<u8>)> = Vec::new();
+        let mut outcome = Ok(());
+        for (index, name) in [(&self.upn_user, &upn), (&self.mail_user, &mail)] {
+            let name_key = key2(&t, name.as_bytes());
+            match self.claim_name(index, &t, &name_key, &user.id) {
+                Ok(true) => claimed.push((index, name_key)),
+                Ok(false) => {
+                    outcome = Err(StoreError::Conflict(format!("{name} is already used in this tenant")));
+                    break;
+                }
+                Err(e) => {
+                    outcome = Err(e);
+                    break;
+                }
+            }
+        }
+        if outcome.is_ok() {
+            match self.users.compare_and_swap(&key, None as Option<&[u8]>, Some(super::encode(user)?))? {
+                Ok(()) => return Ok(()),
+                Err(_) => outcome = Err(taken()),
+            }
+        }
+        for (index, name_key) in claimed {
+            // Only our own claim is released; a name someone else holds stays theirs.
+            let _ = index.compare_and_swap(name_key, Some(user.id.as_bytes().as_slice()), None as Option<&[u8]>)?;
+        }
+        outcome
+    }
+
+    /// Points an index name at `id` if nobody holds it; `false` when another user does.
+    /// A name whose owner record is gone (a crash between claiming and writing) is taken over.
+    fn claim_name(&self, index: &sled::Tree, tenant: &[u8], name_key: &[u8], id: &Uuid) -> Result<bool> {
+        let mut expected: Option<sled::IVec> = None;
+        // Bounded: each retry means another writer changed the name in between.
+        for _ in 0..4 {
+            match index.compare_and_swap(name_key, expected.as_ref(), Some(id.as_bytes().as_slice()))? {
+                Ok(()) => return Ok(true),
+                Err(e) => match e.current {
+                    None => expected = None,
+                    Some(owner) if self.users.contains_key(key2(tenant, &owner))? => return Ok(false),
+                    Some(orphan) => expected = Some(orphan),
+                },
+            }
+        }
+        Err(StoreError::Conflict("the name is being changed concurrently; try again".into()))
     }
 
     /// Read-modify-write of one user by compare-and-swap (the UPN and mail must not change),

@@ -6,7 +6,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use super::error::PageError;
 use super::pages::{InvitePage, render};
 use super::{AppState, Data, csrf};
-use crate::admin::invitations::send_invitation;
+use crate::admin::invitations::{SendError, send_invitation};
 use crate::admin::{ROLE_GLOBAL_ADMIN, ROLE_GUEST_INVITER};
 use crate::directory::guests::InviteRequest;
 use crate::directory::{Tenant, User};
@@ -97,7 +97,8 @@ pub async fn submit(
         send_message: true,
         reset_redemption: false,
         user_id: None,
-        invited_by: user.user_principal_name.clone(),
+        // The object id, as on the Graph path: one throttle per member whichever way they invite.
+        invited_by: user.id.to_string(),
     };
     match send_invitation(&state, &tenant, request) {
         Ok(invited) => {
@@ -108,9 +109,17 @@ pub async fn submit(
             p.message.clear();
             render(&p, vec![])
         }
-        Err(e) if e.status == StatusCode::BAD_REQUEST => {
+        // The same rules as the Graph API, shown on the form with what was typed.
+        Err(SendError::Throttled(secs)) => {
+            p.error = Some(format!("You have sent too many invitations. Try again in {secs} seconds."));
+            let mut resp = super::pages::render_status(StatusCode::TOO_MANY_REQUESTS, &p)?;
+            resp.headers_mut()
+                .insert(actix_web::http::header::RETRY_AFTER, actix_web::http::header::HeaderValue::from(secs));
+            Ok(resp)
+        }
+        Err(SendError::Graph(e)) if e.status.is_client_error() => {
             p.error = Some(e.message);
-            super::pages::render_status(StatusCode::BAD_REQUEST, &p)
+            super::pages::render_status(e.status, &p)
         }
         Err(e) => Err(PageError::internal(e)),
     }

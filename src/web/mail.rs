@@ -47,12 +47,15 @@ fn redacted(msg: &OutboxMessage) -> OutboxMessage {
 }
 
 async fn deliver(smtp: &crate::config::Smtp, msg: &OutboxMessage) -> Result<(), String> {
+    use lettre::Address;
+    use lettre::message::Mailbox;
     use lettre::message::header::ContentType;
     use lettre::transport::smtp::authentication::Credentials;
     use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
     let email = Message::builder()
         .from(smtp.from.parse().map_err(|e| format!("from: {e}"))?)
-        .to(msg.to.parse().map_err(|e| format!("to: {e}"))?)
+        // A bare address only: a display-name form must never pick the recipient.
+        .to(Mailbox::new(None, msg.to.parse::<Address>().map_err(|e| format!("to: {e}"))?))
         .subject(msg.subject.clone())
         .header(ContentType::TEXT_PLAIN)
         .body(msg.body.clone())

@@ -41,6 +41,8 @@ pub struct AppState {
     pub ip_limiter: ratelimit::Limiter,
     /// Email one-time codes sent per address (against mail bombing through redemption).
     pub otp_send_limiter: ratelimit::Limiter,
+    /// Invitations per inviter and tenant (each one writes a user and may send an email).
+    pub invite_limiter: ratelimit::Limiter,
     /// For federation and the demo RP: no redirects followed.
     pub http: reqwest::Client,
     pub demo: demo::DemoRp,

@@ -37,6 +37,22 @@ impl Limiter {
         map.entry(key.to_string()).or_default().push(now);
     }
 
+    /// Counts one use of `key` unless it is used up: `Err(seconds until one is free)`.
+    /// Check and count happen under one lock, so concurrent callers cannot overshoot.
+    pub fn take(&self, key: &str, now: i64) -> Result<(), i64> {
+        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() > 100_000 {
+            map.retain(|_, l| l.iter().any(|t| now - t < self.window));
+        }
+        let list = map.entry(key.to_string()).or_default();
+        if Self::recent(list, now, self.window) >= self.max_failures as usize {
+            let oldest = list.iter().min().copied().unwrap_or(now);
+            return Err((oldest + self.window - now).max(1));
+        }
+        list.push(now);
+        Ok(())
+    }
+
     pub fn clear(&self, key: &str) {
         let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         map.remove(key);
@@ -57,5 +73,15 @@ mod tests {
         assert!(l.is_limited("a", 10));
         assert!(!l.is_limited("b", 10));
         assert!(!l.is_limited("a", 100));
+    }
+
+    #[test]
+    fn take_counts_until_the_limit_and_says_when_to_retry() {
+        let l = Limiter::new(2, 60);
+        assert_eq!(l.take("a", 0), Ok(()));
+        assert_eq!(l.take("a", 10), Ok(()));
+        assert_eq!(l.take("a", 20), Err(40));
+        assert_eq!(l.take("b", 20), Ok(()));
+        assert_eq!(l.take("a", 60), Ok(()));
     }
 }

@@ -521,6 +521,25 @@ pub async fn consent(
     if !crate::licensing::can_take_seat(&state.store, &tenant, &user)? {
         return Err(crate::licensing::exhausted(&tenant));
     }
+    // Where the guest goes afterwards is settled before the ticket is spent: a redirect
+    // that cannot be sent must leave the invitation redeemable.
+    let invitation = match state.store.ticket(&ticket)? {
+        Some(t) => state.store.invitation(&tenant.id, &t.invitation_id)?,
+        None => None,
+    };
+    let target = match invitation {
+        Some(i) => crate::directory::guests::redirect_url(&i.invite_redirect_url)
+            .ok()
+            .and_then(|u| header::HeaderValue::from_str(&u).ok())
+            .ok_or_else(|| {
+                tracing::warn!(invitation = %i.id, "stored inviteRedirectUrl cannot be sent as a redirect");
+                PageError::bad_request(
+                    "invite_redirect_invalid",
+                    "This invitation's return address is not valid, so it was not accepted. Ask the person who invited you to send a new invitation.",
+                )
+            })?,
+        None => header::HeaderValue::from_static("/"),
+    };
     let now = state.now();
     let user = match state.store.redeem(&ticket, &identity, now)? {
         Redeemed::Done(u) => *u,
@@ -530,10 +549,6 @@ pub async fn consent(
     };
     state.store.flush().await?;
     state.store.delete_signin(&digest(&tx))?;
-    let invitation = match state.store.ticket(&ticket)? {
-        Some(t) => state.store.invitation(&tenant.id, &t.invitation_id)?,
-        None => None,
-    };
     let acr = if amr.iter().any(|a| a == "mfa") { "2" } else { "1" };
     let auth = Authentication {
         user_id: user.id,
@@ -545,7 +560,6 @@ pub async fn consent(
         device_id: None,
     };
     let (cookie, _) = open_session(&state, &tenant, auth)?;
-    let target = invitation.map(|i| i.invite_redirect_url).unwrap_or_else(|| "/".into());
     Ok(HttpResponse::SeeOther()
         .insert_header((header::LOCATION, target))
         .cookie(session_cookie(&state, &tenant, cookie))

@@ -13,5 +13,6 @@ mod helpers;
 mod member_flow;
 mod process;
 mod rp_libraries;
+mod sec_admin;
 mod sec_bounds;
 mod sec_gate;
