@@ -399,6 +399,28 @@ async fn what_if_gives_the_same_per_policy_results_as_a_real_sign_in() {
 }
 
 #[tokio::test]
+async fn what_if_aims_for_the_first_supported_acr_value_like_a_sign_in() {
+    // docs/conformance.md: the first acr value gatehouse supports ("1" or "2") is the one it aims for.
+    let app = spawn_app().await;
+    let token = app.admin_token().await;
+    let cases =
+        [(json!(["1", "2"]), "allow"), (json!(["2", "1"]), "mfa"), (json!(["3", "2"]), "mfa"), (json!(["3"]), "allow")];
+    for (acr_values, expected) in cases {
+        let (status, what_if) = app
+            .graph(
+                Method::POST,
+                "identity/conditionalAccess/evaluate",
+                Some(&token),
+                Some(json!({"userPrincipalName": "iw@fabrikam.example", "appId": "test-rp",
+                    "authenticationMethods": ["pwd"], "acrValues": acr_values})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{what_if}");
+        assert_eq!(what_if["outcome"], expected, "acrValues {acr_values}: {what_if}");
+    }
+}
+
+#[tokio::test]
 async fn admin_pages_show_guests_policies_log_and_reset_mfa() {
     let app = spawn_app().await;
     let tid = app.tenant_id("fabrikam");
