@@ -560,6 +560,52 @@ async fn oidcc_prompt_none_not_logged_in() {
 }
 
 #[tokio::test]
+async fn unsupported_prompt_values_are_refused_and_not_advertised() {
+    // gatehouse offers no consent question and no account chooser: discovery does not list them
+    // and a request asking for them gets invalid_request at the RP (as node-oidc-provider does).
+    let op = op().await;
+    let doc = op.discovery().await;
+    assert_eq!(doc["prompt_values_supported"], json!(["none", "login"]));
+    let browser = op.app.browser();
+    op.flow(&browser, &[]).await;
+    for prompt in ["consent", "select_account", "login consent", "unheard_of"] {
+        let before = op.app.snapshot();
+        let start = op.request(&[("prompt", prompt)]);
+        let page = browser.get(&start.url).await;
+        op.error_from(&page, Some(&start), "invalid_request");
+        let location = page.location.as_deref().unwrap();
+        let description = query_param(location, "error_description").unwrap_or_default();
+        assert!(description.contains("is not supported"), "prompt={prompt}: {description}");
+        assert_same(&before, &op.app.snapshot(), format!("prompt={prompt} is refused before anything is stored"));
+    }
+}
+
+#[tokio::test]
+async fn offline_access_gives_a_refresh_token_only_to_first_party_apps() {
+    // OIDC Core §11: test-rp is first-party by configuration (the demo declares it so) and gets
+    // a refresh token without a consent question; an app that is not first-party gets none, and
+    // the granted scope says offline_access was dropped (consent for it is not offered yet).
+    let op = op().await;
+    let extra = [("scope", "openid offline_access")];
+    let first_party = op.flow(&op.app.browser(), &extra).await;
+    assert!(first_party.tokens["refresh_token"].is_string(), "{}", first_party.tokens);
+    assert_eq!(first_party.tokens["scope"], "openid offline_access");
+
+    let tid = op.app.tenant_id("fabrikam");
+    let mut third = op.app.state.store.app(&tid, "test-rp").unwrap().unwrap();
+    assert!(third.first_party, "the demo declares test-rp first-party");
+    third.client_id = "third-party-rp".into();
+    third.first_party = false;
+    op.app.state.store.put_app(&third).unwrap();
+    let rp = Rp { client_id: "third-party-rp".into(), ..op.rp.clone() };
+    let flow = op.flow_for(&rp, &op.app.browser(), &extra).await;
+    assert!(flow.tokens.get("refresh_token").is_none(), "no refresh token: {}", flow.tokens);
+    assert_eq!(flow.tokens["scope"], "openid", "the granted scope says offline_access was not granted");
+    let access = rp.verify(flow.tokens["access_token"].as_str().unwrap(), "at+jwt").await;
+    assert_eq!(access["scp"], "openid", "the access token's scp is the granted scope");
+}
+
+#[tokio::test]
 async fn oidcc_prompt_none_logged_in() {
     let op = op().await;
     let browser = op.app.browser();
@@ -846,8 +892,10 @@ async fn oidcc_refresh_token() {
     let op = op().await;
     let doc = op.discovery().await;
     assert!(doc["grant_types_supported"].as_array().unwrap().contains(&json!("refresh_token")));
-    // OIDC Core §11: offline_access comes with prompt=consent.
-    let extra = [("scope", "openid offline_access"), ("prompt", "consent")];
+    // The suite adds prompt=consent to offline_access (OIDC Core §11); gatehouse refuses
+    // prompt=consent (see unsupported_prompt_values_are_refused_and_not_advertised), and test-rp
+    // is first-party by configuration, so it gets offline access without a consent question.
+    let extra = [("scope", "openid offline_access")];
     let first = op.flow(&op.app.browser(), &extra).await;
     let refresh = first.tokens["refresh_token"].as_str().expect("a refresh token for offline_access").to_string();
     assert!(refresh.chars().all(|c| ('\x20'..='\x7e').contains(&c)), "RFC 6749 A.17");
