@@ -980,9 +980,21 @@ async fn oidcc_refresh_token() {
     assert!(refresh.chars().all(|c| ('\x20'..='\x7e').contains(&c)), "RFC 6749 A.17");
 
     op.app.clock.advance(10);
-    let (status, refreshed) = op.rp.refresh(&refresh).await;
-    assert_eq!(status, StatusCode::OK, "{refreshed}");
+    // The suite's refresh request carries the scope of the authorization request, and checks the
+    // response is JSON and not cached (RFC 6749 §5.1: Cache-Control no-store, Pragma no-cache).
+    let resp = token_raw(
+        &op.rp,
+        &[("grant_type", "refresh_token"), ("refresh_token", &refresh), ("scope", "openid offline_access")],
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let header = |name: &str| resp.headers().get(name).map(|v| v.to_str().unwrap().to_string());
+    assert!(header("content-type").is_some_and(|c| c.starts_with("application/json")), "{:?}", resp.headers());
+    assert_eq!(header("cache-control").as_deref(), Some("no-store"));
+    assert_eq!(header("pragma").as_deref(), Some("no-cache"));
+    let refreshed: Value = resp.json().await.unwrap();
     check_token_response(&refreshed);
+    assert_eq!(refreshed["scope"], "openid offline_access", "{refreshed}");
     // OIDC Core §12.2: same iss, sub, aud and auth_time; a new iat; no nonce.
     let id = op.check_id_token(&op.rp, refreshed["id_token"].as_str().unwrap(), None).await;
     for claim in ["iss", "sub", "aud", "auth_time"] {
