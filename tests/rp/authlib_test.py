@@ -432,9 +432,9 @@ def code_flow(client: OAuth2Session, metadata: dict, user: dict) -> tuple[dict, 
     assert "error" not in params, f"authorization error: {callback}"
     assert params.get("code"), f"callback has no code: {callback}"
     assert params.get("state") == [state], f"callback state: {callback}"
-    # RFC 9207: advertised in discovery, so check it the way openid-client does.
-    if metadata.get("authorization_response_iss_parameter_supported"):
-        assert params.get("iss") == [metadata["issuer"]], f"callback iss: {callback}"
+    # RFC 9207: gatehouse advertises it in discovery, so the callback must carry iss.
+    assert metadata.get("authorization_response_iss_parameter_supported") is True, "RFC 9207 advertised"
+    assert params.get("iss") == [metadata["issuer"]], f"callback iss: {callback}"
 
     token = client.fetch_token(
         metadata["token_endpoint"],
@@ -579,10 +579,11 @@ def test_code_flow_pkce_refresh_rotation_and_revocation(metadata, jwks, issuer, 
     assert refreshed.get("access_token"), "refreshed access_token"
     assert refreshed.get("refresh_token"), "rotated refresh_token"
     assert refreshed["refresh_token"] != old_refresh
-    if refreshed.get("id_token"):
-        # OIDC Core 12.2: same iss, sub and aud as the original ID token.
-        again = decode_id_token(refreshed["id_token"], jwks, issuer, access_token=refreshed["access_token"])
-        assert again["sub"] == claims["sub"]
+    # gatehouse always returns an ID token on refresh; OIDC Core 12.2: same iss, sub and aud.
+    assert refreshed.get("id_token"), "the refresh returns an ID token"
+    again = decode_id_token(refreshed["id_token"], jwks, issuer, access_token=refreshed["access_token"])
+    assert again["sub"] == claims["sub"]
+    assert again["aud"] == claims["aud"]
     new_refresh = refreshed["refresh_token"]
 
     assert_invalid_grant(
