@@ -9,8 +9,9 @@ Run from the repository root:
     python3 -m pip install -r tests/rp/requirements.txt
     python3 -m pytest -q tests/rp/authlib_test.py
 
-The gatehouse binary is taken from $GATEHOUSE_BIN, else
-${CARGO_TARGET_DIR:-/var/tmp/gatehouse-target}/debug/gatehouse.
+The gatehouse binary is taken from $GATEHOUSE_BIN, else the one `cargo build`
+wrote: $CARGO_TARGET_DIR/debug/gatehouse, or target/debug/gatehouse at the
+repository root when CARGO_TARGET_DIR is not set (as tests/lib/gatehouse-server.mjs).
 """
 
 from __future__ import annotations
@@ -58,7 +59,9 @@ KEEP_OUTPUT = 64_000
 def gatehouse_binary() -> str:
     if os.environ.get("GATEHOUSE_BIN"):
         return os.environ["GATEHOUSE_BIN"]
-    target_dir = os.environ.get("CARGO_TARGET_DIR") or "/var/tmp/gatehouse-target"
+    # cargo's own rule: $CARGO_TARGET_DIR when set, else target/ at the repository root.
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    target_dir = os.environ.get("CARGO_TARGET_DIR") or os.path.join(root, "target")
     return os.path.join(target_dir, "debug", "gatehouse")
 
 
