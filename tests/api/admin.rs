@@ -402,6 +402,90 @@ async fn what_if_gives_the_same_per_policy_results_as_a_real_sign_in() {
     assert!(entries.iter().all(|e| e["userPrincipalName"] == login), "{log}");
 }
 
+/// The CLI as a process in `cwd`, with no GATEHOUSE_* variables but those in `env`.
+async fn cli_in(cwd: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
+    let mut cmd = tokio::process::Command::new(BIN);
+    cmd.args(args).current_dir(cwd);
+    for var in
+        ["GATEHOUSE_SERVER", "GATEHOUSE_TENANT", "GATEHOUSE_CLIENT_ID", "GATEHOUSE_CLIENT_SECRET", "GATEHOUSE_CONFIG"]
+    {
+        cmd.env_remove(var);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().await.unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
+#[tokio::test]
+async fn the_cli_sends_a_secret_from_the_environment_only_to_a_server_named_with_it() {
+    // Issue 11 finding 31: a stray ./data/demo-credentials.json names some server; a secret from
+    // the environment must not go there. A loopback listener stands in for it and counts callers.
+    let decoy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let decoy_url = format!("http://{}", decoy.local_addr().unwrap());
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = hits.clone();
+    std::thread::spawn(move || {
+        for stream in decoy.incoming() {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            drop(stream);
+        }
+    });
+    let cwd = tempfile::tempdir().unwrap();
+    std::fs::create_dir(cwd.path().join("data")).unwrap();
+    let stray = json!({"url": decoy_url, "users": [], "clients": [],
+        "admin": {"tenant": "fabrikam", "client_id": "gatehouse-admin", "client_secret": "the-file-secret"}});
+    std::fs::write(cwd.path().join("data/demo-credentials.json"), stray.to_string()).unwrap();
+
+    let app = spawn_app().await;
+    let (id, secret) = (app.creds.admin.client_id.clone(), app.creds.admin.client_secret.clone());
+    let from_env = [("GATEHOUSE_CLIENT_ID", id.as_str()), ("GATEHOUSE_CLIENT_SECRET", secret.as_str())];
+    let (ok, out) = cli_in(cwd.path(), &["users", "list"], &from_env).await;
+    assert!(!ok, "{out}");
+    assert!(out.contains("without a server") && out.contains("--server"), "{out}");
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 0, "nothing was sent to the file's server");
+
+    // Named with it (flag or environment), the same secret is used.
+    let (ok, out) =
+        cli_in(cwd.path(), &["users", "list", "--server", &app.url, "--tenant", "fabrikam"], &from_env).await;
+    assert!(ok && out.contains("iw@fabrikam.example"), "{out}");
+    let with_server =
+        [from_env[0], from_env[1], ("GATEHOUSE_SERVER", app.url.as_str()), ("GATEHOUSE_TENANT", "fabrikam")];
+    let (ok, out) = cli_in(cwd.path(), &["users", "list"], &with_server).await;
+    assert!(ok && out.contains("iw@fabrikam.example"), "{out}");
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn the_cli_needs_a_tenant_given_or_from_its_credentials_file() {
+    let app = spawn_app().await;
+    let cwd = tempfile::tempdir().unwrap();
+    let (id, secret) = (app.creds.admin.client_id.clone(), app.creds.admin.client_secret.clone());
+    let given = ["users", "list", "--server", &app.url, "--client-id", &id, "--client-secret", &secret];
+    // No silent default tenant.
+    let (ok, out) = cli_in(cwd.path(), &given, &[]).await;
+    assert!(!ok, "{out}");
+    assert!(out.contains("--tenant"), "{out}");
+    let (ok, out) = cli_in(cwd.path(), &[&given[..], &["--tenant", "fabrikam"]].concat(), &[]).await;
+    assert!(ok && out.contains("iw@fabrikam.example"), "{out}");
+    // The wrong tenant for this client is refused by the server, not papered over.
+    let (ok, out) = cli_in(cwd.path(), &[&given[..], &["--tenant", "contoso"]].concat(), &[]).await;
+    assert!(!ok && out.contains("sign-in refused"), "{out}");
+    // From the credentials file: server, tenant and client all come from it.
+    let file = app.dir.path().join("demo-credentials.json");
+    let (ok, out) = cli_in(cwd.path(), &["users", "list", "--credentials", file.to_str().unwrap()], &[]).await;
+    assert!(ok && out.contains("iw@fabrikam.example"), "{out}");
+    // A credentials file without an admin tenant is refused with the file's name.
+    let mut creds: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    creds["admin"].as_object_mut().unwrap().remove("tenant");
+    let partial = cwd.path().join("partial.json");
+    std::fs::write(&partial, creds.to_string()).unwrap();
+    let (ok, out) = cli_in(cwd.path(), &["users", "list", "--credentials", partial.to_str().unwrap()], &[]).await;
+    assert!(!ok && out.contains("partial.json") && out.contains("--tenant"), "{out}");
+}
+
 #[tokio::test]
 async fn what_if_aims_for_the_first_supported_acr_value_like_a_sign_in() {
     // docs/conformance.md: the first acr value gatehouse supports ("1" or "2") is the one it aims for.
