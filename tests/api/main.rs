@@ -11,5 +11,6 @@ mod crash;
 mod guests;
 mod helpers;
 mod member_flow;
+mod non_demo;
 mod process;
 mod rp_libraries;
