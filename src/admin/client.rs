@@ -19,27 +19,46 @@ pub struct Credentials {
 }
 
 impl Credentials {
-    /// Fills what is missing from `demo-credentials.json` (written by `serve --demo`).
+    /// Fills what is missing from `demo-credentials.json` (written by `serve --demo`). A secret
+    /// is only sent to a server named with it: a secret the user gave (flag or environment)
+    /// needs a server the user gave; a secret from the file goes to the file's server unless the
+    /// user named one. The tenant is never guessed: given, or the file's.
     pub fn with_file(mut self, file: &Path) -> Result<Self, String> {
-        if self.server.is_some() && self.client_id.is_some() && self.client_secret.is_some() {
+        if self.client_secret.is_some() {
+            if self.server.is_none() {
+                return Err(
+                    "a client secret was given (--client-secret or GATEHOUSE_CLIENT_SECRET) without a server: \
+                     pass --server (or GATEHOUSE_SERVER); it is not sent to the server named in a credentials file"
+                        .into(),
+                );
+            }
+            if self.client_id.is_none() {
+                return Err("a client secret was given without --client-id (or GATEHOUSE_CLIENT_ID)".into());
+            }
+            if self.tenant.is_none() {
+                return Err("pass --tenant (or GATEHOUSE_TENANT): the tenant of the admin client".into());
+            }
             return Ok(self);
         }
         let bytes = std::fs::read(file).map_err(|e| {
-            format!("no admin credential given and {} could not be read ({e}); pass --server, --client-id and --client-secret", file.display())
+            format!("no admin credential given and {} could not be read ({e}); pass --server, --tenant, --client-id and --client-secret", file.display())
         })?;
         let v: Value = serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", file.display()))?;
         let get = |p: &str| v.pointer(p).and_then(Value::as_str).map(String::from);
         self.server = self.server.or(get("/url"));
         self.tenant = self.tenant.or(get("/admin/tenant"));
         self.client_id = self.client_id.or(get("/admin/client_id"));
-        self.client_secret = self.client_secret.or(get("/admin/client_secret"));
+        self.client_secret = get("/admin/client_secret");
+        if self.tenant.is_none() {
+            return Err(format!("{} names no admin tenant; pass --tenant (or GATEHOUSE_TENANT)", file.display()));
+        }
         Ok(self)
     }
 }
 
 pub async fn connect(c: &Credentials) -> Result<Connection, String> {
     let base = c.server.clone().ok_or("no --server")?.trim_end_matches('/').to_string();
-    let tenant = c.tenant.clone().unwrap_or_else(|| "fabrikam".into());
+    let tenant = c.tenant.clone().ok_or("no --tenant")?;
     let id = c.client_id.clone().ok_or("no --client-id")?;
     let secret = c.client_secret.clone().ok_or("no --client-secret")?;
     let http =

@@ -268,7 +268,8 @@ pub async fn evaluate(req: HttpRequest, body: web::Bytes, state: Data) -> Result
         device_id: None,
     };
     let ctx = crate::web::access::context(&user, &w.app_id, w.ip_address, device.as_ref(), &auth, w.auth_age_secs);
-    let step_up = w.acr_values.first().is_some_and(|a| a == "2");
+    // The same rule as a sign-in: the first supported acr value ("1" or "2") is the aim.
+    let step_up = w.acr_values.iter().find(|a| matches!(a.as_str(), "1" | "2")).is_some_and(|a| a == "2");
     let g = gate(&state, &caller.tenant, &user, &ctx, step_up)?;
     let (outcome, decision) = match g {
         Gate::Allow(d) => ("allow", d),

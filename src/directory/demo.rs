@@ -107,6 +107,8 @@ fn confidential(
         app_roles: vec![],
         assignment_required: false,
         home_page_url: None,
+        // Every app the demo declares (its own apps, test-rp, the admin client) is first-party.
+        first_party: true,
     }
 }
 

@@ -167,6 +167,9 @@ pub struct Application {
     /// Where people start using the app (Entra `web.homePageUrl`); invitations to it end here.
     #[serde(default)]
     pub home_page_url: Option<String>,
+    /// First-party by configuration: gets `offline_access` without a consent question (OIDC Core §11).
+    #[serde(default)]
+    pub first_party: bool,
 }
 
 impl Application {
@@ -297,6 +300,7 @@ mod tests {
             app_roles: vec![],
             assignment_required: false,
             home_page_url: None,
+            first_party: false,
         }
     }
 

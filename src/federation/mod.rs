@@ -131,6 +131,7 @@ pub fn ensure_b2b_clients(
             app_roles: vec![],
             assignment_required: false,
             home_page_url: None,
+            first_party: false,
         };
         if store.app(&t.id, B2B_CLIENT_ID)?.as_ref() != Some(&app) {
             store.put_app(&app)?;

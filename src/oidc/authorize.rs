@@ -232,7 +232,8 @@ fn validate(p: &Params, app: &Application, state: &AppState) -> Result<AuthReque
     }
     let prompt = p.list("prompt");
     for v in &prompt {
-        if !matches!(v.as_str(), "none" | "login" | "consent" | "select_account") {
+        // consent and select_account are not offered: refused rather than silently ignored.
+        if !matches!(v.as_str(), "none" | "login") {
             return Err(OAuthError::request(format!("prompt value {v} is not supported")));
         }
     }

@@ -145,7 +145,10 @@ async fn authorization_code(
             return Err(OAuthError::grant(refusal.reason()));
         }
     }
-    let offline = record.scope.iter().any(|s| s == "offline_access");
+    // OIDC Core §11: offline access without a consent question only for apps first-party by configuration.
+    let scope: Vec<String> =
+        record.scope.iter().filter(|s| app.first_party || s.as_str() != "offline_access").cloned().collect();
+    let offline = scope.iter().any(|s| s == "offline_access");
     let t = &state.config.tokens;
     let grant = Grant {
         tenant_id: tenant.id,
@@ -186,7 +189,7 @@ async fn authorization_code(
         auth: &code.auth,
         sid: &code.sid,
         nonce: code.nonce.as_deref(),
-        scope: &code.scope,
+        scope: &scope,
         grant_id: Some(code.grant_id),
     };
     let body = token_response(state, &input, refresh_secret)?;

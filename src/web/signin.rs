@@ -598,8 +598,10 @@ pub fn after_primary(
     let age = existing.as_ref().map(|(_, s)| state.now() - s.auth.auth_time);
     let ctx = super::access::context(&user, &app_id, ip, Some(&device), &auth, age);
     let step_up = match &signin.purpose {
-        // acr_values lists preferences; MFA is stepped up to when "2" is the first choice.
-        Purpose::Authorize(r) => r.acr_values.first().is_some_and(|a| a == "2"),
+        // acr_values is a preference list: the first value gatehouse supports ("1" or "2") is the aim.
+        Purpose::Authorize(r) => {
+            r.acr_values.iter().find(|a| matches!(a.as_str(), "1" | "2")).is_some_and(|a| a == "2")
+        }
         _ => false,
     };
     let facts = |amr: Vec<String>| LogFacts {

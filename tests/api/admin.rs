@@ -184,7 +184,8 @@ async fn policies_and_named_locations_crud_with_validation() {
         app.graph(Method::GET, &format!("identity/conditionalAccess/policies/{id}"), Some(&token), None).await;
     assert_eq!(got["state"], "disabled");
     // A location in use cannot be deleted.
-    let (status, _) = app
+    let before = app.snapshot();
+    let (status, err) = app
         .graph(
             Method::DELETE,
             &format!("identity/conditionalAccess/namedLocations/{}", loc["id"].as_str().unwrap()),
@@ -192,7 +193,9 @@ async fn policies_and_named_locations_crud_with_validation() {
             None,
         )
         .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_graph_error(status, &err, StatusCode::BAD_REQUEST, "BadRequest");
+    assert!(err["error"]["message"].as_str().unwrap().contains("used by a policy"), "{err}");
+    assert_same(&before, &app.snapshot(), "a location in use is not deleted");
 
     let invalid = [
         json!({"displayName": "x", "state": "sometimes", "conditions": {"users": {"includeUsers": ["All"]}, "applications": {"includeApplications": ["All"]}}, "grantControls": {"operator": "OR", "builtInControls": ["mfa"]}}),
@@ -207,12 +210,11 @@ async fn policies_and_named_locations_crud_with_validation() {
         let before = app.snapshot();
         let (status, err) =
             app.graph(Method::POST, "identity/conditionalAccess/policies", Some(&token), Some(body.clone())).await;
-        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {err}");
-        assert!(err["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+        assert_graph_error(status, &err, StatusCode::BAD_REQUEST, "BadRequest");
         assert_same(&before, &app.snapshot(), format!("{body}"));
     }
     let before = app.snapshot();
-    let (status, _) = app
+    let (status, err) = app
         .graph(
             Method::PATCH,
             &format!("identity/conditionalAccess/policies/{id}"),
@@ -220,8 +222,8 @@ async fn policies_and_named_locations_crud_with_validation() {
             Some(json!({"grantControls": {"operator": "OR", "builtInControls": ["teleport"]}})),
         )
         .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    let (status, _) = app
+    assert_graph_error(status, &err, StatusCode::BAD_REQUEST, "BadRequest");
+    let (status, err) = app
         .graph(
             Method::PATCH,
             "identity/conditionalAccess/policies/missing",
@@ -229,7 +231,7 @@ async fn policies_and_named_locations_crud_with_validation() {
             Some(json!({"state": "enabled"})),
         )
         .await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_graph_error(status, &err, StatusCode::NOT_FOUND, "Request_ResourceNotFound");
     assert_same(&before, &app.snapshot(), "rejected patches change nothing");
     let (status, _) =
         app.graph(Method::DELETE, &format!("identity/conditionalAccess/policies/{id}"), Some(&token), None).await;
@@ -304,21 +306,21 @@ async fn every_endpoint_rejects_missing_expired_and_foreign_tokens_and_members_w
     ];
     let before = app.snapshot();
     for (m, path, body) in &endpoints {
-        for (token, expected) in [
-            (None, StatusCode::UNAUTHORIZED),
-            (Some("not.a.jwt"), StatusCode::UNAUTHORIZED),
-            (Some(foreign.as_str()), StatusCode::FORBIDDEN),
-            (Some(member.as_str()), StatusCode::FORBIDDEN),
+        for (token, expected, code) in [
+            (None, StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken"),
+            (Some("not.a.jwt"), StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken"),
+            (Some(foreign.as_str()), StatusCode::FORBIDDEN, "Authorization_RequestDenied"),
+            (Some(member.as_str()), StatusCode::FORBIDDEN, "Authorization_RequestDenied"),
         ] {
             let (status, err) = app.graph(m.clone(), path, token, body.clone()).await;
-            assert_eq!(status, expected, "{m} {path} with {token:?}: {err}");
-            assert!(err["error"]["code"].is_string(), "{err}");
+            assert_graph_error(status, &err, expected, code);
         }
     }
     app.clock.advance(3601);
     for (m, path, body) in &endpoints {
-        let (status, _) = app.graph(m.clone(), path, Some(&admin), body.clone()).await;
-        assert_eq!(status, StatusCode::UNAUTHORIZED, "expired token at {m} {path}");
+        let (status, err) = app.graph(m.clone(), path, Some(&admin), body.clone()).await;
+        assert_graph_error(status, &err, StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken");
+        assert!(err["error"]["message"].as_str().unwrap().contains("expired"), "expired token at {m} {path}: {err}");
     }
     assert_same(&before, &app.snapshot(), "refused calls change nothing");
     // A member whose role is Global Administrator may use the API.
@@ -333,7 +335,7 @@ async fn every_endpoint_rejects_missing_expired_and_foreign_tokens_and_members_w
     let (status, _) = app.graph(Method::GET, "users", admin_member["access_token"].as_str(), None).await;
     assert_eq!(status, StatusCode::OK);
     let (status, err) = app.graph(Method::PUT, "users", admin_member["access_token"].as_str(), None).await;
-    assert_eq!((status, err["error"]["code"].is_string()), (StatusCode::METHOD_NOT_ALLOWED, true));
+    assert_graph_error(status, &err, StatusCode::METHOD_NOT_ALLOWED, "Request_BadRequest");
 }
 
 #[tokio::test]
@@ -395,10 +397,10 @@ async fn what_if_gives_the_same_per_policy_results_as_a_real_sign_in() {
         what_if["appliedConditionalAccessPolicies"],
         serde_json::to_value(&real.applied_conditional_access_policies).unwrap()
     );
-    let (status, _) = app
+    let (status, err) = app
         .graph(Method::POST, "identity/conditionalAccess/evaluate", Some(&token), Some(json!({"appId": "foo"})))
         .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_graph_error(status, &err, StatusCode::BAD_REQUEST, "BadRequest");
     let (status, log) = app
         .graph(
             Method::GET,
@@ -408,7 +410,115 @@ async fn what_if_gives_the_same_per_policy_results_as_a_real_sign_in() {
         )
         .await;
     assert_eq!(status, StatusCode::OK);
-    assert!(log["value"].as_array().unwrap().iter().all(|e| e["userPrincipalName"] == login));
+    let entries = log["value"].as_array().unwrap();
+    assert!(!entries.is_empty(), "the member's sign-in above is in the filtered log: {log}");
+    assert!(entries.iter().all(|e| e["userPrincipalName"] == login), "{log}");
+}
+
+/// The CLI as a process in `cwd`, with no GATEHOUSE_* variables but those in `env`.
+async fn cli_in(cwd: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
+    let mut cmd = tokio::process::Command::new(BIN);
+    cmd.args(args).current_dir(cwd);
+    for var in
+        ["GATEHOUSE_SERVER", "GATEHOUSE_TENANT", "GATEHOUSE_CLIENT_ID", "GATEHOUSE_CLIENT_SECRET", "GATEHOUSE_CONFIG"]
+    {
+        cmd.env_remove(var);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().await.unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
+#[tokio::test]
+async fn the_cli_sends_a_secret_from_the_environment_only_to_a_server_named_with_it() {
+    // Issue 11 finding 31: a stray ./data/demo-credentials.json names some server; a secret from
+    // the environment must not go there. A loopback listener stands in for it and counts callers.
+    let decoy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let decoy_url = format!("http://{}", decoy.local_addr().unwrap());
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = hits.clone();
+    std::thread::spawn(move || {
+        for stream in decoy.incoming() {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            drop(stream);
+        }
+    });
+    let cwd = tempfile::tempdir().unwrap();
+    std::fs::create_dir(cwd.path().join("data")).unwrap();
+    let stray = json!({"url": decoy_url, "users": [], "clients": [],
+        "admin": {"tenant": "fabrikam", "client_id": "gatehouse-admin", "client_secret": "the-file-secret"}});
+    std::fs::write(cwd.path().join("data/demo-credentials.json"), stray.to_string()).unwrap();
+
+    let app = spawn_app().await;
+    let (id, secret) = (app.creds.admin.client_id.clone(), app.creds.admin.client_secret.clone());
+    let from_env = [("GATEHOUSE_CLIENT_ID", id.as_str()), ("GATEHOUSE_CLIENT_SECRET", secret.as_str())];
+    let (ok, out) = cli_in(cwd.path(), &["users", "list"], &from_env).await;
+    assert!(!ok, "{out}");
+    assert!(out.contains("without a server") && out.contains("--server"), "{out}");
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 0, "nothing was sent to the file's server");
+
+    // Named with it (flag or environment), the same secret is used.
+    let (ok, out) =
+        cli_in(cwd.path(), &["users", "list", "--server", &app.url, "--tenant", "fabrikam"], &from_env).await;
+    assert!(ok && out.contains("iw@fabrikam.example"), "{out}");
+    let with_server =
+        [from_env[0], from_env[1], ("GATEHOUSE_SERVER", app.url.as_str()), ("GATEHOUSE_TENANT", "fabrikam")];
+    let (ok, out) = cli_in(cwd.path(), &["users", "list"], &with_server).await;
+    assert!(ok && out.contains("iw@fabrikam.example"), "{out}");
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn the_cli_needs_a_tenant_given_or_from_its_credentials_file() {
+    let app = spawn_app().await;
+    let cwd = tempfile::tempdir().unwrap();
+    let (id, secret) = (app.creds.admin.client_id.clone(), app.creds.admin.client_secret.clone());
+    let given = ["users", "list", "--server", &app.url, "--client-id", &id, "--client-secret", &secret];
+    // No silent default tenant.
+    let (ok, out) = cli_in(cwd.path(), &given, &[]).await;
+    assert!(!ok, "{out}");
+    assert!(out.contains("--tenant"), "{out}");
+    let (ok, out) = cli_in(cwd.path(), &[&given[..], &["--tenant", "fabrikam"]].concat(), &[]).await;
+    assert!(ok && out.contains("iw@fabrikam.example"), "{out}");
+    // The wrong tenant for this client is refused by the server, not papered over.
+    let (ok, out) = cli_in(cwd.path(), &[&given[..], &["--tenant", "contoso"]].concat(), &[]).await;
+    assert!(!ok && out.contains("sign-in refused"), "{out}");
+    // From the credentials file: server, tenant and client all come from it.
+    let file = app.dir.path().join("demo-credentials.json");
+    let (ok, out) = cli_in(cwd.path(), &["users", "list", "--credentials", file.to_str().unwrap()], &[]).await;
+    assert!(ok && out.contains("iw@fabrikam.example"), "{out}");
+    // A credentials file without an admin tenant is refused with the file's name.
+    let mut creds: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    creds["admin"].as_object_mut().unwrap().remove("tenant");
+    let partial = cwd.path().join("partial.json");
+    std::fs::write(&partial, creds.to_string()).unwrap();
+    let (ok, out) = cli_in(cwd.path(), &["users", "list", "--credentials", partial.to_str().unwrap()], &[]).await;
+    assert!(!ok && out.contains("partial.json") && out.contains("--tenant"), "{out}");
+}
+
+#[tokio::test]
+async fn what_if_aims_for_the_first_supported_acr_value_like_a_sign_in() {
+    // docs/conformance.md: the first acr value gatehouse supports ("1" or "2") is the one it aims for.
+    let app = spawn_app().await;
+    let token = app.admin_token().await;
+    let cases =
+        [(json!(["1", "2"]), "allow"), (json!(["2", "1"]), "mfa"), (json!(["3", "2"]), "mfa"), (json!(["3"]), "allow")];
+    for (acr_values, expected) in cases {
+        let (status, what_if) = app
+            .graph(
+                Method::POST,
+                "identity/conditionalAccess/evaluate",
+                Some(&token),
+                Some(json!({"userPrincipalName": "iw@fabrikam.example", "appId": "test-rp",
+                    "authenticationMethods": ["pwd"], "acrValues": acr_values})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{what_if}");
+        assert_eq!(what_if["outcome"], expected, "acrValues {acr_values}: {what_if}");
+    }
 }
 
 #[tokio::test]

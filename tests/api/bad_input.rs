@@ -144,7 +144,7 @@ async fn token_endpoint_rejects_bad_verifiers_secrets_and_expired_codes_without_
     let before = app.snapshot();
     let wrong = Rp { secret: Some("wrong-secret".into()), ..rp.clone() };
     let (s, body) = wrong.exchange(&code, &start.verifier).await;
-    assert_eq!((s, body["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_client")));
+    assert_oauth_error(s, &body, StatusCode::UNAUTHORIZED, "invalid_client");
     let resp = wrong
         .http
         .post(rp.endpoint("oauth2/v2.0/token"))
@@ -157,7 +157,7 @@ async fn token_endpoint_rejects_bad_verifiers_secrets_and_expired_codes_without_
     assert!(resp.headers().get("www-authenticate").is_some(), "Basic failures carry a challenge");
     let unknown = Rp { client_id: "nobody".into(), ..rp.clone() };
     let (s, body) = unknown.exchange(&code, &start.verifier).await;
-    assert_eq!((s, body["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_client")));
+    assert_oauth_error(s, &body, StatusCode::UNAUTHORIZED, "invalid_client");
     let resp = rp
         .http
         .post(rp.endpoint("oauth2/v2.0/token"))
@@ -179,7 +179,7 @@ async fn token_endpoint_rejects_bad_verifiers_secrets_and_expired_codes_without_
     app.clock.advance(61);
     let before = app.snapshot();
     let (s, body) = rp.exchange(&late, &late_start.verifier).await;
-    assert_eq!((s, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")), "expired code");
+    assert_oauth_error(s, &body, StatusCode::BAD_REQUEST, "invalid_grant"); // expired code
     assert_same(&before, &app.snapshot(), "");
 }
 
@@ -191,7 +191,7 @@ async fn a_code_from_one_tenant_is_refused_at_another() {
     let contoso = app.rp("contoso");
     let before = app.snapshot();
     let (s, body) = contoso.exchange(&code, &start.verifier).await;
-    assert_eq!((s, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")));
+    assert_oauth_error(s, &body, StatusCode::BAD_REQUEST, "invalid_grant");
     assert_same(&before, &app.snapshot(), "");
 }
 
@@ -212,9 +212,11 @@ async fn forms_without_a_valid_csrf_token_are_refused_and_change_nothing() {
         assert_same(&before, &app.snapshot(), "");
     }
     // Another browser (no cookie) posting this browser's valid form is refused too.
+    let before = app.snapshot();
     let other = app.browser();
     let resp = other.submit(&form).await;
-    assert_eq!(resp.error_code().as_deref(), Some("csrf"));
+    assert_eq!((resp.status, resp.error_code().as_deref()), (StatusCode::FORBIDDEN, Some("csrf")));
+    assert_same(&before, &app.snapshot(), "another browser's post of a valid form");
     // The genuine form goes through.
     let ok = browser.follow(browser.submit(&form).await).await;
     assert!(ok.has("form#password"));
@@ -280,21 +282,25 @@ async fn sign_in_steps_cannot_be_skipped_or_replayed() {
         )
         .await;
     assert_eq!(skip.error_code().as_deref(), Some("signin_expired"));
-    assert_same(&before, &app.snapshot(), "");
+    assert_same(&before, &app.snapshot(), "the password step before identify");
     let unknown_tx = browser.get("/fabrikam/login?tx=nope").await;
     assert_eq!(unknown_tx.error_code().as_deref(), Some("signin_expired"));
+    assert_same(&before, &app.snapshot(), "an unknown transaction");
     // The transaction is bound to the browser that started it.
     let thief = app.browser();
     let stolen = thief.get(&format!("/fabrikam/login?tx={tx}")).await;
     assert_eq!(stolen.error_code().as_deref(), Some("signin_expired"));
+    assert_same(&before, &app.snapshot(), "another browser's use of the transaction");
     // After completion the same transaction cannot be used again.
     let login = "iw@fabrikam.example";
     let page = browser.follow(browser.submit(&identify.set("login", login)).await).await;
     let pw = page.form("password").set("password", &app.password(login));
     let done = browser.submit(&pw).await;
     assert_eq!(done.status, StatusCode::FOUND);
+    let before = app.snapshot();
     let again = browser.submit(&pw).await;
     assert_eq!(again.error_code().as_deref(), Some("signin_expired"));
+    assert_same(&before, &app.snapshot(), "a completed transaction replayed");
 }
 
 #[tokio::test]
@@ -346,5 +352,5 @@ async fn unknown_tenants_get_a_clear_error() {
     assert_eq!(page.error_code().as_deref(), Some("unknown_tenant"));
     let rp = Rp { tenant: "nowhere".into(), ..app.rp("fabrikam") };
     let (s, body) = rp.token(&[("grant_type", "client_credentials")]).await;
-    assert_eq!((s, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_request")));
+    assert_oauth_error(s, &body, StatusCode::BAD_REQUEST, "invalid_request");
 }

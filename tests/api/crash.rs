@@ -3,6 +3,8 @@
 //!
 //! The real binary runs as a process (see process.rs), so its store cannot be read: one-time
 //! codes come from the demo outbox page and states from the Graph API.
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
@@ -136,14 +138,25 @@ async fn pause() {
     tokio::time::sleep(Duration::from_millis(rand::random_range(10..40))).await;
 }
 
-async fn redeem(base: String, url: String, email: String) -> Redemption {
-    match to_consent(&base, &url, &email).await {
+/// What the server has answered so far, seen live by the test (to kill only once work was done).
+#[derive(Default)]
+struct Progress {
+    rotations: AtomicUsize,
+    redemptions: AtomicUsize,
+}
+
+async fn redeem(base: String, url: String, email: String, progress: Arc<Progress>) -> Redemption {
+    let outcome = match to_consent(&base, &url, &email).await {
         Ok((agent, consent)) => {
             pause().await;
             accept(&agent, &consent).await
         }
         Err(r) => r,
+    };
+    if outcome == Redemption::Redeemed {
+        progress.redemptions.fetch_add(1, Ordering::SeqCst);
     }
+    outcome
 }
 
 /// A refresh that may get no answer (Err) when the server dies under it.
@@ -173,13 +186,16 @@ struct Chain {
 }
 
 /// Refreshes the newest token again and again until the server stops answering.
-async fn refresh_chain(rp: Rp, first: String) -> Chain {
+async fn refresh_chain(rp: Rp, first: String, progress: Arc<Progress>) -> Chain {
     let mut chain = Chain { accepted: vec![first], ..Default::default() };
     loop {
         let current = chain.accepted.last().unwrap().clone();
         match try_refresh(&rp, &current).await {
             Ok((StatusCode::OK, body)) => match body["refresh_token"].as_str() {
-                Some(next) => chain.accepted.push(next.to_string()),
+                Some(next) => {
+                    chain.accepted.push(next.to_string());
+                    progress.rotations.fetch_add(1, Ordering::SeqCst);
+                }
                 None => {
                     chain.refused = Some(format!("200 without a refresh token: {body}"));
                     return chain;
@@ -265,21 +281,30 @@ async fn kill_9_during_refreshes_and_redemptions_loses_nothing_and_spends_nothin
         guests.push((email, inv["inviteRedeemUrl"].as_str().unwrap().to_string()));
     }
 
-    // Everything at once; kill -9 after a short random delay.
+    // Everything at once; kill -9 a short random delay after the first rotation and the first
+    // redemption were answered (so the test always has spent state to check after the restart).
+    let progress = Arc::new(Progress::default());
     let rp = Rp { http: timed_client(false), ..server.rp("fabrikam") };
-    let chains: Vec<_> = firsts.into_iter().map(|t| tokio::spawn(refresh_chain(rp.clone(), t))).collect();
+    let chains: Vec<_> =
+        firsts.into_iter().map(|t| tokio::spawn(refresh_chain(rp.clone(), t, progress.clone()))).collect();
     let redemptions: Vec<_> = guests
         .iter()
         .enumerate()
         .map(|(i, (email, url))| {
-            let (base, url, email) = (server.url.clone(), url.clone(), email.clone());
+            let (base, url, email, progress) = (server.url.clone(), url.clone(), email.clone(), progress.clone());
             tokio::spawn(async move {
                 tokio::time::sleep(Duration::from_millis(30 * i as u64)).await;
-                redeem(base, url, email).await
+                redeem(base, url, email, progress).await
             })
         })
         .collect();
-    let delay = rand::random_range(100..300);
+    for _ in 0..600 {
+        if progress.rotations.load(Ordering::SeqCst) > 0 && progress.redemptions.load(Ordering::SeqCst) > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let delay = rand::random_range(0..200);
     tokio::time::sleep(Duration::from_millis(delay)).await;
     server.kill().await;
     let chains: Vec<Chain> = tokio::time::timeout(Duration::from_secs(30), futures_util::future::join_all(chains))
@@ -296,7 +321,9 @@ async fn kill_9_during_refreshes_and_redemptions_loses_nothing_and_spends_nothin
             .map(Result::unwrap)
             .collect();
     let rotations: usize = chains.iter().map(|c| c.accepted.len() - 1).sum();
-    println!("killed after {delay} ms: {rotations} rotations answered; redemptions {outcomes:?}");
+    println!("killed {delay} ms after the first answers: {rotations} rotations answered; redemptions {outcomes:?}");
+    assert!(rotations > 0, "at least one refresh rotation was answered before the kill");
+    assert!(outcomes.contains(&Redemption::Redeemed), "at least one redemption was answered before the kill");
     for (i, c) in chains.iter().enumerate() {
         assert!(c.refused.is_none(), "chain {i}: a live token was refused before the kill: {:?}", c.refused);
     }

@@ -448,16 +448,11 @@ impl TestApp {
         self.state.store.outbox(100).unwrap().into_iter().find(|m| m.to == to && m.otp.is_some()).unwrap().otp.unwrap()
     }
 
-    /// Records of the trees that hold directory state (for "nothing changed" checks
-    /// where the sign-in itself legitimately writes its own transaction).
-    pub fn directory_snapshot(&self) -> Vec<(String, Vec<u8>, Vec<u8>)> {
-        self.snapshot()
-            .into_iter()
-            .filter(|(t, _, _)| {
-                ["tenant_users", "tickets", "tenant_invitations", "tenants", "tenant_apps", "upn_user", "mail_user"]
-                    .contains(&t.as_str())
-            })
-            .collect()
+    /// The whole store except exactly the trees named — for "nothing changed" checks where the
+    /// request legitimately writes its own records there (a sign-in transaction, a log entry).
+    /// A misspelt tree name filters nothing, so the comparison can only get stricter.
+    pub fn snapshot_except(&self, trees: &[&str]) -> Vec<(String, Vec<u8>, Vec<u8>)> {
+        without_trees(self.snapshot(), trees)
     }
 }
 
@@ -576,4 +571,35 @@ pub fn claims_table(page: &Page) -> std::collections::HashMap<String, String> {
             )
         })
         .collect()
+}
+
+/// Asserts the admin API's documented error (README: `{"error": {"code", "message"}}`): the
+/// status, the Graph `error.code`, and a message that is one non-empty line, nothing else.
+pub fn assert_graph_error(status: StatusCode, body: &Value, expected: StatusCode, code: &str) {
+    assert_eq!(status, expected, "{body}");
+    let error = body["error"].as_object().unwrap_or_else(|| panic!("a Graph error object: {body}"));
+    assert_eq!(error.get("code").and_then(Value::as_str), Some(code), "{body}");
+    let message = error.get("message").and_then(Value::as_str).unwrap_or_else(|| panic!("error.message: {body}"));
+    assert!(!message.trim().is_empty() && !message.contains('\n') && message.len() <= 300, "message shape: {body}");
+    assert_eq!(error.len(), 2, "only code and message: {body}");
+}
+
+/// Asserts an OAuth error response (RFC 6749 §5.2): the status, `error`, and an
+/// `error_description` within the RFC's character set, nothing else.
+pub fn assert_oauth_error(status: StatusCode, body: &Value, expected: StatusCode, error: &str) {
+    assert_eq!(status, expected, "{body}");
+    let fields = body.as_object().unwrap_or_else(|| panic!("an OAuth error object: {body}"));
+    assert_eq!(fields.get("error").and_then(Value::as_str), Some(error), "{body}");
+    let d = fields.get("error_description").and_then(Value::as_str).unwrap_or_else(|| panic!("description: {body}"));
+    assert!(!d.is_empty(), "{body}");
+    assert!(
+        d.chars().all(|c| matches!(c, '\x20'..='\x21' | '\x23'..='\x5b' | '\x5d'..='\x7e')),
+        "RFC 6749 §5.2: {d:?}"
+    );
+    assert_eq!(fields.len(), 2, "only error and error_description: {body}");
+}
+
+/// A snapshot without exactly the trees named (see `TestApp::snapshot_except`).
+pub fn without_trees(snapshot: Vec<(String, Vec<u8>, Vec<u8>)>, trees: &[&str]) -> Vec<(String, Vec<u8>, Vec<u8>)> {
+    snapshot.into_iter().filter(|(t, _, _)| !trees.contains(&t.as_str())).collect()
 }

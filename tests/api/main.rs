@@ -11,6 +11,7 @@ mod crash;
 mod guests;
 mod helpers;
 mod member_flow;
+mod non_demo;
 mod process;
 mod rp_libraries;
 mod sec_admin;

@@ -89,6 +89,7 @@ async fn refresh_rotates_and_reuse_of_an_old_token_revokes_the_family() {
     let second = rotated["refresh_token"].as_str().unwrap().to_string();
     assert_ne!(first, second, "the refresh token rotates");
     let id = rp.verify(rotated["id_token"].as_str().unwrap(), "JWT").await;
+    assert!(first_id["auth_time"].is_i64(), "auth_time: {first_id}");
     assert_eq!(id["auth_time"], first_id["auth_time"], "a refresh keeps the original authentication");
     assert_eq!(id["amr"], first_id["amr"]);
     assert_eq!(id["acr"], first_id["acr"]);
@@ -98,11 +99,10 @@ async fn refresh_rotates_and_reuse_of_an_old_token_revokes_the_family() {
     assert_eq!(rp.userinfo(&access2).await.status(), StatusCode::OK);
 
     let (status, body) = rp.refresh(&first).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_eq!(body["error"], "invalid_grant");
+    assert_oauth_error(status, &body, StatusCode::BAD_REQUEST, "invalid_grant");
+    // The newer token of the family is revoked too.
     let (status, body) = rp.refresh(&second).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "the newer token of the family is revoked too");
-    assert_eq!(body["error"], "invalid_grant");
+    assert_oauth_error(status, &body, StatusCode::BAD_REQUEST, "invalid_grant");
     assert_eq!(
         rp.userinfo(&access2).await.status(),
         StatusCode::UNAUTHORIZED,
@@ -125,10 +125,9 @@ async fn a_code_used_twice_fails_and_revokes_what_it_issued() {
     assert_eq!(rp.userinfo(access).await.status(), StatusCode::OK);
 
     let (status, body) = rp.exchange(&code, &start.verifier).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_eq!(body["error"], "invalid_grant");
+    assert_oauth_error(status, &body, StatusCode::BAD_REQUEST, "invalid_grant");
     let (status, body) = rp.refresh(refresh).await;
-    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")));
+    assert_oauth_error(status, &body, StatusCode::BAD_REQUEST, "invalid_grant");
     let resp = rp.userinfo(access).await;
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
     assert!(resp.headers()["www-authenticate"].to_str().unwrap().contains("invalid_token"));
@@ -161,7 +160,8 @@ async fn sso_session_skips_the_login_pages_until_prompt_login_or_max_age() {
     let code = query_param(done.location.as_deref().unwrap(), "code").unwrap();
     let (_, tokens) = rp.exchange(&code, &start.verifier).await;
     let id = decode_payload(tokens["id_token"].as_str().unwrap());
-    assert!(id["auth_time"].as_i64() > first_id["auth_time"].as_i64(), "auth_time is the new sign-in");
+    let (first_auth, new_auth) = (first_id["auth_time"].as_i64().expect("auth_time"), id["auth_time"].as_i64());
+    assert!(new_auth.expect("auth_time (max_age was sent)") > first_auth, "auth_time is the new sign-in");
 }
 
 #[tokio::test]

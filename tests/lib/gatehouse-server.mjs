@@ -5,13 +5,16 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 const START_TIMEOUT_MS = 30_000;
 const LISTENING_RE = /gatehouse listening on (http:\/\/\S+)/;
 
+// The binary `cargo build` just wrote: cargo's own rule, $CARGO_TARGET_DIR when set, else
+// target/ at the repository root (GATEHOUSE_BIN overrides both).
 export function gatehouseBinary() {
   if (process.env.GATEHOUSE_BIN) return process.env.GATEHOUSE_BIN;
-  const targetDir = process.env.CARGO_TARGET_DIR || '/var/tmp/gatehouse-target';
+  const targetDir = process.env.CARGO_TARGET_DIR || fileURLToPath(new URL('../../target', import.meta.url));
   return join(targetDir, 'debug', 'gatehouse');
 }
 

@@ -9,8 +9,9 @@ Run from the repository root:
     python3 -m pip install -r tests/rp/requirements.txt
     python3 -m pytest -q tests/rp/authlib_test.py
 
-The gatehouse binary is taken from $GATEHOUSE_BIN, else
-${CARGO_TARGET_DIR:-/var/tmp/gatehouse-target}/debug/gatehouse.
+The gatehouse binary is taken from $GATEHOUSE_BIN, else the one `cargo build`
+wrote: $CARGO_TARGET_DIR/debug/gatehouse, or target/debug/gatehouse at the
+repository root when CARGO_TARGET_DIR is not set (as tests/lib/gatehouse-server.mjs).
 """
 
 from __future__ import annotations
@@ -58,7 +59,9 @@ KEEP_OUTPUT = 64_000
 def gatehouse_binary() -> str:
     if os.environ.get("GATEHOUSE_BIN"):
         return os.environ["GATEHOUSE_BIN"]
-    target_dir = os.environ.get("CARGO_TARGET_DIR") or "/var/tmp/gatehouse-target"
+    # cargo's own rule: $CARGO_TARGET_DIR when set, else target/ at the repository root.
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    target_dir = os.environ.get("CARGO_TARGET_DIR") or os.path.join(root, "target")
     return os.path.join(target_dir, "debug", "gatehouse")
 
 
@@ -432,9 +435,9 @@ def code_flow(client: OAuth2Session, metadata: dict, user: dict) -> tuple[dict, 
     assert "error" not in params, f"authorization error: {callback}"
     assert params.get("code"), f"callback has no code: {callback}"
     assert params.get("state") == [state], f"callback state: {callback}"
-    # RFC 9207: advertised in discovery, so check it the way openid-client does.
-    if metadata.get("authorization_response_iss_parameter_supported"):
-        assert params.get("iss") == [metadata["issuer"]], f"callback iss: {callback}"
+    # RFC 9207: gatehouse advertises it in discovery, so the callback must carry iss.
+    assert metadata.get("authorization_response_iss_parameter_supported") is True, "RFC 9207 advertised"
+    assert params.get("iss") == [metadata["issuer"]], f"callback iss: {callback}"
 
     token = client.fetch_token(
         metadata["token_endpoint"],
@@ -579,10 +582,11 @@ def test_code_flow_pkce_refresh_rotation_and_revocation(metadata, jwks, issuer, 
     assert refreshed.get("access_token"), "refreshed access_token"
     assert refreshed.get("refresh_token"), "rotated refresh_token"
     assert refreshed["refresh_token"] != old_refresh
-    if refreshed.get("id_token"):
-        # OIDC Core 12.2: same iss, sub and aud as the original ID token.
-        again = decode_id_token(refreshed["id_token"], jwks, issuer, access_token=refreshed["access_token"])
-        assert again["sub"] == claims["sub"]
+    # gatehouse always returns an ID token on refresh; OIDC Core 12.2: same iss, sub and aud.
+    assert refreshed.get("id_token"), "the refresh returns an ID token"
+    again = decode_id_token(refreshed["id_token"], jwks, issuer, access_token=refreshed["access_token"])
+    assert again["sub"] == claims["sub"]
+    assert again["aud"] == claims["aud"]
     new_refresh = refreshed["refresh_token"]
 
     assert_invalid_grant(
