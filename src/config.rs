@@ -98,6 +98,10 @@ pub struct RateLimit {
     /// Failed passwords per account (or per client IP) within the window before lockout.
     pub password_failures: u32,
     pub window_secs: i64,
+    /// Password checks running or waiting for an argon2 thread at once; beyond it the
+    /// password page answers 429 at once. `None`: five per core (one running, four waiting).
+    #[serde(default)]
+    pub password_queue: Option<usize>,
 }
 
 pub const DEFAULT_DATA_DIR: &str = "data";
@@ -127,7 +131,7 @@ impl Default for Config {
             },
             // OWASP's argon2id minimum (19 MiB, t=2, p=1).
             argon2: Argon2Params { memory_kib: 19456, iterations: 2, parallelism: 1 },
-            rate_limit: RateLimit { password_failures: 5, window_secs: 900 },
+            rate_limit: RateLimit { password_failures: 5, window_secs: 900, password_queue: None },
         }
     }
 }

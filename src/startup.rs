@@ -85,7 +85,12 @@ impl Application {
             public_url: url.clone(),
             limiter: Limiter::new(config.rate_limit.password_failures, config.rate_limit.window_secs),
             ip_limiter: Limiter::new(config.rate_limit.password_failures * 10, config.rate_limit.window_secs),
-            otp_send_limiter: Limiter::new(10, 3600),
+            otp_send_limiter: Limiter::new(crate::web::signin::OTP_SENDS_PER_IP, 3600),
+            otp_address_limiter: Limiter::new(crate::web::signin::OTP_SENDS_PER_ADDRESS, 3600),
+            sso_limiter: Limiter::new(crate::web::signin::SSO_REUSES_PER_MINUTE, 60),
+            passwords: password::Checker::new(
+                config.rate_limit.password_queue.unwrap_or_else(|| 5 * password::threads()),
+            ),
             config,
             store,
             keys,
