@@ -187,10 +187,8 @@ impl Store {
         removed += sweep_tree::<crate::oidc::model::AuthCode>(&self.codes, now, |r| r.expires_at)?;
         removed += sweep_tree::<crate::oidc::model::RefreshToken>(&self.refresh_tokens, now, |r| r.expires_at)?;
         // The sign-in log keeps 30 days; the per-tenant count cap is only a last resort.
-        removed += self.trim_signin_log(
-            now - crate::audit::LOG_RETENTION_SECS,
-            crate::audit::LOG_MAX_ENTRIES_PER_TENANT,
-        )?;
+        removed +=
+            self.trim_signin_log(now - crate::audit::LOG_RETENTION_SECS, crate::audit::LOG_MAX_ENTRIES_PER_TENANT)?;
         for item in self.revoked_jti.iter() {
             let (k, v) = item?;
             let exp: i64 = decode(&v)?;

@@ -49,7 +49,11 @@ impl Limiter {
     pub fn retry_after(&self, key: &str, now: i64) -> Option<i64> {
         let mut map = self.map();
         let list = map.get_mut(key)?;
-        if Self::recent(list, now, self.window) >= self.max_failures as usize { Some(self.wait(list, now)) } else { None }
+        if Self::recent(list, now, self.window) >= self.max_failures as usize {
+            Some(self.wait(list, now))
+        } else {
+            None
+        }
     }
 
     /// Failures counted for `key` in the window.

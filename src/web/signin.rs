@@ -694,11 +694,12 @@ pub fn after_primary(
     let app_id = signin.client_id().unwrap_or(PORTAL_APP).to_string();
     // SSO reuse is logged once a minute per app, user and result (like token sign-ins).
     let sso_key = existing.as_ref().map(|_| format!("sso:{app_id}:{}", user.id));
-    let log = |facts: LogFacts<'_>, decision: Option<&crate::policy::Decision>, error: Option<(&str, String)>| match &sso_key
-    {
-        Some(key) => super::access::log_aggregated(state, key, facts, decision, error),
-        None => super::access::log(state, facts, decision, error),
-    };
+    let log =
+        |facts: LogFacts<'_>, decision: Option<&crate::policy::Decision>, error: Option<(&str, String)>| match &sso_key
+        {
+            Some(key) => super::access::log_aggregated(state, key, facts, decision, error),
+            None => super::access::log(state, facts, decision, error),
+        };
     let ip = super::net::client_ip(req, &state.config.trusted_proxies);
     let (device, device_cookie) = super::access::device(req, state, tenant, &user)?;
     let age = existing.as_ref().map(|(_, s)| state.now() - s.auth.auth_time);
@@ -762,11 +763,7 @@ pub fn after_primary(
         Gate::Mfa(decision) => {
             if !crate::licensing::can_take_seat(&state.store, tenant, &user)? {
                 let reason = "no Premium licence left for MFA".to_string();
-                log(
-                    facts(auth.amr.clone()),
-                    Some(&decision),
-                    Some(("license_exhausted", reason)),
-                );
+                log(facts(auth.amr.clone()), Some(&decision), Some(("license_exhausted", reason)));
                 state.store.delete_signin(&digest(tx))?;
                 return Err(crate::licensing::exhausted(tenant));
             }

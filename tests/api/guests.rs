@@ -165,7 +165,9 @@ async fn email_otp_guest_redeems_with_a_code_from_the_outbox() {
     let email = "pat@northwind.example";
     let inv = app.invite(email, LANDING, None).await;
     let browser = app.browser();
-    let page = browser.send_email_code(browser.follow_any(browser.get(inv["inviteRedeemUrl"].as_str().unwrap()).await).await).await;
+    let page = browser
+        .send_email_code(browser.follow_any(browser.get(inv["inviteRedeemUrl"].as_str().unwrap()).await).await)
+        .await;
     assert!(page.has("form#email-otp"), "{}", page.body);
     let code = app.latest_otp(email);
     assert_eq!(code.len(), 8);
@@ -311,7 +313,9 @@ async fn wrong_expired_and_exhausted_email_codes_are_refused() {
     let email = "pat@northwind.example";
     let inv = app.invite(email, LANDING, None).await;
     let browser = app.browser();
-    let page = browser.send_email_code(browser.follow_any(browser.get(inv["inviteRedeemUrl"].as_str().unwrap()).await).await).await;
+    let page = browser
+        .send_email_code(browser.follow_any(browser.get(inv["inviteRedeemUrl"].as_str().unwrap()).await).await)
+        .await;
     let form = page.form("email-otp");
     let before = app.directory_snapshot();
     for _ in 0..5 {
@@ -348,7 +352,9 @@ async fn declining_changes_nothing() {
     let email = "pat@northwind.example";
     let inv = app.invite(email, LANDING, None).await;
     let browser = app.browser();
-    let page = browser.send_email_code(browser.follow_any(browser.get(inv["inviteRedeemUrl"].as_str().unwrap()).await).await).await;
+    let page = browser
+        .send_email_code(browser.follow_any(browser.get(inv["inviteRedeemUrl"].as_str().unwrap()).await).await)
+        .await;
     let consent = browser
         .follow_any(browser.post_abs(&page.url, &page.form("email-otp").set("code", &app.latest_otp(email))).await)
         .await;
