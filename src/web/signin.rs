@@ -342,31 +342,25 @@ pub async fn begin_home(
 
 /// Mails `code`, within two quotas per hour: per address and client IP (one requester,
 /// `OTP_SENDS_PER_IP`) and per address from anywhere (`OTP_SENDS_PER_ADDRESS`, larger).
+/// `Ok(Some(seconds))`: a quota is used up, nothing was sent.
 fn send_email_code(
     state: &AppState,
     tenant: &Tenant,
     email: &str,
     code: &str,
     ip: Option<std::net::IpAddr>,
-) -> Result<(), HttpResponse> {
+) -> Result<Option<i64>, PageError> {
     use super::ratelimit::Reserved;
     let address = email.to_ascii_lowercase();
     let ip_key = format!("otp:{address}:{}", ip.map(|i| i.to_string()).unwrap_or_default());
     let address_key = format!("otp:{address}");
     let now = state.now();
-    let limited = |wait: i64| {
-        too_many_page(
-            "otp_rate_limited",
-            "Too many codes were sent to this address recently. Wait an hour and try again.",
-            wait,
-        )
-    };
     if let Reserved::No { retry_after } = state.otp_send_limiter.try_reserve(&ip_key, now) {
-        return Err(limited(retry_after));
+        return Ok(Some(retry_after));
     }
     if let Reserved::No { retry_after } = state.otp_address_limiter.try_reserve(&address_key, now) {
         state.otp_send_limiter.release(&ip_key, now);
-        return Err(limited(retry_after));
+        return Ok(Some(retry_after));
     }
     let body = format!(
         "Your {} verification code is {code}.\n\nIt is valid for 30 minutes and works once. If you did not try to sign in, ignore this email.",
@@ -381,7 +375,8 @@ fn send_email_code(
         None,
         Some(code),
     )
-    .map_err(|e| actix_web::ResponseError::error_response(&PageError::internal(e)))
+    .map_err(PageError::internal)?;
+    Ok(None)
 }
 
 /// `/federation/callback`: the home IdP answers; the sign-in that sent the guest continues.
@@ -595,10 +590,17 @@ pub async fn email_otp_resend(
         None => return Err(PageError::signin_expired()),
     }
     let ip = super::net::client_ip(&req, &state.config.trusted_proxies);
-    if let Err(refused) = send_email_code(&state, &tenant, signin.login.as_deref().unwrap_or_default(), &code, ip) {
+    let sent = send_email_code(&state, &tenant, signin.login.as_deref().unwrap_or_default(), &code, ip);
+    if !matches!(sent, Ok(None)) {
         // Nothing was mailed: the sign-in goes back to what it was.
         state.store.put_signin(&digest(&tx), &signin)?;
-        return Ok(refused);
+    }
+    if let Some(wait) = sent? {
+        return Ok(too_many_page(
+            "otp_rate_limited",
+            "Too many codes were sent to this address recently. Wait an hour and try again.",
+            wait,
+        ));
     }
     Ok(to_login_page(&tenant, &tx))
 }
