@@ -105,6 +105,10 @@ pub struct RateLimit {
     /// Failed passwords per account (or per client IP) within the window before lockout.
     pub password_failures: u32,
     pub window_secs: i64,
+    /// Password checks running or waiting for an argon2 thread at once; beyond it the
+    /// password page answers 429 at once. `None`: five per core (one running, four waiting).
+    #[serde(default)]
+    pub password_queue: Option<usize>,
     /// Invitations one inviter (user or app) may send per minute, per tenant.
     #[serde(default = "default_invitations_per_minute")]
     pub invitations_per_minute: u32,
@@ -145,6 +149,7 @@ impl Default for Config {
             rate_limit: RateLimit {
                 password_failures: 5,
                 window_secs: 900,
+                password_queue: None,
                 invitations_per_minute: default_invitations_per_minute(),
             },
         }

@@ -52,13 +52,18 @@ pub struct Status {
     pub error: Option<String>,
 }
 
+/// How long the sign-in log keeps an entry (Entra keeps sign-ins 30 days).
+pub const LOG_RETENTION_SECS: i64 = 30 * 86400;
+/// Per tenant, a disk-space last resort: beyond it failures of unknown accounts go first.
+pub const LOG_MAX_ENTRIES_PER_TENANT: usize = 100_000;
+
 /// Entra-like numeric codes for the failures gatehouse logs.
 pub fn error_number(code: &str) -> u32 {
     match code {
         "access_blocked" => 53003,
         "device_not_compliant" => 53000,
         "mfa_required" => 50074,
-        "mfa_locked" => 50053,
+        "mfa_locked" | "account_locked" | "ip_throttled" => 50053,
         "license_exhausted" => 65005,
         "wrong_password" => 50126,
         "invalid_grant" => 70008,

@@ -95,8 +95,7 @@ fn pool() -> Option<&'static Queue> {
     POOL.get_or_init(|| {
         let (tx, rx) = std::sync::mpsc::channel::<Job>();
         let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
-        let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-        for i in 0..threads {
+        for i in 0..threads() {
             let rx = rx.clone();
             let spawned = std::thread::Builder::new().name(format!("argon2-{i}")).spawn(move || {
                 BLOCKS.set(Some(Vec::new()));
@@ -121,6 +120,11 @@ fn pool() -> Option<&'static Queue> {
     .as_ref()
 }
 
+/// The argon2 threads (one per core).
+pub fn threads() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
+}
+
 async fn run<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, String> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     let job: Job = Box::new(move || {
@@ -136,8 +140,62 @@ pub async fn hash_blocking(password: String, p: Argon2Params) -> Result<String, 
     run(move || hash(&password, &p)).await?
 }
 
+/// Unbounded: for callers that have no page to shed load on (the stub IdPs).
 pub async fn verify_blocking(password: String, stored: Option<String>, dummy: String) -> bool {
     run(move || verify(&password, stored.as_deref(), &dummy)).await.unwrap_or(false)
+}
+
+/// The sign-in page's password checks: at most `max` running or waiting at once, so a
+/// flood is answered "busy" at once instead of making everyone wait behind it (FIFO).
+pub struct Checker {
+    max: usize,
+    pending: std::sync::atomic::AtomicUsize,
+    checks: std::sync::atomic::AtomicU64,
+}
+
+/// The queue was full: nothing was checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Busy;
+
+/// Gives the slot back however the check ends (also when its future is dropped).
+struct Slot<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
+impl Checker {
+    pub fn new(max: usize) -> Self {
+        Self { max, pending: Default::default(), checks: Default::default() }
+    }
+
+    /// Hashes compared so far (for the sign-in log's tests and the lockout's proof).
+    pub fn checks(&self) -> u64 {
+        self.checks.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn take_slot(&self) -> Result<Slot<'_>, Busy> {
+        use std::sync::atomic::Ordering;
+        self.pending
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < self.max).then_some(n + 1))
+            .map_err(|_| Busy)?;
+        Ok(Slot(&self.pending))
+    }
+
+    /// Runs `work` on the argon2 threads if there is room in the queue.
+    async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Result<T, Busy> {
+        let _slot = self.take_slot()?;
+        run(work).await.map_err(|_| Busy)
+    }
+
+    /// `verify` on the argon2 threads, or `Busy` without checking anything.
+    pub async fn verify(&self, password: String, stored: Option<String>, dummy: String) -> Result<bool, Busy> {
+        let ok = self.run(move || verify(&password, stored.as_deref(), &dummy)).await?;
+        self.checks.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        Ok(ok)
+    }
 }
 
 #[cfg(test)]
@@ -178,5 +236,32 @@ mod tests {
             .unwrap()
             .to_string();
         check(&theirs);
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_sheds_at_once_and_frees_its_slots() {
+        let none = Checker::new(0);
+        let h = hash("correct horse", &P).unwrap();
+        assert_eq!(none.verify("correct horse".into(), Some(h.clone()), h.clone()).await, Err(Busy));
+        assert_eq!(none.checks(), 0, "a shed check compares nothing");
+
+        let one = std::sync::Arc::new(Checker::new(1));
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        let held = {
+            let one = one.clone();
+            tokio::spawn(async move { one.run(move || wait.recv().is_ok()).await })
+        };
+        // Until the first job holds the only slot, a second one may still get in.
+        for _ in 0..10_000 {
+            if one.pending.load(std::sync::atomic::Ordering::Acquire) == 1 {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(one.verify("x".into(), Some(h.clone()), h.clone()).await, Err(Busy));
+        release.send(()).unwrap();
+        assert_eq!(held.await.unwrap(), Ok(true));
+        assert_eq!(one.verify("correct horse".into(), Some(h.clone()), h).await, Ok(true));
+        assert_eq!((one.checks(), one.pending.load(std::sync::atomic::Ordering::Acquire)), (1, 0));
     }
 }

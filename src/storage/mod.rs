@@ -216,8 +216,9 @@ impl Store {
         removed += sweep_tree::<crate::oidc::model::Session>(&self.sessions, now, |r| r.expires_at)?;
         removed += sweep_tree::<crate::oidc::model::AuthCode>(&self.codes, now, |r| r.expires_at)?;
         removed += sweep_tree::<crate::oidc::model::RefreshToken>(&self.refresh_tokens, now, |r| r.expires_at)?;
-        // The sign-in log keeps 30 days and at most 100,000 entries per tenant.
-        removed += self.trim_signin_log(now - 30 * 86400, 100_000)?;
+        // The sign-in log keeps 30 days; the per-tenant count cap is only a last resort.
+        removed +=
+            self.trim_signin_log(now - crate::audit::LOG_RETENTION_SECS, crate::audit::LOG_MAX_ENTRIES_PER_TENANT)?;
         for item in self.revoked_jti.iter() {
             let (k, v) = item?;
             let exp: i64 = decode(&v)?;

@@ -70,22 +70,48 @@ impl Store {
         put(&self.signin_log, &key2(&uuid_key(tenant), &seq.to_be_bytes()), entry)
     }
 
-    /// Drops entries older than `before` and, per tenant, all but the newest `keep`.
+    /// Retention: drops entries older than `before` (the primary rule); then, only for a
+    /// tenant over `keep` entries (a disk-space last resort), failures of unknown accounts
+    /// go first, oldest first, and only then the tenant's oldest other entries — so a
+    /// flood of anonymous failures cannot push out the history of real sign-ins.
     pub fn trim_signin_log(&self, before: i64, keep: usize) -> Result<usize> {
         let mut removed = 0;
-        let mut per_tenant: std::collections::HashMap<Vec<u8>, usize> = std::collections::HashMap::new();
-        for item in self.signin_log.iter().rev() {
+        // Per tenant, the surviving entries oldest first: (key, anonymous failure).
+        let mut per_tenant: std::collections::HashMap<Vec<u8>, Vec<(sled::IVec, bool)>> =
+            std::collections::HashMap::new();
+        for item in self.signin_log.iter() {
             let (k, v) = item?;
-            let tenant = k.get(..16).map(<[u8]>::to_vec).unwrap_or_default();
-            let seen = per_tenant.entry(tenant).or_default();
-            *seen += 1;
-            let old = decode::<SignInLogEntry>(&v).map(|e| e.created_at < before).unwrap_or(false);
-            if old || *seen > keep {
-                self.signin_log.remove(k)?;
+            let entry = decode::<SignInLogEntry>(&v).ok();
+            if entry.as_ref().is_some_and(|e| e.created_at < before) {
+                self.signin_log.remove(&k)?;
                 removed += 1;
+                continue;
+            }
+            let anonymous = entry.is_some_and(|e| e.user_id.is_none() && e.status.error_code != 0);
+            let tenant = k.get(..16).map(<[u8]>::to_vec).unwrap_or_default();
+            per_tenant.entry(tenant).or_default().push((k, anonymous));
+        }
+        for entries in per_tenant.values() {
+            let mut excess = entries.len().saturating_sub(keep);
+            for pass_anonymous in [true, false] {
+                for (k, anonymous) in entries {
+                    if excess == 0 {
+                        break;
+                    }
+                    if *anonymous == pass_anonymous {
+                        self.signin_log.remove(k)?;
+                        removed += 1;
+                        excess -= 1;
+                    }
+                }
             }
         }
         Ok(removed)
+    }
+
+    /// Entries of `tenant` in the log.
+    pub fn signin_log_len(&self, tenant: &Uuid) -> usize {
+        self.signin_log.scan_prefix(prefix(tenant)).count()
     }
 
     /// Newest first.

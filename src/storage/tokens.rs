@@ -31,6 +31,11 @@ impl Store {
     pub fn signin(&self, id: &[u8; 32]) -> Result<Option<SignIn>> {
         get(&self.signins, id)
     }
+    /// Read-modify-write of a sign-in by compare-and-swap: one winner per change, so
+    /// concurrent attempts on its counters are all counted.
+    pub fn update_signin<R>(&self, id: &[u8; 32], f: impl FnMut(&mut SignIn) -> R) -> Result<Option<(SignIn, R)>> {
+        update(&self.signins, id, f)
+    }
     pub fn delete_signin(&self, id: &[u8; 32]) -> Result<()> {
         self.signins.remove(id)?;
         Ok(())

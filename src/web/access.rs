@@ -191,6 +191,28 @@ pub struct LogFacts<'a> {
 
 /// Writes one sign-in log entry; `error` is `None` for success.
 pub fn log(state: &AppState, f: LogFacts<'_>, decision: Option<&Decision>, error: Option<(&str, String)>) {
+    let tenant = f.tenant.id;
+    audit::record(&state.store, &tenant, entry(state, f, decision, error));
+}
+
+/// A failed password step: like `log`, and for a login that names no account the attempted
+/// name as its UPN, as Entra logs it (the log is for admins; the page says the same either way).
+pub fn log_login_failure(state: &AppState, f: LogFacts<'_>, login: &str, code: &str, reason: String) {
+    let tenant = f.tenant.id;
+    let known = f.user.is_some();
+    let mut e = entry(state, f, None, Some((code, reason)));
+    if !known {
+        e.user_principal_name = Some(login.chars().take(320).collect());
+    }
+    audit::record(&state.store, &tenant, e);
+}
+
+fn entry(
+    state: &AppState,
+    f: LogFacts<'_>,
+    decision: Option<&Decision>,
+    error: Option<(&str, String)>,
+) -> SignInLogEntry {
     let app_name = state.store.app(&f.tenant.id, f.app_id).ok().flatten().map(|a| a.display_name);
     let locations = match (f.ip, decision) {
         (Some(_), Some(d)) => {
@@ -206,7 +228,7 @@ pub fn log(state: &AppState, f: LogFacts<'_>, decision: Option<&Decision>, error
     };
     let results = decision.map(|d| d.results.clone()).unwrap_or_default();
     let now = state.now();
-    let entry = SignInLogEntry {
+    SignInLogEntry {
         id: String::new(),
         seq: 0,
         created_date_time: crate::clock::rfc3339(now),
@@ -238,6 +260,35 @@ pub fn log(state: &AppState, f: LogFacts<'_>, decision: Option<&Decision>, error
         conditional_access_status: audit::conditional_access_status(&results),
         amr: f.amr,
         applied_conditional_access_policies: results,
-    };
-    audit::record(&state.store, &f.tenant.id, entry);
+    }
+}
+
+/// Whether `key` (e.g. app + user + result) was not logged within the last minute; marks
+/// it logged. Repeats of one outcome are aggregated per minute, as Entra does for
+/// non-interactive sign-ins, so one client cannot grow the log with every request.
+pub fn first_in_minute(state: &AppState, key: &str) -> bool {
+    let now = state.now();
+    let mut seen = state.token_log_seen.lock().unwrap_or_else(|p| p.into_inner());
+    if seen.get(key).is_some_and(|t| now - t < 60) {
+        return false;
+    }
+    if seen.len() > 100_000 {
+        seen.retain(|_, t| now - *t < 60);
+    }
+    seen.insert(key.to_string(), now);
+    true
+}
+
+/// `log`, once per minute per `key` (the same app, user or login, and result).
+pub fn log_aggregated(
+    state: &AppState,
+    key: &str,
+    f: LogFacts<'_>,
+    decision: Option<&Decision>,
+    error: Option<(&str, String)>,
+) {
+    let result = error.as_ref().map(|(c, _)| *c).unwrap_or("ok");
+    if first_in_minute(state, &format!("{}:{key}:{result}", f.tenant.id)) {
+        log(state, f, decision, error);
+    }
 }

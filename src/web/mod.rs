@@ -37,12 +37,19 @@ pub struct AppState {
     pub dummy_hash: String,
     /// Failed passwords per account.
     pub limiter: ratelimit::Limiter,
-    /// Failed passwords per client IP (a looser limit against password spraying).
+    /// Failed passwords per client IP: throttles a spraying address for accounts that
+    /// already have failures of their own (never an account with none).
     pub ip_limiter: ratelimit::Limiter,
-    /// Email one-time codes sent per address (against mail bombing through redemption).
+    /// Email one-time codes sent per address and client IP (pacing one requester).
     pub otp_send_limiter: ratelimit::Limiter,
     /// Invitations per inviter and tenant (each one writes a user and may send an email).
     pub invite_limiter: ratelimit::Limiter,
+    /// Email one-time codes sent per address from anywhere (the mailbox's cap, larger).
+    pub otp_address_limiter: ratelimit::Limiter,
+    /// SSO session reuses per session at /authorize.
+    pub sso_limiter: ratelimit::Limiter,
+    /// The sign-in page's password checks: a bounded queue that sheds load.
+    pub passwords: crate::directory::password::Checker,
     /// For federation and the demo RP: no redirects followed.
     pub http: reqwest::Client,
     pub demo: demo::DemoRp,
@@ -144,6 +151,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/{tenant}/login/password", web::post().to(signin::password))
         .route("/{tenant}/login/cancel", web::post().to(signin::cancel))
         .route("/{tenant}/login/email-otp", web::post().to(signin::email_otp))
+        .route("/{tenant}/login/email-otp/send", web::post().to(signin::email_otp_resend))
         .route("/{tenant}/login/email-otp/resend", web::post().to(signin::email_otp_resend))
         .route("/{tenant}/login/consent", web::post().to(signin::consent))
         .route("/{tenant}/login/totp-enroll", web::post().to(mfa::enroll))

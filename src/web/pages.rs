@@ -133,6 +133,8 @@ pub struct StubLoginPage {
 pub struct EmailOtpPage {
     pub ctx: SignInContext,
     pub email: String,
+    /// Whether a code was sent: before, the page offers only "Send code".
+    pub sent: bool,
     pub error: Option<String>,
 }
 

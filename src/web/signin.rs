@@ -7,7 +7,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use super::error::PageError;
 use super::pages::{ConsentPage, EmailOtpPage, IdentifyPage, MessagePage, PasswordPage, SignInContext, render};
 use super::{AppState, Data, csrf};
-use crate::directory::{ExternalUserState, Identity, Tenant, User, password};
+use crate::directory::{ExternalUserState, Identity, Tenant, User};
 use crate::federation::{self, HomeIdentity};
 use crate::mfa;
 use crate::oidc::authorize::{Reply, issue_code, open_session, session_cookie};
@@ -21,9 +21,34 @@ const WRONG_PASSWORD: &str =
     "Your account or password is incorrect. If you don't remember your password, ask your administrator to reset it.";
 const LOCKED: &str =
     "Too many failed sign-in attempts. Your account is locked for a while to protect it; try again later.";
+const THROTTLED: &str = "Too many sign-in attempts came from your network. Wait a few minutes, then try again.";
+const BUSY: &str = "We are handling a great many sign-ins right now. Wait a few seconds, then try again.";
 /// Sends of an email code per sign-in, and the pause between two.
 const OTP_MAX_SENDS: u32 = 5;
 const OTP_RESEND_PAUSE_SECS: i64 = 30;
+/// Email codes per hour to one address from one client IP (what a guest needs, and all
+/// that one anonymous requester can spend) ...
+pub const OTP_SENDS_PER_IP: u32 = 10;
+/// ... and to one address from anywhere (protects the mailbox; larger, so that one
+/// requester cannot use up what the guest needs).
+pub const OTP_SENDS_PER_ADDRESS: u32 = 50;
+/// SSO reuses of one session at /authorize per minute.
+pub const SSO_REUSES_PER_MINUTE: u32 = 60;
+/// Seconds a shed password check asks the browser to wait.
+const BUSY_RETRY_SECS: i64 = 5;
+
+/// A page answered with 429 and `Retry-After`.
+fn too_many(mut resp: HttpResponse, retry_after: i64) -> HttpResponse {
+    *resp.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+    resp.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(retry_after.max(1)));
+    resp
+}
+
+/// The error page for a limit, with `Retry-After`.
+fn too_many_page(code: &'static str, message: impl Into<String>, retry_after: i64) -> HttpResponse {
+    let page = PageError::new(StatusCode::TOO_MANY_REQUESTS, code, message);
+    too_many(actix_web::ResponseError::error_response(&page), retry_after)
+}
 
 /// Parses the query string (each parameter once), or the human error page.
 pub fn query(req: &HttpRequest) -> Result<Params, PageError> {
@@ -110,7 +135,7 @@ pub(crate) fn step_page(
     match &signin.step {
         Step::Identify => render(&IdentifyPage { ctx, login, error }, vec![]),
         Step::Password => render(&PasswordPage { ctx, login, error }, vec![]),
-        Step::EmailOtp { .. } => render(&EmailOtpPage { ctx, email: login, error }, vec![]),
+        Step::EmailOtp { sends, .. } => render(&EmailOtpPage { ctx, email: login, sent: *sends > 0, error }, vec![]),
         Step::Consent { idp, .. } => {
             let user = signin_user(state, tenant, signin)?;
             let home = if idp == "mail" { "a one-time code sent to your email".to_string() } else { idp.clone() };
@@ -204,27 +229,70 @@ pub async fn password(
     body: web::Bytes,
     state: Data,
 ) -> Result<HttpResponse, PageError> {
+    use super::access::{LogFacts, PORTAL_APP, log_login_failure};
+    use super::ratelimit::Reserved;
     let (tenant, f, tx, signin) = posted(&req, &state, &path, &body, |s| *s == Step::Password)?;
     let now = state.now();
     let login = signin.login.clone().unwrap_or_default().to_ascii_lowercase();
+    // Keyed by the login as typed, known or not: an unknown name behaves like an account.
     let account_key = format!("acct:{}:{login}", tenant.id);
-    let ip = super::net::client_ip(&req, &state.config.trusted_proxies).map(|i| i.to_string()).unwrap_or_default();
-    let ip_key = format!("ip:{ip}");
-    if state.limiter.is_limited(&account_key, now) || state.ip_limiter.is_limited(&ip_key, now) {
-        return step_page(&state, &req, &tenant, &tx, &signin, Some(LOCKED.into()));
-    }
+    let client_ip = super::net::client_ip(&req, &state.config.trusted_proxies);
+    let ip_key = format!("ip:{}", client_ip.map(|i| i.to_string()).unwrap_or_default());
     let user = match signin.user_id {
         Some(id) => state.store.user(&tenant.id, &id)?,
         None => None,
     };
+    let app_id = signin.client_id().unwrap_or(PORTAL_APP).to_string();
+    let facts = || LogFacts {
+        tenant: &tenant,
+        user: user.as_ref(),
+        app_id: &app_id,
+        ip: client_ip,
+        device: None,
+        idp: None,
+        amr: vec!["pwd".into()],
+        interactive: true,
+    };
+    // The attempt is counted before the hash is checked (and given back if it succeeds),
+    // so however many arrive at once, at most the limit are ever checked.
+    let before = match state.limiter.try_reserve(&account_key, now) {
+        Reserved::Yes { before } => before,
+        Reserved::No { .. } => {
+            let reason = "too many wrong passwords: the account is locked for a while".to_string();
+            // A locked account may be hammered: one entry per login and minute.
+            if super::access::first_in_minute(&state, &format!("{}:pwd:{login}:account_locked", tenant.id)) {
+                log_login_failure(&state, facts(), &login, "account_locked", reason);
+            }
+            return step_page(&state, &req, &tenant, &tx, &signin, Some(LOCKED.into()));
+        }
+    };
+    // A spraying address is throttled only for logins that already have failures of their
+    // own: an account with none always gets its password checked (smart lockout).
+    if before > 0
+        && let Some(wait) = state.ip_limiter.retry_after(&ip_key, now)
+    {
+        state.limiter.release(&account_key, now);
+        if super::access::first_in_minute(&state, &format!("{}:pwd:{login}:ip_throttled", tenant.id)) {
+            let reason = "too many wrong passwords from this IP address: throttled".to_string();
+            log_login_failure(&state, facts(), &login, "ip_throttled", reason);
+        }
+        let page = step_page(&state, &req, &tenant, &tx, &signin, Some(THROTTLED.into()))?;
+        return Ok(too_many(page, wait));
+    }
     let presented = f.get("password").unwrap_or_default().to_string();
     let stored = user.as_ref().and_then(|u| u.password_hash.clone());
-    let ok = password::verify_blocking(presented, stored, state.dummy_hash.clone()).await;
-    let Some(user) = user.filter(|_| ok) else {
-        state.limiter.record_failure(&account_key, now);
-        state.ip_limiter.record_failure(&ip_key, now);
-        return step_page(&state, &req, &tenant, &tx, &signin, Some(WRONG_PASSWORD.into()));
+    let Ok(ok) = state.passwords.verify(presented, stored, state.dummy_hash.clone()).await else {
+        // Shed, not checked: it does not count against the account.
+        state.limiter.release(&account_key, now);
+        let page = step_page(&state, &req, &tenant, &tx, &signin, Some(BUSY.into()))?;
+        return Ok(too_many(page, BUSY_RETRY_SECS));
     };
+    if !ok {
+        state.ip_limiter.record_failure(&ip_key, now);
+        log_login_failure(&state, facts(), &login, "wrong_password", "invalid username or password".into());
+        return step_page(&state, &req, &tenant, &tx, &signin, Some(WRONG_PASSWORD.into()));
+    }
+    let Some(user) = user else { return Err(PageError::signin_expired()) };
     state.limiter.clear(&account_key);
     if !user.account_enabled {
         return Err(PageError::bad_request("account_disabled", "Your account is disabled. Ask your administrator."));
@@ -251,18 +319,9 @@ pub async fn begin_home(
 ) -> Result<HttpResponse, PageError> {
     let email = signin.login.clone().unwrap_or_default();
     if home == Home::EmailOtp {
-        let now = state.now();
-        let code = mfa::new_email_otp();
-        send_email_code(state, tenant, &email, &code)?;
-        signin.step = Step::EmailOtp {
-            code_hash: mfa::hash_code(&code),
-            expires_at: now + mfa::EMAIL_OTP_TTL_SECS,
-            attempts: 0,
-            sends: 1,
-            last_sent: now,
-        };
-        // The code lives 30 minutes; the sign-in must outlive it.
-        signin.expires_at = signin.expires_at.max(now + mfa::EMAIL_OTP_TTL_SECS + 60);
+        // Nothing is mailed yet: identifying as someone must not spend their codes. The
+        // page offers "Send code"; only that post sends one (email_otp_send).
+        signin.step = Step::EmailOtp { code_hash: String::new(), expires_at: 0, attempts: 0, sends: 0, last_sent: 0 };
         state.store.put_signin(&digest(tx), &signin)?;
         return Ok(to_login_page(tenant, tx));
     }
@@ -281,17 +340,28 @@ pub async fn begin_home(
     Ok(HttpResponse::Found().insert_header((header::LOCATION, started.url)).finish())
 }
 
-fn send_email_code(state: &AppState, tenant: &Tenant, email: &str, code: &str) -> Result<(), PageError> {
-    let key = format!("otp:{}", email.to_ascii_lowercase());
+/// Mails `code`, within two quotas per hour: per address and client IP (one requester,
+/// `OTP_SENDS_PER_IP`) and per address from anywhere (`OTP_SENDS_PER_ADDRESS`, larger).
+/// `Ok(Some(seconds))`: a quota is used up, nothing was sent.
+fn send_email_code(
+    state: &AppState,
+    tenant: &Tenant,
+    email: &str,
+    code: &str,
+    ip: Option<std::net::IpAddr>,
+) -> Result<Option<i64>, PageError> {
+    use super::ratelimit::Reserved;
+    let address = email.to_ascii_lowercase();
+    let ip_key = format!("otp:{address}:{}", ip.map(|i| i.to_string()).unwrap_or_default());
+    let address_key = format!("otp:{address}");
     let now = state.now();
-    if state.otp_send_limiter.is_limited(&key, now) {
-        return Err(PageError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "otp_rate_limited",
-            "Too many codes were sent to this address recently. Wait an hour and try again.",
-        ));
+    if let Reserved::No { retry_after } = state.otp_send_limiter.try_reserve(&ip_key, now) {
+        return Ok(Some(retry_after));
     }
-    state.otp_send_limiter.record_failure(&key, now);
+    if let Reserved::No { retry_after } = state.otp_address_limiter.try_reserve(&address_key, now) {
+        state.otp_send_limiter.release(&ip_key, now);
+        return Ok(Some(retry_after));
+    }
     let body = format!(
         "Your {} verification code is {code}.\n\nIt is valid for 30 minutes and works once. If you did not try to sign in, ignore this email.",
         tenant.display_name
@@ -305,7 +375,8 @@ fn send_email_code(state: &AppState, tenant: &Tenant, email: &str, code: &str) -
         None,
         Some(code),
     )
-    .map_err(PageError::internal)
+    .map_err(PageError::internal)?;
+    Ok(None)
 }
 
 /// `/federation/callback`: the home IdP answers; the sign-in that sent the guest continues.
@@ -415,77 +486,122 @@ fn wrong_account(signed_in_as: &str, invited: &str) -> PageError {
     )
 }
 
+/// What one posted email code did to the sign-in (decided in one compare-and-swap).
+enum OtpAnswer {
+    NotSent,
+    Expired,
+    Exhausted,
+    Wrong { last: bool },
+    Right,
+}
+
 pub async fn email_otp(
     req: HttpRequest,
     path: web::Path<String>,
     body: web::Bytes,
     state: Data,
 ) -> Result<HttpResponse, PageError> {
-    let (tenant, f, tx, mut signin) = posted(&req, &state, &path, &body, |s| matches!(s, Step::EmailOtp { .. }))?;
-    let Step::EmailOtp { code_hash, expires_at, attempts, sends, last_sent } = signin.step.clone() else {
-        return Err(PageError::signin_expired());
-    };
+    let (tenant, f, tx, _) = posted(&req, &state, &path, &body, |s| matches!(s, Step::EmailOtp { .. }))?;
     let now = state.now();
-    if expires_at <= now {
-        return step_page(&state, &req, &tenant, &tx, &signin, Some("This code has expired. Send a new code.".into()));
-    }
-    if attempts >= mfa::EMAIL_OTP_MAX_ATTEMPTS {
-        return step_page(&state, &req, &tenant, &tx, &signin, Some("Too many wrong codes. Send a new code.".into()));
-    }
-    let presented = f.get("code").unwrap_or_default();
-    if !mfa::code_matches(presented, &code_hash) {
-        signin.step = Step::EmailOtp { code_hash, expires_at, attempts: attempts + 1, sends, last_sent };
-        state.store.put_signin(&digest(&tx), &signin)?;
-        let msg = if attempts + 1 >= mfa::EMAIL_OTP_MAX_ATTEMPTS {
-            "That code is not right, and that was the last try. Send a new code."
+    let presented = f.get("code").unwrap_or_default().to_string();
+    // Checked and counted in one compare-and-swap of the sign-in: N concurrent wrong codes
+    // count N, at most the limit are compared, and a right code is spent by one winner.
+    let updated = state.store.update_signin(&digest(&tx), |s| {
+        let Step::EmailOtp { code_hash, expires_at, attempts, sends, .. } = &mut s.step else { return None };
+        Some(if *sends == 0 {
+            OtpAnswer::NotSent
+        } else if *expires_at <= now {
+            OtpAnswer::Expired
+        } else if *attempts >= mfa::EMAIL_OTP_MAX_ATTEMPTS {
+            OtpAnswer::Exhausted
+        } else if mfa::code_matches(&presented, code_hash) {
+            code_hash.clear();
+            *attempts = mfa::EMAIL_OTP_MAX_ATTEMPTS;
+            OtpAnswer::Right
         } else {
-            "That code is not right. Check the latest email and try again."
-        };
-        return step_page(&state, &req, &tenant, &tx, &signin, Some(msg.into()));
-    }
-    let email = signin.login.clone().unwrap_or_default();
-    let proven = HomeIdentity {
-        issuer: "mail".into(),
-        subject: email.clone(),
-        email: Some(email),
-        email_verified: true,
-        amr: vec!["otp".into()],
+            *attempts += 1;
+            OtpAnswer::Wrong { last: *attempts >= mfa::EMAIL_OTP_MAX_ATTEMPTS }
+        })
+    })?;
+    let Some((signin, Some(answer))) = updated else { return Err(PageError::signin_expired()) };
+    let msg = match answer {
+        OtpAnswer::Right => {
+            let email = signin.login.clone().unwrap_or_default();
+            let proven = HomeIdentity {
+                issuer: "mail".into(),
+                subject: email.clone(),
+                email: Some(email),
+                email_verified: true,
+                amr: vec!["otp".into()],
+            };
+            return home_proven(&state, &req, &tenant, &tx, signin, proven, vec!["otp".into()]);
+        }
+        OtpAnswer::NotSent => "No code was sent yet. Send a code first.",
+        OtpAnswer::Expired => "This code has expired. Send a new code.",
+        OtpAnswer::Exhausted => "Too many wrong codes. Send a new code.",
+        OtpAnswer::Wrong { last: true } => "That code is not right, and that was the last try. Send a new code.",
+        OtpAnswer::Wrong { last: false } => "That code is not right. Check the latest email and try again.",
     };
-    home_proven(&state, &req, &tenant, &tx, signin, proven, vec!["otp".into()])
+    step_page(&state, &req, &tenant, &tx, &signin, Some(msg.into()))
 }
 
+/// "Send code" (the first) and "Send a new code": paced per sign-in, and within the
+/// per-address quotas of `send_email_code`.
 pub async fn email_otp_resend(
     req: HttpRequest,
     path: web::Path<String>,
     body: web::Bytes,
     state: Data,
 ) -> Result<HttpResponse, PageError> {
-    let (tenant, _, tx, mut signin) = posted(&req, &state, &path, &body, |s| matches!(s, Step::EmailOtp { .. }))?;
+    let (tenant, _, tx, signin) = posted(&req, &state, &path, &body, |s| matches!(s, Step::EmailOtp { .. }))?;
     let Step::EmailOtp { sends, last_sent, .. } = signin.step.clone() else {
         return Err(PageError::signin_expired());
     };
     let now = state.now();
-    if sends >= OTP_MAX_SENDS || now - last_sent < OTP_RESEND_PAUSE_SECS {
-        return step_page(
-            &state,
-            &req,
-            &tenant,
-            &tx,
-            &signin,
-            Some("A code was sent just now. Wait a little before asking for another.".into()),
-        );
+    if sends >= OTP_MAX_SENDS || (sends > 0 && now - last_sent < OTP_RESEND_PAUSE_SECS) {
+        let msg = if sends >= OTP_MAX_SENDS {
+            "We have sent as many codes as we can for this sign-in. Go back to the application and start again."
+        } else {
+            "A code was sent just now. Wait a little before asking for another."
+        };
+        return step_page(&state, &req, &tenant, &tx, &signin, Some(msg.into()));
     }
     let code = mfa::new_email_otp();
-    send_email_code(&state, &tenant, signin.login.as_deref().unwrap_or_default(), &code)?;
-    signin.step = Step::EmailOtp {
-        code_hash: mfa::hash_code(&code),
-        expires_at: now + mfa::EMAIL_OTP_TTL_SECS,
-        attempts: 0,
-        sends: sends + 1,
-        last_sent: now,
-    };
-    signin.expires_at = signin.expires_at.max(now + mfa::EMAIL_OTP_TTL_SECS + 60);
-    state.store.put_signin(&digest(&tx), &signin)?;
+    // Claimed in one compare-and-swap: two concurrent sends on one sign-in mail one code.
+    let claimed = state.store.update_signin(&digest(&tx), |s| match &mut s.step {
+        Step::EmailOtp { code_hash, expires_at, attempts, sends: n, last_sent: at } if *n == sends => {
+            *code_hash = mfa::hash_code(&code);
+            *expires_at = now + mfa::EMAIL_OTP_TTL_SECS;
+            *attempts = 0;
+            *n += 1;
+            *at = now;
+            // The code lives 30 minutes; the sign-in must outlive it.
+            s.expires_at = s.expires_at.max(now + mfa::EMAIL_OTP_TTL_SECS + 60);
+            true
+        }
+        _ => false,
+    })?;
+    match claimed {
+        Some((_, true)) => {}
+        Some((current, false)) => {
+            let msg = "A code was sent just now. Wait a little before asking for another.";
+            return step_page(&state, &req, &tenant, &tx, &current, Some(msg.into()));
+        }
+        None => return Err(PageError::signin_expired()),
+    }
+    let ip = super::net::client_ip(&req, &state.config.trusted_proxies);
+    let sent = send_email_code(&state, &tenant, signin.login.as_deref().unwrap_or_default(), &code, ip);
+    if !matches!(sent, Ok(None)) {
+        // Nothing was mailed: the sign-in goes back to what it was.
+        state.store.put_signin(&digest(&tx), &signin)?;
+    }
+    if let Some(wait) = sent? {
+        return Ok(too_many_page(
+            "otp_rate_limited",
+            "Too many codes were sent to this address recently. Wait an hour and try again.",
+            wait,
+        ));
+    }
     Ok(to_login_page(&tenant, &tx))
 }
 
@@ -578,6 +694,18 @@ pub fn after_primary(
     existing: Option<(String, crate::oidc::model::Session)>,
 ) -> Result<HttpResponse, PageError> {
     use super::access::{Gate, LogFacts, PORTAL_APP};
+    if let Some((cookie, _)) = &existing {
+        // One session may be reused at most SSO_REUSES_PER_MINUTE times a minute: a script
+        // replaying a cookie can neither flood the log nor the store.
+        let key = format!("sso:{}", crate::secrets::digest_hex(cookie));
+        if let super::ratelimit::Reserved::No { retry_after } = state.sso_limiter.try_reserve(&key, state.now()) {
+            return Ok(too_many_page(
+                "sso_rate_limited",
+                "This browser opened applications too often in a short time. Wait a minute, then try again.",
+                retry_after,
+            ));
+        }
+    }
     let user = state.store.user(&tenant.id, &auth.user_id)?;
     // The credential gate: the user may have been disabled or reset while signing in.
     if let Err(refusal) = crate::credential::check(user.as_ref(), &crate::credential::Presented::of(&auth, None)) {
@@ -591,6 +719,14 @@ pub fn after_primary(
     }
     let user = user.ok_or_else(PageError::signin_expired)?;
     let app_id = signin.client_id().unwrap_or(PORTAL_APP).to_string();
+    // SSO reuse is logged once a minute per app, user and result (like token sign-ins).
+    let sso_key = existing.as_ref().map(|_| format!("sso:{app_id}:{}", user.id));
+    let log =
+        |facts: LogFacts<'_>, decision: Option<&crate::policy::Decision>, error: Option<(&str, String)>| match &sso_key
+        {
+            Some(key) => super::access::log_aggregated(state, key, facts, decision, error),
+            None => super::access::log(state, facts, decision, error),
+        };
     let ip = super::net::client_ip(req, &state.config.trusted_proxies);
     let (device, device_cookie) = super::access::device(req, state, tenant, &user)?;
     // Refreshes re-check conditional access against this device's state at the time.
@@ -632,12 +768,12 @@ pub fn after_primary(
     }
     let mut resp = match gate {
         Gate::Allow(decision) => {
-            super::access::log(state, facts(auth.amr.clone()), Some(&decision), None);
+            log(facts(auth.amr.clone()), Some(&decision), None);
             finish(state, tenant, tx, signin, auth, existing)?
         }
         Gate::Block { decision, code, policies } => {
             let reason = format!("blocked by conditional access: {}", policies.join(", "));
-            super::access::log(state, facts(auth.amr.clone()), Some(&decision), Some((code, reason)));
+            log(facts(auth.amr.clone()), Some(&decision), Some((code, reason)));
             state.store.delete_signin(&digest(tx))?;
             // The error page still registers the device: the admin may mark it compliant.
             actix_web::ResponseError::error_response(&PageError::new(
@@ -658,18 +794,13 @@ pub fn after_primary(
         Gate::Mfa(decision) => {
             if !crate::licensing::can_take_seat(&state.store, tenant, &user)? {
                 let reason = "no Premium licence left for MFA".to_string();
-                super::access::log(
-                    state,
-                    facts(auth.amr.clone()),
-                    Some(&decision),
-                    Some(("license_exhausted", reason)),
-                );
+                log(facts(auth.amr.clone()), Some(&decision), Some(("license_exhausted", reason)));
                 state.store.delete_signin(&digest(tx))?;
                 return Err(crate::licensing::exhausted(tenant));
             }
             // Entra logs the MFA interruption (50074) with the policies that asked for it.
             let why = super::access::mfa_reasons(&decision, &user, tenant, step_up);
-            super::access::log(state, facts(auth.amr.clone()), Some(&decision), Some(("mfa_required", why)));
+            log(facts(auth.amr.clone()), Some(&decision), Some(("mfa_required", why)));
             signin.step = if user.totp_methods.is_empty() {
                 let enrollment = mfa::new_enrollment(&tenant.display_name, &user.user_principal_name);
                 Step::MfaEnroll { auth, secret_b32: enrollment.secret_b32 }

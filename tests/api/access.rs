@@ -83,7 +83,9 @@ async fn seed_example_partner_guest_proofs_up_at_the_resource_tenant_for_foo() {
 async fn redeem_to_foo(app: &TestApp, email: &str) -> (Browser, Page) {
     let inv = app.invite(email, &format!("{}/demo/foo/login", app.url), Some("foo")).await;
     let browser = app.browser();
-    let page = browser.follow_any(browser.get(inv["inviteRedeemUrl"].as_str().unwrap()).await).await;
+    let page = browser
+        .send_email_code(browser.follow_any(browser.get(inv["inviteRedeemUrl"].as_str().unwrap()).await).await)
+        .await;
     let consent = if page.has("form#email-otp") {
         browser
             .follow_any(browser.post_abs(&page.url, &page.form("email-otp").set("code", &app.latest_otp(email))).await)
@@ -164,7 +166,9 @@ fn policy(json: Value) -> gatehouse::policy::Policy {
 async fn redeemed_guest(app: &TestApp, email: &str) -> Browser {
     let inv = app.invite(email, LANDING, None).await;
     let browser = app.browser();
-    let page = browser.follow_any(browser.get(inv["inviteRedeemUrl"].as_str().unwrap()).await).await;
+    let page = browser
+        .send_email_code(browser.follow_any(browser.get(inv["inviteRedeemUrl"].as_str().unwrap()).await).await)
+        .await;
     let consent = browser
         .follow_any(browser.post_abs(&page.url, &page.form("email-otp").set("code", &app.latest_otp(email))).await)
         .await;
@@ -412,7 +416,9 @@ async fn when_seats_run_out_redemption_and_mfa_stop_clearly() {
     let email = "pat@northwind.example";
     let inv = app.invite(email, LANDING, None).await;
     let browser = app.browser();
-    let page = browser.follow_any(browser.get(inv["inviteRedeemUrl"].as_str().unwrap()).await).await;
+    let page = browser
+        .send_email_code(browser.follow_any(browser.get(inv["inviteRedeemUrl"].as_str().unwrap()).await).await)
+        .await;
     let consent = browser
         .follow_any(browser.post_abs(&page.url, &page.form("email-otp").set("code", &app.latest_otp(email))).await)
         .await;

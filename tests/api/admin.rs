@@ -351,7 +351,9 @@ async fn what_if_gives_the_same_per_policy_results_as_a_real_sign_in() {
     let email = "pat@northwind.example";
     let inv = app.invite(email, LANDING, None).await;
     let browser = Browser::forwarded_for(&app.url, "203.0.113.20");
-    let page = browser.follow_any(browser.get(inv["inviteRedeemUrl"].as_str().unwrap()).await).await;
+    let page = browser
+        .send_email_code(browser.follow_any(browser.get(inv["inviteRedeemUrl"].as_str().unwrap()).await).await)
+        .await;
     let consent = browser
         .follow_any(browser.post_abs(&page.url, &page.form("email-otp").set("code", &app.latest_otp(email))).await)
         .await;

@@ -110,6 +110,11 @@ async fn to_consent(base: &str, url: &str, email: &str) -> Result<(Agent, Page),
     let died = |_| Redemption::Died { accept_sent: false };
     let agent = Agent::new(base);
     let page = agent.follow(agent.get(url).await.map_err(died)?).await.map_err(died)?;
+    if !page.has("form#email-otp-send") {
+        return Err(Redemption::Refused(page.error_code().unwrap_or_else(|| page.status.to_string())));
+    }
+    pause().await;
+    let page = agent.follow(agent.submit(&page.form("email-otp-send")).await.map_err(died)?).await.map_err(died)?;
     if !page.has("form#email-otp") {
         return Err(Redemption::Refused(page.error_code().unwrap_or_else(|| page.status.to_string())));
     }

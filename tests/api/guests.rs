@@ -165,7 +165,9 @@ async fn email_otp_guest_redeems_with_a_code_from_the_outbox() {
     let email = "pat@northwind.example";
     let inv = app.invite(email, LANDING, None).await;
     let browser = app.browser();
-    let page = browser.follow_any(browser.get(inv["inviteRedeemUrl"].as_str().unwrap()).await).await;
+    let page = browser
+        .send_email_code(browser.follow_any(browser.get(inv["inviteRedeemUrl"].as_str().unwrap()).await).await)
+        .await;
     assert!(page.has("form#email-otp"), "{}", page.body);
     let code = app.latest_otp(email);
     assert_eq!(code.len(), 8);
@@ -249,7 +251,7 @@ async fn replayed_expired_and_voided_tickets_get_their_own_page_and_change_nothi
     // Redeem the new ticket, then replay it.
     let new_url = reset["inviteRedeemUrl"].as_str().unwrap().to_string();
     let browser = app.browser();
-    let page = browser.follow_any(browser.get(&new_url).await).await;
+    let page = browser.send_email_code(browser.follow_any(browser.get(&new_url).await).await).await;
     let code = app.latest_otp("pat@northwind.example");
     let consent =
         browser.follow_any(browser.post_abs(&page.url, &page.form("email-otp").set("code", &code)).await).await;
@@ -323,7 +325,9 @@ async fn wrong_expired_and_exhausted_email_codes_are_refused() {
     let email = "pat@northwind.example";
     let inv = app.invite(email, LANDING, None).await;
     let browser = app.browser();
-    let page = browser.follow_any(browser.get(inv["inviteRedeemUrl"].as_str().unwrap()).await).await;
+    let page = browser
+        .send_email_code(browser.follow_any(browser.get(inv["inviteRedeemUrl"].as_str().unwrap()).await).await)
+        .await;
     let form = page.form("email-otp");
     // Wrong codes are counted on the sign-in transaction (the signins tree); nothing else changes.
     let before = app.snapshot_except(&["signins"]);
@@ -362,7 +366,9 @@ async fn declining_changes_nothing() {
     let email = "pat@northwind.example";
     let inv = app.invite(email, LANDING, None).await;
     let browser = app.browser();
-    let page = browser.follow_any(browser.get(inv["inviteRedeemUrl"].as_str().unwrap()).await).await;
+    let page = browser
+        .send_email_code(browser.follow_any(browser.get(inv["inviteRedeemUrl"].as_str().unwrap()).await).await)
+        .await;
     let consent = browser
         .follow_any(browser.post_abs(&page.url, &page.form("email-otp").set("code", &app.latest_otp(email))).await)
         .await;
@@ -382,7 +388,7 @@ async fn concurrent_redemptions_of_one_ticket_succeed_exactly_once() {
     let mut ready = Vec::new();
     for _ in 0..8 {
         let browser = app.browser();
-        let page = browser.follow_any(browser.get(&url).await).await;
+        let page = browser.send_email_code(browser.follow_any(browser.get(&url).await).await).await;
         let consent = browser
             .follow_any(browser.post_abs(&page.url, &page.form("email-otp").set("code", &app.latest_otp(email))).await)
             .await;
@@ -497,17 +503,17 @@ async fn email_codes_to_one_address_are_rate_limited() {
     let url = inv["inviteRedeemUrl"].as_str().unwrap().to_string();
     for _ in 0..10 {
         let b = app.browser();
-        assert!(b.follow_any(b.get(&url).await).await.has("form#email-otp"));
+        assert!(b.send_email_code(b.follow_any(b.get(&url).await).await).await.has("form#email-otp"));
     }
     let b = app.browser();
-    let limited = b.follow_any(b.get(&url).await).await;
+    let limited = b.send_email_code(b.follow_any(b.get(&url).await).await).await;
     assert_eq!(
         (limited.status, limited.error_code().as_deref()),
         (StatusCode::TOO_MANY_REQUESTS, Some("otp_rate_limited"))
     );
     app.clock.advance(3601);
     let b = app.browser();
-    assert!(b.follow_any(b.get(&url).await).await.has("form#email-otp"));
+    assert!(b.send_email_code(b.follow_any(b.get(&url).await).await).await.has("form#email-otp"));
 }
 
 /// A minimal SMTP server on loopback that records one message.

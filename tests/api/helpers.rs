@@ -73,6 +73,12 @@ impl TestApp {
         self.state.store.snapshot().expect("snapshot")
     }
 
+    /// The whole store except the sign-in log (for requests that legitimately write
+    /// their own log entry, e.g. a wrong password's 50126).
+    pub fn snapshot_without_log(&self) -> Vec<(String, Vec<u8>, Vec<u8>)> {
+        self.snapshot().into_iter().filter(|(t, _, _)| t != "tenant_signin_log").collect()
+    }
+
     pub fn browser(&self) -> Browser {
         Browser::new(&self.url)
     }
@@ -602,4 +608,15 @@ pub fn assert_oauth_error(status: StatusCode, body: &Value, expected: StatusCode
 /// A snapshot without exactly the trees named (see `TestApp::snapshot_except`).
 pub fn without_trees(snapshot: Vec<(String, Vec<u8>, Vec<u8>)>, trees: &[&str]) -> Vec<(String, Vec<u8>, Vec<u8>)> {
     snapshot.into_iter().filter(|(t, _, _)| !trees.contains(&t.as_str())).collect()
+}
+
+impl Browser {
+    /// At the email-code step's first page: posts "Send code" (`form#email-otp-send`) and
+    /// follows back to the code page; any other page is returned as it is.
+    pub async fn send_email_code(&self, page: Page) -> Page {
+        if !page.has("form#email-otp-send") {
+            return page;
+        }
+        self.follow_any(self.post_abs(&page.url, &page.form("email-otp-send")).await).await
+    }
 }

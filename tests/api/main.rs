@@ -17,3 +17,4 @@ mod rp_libraries;
 mod sec_admin;
 mod sec_bounds;
 mod sec_gate;
+mod sec_limits;

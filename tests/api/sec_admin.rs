@@ -176,6 +176,7 @@ async fn consent_keeps_the_ticket_when_the_redirect_cannot_be_built() {
 
     let browser = app.browser();
     let page = browser.follow_any(browser.get(inv["inviteRedeemUrl"].as_str().unwrap()).await).await;
+    let page = browser.send_email_code(page).await;
     let code = app.latest_otp(email);
     let consent =
         browser.follow_any(browser.post_abs(&page.url, &page.form("email-otp").set("code", &code)).await).await;

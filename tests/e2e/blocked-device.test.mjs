@@ -27,6 +27,7 @@ test('admin turns the device policy on and a guest on an unmanaged device is blo
     const guest = await s.page('pat');
     await s.step('pat redeems with an email code and uses Bar (report-only: allowed)', async () => {
       await openInvitation(guest, server, pat, { expectedLink: link });
+      await submitForm(guest, 'email-otp-send');
       await expectPage(guest, 'form#email-otp', 'the email code page');
       await submitForm(guest, 'email-otp', { code: await emailCode(guest, server, pat) });
       await expectPage(guest, 'form#consent', 'the consent page');
