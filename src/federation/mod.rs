@@ -253,10 +253,10 @@ impl MetadataCache {
     }
 }
 
-fn home_http(
-    state: &AppState,
-) -> impl Fn(HttpRequest) -> std::pin::Pin<Box<dyn Future<Output = Result<HttpResponse, HomeHttpError>> + Send + '_>> + '_
-{
+type HomeFuture<'a> = std::pin::Pin<Box<dyn Future<Output = Result<HttpResponse, HomeHttpError>> + Send + 'a>>;
+
+/// The HTTP client openidconnect uses for every request to a home: capped in size and time.
+fn home_http<'a>(state: &'a AppState) -> impl Fn(HttpRequest) -> HomeFuture<'a> + 'a {
     move |r| Box::pin(capped_call(&state.http, r, HOME_BODY_LIMIT, HOME_TIMEOUT))
 }
 
