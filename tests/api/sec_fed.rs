@@ -20,7 +20,8 @@ async fn home_answer(browser: &Browser, home: &Page, login: &str, password: &str
         browser.post_abs(&home.url, &form).await
     } else {
         assert!(home.has("form#identify"), "expected a home sign-in page at {}:\n{}", home.url, home.body);
-        let next = browser.follow_any(browser.post_abs(&home.url, &home.form("identify").set("login", login)).await).await;
+        let next =
+            browser.follow_any(browser.post_abs(&home.url, &home.form("identify").set("login", login)).await).await;
         assert!(next.has("form#password"), "{}", next.body);
         browser.post_abs(&next.url, &next.form("password").set("password", password)).await
     };
@@ -78,7 +79,10 @@ async fn home_answer_with_a_wrong_or_missing_iss_is_refused_before_its_code_is_u
         ("msa's code without iss", with_query(&contoso_answer, &[("code", Some(&msa_code)), ("iss", None)])),
         (
             "an error answer from another issuer",
-            with_query(&contoso_answer, &[("code", None), ("error", Some("access_denied")), ("iss", Some(&msa_issuer))]),
+            with_query(
+                &contoso_answer,
+                &[("code", None), ("error", Some("access_denied")), ("iss", Some(&msa_issuer))],
+            ),
         ),
     ];
     for (what, url) in &tampered {
