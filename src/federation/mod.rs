@@ -467,4 +467,48 @@ mod tests {
         assert!(!auth_time_acceptable(Some(started - 7200), started, now, hour));
         assert!(auth_time_acceptable(Some(started - AUTH_TIME_SKEW_SECS), started, now, login), "skew");
     }
+
+    /// A loopback server that answers each connection with `reply` (headers and all), once per
+    /// connection, for at most `n` connections; `None` reads the request and never answers.
+    fn loopback(reply: Option<Vec<u8>>, n: usize) -> String {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for stream in listener.incoming().take(n) {
+                let Ok(mut stream) = stream else { continue };
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf);
+                match &reply {
+                    Some(r) => drop(stream.write_all(r)),
+                    // Silent until the client gives up and closes (read returns 0 or fails).
+                    None => while stream.read(&mut buf).is_ok_and(|k| k > 0) {},
+                }
+            }
+        });
+        url
+    }
+
+    fn get(url: &str) -> HttpRequest {
+        openidconnect::http::Request::builder().uri(url).body(Vec::new()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn home_answers_are_cut_at_the_size_limit_and_the_time_limit() {
+        let http = reqwest::Client::new();
+        let limit = 1024;
+        let declared = b"HTTP/1.1 200 OK\r\ncontent-length: 67108864\r\n\r\n{".to_vec();
+        let r = capped_call(&http, get(&loopback(Some(declared), 1)), limit, HOME_TIMEOUT).await;
+        assert!(matches!(r, Err(HomeHttpError::TooLarge(1024))), "a declared 64 MiB body: {r:?}");
+        let mut streamed = b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n".to_vec();
+        streamed.extend(std::iter::repeat_n(b'a', 4 * limit));
+        let r = capped_call(&http, get(&loopback(Some(streamed), 1)), limit, HOME_TIMEOUT).await;
+        assert!(matches!(r, Err(HomeHttpError::TooLarge(1024))), "an undeclared body: {r:?}");
+        let mut small = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n".to_vec();
+        small.extend(b"{}");
+        let r = capped_call(&http, get(&loopback(Some(small), 1)), limit, HOME_TIMEOUT).await;
+        assert_eq!(r.map(|r| r.into_body()).ok(), Some(b"{}".to_vec()), "a small body passes");
+        let r = capped_call(&http, get(&loopback(None, 1)), limit, Duration::from_millis(200)).await;
+        assert!(matches!(r, Err(HomeHttpError::Timeout(_))), "a home that never answers: {r:?}");
+    }
 }
