@@ -341,3 +341,44 @@ async fn a_stub_account_locks_after_five_wrong_passwords() {
     let back = browser.post_abs(&page.url, &form).await;
     assert!(back.location.is_some_and(|l| l.contains("/federation/callback?")), "{}", back.body);
 }
+
+#[tokio::test]
+async fn sign_in_frequency_reaches_the_home_as_max_age() {
+    let app = spawn_app().await;
+    let policy: gatehouse::policy::Policy = serde_json::from_value(json!({
+        "id": "freq", "displayName": "Sign in every hour", "state": "enabled",
+        "conditions": {"users": {"includeUsers": ["All"]}, "applications": {"includeApplications": ["test-rp"]}},
+        "sessionControls": {"signInFrequency": {"value": 1, "type": "hours", "isEnabled": true}},
+    }))
+    .unwrap();
+    app.state.store.put_policy(&app.tenant_id("fabrikam"), &policy).unwrap();
+    let inv = app.invite(SALLY, LANDING, None).await;
+    let browser = app.browser();
+    let consent = to_consent(&browser, inv["inviteRedeemUrl"].as_str().unwrap(), SALLY, &app.password(SALLY)).await;
+    accept(&browser, &consent).await;
+    // Past the frequency, while Sally's home session (12 h) is still live.
+    app.clock.advance(3600 + 60);
+    let rp = app.rp("fabrikam");
+    let start = rp.authorize_url(&[]);
+    let page = browser.follow_any(browser.get(&start.url).await).await;
+    assert!(page.has("form#identify"), "Fabrikam asks again: {}", page.body);
+    let home = browser.follow_any(browser.post_abs(&page.url, &page.form("identify").set("login", SALLY)).await).await;
+    assert!(
+        home.url.contains("/contoso/") && home.has("form#identify"),
+        "the home asks Sally to sign in again ({}):\n{}",
+        home.url,
+        home.body
+    );
+    let home_auth_time = app.state.now();
+    let answer = home_answer(&browser, &home, SALLY, &app.password(SALLY)).await;
+    let done = browser.follow_any(browser.get(&answer).await).await;
+    let code = query_param(done.location.as_deref().expect("back to the RP"), "code").expect("code");
+    let (status, tokens) = rp.exchange(&code, &start.verifier).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let claims = rp.verify(tokens["id_token"].as_str().unwrap(), "JWT").await;
+    assert_eq!(claims["auth_time"], json!(home_auth_time));
+    // A later reuse within the hour is silent again (no loop back to the home).
+    app.clock.advance(60);
+    let reuse = browser.get(&rp.authorize_url(&[]).url).await;
+    assert!(reuse.location.as_deref().is_some_and(|l| l.contains("code=")), "{:?} {}", reuse.location, reuse.body);
+}
