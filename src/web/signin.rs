@@ -297,10 +297,14 @@ pub async fn begin_home(
 /// shortest sign-in frequency of the enforced policies for this guest and app (a guest's
 /// authentication is the home's, so its age is the home's).
 fn home_freshness(state: &AppState, tenant: &Tenant, signin: &SignIn) -> Result<federation::Freshness, PageError> {
-    let Purpose::Authorize(request) = &signin.purpose else { return Ok(federation::Freshness::default()) };
-    let mut max_age = request.max_age;
+    let (app_id, prompt_login, mut max_age) = match &signin.purpose {
+        Purpose::Authorize(r) => (r.client_id.as_str(), r.prompt.iter().any(|p| p == "login"), r.max_age),
+        Purpose::Portal { .. } => (super::access::PORTAL_APP, false, None),
+        // Redemption proves the identity once; no application's policies apply yet.
+        Purpose::Redeem { .. } => return Ok(federation::Freshness::default()),
+    };
     if let Some(user) = signin.user_id.map(|id| state.store.user(&tenant.id, &id)).transpose()?.flatten() {
-        // IP and device are not known here; their conditions count as not met.
+        // IP and device are not known here: conditions on them are judged without them.
         let probe = Authentication {
             user_id: user.id,
             auth_time: 0,
@@ -310,7 +314,7 @@ fn home_freshness(state: &AppState, tenant: &Tenant, signin: &SignIn) -> Result<
             epoch: user.session_epoch,
             device_id: None,
         };
-        let ctx = super::access::context(&user, &request.client_id, None, None, &probe, None);
+        let ctx = super::access::context(&user, app_id, None, None, &probe, None);
         let policies = state.store.policies(&tenant.id)?;
         let decision = crate::policy::evaluate(&ctx, &policies, &state.store.named_locations(&tenant.id)?);
         let frequencies = decision
@@ -323,7 +327,7 @@ fn home_freshness(state: &AppState, tenant: &Tenant, signin: &SignIn) -> Result<
             .map(|f| f.max_age_secs());
         max_age = max_age.into_iter().chain(frequencies).min();
     }
-    Ok(federation::Freshness { prompt_login: request.prompt.iter().any(|p| p == "login"), max_age })
+    Ok(federation::Freshness { prompt_login, max_age })
 }
 
 fn send_email_code(state: &AppState, tenant: &Tenant, email: &str, code: &str) -> Result<(), PageError> {
