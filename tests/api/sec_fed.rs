@@ -382,3 +382,150 @@ async fn sign_in_frequency_reaches_the_home_as_max_age() {
     let reuse = browser.get(&rp.authorize_url(&[]).url).await;
     assert!(reuse.location.as_deref().is_some_and(|l| l.contains("code=")), "{:?} {}", reuse.location, reuse.body);
 }
+
+/// A loopback home IdP that signs its own ID tokens (ES256) and answers the token endpoint
+/// with whatever ID token the test put in `next`; it does not advertise RFC 9207.
+struct FakeHome {
+    issuer: String,
+    key: aws_lc_rs::signature::EcdsaKeyPair,
+    next: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+fn b64(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+impl FakeHome {
+    fn start() -> Self {
+        use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+        let key = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).unwrap();
+        let public = key.public_key().as_ref().to_vec();
+        let jwks = json!({ "keys": [{ "kty": "EC", "crv": "P-256", "kid": "fake-1", "use": "sig", "alg": "ES256",
+            "x": b64(&public[1..33]), "y": b64(&public[33..65]) }] })
+        .to_string();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let issuer = format!("http://{}", listener.local_addr().unwrap());
+        let next = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let (iss, shared) = (issuer.clone(), next.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming().take(30) {
+                let Ok(mut stream) = stream else { continue };
+                let mut data = Vec::new();
+                let mut buf = [0u8; 4096];
+                // The head, then as much body as Content-Length says (bounded reads).
+                let mut wanted = None;
+                for _ in 0..64 {
+                    if let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&data[..end]).to_ascii_lowercase();
+                        let len = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0)))
+                            .unwrap_or(0usize);
+                        wanted = Some(end + 4 + len);
+                    }
+                    if wanted.is_some_and(|w| data.len() >= w) {
+                        break;
+                    }
+                    match stream.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => data.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let head = String::from_utf8_lossy(&data);
+                let body = if head.starts_with("GET /.well-known/openid-configuration") {
+                    json!({
+                        "issuer": iss,
+                        "authorization_endpoint": format!("{iss}/authorize"),
+                        "token_endpoint": format!("{iss}/token"),
+                        "jwks_uri": format!("{iss}/keys"),
+                        "response_types_supported": ["code"],
+                        "subject_types_supported": ["public"],
+                        "id_token_signing_alg_values_supported": ["ES256"],
+                    })
+                    .to_string()
+                } else if head.starts_with("GET /keys") {
+                    jwks.clone()
+                } else {
+                    let id_token = shared.lock().unwrap().clone();
+                    json!({ "access_token": "x", "token_type": "Bearer", "expires_in": 600, "id_token": id_token })
+                        .to_string()
+                };
+                let _ = stream.write_all(
+                    format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                    .as_bytes(),
+                );
+            }
+        });
+        Self { issuer, key, next }
+    }
+
+    /// The ID token the next token request gets.
+    fn answer_with(&self, claims: serde_json::Value) {
+        let header = b64(json!({ "alg": "ES256", "typ": "JWT", "kid": "fake-1" }).to_string().as_bytes());
+        let input = format!("{header}.{}", b64(claims.to_string().as_bytes()));
+        let sig = self.key.sign(&aws_lc_rs::rand::SystemRandom::new(), input.as_bytes()).unwrap();
+        *self.next.lock().unwrap() = format!("{input}.{}", b64(sig.as_ref()));
+    }
+}
+
+#[tokio::test]
+async fn a_home_answer_older_than_the_forwarded_max_age_is_refused() {
+    let app = spawn_app().await;
+    let home = FakeHome::start();
+    add_external_idp(&app, &home.issuer);
+    let email = "pat@litware.example";
+    app.invite(email, LANDING, None).await;
+    // Pat redeemed earlier with this home (set directly: the fake home has no login pages).
+    let mut pat = app.user("fabrikam", email);
+    pat.external_user_state = Some(gatehouse::directory::ExternalUserState::Accepted);
+    pat.identities = vec![gatehouse::directory::Identity {
+        sign_in_type: "federated".into(),
+        issuer: home.issuer.clone(),
+        issuer_assigned_id: "pat-1".into(),
+    }];
+    app.state.store.put_user(&pat).unwrap();
+
+    let rp = app.rp("fabrikam");
+    for (home_auth_age, refused) in [(1000, true), (0, false)] {
+        let browser = app.browser();
+        let start = rp.authorize_url(&[("max_age", "0")]);
+        let page = browser.follow_any(browser.get(&start.url).await).await;
+        let to_home = browser.post_abs(&page.url, &page.form("identify").set("login", email)).await;
+        let request = to_home.location.clone().unwrap_or_else(|| panic!("sent to the home: {}", to_home.body));
+        assert!(request.starts_with(&home.issuer), "{request}");
+        assert_eq!(query_param(&request, "max_age").as_deref(), Some("0"), "max_age is forwarded: {request}");
+        let now = app.state.now();
+        home.answer_with(json!({
+            "iss": home.issuer, "sub": "pat-1", "aud": "resource-fabrikam", "iat": now, "exp": now + 600,
+            "nonce": query_param(&request, "nonce").unwrap(), "auth_time": now - home_auth_age,
+            "email": email, "email_verified": true,
+        }));
+        let callback = format!(
+            "{}/federation/callback?{}",
+            app.url,
+            serde_urlencoded::to_string([("code", "c"), ("state", &query_param(&request, "state").unwrap())]).unwrap()
+        );
+        let before = app.directory_snapshot();
+        let back = browser.get(&callback).await;
+        if refused {
+            assert_eq!(
+                (back.status, back.error_code().as_deref()),
+                (StatusCode::BAD_REQUEST, Some("home_signin_not_fresh")),
+                "{}",
+                back.body
+            );
+            assert_same(&before, &app.directory_snapshot(), "a stale home answer changes nothing");
+        } else {
+            let location = back.location.unwrap_or_else(|| panic!("a fresh answer reaches the RP: {}", back.body));
+            let code = query_param(&location, "code").expect("code");
+            let (status, tokens) = rp.exchange(&code, &start.verifier).await;
+            assert_eq!(status, StatusCode::OK, "{tokens}");
+            let claims = rp.verify(tokens["id_token"].as_str().unwrap(), "JWT").await;
+            assert_eq!(claims["auth_time"], json!(now), "the home's auth_time");
+        }
+    }
+}
