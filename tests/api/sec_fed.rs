@@ -383,12 +383,14 @@ async fn sign_in_frequency_reaches_the_home_as_max_age() {
     assert!(reuse.location.as_deref().is_some_and(|l| l.contains("code=")), "{:?} {}", reuse.location, reuse.body);
 }
 
-/// A loopback home IdP that signs its own ID tokens (ES256) and answers the token endpoint
-/// with whatever ID token the test put in `next`; it does not advertise RFC 9207.
+/// A loopback home IdP that signs its own ID tokens (ES256, with a key it can rotate) and
+/// answers the token endpoint with whatever ID token the test put in `next`; it does not
+/// advertise RFC 9207. It counts the JWKS requests it serves.
 struct FakeHome {
     issuer: String,
-    key: aws_lc_rs::signature::EcdsaKeyPair,
+    key: std::sync::Arc<std::sync::Mutex<(String, aws_lc_rs::signature::EcdsaKeyPair)>>,
     next: std::sync::Arc<std::sync::Mutex<String>>,
+    jwks_served: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 fn b64(bytes: &[u8]) -> String {
@@ -396,18 +398,22 @@ fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
+fn new_key() -> aws_lc_rs::signature::EcdsaKeyPair {
+    aws_lc_rs::signature::EcdsaKeyPair::generate(&aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING).unwrap()
+}
+
 impl FakeHome {
     fn start() -> Self {
-        use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
-        let key = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).unwrap();
-        let public = key.public_key().as_ref().to_vec();
-        let jwks = json!({ "keys": [{ "kty": "EC", "crv": "P-256", "kid": "fake-1", "use": "sig", "alg": "ES256",
-            "x": b64(&public[1..33]), "y": b64(&public[33..65]) }] })
-        .to_string();
+        use aws_lc_rs::signature::KeyPair;
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let issuer = format!("http://{}", listener.local_addr().unwrap());
-        let next = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-        let (iss, shared) = (issuer.clone(), next.clone());
+        let home = Self {
+            issuer: issuer.clone(),
+            key: std::sync::Arc::new(std::sync::Mutex::new(("fake-1".into(), new_key()))),
+            next: Default::default(),
+            jwks_served: Default::default(),
+        };
+        let (iss, shared, key, served) = (issuer, home.next.clone(), home.key.clone(), home.jwks_served.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming().take(30) {
                 let Ok(mut stream) = stream else { continue };
@@ -445,7 +451,12 @@ impl FakeHome {
                     })
                     .to_string()
                 } else if head.starts_with("GET /keys") {
-                    jwks.clone()
+                    served.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let guard = key.lock().unwrap();
+                    let public = guard.1.public_key().as_ref().to_vec();
+                    json!({ "keys": [{ "kty": "EC", "crv": "P-256", "kid": guard.0, "use": "sig", "alg": "ES256",
+                        "x": b64(&public[1..33]), "y": b64(&public[33..65]) }] })
+                    .to_string()
                 } else {
                     let id_token = shared.lock().unwrap().clone();
                     json!({ "access_token": "x", "token_type": "Bearer", "expires_in": 600, "id_token": id_token })
@@ -460,26 +471,30 @@ impl FakeHome {
                 );
             }
         });
-        Self { issuer, key, next }
+        home
+    }
+
+    /// The home starts signing with a new key (and publishes only that one).
+    fn rotate(&self, kid: &str) {
+        *self.key.lock().unwrap() = (kid.into(), new_key());
     }
 
     /// The ID token the next token request gets.
     fn answer_with(&self, claims: serde_json::Value) {
-        let header = b64(json!({ "alg": "ES256", "typ": "JWT", "kid": "fake-1" }).to_string().as_bytes());
+        let guard = self.key.lock().unwrap();
+        let header = b64(json!({ "alg": "ES256", "typ": "JWT", "kid": guard.0 }).to_string().as_bytes());
         let input = format!("{header}.{}", b64(claims.to_string().as_bytes()));
-        let sig = self.key.sign(&aws_lc_rs::rand::SystemRandom::new(), input.as_bytes()).unwrap();
+        let sig = guard.1.sign(&aws_lc_rs::rand::SystemRandom::new(), input.as_bytes()).unwrap();
         *self.next.lock().unwrap() = format!("{input}.{}", b64(sig.as_ref()));
     }
 }
 
-#[tokio::test]
-async fn a_home_answer_older_than_the_forwarded_max_age_is_refused() {
-    let app = spawn_app().await;
-    let home = FakeHome::start();
-    add_external_idp(&app, &home.issuer);
+/// Makes Pat an accepted guest of Fabrikam homed at `home` (set directly: the fake home has
+/// no login pages).
+async fn pat_homed_at(app: &TestApp, home: &FakeHome) {
+    add_external_idp(app, &home.issuer);
     let email = "pat@litware.example";
     app.invite(email, LANDING, None).await;
-    // Pat redeemed earlier with this home (set directly: the fake home has no login pages).
     let mut pat = app.user("fabrikam", email);
     pat.external_user_state = Some(gatehouse::directory::ExternalUserState::Accepted);
     pat.identities = vec![gatehouse::directory::Identity {
@@ -488,44 +503,81 @@ async fn a_home_answer_older_than_the_forwarded_max_age_is_refused() {
         issuer_assigned_id: "pat-1".into(),
     }];
     app.state.store.put_user(&pat).unwrap();
+}
 
+/// Pat identifies at Fabrikam (with `extra` on the RP's request); the fake home answers with an
+/// ID token whose auth_time is `home_auth_age` seconds old. Returns the start, the home
+/// request URL and the callback page.
+async fn pat_signs_in(
+    app: &TestApp,
+    home: &FakeHome,
+    extra: &[(&str, &str)],
+    home_auth_age: i64,
+) -> (AuthStart, String, Page) {
+    let email = "pat@litware.example";
+    let browser = app.browser();
+    let start = app.rp("fabrikam").authorize_url(extra);
+    let page = browser.follow_any(browser.get(&start.url).await).await;
+    let to_home = browser.post_abs(&page.url, &page.form("identify").set("login", email)).await;
+    let request = to_home.location.clone().unwrap_or_else(|| panic!("sent to the home: {}", to_home.body));
+    assert!(request.starts_with(&home.issuer), "{request}");
+    let now = app.state.now();
+    home.answer_with(json!({
+        "iss": home.issuer, "sub": "pat-1", "aud": "resource-fabrikam", "iat": now, "exp": now + 600,
+        "nonce": query_param(&request, "nonce").unwrap(), "auth_time": now - home_auth_age,
+        "email": email, "email_verified": true,
+    }));
+    let callback = format!(
+        "{}/federation/callback?{}",
+        app.url,
+        serde_urlencoded::to_string([("code", "c"), ("state", &query_param(&request, "state").unwrap())]).unwrap()
+    );
+    let back = browser.get(&callback).await;
+    (start, request, back)
+}
+
+#[tokio::test]
+async fn a_home_answer_older_than_the_forwarded_max_age_is_refused() {
+    let app = spawn_app().await;
+    let home = FakeHome::start();
+    pat_homed_at(&app, &home).await;
     let rp = app.rp("fabrikam");
-    for (home_auth_age, refused) in [(1000, true), (0, false)] {
-        let browser = app.browser();
-        let start = rp.authorize_url(&[("max_age", "0")]);
-        let page = browser.follow_any(browser.get(&start.url).await).await;
-        let to_home = browser.post_abs(&page.url, &page.form("identify").set("login", email)).await;
-        let request = to_home.location.clone().unwrap_or_else(|| panic!("sent to the home: {}", to_home.body));
-        assert!(request.starts_with(&home.issuer), "{request}");
-        assert_eq!(query_param(&request, "max_age").as_deref(), Some("0"), "max_age is forwarded: {request}");
-        let now = app.state.now();
-        home.answer_with(json!({
-            "iss": home.issuer, "sub": "pat-1", "aud": "resource-fabrikam", "iat": now, "exp": now + 600,
-            "nonce": query_param(&request, "nonce").unwrap(), "auth_time": now - home_auth_age,
-            "email": email, "email_verified": true,
-        }));
-        let callback = format!(
-            "{}/federation/callback?{}",
-            app.url,
-            serde_urlencoded::to_string([("code", "c"), ("state", &query_param(&request, "state").unwrap())]).unwrap()
-        );
-        let before = app.directory_snapshot();
-        let back = browser.get(&callback).await;
-        if refused {
-            assert_eq!(
-                (back.status, back.error_code().as_deref()),
-                (StatusCode::BAD_REQUEST, Some("home_signin_not_fresh")),
-                "{}",
-                back.body
-            );
-            assert_same(&before, &app.directory_snapshot(), "a stale home answer changes nothing");
-        } else {
-            let location = back.location.unwrap_or_else(|| panic!("a fresh answer reaches the RP: {}", back.body));
-            let code = query_param(&location, "code").expect("code");
-            let (status, tokens) = rp.exchange(&code, &start.verifier).await;
-            assert_eq!(status, StatusCode::OK, "{tokens}");
-            let claims = rp.verify(tokens["id_token"].as_str().unwrap(), "JWT").await;
-            assert_eq!(claims["auth_time"], json!(now), "the home's auth_time");
-        }
-    }
+
+    let before = app.directory_snapshot();
+    let (_, request, back) = pat_signs_in(&app, &home, &[("max_age", "0")], 1000).await;
+    assert_eq!(query_param(&request, "max_age").as_deref(), Some("0"), "max_age is forwarded: {request}");
+    assert_eq!(
+        (back.status, back.error_code().as_deref()),
+        (StatusCode::BAD_REQUEST, Some("home_signin_not_fresh")),
+        "{}",
+        back.body
+    );
+    // The sign-in's own transaction is what changes; the directory does not.
+    assert_same(&before, &app.directory_snapshot(), "a stale home answer changes nothing");
+
+    // A fresh answer from the same home goes through, with the home's auth_time.
+    let (start, _, back) = pat_signs_in(&app, &home, &[("max_age", "0")], 0).await;
+    let location = back.location.unwrap_or_else(|| panic!("a fresh answer reaches the RP: {}", back.body));
+    let (status, tokens) = rp.exchange(&query_param(&location, "code").expect("code"), &start.verifier).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let claims = rp.verify(tokens["id_token"].as_str().unwrap(), "JWT").await;
+    assert_eq!(claims["auth_time"], json!(app.state.now()), "the home's auth_time");
+}
+
+#[tokio::test]
+async fn a_rotated_home_key_is_fetched_once_when_an_id_token_names_it() {
+    let app = spawn_app().await;
+    let home = FakeHome::start();
+    pat_homed_at(&app, &home).await;
+    let jwks = || home.jwks_served.load(std::sync::atomic::Ordering::SeqCst);
+    let (_, _, back) = pat_signs_in(&app, &home, &[], 0).await;
+    assert!(back.location.is_some_and(|l| l.contains("code=")), "{}", back.body);
+    assert_eq!(jwks(), 1);
+    let (_, _, back) = pat_signs_in(&app, &home, &[], 0).await;
+    assert!(back.location.is_some_and(|l| l.contains("code=")), "{}", back.body);
+    assert_eq!(jwks(), 1, "the cached key set is reused");
+    home.rotate("fake-2");
+    let (_, _, back) = pat_signs_in(&app, &home, &[], 0).await;
+    assert!(back.location.is_some_and(|l| l.contains("code=")), "the new key is fetched: {}", back.body);
+    assert_eq!(jwks(), 2, "fetched once more for the unknown kid");
 }
