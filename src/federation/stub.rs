@@ -191,6 +191,7 @@ pub async fn authorize(req: HttpRequest, path: web::Path<String>, state: Data) -
         return Err(PageError::bad_request("invalid_request", "Only the OpenID Connect code flow is supported."));
     }
     let id = new_token();
+    let now = state.now();
     let request = StubRequest {
         stub: s.name.into(),
         redirect_uri: redirect_uri.into(),
@@ -198,9 +199,8 @@ pub async fn authorize(req: HttpRequest, path: web::Path<String>, state: Data) -
         nonce: p.get("nonce").map(String::from),
         code_challenge: challenge,
         login_hint: p.get("login_hint").unwrap_or_default().into(),
-        expires_at: state.now() + REQUEST_SECS,
+        expires_at: now + REQUEST_SECS,
     };
-    let now = state.now();
     if !insert_bounded(&mut lock(&state.stubs.requests), id.clone(), request.clone(), now, |r| r.expires_at) {
         tracing::warn!(stub = s.name, "stub sign-in refused: too many pending");
         return Err(busy());
