@@ -101,6 +101,7 @@ impl Application {
             http,
             demo: Default::default(),
             stubs: Default::default(),
+            home_metadata: Default::default(),
             discovery_cache: Default::default(),
             token_log_seen: Default::default(),
         });

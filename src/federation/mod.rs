@@ -3,11 +3,22 @@
 //! Sibling tenants, external providers and the built-in stubs all take this one path.
 pub mod stub;
 
-use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreJwsSigningAlgorithm, CoreProviderMetadata};
-use openidconnect::{
-    AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet, EndpointNotSet, EndpointSet, IssuerUrl,
-    Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope, TokenResponse,
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use openidconnect::core::{
+    CoreAuthDisplay, CoreAuthenticationFlow, CoreClaimName, CoreClaimType, CoreClient, CoreClientAuthMethod,
+    CoreGrantType, CoreJsonWebKey, CoreJweContentEncryptionAlgorithm, CoreJweKeyManagementAlgorithm,
+    CoreJwsSigningAlgorithm, CoreResponseMode, CoreResponseType, CoreSubjectIdentifierType,
 };
+use openidconnect::{
+    AdditionalProviderMetadata, AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret, CsrfToken,
+    EndpointMaybeSet, EndpointNotSet, EndpointSet, HttpRequest, HttpResponse, IssuerUrl, JsonWebKeySet, Nonce,
+    PkceCodeChallenge, PkceCodeVerifier, ProviderMetadata, RedirectUrl, Scope, SignatureVerificationError,
+    TokenResponse,
+};
+use serde::{Deserialize, Serialize};
 
 use crate::directory::{Application, ClientType, SigningAlg, Tenant};
 use crate::oidc::model::Home;
@@ -140,21 +151,161 @@ pub fn ensure_b2b_clients(
     Ok(())
 }
 
+/// Largest answer accepted from a home IdP (discovery, JWKS, token): a few KiB in practice.
+pub const HOME_BODY_LIMIT: usize = 256 * 1024;
+/// Longest a whole request to a home IdP may take, body included.
+pub const HOME_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a home's discovery document and JWKS are reused before they are fetched again.
+pub const METADATA_TTL_SECS: i64 = 300;
+/// Issuers whose metadata is kept at most (they come from configuration: a handful).
+const METADATA_CACHE_MAX: usize = 1000;
+/// Clock difference tolerated between gatehouse and a home when checking `auth_time`.
+pub const AUTH_TIME_SKEW_SECS: i64 = 30;
+
+/// Why a request to a home IdP failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HomeHttpError {
+    #[error("request to the home provider failed: {0}")]
+    Request(String),
+    #[error("the home provider's answer is larger than {0} bytes")]
+    TooLarge(usize),
+    #[error("the home provider did not answer within {0:?}")]
+    Timeout(Duration),
+}
+
+/// One request to a home IdP, with the body read as it streams in and cut at `limit` bytes,
+/// and the whole exchange cut at `timeout` (openidconnect's own reqwest client reads any size).
+pub async fn capped_call(
+    http: &reqwest::Client,
+    request: HttpRequest,
+    limit: usize,
+    timeout: Duration,
+) -> Result<HttpResponse, HomeHttpError> {
+    let exchange = async {
+        let request: reqwest::Request =
+            request.try_into().map_err(|e: reqwest::Error| HomeHttpError::Request(e.to_string()))?;
+        let mut response = http.execute(request).await.map_err(|e| HomeHttpError::Request(e.to_string()))?;
+        if response.content_length().is_some_and(|n| n > limit as u64) {
+            return Err(HomeHttpError::TooLarge(limit));
+        }
+        let mut builder = openidconnect::http::Response::builder().status(response.status());
+        for (name, value) in response.headers() {
+            builder = builder.header(name, value);
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| HomeHttpError::Request(e.to_string()))? {
+            if body.len() + chunk.len() > limit {
+                return Err(HomeHttpError::TooLarge(limit));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        builder.body(body).map_err(|e| HomeHttpError::Request(e.to_string()))
+    };
+    tokio::time::timeout(timeout, exchange).await.map_err(|_| HomeHttpError::Timeout(timeout))?
+}
+
+/// The one extra discovery field gatehouse reads (RFC 9207 §3).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct IssMetadata {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization_response_iss_parameter_supported: Option<bool>,
+}
+impl AdditionalProviderMetadata for IssMetadata {}
+
+pub type HomeMetadata = ProviderMetadata<
+    IssMetadata,
+    CoreAuthDisplay,
+    CoreClientAuthMethod,
+    CoreClaimName,
+    CoreClaimType,
+    CoreGrantType,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJweKeyManagementAlgorithm,
+    CoreJsonWebKey,
+    CoreResponseMode,
+    CoreResponseType,
+    CoreSubjectIdentifierType,
+>;
+
+/// Home metadata (discovery + JWKS) by issuer, with the time it was fetched.
+#[derive(Default)]
+pub struct MetadataCache {
+    entries: Mutex<HashMap<String, (i64, Arc<HomeMetadata>)>>,
+}
+
+impl MetadataCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (i64, Arc<HomeMetadata>)>> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn fresh(&self, issuer: &str, now: i64) -> Option<Arc<HomeMetadata>> {
+        self.lock().get(issuer).filter(|(at, _)| now - at < METADATA_TTL_SECS && *at <= now).map(|(_, m)| m.clone())
+    }
+
+    fn store(&self, issuer: &str, now: i64, metadata: Arc<HomeMetadata>) {
+        let mut map = self.lock();
+        if map.len() >= METADATA_CACHE_MAX && !map.contains_key(issuer) {
+            map.retain(|_, (at, _)| now - *at < METADATA_TTL_SECS);
+            if map.len() >= METADATA_CACHE_MAX {
+                map.clear();
+            }
+        }
+        map.insert(issuer.to_string(), (now, metadata));
+    }
+}
+
+type HomeFuture<'a> = std::pin::Pin<Box<dyn Future<Output = Result<HttpResponse, HomeHttpError>> + Send + 'a>>;
+
+/// The HTTP client openidconnect uses for every request to a home: capped in size and time.
+fn home_http<'a>(state: &'a AppState) -> impl Fn(HttpRequest) -> HomeFuture<'a> + 'a {
+    move |r| Box::pin(capped_call(&state.http, r, HOME_BODY_LIMIT, HOME_TIMEOUT))
+}
+
+/// The home's metadata, from the cache while it is fresh.
+async fn metadata(state: &AppState, issuer: &str) -> Result<Arc<HomeMetadata>, String> {
+    let now = state.now();
+    if let Some(m) = state.home_metadata.fresh(issuer, now) {
+        return Ok(m);
+    }
+    let url = IssuerUrl::new(issuer.to_string()).map_err(|e| e.to_string())?;
+    let fetched = HomeMetadata::discover_async(url, &home_http(state))
+        .await
+        .map_err(|e| format!("discovery of {issuer}: {e}"))?;
+    let fetched = Arc::new(fetched);
+    state.home_metadata.store(issuer, now, fetched.clone());
+    Ok(fetched)
+}
+
+/// Fetches the home's JWKS again (an ID token named a key the cached set lacks: rotation).
+async fn refresh_jwks(state: &AppState, issuer: &str, old: &HomeMetadata) -> Result<Arc<HomeMetadata>, String> {
+    let keys = JsonWebKeySet::fetch_async(old.jwks_uri(), &home_http(state))
+        .await
+        .map_err(|e| format!("JWKS of {issuer}: {e}"))?;
+    let fresh = Arc::new(old.clone().set_jwks(keys));
+    state.home_metadata.store(issuer, state.now(), fresh.clone());
+    Ok(fresh)
+}
+
 type Discovered =
     CoreClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointMaybeSet, EndpointMaybeSet>;
 
-async fn client(state: &AppState, p: &Provider) -> Result<Discovered, String> {
-    let issuer = IssuerUrl::new(p.issuer.clone()).map_err(|e| e.to_string())?;
-    let metadata = CoreProviderMetadata::discover_async(issuer, &state.http)
-        .await
-        .map_err(|e| format!("discovery of {}: {e}", p.issuer))?;
+fn make_client(state: &AppState, p: &Provider, metadata: &HomeMetadata) -> Result<Discovered, String> {
     let redirect = RedirectUrl::new(callback_url(state)).map_err(|e| e.to_string())?;
     Ok(CoreClient::from_provider_metadata(
-        metadata,
+        metadata.clone(),
         ClientId::new(p.client_id.clone()),
         Some(ClientSecret::new(p.client_secret.clone())),
     )
     .set_redirect_uri(redirect))
+}
+
+/// What the resource tenant's sign-in asks of the home (forwarded as Keycloak's broker does).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Freshness {
+    /// `prompt=login`: the person must authenticate again at the home.
+    pub prompt_login: bool,
+    /// The oldest authentication accepted, in seconds (`max_age`, sign-in frequency).
+    pub max_age: Option<i64>,
 }
 
 pub struct Started {
@@ -162,30 +313,72 @@ pub struct Started {
     pub state: String,
     pub nonce: String,
     pub verifier: String,
+    /// The issuer the request went to: the only `iss` its answer may carry.
+    pub issuer: String,
+    /// The home advertises RFC 9207, so its answer must carry `iss`.
+    pub iss_required: bool,
 }
 
 /// Builds the authorization request to the home IdP.
-pub async fn start(state: &AppState, resource: &Tenant, home: &Home, login_hint: &str) -> Result<Started, String> {
+pub async fn start(
+    state: &AppState,
+    resource: &Tenant,
+    home: &Home,
+    login_hint: &str,
+    fresh: Freshness,
+) -> Result<Started, String> {
     let p = provider(state, resource, home)?;
-    let client = client(state, &p).await?;
+    let metadata = metadata(state, &p.issuer).await?;
+    let client = make_client(state, &p, &metadata)?;
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-    let (url, csrf, nonce) = client
+    let mut request = client
         .authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random)
         .add_scope(Scope::new("email".into()))
         .add_scope(Scope::new("profile".into()))
         .add_extra_param("login_hint", login_hint)
-        .set_pkce_challenge(challenge)
-        .url();
+        .set_pkce_challenge(challenge);
+    if fresh.prompt_login {
+        request = request.add_prompt(openidconnect::core::CoreAuthPrompt::Login);
+    }
+    if let Some(m) = fresh.max_age {
+        request = request.set_max_age(Duration::from_secs(m.max(0).unsigned_abs()));
+    }
+    let (url, csrf, nonce) = request.url();
     Ok(Started {
         url: url.to_string(),
         state: csrf.secret().clone(),
         nonce: nonce.secret().clone(),
         verifier: verifier.secret().clone(),
+        issuer: metadata.issuer().to_string(),
+        iss_required: metadata.additional_metadata().authorization_response_iss_parameter_supported == Some(true),
     })
 }
 
+/// Whether an authorization response's `iss` is acceptable (RFC 9207 §2.4): when present it
+/// must be the issuer the request went to; when the home advertises the parameter it must be present.
+pub fn iss_acceptable(presented: Option<&str>, expected: &str, required: bool) -> bool {
+    match presented {
+        Some(iss) => crate::secrets::ct_eq(iss.as_bytes(), expected.as_bytes()),
+        None => !required,
+    }
+}
+
+/// Whether the home's `auth_time` honours what was forwarded: after the request was sent for
+/// `prompt=login`, within `max_age` of it otherwise. Missing is fine only when nothing was asked.
+pub fn auth_time_acceptable(auth_time: Option<i64>, started_at: i64, now: i64, fresh: Freshness) -> bool {
+    let oldest = match (fresh.prompt_login, fresh.max_age) {
+        (true, Some(m)) => started_at.min(started_at - m),
+        (true, None) => started_at,
+        (false, Some(m)) => started_at - m,
+        // Nothing was asked: any auth_time (or none) will do; the caller clamps it to now.
+        (false, None) => return true,
+    };
+    let Some(at) = auth_time else { return false };
+    at <= now + AUTH_TIME_SKEW_SECS && at >= oldest - AUTH_TIME_SKEW_SECS
+}
+
 /// Redeems the home IdP's code and validates its ID token (signature, issuer, audience,
-/// expiry, nonce).
+/// expiry, nonce). Returns the identity and the home's `auth_time`, if it sent one.
 pub async fn finish(
     state: &AppState,
     resource: &Tenant,
@@ -193,29 +386,129 @@ pub async fn finish(
     code: &str,
     nonce: &str,
     verifier: &str,
-) -> Result<HomeIdentity, String> {
+) -> Result<(HomeIdentity, Option<i64>), String> {
     let p = provider(state, resource, home)?;
-    let client = client(state, &p).await?;
+    let mut metadata = metadata(state, &p.issuer).await?;
+    let client = make_client(state, &p, &metadata)?;
     let response = client
         .exchange_code(AuthorizationCode::new(code.to_string()))
         .map_err(|e| e.to_string())?
         .set_pkce_verifier(PkceCodeVerifier::new(verifier.to_string()))
-        .request_async(&state.http)
+        .request_async(&home_http(state))
         .await
         .map_err(|e| format!("the home provider refused the code: {e}"))?;
-    let id_token = response.id_token().ok_or("the home provider sent no ID token")?;
-    let verifier = client.id_token_verifier().set_allowed_algs(vec![
-        CoreJwsSigningAlgorithm::EcdsaP256Sha256,
-        CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
-    ]);
-    let claims = id_token
-        .claims(&verifier, &Nonce::new(nonce.to_string()))
-        .map_err(|e| format!("the home ID token did not validate: {e}"))?;
-    Ok(HomeIdentity {
+    let id_token = response.id_token().ok_or("the home provider sent no ID token")?.clone();
+    let now = state.now();
+    let nonce = Nonce::new(nonce.to_string());
+    let mut refreshed = false;
+    let claims = loop {
+        let client = make_client(state, &p, &metadata)?;
+        let verifier = client
+            .id_token_verifier()
+            .set_allowed_algs(vec![
+                CoreJwsSigningAlgorithm::EcdsaP256Sha256,
+                CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+            ])
+            .set_time_fn(move || chrono::DateTime::from_timestamp(now, 0).unwrap_or_default());
+        match id_token.claims(&verifier, &nonce) {
+            Ok(c) => break c.clone(),
+            // A key the cached JWKS lacks: the home rotated; fetch its keys once more.
+            Err(ClaimsVerificationError::SignatureVerification(SignatureVerificationError::NoMatchingKey))
+                if !refreshed =>
+            {
+                refreshed = true;
+                metadata = refresh_jwks(state, &p.issuer, &metadata).await?;
+            }
+            Err(e) => return Err(format!("the home ID token did not validate: {e}")),
+        }
+    };
+    let identity = HomeIdentity {
         issuer: claims.issuer().to_string(),
         subject: claims.subject().to_string(),
         email: claims.email().map(|e| e.to_string().to_ascii_lowercase()),
         email_verified: claims.email_verified().unwrap_or(false),
         amr: claims.auth_method_refs().map(|a| a.iter().map(|r| r.to_string()).collect()).unwrap_or_default(),
-    })
+    };
+    Ok((identity, claims.auth_time().map(|t| t.timestamp())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iss_is_checked_when_present_and_required_when_advertised() {
+        let home = "https://home.example/v2.0";
+        assert!(iss_acceptable(Some(home), home, true));
+        assert!(iss_acceptable(Some(home), home, false));
+        assert!(!iss_acceptable(Some("https://other.example"), home, false));
+        assert!(!iss_acceptable(None, home, true));
+        assert!(iss_acceptable(None, home, false));
+    }
+
+    #[test]
+    fn auth_time_must_honour_what_was_forwarded() {
+        let none = Freshness::default();
+        let login = Freshness { prompt_login: true, max_age: None };
+        let zero = Freshness { prompt_login: false, max_age: Some(0) };
+        let hour = Freshness { prompt_login: false, max_age: Some(3600) };
+        let (started, now) = (10_000, 10_100);
+        assert!(auth_time_acceptable(None, started, now, none));
+        assert!(auth_time_acceptable(Some(1), started, now, none));
+        assert!(auth_time_acceptable(Some(now + 3600), started, now, none), "a skewed home clock, nothing asked");
+        for f in [login, zero, hour] {
+            assert!(!auth_time_acceptable(None, started, now, f), "{f:?}: auth_time is required");
+            assert!(auth_time_acceptable(Some(started + 50), started, now, f), "{f:?}");
+            assert!(!auth_time_acceptable(Some(now + 3600), started, now, f), "{f:?}: from the future");
+        }
+        assert!(!auth_time_acceptable(Some(started - 600), started, now, login));
+        assert!(!auth_time_acceptable(Some(started - 600), started, now, zero));
+        assert!(auth_time_acceptable(Some(started - 600), started, now, hour));
+        assert!(!auth_time_acceptable(Some(started - 7200), started, now, hour));
+        assert!(auth_time_acceptable(Some(started - AUTH_TIME_SKEW_SECS), started, now, login), "skew");
+    }
+
+    /// A loopback server that answers each connection with `reply` (headers and all), once per
+    /// connection, for at most `n` connections; `None` reads the request and never answers.
+    fn loopback(reply: Option<Vec<u8>>, n: usize) -> String {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for stream in listener.incoming().take(n) {
+                let Ok(mut stream) = stream else { continue };
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf);
+                match &reply {
+                    Some(r) => drop(stream.write_all(r)),
+                    // Silent until the client gives up and closes (read returns 0 or fails).
+                    None => while stream.read(&mut buf).is_ok_and(|k| k > 0) {},
+                }
+            }
+        });
+        url
+    }
+
+    fn get(url: &str) -> HttpRequest {
+        openidconnect::http::Request::builder().uri(url).body(Vec::new()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn home_answers_are_cut_at_the_size_limit_and_the_time_limit() {
+        let http = reqwest::Client::new();
+        let limit = 1024;
+        let declared = b"HTTP/1.1 200 OK\r\ncontent-length: 67108864\r\n\r\n{".to_vec();
+        let r = capped_call(&http, get(&loopback(Some(declared), 1)), limit, HOME_TIMEOUT).await;
+        assert!(matches!(r, Err(HomeHttpError::TooLarge(1024))), "a declared 64 MiB body: {r:?}");
+        let mut streamed = b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n".to_vec();
+        streamed.extend(std::iter::repeat_n(b'a', 4 * limit));
+        let r = capped_call(&http, get(&loopback(Some(streamed), 1)), limit, HOME_TIMEOUT).await;
+        assert!(matches!(r, Err(HomeHttpError::TooLarge(1024))), "an undeclared body: {r:?}");
+        let mut small = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n".to_vec();
+        small.extend(b"{}");
+        let r = capped_call(&http, get(&loopback(Some(small), 1)), limit, HOME_TIMEOUT).await;
+        assert_eq!(r.map(|r| r.into_body()).ok(), Some(b"{}".to_vec()), "a small body passes");
+        let r = capped_call(&http, get(&loopback(None, 1)), limit, Duration::from_millis(200)).await;
+        assert!(matches!(r, Err(HomeHttpError::Timeout(_))), "a home that never answers: {r:?}");
+    }
 }

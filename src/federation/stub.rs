@@ -3,6 +3,7 @@
 //! so federation to them takes exactly the path a real external IdP takes.
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -29,12 +30,26 @@ pub const STUBS: &[Stub] = &[
     Stub { name: "msa", display_name: "Personal Microsoft account (consumer)", domains: &["outlook.example"] },
 ];
 
+const LOCKED: &str =
+    "Too many failed sign-in attempts. This account is locked for a while to protect it; try again later.";
+
 /// gatehouse is the only client of its stubs.
 pub const CLIENT_ID: &str = "gatehouse";
 
 pub fn client_secret(instance_secret: &[u8], stub: &str) -> String {
     b64url(&mac(instance_secret, &[b"stub-client", stub.as_bytes()]))
 }
+
+/// Pending sign-ins and unspent codes held at most, per kind (all stubs together).
+pub const MAX_PENDING: usize = 10_000;
+/// How long a pending sign-in at a stub lives.
+pub const REQUEST_SECS: i64 = 600;
+/// How long a stub's code lives.
+pub const CODE_SECS: i64 = 60;
+/// Longest accepted `state`, `nonce` and `login_hint` (as gatehouse's own /authorize).
+const MAX_STATE: usize = 2048;
+const MAX_NONCE: usize = 512;
+const MAX_LOGIN_HINT: usize = 320;
 
 #[derive(Clone)]
 struct StubRequest {
@@ -55,14 +70,55 @@ struct StubCode {
     nonce: Option<String>,
     code_challenge: String,
     redirect_uri: String,
+    auth_time: i64,
     expires_at: i64,
 }
 
-/// Pending requests and codes, in memory: a stub is a demo of a home IdP.
+/// Pending requests and codes, in memory: a stub is a demo of a home IdP. Both maps are
+/// bounded: expired entries go first, and past [`MAX_PENDING`] live ones a new one is refused.
 #[derive(Default)]
 pub struct StubState {
     requests: Mutex<HashMap<String, StubRequest>>,
     codes: Mutex<HashMap<String, StubCode>>,
+    discovery_served: AtomicU64,
+    jwks_served: AtomicU64,
+}
+
+impl StubState {
+    /// Sign-ins waiting at a stub's login form.
+    pub fn pending_requests(&self) -> usize {
+        lock(&self.requests).len()
+    }
+
+    /// Codes issued and not yet redeemed (or swept).
+    pub fn pending_codes(&self) -> usize {
+        lock(&self.codes).len()
+    }
+
+    /// Discovery documents and key sets served so far (how often gatehouse fetched its homes' metadata).
+    pub fn metadata_served(&self) -> (u64, u64) {
+        (self.discovery_served.load(Ordering::Relaxed), self.jwks_served.load(Ordering::Relaxed))
+    }
+}
+
+/// Inserts into a bounded map: expired entries are dropped first; `false` when it is still full.
+fn insert_bounded<T>(map: &mut HashMap<String, T>, key: String, value: T, now: i64, exp: impl Fn(&T) -> i64) -> bool {
+    if map.len() >= MAX_PENDING {
+        map.retain(|_, v| exp(v) > now);
+    }
+    if map.len() >= MAX_PENDING {
+        return false;
+    }
+    map.insert(key, value);
+    true
+}
+
+fn busy() -> PageError {
+    PageError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "too_many_signins",
+        "Too many sign-ins are waiting at this identity provider. Try again in a few minutes.",
+    )
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -83,6 +139,7 @@ fn issuer(state: &AppState, name: &str) -> String {
 pub async fn configuration(path: web::Path<String>, state: Data) -> Result<HttpResponse, PageError> {
     let s = stub(&state, &path)?;
     let iss = issuer(&state, s.name);
+    state.stubs.discovery_served.fetch_add(1, Ordering::Relaxed);
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "issuer": iss,
         "authorization_endpoint": format!("{iss}/authorize"),
@@ -94,12 +151,14 @@ pub async fn configuration(path: web::Path<String>, state: Data) -> Result<HttpR
         "scopes_supported": ["openid", "email", "profile"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "code_challenge_methods_supported": ["S256"],
-        "claims_supported": ["iss", "sub", "aud", "exp", "iat", "nonce", "email", "email_verified", "name", "amr"],
+        "authorization_response_iss_parameter_supported": true,
+        "claims_supported": ["iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "email", "email_verified", "name", "amr"],
     })))
 }
 
 pub async fn jwks(path: web::Path<String>, state: Data) -> Result<HttpResponse, PageError> {
     stub(&state, &path)?;
+    state.stubs.jwks_served.fetch_add(1, Ordering::Relaxed);
     Ok(HttpResponse::Ok().content_type("application/json").body(state.keys.jwks_json().to_string()))
 }
 
@@ -114,13 +173,25 @@ pub async fn authorize(req: HttpRequest, path: web::Path<String>, state: Data) -
         return Err(PageError::bad_request("invalid_redirect_uri", "The return address is not registered."));
     }
     let challenge = match (p.get("code_challenge"), p.get("code_challenge_method")) {
-        (Some(c), Some("S256")) => c.to_string(),
+        // RFC 7636 §4.2: BASE64URL(SHA-256) is 43 characters; 43..=128 is the allowed range.
+        (Some(c), Some("S256"))
+            if (43..=128).contains(&c.len())
+                && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
+        {
+            c.to_string()
+        }
         _ => return Err(PageError::bad_request("invalid_request", "PKCE with S256 is required.")),
     };
+    for (name, limit) in [("state", MAX_STATE), ("nonce", MAX_NONCE), ("login_hint", MAX_LOGIN_HINT)] {
+        if p.get(name).is_some_and(|v| v.len() > limit) {
+            return Err(PageError::bad_request("invalid_request", format!("{name} is longer than {limit} bytes.")));
+        }
+    }
     if p.get("response_type") != Some("code") || !p.list("scope").iter().any(|x| x == "openid") {
         return Err(PageError::bad_request("invalid_request", "Only the OpenID Connect code flow is supported."));
     }
     let id = new_token();
+    let now = state.now();
     let request = StubRequest {
         stub: s.name.into(),
         redirect_uri: redirect_uri.into(),
@@ -128,9 +199,12 @@ pub async fn authorize(req: HttpRequest, path: web::Path<String>, state: Data) -
         nonce: p.get("nonce").map(String::from),
         code_challenge: challenge,
         login_hint: p.get("login_hint").unwrap_or_default().into(),
-        expires_at: state.now() + 900,
+        expires_at: now + REQUEST_SECS,
     };
-    lock(&state.stubs.requests).insert(id.clone(), request.clone());
+    if !insert_bounded(&mut lock(&state.stubs.requests), id.clone(), request.clone(), now, |r| r.expires_at) {
+        tracing::warn!(stub = s.name, "stub sign-in refused: too many pending");
+        return Err(busy());
+    }
     login_page(&state, &req, s, &id, &request.login_hint, None)
 }
 
@@ -170,6 +244,17 @@ pub async fn login(
         return Err(PageError::bad_request("signin_expired", "This sign-in has expired. Go back and start again."));
     };
     let login = f.get("login").unwrap_or_default().trim().to_ascii_lowercase();
+    if login.len() > MAX_LOGIN_HINT {
+        return login_page(&state, &req, s, &id, "", Some("That account or password is not right.".into()));
+    }
+    // Per stub account, the members' limit: the attempt is counted before the hash is
+    // checked (so concurrent guesses cannot all slip past) and forgotten on success.
+    let account_key = format!("stub:{}:{login}", s.name);
+    if state.limiter.is_limited(&account_key, now) {
+        tracing::warn!(stub = s.name, login = %login, "stub sign-in refused: account locked");
+        return login_page(&state, &req, s, &id, &login, Some(LOCKED.into()));
+    }
+    state.limiter.record_failure(&account_key, now);
     let account = state.store.stub_account(s.name, &login)?;
     let password = f.get("password").unwrap_or_default().to_string();
     let ok = crate::directory::password::verify_blocking(
@@ -179,11 +264,17 @@ pub async fn login(
     )
     .await;
     let Some(account) = account.filter(|_| ok) else {
+        tracing::info!(stub = s.name, login = %login, "stub sign-in: wrong account or password");
         return login_page(&state, &req, s, &id, &login, Some("That account or password is not right.".into()));
     };
-    lock(&state.stubs.requests).remove(&id);
+    state.limiter.clear(&account_key);
+    if lock(&state.stubs.requests).remove(&id).is_none() {
+        // A concurrent login spent this request first.
+        return Err(PageError::bad_request("signin_expired", "This sign-in has expired. Go back and start again."));
+    }
     let code = new_token();
-    lock(&state.stubs.codes).insert(
+    let issued = insert_bounded(
+        &mut lock(&state.stubs.codes),
         code.clone(),
         StubCode {
             stub: s.name.into(),
@@ -193,14 +284,22 @@ pub async fn login(
             nonce: request.nonce,
             code_challenge: request.code_challenge,
             redirect_uri: request.redirect_uri.clone(),
-            expires_at: now + 60,
+            auth_time: now,
+            expires_at: now + CODE_SECS,
         },
+        now,
+        |c| c.expires_at,
     );
+    if !issued {
+        return Err(busy());
+    }
     let mut u = url::Url::parse(&request.redirect_uri).map_err(PageError::internal)?;
     u.query_pairs_mut().append_pair("code", &code);
     if let Some(st) = &request.state {
         u.query_pairs_mut().append_pair("state", st);
     }
+    // RFC 9207: the answer names who sent it, so the client can detect a mix-up.
+    u.query_pairs_mut().append_pair("iss", &issuer(&state, s.name));
     Ok(HttpResponse::Found().insert_header((header::LOCATION, u.to_string())).finish())
 }
 
@@ -211,6 +310,7 @@ struct StubIdToken<'a> {
     aud: &'a str,
     exp: i64,
     iat: i64,
+    auth_time: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     nonce: Option<&'a str>,
     email: &'a str,
@@ -258,6 +358,7 @@ pub async fn token(
         aud: CLIENT_ID,
         exp: now + 600,
         iat: now,
+        auth_time: code.auth_time,
         nonce: code.nonce.as_deref(),
         email: &code.email,
         email_verified: true,

@@ -56,6 +56,21 @@ pub enum Step {
         state: String,
         nonce: String,
         verifier: String,
+        /// The issuer the request went to: the only `iss` its answer may carry (RFC 9207).
+        #[serde(default)]
+        issuer: String,
+        /// The home advertises `authorization_response_iss_parameter_supported`.
+        #[serde(default)]
+        iss_required: bool,
+        /// When the request to the home was built (`auth_time` is checked against it).
+        #[serde(default)]
+        started_at: i64,
+        /// `prompt=login` was forwarded to the home.
+        #[serde(default)]
+        prompt_login: bool,
+        /// `max_age` forwarded to the home (the RP's, or a sign-in frequency).
+        #[serde(default)]
+        max_age: Option<i64>,
     },
     EmailOtp {
         code_hash: String,

@@ -27,6 +27,14 @@ pub struct StubAccount {
     pub password_hash: String,
 }
 
+/// A `state` sent to a home IdP: the sign-in it belongs to and the issuer it was sent to.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FedState {
+    pub tx: String,
+    pub issuer: String,
+    pub expires_at: i64,
+}
+
 pub enum Redeemed {
     Done(Box<User>),
     AlreadyRedeemed,
@@ -110,14 +118,32 @@ impl Store {
         get(&self.stub_accounts, &key2(stub.as_bytes(), login.trim().to_ascii_lowercase().as_bytes()))
     }
 
-    /// Maps the `state` sent to a home IdP back to the sign-in that sent it.
-    pub fn put_fed_state(&self, state: &str, tx: &str) -> Result<()> {
-        self.fed_states.insert(state.as_bytes(), tx.as_bytes())?;
-        Ok(())
+    /// Maps the `state` sent to a home IdP back to the sign-in that sent it and to that home.
+    pub fn put_fed_state(&self, state: &str, record: &FedState) -> Result<()> {
+        put(&self.fed_states, state.as_bytes(), record)
     }
 
-    /// Single use: the state is removed as it is read.
-    pub fn take_fed_state(&self, state: &str) -> Result<Option<String>> {
-        Ok(self.fed_states.remove(state.as_bytes())?.map(|v| String::from_utf8_lossy(&v).to_string()))
+    /// Reads without consuming: a callback is checked (issuer, binding) before its state is spent.
+    /// An unreadable record (from before states were bound to their home) is no state.
+    pub fn fed_state(&self, state: &str) -> Result<Option<FedState>> {
+        Ok(self.fed_states.get(state.as_bytes())?.and_then(|v| decode(&v).ok()))
+    }
+
+    /// Single use: the state is removed as it is read; of concurrent callers one gets it.
+    pub fn take_fed_state(&self, state: &str) -> Result<Option<FedState>> {
+        Ok(self.fed_states.remove(state.as_bytes())?.and_then(|v| decode(&v).ok()))
+    }
+
+    /// Removes expired federation states (and unreadable ones, which can never be used).
+    pub fn sweep_fed_states(&self, now: i64) -> Result<usize> {
+        let mut removed = 0;
+        for item in self.fed_states.iter() {
+            let (k, v) = item?;
+            if decode::<FedState>(&v).ok().is_none_or(|r| r.expires_at < now) {
+                self.fed_states.remove(k)?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
     }
 }

@@ -19,7 +19,7 @@ use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 pub use codec::{decode, encode};
-pub use guests::{OutboxMessage, Redeemed, StubAccount};
+pub use guests::{FedState, OutboxMessage, Redeemed, StubAccount};
 pub use policy::Device;
 pub use tokens::{CodeUse, RefreshUse};
 
@@ -209,13 +209,14 @@ impl Store {
         Ok(out)
     }
 
-    /// Removes expired sign-ins, sessions, codes and refresh tokens.
+    /// Removes expired sign-ins, sessions, codes, refresh tokens and federation states.
     pub fn sweep(&self, now: i64) -> Result<usize> {
         let mut removed = 0;
         removed += sweep_tree::<crate::oidc::model::SignIn>(&self.signins, now, |r| r.expires_at)?;
         removed += sweep_tree::<crate::oidc::model::Session>(&self.sessions, now, |r| r.expires_at)?;
         removed += sweep_tree::<crate::oidc::model::AuthCode>(&self.codes, now, |r| r.expires_at)?;
         removed += sweep_tree::<crate::oidc::model::RefreshToken>(&self.refresh_tokens, now, |r| r.expires_at)?;
+        removed += self.sweep_fed_states(now)?;
         // The sign-in log keeps 30 days; the per-tenant count cap is only a last resort.
         removed +=
             self.trim_signin_log(now - crate::audit::LOG_RETENTION_SECS, crate::audit::LOG_MAX_ENTRIES_PER_TENANT)?;

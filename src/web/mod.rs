@@ -59,6 +59,8 @@ pub struct AppState {
     /// aggregated per minute, as Entra does, so the log does not grow with every token.
     pub token_log_seen: std::sync::Mutex<std::collections::HashMap<String, i64>>,
     pub stubs: crate::federation::stub::StubState,
+    /// Home IdPs' discovery documents and JWKS, reused for a few minutes.
+    pub home_metadata: crate::federation::MetadataCache,
 }
 
 pub type Data = web::Data<AppState>;

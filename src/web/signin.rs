@@ -15,7 +15,7 @@ use crate::oidc::error::{OAuthCode, OAuthError};
 use crate::oidc::model::{Authentication, Home, Purpose, SignIn, Step};
 use crate::oidc::params::Params;
 use crate::secrets::{ct_eq, digest, new_token};
-use crate::storage::Redeemed;
+use crate::storage::{FedState, Redeemed};
 
 const WRONG_PASSWORD: &str =
     "Your account or password is incorrect. If you don't remember your password, ask your administrator to reset it.";
@@ -325,7 +325,8 @@ pub async fn begin_home(
         state.store.put_signin(&digest(tx), &signin)?;
         return Ok(to_login_page(tenant, tx));
     }
-    let started = federation::start(state, tenant, &home, &email).await.map_err(|e| {
+    let fresh = home_freshness(state, tenant, &signin)?;
+    let started = federation::start(state, tenant, &home, &email, fresh).await.map_err(|e| {
         tracing::warn!(error = %e, "home IdP unreachable");
         PageError::new(
             StatusCode::BAD_GATEWAY,
@@ -333,11 +334,59 @@ pub async fn begin_home(
             "We could not reach your home identity provider. Try again later.",
         )
     })?;
-    signin.step =
-        Step::Federating { home, state: started.state.clone(), nonce: started.nonce, verifier: started.verifier };
+    let now = state.now();
+    signin.step = Step::Federating {
+        home,
+        state: started.state.clone(),
+        nonce: started.nonce,
+        verifier: started.verifier,
+        issuer: started.issuer.clone(),
+        iss_required: started.iss_required,
+        started_at: now,
+        prompt_login: fresh.prompt_login,
+        max_age: fresh.max_age,
+    };
     state.store.put_signin(&digest(tx), &signin)?;
-    state.store.put_fed_state(&started.state, tx)?;
+    let record = FedState { tx: tx.to_string(), issuer: started.issuer, expires_at: signin.expires_at };
+    state.store.put_fed_state(&started.state, &record)?;
     Ok(HttpResponse::Found().insert_header((header::LOCATION, started.url)).finish())
+}
+
+/// What the home must prove about freshness: the RP's `prompt=login` and `max_age`, and the
+/// shortest sign-in frequency of the enforced policies for this guest and app (a guest's
+/// authentication is the home's, so its age is the home's).
+fn home_freshness(state: &AppState, tenant: &Tenant, signin: &SignIn) -> Result<federation::Freshness, PageError> {
+    let (app_id, prompt_login, mut max_age) = match &signin.purpose {
+        Purpose::Authorize(r) => (r.client_id.as_str(), r.prompt.iter().any(|p| p == "login"), r.max_age),
+        Purpose::Portal { .. } => (super::access::PORTAL_APP, false, None),
+        // Redemption proves the identity once; no application's policies apply yet.
+        Purpose::Redeem { .. } => return Ok(federation::Freshness::default()),
+    };
+    if let Some(user) = signin.user_id.map(|id| state.store.user(&tenant.id, &id)).transpose()?.flatten() {
+        // IP and device are not known here: conditions on them are judged without them.
+        let probe = Authentication {
+            user_id: user.id,
+            auth_time: 0,
+            amr: vec![],
+            acr: "1".into(),
+            idp: None,
+            epoch: user.session_epoch,
+            device_id: None,
+        };
+        let ctx = super::access::context(&user, app_id, None, None, &probe, None);
+        let policies = state.store.policies(&tenant.id)?;
+        let decision = crate::policy::evaluate(&ctx, &policies, &state.store.named_locations(&tenant.id)?);
+        let frequencies = decision
+            .results
+            .iter()
+            .filter(|r| r.enforced_session_controls.iter().any(|c| c == "signInFrequency"))
+            .filter_map(|r| policies.iter().find(|p| p.id == r.id))
+            .filter(|p| p.state == crate::policy::PolicyState::Enabled)
+            .filter_map(|p| p.session_controls.as_ref()?.sign_in_frequency.as_ref().filter(|f| f.is_enabled))
+            .map(|f| f.max_age_secs());
+        max_age = max_age.into_iter().chain(frequencies).min();
+    }
+    Ok(federation::Freshness { prompt_login, max_age })
 }
 
 /// Mails `code`, within two quotas per hour: per address and client IP (one requester,
@@ -380,17 +429,43 @@ fn send_email_code(
 }
 
 /// `/federation/callback`: the home IdP answers; the sign-in that sent the guest continues.
+/// Everything about the answer is checked (binding, step, `iss`) before its state is spent
+/// or its code is sent anywhere.
 pub async fn federation_callback(req: HttpRequest, state: Data) -> Result<HttpResponse, PageError> {
     let query = query(&req)?;
     let st = query.get("state").ok_or_else(PageError::signin_expired)?;
-    let tx = state.store.take_fed_state(st)?.ok_or_else(PageError::signin_expired)?;
-    let pending = state.store.signin(&digest(&tx))?.ok_or_else(PageError::signin_expired)?;
+    let bound =
+        state.store.fed_state(st)?.filter(|f| f.expires_at > state.now()).ok_or_else(PageError::signin_expired)?;
+    let pending = state.store.signin(&digest(&bound.tx))?.ok_or_else(PageError::signin_expired)?;
     let tenant = state.store.tenant(&pending.tenant_id)?.ok_or_else(PageError::signin_expired)?;
-    let (tx, signin) = load(&req, &state, &tenant.id, Some(&tx))?;
-    let Step::Federating { home, state: expected, nonce, verifier } = signin.step.clone() else {
+    let (tx, signin) = load(&req, &state, &tenant.id, Some(&bound.tx))?;
+    let Step::Federating {
+        home,
+        state: expected,
+        nonce,
+        verifier,
+        issuer,
+        iss_required,
+        started_at,
+        prompt_login,
+        max_age,
+    } = signin.step.clone()
+    else {
         return Err(PageError::signin_expired());
     };
-    if !ct_eq(expected.as_bytes(), st.as_bytes()) {
+    if !ct_eq(expected.as_bytes(), st.as_bytes()) || issuer != bound.issuer {
+        return Err(PageError::signin_expired());
+    }
+    // RFC 9207: an answer naming another issuer (or none, where the home promises one) may be
+    // a mix-up; its code must not reach this home's token endpoint.
+    if !federation::iss_acceptable(query.get("iss"), &issuer, iss_required) {
+        tracing::warn!(expected = %issuer, presented = ?query.get("iss"), "home answer with a wrong or missing iss");
+        return Err(PageError::bad_request(
+            "home_issuer_mismatch",
+            "The answer did not come from your home identity provider. Go back to the application and start again.",
+        ));
+    }
+    if state.store.take_fed_state(st)?.is_none() {
         return Err(PageError::signin_expired());
     }
     if let Some(err) = query.get("error") {
@@ -402,18 +477,43 @@ pub async fn federation_callback(req: HttpRequest, state: Data) -> Result<HttpRe
         ));
     }
     let code = query.get("code").ok_or_else(|| PageError::bad_request("home_signin_failed", "No code came back."))?;
-    let proven = federation::finish(&state, &tenant, &home, code, &nonce, &verifier).await.map_err(|e| {
-        tracing::warn!(error = %e, "home sign-in failed");
-        PageError::bad_request(
-            "home_signin_failed",
-            "Your home identity provider's answer could not be verified. Try again.",
-        )
-    })?;
-    home_proven(&state, &req, &tenant, &tx, signin, proven, vec!["fed".into()])
+    let (proven, auth_time) =
+        federation::finish(&state, &tenant, &home, code, &nonce, &verifier).await.map_err(|e| {
+            tracing::warn!(error = %e, "home sign-in failed");
+            PageError::bad_request(
+                "home_signin_failed",
+                "Your home identity provider's answer could not be verified. Try again.",
+            )
+        })?;
+    let now = state.now();
+    let fresh = federation::Freshness { prompt_login, max_age };
+    if !federation::auth_time_acceptable(auth_time, started_at, now, fresh) {
+        tracing::warn!(?auth_time, ?fresh, "the home did not authenticate as freshly as asked");
+        return Err(PageError::bad_request(
+            "home_signin_not_fresh",
+            "Your home identity provider did not sign you in again as this application requires. Try again.",
+        ));
+    }
+    let auth_time = auth_time.map_or(now, |t| t.min(now));
+    home_proven_at(&state, &req, &tenant, &tx, signin, proven, vec!["fed".into()], auth_time)
 }
 
-/// The home identity is proven: redemption goes on to consent, a sign-in completes.
+/// The home identity is proven just now (email code): redemption goes on to consent, a sign-in completes.
 fn home_proven(
+    state: &AppState,
+    req: &HttpRequest,
+    tenant: &Tenant,
+    tx: &str,
+    signin: SignIn,
+    proven: HomeIdentity,
+    amr: Vec<String>,
+) -> Result<HttpResponse, PageError> {
+    home_proven_at(state, req, tenant, tx, signin, proven, amr, state.now())
+}
+
+/// The home identity is proven, by an authentication at `auth_time` (the home's).
+#[allow(clippy::too_many_arguments)]
+fn home_proven_at(
     state: &AppState,
     req: &HttpRequest,
     tenant: &Tenant,
@@ -421,6 +521,7 @@ fn home_proven(
     mut signin: SignIn,
     proven: HomeIdentity,
     mut amr: Vec<String>,
+    auth_time: i64,
 ) -> Result<HttpResponse, PageError> {
     let user = signin_user(state, tenant, &signin)?;
     // Home MFA counts only where this tenant's inbound trust accepts that partner's MFA.
@@ -454,7 +555,7 @@ fn home_proven(
             }
             let auth = Authentication {
                 user_id: user.id,
-                auth_time: state.now(),
+                auth_time,
                 amr,
                 acr,
                 idp: Some(proven.issuer),

@@ -18,3 +18,4 @@ mod sec_admin;
 mod sec_bounds;
 mod sec_gate;
 mod sec_limits;
+mod sec_fed;
