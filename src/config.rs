@@ -41,6 +41,9 @@ pub struct Config {
     pub tokens: TokenLifetimes,
     pub argon2: Argon2Params,
     pub rate_limit: RateLimit,
+    /// Bounds on the sign-in transactions anonymous requests can open.
+    #[serde(default)]
+    pub signins: SignInLimits,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -100,6 +103,21 @@ pub struct RateLimit {
     pub window_secs: i64,
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SignInLimits {
+    /// Live sign-in transactions per browser; a new one evicts the browser's oldest.
+    pub per_browser: usize,
+    /// Stored sign-in transactions on the instance; past it new sign-ins are refused (503).
+    pub total: usize,
+}
+
+impl Default for SignInLimits {
+    fn default() -> Self {
+        Self { per_browser: 20, total: 100_000 }
+    }
+}
+
 pub const DEFAULT_DATA_DIR: &str = "data";
 
 impl Default for Config {
@@ -128,6 +146,7 @@ impl Default for Config {
             // OWASP's argon2id minimum (19 MiB, t=2, p=1).
             argon2: Argon2Params { memory_kib: 19456, iterations: 2, parallelism: 1 },
             rate_limit: RateLimit { password_failures: 5, window_secs: 900 },
+            signins: SignInLimits::default(),
         }
     }
 }

@@ -16,6 +16,10 @@ pub struct AuthRequest {
     pub max_age: Option<i64>,
     pub login_hint: Option<String>,
     pub acr_values: Vec<String>,
+    /// Digest of this browser's SSO session at the tenant when the request came: the session
+    /// a completed re-authentication replaces (one session per browser and tenant).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaces_session: Option<[u8; 32]>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]

@@ -11,6 +11,7 @@ use super::error::PageError;
 use crate::audit::{self, DeviceDetail, SignInLogEntry, Status};
 use crate::directory::{Tenant, User};
 use crate::oidc::model::Authentication;
+use crate::secrets::{b64url, ct_eq, mac};
 use crate::policy::{self, Decision, DeviceState, RiskLevel, Satisfied, SignInContext};
 use crate::storage::Device;
 
@@ -25,15 +26,26 @@ pub enum Gate {
     Reauthenticate(Decision),
 }
 
-/// The registered device of this browser at `tenant`, registering it on first sight.
+/// The device cookie carries the device id and a MAC over (tenant, id, owner) keyed by the
+/// instance secret: only the server can mint one, and it is good only for its owner.
+fn device_seal(state: &AppState, tenant: &Tenant, id: &str, owner: &uuid::Uuid) -> String {
+    b64url(&mac(&state.instance_secret, &[b"device", tenant.id.as_bytes(), id.as_bytes(), owner.as_bytes()]))
+}
+
+/// The registered device of this browser at `tenant` for `user`, registering it on first
+/// sight. A cookie the server did not mint, or minted for another user (a copied cookie,
+/// a shared browser), is a new, unregistered device of this user.
 pub fn device(
     req: &HttpRequest,
     state: &AppState,
     tenant: &Tenant,
     user: &User,
 ) -> Result<(Device, Option<Cookie<'static>>), PageError> {
-    if let Some(id) = super::cookie_value(req, DEVICE_COOKIE)
-        && let Some(d) = state.store.device(&tenant.id, &id)?
+    if let Some(value) = super::cookie_value(req, DEVICE_COOKIE)
+        && let Some((id, tag)) = value.split_once('.')
+        && ct_eq(tag.as_bytes(), device_seal(state, tenant, id, &user.id).as_bytes())
+        && let Some(d) = state.store.device(&tenant.id, id)?
+        && d.registered_owner == Some(user.id)
     {
         return Ok((d, None));
     }
@@ -48,7 +60,8 @@ pub fn device(
         created_at: state.now(),
     };
     state.store.put_device(&tenant.id, &d)?;
-    let cookie = state.cookie(DEVICE_COOKIE, d.id.clone(), format!("/{}", tenant.slug), Some(400 * 86400));
+    let value = format!("{}.{}", d.id, device_seal(state, tenant, &d.id, &user.id));
+    let cookie = state.cookie(DEVICE_COOKIE, value, format!("/{}", tenant.slug), Some(400 * 86400));
     Ok((d, Some(cookie)))
 }
 

@@ -549,6 +549,7 @@ pub async fn consent(
     Ok(HttpResponse::SeeOther()
         .insert_header((header::LOCATION, target))
         .cookie(session_cookie(&state, &tenant, cookie))
+        .cookie(csrf::rotate(&state, &signin.browser)?)
         .finish())
 }
 
@@ -668,13 +669,15 @@ pub fn finish(
     existing: Option<(String, crate::oidc::model::Session)>,
 ) -> Result<HttpResponse, PageError> {
     state.store.delete_signin(&digest(tx))?;
+    let browser = signin.browser;
     match signin.purpose {
-        Purpose::Authorize(request) => issue_code(state, tenant, &request, auth, existing),
+        Purpose::Authorize(request) => issue_code(state, tenant, &request, auth, existing, &browser),
         Purpose::Portal { return_to } => {
             let (cookie, _) = open_session(state, tenant, auth)?;
             Ok(HttpResponse::SeeOther()
                 .insert_header((header::LOCATION, return_to))
                 .cookie(session_cookie(state, tenant, cookie))
+                .cookie(csrf::rotate(state, &browser)?)
                 .finish())
         }
         Purpose::Redeem { .. } => Err(PageError::signin_expired()),
@@ -710,6 +713,8 @@ pub fn start_portal(
 }
 
 /// Stores a new sign-in bound to this browser and sends the browser to its first page.
+/// Anonymous requests open these, so they are bounded per browser (the oldest is evicted)
+/// and on the instance (then 503 with a page saying so, and nothing is stored).
 pub fn begin(
     req: &HttpRequest,
     state: &AppState,
@@ -719,6 +724,7 @@ pub fn begin(
 ) -> Result<HttpResponse, PageError> {
     let (browser, new_cookie) = csrf::browser(req, state);
     let tx = new_token();
+    let now = state.now();
     let signin = SignIn {
         tenant_id: tenant.id,
         browser: digest(&browser),
@@ -726,9 +732,20 @@ pub fn begin(
         step: Step::Identify,
         login,
         user_id: None,
-        expires_at: state.now() + state.config.tokens.signin_secs,
+        expires_at: now + state.config.tokens.signin_secs,
     };
-    state.store.put_signin(&digest(&tx), &signin)?;
+    let limits = &state.config.signins;
+    match state.store.open_signin(&digest(&tx), &signin, limits.per_browser, limits.total, now)? {
+        crate::storage::SignInAdmission::Stored => {}
+        crate::storage::SignInAdmission::Full => {
+            tracing::warn!(limit = limits.total, "sign-in transactions at their limit: refusing new sign-ins");
+            return Err(PageError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too_many_signins",
+                "Too many sign-ins are in progress on this service right now. Wait a few minutes and try again.",
+            ));
+        }
+    }
     let mut resp = HttpResponse::Found();
     resp.insert_header((header::LOCATION, format!("/{}/login?tx={tx}", tenant.slug)));
     if let Some(c) = new_cookie {
