@@ -67,15 +67,10 @@ pub fn content_security_policy(form_action: Option<&str>) -> String {
 /// its scheme for a URI without a host (a native app's private-use scheme).
 pub fn form_action_source(uri: &str) -> Option<String> {
     let u = url::Url::parse(uri).ok()?;
-    if u.host().is_some() {
-        Some(u.origin().ascii_serialization())
-    } else {
-        Some(format!("{}:", u.scheme()))
-    }
+    if u.host().is_some() { Some(u.origin().ascii_serialization()) } else { Some(format!("{}:", u.scheme())) }
 }
 
-static DEFAULT_CSP: std::sync::LazyLock<String> =
-    std::sync::LazyLock::new(|| content_security_policy(Some("'self'")));
+static DEFAULT_CSP: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| content_security_policy(Some("'self'")));
 static SIGNIN_CSP: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| content_security_policy(None));
 
 /// Paths whose pages carry forms that end in a redirect to a destination only the sign-in

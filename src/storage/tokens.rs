@@ -157,7 +157,9 @@ impl Store {
     /// A full store sweeps expired sign-ins before refusing, at most once a minute.
     fn sweep_signins_early(&self, now: i64) -> Result<()> {
         let last = self.signin_sweep_at.load(Ordering::SeqCst);
-        if now - last >= 60 && self.signin_sweep_at.compare_exchange(last, now, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
+        if now - last >= 60
+            && self.signin_sweep_at.compare_exchange(last, now, Ordering::SeqCst, Ordering::SeqCst).is_ok()
+        {
             self.sweep_signins(now)?;
         }
         Ok(())

@@ -11,8 +11,8 @@ use super::error::PageError;
 use crate::audit::{self, DeviceDetail, SignInLogEntry, Status};
 use crate::directory::{Tenant, User};
 use crate::oidc::model::Authentication;
-use crate::secrets::{b64url, ct_eq, mac};
 use crate::policy::{self, Decision, DeviceState, RiskLevel, Satisfied, SignInContext};
+use crate::secrets::{b64url, ct_eq, mac};
 use crate::storage::Device;
 
 pub const DEVICE_COOKIE: &str = "gh_dev";

@@ -8,6 +8,9 @@ use super::AppState;
 use super::error::PageError;
 use crate::secrets::{b64url, ct_eq, mac, new_token};
 
+/// The browser cookie's name is this prefix and a tag of the instance secret: two instances on
+/// one host (cookies ignore the port) would otherwise replace each other's cookie, each
+/// refusing the other's MAC.
 pub const BROWSER_COOKIE: &str = "gh_b";
 /// The browser cookie lives 400 days (the most browsers keep a cookie).
 const BROWSER_COOKIE_SECS: i64 = 400 * 86400;
@@ -16,10 +19,16 @@ fn seal(state: &AppState, id: &str) -> String {
     b64url(&mac(&state.instance_secret, &[b"browser", id.as_bytes()]))
 }
 
+/// This instance's browser cookie name (see [`BROWSER_COOKIE`]).
+pub fn cookie_name(state: &AppState) -> String {
+    let tag = mac(&state.instance_secret, &[b"browser-cookie-name"]);
+    format!("{BROWSER_COOKIE}_{}", b64url(&tag[..6]))
+}
+
 /// The browser id in this request's cookie, only when the server issued it (MAC checked
 /// in constant time).
 pub fn issued(req: &HttpRequest, state: &AppState) -> Option<String> {
-    let value = super::cookie_value(req, BROWSER_COOKIE)?;
+    let value = super::cookie_value(req, &cookie_name(state))?;
     let (id, tag) = value.split_once('.')?;
     (id.len() >= 32 && ct_eq(tag.as_bytes(), seal(state, id).as_bytes())).then_some(value)
 }
@@ -28,7 +37,7 @@ pub fn issued(req: &HttpRequest, state: &AppState) -> Option<String> {
 pub fn fresh(state: &AppState) -> (String, Cookie<'static>) {
     let id = new_token();
     let value = format!("{id}.{}", seal(state, &id));
-    let c = state.cookie(BROWSER_COOKIE, value.clone(), "/".into(), Some(BROWSER_COOKIE_SECS));
+    let c = state.cookie(&cookie_name(state), value.clone(), "/".into(), Some(BROWSER_COOKIE_SECS)).into_owned();
     (value, c)
 }
 

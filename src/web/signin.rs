@@ -50,7 +50,7 @@ pub(crate) fn load(
 ) -> Result<(String, SignIn), PageError> {
     let tx = tx.ok_or_else(PageError::signin_expired)?;
     let signin = state.store.signin(&digest(tx))?.ok_or_else(PageError::signin_expired)?;
-    let browser = super::cookie_value(req, csrf::BROWSER_COOKIE).ok_or_else(PageError::signin_expired)?;
+    let browser = csrf::issued(req, state).ok_or_else(PageError::signin_expired)?;
     if signin.tenant_id != *tenant_id || signin.expires_at <= state.now() || !ct_eq(&signin.browser, &digest(&browser))
     {
         return Err(PageError::signin_expired());
@@ -68,6 +68,13 @@ pub(crate) fn posted(
 ) -> Result<(Tenant, Params, String, SignIn), PageError> {
     let tenant = state.tenant(slug)?;
     let f = form(req, body)?;
+    // A spent transaction says so first: the sign-in that spent it renewed the browser
+    // cookie, so the old form's CSRF token no longer matches either.
+    if let Some(tx) = f.get("tx")
+        && state.store.signin(&digest(tx))?.is_none()
+    {
+        return Err(PageError::signin_expired());
+    }
     csrf::verify(req, state, f.get("csrf"))?;
     let (tx, signin) = load(req, state, &tenant.id, f.get("tx"))?;
     if !at(&signin.step) {
@@ -87,7 +94,7 @@ pub(crate) fn context(
         Some(c) => state.store.app(&tenant.id, c)?.map(|a| a.display_name).unwrap_or_else(|| c.to_string()),
         None => tenant.display_name.clone(),
     };
-    let browser = super::cookie_value(req, csrf::BROWSER_COOKIE).unwrap_or_default();
+    let browser = csrf::issued(req, state).unwrap_or_default();
     Ok(SignInContext {
         tenant_name: tenant.display_name.clone(),
         tenant_slug: tenant.slug.clone(),

@@ -13,3 +13,4 @@ mod helpers;
 mod member_flow;
 mod process;
 mod rp_libraries;
+mod sec_session;
