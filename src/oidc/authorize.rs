@@ -391,7 +391,7 @@ pub fn issue_code(
 }
 
 /// Deletes a replaced session (by cookie digest), only if it belongs to this tenant.
-fn retire_session(state: &AppState, tenant: &Tenant, id: &[u8; 32]) -> Result<(), PageError> {
+pub fn retire_session(state: &AppState, tenant: &Tenant, id: &[u8; 32]) -> Result<(), PageError> {
     if state.store.session(id)?.is_some_and(|s| s.tenant_id == tenant.id) {
         state.store.delete_session(id)?;
     }

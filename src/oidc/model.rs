@@ -98,7 +98,12 @@ pub enum Purpose {
     /// Redeeming an invitation ticket (its digest).
     Redeem { ticket: [u8; 32] },
     /// gatehouse's own pages (e.g. the invite page): sign in, then return there.
-    Portal { return_to: String },
+    Portal {
+        return_to: String,
+        /// The browser's session at the tenant that this sign-in replaces (see AuthRequest).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        replaces_session: Option<[u8; 32]>,
+    },
 }
 
 /// A sign-in in progress, stored server side and referenced by an opaque id.

@@ -10,7 +10,7 @@ use super::{AppState, Data, csrf};
 use crate::directory::{ExternalUserState, Identity, Tenant, User, password};
 use crate::federation::{self, HomeIdentity};
 use crate::mfa;
-use crate::oidc::authorize::{Reply, issue_code, open_session, session_cookie};
+use crate::oidc::authorize::{Reply, issue_code, open_session, retire_session, session_cookie};
 use crate::oidc::error::{OAuthCode, OAuthError};
 use crate::oidc::model::{Authentication, Home, Purpose, SignIn, Step};
 use crate::oidc::params::Params;
@@ -551,7 +551,11 @@ pub async fn consent(
         epoch: user.session_epoch,
         device_id: None,
     };
+    let previous = crate::oidc::authorize::current_session(&req, &state, &tenant)?;
     let (cookie, _) = open_session(&state, &tenant, auth)?;
+    if let Some((old, _)) = previous {
+        retire_session(&state, &tenant, &digest(&old))?;
+    }
     let target = invitation.map(|i| i.invite_redirect_url).unwrap_or_else(|| "/".into());
     Ok(HttpResponse::SeeOther()
         .insert_header((header::LOCATION, target))
@@ -679,8 +683,11 @@ pub fn finish(
     let browser = signin.browser;
     match signin.purpose {
         Purpose::Authorize(request) => issue_code(state, tenant, &request, auth, existing, &browser),
-        Purpose::Portal { return_to } => {
+        Purpose::Portal { return_to, replaces_session } => {
             let (cookie, _) = open_session(state, tenant, auth)?;
+            if let Some(old) = replaces_session {
+                retire_session(state, tenant, &old)?;
+            }
             Ok(HttpResponse::SeeOther()
                 .insert_header((header::LOCATION, return_to))
                 .cookie(session_cookie(state, tenant, cookie))
@@ -716,7 +723,8 @@ pub fn start_portal(
     tenant: &Tenant,
     return_to: &str,
 ) -> Result<HttpResponse, PageError> {
-    begin(req, state, tenant, Purpose::Portal { return_to: return_to.to_string() }, None)
+    let replaces_session = crate::oidc::authorize::current_session(req, state, tenant)?.map(|(c, _)| digest(&c));
+    begin(req, state, tenant, Purpose::Portal { return_to: return_to.to_string(), replaces_session }, None)
 }
 
 /// Stores a new sign-in bound to this browser and sends the browser to its first page.

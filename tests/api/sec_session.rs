@@ -241,6 +241,24 @@ async fn reauthentication_retires_the_previous_session() {
     assert_eq!(app.snapshot().iter().filter(|(t, _, _)| t == "sessions").count(), 0, "logout ended it");
 }
 
+#[tokio::test]
+async fn a_portal_sign_in_replaces_the_browsers_session_too() {
+    let app = spawn_app().await;
+    let rp = app.rp("fabrikam");
+    let browser = app.browser();
+    rp.sign_in(&browser, IW, &app.password(IW), &[]).await;
+    let sessions = |app: &TestApp| app.snapshot().iter().filter(|(t, _, _)| t == "sessions").count();
+    assert_eq!(sessions(&app), 1);
+    // iw's account is disabled: the admin page asks for a new sign-in in the same browser.
+    let mut iw = app.user("fabrikam", IW);
+    iw.account_enabled = false;
+    app.state.store.put_user(&iw).unwrap();
+    let done = browser.sign_in("/fabrikam/admin", ADMIN, &app.password(ADMIN)).await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    assert!(done.has("main#admin"), "the admin is signed in: {}", done.body);
+    assert_eq!(sessions(&app), 1, "the portal sign-in replaced iw's session");
+}
+
 // ---- #13 ----
 
 #[tokio::test]
