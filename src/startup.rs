@@ -74,13 +74,14 @@ static DEFAULT_CSP: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| co
 static SIGNIN_CSP: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| content_security_policy(None));
 
 /// Paths whose pages carry forms that end in a redirect to a destination only the sign-in
-/// transaction knows (the relying party, the guest's home IdP, an invitation's landing page):
+/// transaction knows (the relying party, the guest's home IdP, an invitation's landing page;
+/// a stub home's login form ends, through the federation callback, at the relying party):
 /// no `form-action` there, until those pages name their destinations.
 fn is_signin_path(path: &str) -> bool {
     let mut parts = path.trim_start_matches('/').splitn(3, '/');
     let first = parts.next().unwrap_or_default();
     let second = parts.next().unwrap_or_default();
-    (first == "federation" && second == "callback") || second == "login"
+    first == "stub" || (first == "federation" && second == "callback") || second == "login"
 }
 
 /// Sets the CSP on every response that does not carry its own: `form-action 'self'`,

@@ -497,4 +497,19 @@ async fn forms_may_post_only_where_the_page_says() {
     assert!(policy.contains("form-action http://127.0.0.1:9"), "{policy}");
     assert!(!policy.contains("form-action 'self'"), "{policy}");
     assert!(resp.text().await.unwrap().contains("form id=\"form-post\""));
+
+    // The logout confirmation posts here, then is redirected to the registered post-logout URI.
+    let resp = browser
+        .http
+        .get(format!("{}?post_logout_redirect_uri={LOGGED_OUT}&client_id=test-rp", rp.endpoint("oauth2/v2.0/logout")))
+        .send()
+        .await
+        .unwrap();
+    assert!(csp(&resp).contains("form-action 'self' http://127.0.0.1"), "{}", csp(&resp));
+    assert!(resp.text().await.unwrap().contains("form id=\"logout\""));
+    // Sign-in pages end in redirects only their transaction knows (RP, home IdP): no form-action yet.
+    let fresh = app.browser();
+    let start = fresh.get(&rp.authorize_url(&[]).url).await;
+    let resp = fresh.http.get(format!("{}{}", app.url, start.location.unwrap())).send().await.unwrap();
+    assert!(!csp(&resp).contains("form-action"), "{}", csp(&resp));
 }
