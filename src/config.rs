@@ -44,6 +44,9 @@ pub struct Config {
     pub tokens: TokenLifetimes,
     pub argon2: Argon2Params,
     pub rate_limit: RateLimit,
+    /// Bounds on the sign-in transactions anonymous requests can open.
+    #[serde(default)]
+    pub signins: SignInLimits,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -118,6 +121,21 @@ fn default_invitations_per_minute() -> u32 {
     100
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SignInLimits {
+    /// Live sign-in transactions per browser; a new one evicts the browser's oldest.
+    pub per_browser: usize,
+    /// Stored sign-in transactions on the instance; past it new sign-ins are refused (503).
+    pub total: usize,
+}
+
+impl Default for SignInLimits {
+    fn default() -> Self {
+        Self { per_browser: 20, total: 100_000 }
+    }
+}
+
 pub const DEFAULT_DATA_DIR: &str = "data";
 
 impl Default for Config {
@@ -152,6 +170,7 @@ impl Default for Config {
                 password_queue: None,
                 invitations_per_minute: default_invitations_per_minute(),
             },
+            signins: SignInLimits::default(),
         }
     }
 }

@@ -41,15 +41,75 @@ pub struct Application {
 pub const FORM_POST_SCRIPT: &str = r#"document.getElementById("form-post").submit();"#;
 
 fn security_headers() -> DefaultHeaders {
-    let hash = base64::engine::general_purpose::STANDARD.encode(crate::secrets::sha256(FORM_POST_SCRIPT.as_bytes()));
     DefaultHeaders::new()
         .add(("X-Content-Type-Options", "nosniff"))
         .add(("X-Frame-Options", "DENY"))
         .add(("Referrer-Policy", "no-referrer"))
-        .add((
-            "Content-Security-Policy",
-            format!("default-src 'none'; style-src 'self'; img-src 'self' data:; script-src 'sha256-{hash}'; frame-ancestors 'none'; base-uri 'none'"),
-        ))
+}
+
+/// The Content-Security-Policy of a page; `form_action` lists where its forms may go.
+/// Chrome and WebKit check `form-action` against every redirect that follows a submission
+/// too (w3c/webappsec-csp#8), so a page whose form ends in a redirect to a relying party
+/// must name that destination (or, with `None`, carry no `form-action` at all).
+pub fn content_security_policy(form_action: Option<&str>) -> String {
+    let hash = base64::engine::general_purpose::STANDARD.encode(crate::secrets::sha256(FORM_POST_SCRIPT.as_bytes()));
+    let mut csp = format!(
+        "default-src 'none'; style-src 'self'; img-src 'self' data:; script-src 'sha256-{hash}'; frame-ancestors 'none'; base-uri 'none'"
+    );
+    if let Some(f) = form_action {
+        csp.push_str("; form-action ");
+        csp.push_str(f);
+    }
+    csp
+}
+
+/// The CSP source that admits form submissions (and redirects) to `uri`: its origin, or
+/// its scheme for a URI without a host (a native app's private-use scheme).
+pub fn form_action_source(uri: &str) -> Option<String> {
+    let u = url::Url::parse(uri).ok()?;
+    if u.host().is_some() { Some(u.origin().ascii_serialization()) } else { Some(format!("{}:", u.scheme())) }
+}
+
+static DEFAULT_CSP: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| content_security_policy(Some("'self'")));
+static SIGNIN_CSP: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| content_security_policy(None));
+
+/// Paths whose pages carry forms that end in a redirect to a destination only the sign-in
+/// transaction knows (the relying party, the guest's home IdP, an invitation's landing page;
+/// a stub home's login form ends, through the federation callback, at the relying party):
+/// no `form-action` there, until those pages name their destinations.
+fn is_signin_path(path: &str) -> bool {
+    let mut parts = path.trim_start_matches('/').splitn(3, '/');
+    let first = parts.next().unwrap_or_default();
+    let second = parts.next().unwrap_or_default();
+    first == "stub" || (first == "federation" && second == "callback") || second == "login"
+}
+
+/// Sets the CSP on every response that does not carry its own: `form-action 'self'`,
+/// except on the sign-in pages (see [`is_signin_path`]).
+fn with_csp<S, B>(
+    req: actix_web::dev::ServiceRequest,
+    srv: &S,
+) -> impl std::future::Future<Output = Result<actix_web::dev::ServiceResponse<B>, actix_web::Error>> + use<S, B>
+where
+    S: actix_web::dev::Service<
+            actix_web::dev::ServiceRequest,
+            Response = actix_web::dev::ServiceResponse<B>,
+            Error = actix_web::Error,
+        >,
+{
+    use actix_web::http::header::{CONTENT_SECURITY_POLICY, HeaderValue};
+    let signin = is_signin_path(req.path());
+    let fut = srv.call(req);
+    async move {
+        let mut res = fut.await?;
+        if !res.headers().contains_key(CONTENT_SECURITY_POLICY) {
+            let csp: &str = if signin { &SIGNIN_CSP } else { &DEFAULT_CSP };
+            if let Ok(v) = HeaderValue::from_str(csp) {
+                res.headers_mut().insert(CONTENT_SECURITY_POLICY, v);
+            }
+        }
+        Ok(res)
+    }
 }
 
 impl Application {
@@ -117,6 +177,7 @@ impl Application {
                     crate::web::net::BodyDeadline::apply(&mut req, body_secs);
                     actix_web::dev::Service::call(srv, req)
                 })
+                .wrap_fn(with_csp)
                 .configure(crate::web::configure)
         })
         .client_request_timeout(std::time::Duration::from_secs(body_secs))

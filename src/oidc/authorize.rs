@@ -57,7 +57,14 @@ impl Reply {
             }
             ResponseMode::FormPost => {
                 let page = FormPostPage { action: self.redirect_uri.clone(), fields };
-                render(&page, vec![]).unwrap_or_else(|e| actix_web::ResponseError::error_response(&e))
+                let mut resp = render(&page, vec![]).unwrap_or_else(|e| actix_web::ResponseError::error_response(&e));
+                // This page's one form goes to the relying party: its own CSP admits exactly that.
+                let target = crate::startup::form_action_source(&self.redirect_uri).unwrap_or_else(|| "'none'".into());
+                let csp = crate::startup::content_security_policy(Some(&target));
+                if let Ok(v) = header::HeaderValue::from_str(&csp) {
+                    resp.headers_mut().insert(header::CONTENT_SECURITY_POLICY, v);
+                }
+                resp
             }
         }
     }
@@ -90,8 +97,18 @@ pub async fn authorize_post(
     authorize(&req, &path, raw, &state).await
 }
 
+/// The whole authorization request (query or form) is bounded: what a sign-in stores
+/// comes from it, and a browser URL longer than this is not a real client's.
+pub const MAX_AUTHORIZE_BYTES: usize = 8 * 1024;
+
 async fn authorize(req: &HttpRequest, slug: &str, raw: &str, state: &AppState) -> Result<HttpResponse, PageError> {
     let tenant = state.tenant(slug)?;
+    if raw.len() > MAX_AUTHORIZE_BYTES {
+        return Err(PageError::bad_request(
+            "invalid_request",
+            "The sign-in request is too large. Go back to the application and try again.",
+        ));
+    }
     let params = Params::parse(raw).map_err(|e| PageError::bad_request("invalid_request", e.description))?;
     // Until both the client and its redirect URI are known, errors stay on our own page.
     let client_id = params.get("client_id").ok_or_else(|| {
@@ -122,21 +139,38 @@ async fn authorize(req: &HttpRequest, slug: &str, raw: &str, state: &AppState) -
     let reply = Reply {
         redirect_uri: redirect_uri.to_string(),
         mode,
-        state: params.get("state").map(String::from),
+        state: params.get("state").filter(|s| s.len() <= MAX_STATE).map(String::from),
         iss: state.issuer(&tenant),
     };
-    let request = match validate(&params, &app, state) {
+    let mut request = match validate(&params, &app, state) {
         Ok(r) => r,
         Err(e) => return Ok(reply.error(&e)),
     };
 
     let now = state.now();
-    let hint_sub = params
-        .get("id_token_hint")
-        .and_then(|t| state.keys.verify::<super::claims::IdTokenClaims>(t, TokenType::Id, now, false).ok())
-        .filter(|c| c.iss == state.issuer(&tenant))
-        .map(|c| c.sub);
-    if let Some((cookie, session)) = current_session(req, state, &tenant)? {
+    // An expired hint still names the user (OIDC Core §3.1.2.1); one we cannot verify is refused.
+    let hint_sub = match params.get("id_token_hint") {
+        None => None,
+        Some(t) => {
+            let claims = state
+                .keys
+                .verify::<super::claims::IdTokenClaims>(t, TokenType::Id, now, false)
+                .ok()
+                .filter(|c| c.iss == state.issuer(&tenant) && c.aud == app.client_id);
+            match claims {
+                Some(c) => Some(c.sub),
+                None => {
+                    return Ok(reply.error(&OAuthError::request(
+                        "id_token_hint is not an ID token this tenant issued to this client",
+                    )));
+                }
+            }
+        }
+    };
+    let current = current_session(req, state, &tenant)?;
+    // A completed re-authentication replaces this browser's session at the tenant.
+    request.replaces_session = current.as_ref().map(|(c, _)| digest(c));
+    if let Some((cookie, session)) = current {
         let fresh_enough = request.max_age.is_none_or(|m| now - session.auth.auth_time <= m);
         let user = state.store.user(&tenant.id, &session.auth.user_id)?.filter(|u| u.account_enabled);
         let hint_ok = match (&request.login_hint, &user) {
@@ -183,7 +217,32 @@ async fn authorize(req: &HttpRequest, slug: &str, raw: &str, state: &AppState) -
     crate::web::signin::begin(req, state, &tenant, Purpose::Authorize(Box::new(request)), login)
 }
 
+const MAX_STATE: usize = 2048;
+
+/// The longest value each parameter may have (the whole request is bounded too).
+const PARAM_LIMITS: &[(&str, usize)] = &[
+    ("state", MAX_STATE),
+    ("nonce", 512),
+    ("login_hint", 320),
+    ("scope", 1024),
+    ("acr_values", 64),
+    ("prompt", 64),
+    ("max_age", 12),
+    ("response_type", 64),
+    ("response_mode", 32),
+    ("code_challenge_method", 16),
+    ("id_token_hint", 4096),
+];
+
+/// acr values gatehouse knows (discovery's `acr_values_supported`).
+const ACR_VALUES: &[&str] = &["1", "2"];
+
 fn validate(p: &Params, app: &Application, state: &AppState) -> Result<AuthRequest, OAuthError> {
+    for (name, limit) in PARAM_LIMITS {
+        if p.get(name).is_some_and(|v| v.len() > *limit) {
+            return Err(OAuthError::request(format!("{name} is too long (at most {limit} characters)")));
+        }
+    }
     if p.contains("request") {
         return Err(OAuthError::new(OAuthCode::RequestNotSupported, "request objects are not supported"));
     }
@@ -249,9 +308,11 @@ fn validate(p: &Params, app: &Application, state: &AppState) -> Result<AuthReque
                 .ok_or_else(|| OAuthError::request("max_age must be a non-negative integer"))?,
         ),
     };
-    for (name, limit) in [("state", 2048), ("nonce", 512), ("login_hint", 320)] {
-        if p.get(name).is_some_and(|v| v.len() > limit) {
-            return Err(OAuthError::request(format!("{name} is too long")));
+    // acr_values are preferences: unknown values are dropped, each kept once in order.
+    let mut acr_values: Vec<String> = Vec::new();
+    for v in p.list("acr_values") {
+        if ACR_VALUES.contains(&v.as_str()) && !acr_values.contains(&v) {
+            acr_values.push(v);
         }
     }
     Ok(AuthRequest {
@@ -269,7 +330,8 @@ fn validate(p: &Params, app: &Application, state: &AppState) -> Result<AuthReque
         prompt,
         max_age,
         login_hint: p.get("login_hint").map(String::from),
-        acr_values: p.list("acr_values"),
+        acr_values,
+        replaces_session: None,
     })
 }
 
@@ -293,19 +355,26 @@ pub fn current_session(
 }
 
 /// Ends a sign-in: keeps or opens the SSO session, stores a single-use code and
-/// sends it to the relying party.
+/// sends it to the relying party. A new session replaces the browser's previous one at
+/// this tenant, and a new browser cookie is issued with it (a planted one stops here).
 pub fn issue_code(
     state: &AppState,
     tenant: &Tenant,
     request: &AuthRequest,
     auth: Authentication,
     existing: Option<(String, Session)>,
+    browser: &[u8; 32],
 ) -> Result<HttpResponse, PageError> {
     let now = state.now();
     let (new_cookie, session) = match existing {
         Some((_, s)) if s.auth.user_id == auth.user_id && s.auth.auth_time == auth.auth_time => (None, s),
-        _ => {
+        other => {
+            let mut replaced: Vec<[u8; 32]> = other.map(|(c, _)| digest(&c)).into_iter().collect();
+            replaced.extend(request.replaces_session);
             let (cookie, s) = open_session(state, tenant, auth.clone())?;
+            for old in replaced {
+                retire_session(state, tenant, &old)?;
+            }
             (Some(cookie), s)
         }
     };
@@ -327,8 +396,17 @@ pub fn issue_code(
     let mut resp = Reply::for_request(state, tenant, request).code(code);
     if let Some(c) = new_cookie {
         resp.add_cookie(&session_cookie(state, tenant, c)).map_err(PageError::internal)?;
+        resp.add_cookie(&csrf::rotate(state, browser)?).map_err(PageError::internal)?;
     }
     Ok(resp)
+}
+
+/// Deletes a replaced session (by cookie digest), only if it belongs to this tenant.
+pub fn retire_session(state: &AppState, tenant: &Tenant, id: &[u8; 32]) -> Result<(), PageError> {
+    if state.store.session(id)?.is_some_and(|s| s.tenant_id == tenant.id) {
+        state.store.delete_session(id)?;
+    }
+    Ok(())
 }
 
 /// Stores a new SSO session; returns the cookie value and the session.

@@ -4,10 +4,10 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::authorize::{SSO_COOKIE, current_session};
-use super::claims::IdTokenClaims;
+use super::claims::{IdTokenClaims, pairwise_sub};
 use super::keys::TokenType;
 use super::params::Params;
-use crate::secrets::digest;
+use crate::secrets::{ct_eq, digest};
 use crate::web::error::PageError;
 use crate::web::pages::{LogoutPage, SignedOutPage, render};
 use crate::web::{AppState, Data, csrf};
@@ -82,11 +82,24 @@ async fn end_session(
             }
         }
     };
-    // Without an id_token_hint a third party could sign people out: ask first.
-    if hint.is_none() && !confirmed && current_session(req, state, &tenant)?.is_some() {
+    // Anyone can send a browser here, with any ID token they hold: sign out without asking
+    // only when an unexpired hint names this browser's own session (its sid and subject).
+    let current = current_session(req, state, &tenant)?;
+    let hint_is_this_session = match (&hint, &current) {
+        (Some(h), Some((_, s))) => {
+            h.exp > state.now()
+                && ct_eq(h.sid.as_bytes(), s.sid.as_bytes())
+                && h.sub == pairwise_sub(state, &tenant, &s.auth.user_id, &h.aud)
+        }
+        _ => false,
+    };
+    if !confirmed && current.is_some() && !hint_is_this_session {
         let (browser, new_cookie) = csrf::browser(req, state);
         let mut fields = Vec::new();
-        for name in ["client_id", "post_logout_redirect_uri", "state"] {
+        if let Some(c) = &client_id {
+            fields.push(("client_id".to_string(), c.clone()));
+        }
+        for name in ["post_logout_redirect_uri", "state"] {
             if let Some(v) = p.get(name) {
                 fields.push((name.to_string(), v.to_string()));
             }
@@ -97,9 +110,19 @@ async fn end_session(
             csrf: csrf::token(state, &browser),
             fields,
         };
-        return render(&page, new_cookie.into_iter().collect());
+        let mut resp = render(&page, new_cookie.into_iter().collect())?;
+        // The confirmation posts here and is then redirected to the relying party.
+        let mut form_action = "'self'".to_string();
+        if let Some(src) = redirect.as_deref().and_then(crate::startup::form_action_source) {
+            form_action = format!("{form_action} {src}");
+        }
+        let csp = crate::startup::content_security_policy(Some(&form_action));
+        if let Ok(v) = header::HeaderValue::from_str(&csp) {
+            resp.headers_mut().insert(header::CONTENT_SECURITY_POLICY, v);
+        }
+        return Ok(resp);
     }
-    if let Some((cookie, _)) = current_session(req, state, &tenant)? {
+    if let Some((cookie, _)) = current {
         state.store.delete_session(&digest(&cookie))?;
     }
     let removal = state.removal_cookie(SSO_COOKIE, format!("/{}", tenant.slug));

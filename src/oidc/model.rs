@@ -16,6 +16,10 @@ pub struct AuthRequest {
     pub max_age: Option<i64>,
     pub login_hint: Option<String>,
     pub acr_values: Vec<String>,
+    /// Digest of this browser's SSO session at the tenant when the request came: the session
+    /// a completed re-authentication replaces (one session per browser and tenant).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaces_session: Option<[u8; 32]>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -109,7 +113,12 @@ pub enum Purpose {
     /// Redeeming an invitation ticket (its digest).
     Redeem { ticket: [u8; 32] },
     /// gatehouse's own pages (e.g. the invite page): sign in, then return there.
-    Portal { return_to: String },
+    Portal {
+        return_to: String,
+        /// The browser's session at the tenant that this sign-in replaces (see AuthRequest).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        replaces_session: Option<[u8; 32]>,
+    },
 }
 
 /// A sign-in in progress, stored server side and referenced by an opaque id.

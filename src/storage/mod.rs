@@ -21,7 +21,7 @@ use uuid::Uuid;
 pub use codec::{decode, encode};
 pub use guests::{FedState, OutboxMessage, Redeemed, StubAccount};
 pub use policy::Device;
-pub use tokens::{CodeUse, RefreshUse};
+pub use tokens::{CodeUse, RefreshUse, SignInAdmission};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -64,6 +64,14 @@ pub struct Store {
     mail_user: sled::Tree,
     apps: sled::Tree,
     signins: sled::Tree,
+    /// Index of sign-ins by browser: browser digest ++ sign-in id -> creation sequence.
+    signin_browser: sled::Tree,
+    /// How many sign-in transactions are stored (counted at open, kept by every insert/remove).
+    signin_count: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// Serialises creating sign-ins, so the per-browser cap is exact.
+    signin_lock: std::sync::Arc<std::sync::Mutex<()>>,
+    /// When a full store last swept expired sign-ins early (at most once a minute).
+    signin_sweep_at: std::sync::Arc<std::sync::atomic::AtomicI64>,
     sessions: sled::Tree,
     codes: sled::Tree,
     grants: sled::Tree,
@@ -126,6 +134,8 @@ impl Store {
             .flush_every_ms(Some(200))
             .open()?;
         let t = |name: &str| db.open_tree(name);
+        let signins = t("signins")?;
+        let signin_count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(signins.len()));
         Ok(Self {
             tenants: t("tenants")?,
             slug_tenant: t("slug_tenant")?,
@@ -134,7 +144,11 @@ impl Store {
             upn_user: t("upn_user")?,
             mail_user: t("mail_user")?,
             apps: t("tenant_apps")?,
-            signins: t("signins")?,
+            signins,
+            signin_browser: t("signin_browser")?,
+            signin_count,
+            signin_lock: Default::default(),
+            signin_sweep_at: Default::default(),
             sessions: t("sessions")?,
             codes: t("codes")?,
             grants: t("grants")?,
@@ -212,7 +226,7 @@ impl Store {
     /// Removes expired sign-ins, sessions, codes, refresh tokens and federation states.
     pub fn sweep(&self, now: i64) -> Result<usize> {
         let mut removed = 0;
-        removed += sweep_tree::<crate::oidc::model::SignIn>(&self.signins, now, |r| r.expires_at)?;
+        removed += self.sweep_signins(now)?;
         removed += sweep_tree::<crate::oidc::model::Session>(&self.sessions, now, |r| r.expires_at)?;
         removed += sweep_tree::<crate::oidc::model::AuthCode>(&self.codes, now, |r| r.expires_at)?;
         removed += sweep_tree::<crate::oidc::model::RefreshToken>(&self.refresh_tokens, now, |r| r.expires_at)?;

@@ -1,10 +1,28 @@
 //! Sign-in transactions, sessions, codes, grants, refresh tokens, revoked token ids, key metadata.
 //! Every key here that derives from a bearer secret is the secret's SHA-256.
+use std::sync::atomic::Ordering;
+
 use uuid::Uuid;
 
 use super::{Result, Store, decode, encode, get, put, update, uuid_key};
 use crate::oidc::keys::KeyMeta;
 use crate::oidc::model::{AuthCode, Grant, RefreshToken, Session, SignIn};
+
+/// Outcome of opening a sign-in transaction.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SignInAdmission {
+    Stored,
+    /// The instance holds its maximum of sign-in transactions: nothing was stored.
+    Full,
+}
+
+/// The per-browser index key of a sign-in: browser digest, then sign-in id.
+fn browser_key(browser: &[u8; 32], id: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(64);
+    k.extend_from_slice(browser);
+    k.extend_from_slice(id);
+    k
+}
 
 /// Outcome of presenting an authorization code.
 pub enum CodeUse {
@@ -25,8 +43,52 @@ pub enum RefreshUse {
 }
 
 impl Store {
+    /// Opens a new sign-in transaction within the bounds: at most `per_browser` for its
+    /// browser (the browser's oldest are evicted, as Keycloak does with its tab limit) and at
+    /// most `total` on the instance (then nothing is stored and `Full` is answered).
+    pub fn open_signin(
+        &self,
+        id: &[u8; 32],
+        signin: &SignIn,
+        per_browser: usize,
+        total: usize,
+        now: i64,
+    ) -> Result<SignInAdmission> {
+        let _guard = self.signin_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if self.signin_count.load(Ordering::SeqCst) >= total {
+            self.sweep_signins_early(now)?;
+            if self.signin_count.load(Ordering::SeqCst) >= total {
+                return Ok(SignInAdmission::Full);
+            }
+        }
+        let mut mine: Vec<(u64, Vec<u8>)> = Vec::new();
+        for item in self.signin_browser.scan_prefix(signin.browser) {
+            let (k, v) = item?;
+            let seq = <[u8; 8]>::try_from(v.as_ref()).map(u64::from_be_bytes).unwrap_or(0);
+            mine.push((seq, k.to_vec()));
+        }
+        if mine.len() >= per_browser.max(1) {
+            mine.sort();
+            let excess = mine.len() + 1 - per_browser.max(1);
+            for (_, k) in mine.into_iter().take(excess) {
+                if let Some(old) = k.get(32..) {
+                    self.remove_signin(old)?;
+                }
+                self.signin_browser.remove(k)?;
+            }
+        }
+        self.put_signin(id, signin)?;
+        Ok(SignInAdmission::Stored)
+    }
+
+    /// Stores (creates or advances) a sign-in transaction.
     pub fn put_signin(&self, id: &[u8; 32], signin: &SignIn) -> Result<()> {
-        put(&self.signins, id, signin)
+        if self.signins.insert(id, encode(signin)?)?.is_none() {
+            self.signin_count.fetch_add(1, Ordering::SeqCst);
+            let seq = self.db.generate_id()?;
+            self.signin_browser.insert(browser_key(&signin.browser, id), &seq.to_be_bytes())?;
+        }
+        Ok(())
     }
     pub fn signin(&self, id: &[u8; 32]) -> Result<Option<SignIn>> {
         get(&self.signins, id)
@@ -37,7 +99,74 @@ impl Store {
         update(&self.signins, id, f)
     }
     pub fn delete_signin(&self, id: &[u8; 32]) -> Result<()> {
-        self.signins.remove(id)?;
+        self.remove_signin(id)?;
+        Ok(())
+    }
+
+    /// Moves every sign-in of browser `old` to browser `new` (the browser cookie was renewed).
+    pub fn rebind_signins(&self, old: &[u8; 32], new: &[u8; 32]) -> Result<()> {
+        for item in self.signin_browser.scan_prefix(old) {
+            let (k, seq) = item?;
+            let Some(id) = k.get(32..) else { continue };
+            let moved = update(&self.signins, id, |s: &mut SignIn| s.browser = *new)?;
+            if moved.is_some() {
+                self.signin_browser.insert(browser_key(new, id), seq)?;
+            }
+            self.signin_browser.remove(&k)?;
+        }
+        Ok(())
+    }
+
+    /// How many sign-in transactions are stored.
+    pub fn signin_count(&self) -> usize {
+        self.signin_count.load(Ordering::SeqCst)
+    }
+
+    /// Removes one sign-in and its index entry; whether it was there.
+    fn remove_signin(&self, id: &[u8]) -> Result<bool> {
+        let Some(raw) = self.signins.remove(id)? else { return Ok(false) };
+        self.count_removed();
+        if let Ok(s) = decode::<SignIn>(&raw) {
+            self.signin_browser.remove(browser_key(&s.browser, id))?;
+        }
+        Ok(true)
+    }
+
+    fn count_removed(&self) {
+        let _ = self.signin_count.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |c| Some(c.saturating_sub(1)));
+    }
+
+    /// Removes expired sign-ins (only if unchanged since read) and index entries whose
+    /// sign-in is gone (a crash between the two writes).
+    pub(super) fn sweep_signins(&self, now: i64) -> Result<usize> {
+        let mut removed = 0;
+        for item in self.signins.iter() {
+            let (k, v) = item?;
+            // An unreadable record is kept for inspection rather than silently dropped.
+            let Ok(rec) = decode::<SignIn>(&v) else { continue };
+            if rec.expires_at < now && self.signins.compare_and_swap(&k, Some(&v), None as Option<&[u8]>)?.is_ok() {
+                self.count_removed();
+                self.signin_browser.remove(browser_key(&rec.browser, &k))?;
+                removed += 1;
+            }
+        }
+        for item in self.signin_browser.iter() {
+            let (k, _) = item?;
+            if k.get(32..).is_none_or(|id| !self.signins.contains_key(id).unwrap_or(true)) {
+                self.signin_browser.remove(k)?;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// A full store sweeps expired sign-ins before refusing, at most once a minute.
+    fn sweep_signins_early(&self, now: i64) -> Result<()> {
+        let last = self.signin_sweep_at.load(Ordering::SeqCst);
+        if now - last >= 60
+            && self.signin_sweep_at.compare_exchange(last, now, Ordering::SeqCst, Ordering::SeqCst).is_ok()
+        {
+            self.sweep_signins(now)?;
+        }
         Ok(())
     }
 

@@ -32,7 +32,7 @@ pub async fn show(req: HttpRequest, path: web::Path<String>, state: Data) -> Res
         Ok(u) => u,
         Err(redirect) => return Ok(redirect),
     };
-    let browser = super::cookie_value(&req, csrf::BROWSER_COOKIE).unwrap_or_default();
+    let browser = csrf::issued(&req, &state).unwrap_or_default();
     let guests = state
         .store
         .users(&tenant.id)?

@@ -39,7 +39,7 @@ fn apps(state: &AppState, tenant: &Tenant) -> Result<Vec<(String, String)>, Page
 }
 
 fn page(state: &AppState, req: &HttpRequest, tenant: &Tenant, user: &User) -> Result<InvitePage, PageError> {
-    let browser = super::cookie_value(req, csrf::BROWSER_COOKIE).unwrap_or_default();
+    let browser = csrf::issued(req, state).unwrap_or_default();
     Ok(InvitePage {
         tenant_name: tenant.display_name.clone(),
         tenant_slug: tenant.slug.clone(),

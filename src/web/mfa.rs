@@ -4,7 +4,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::error::PageError;
-use super::pages::{RecoveryCodesPage, SignInContext, TotpChallengePage, TotpEnrollPage, render};
+use super::pages::{RecoveryCodesPage, SignInContext, TotpChallengePage, TotpEnrollPage, render, render_status};
 use super::signin::{after_primary, posted};
 use super::{AppState, Data};
 use crate::directory::Tenant;
@@ -84,6 +84,9 @@ pub async fn enroll(
     let now = state.now();
     let ctx = super::signin::context(&state, &req, &tenant, &tx, &signin)?;
     let user = state.store.user(&tenant.id, &auth.user_id)?.ok_or_else(PageError::signin_expired)?;
+    if !user.totp_methods.is_empty() {
+        return already_enrolled(&state, &tx, signin, auth, ctx);
+    }
     if user.mfa_lockout.is_locked(now) {
         return enroll_page(&state, &tenant, &signin, ctx, &secret_b32, Some(LOCKED.into()));
     }
@@ -112,15 +115,47 @@ pub async fn enroll(
     let (codes, hashes) = mfa::new_recovery_codes();
     let mut method = TotpMethod::new(secret_b32.clone(), now);
     method.last_step = Some(step);
-    state.store.update_user(&tenant.id, &auth.user_id, |u| {
-        u.totp_methods = vec![method.clone()];
-        u.recovery_code_hashes = hashes.clone();
-        u.mfa_lockout.clear();
-    })?;
+    // Decided in the same compare-and-swap that writes the method: of two proof-up pages
+    // (two browsers), only the first enrolment wins; a later one never replaces it.
+    let enrolled = state
+        .store
+        .update_user(&tenant.id, &auth.user_id, |u| {
+            if !u.totp_methods.is_empty() {
+                return false;
+            }
+            u.totp_methods = vec![method.clone()];
+            u.recovery_code_hashes = hashes.clone();
+            u.mfa_lockout.clear();
+            true
+        })?
+        .is_some_and(|(_, enrolled)| enrolled);
+    if !enrolled {
+        return already_enrolled(&state, &tx, signin, auth, ctx);
+    }
     state.store.flush().await?;
     signin.step = Step::MfaEnrolled { auth: with_mfa(auth) };
     state.store.put_signin(&digest(&tx), &signin)?;
     render(&RecoveryCodesPage { ctx, codes }, vec![])
+}
+
+/// The account got an authenticator app since this proof-up page was shown (another
+/// browser or tab): nothing is replaced, and the sign-in continues to the MFA challenge.
+fn already_enrolled(
+    state: &AppState,
+    tx: &str,
+    mut signin: SignIn,
+    auth: Authentication,
+    ctx: SignInContext,
+) -> Result<HttpResponse, PageError> {
+    signin.step = Step::MfaChallenge { auth };
+    state.store.put_signin(&digest(tx), &signin)?;
+    let page = TotpChallengePage {
+        ctx,
+        error: Some(
+            "Your account already has an authenticator app, set up in another window, so this one was not added. Enter the code from the app you set up there. To change apps, ask your administrator to reset your MFA methods.".into(),
+        ),
+    };
+    render_status(StatusCode::CONFLICT, &page)
 }
 
 pub async fn proceed(

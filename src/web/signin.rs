@@ -10,7 +10,7 @@ use super::{AppState, Data, csrf};
 use crate::directory::{ExternalUserState, Identity, Tenant, User};
 use crate::federation::{self, HomeIdentity};
 use crate::mfa;
-use crate::oidc::authorize::{Reply, issue_code, open_session, session_cookie};
+use crate::oidc::authorize::{Reply, issue_code, open_session, retire_session, session_cookie};
 use crate::oidc::error::{OAuthCode, OAuthError};
 use crate::oidc::model::{Authentication, Home, Purpose, SignIn, Step};
 use crate::oidc::params::Params;
@@ -75,7 +75,7 @@ pub(crate) fn load(
 ) -> Result<(String, SignIn), PageError> {
     let tx = tx.ok_or_else(PageError::signin_expired)?;
     let signin = state.store.signin(&digest(tx))?.ok_or_else(PageError::signin_expired)?;
-    let browser = super::cookie_value(req, csrf::BROWSER_COOKIE).ok_or_else(PageError::signin_expired)?;
+    let browser = csrf::issued(req, state).ok_or_else(PageError::signin_expired)?;
     if signin.tenant_id != *tenant_id || signin.expires_at <= state.now() || !ct_eq(&signin.browser, &digest(&browser))
     {
         return Err(PageError::signin_expired());
@@ -93,6 +93,13 @@ pub(crate) fn posted(
 ) -> Result<(Tenant, Params, String, SignIn), PageError> {
     let tenant = state.tenant(slug)?;
     let f = form(req, body)?;
+    // A spent transaction says so first: the sign-in that spent it renewed the browser
+    // cookie, so the old form's CSRF token no longer matches either.
+    if let Some(tx) = f.get("tx")
+        && state.store.signin(&digest(tx))?.is_none()
+    {
+        return Err(PageError::signin_expired());
+    }
     csrf::verify(req, state, f.get("csrf"))?;
     let (tx, signin) = load(req, state, &tenant.id, f.get("tx"))?;
     if !at(&signin.step) {
@@ -112,7 +119,7 @@ pub(crate) fn context(
         Some(c) => state.store.app(&tenant.id, c)?.map(|a| a.display_name).unwrap_or_else(|| c.to_string()),
         None => tenant.display_name.clone(),
     };
-    let browser = super::cookie_value(req, csrf::BROWSER_COOKIE).unwrap_or_default();
+    let browser = csrf::issued(req, state).unwrap_or_default();
     Ok(SignInContext {
         tenant_name: tenant.display_name.clone(),
         tenant_slug: tenant.slug.clone(),
@@ -776,10 +783,15 @@ pub async fn consent(
         epoch: user.session_epoch,
         device_id: None,
     };
+    let previous = crate::oidc::authorize::current_session(&req, &state, &tenant)?;
     let (cookie, _) = open_session(&state, &tenant, auth)?;
+    if let Some((old, _)) = previous {
+        retire_session(&state, &tenant, &digest(&old))?;
+    }
     Ok(HttpResponse::SeeOther()
         .insert_header((header::LOCATION, target))
         .cookie(session_cookie(&state, &tenant, cookie))
+        .cookie(csrf::rotate(&state, &signin.browser)?)
         .finish())
 }
 
@@ -929,13 +941,18 @@ pub fn finish(
     existing: Option<(String, crate::oidc::model::Session)>,
 ) -> Result<HttpResponse, PageError> {
     state.store.delete_signin(&digest(tx))?;
+    let browser = signin.browser;
     match signin.purpose {
-        Purpose::Authorize(request) => issue_code(state, tenant, &request, auth, existing),
-        Purpose::Portal { return_to } => {
+        Purpose::Authorize(request) => issue_code(state, tenant, &request, auth, existing, &browser),
+        Purpose::Portal { return_to, replaces_session } => {
             let (cookie, _) = open_session(state, tenant, auth)?;
+            if let Some(old) = replaces_session {
+                retire_session(state, tenant, &old)?;
+            }
             Ok(HttpResponse::SeeOther()
                 .insert_header((header::LOCATION, return_to))
                 .cookie(session_cookie(state, tenant, cookie))
+                .cookie(csrf::rotate(state, &browser)?)
                 .finish())
         }
         Purpose::Redeem { .. } => Err(PageError::signin_expired()),
@@ -967,10 +984,13 @@ pub fn start_portal(
     tenant: &Tenant,
     return_to: &str,
 ) -> Result<HttpResponse, PageError> {
-    begin(req, state, tenant, Purpose::Portal { return_to: return_to.to_string() }, None)
+    let replaces_session = crate::oidc::authorize::current_session(req, state, tenant)?.map(|(c, _)| digest(&c));
+    begin(req, state, tenant, Purpose::Portal { return_to: return_to.to_string(), replaces_session }, None)
 }
 
 /// Stores a new sign-in bound to this browser and sends the browser to its first page.
+/// Anonymous requests open these, so they are bounded per browser (the oldest is evicted)
+/// and on the instance (then 503 with a page saying so, and nothing is stored).
 pub fn begin(
     req: &HttpRequest,
     state: &AppState,
@@ -980,6 +1000,7 @@ pub fn begin(
 ) -> Result<HttpResponse, PageError> {
     let (browser, new_cookie) = csrf::browser(req, state);
     let tx = new_token();
+    let now = state.now();
     let signin = SignIn {
         tenant_id: tenant.id,
         browser: digest(&browser),
@@ -987,9 +1008,20 @@ pub fn begin(
         step: Step::Identify,
         login,
         user_id: None,
-        expires_at: state.now() + state.config.tokens.signin_secs,
+        expires_at: now + state.config.tokens.signin_secs,
     };
-    state.store.put_signin(&digest(&tx), &signin)?;
+    let limits = &state.config.signins;
+    match state.store.open_signin(&digest(&tx), &signin, limits.per_browser, limits.total, now)? {
+        crate::storage::SignInAdmission::Stored => {}
+        crate::storage::SignInAdmission::Full => {
+            tracing::warn!(limit = limits.total, "sign-in transactions at their limit: refusing new sign-ins");
+            return Err(PageError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too_many_signins",
+                "Too many sign-ins are in progress on this service right now. Wait a few minutes and try again.",
+            ));
+        }
+    }
     let mut resp = HttpResponse::Found();
     resp.insert_header((header::LOCATION, format!("/{}/login?tx={tx}", tenant.slug)));
     if let Some(c) = new_cookie {
@@ -1028,7 +1060,7 @@ pub fn portal_user(
     let signin = SignIn {
         tenant_id: tenant.id,
         browser: digest(&browser),
-        purpose: Purpose::Portal { return_to: return_to.to_string() },
+        purpose: Purpose::Portal { return_to: return_to.to_string(), replaces_session: Some(digest(&cookie)) },
         step: Step::Identify,
         login: Some(user.mail.clone()),
         user_id: Some(user.id),

@@ -720,7 +720,6 @@ async fn id_token_hint_for_another_user_is_not_answered_by_the_session() {
 }
 
 #[tokio::test]
-#[ignore = "until sec-session lands"]
 async fn id_token_hint_from_another_tenant_is_refused() {
     // contoso's ID token names a user of another issuer: it cannot identify anyone at fabrikam,
     // so it is refused like any hint that cannot be verified (issue 11 finding 30), not ignored.
@@ -736,7 +735,6 @@ async fn id_token_hint_from_another_tenant_is_refused() {
 }
 
 #[tokio::test]
-#[ignore = "until sec-session lands"]
 async fn garbage_id_token_hint_is_invalid_request() {
     // node-oidc-provider answers invalid_request for a hint it cannot verify (issue 11 finding 30).
     let op = op().await;

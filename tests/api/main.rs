@@ -16,6 +16,7 @@ mod process;
 mod rp_libraries;
 mod sec_admin;
 mod sec_bounds;
+mod sec_fed;
 mod sec_gate;
 mod sec_limits;
-mod sec_fed;
+mod sec_session;
