@@ -101,3 +101,104 @@ mod tests {
         assert_eq!(format!("{:?}", Secret::new("hunter2")), "Secret(***)");
     }
 }
+
+/// A key that seals secrets the store must keep but never show in clear (TOTP seeds):
+/// AES-256-GCM, kept in a file beside the signing keys, outside the store, so a copy of
+/// the store alone does not reveal them.
+pub struct SealKey(aws_lc_rs::aead::LessSafeKey);
+
+const SEALED_PREFIX: &str = "s1.";
+const SEAL_AAD: &[u8] = b"gatehouse sealed secret v1";
+
+impl std::fmt::Debug for SealKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SealKey(REDACTED)")
+    }
+}
+
+impl SealKey {
+    pub fn new(bytes: &[u8; 32]) -> Result<Self, String> {
+        let key = aws_lc_rs::aead::UnboundKey::new(&aws_lc_rs::aead::AES_256_GCM, bytes).map_err(|e| e.to_string())?;
+        Ok(Self(aws_lc_rs::aead::LessSafeKey::new(key)))
+    }
+
+    /// Reads the key file, or creates it (32 random bytes, mode 0600) when it is missing.
+    pub fn load_or_create(path: &std::path::Path) -> Result<Self, String> {
+        let shown = |e: std::io::Error| format!("{}: {e}", path.display());
+        let bytes: [u8; 32] = match std::fs::read(path) {
+            Ok(b) => b.try_into().map_err(|_| format!("{}: not a 32-byte key", path.display()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                use std::io::Write;
+                use std::os::unix::fs::OpenOptionsExt;
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir).map_err(shown)?;
+                }
+                let key = random_bytes::<32>();
+                let mut f =
+                    std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(shown)?;
+                f.write_all(&key).and_then(|()| f.sync_all()).map_err(shown)?;
+                key
+            }
+            Err(e) => return Err(shown(e)),
+        };
+        Self::new(&bytes)
+    }
+
+    /// `s1.` + base64url(nonce ‖ ciphertext ‖ tag), a fresh random nonce each time.
+    pub fn seal(&self, plain: &str) -> String {
+        let nonce = random_bytes::<12>();
+        let mut data = plain.as_bytes().to_vec();
+        let sealed = self.0.seal_in_place_append_tag(
+            aws_lc_rs::aead::Nonce::assume_unique_for_key(nonce),
+            aws_lc_rs::aead::Aad::from(SEAL_AAD),
+            &mut data,
+        );
+        match sealed {
+            Ok(()) => format!("{SEALED_PREFIX}{}", b64url(&[&nonce[..], &data].concat())),
+            // AES-GCM sealing of a short secret does not fail; never store it in clear if it did.
+            Err(_) => String::new(),
+        }
+    }
+
+    /// The clear value of `sealed`; a value without the prefix was stored before sealing
+    /// existed and is returned as it is. `None` for a value this key did not seal.
+    pub fn open(&self, sealed: &str) -> Option<String> {
+        let Some(body) = sealed.strip_prefix(SEALED_PREFIX) else { return Some(sealed.to_string()) };
+        let raw = b64url_decode(body)?;
+        if raw.len() < 12 {
+            return None;
+        }
+        let (nonce, rest) = raw.split_at(12);
+        let nonce: [u8; 12] = nonce.try_into().ok()?;
+        let mut data = rest.to_vec();
+        let plain = self
+            .0
+            .open_in_place(
+                aws_lc_rs::aead::Nonce::assume_unique_for_key(nonce),
+                aws_lc_rs::aead::Aad::from(SEAL_AAD),
+                &mut data,
+            )
+            .ok()?;
+        String::from_utf8(plain.to_vec()).ok()
+    }
+}
+
+#[cfg(test)]
+mod seal_tests {
+    use super::*;
+
+    #[test]
+    fn sealed_values_open_with_their_key_only_and_never_show_the_clear_value() {
+        let key = SealKey::new(&[7; 32]).unwrap();
+        let sealed = key.seal("JBSWY3DPEHPK3PXP");
+        assert!(sealed.starts_with("s1.") && !sealed.contains("JBSWY3DPEHPK3PXP"));
+        assert_ne!(sealed, key.seal("JBSWY3DPEHPK3PXP"), "a fresh nonce each time");
+        assert_eq!(key.open(&sealed).as_deref(), Some("JBSWY3DPEHPK3PXP"));
+        assert_eq!(SealKey::new(&[8; 32]).unwrap().open(&sealed), None, "another key");
+        let mut tampered = sealed.clone();
+        tampered.pop();
+        tampered.push(if sealed.ends_with('A') { 'B' } else { 'A' });
+        assert_eq!(key.open(&tampered), None, "a changed value");
+        assert_eq!(key.open("JBSWY3DPEHPK3PXP").as_deref(), Some("JBSWY3DPEHPK3PXP"), "stored before sealing");
+    }
+}

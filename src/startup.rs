@@ -124,6 +124,8 @@ impl Application {
         let now = clock.now();
         let keys = KeyRing::load_or_create(&store, &config.keys_dir(), now)?;
         let instance_secret: [u8; 32] = store.meta_or_insert("instance_secret", random_bytes::<32>)?;
+        let seal = crate::secrets::SealKey::load_or_create(&config.keys_dir().join("seal.key"))
+            .map_err(|e| StartupError::Other(format!("seal key: {e}")))?;
         let dummy_hash = password::hash(&new_token(), &config.argon2).map_err(StartupError::Other)?;
         let demo = if config.demo {
             Some(demo::apply(&store, &config.data_dir, &url, &instance_secret, &config.argon2, now)?)
@@ -157,6 +159,7 @@ impl Application {
             keys,
             clock,
             instance_secret,
+            seal,
             dummy_hash,
             http,
             demo: Default::default(),

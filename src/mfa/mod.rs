@@ -32,16 +32,18 @@ const RECOVERY_ALPHABET: &[u8] = b"23456789abcdefghjkmnpqrstuvwxyz";
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct TotpMethod {
     pub id: String,
-    pub secret_b32: String,
+    /// The base32 seed sealed with the instance's `SealKey` (see `secrets::SealKey`).
+    #[serde(rename = "secret_b32")]
+    pub sealed_secret: String,
     pub created_at: i64,
     /// Last accepted time step; codes at or before it are replays.
     pub last_step: Option<u64>,
 }
 
 impl TotpMethod {
-    /// A freshly enrolled method with a random id and no accepted step yet.
-    pub fn new(secret_b32: String, now: i64) -> Self {
-        Self { id: uuid::Uuid::new_v4().to_string(), secret_b32, created_at: now, last_step: None }
+    /// A freshly enrolled method (its seed already sealed) with a random id and no accepted step yet.
+    pub fn new(sealed_secret: String, now: i64) -> Self {
+        Self { id: uuid::Uuid::new_v4().to_string(), sealed_secret, created_at: now, last_step: None }
     }
 }
 

@@ -168,8 +168,9 @@ async fn authorize(req: &HttpRequest, slug: &str, raw: &str, state: &AppState) -
         }
     };
     let current = current_session(req, state, &tenant)?;
-    // A completed re-authentication replaces this browser's session at the tenant.
-    request.replaces_session = current.as_ref().map(|(c, _)| digest(c));
+    // A completed re-authentication replaces this browser's session at the tenant, also
+    // one the gate no longer accepts (its record is retired with it).
+    request.replaces_session = cookie_value(req, SSO_COOKIE).map(|c| digest(&c));
     if let Some((cookie, session)) = current {
         let fresh_enough = request.max_age.is_none_or(|m| now - session.auth.auth_time <= m);
         let user = state.store.user(&tenant.id, &session.auth.user_id)?.filter(|u| u.account_enabled);

@@ -92,6 +92,7 @@ pub enum Step {
     /// Primary authentication is done and MFA is required: first-time TOTP proof-up.
     MfaEnroll {
         auth: Authentication,
+        /// The new seed, sealed (`secrets::SealKey`) like the enrolled method's.
         secret_b32: String,
     },
     /// TOTP enrolled and recovery codes shown once; waiting for "continue".

@@ -15,7 +15,7 @@ use crate::secrets::digest;
 const LOCKED: &str = "Too many wrong codes. Multi-factor authentication is locked for 15 minutes for your account.";
 
 pub fn enroll_page(
-    _state: &AppState,
+    state: &AppState,
     tenant: &Tenant,
     signin: &SignIn,
     ctx: SignInContext,
@@ -27,14 +27,11 @@ pub fn enroll_page(
         Step::MfaEnroll { .. } => account,
         _ => String::new(),
     };
-    let uri = mfa::otpauth_uri(secret_b32, &tenant.display_name, &upn);
-    let page = TotpEnrollPage {
-        ctx,
-        secret: secret_b32.to_string(),
-        qr: mfa::qr_svg_data_uri(&uri).unwrap_or_default(),
-        uri,
-        error,
-    };
+    // The transaction keeps the seed sealed; it is opened only to show it.
+    let secret_b32 = state.seal.open(secret_b32).ok_or_else(PageError::signin_expired)?;
+    let uri = mfa::otpauth_uri(&secret_b32, &tenant.display_name, &upn);
+    let page =
+        TotpEnrollPage { ctx, secret: secret_b32, qr: mfa::qr_svg_data_uri(&uri).unwrap_or_default(), uri, error };
     render(&page, vec![])
 }
 
@@ -90,7 +87,8 @@ pub async fn enroll(
     if user.mfa_lockout.is_locked(now) {
         return enroll_page(&state, &tenant, &signin, ctx, &secret_b32, Some(LOCKED.into()));
     }
-    let step = match mfa::check_totp(&secret_b32, f.get("code").unwrap_or_default(), now, None) {
+    let clear = state.seal.open(&secret_b32).ok_or_else(PageError::signin_expired)?;
+    let step = match mfa::check_totp(&clear, f.get("code").unwrap_or_default(), now, None) {
         TotpCheck::Ok { step } => step,
         _ => {
             let locked = state
@@ -193,7 +191,8 @@ pub async fn challenge(
         }
         let mut replayed = false;
         for m in u.totp_methods.iter_mut() {
-            match mfa::check_totp(&m.secret_b32, &code, now, m.last_step) {
+            let Some(secret) = state.seal.open(&m.sealed_secret) else { continue };
+            match mfa::check_totp(&secret, &code, now, m.last_step) {
                 TotpCheck::Ok { step } => {
                     m.last_step = Some(step);
                     u.mfa_lockout.clear();

@@ -33,6 +33,8 @@ pub struct AppState {
     pub clock: SharedClock,
     /// Keys CSRF tokens, pairwise subjects and the demo RP's client secrets.
     pub instance_secret: [u8; 32],
+    /// Seals TOTP seeds at rest; kept in `{keys_dir}/seal.key`, outside the store.
+    pub seal: crate::secrets::SealKey,
     /// An argon2id hash of a random password, verified when the login is unknown.
     pub dummy_hash: String,
     /// Failed passwords per account.

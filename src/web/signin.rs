@@ -783,9 +783,9 @@ pub async fn consent(
         epoch: user.session_epoch,
         device_id: None,
     };
-    let previous = crate::oidc::authorize::current_session(&req, &state, &tenant)?;
+    let previous = super::cookie_value(&req, crate::oidc::authorize::SSO_COOKIE);
     let (cookie, _) = open_session(&state, &tenant, auth)?;
-    if let Some((old, _)) = previous {
+    if let Some(old) = previous {
         retire_session(&state, &tenant, &digest(&old))?;
     }
     Ok(HttpResponse::SeeOther()
@@ -916,7 +916,7 @@ pub fn after_primary(
             log(facts(auth.amr.clone()), Some(&decision), Some(("mfa_required", why)));
             signin.step = if user.totp_methods.is_empty() {
                 let enrollment = mfa::new_enrollment(&tenant.display_name, &user.user_principal_name);
-                Step::MfaEnroll { auth, secret_b32: enrollment.secret_b32 }
+                Step::MfaEnroll { auth, secret_b32: state.seal.seal(&enrollment.secret_b32) }
             } else {
                 Step::MfaChallenge { auth }
             };
@@ -984,7 +984,8 @@ pub fn start_portal(
     tenant: &Tenant,
     return_to: &str,
 ) -> Result<HttpResponse, PageError> {
-    let replaces_session = crate::oidc::authorize::current_session(req, state, tenant)?.map(|(c, _)| digest(&c));
+    // Whatever session this browser holds at the tenant (good or not) is retired by the sign-in.
+    let replaces_session = super::cookie_value(req, crate::oidc::authorize::SSO_COOKIE).map(|c| digest(&c));
     begin(req, state, tenant, Purpose::Portal { return_to: return_to.to_string(), replaces_session }, None)
 }
 

@@ -2,6 +2,8 @@
 //! server's user, and a request body that trickles in is cut off.
 use std::os::unix::fs::PermissionsExt;
 
+use gatehouse::clock::Clock;
+
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::helpers::*;
@@ -34,6 +36,36 @@ async fn the_data_dir_and_every_store_file_are_private_to_the_server() {
     let store = gatehouse::storage::Store::open(loose.path(), 1).unwrap();
     drop(store);
     assert_eq!(mode(loose.path()), 0o700);
+}
+
+#[tokio::test]
+async fn totp_seeds_are_sealed_in_the_store_with_a_key_kept_outside_it() {
+    let app = spawn_app().await;
+    let browser = app.browser();
+    let rp = app.rp("fabrikam");
+    let iw = app.user("fabrikam", "iw@fabrikam.example");
+    app.state.store.update_user(&iw.tenant_id, &iw.id, |u| u.per_user_mfa = true).unwrap();
+    let start = rp.authorize_url(&[]);
+    let page = browser.sign_in(&start.url, "iw@fabrikam.example", &app.password("iw@fabrikam.example")).await;
+    let secret = page.text("code#totp-secret").expect("proof-up shows the seed");
+    let contains = |needle: &[u8]| app.snapshot().iter().any(|(_, _, v)| v.windows(needle.len()).any(|w| w == needle));
+    assert!(!contains(secret.as_bytes()), "the pending seed is sealed in the sign-in transaction");
+    let form = page.form("totp-enroll").set("code", &totp_at(&secret, app.clock.now()));
+    let shown = browser.post_abs(&page.url, &form).await;
+    assert!(shown.has("ul#recovery-codes"), "{}", shown.body);
+    assert!(!contains(secret.as_bytes()), "the enrolled seed is sealed on the user");
+    let key = app.state.config.keys_dir().join("seal.key");
+    assert_eq!(mode(&key), 0o600, "{}", key.display());
+    assert!(!key.starts_with(app.state.config.data_dir.join("db")), "the key is not in the store");
+    // The sealed seed still works: the next sign-in's challenge takes a code from it.
+    app.clock.advance(30);
+    let again = app.browser();
+    let challenge =
+        again.sign_in(&rp.authorize_url(&[]).url, "iw@fabrikam.example", &app.password("iw@fabrikam.example")).await;
+    let done = again
+        .post_abs(&challenge.url, &challenge.form("totp-challenge").set("code", &totp_at(&secret, app.clock.now())))
+        .await;
+    assert!(done.location.as_deref().is_some_and(|l| l.contains("code=")), "{}", done.body);
 }
 
 #[tokio::test]

@@ -121,7 +121,7 @@ fn enrol_iw(app: &TestApp) -> (String, Vec<String>) {
         .store
         .update_user(&tid, &iw.id, |u| {
             u.per_user_mfa = true;
-            u.totp_methods = vec![gatehouse::mfa::TotpMethod::new(secret.clone(), now)];
+            u.totp_methods = vec![gatehouse::mfa::TotpMethod::new(app.state.seal.seal(&secret), now)];
             u.recovery_code_hashes = hashes.clone();
         })
         .unwrap();
