@@ -47,7 +47,8 @@ fn document(state: &crate::web::AppState, tenant: &crate::directory::Tenant) -> 
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "code_challenge_methods_supported": ["S256"],
-        "scopes_supported": SCOPES,
+        // The OIDC scopes, and the admin API's delegated permissions (claims::GRAPH_SCOPES).
+        "scopes_supported": SCOPES.iter().chain(super::claims::GRAPH_SCOPES).collect::<Vec<_>>(),
         "claims_supported": ["iss", "aud", "exp", "iat", "nbf", "sub", "nonce", "auth_time", "sid",
             "amr", "acr", "oid", "tid", "name", "preferred_username", "email", "email_verified",
             "acct", "upn", "idp", "ver"],

@@ -96,6 +96,10 @@ async fn the_admin_api_accepts_only_tokens_for_itself_with_a_delegated_scope() {
     assert_eq!((claims["aud"].as_str(), claims["scp"].as_str()), (Some(graph.as_str()), Some("openid User.Read.All")));
     let (status, users) = app.graph(Method::GET, "users", Some(read), None).await;
     assert_eq!(status, StatusCode::OK, "{users}");
+    let discovery: Value =
+        rp.http.get(rp.endpoint("v2.0/.well-known/openid-configuration")).send().await.unwrap().json().await.unwrap();
+    let supported = discovery["scopes_supported"].as_array().unwrap();
+    assert!(supported.contains(&json!("User.Read.All")) && supported.contains(&json!("openid")), "{supported:?}");
     let iw = app.user("fabrikam", IW).id;
     let before = app.snapshot();
     let (status, err) =
