@@ -50,12 +50,6 @@ async fn introspect(app: &TestApp, token: &str) -> Value {
     body
 }
 
-fn assert_graph_error(status: StatusCode, body: &Value, expected: StatusCode, code: &str) {
-    assert_eq!(status, expected, "{body}");
-    assert_eq!(body["error"]["code"], code, "{body}");
-    assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
-}
-
 fn assert_invalid_grant(status: StatusCode, body: &Value) -> String {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["error"], "invalid_grant", "{body}");
