@@ -12,6 +12,7 @@ pub mod pages;
 pub mod ratelimit;
 pub mod redeem;
 pub mod signin;
+pub mod signin_guest;
 
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::{HttpRequest, web};

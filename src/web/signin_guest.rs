@@ -1,0 +1,415 @@
+//! The guest's half of a sign-in: home realm discovery sends the guest to their home IdP
+//! (federation, RFC 9207 `iss` and freshness checked on the way back) or mails a one-time
+//! code; a proven home identity goes on to consent (redemption) or conditional access.
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use super::error::PageError;
+use super::signin::{
+    OTP_MAX_SENDS, OTP_RESEND_PAUSE_SECS, after_primary, load, posted, query, signin_user, step_page, to_login_page,
+    too_many_page,
+};
+use super::{AppState, Data};
+use crate::directory::{Identity, Tenant};
+use crate::federation::{self, HomeIdentity};
+use crate::mfa;
+use crate::oidc::model::{Authentication, Home, Purpose, SignIn, Step};
+use crate::secrets::{ct_eq, digest};
+use crate::storage::FedState;
+
+/// Sends the guest to their home IdP, or emails a one-time code.
+pub async fn begin_home(
+    state: &AppState,
+    tenant: &Tenant,
+    tx: &str,
+    mut signin: SignIn,
+    home: Home,
+) -> Result<HttpResponse, PageError> {
+    let email = signin.login.clone().unwrap_or_default();
+    if home == Home::EmailOtp {
+        // Nothing is mailed yet: identifying as someone must not spend their codes. The
+        // page offers "Send code"; only that post sends one (email_otp_send).
+        signin.step = Step::EmailOtp { code_hash: String::new(), expires_at: 0, attempts: 0, sends: 0, last_sent: 0 };
+        state.store.put_signin(&digest(tx), &signin)?;
+        return Ok(to_login_page(tenant, tx));
+    }
+    let fresh = home_freshness(state, tenant, &signin)?;
+    let started = federation::start(state, tenant, &home, &email, fresh).await.map_err(|e| {
+        tracing::warn!(error = %e, "home IdP unreachable");
+        PageError::new(
+            StatusCode::BAD_GATEWAY,
+            "home_unreachable",
+            "We could not reach your home identity provider. Try again later.",
+        )
+    })?;
+    let now = state.now();
+    signin.step = Step::Federating {
+        home,
+        state: started.state.clone(),
+        nonce: started.nonce,
+        verifier: started.verifier,
+        issuer: started.issuer.clone(),
+        iss_required: started.iss_required,
+        started_at: now,
+        prompt_login: fresh.prompt_login,
+        max_age: fresh.max_age,
+    };
+    state.store.put_signin(&digest(tx), &signin)?;
+    let record = FedState { tx: tx.to_string(), issuer: started.issuer, expires_at: signin.expires_at };
+    state.store.put_fed_state(&started.state, &record)?;
+    Ok(HttpResponse::Found().insert_header((header::LOCATION, started.url)).finish())
+}
+
+/// What the home must prove about freshness: the RP's `prompt=login` and `max_age`, and the
+/// shortest sign-in frequency of the enforced policies for this guest and app (a guest's
+/// authentication is the home's, so its age is the home's).
+fn home_freshness(state: &AppState, tenant: &Tenant, signin: &SignIn) -> Result<federation::Freshness, PageError> {
+    let (app_id, prompt_login, mut max_age) = match &signin.purpose {
+        Purpose::Authorize(r) => (r.client_id.as_str(), r.prompt.iter().any(|p| p == "login"), r.max_age),
+        Purpose::Portal { .. } => (super::access::PORTAL_APP, false, None),
+        // Redemption proves the identity once; no application's policies apply yet.
+        Purpose::Redeem { .. } => return Ok(federation::Freshness::default()),
+    };
+    if let Some(user) = signin.user_id.map(|id| state.store.user(&tenant.id, &id)).transpose()?.flatten() {
+        // IP and device are not known here: conditions on them are judged without them.
+        let probe = Authentication {
+            user_id: user.id,
+            auth_time: 0,
+            amr: vec![],
+            acr: "1".into(),
+            idp: None,
+            epoch: user.session_epoch,
+            device_id: None,
+        };
+        let ctx = super::access::context(&user, app_id, None, None, &probe, None);
+        let policies = state.store.policies(&tenant.id)?;
+        let decision = crate::policy::evaluate(&ctx, &policies, &state.store.named_locations(&tenant.id)?);
+        let frequencies = decision
+            .results
+            .iter()
+            .filter(|r| r.enforced_session_controls.iter().any(|c| c == "signInFrequency"))
+            .filter_map(|r| policies.iter().find(|p| p.id == r.id))
+            .filter(|p| p.state == crate::policy::PolicyState::Enabled)
+            .filter_map(|p| p.session_controls.as_ref()?.sign_in_frequency.as_ref().filter(|f| f.is_enabled))
+            .map(|f| f.max_age_secs());
+        max_age = max_age.into_iter().chain(frequencies).min();
+    }
+    Ok(federation::Freshness { prompt_login, max_age })
+}
+
+/// Mails `code`, within two quotas per hour: per address and client IP (one requester,
+/// `OTP_SENDS_PER_IP`) and per address from anywhere (`OTP_SENDS_PER_ADDRESS`, larger).
+/// `Ok(Some(seconds))`: a quota is used up, nothing was sent.
+fn send_email_code(
+    state: &AppState,
+    tenant: &Tenant,
+    email: &str,
+    code: &str,
+    ip: Option<std::net::IpAddr>,
+) -> Result<Option<i64>, PageError> {
+    use super::ratelimit::Reserved;
+    let address = email.to_ascii_lowercase();
+    let ip_key = format!("otp:{address}:{}", ip.map(|i| i.to_string()).unwrap_or_default());
+    let address_key = format!("otp:{address}");
+    let now = state.now();
+    if let Reserved::No { retry_after } = state.otp_send_limiter.try_reserve(&ip_key, now) {
+        return Ok(Some(retry_after));
+    }
+    if let Reserved::No { retry_after } = state.otp_address_limiter.try_reserve(&address_key, now) {
+        state.otp_send_limiter.release(&ip_key, now);
+        return Ok(Some(retry_after));
+    }
+    let body = format!(
+        "Your {} verification code is {code}.\n\nIt is valid for 30 minutes and works once. If you did not try to sign in, ignore this email.",
+        tenant.display_name
+    );
+    super::mail::send(
+        state,
+        Some(tenant.id),
+        email,
+        &format!("{} verification code", tenant.display_name),
+        &body,
+        None,
+        Some(code),
+    )
+    .map_err(PageError::internal)?;
+    Ok(None)
+}
+
+/// `/federation/callback`: the home IdP answers; the sign-in that sent the guest continues.
+/// Everything about the answer is checked (binding, step, `iss`) before its state is spent
+/// or its code is sent anywhere.
+pub async fn federation_callback(req: HttpRequest, state: Data) -> Result<HttpResponse, PageError> {
+    let query = query(&req)?;
+    let st = query.get("state").ok_or_else(PageError::signin_expired)?;
+    let bound =
+        state.store.fed_state(st)?.filter(|f| f.expires_at > state.now()).ok_or_else(PageError::signin_expired)?;
+    let pending = state.store.signin(&digest(&bound.tx))?.ok_or_else(PageError::signin_expired)?;
+    let tenant = state.store.tenant(&pending.tenant_id)?.ok_or_else(PageError::signin_expired)?;
+    let (tx, signin) = load(&req, &state, &tenant.id, Some(&bound.tx))?;
+    let Step::Federating {
+        home,
+        state: expected,
+        nonce,
+        verifier,
+        issuer,
+        iss_required,
+        started_at,
+        prompt_login,
+        max_age,
+    } = signin.step.clone()
+    else {
+        return Err(PageError::signin_expired());
+    };
+    if !ct_eq(expected.as_bytes(), st.as_bytes()) || issuer != bound.issuer {
+        return Err(PageError::signin_expired());
+    }
+    // RFC 9207: an answer naming another issuer (or none, where the home promises one) may be
+    // a mix-up; its code must not reach this home's token endpoint.
+    if !federation::iss_acceptable(query.get("iss"), &issuer, iss_required) {
+        tracing::warn!(expected = %issuer, presented = ?query.get("iss"), "home answer with a wrong or missing iss");
+        return Err(PageError::bad_request(
+            "home_issuer_mismatch",
+            "The answer did not come from your home identity provider. Go back to the application and start again.",
+        ));
+    }
+    if state.store.take_fed_state(st)?.is_none() {
+        return Err(PageError::signin_expired());
+    }
+    if let Some(err) = query.get("error") {
+        return Err(PageError::bad_request(
+            "home_signin_failed",
+            format!(
+                "Your home identity provider did not sign you in ({err}). Go back to the application and try again."
+            ),
+        ));
+    }
+    let code = query.get("code").ok_or_else(|| PageError::bad_request("home_signin_failed", "No code came back."))?;
+    let (proven, auth_time) =
+        federation::finish(&state, &tenant, &home, code, &nonce, &verifier).await.map_err(|e| {
+            tracing::warn!(error = %e, "home sign-in failed");
+            PageError::bad_request(
+                "home_signin_failed",
+                "Your home identity provider's answer could not be verified. Try again.",
+            )
+        })?;
+    let now = state.now();
+    let fresh = federation::Freshness { prompt_login, max_age };
+    if !federation::auth_time_acceptable(auth_time, started_at, now, fresh) {
+        tracing::warn!(?auth_time, ?fresh, "the home did not authenticate as freshly as asked");
+        return Err(PageError::bad_request(
+            "home_signin_not_fresh",
+            "Your home identity provider did not sign you in again as this application requires. Try again.",
+        ));
+    }
+    let auth_time = auth_time.map_or(now, |t| t.min(now));
+    home_proven_at(&state, &req, &tenant, &tx, signin, proven, vec!["fed".into()], auth_time)
+}
+
+/// The home identity is proven just now (email code): redemption goes on to consent, a sign-in completes.
+fn home_proven(
+    state: &AppState,
+    req: &HttpRequest,
+    tenant: &Tenant,
+    tx: &str,
+    signin: SignIn,
+    proven: HomeIdentity,
+    amr: Vec<String>,
+) -> Result<HttpResponse, PageError> {
+    home_proven_at(state, req, tenant, tx, signin, proven, amr, state.now())
+}
+
+/// The home identity is proven, by an authentication at `auth_time` (the home's).
+#[allow(clippy::too_many_arguments)]
+fn home_proven_at(
+    state: &AppState,
+    req: &HttpRequest,
+    tenant: &Tenant,
+    tx: &str,
+    mut signin: SignIn,
+    proven: HomeIdentity,
+    mut amr: Vec<String>,
+    auth_time: i64,
+) -> Result<HttpResponse, PageError> {
+    let user = signin_user(state, tenant, &signin)?;
+    // Home MFA counts only where this tenant's inbound trust accepts that partner's MFA.
+    let mut acr = "1".to_string();
+    if proven.amr.iter().any(|a| a == "mfa") && trusts_home_mfa(state, tenant, &proven.issuer)? {
+        amr.push("mfa".into());
+        acr = "2".into();
+    }
+    let identity = Identity {
+        sign_in_type: if proven.issuer == "mail" { "emailAddress".into() } else { "federated".into() },
+        issuer: proven.issuer.clone(),
+        issuer_assigned_id: proven.subject.clone(),
+    };
+    match &signin.purpose {
+        Purpose::Redeem { .. } => {
+            let email = proven.email.clone().unwrap_or_default();
+            if !proven.email_verified || !email.eq_ignore_ascii_case(&user.mail) {
+                return Err(wrong_account(&email, &user.mail));
+            }
+            signin.step = Step::Consent { identity, amr, idp: proven.issuer };
+            state.store.put_signin(&digest(tx), &signin)?;
+            Ok(to_login_page(tenant, tx))
+        }
+        Purpose::Authorize(_) | Purpose::Portal { .. } => {
+            let known = user
+                .identities
+                .iter()
+                .any(|i| i.issuer == identity.issuer && i.issuer_assigned_id == identity.issuer_assigned_id);
+            if !known {
+                return Err(wrong_account(proven.email.as_deref().unwrap_or("another account"), &user.mail));
+            }
+            let auth = Authentication {
+                user_id: user.id,
+                auth_time,
+                amr,
+                acr,
+                idp: Some(proven.issuer),
+                epoch: user.session_epoch,
+                device_id: None,
+            };
+            after_primary(state, req, tenant, tx, signin, auth, None)
+        }
+    }
+}
+
+/// Whether `tenant` accepts MFA done at the home tenant behind `issuer` (inbound trust).
+fn trusts_home_mfa(state: &AppState, tenant: &Tenant, issuer: &str) -> Result<bool, PageError> {
+    let Some(slug) = issuer.strip_prefix(&format!("{}/", state.public_url)).and_then(|r| r.strip_suffix("/v2.0"))
+    else {
+        return Ok(false);
+    };
+    let Some(home) = state.store.tenant_by_slug(slug)? else { return Ok(false) };
+    Ok(tenant.inbound_trust.iter().any(|t| t.tenant_id == home.id && t.is_mfa_accepted))
+}
+
+fn wrong_account(signed_in_as: &str, invited: &str) -> PageError {
+    PageError::new(
+        StatusCode::FORBIDDEN,
+        "wrong_account",
+        format!(
+            "You signed in as a different account ({signed_in_as}) than the one this is for ({invited}). Sign out of your home account, then open the link again and use {invited}."
+        ),
+    )
+}
+
+/// What one posted email code did to the sign-in (decided in one compare-and-swap).
+enum OtpAnswer {
+    NotSent,
+    Expired,
+    Exhausted,
+    Wrong { last: bool },
+    Right,
+}
+
+pub async fn email_otp(
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+    state: Data,
+) -> Result<HttpResponse, PageError> {
+    let (tenant, f, tx, _) = posted(&req, &state, &path, &body, |s| matches!(s, Step::EmailOtp { .. }))?;
+    let now = state.now();
+    let presented = f.get("code").unwrap_or_default().to_string();
+    // Checked and counted in one compare-and-swap of the sign-in: N concurrent wrong codes
+    // count N, at most the limit are compared, and a right code is spent by one winner.
+    let updated = state.store.update_signin(&digest(&tx), |s| {
+        let Step::EmailOtp { code_hash, expires_at, attempts, sends, .. } = &mut s.step else { return None };
+        Some(if *sends == 0 {
+            OtpAnswer::NotSent
+        } else if *expires_at <= now {
+            OtpAnswer::Expired
+        } else if *attempts >= mfa::EMAIL_OTP_MAX_ATTEMPTS {
+            OtpAnswer::Exhausted
+        } else if mfa::code_matches(&presented, code_hash) {
+            code_hash.clear();
+            *attempts = mfa::EMAIL_OTP_MAX_ATTEMPTS;
+            OtpAnswer::Right
+        } else {
+            *attempts += 1;
+            OtpAnswer::Wrong { last: *attempts >= mfa::EMAIL_OTP_MAX_ATTEMPTS }
+        })
+    })?;
+    let Some((signin, Some(answer))) = updated else { return Err(PageError::signin_expired()) };
+    let msg = match answer {
+        OtpAnswer::Right => {
+            let email = signin.login.clone().unwrap_or_default();
+            let proven = HomeIdentity {
+                issuer: "mail".into(),
+                subject: email.clone(),
+                email: Some(email),
+                email_verified: true,
+                amr: vec!["otp".into()],
+            };
+            return home_proven(&state, &req, &tenant, &tx, signin, proven, vec!["otp".into()]);
+        }
+        OtpAnswer::NotSent => "No code was sent yet. Send a code first.",
+        OtpAnswer::Expired => "This code has expired. Send a new code.",
+        OtpAnswer::Exhausted => "Too many wrong codes. Send a new code.",
+        OtpAnswer::Wrong { last: true } => "That code is not right, and that was the last try. Send a new code.",
+        OtpAnswer::Wrong { last: false } => "That code is not right. Check the latest email and try again.",
+    };
+    step_page(&state, &req, &tenant, &tx, &signin, Some(msg.into()))
+}
+
+/// "Send code" (the first) and "Send a new code": paced per sign-in, and within the
+/// per-address quotas of `send_email_code`.
+pub async fn email_otp_resend(
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+    state: Data,
+) -> Result<HttpResponse, PageError> {
+    let (tenant, _, tx, signin) = posted(&req, &state, &path, &body, |s| matches!(s, Step::EmailOtp { .. }))?;
+    let Step::EmailOtp { sends, last_sent, .. } = signin.step.clone() else {
+        return Err(PageError::signin_expired());
+    };
+    let now = state.now();
+    if sends >= OTP_MAX_SENDS || (sends > 0 && now - last_sent < OTP_RESEND_PAUSE_SECS) {
+        let msg = if sends >= OTP_MAX_SENDS {
+            "We have sent as many codes as we can for this sign-in. Go back to the application and start again."
+        } else {
+            "A code was sent just now. Wait a little before asking for another."
+        };
+        return step_page(&state, &req, &tenant, &tx, &signin, Some(msg.into()));
+    }
+    let code = mfa::new_email_otp();
+    // Claimed in one compare-and-swap: two concurrent sends on one sign-in mail one code.
+    let claimed = state.store.update_signin(&digest(&tx), |s| match &mut s.step {
+        Step::EmailOtp { code_hash, expires_at, attempts, sends: n, last_sent: at } if *n == sends => {
+            *code_hash = mfa::hash_code(&code);
+            *expires_at = now + mfa::EMAIL_OTP_TTL_SECS;
+            *attempts = 0;
+            *n += 1;
+            *at = now;
+            // The code lives 30 minutes; the sign-in must outlive it.
+            s.expires_at = s.expires_at.max(now + mfa::EMAIL_OTP_TTL_SECS + 60);
+            true
+        }
+        _ => false,
+    })?;
+    match claimed {
+        Some((_, true)) => {}
+        Some((current, false)) => {
+            let msg = "A code was sent just now. Wait a little before asking for another.";
+            return step_page(&state, &req, &tenant, &tx, &current, Some(msg.into()));
+        }
+        None => return Err(PageError::signin_expired()),
+    }
+    let ip = super::net::client_ip(&req, &state.config.trusted_proxies);
+    let sent = send_email_code(&state, &tenant, signin.login.as_deref().unwrap_or_default(), &code, ip);
+    if !matches!(sent, Ok(None)) {
+        // Nothing was mailed: the sign-in goes back to what it was.
+        state.store.put_signin(&digest(&tx), &signin)?;
+    }
+    if let Some(wait) = sent? {
+        return Ok(too_many_page(
+            "otp_rate_limited",
+            "Too many codes were sent to this address recently. Wait an hour and try again.",
+            wait,
+        ));
+    }
+    Ok(to_login_page(&tenant, &tx))
+}
