@@ -142,7 +142,8 @@ pub fn ensure_b2b_clients(
             app_roles: vec![],
             assignment_required: false,
             home_page_url: None,
-            first_party: false,
+            // The instance's own federation between its tenants: consent is the redemption's.
+            first_party: true,
         };
         if store.app(&t.id, B2B_CLIENT_ID)?.as_ref() != Some(&app) {
             store.put_app(&app)?;

@@ -292,8 +292,8 @@ fn validate(p: &Params, app: &Application, state: &AppState) -> Result<AuthReque
     }
     let prompt = p.list("prompt");
     for v in &prompt {
-        // consent and select_account are not offered: refused rather than silently ignored.
-        if !matches!(v.as_str(), "none" | "login") {
+        // select_account is not offered: refused rather than silently ignored.
+        if !matches!(v.as_str(), "none" | "login" | "consent") {
             return Err(OAuthError::request(format!("prompt value {v} is not supported")));
         }
     }

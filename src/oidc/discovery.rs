@@ -53,7 +53,7 @@ fn document(state: &crate::web::AppState, tenant: &crate::directory::Tenant) -> 
             "amr", "acr", "oid", "tid", "name", "preferred_username", "email", "email_verified",
             "acct", "upn", "idp", "ver"],
         "acr_values_supported": ["1", "2"],
-        "prompt_values_supported": ["none", "login"],
+        "prompt_values_supported": ["none", "login", "consent"],
         "claims_parameter_supported": false,
         "request_parameter_supported": false,
         "request_uri_parameter_supported": false,

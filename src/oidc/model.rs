@@ -103,6 +103,11 @@ pub enum Step {
     MfaChallenge {
         auth: Authentication,
     },
+    /// Everything is satisfied; the user is asked what the application may have (OIDC Core
+    /// §11: `prompt=consent`, or an application that is not first-party by configuration).
+    AppConsent {
+        auth: Authentication,
+    },
 }
 
 /// What the sign-in is for.
@@ -215,4 +220,12 @@ pub struct RefreshToken {
     pub expires_at: i64,
     /// Set when this token was exchanged for a new one; a second use is reuse.
     pub rotated: bool,
+}
+
+/// What a user agreed to share with one application (scope values), kept so the question is
+/// asked again only when the application asks for more.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Consent {
+    pub scopes: Vec<String>,
+    pub granted_at: i64,
 }

@@ -145,9 +145,9 @@ async fn authorization_code(
             return Err(OAuthError::grant(refusal.reason()));
         }
     }
-    // OIDC Core §11: offline access without a consent question only for apps first-party by configuration.
-    let scope: Vec<String> =
-        record.scope.iter().filter(|s| app.first_party || s.as_str() != "offline_access").cloned().collect();
+    // The scope was consented to before the code was issued (first-party apps by configuration,
+    // others on the consent page: OIDC Core §11), offline_access included.
+    let scope = record.scope.clone();
     let offline = scope.iter().any(|s| s == "offline_access");
     let t = &state.config.tokens;
     let grant = Grant {

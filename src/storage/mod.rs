@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 pub use codec::{decode, encode};
 pub use guests::{FedState, OutboxMessage, Redeemed, StubAccount};
-pub use policy::Device;
+pub use policy::{CaRecords, Device};
 pub use tokens::{CodeUse, RefreshUse, SignInAdmission};
 
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +87,8 @@ pub struct Store {
     policies: sled::Tree,
     locations: sled::Tree,
     devices: sled::Tree,
+    consents: sled::Tree,
+    ca_cache: std::sync::Arc<policy::CaCache>,
     signin_log: sled::Tree,
 }
 
@@ -164,6 +166,8 @@ impl Store {
             policies: t("tenant_policies")?,
             locations: t("tenant_named_locations")?,
             devices: t("tenant_devices")?,
+            consents: t("tenant_consents")?,
+            ca_cache: Default::default(),
             signin_log: t("tenant_signin_log")?,
             flusher: Default::default(),
             tickets_lock: Default::default(),

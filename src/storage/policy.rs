@@ -4,6 +4,7 @@ use uuid::Uuid;
 
 use super::{Result, Store, decode, get, key2, put, uuid_key};
 use crate::audit::SignInLogEntry;
+use crate::oidc::model::Consent;
 use crate::policy::{NamedLocation, Policy};
 
 /// A browser registered in a tenant by its device cookie (DESIGN §1 "Device").
@@ -26,31 +27,81 @@ fn prefix(tenant: &Uuid) -> Vec<u8> {
     p
 }
 
+/// A tenant's policies and named locations as decoded records, shared by every sign-in and
+/// refresh that evaluates them (decoding them per request dominated a refresh). Any write to
+/// either tree raises the generation and drops the tenant's entry; a reader that raced a
+/// write (the generation moved while it read) does not store what it read.
+#[derive(Default)]
+pub(super) struct CaCache {
+    generation: std::sync::atomic::AtomicU64,
+    tenants: std::sync::RwLock<std::collections::HashMap<Uuid, CaRecords>>,
+}
+
+/// What conditional access evaluates for one tenant.
+#[derive(Clone)]
+pub struct CaRecords {
+    pub policies: std::sync::Arc<Vec<Policy>>,
+    pub locations: std::sync::Arc<Vec<NamedLocation>>,
+}
+
+impl CaCache {
+    fn changed(&self, tenant: &Uuid) {
+        self.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.tenants.write().unwrap_or_else(|p| p.into_inner()).remove(tenant);
+    }
+}
+
 impl Store {
+    /// The tenant's policies and named locations for evaluation, from the shared cache.
+    pub fn ca_records(&self, tenant: &Uuid) -> Result<CaRecords> {
+        let cache = &self.ca_cache;
+        let seen = cache.generation.load(std::sync::atomic::Ordering::SeqCst);
+        if let Some(r) = cache.tenants.read().unwrap_or_else(|p| p.into_inner()).get(tenant) {
+            return Ok(r.clone());
+        }
+        let records = CaRecords {
+            policies: std::sync::Arc::new(self.policies(tenant)?),
+            locations: std::sync::Arc::new(self.named_locations(tenant)?),
+        };
+        let mut tenants = cache.tenants.write().unwrap_or_else(|p| p.into_inner());
+        if cache.generation.load(std::sync::atomic::Ordering::SeqCst) == seen {
+            tenants.insert(*tenant, records.clone());
+        }
+        Ok(records)
+    }
+
     pub fn policies(&self, tenant: &Uuid) -> Result<Vec<Policy>> {
         self.policies.scan_prefix(prefix(tenant)).values().map(|v| decode(&v?)).collect()
     }
     pub fn put_policy(&self, tenant: &Uuid, p: &Policy) -> Result<()> {
-        put(&self.policies, &key2(&uuid_key(tenant), p.id.as_bytes()), p)
+        put(&self.policies, &key2(&uuid_key(tenant), p.id.as_bytes()), p)?;
+        self.ca_cache.changed(tenant);
+        Ok(())
     }
     pub fn policy(&self, tenant: &Uuid, id: &str) -> Result<Option<Policy>> {
         get(&self.policies, &key2(&uuid_key(tenant), id.as_bytes()))
     }
     pub fn delete_policy(&self, tenant: &Uuid, id: &str) -> Result<bool> {
-        Ok(self.policies.remove(key2(&uuid_key(tenant), id.as_bytes()))?.is_some())
+        let removed = self.policies.remove(key2(&uuid_key(tenant), id.as_bytes()))?.is_some();
+        self.ca_cache.changed(tenant);
+        Ok(removed)
     }
 
     pub fn named_locations(&self, tenant: &Uuid) -> Result<Vec<NamedLocation>> {
         self.locations.scan_prefix(prefix(tenant)).values().map(|v| decode(&v?)).collect()
     }
     pub fn put_named_location(&self, tenant: &Uuid, l: &NamedLocation) -> Result<()> {
-        put(&self.locations, &key2(&uuid_key(tenant), l.id.as_bytes()), l)
+        put(&self.locations, &key2(&uuid_key(tenant), l.id.as_bytes()), l)?;
+        self.ca_cache.changed(tenant);
+        Ok(())
     }
     pub fn named_location(&self, tenant: &Uuid, id: &str) -> Result<Option<NamedLocation>> {
         get(&self.locations, &key2(&uuid_key(tenant), id.as_bytes()))
     }
     pub fn delete_named_location(&self, tenant: &Uuid, id: &str) -> Result<bool> {
-        Ok(self.locations.remove(key2(&uuid_key(tenant), id.as_bytes()))?.is_some())
+        let removed = self.locations.remove(key2(&uuid_key(tenant), id.as_bytes()))?.is_some();
+        self.ca_cache.changed(tenant);
+        Ok(removed)
     }
 
     pub fn devices(&self, tenant: &Uuid) -> Result<Vec<Device>> {
@@ -61,6 +112,15 @@ impl Store {
     }
     pub fn put_device(&self, tenant: &Uuid, d: &Device) -> Result<()> {
         put(&self.devices, &key2(&uuid_key(tenant), d.id.as_bytes()), d)
+    }
+
+    /// What `user` consented to share with the application `client_id` (OIDC Core §11).
+    pub fn consent(&self, tenant: &Uuid, user: &Uuid, client_id: &str) -> Result<Option<Consent>> {
+        get(&self.consents, &consent_key(tenant, user, client_id))
+    }
+
+    pub fn put_consent(&self, tenant: &Uuid, user: &Uuid, client_id: &str, c: &Consent) -> Result<()> {
+        put(&self.consents, &consent_key(tenant, user, client_id), c)
     }
 
     /// Appends to the sign-in log (ordered by a monotonic id).
@@ -118,4 +178,8 @@ impl Store {
     pub fn signin_log(&self, tenant: &Uuid, limit: usize) -> Result<Vec<SignInLogEntry>> {
         self.signin_log.scan_prefix(prefix(tenant)).values().rev().take(limit).map(|v| decode(&v?)).collect()
     }
+}
+
+fn consent_key(tenant: &Uuid, user: &Uuid, client_id: &str) -> Vec<u8> {
+    key2(&key2(&uuid_key(tenant), user.as_bytes()), client_id.as_bytes())
 }

@@ -123,9 +123,8 @@ pub fn gate(
     ctx: &SignInContext,
     step_up: bool,
 ) -> Result<Gate, crate::storage::StoreError> {
-    let policies = state.store.policies(&tenant.id)?;
-    let locations = state.store.named_locations(&tenant.id)?;
-    let decision = policy::evaluate(ctx, &policies, &locations);
+    let ca = state.store.ca_records(&tenant.id)?;
+    let decision = policy::evaluate(ctx, &ca.policies, &ca.locations);
     Ok(credential::decide(decision, user.per_user_mfa || tenant.require_mfa, step_up, ctx.satisfied.mfa))
 }
 
@@ -229,7 +228,7 @@ fn entry(
     let app_name = state.store.app(&f.tenant.id, f.app_id).ok().flatten().map(|a| a.display_name);
     let locations = match (f.ip, decision) {
         (Some(_), Some(d)) => {
-            let all = state.store.named_locations(&f.tenant.id).unwrap_or_default();
+            let all = state.store.ca_records(&f.tenant.id).map(|r| r.locations).unwrap_or_default();
             d.matched_locations
                 .iter()
                 .map(|id| {

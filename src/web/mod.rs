@@ -159,6 +159,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/{tenant}/login/email-otp/send", web::post().to(signin::email_otp_resend))
         .route("/{tenant}/login/email-otp/resend", web::post().to(signin::email_otp_resend))
         .route("/{tenant}/login/consent", web::post().to(signin::consent))
+        .route("/{tenant}/login/app-consent", web::post().to(signin::app_consent))
         .route("/{tenant}/login/totp-enroll", web::post().to(mfa::enroll))
         .route("/{tenant}/login/continue", web::post().to(mfa::proceed))
         .route("/{tenant}/login/totp", web::post().to(mfa::challenge))

@@ -148,6 +148,14 @@ pub struct ConsentPage {
 }
 
 #[derive(Template)]
+#[template(path = "app_consent.html")]
+pub struct AppConsentPage {
+    pub ctx: SignInContext,
+    /// One line per scope value asked for.
+    pub shares: Vec<String>,
+}
+
+#[derive(Template)]
 #[template(path = "message.html")]
 pub struct MessagePage {
     pub id: String,

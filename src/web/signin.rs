@@ -5,7 +5,9 @@ use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::error::PageError;
-use super::pages::{ConsentPage, EmailOtpPage, IdentifyPage, MessagePage, PasswordPage, SignInContext, render};
+use super::pages::{
+    AppConsentPage, ConsentPage, EmailOtpPage, IdentifyPage, MessagePage, PasswordPage, SignInContext, render,
+};
 use super::{AppState, Data, csrf};
 use crate::directory::{ExternalUserState, Tenant, User};
 use crate::federation;
@@ -153,10 +155,26 @@ pub(crate) fn step_page(
         Step::MfaEnroll { secret_b32, .. } => super::mfa::enroll_page(state, tenant, signin, ctx, secret_b32, error),
         Step::MfaEnrolled { .. } => super::mfa::enrolled_page(ctx),
         Step::MfaChallenge { .. } => super::mfa::challenge_page(ctx, error),
+        Step::AppConsent { .. } => {
+            let Purpose::Authorize(request) = &signin.purpose else { return Err(PageError::signin_expired()) };
+            let shares = request.scope.iter().map(|s| scope_words(s)).collect();
+            render(&AppConsentPage { ctx, shares }, vec![])
+        }
         Step::Federating { .. } => Err(PageError::bad_request(
             "home_signin_pending",
             "You are signing in at your home organisation in another step. Go back to the application and start again.",
         )),
+    }
+}
+
+/// What a scope value lets the application have, in words for the consent page.
+fn scope_words(scope: &str) -> String {
+    match scope {
+        "openid" => "sign you in and know who you are".into(),
+        "profile" => "your name and user name".into(),
+        "email" => "your email address".into(),
+        "offline_access" => "stay signed in: keep access when you are not using it".into(),
+        other => format!("use the directory for you ({other})"),
     }
 }
 
@@ -545,6 +563,19 @@ pub fn finish(
     auth: Authentication,
     existing: Option<(String, crate::oidc::model::Session)>,
 ) -> Result<HttpResponse, PageError> {
+    if let Purpose::Authorize(request) = &signin.purpose
+        && needs_consent(state, tenant, request, &auth)?
+    {
+        if request.prompt.iter().any(|p| p == "none") {
+            state.store.delete_signin(&digest(tx))?;
+            let error = OAuthError::new(OAuthCode::ConsentRequired, "the application needs the user's consent");
+            return Ok(Reply::for_request(state, tenant, request).error(&error));
+        }
+        let mut signin = signin;
+        signin.step = Step::AppConsent { auth };
+        state.store.put_signin(&digest(tx), &signin)?;
+        return Ok(to_login_page(tenant, tx));
+    }
     state.store.delete_signin(&digest(tx))?;
     let browser = signin.browser;
     match signin.purpose {
@@ -562,6 +593,64 @@ pub fn finish(
         }
         Purpose::Redeem { .. } => Err(PageError::signin_expired()),
     }
+}
+
+/// OIDC Core §11: the user is asked what an application may have when it asks with
+/// `prompt=consent`, or when it is not first-party by configuration and asks for more than the
+/// user consented to before.
+fn needs_consent(
+    state: &AppState,
+    tenant: &Tenant,
+    request: &crate::oidc::model::AuthRequest,
+    auth: &Authentication,
+) -> Result<bool, PageError> {
+    if request.prompt.iter().any(|p| p == "consent") {
+        return Ok(true);
+    }
+    let first_party = state.store.app(&tenant.id, &request.client_id)?.is_some_and(|a| a.first_party);
+    if first_party {
+        return Ok(false);
+    }
+    let given = state.store.consent(&tenant.id, &auth.user_id, &request.client_id)?;
+    Ok(!request.scope.iter().all(|s| given.as_ref().is_some_and(|c| c.scopes.contains(s))))
+}
+
+/// The consent page's answer: accept records what was shared and finishes the sign-in;
+/// decline goes back to the application with `access_denied` and records nothing.
+pub async fn app_consent(
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+    state: Data,
+) -> Result<HttpResponse, PageError> {
+    let (tenant, f, tx, signin) = posted(&req, &state, &path, &body, |s| matches!(s, Step::AppConsent { .. }))?;
+    let (Step::AppConsent { auth }, Purpose::Authorize(request)) = (signin.step.clone(), signin.purpose.clone()) else {
+        return Err(PageError::signin_expired());
+    };
+    match f.get("decision") {
+        Some("accept") => {}
+        Some("decline") => {
+            state.store.delete_signin(&digest(&tx))?;
+            let error = OAuthError::new(OAuthCode::AccessDenied, "the user did not consent");
+            return Ok(Reply::for_request(&state, &tenant, &request).error(&error));
+        }
+        _ => return Err(PageError::bad_request("invalid_request", "Choose Accept or Decline.")),
+    }
+    let mut scopes =
+        state.store.consent(&tenant.id, &auth.user_id, &request.client_id)?.map(|c| c.scopes).unwrap_or_default();
+    for s in &request.scope {
+        if !scopes.contains(s) {
+            scopes.push(s.clone());
+        }
+    }
+    let consent = crate::oidc::model::Consent { scopes, granted_at: state.now() };
+    state.store.put_consent(&tenant.id, &auth.user_id, &request.client_id, &consent)?;
+    state.store.flush().await?;
+    state.store.delete_signin(&digest(&tx))?;
+    // The browser's SSO session, when it is the one this sign-in reused, stays as it is.
+    let existing = crate::oidc::authorize::current_session(&req, &state, &tenant)?
+        .filter(|(_, s)| s.auth.user_id == auth.user_id && s.auth.auth_time == auth.auth_time);
+    issue_code(&state, &tenant, &request, auth, existing, &signin.browser)
 }
 
 /// The person gave up: back to the application with access_denied.

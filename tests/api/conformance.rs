@@ -562,14 +562,14 @@ async fn oidcc_prompt_none_not_logged_in() {
 
 #[tokio::test]
 async fn unsupported_prompt_values_are_refused_and_not_advertised() {
-    // gatehouse offers no consent question and no account chooser: discovery does not list them
-    // and a request asking for them gets invalid_request at the RP (as node-oidc-provider does).
+    // gatehouse offers no account chooser: discovery does not list select_account and a request
+    // asking for it (or any unknown value) gets invalid_request at the RP (as node-oidc-provider does).
     let op = op().await;
     let doc = op.discovery().await;
-    assert_eq!(doc["prompt_values_supported"], json!(["none", "login"]));
+    assert_eq!(doc["prompt_values_supported"], json!(["none", "login", "consent"]));
     let browser = op.app.browser();
     op.flow(&browser, &[]).await;
-    for prompt in ["consent", "select_account", "login consent", "unheard_of"] {
+    for prompt in ["select_account", "login select_account", "unheard_of"] {
         let before = op.app.snapshot();
         let start = op.request(&[("prompt", prompt)]);
         let page = browser.get(&start.url).await;
@@ -581,16 +581,22 @@ async fn unsupported_prompt_values_are_refused_and_not_advertised() {
     }
 }
 
+/// At the consent page (`form#consent` posting to app-consent): the listed permissions, then the answer.
+async fn answer_consent(browser: &Browser, page: Page, decision: &str) -> Page {
+    let page = browser.follow(page).await;
+    assert!(page.has("form#consent") && page.has("ul#scopes"), "expected the consent page:\n{}", page.body);
+    assert!(page.form("consent").action.ends_with("/login/app-consent"), "{}", page.body);
+    browser.submit(&page.form("consent").set("decision", decision)).await
+}
+
 #[tokio::test]
-async fn offline_access_gives_a_refresh_token_only_to_first_party_apps() {
-    // OIDC Core §11: test-rp is first-party by configuration (the demo declares it so) and gets
-    // a refresh token without a consent question; an app that is not first-party gets none, and
-    // the granted scope says offline_access was dropped (consent for it is not offered yet).
+async fn a_third_party_app_asks_consent_once_and_again_when_it_asks_for_more() {
+    // OIDC Core §11: test-rp is first-party by configuration (no question); an app that is not
+    // asks the user, remembers the answer, and asks again when the scope grows.
     let op = op().await;
     let extra = [("scope", "openid offline_access")];
     let first_party = op.flow(&op.app.browser(), &extra).await;
     assert!(first_party.tokens["refresh_token"].is_string(), "{}", first_party.tokens);
-    assert_eq!(first_party.tokens["scope"], "openid offline_access");
 
     let tid = op.app.tenant_id("fabrikam");
     let mut third = op.app.state.store.app(&tid, "test-rp").unwrap().unwrap();
@@ -599,11 +605,45 @@ async fn offline_access_gives_a_refresh_token_only_to_first_party_apps() {
     third.first_party = false;
     op.app.state.store.put_app(&third).unwrap();
     let rp = Rp { client_id: "third-party-rp".into(), ..op.rp.clone() };
-    let flow = op.flow_for(&rp, &op.app.browser(), &extra).await;
-    assert!(flow.tokens.get("refresh_token").is_none(), "no refresh token: {}", flow.tokens);
-    assert_eq!(flow.tokens["scope"], "openid", "the granted scope says offline_access was not granted");
-    let access = rp.verify(flow.tokens["access_token"].as_str().unwrap(), "at+jwt").await;
-    assert_eq!(access["scp"], "openid", "the access token's scp is the granted scope");
+    let browser = op.app.browser();
+    let start = op.request_for(&rp, &extra);
+    let page = browser.sign_in(&start.url, LOGIN, &op.password).await;
+    let shares = page.text("ul#scopes").unwrap_or_default();
+    assert!(shares.contains("stay signed in"), "offline access is named: {shares}");
+    let done = answer_consent(&browser, page, "accept").await;
+    let flow = op.finish(&rp, start, done.location.as_deref().unwrap()).await;
+    assert!(flow.tokens["refresh_token"].is_string(), "consented offline access: {}", flow.tokens);
+    assert_eq!(flow.tokens["scope"], "openid offline_access");
+
+    // The same scope again: no question (SSO answers at once).
+    let again = op.request_for(&rp, &extra);
+    let page = browser.get(&again.url).await;
+    op.code_from(page.location.as_deref().unwrap(), &again);
+    // More than was consented: asked again; prompt=none gets consent_required.
+    let more = [("scope", "openid offline_access email")];
+    let silent = op.request_for(&rp, &[("scope", "openid offline_access email"), ("prompt", "none")]);
+    let before = op.app.snapshot_except(&["signins"]);
+    op.error_from(&browser.get(&silent.url).await, Some(&silent), "consent_required");
+    assert_same(&before, &op.app.snapshot_except(&["signins"]), "consent_required stores no consent and no code");
+    let asked = op.request_for(&rp, &more);
+    let page = browser.get(&asked.url).await;
+    let done = answer_consent(&browser, page, "accept").await;
+    op.finish(&rp, asked, done.location.as_deref().unwrap()).await;
+}
+
+#[tokio::test]
+async fn declining_consent_tells_the_app_access_denied_and_records_nothing() {
+    let op = op().await;
+    let browser = op.app.browser();
+    let start = op.request(&[("scope", "openid offline_access"), ("prompt", "consent")]);
+    let page = browser.sign_in(&start.url, LOGIN, &op.password).await;
+    // Everything the sign-in itself legitimately writes is there by now; declining adds nothing.
+    let before = op.app.snapshot_except(&["signins"]);
+    let declined = answer_consent(&browser, page, "decline").await;
+    op.error_from(&declined, Some(&start), "access_denied");
+    assert_same(&before, &op.app.snapshot_except(&["signins"]), "a declined consent stores no consent and no code");
+    let consents = op.app.snapshot().iter().filter(|(t, _, _)| t == "tenant_consents").count();
+    assert_eq!(consents, 0);
 }
 
 #[tokio::test]
@@ -970,11 +1010,14 @@ async fn oidcc_refresh_token() {
     let op = op().await;
     let doc = op.discovery().await;
     assert!(doc["grant_types_supported"].as_array().unwrap().contains(&json!("refresh_token")));
-    // The suite adds prompt=consent to offline_access (OIDC Core §11); gatehouse refuses
-    // prompt=consent (see unsupported_prompt_values_are_refused_and_not_advertised), and test-rp
-    // is first-party by configuration, so it gets offline access without a consent question.
-    let extra = [("scope", "openid offline_access")];
-    let first = op.flow(&op.app.browser(), &extra).await;
+    // The suite adds prompt=consent to offline_access (OIDC Core §11): the consent page is
+    // shown even to a first-party app, and accepting it finishes the authorization.
+    let extra = [("scope", "openid offline_access"), ("prompt", "consent")];
+    let browser = op.app.browser();
+    let start = op.request(&extra);
+    let page = browser.sign_in(&start.url, LOGIN, &op.password).await;
+    let done = answer_consent(&browser, page, "accept").await;
+    let first = op.finish(&op.rp, start, done.location.as_deref().unwrap()).await;
     let refresh = first.tokens["refresh_token"].as_str().expect("a refresh token for offline_access").to_string();
     assert!(refresh.chars().all(|c| ('\x20'..='\x7e').contains(&c)), "RFC 6749 A.17");
 
@@ -1005,7 +1048,7 @@ async fn oidcc_refresh_token() {
 
     // The refresh token is bound to its client: client 2's token fails at client 1.
     let client2 = op.register_client("conformance-client-2", SigningAlg::ES256);
-    let second = op.flow_for(&client2, &op.app.browser(), &extra).await;
+    let second = op.flow_for(&client2, &op.app.browser(), &[("scope", "openid offline_access")]).await;
     let refresh2 = second.tokens["refresh_token"].as_str().unwrap();
     let resp = token_raw(&op.rp, &[("grant_type", "refresh_token"), ("refresh_token", refresh2)]).await;
     check_token_error(resp, "invalid_grant").await;
