@@ -1,0 +1,206 @@
+//! Conditional access: Policy and named location (Graph shapes).
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use serde::ser::SerializeStruct;
+use serde::{Deserialize, Serialize, Serializer};
+
+use super::*;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", try_from = "wire::PolicyIn")]
+pub struct Policy {
+    pub id: String,
+    pub display_name: String,
+    pub state: PolicyState,
+    pub conditions: Conditions,
+    pub grant_controls: Option<GrantControls>,
+    pub session_controls: Option<SessionControls>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum PolicyState {
+    Enabled,
+    Disabled,
+    EnabledForReportingButNotEnforced,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", try_from = "wire::ConditionsIn")]
+pub struct Conditions {
+    pub users: UsersCondition,
+    pub applications: ApplicationsCondition,
+    pub locations: Option<LocationsCondition>,
+    pub devices: Option<DevicesCondition>,
+    pub sign_in_risk_levels: Vec<RiskLevel>,
+    pub user_risk_levels: Vec<RiskLevel>,
+}
+
+/// Values: `All`, `None`, `GuestsOrExternalUsers`, or user object ids.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", try_from = "wire::UsersIn")]
+pub struct UsersCondition {
+    pub include_users: Vec<String>,
+    pub exclude_users: Vec<String>,
+}
+
+/// Values: `All`, `None`, or app ids (client ids).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", try_from = "wire::ApplicationsIn")]
+pub struct ApplicationsCondition {
+    pub include_applications: Vec<String>,
+    pub exclude_applications: Vec<String>,
+}
+
+/// Values: `All`, `AllTrusted`, or named location ids.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LocationsCondition {
+    #[serde(default, deserialize_with = "wire::null_default")]
+    pub include_locations: Vec<String>,
+    #[serde(default, deserialize_with = "wire::null_default")]
+    pub exclude_locations: Vec<String>,
+}
+
+/// Include `All`; exclude `Compliant` / `DomainJoined`; or a device filter.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DevicesCondition {
+    #[serde(default, alias = "includeDeviceStates", deserialize_with = "wire::null_default")]
+    pub include_devices: Vec<String>,
+    #[serde(default, alias = "excludeDeviceStates", deserialize_with = "wire::null_default")]
+    pub exclude_devices: Vec<String>,
+    #[serde(default)]
+    pub device_filter: Option<DeviceFilter>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DeviceFilter {
+    pub mode: FilterMode,
+    pub rule: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FilterMode {
+    Include,
+    Exclude,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum RiskLevel {
+    None,
+    Low,
+    Medium,
+    High,
+    Hidden,
+    UnknownFutureValue,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", try_from = "wire::GrantControlsIn")]
+pub struct GrantControls {
+    pub operator: GrantOperator,
+    pub built_in_controls: Vec<Control>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum GrantOperator {
+    #[default]
+    And,
+    Or,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Control {
+    Block,
+    Mfa,
+    CompliantDevice,
+    DomainJoinedDevice,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", try_from = "wire::SessionControlsIn")]
+pub struct SessionControls {
+    pub sign_in_frequency: Option<SignInFrequency>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", try_from = "wire::SignInFrequencyIn")]
+pub struct SignInFrequency {
+    pub value: u32,
+    pub r#type: FrequencyType,
+    pub is_enabled: bool,
+}
+
+impl SignInFrequency {
+    /// The longest an authentication may be reused under this control.
+    pub fn max_age_secs(&self) -> i64 {
+        let unit = match self.r#type {
+            FrequencyType::Hours => 3600,
+            FrequencyType::Days => 86_400,
+        };
+        i64::from(self.value) * unit
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FrequencyType {
+    #[default]
+    Hours,
+    Days,
+}
+
+/// Graph's `ipNamedLocation`; serialized with its `@odata.type`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(
+    rename_all = "camelCase",
+    tag = "@odata.type",
+    rename = "#microsoft.graph.ipNamedLocation",
+    try_from = "wire::NamedLocationIn"
+)]
+pub struct NamedLocation {
+    pub id: String,
+    pub display_name: String,
+    pub ip_ranges: Vec<IpRange>,
+    pub is_trusted: bool,
+}
+
+impl NamedLocation {
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        // A dual-stack listener reports IPv4 peers as ::ffff:a.b.c.d.
+        let ip = ip.to_canonical();
+        self.ip_ranges.iter().any(|r| r.cidr_address.contains(&ip))
+    }
+}
+
+/// Graph's `iPv4CidrRange` / `iPv6CidrRange`; the `@odata.type` follows the address family.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "wire::IpRangeIn")]
+pub struct IpRange {
+    pub cidr_address: IpNet,
+}
+
+impl IpRange {
+    pub(super) fn odata_type(&self) -> &'static str {
+        match self.cidr_address {
+            IpNet::V4(_) => ODATA_V4_RANGE,
+            IpNet::V6(_) => ODATA_V6_RANGE,
+        }
+    }
+}
+
+impl Serialize for IpRange {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut st = s.serialize_struct("IpRange", 2)?;
+        st.serialize_field("@odata.type", self.odata_type())?;
+        st.serialize_field("cidrAddress", &self.cidr_address)?;
+        st.end()
+    }
+}

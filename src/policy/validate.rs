@@ -1,0 +1,144 @@
+//! Conditional access: Validation (on write; evaluation never fails).
+use super::*;
+
+/// Checks a policy for combinations gatehouse (or Graph) rejects. All problems are reported,
+/// joined by "; ". Unknown `builtInControls` values are already rejected when parsing.
+pub fn validate(policy: &Policy) -> Result<(), String> {
+    let mut errors: Vec<String> = Vec::new();
+    let c = &policy.conditions;
+    if policy.display_name.trim().is_empty() {
+        errors.push("displayName is required".into());
+    }
+
+    let users = &c.users;
+    if users.include_users.is_empty() {
+        errors.push("conditions.users.includeUsers is empty".into());
+    }
+    for v in users.include_users.iter().chain(&users.exclude_users) {
+        let keyword = [ALL, NONE, GUESTS].iter().any(|k| v.eq_ignore_ascii_case(k));
+        if !keyword && uuid::Uuid::parse_str(v).is_err() {
+            errors.push(format!("conditions.users: {v:?} is neither All, None, {GUESTS} nor a user object id"));
+        }
+    }
+    keyword_rules(
+        "conditions.users.includeUsers",
+        "conditions.users.excludeUsers",
+        &users.include_users,
+        &users.exclude_users,
+        &mut errors,
+    );
+
+    let apps = &c.applications;
+    if apps.include_applications.is_empty() {
+        errors.push("conditions.applications.includeApplications is empty".into());
+    }
+    if apps.include_applications.iter().chain(&apps.exclude_applications).any(|v| v.trim().is_empty()) {
+        errors.push("conditions.applications: empty application id".into());
+    }
+    keyword_rules(
+        "conditions.applications.includeApplications",
+        "conditions.applications.excludeApplications",
+        &apps.include_applications,
+        &apps.exclude_applications,
+        &mut errors,
+    );
+
+    if let Some(l) = &c.locations {
+        if l.include_locations.is_empty() && !l.exclude_locations.is_empty() {
+            errors.push("conditions.locations.includeLocations is required with excludeLocations".into());
+        }
+        if l.exclude_locations.iter().any(|v| v.eq_ignore_ascii_case(ALL)) {
+            errors.push("conditions.locations.excludeLocations cannot contain All".into());
+        }
+        if l.include_locations.iter().chain(&l.exclude_locations).any(|v| v.trim().is_empty()) {
+            errors.push("conditions.locations: empty location id".into());
+        }
+    }
+
+    if let Some(d) = &c.devices {
+        for v in d.include_devices.iter().filter(|v| !v.eq_ignore_ascii_case(ALL)) {
+            errors.push(format!("conditions.devices.includeDevices: {v:?} is not supported (only All)"));
+        }
+        for v in
+            d.exclude_devices.iter().filter(|v| ![COMPLIANT, DOMAIN_JOINED].iter().any(|k| v.eq_ignore_ascii_case(k)))
+        {
+            errors.push(format!("conditions.devices.excludeDevices: {v:?} is not supported (Compliant, DomainJoined)"));
+        }
+        if let Some(filter) = &d.device_filter {
+            if !d.include_devices.is_empty() || !d.exclude_devices.is_empty() {
+                errors.push(
+                    "conditions.devices: deviceFilter cannot be combined with includeDevices/excludeDevices".into(),
+                );
+            }
+            if let Err(e) = parse_rule(&filter.rule) {
+                errors.push(format!("conditions.devices.deviceFilter.rule: {e}"));
+            }
+        }
+    }
+
+    for (name, levels) in [("signInRiskLevels", &c.sign_in_risk_levels), ("userRiskLevels", &c.user_risk_levels)] {
+        if levels.iter().any(|l| matches!(l, RiskLevel::Hidden | RiskLevel::UnknownFutureValue)) {
+            errors.push(format!("conditions.{name}: only none, low, medium and high can be configured"));
+        }
+    }
+
+    let grants = policy.grant_controls.as_ref().map(|g| g.built_in_controls.as_slice()).unwrap_or_default();
+    if policy.grant_controls.is_some() && grants.is_empty() {
+        errors.push("grantControls.builtInControls is empty".into());
+    }
+    if grants.contains(&Control::Block) && grants.len() > 1 {
+        errors.push("grantControls: block cannot be combined with other controls".into());
+    }
+    let frequency =
+        policy.session_controls.as_ref().and_then(|s| s.sign_in_frequency.as_ref()).filter(|f| f.is_enabled);
+    if let Some(f) = frequency {
+        let range = match f.r#type {
+            FrequencyType::Hours => 1..=23,
+            FrequencyType::Days => 1..=365,
+        };
+        if !range.contains(&f.value) {
+            errors.push(format!(
+                "sessionControls.signInFrequency.value must be {}..={} {}",
+                range.start(),
+                range.end(),
+                if f.r#type == FrequencyType::Hours { "hours" } else { "days" }
+            ));
+        }
+    }
+    if grants.is_empty() && frequency.is_none() {
+        errors.push("a policy needs grantControls or an enabled sessionControls.signInFrequency".into());
+    }
+
+    if errors.is_empty() { Ok(()) } else { Err(errors.join("; ")) }
+}
+
+/// `None` combined with other values is contradictory; excluding `All` excludes everyone.
+pub(super) fn keyword_rules(
+    include_name: &str,
+    exclude_name: &str,
+    include: &[String],
+    exclude: &[String],
+    errors: &mut Vec<String>,
+) {
+    if include.len() > 1 && include.iter().any(|v| v.eq_ignore_ascii_case(NONE)) {
+        errors.push(format!("{include_name}: None cannot be combined with other values"));
+    }
+    if exclude.iter().any(|v| v.eq_ignore_ascii_case(ALL)) {
+        errors.push(format!("{exclude_name} cannot contain All"));
+    }
+}
+
+/// Checks that every named location id a policy references exists: a dangling id never
+/// matches, which would silently narrow an include or widen an exclude.
+pub fn validate_references(policy: &Policy, locations: &[NamedLocation]) -> Result<(), String> {
+    let Some(l) = &policy.conditions.locations else { return Ok(()) };
+    let missing: Vec<&str> = l
+        .include_locations
+        .iter()
+        .chain(&l.exclude_locations)
+        .map(String::as_str)
+        .filter(|v| !v.eq_ignore_ascii_case(ALL) && !v.eq_ignore_ascii_case(ALL_TRUSTED))
+        .filter(|v| !locations.iter().any(|n| n.id.eq_ignore_ascii_case(v)))
+        .collect();
+    if missing.is_empty() { Ok(()) } else { Err(format!("unknown named location(s): {}", missing.join(", "))) }
+}
