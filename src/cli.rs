@@ -6,8 +6,8 @@ use clap::{Parser, Subcommand};
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, Overrides};
-use crate::directory::SigningAlg;
-use crate::oidc::keys::KeyRing;
+use crate::keys::KeyRing;
+use crate::model::SigningAlg;
 use crate::storage::Store;
 
 #[derive(Parser)]
@@ -299,7 +299,7 @@ async fn serve(config: Config) -> Result<(), String> {
         for u in &creds.users {
             let _ = writeln!(out, "  {:<10} {:<28} {}", u.tenant, u.login, u.password);
         }
-        let path = data_dir.join(crate::directory::demo::CREDENTIALS_FILE);
+        let path = data_dir.join(crate::demo::seed::CREDENTIALS_FILE);
         let _ = writeln!(out, "demo credentials and the admin client: {}", path.display());
     }
     let _ = writeln!(out, "gatehouse listening on {}", app.url());
@@ -324,7 +324,7 @@ fn admin_command(config: Option<&std::path::Path>, conn: ConnArgs, op: AdminOp) 
         Some(f) => f.clone(),
         None => {
             let cfg = load(config, Overrides { data_dir: conn.data_dir.clone(), ..Default::default() })?;
-            cfg.data_dir.join(crate::directory::demo::CREDENTIALS_FILE)
+            cfg.data_dir.join(crate::demo::seed::CREDENTIALS_FILE)
         }
     };
     let creds = crate::admin::client::Credentials {

@@ -4,16 +4,17 @@ use std::net::TcpListener;
 
 use actix_web::middleware::DefaultHeaders;
 use actix_web::{App, HttpServer, web};
-use base64::Engine;
 
+use crate::app::AppState;
 use crate::clock::SharedClock;
 use crate::config::Config;
-use crate::directory::demo::{self, DemoCredentials};
-use crate::directory::password;
-use crate::oidc::keys::{KeyError, KeyRing};
+use crate::demo::seed::{self, DemoCredentials};
+use crate::keys::{KeyError, KeyRing};
+use crate::password;
+use crate::ratelimit::Limiter;
 use crate::secrets::{new_token, random_bytes};
 use crate::storage::{Store, StoreError};
-use crate::web::{AppState, ratelimit::Limiter};
+use crate::web::csp::content_security_policy;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -24,7 +25,7 @@ pub enum StartupError {
     #[error("signing keys: {0}")]
     Keys(#[from] KeyError),
     #[error("demo: {0}")]
-    Demo(#[from] demo::DemoError),
+    Demo(#[from] seed::DemoError),
     #[error("{0}")]
     Other(String),
 }
@@ -34,40 +35,15 @@ pub struct Application {
     port: u16,
     server: actix_web::dev::Server,
     state: web::Data<AppState>,
+    stubs: web::Data<crate::demo::stub_idp::StubState>,
     demo: Option<DemoCredentials>,
 }
-
-/// The inline script of the form_post page, allowed by hash in the CSP.
-pub const FORM_POST_SCRIPT: &str = r#"document.getElementById("form-post").submit();"#;
 
 fn security_headers() -> DefaultHeaders {
     DefaultHeaders::new()
         .add(("X-Content-Type-Options", "nosniff"))
         .add(("X-Frame-Options", "DENY"))
         .add(("Referrer-Policy", "no-referrer"))
-}
-
-/// The Content-Security-Policy of a page; `form_action` lists where its forms may go.
-/// Chrome and WebKit check `form-action` against every redirect that follows a submission
-/// too (w3c/webappsec-csp#8), so a page whose form ends in a redirect to a relying party
-/// must name that destination (or, with `None`, carry no `form-action` at all).
-pub fn content_security_policy(form_action: Option<&str>) -> String {
-    let hash = base64::engine::general_purpose::STANDARD.encode(crate::secrets::sha256(FORM_POST_SCRIPT.as_bytes()));
-    let mut csp = format!(
-        "default-src 'none'; style-src 'self'; img-src 'self' data:; script-src 'sha256-{hash}'; frame-ancestors 'none'; base-uri 'none'"
-    );
-    if let Some(f) = form_action {
-        csp.push_str("; form-action ");
-        csp.push_str(f);
-    }
-    csp
-}
-
-/// The CSP source that admits form submissions (and redirects) to `uri`: its origin, or
-/// its scheme for a URI without a host (a native app's private-use scheme).
-pub fn form_action_source(uri: &str) -> Option<String> {
-    let u = url::Url::parse(uri).ok()?;
-    if u.host().is_some() { Some(u.origin().ascii_serialization()) } else { Some(format!("{}:", u.scheme())) }
 }
 
 static DEFAULT_CSP: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| content_security_policy(Some("'self'")));
@@ -128,7 +104,7 @@ impl Application {
             .map_err(|e| StartupError::Other(format!("seal key: {e}")))?;
         let dummy_hash = password::hash(&new_token(), &config.argon2).map_err(StartupError::Other)?;
         let demo = if config.demo {
-            Some(demo::apply(&store, &config.data_dir, &url, &instance_secret, &config.argon2, now)?)
+            Some(seed::apply(&store, &config.data_dir, &url, &instance_secret, &config.argon2, now)?)
         } else {
             None
         };
@@ -148,9 +124,9 @@ impl Application {
             limiter: Limiter::new(config.rate_limit.password_failures, config.rate_limit.window_secs),
             ip_limiter: Limiter::new(config.rate_limit.password_failures * 10, config.rate_limit.window_secs),
             invite_limiter: Limiter::new(config.rate_limit.invitations_per_minute, 60),
-            otp_send_limiter: Limiter::new(crate::web::signin::OTP_SENDS_PER_IP, 3600),
-            otp_address_limiter: Limiter::new(crate::web::signin::OTP_SENDS_PER_ADDRESS, 3600),
-            sso_limiter: Limiter::new(crate::web::signin::SSO_REUSES_PER_MINUTE, 60),
+            otp_send_limiter: Limiter::new(crate::signin::OTP_SENDS_PER_IP, 3600),
+            otp_address_limiter: Limiter::new(crate::signin::OTP_SENDS_PER_ADDRESS, 3600),
+            sso_limiter: Limiter::new(crate::signin::SSO_REUSES_PER_MINUTE, 60),
             passwords: password::Checker::new(
                 config.rate_limit.password_queue.unwrap_or_else(|| 5 * password::threads()),
             ),
@@ -162,18 +138,22 @@ impl Application {
             seal,
             dummy_hash,
             http,
-            demo: Default::default(),
-            stubs: Default::default(),
             home_metadata: Default::default(),
             discovery_cache: Default::default(),
             token_log_seen: Default::default(),
         });
 
         let shared = state.clone();
+        // Features keep their own state beside the shared one.
+        let demo_rp = web::Data::new(crate::demo::rp::DemoRp::default());
+        let stubs = web::Data::new(crate::demo::stub_idp::StubState::default());
+        let stubs_handle = stubs.clone();
         let body_secs = state.config.body_timeout_secs;
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(shared.clone())
+                .app_data(demo_rp.clone())
+                .app_data(stubs.clone())
                 .app_data(web::PayloadConfig::new(64 * 1024))
                 .wrap(security_headers())
                 .wrap_fn(move |mut req, srv| {
@@ -181,7 +161,7 @@ impl Application {
                     actix_web::dev::Service::call(srv, req)
                 })
                 .wrap_fn(with_csp)
-                .configure(crate::web::configure)
+                .configure(crate::routes::configure)
         })
         .client_request_timeout(std::time::Duration::from_secs(body_secs))
         .workers(workers)
@@ -198,7 +178,7 @@ impl Application {
                 let _ = tokio::task::spawn_blocking(move || s.store.sweep(s.now())).await;
             }
         });
-        Ok(Self { url, port, server, state, demo })
+        Ok(Self { url, port, server, state, stubs: stubs_handle, demo })
     }
 
     pub fn url(&self) -> &str {
@@ -215,6 +195,11 @@ impl Application {
 
     pub fn state(&self) -> web::Data<AppState> {
         self.state.clone()
+    }
+
+    /// The stub home IdPs' pending requests and counters (for tests).
+    pub fn stubs(&self) -> web::Data<crate::demo::stub_idp::StubState> {
+        self.stubs.clone()
     }
 
     pub fn handle(&self) -> actix_web::dev::ServerHandle {

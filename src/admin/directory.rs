@@ -18,7 +18,7 @@ pub async fn applications(req: HttpRequest, state: Data) -> Result<HttpResponse,
             json!({
                 "id": a.client_id, "appId": a.client_id, "displayName": a.display_name,
                 "web": {"redirectUris": a.redirect_uris, "logoutUrl": a.post_logout_redirect_uris.first(), "homePageUrl": a.home_page_url},
-                "isFallbackPublicClient": a.client_type == crate::directory::ClientType::Public,
+                "isFallbackPublicClient": a.client_type == crate::model::ClientType::Public,
                 "appRoles": a.app_roles,
             })
         })
@@ -66,7 +66,7 @@ pub async fn patch_device(
     }
     let display_name = match &p.display_name {
         Some(n) => Some(
-            crate::directory::display_text("displayName", n, crate::directory::DISPLAY_NAME_MAX)
+            crate::model::display_text("displayName", n, crate::model::DISPLAY_NAME_MAX)
                 .map_err(|e| GraphError::bad_request(format!("{e}.")))?,
         ),
         None => None,

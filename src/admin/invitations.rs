@@ -7,9 +7,10 @@ use uuid::Uuid;
 use super::{
     Caller, GraphError, ROLE_DIRECTORY_RW, ROLE_GLOBAL_ADMIN, ROLE_GUEST_INVITER, ROLE_USER_INVITE, json_body,
 };
-use crate::directory::Tenant;
-use crate::directory::guests::{InviteError, InviteRequest, Invited, invite};
-use crate::web::{AppState, Data};
+use crate::app::AppState;
+use crate::directory::invite::{InviteError, InviteRequest, Invited, invite};
+use crate::model::Tenant;
+use crate::web::Data;
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -145,7 +146,7 @@ pub fn send_invitation(state: &AppState, tenant: &Tenant, request: InviteRequest
             body.push_str(&format!("\nMessage: {m}\n"));
         }
         body.push_str(&format!("\nAccept the invitation: {}\n", invited.redeem_url));
-        crate::web::mail::send(
+        crate::mail::send(
             state,
             Some(tenant.id),
             &inv.invited_user_email_address,
@@ -172,8 +173,8 @@ pub fn invitation_json(state: &AppState, invited: &Invited) -> serde_json::Value
         "sendInvitationMessage": inv.send_invitation_message,
         "resetRedemption": inv.reset_redemption,
         "status": match inv.status {
-            crate::directory::guests::InvitationStatus::PendingAcceptance => "PendingAcceptance",
-            crate::directory::guests::InvitationStatus::Completed => "Completed",
+            crate::model::InvitationStatus::PendingAcceptance => "PendingAcceptance",
+            crate::model::InvitationStatus::Completed => "Completed",
         },
         "invitedUser": { "id": invited.user.id, "userPrincipalName": invited.user.user_principal_name },
         "appId": inv.app_id,

@@ -11,9 +11,9 @@ use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use serde::de::DeserializeOwned;
 
-use crate::directory::{Tenant, User};
+use crate::app::AppState;
+use crate::model::{Tenant, User};
 use crate::oidc::claims::{AccessClaims, graph_audience};
-use crate::web::AppState;
 
 /// A Graph error body: `{"error": {"code", "message"}}`.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -91,7 +91,7 @@ impl Caller {
             .ok_or_else(|| GraphError::unauthorized("Access token is empty."))?;
         let verified: AccessClaims = state
             .keys
-            .verify(token, crate::oidc::keys::TokenType::Access, state.now(), true)
+            .verify(token, crate::keys::TokenType::Access, state.now(), true)
             .map_err(|_| GraphError::unauthorized("Access token has expired or is not valid yet."))?;
         let tenant = state
             .store

@@ -7,10 +7,11 @@ use uuid::Uuid;
 
 use super::odata::Query;
 use super::{Caller, GraphError, ROLE_DIRECTORY_RW, ROLE_GLOBAL_ADMIN, json_body};
-use crate::directory::{DISPLAY_NAME_MAX, InboundTrust, display_text};
+use crate::access::{Gate, gate};
+use crate::app::AppState;
+use crate::model::{DISPLAY_NAME_MAX, InboundTrust, display_text};
 use crate::policy::{self, NamedLocation, Policy};
-use crate::web::access::{Gate, gate};
-use crate::web::{AppState, Data};
+use crate::web::Data;
 
 pub const READ: &[&str] = &[ROLE_DIRECTORY_RW, "Policy.Read.All", "Directory.Read.All", ROLE_GLOBAL_ADMIN];
 pub const WRITE: &[&str] = &[ROLE_DIRECTORY_RW, "Policy.ReadWrite.ConditionalAccess", ROLE_GLOBAL_ADMIN];
@@ -35,9 +36,9 @@ fn merge(target: &mut Value, patch: &Value) {
 /// on admin pages and in logs: refuse what would forge lines or reorder text there.
 fn check_strings(v: &Value, path: &str) -> Result<(), GraphError> {
     match v {
-        Value::String(s) if s.chars().any(crate::directory::forbidden_in_text) => Err(GraphError::bad_request(
-            format!("{path} must not contain control characters, line breaks or bidirectional overrides."),
-        )),
+        Value::String(s) if s.chars().any(crate::model::forbidden_in_text) => Err(GraphError::bad_request(format!(
+            "{path} must not contain control characters, line breaks or bidirectional overrides."
+        ))),
         Value::Array(items) => items.iter().try_for_each(|i| check_strings(i, path)),
         Value::Object(map) => map.iter().try_for_each(|(k, i)| {
             check_strings(&Value::String(k.clone()), path)?;
@@ -258,7 +259,7 @@ pub async fn evaluate(req: HttpRequest, body: web::Bytes, state: Data) -> Result
         }
         None => None,
     };
-    let auth = crate::oidc::model::Authentication {
+    let auth = crate::model::Authentication {
         user_id: user.id,
         auth_time: 0,
         amr: w.authentication_methods.clone(),
@@ -267,7 +268,7 @@ pub async fn evaluate(req: HttpRequest, body: web::Bytes, state: Data) -> Result
         epoch: user.session_epoch,
         device_id: None,
     };
-    let ctx = crate::web::access::context(&user, &w.app_id, w.ip_address, device.as_ref(), &auth, w.auth_age_secs);
+    let ctx = crate::access::context(&user, &w.app_id, w.ip_address, device.as_ref(), &auth, w.auth_age_secs);
     // The same rule as a sign-in: the first supported acr value ("1" or "2") is the aim.
     let step_up = w.acr_values.iter().find(|a| matches!(a.as_str(), "1" | "2")).is_some_and(|a| a == "2");
     let g = gate(&state, &caller.tenant, &user, &ctx, step_up)?;

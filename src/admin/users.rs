@@ -7,9 +7,10 @@ use uuid::Uuid;
 
 use super::odata::Query;
 use super::{Caller, GraphError, ROLE_DIRECTORY_RW, ROLE_GLOBAL_ADMIN, json_body};
+use crate::app::AppState;
 use crate::clock::rfc3339;
-use crate::directory::{DISPLAY_NAME_MAX, ExternalUserState, Tenant, User, UserType, display_text};
-use crate::web::{AppState, Data};
+use crate::model::{DISPLAY_NAME_MAX, ExternalUserState, Tenant, User, UserType, display_text};
+use crate::web::Data;
 
 pub const READ: &[&str] = &[ROLE_DIRECTORY_RW, "Directory.Read.All", "User.Read.All", ROLE_GLOBAL_ADMIN];
 pub const WRITE: &[&str] = &[ROLE_DIRECTORY_RW, ROLE_GLOBAL_ADMIN];

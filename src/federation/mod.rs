@@ -20,11 +20,11 @@ use openidconnect::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::directory::{Application, ClientType, SigningAlg, Tenant};
-use crate::oidc::model::Home;
+use crate::app::AppState;
+use crate::model::Home;
+use crate::model::{Application, ClientType, SigningAlg, Tenant};
 use crate::secrets::{b64url, digest_hex, mac};
 use crate::storage::Store;
-use crate::web::AppState;
 
 /// The client gatehouse registers in each of its own tenants to federate guests to them.
 pub const B2B_CLIENT_ID: &str = "gatehouse-b2b";

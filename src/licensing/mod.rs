@@ -2,7 +2,7 @@
 //! the resource tenant; when none is left, redemption and MFA sign-ins stop, clearly.
 use actix_web::http::StatusCode;
 
-use crate::directory::{ExternalUserState, Tenant, User};
+use crate::model::{ExternalUserState, Tenant, User};
 use crate::storage::{Store, StoreError};
 use crate::web::error::PageError;
 

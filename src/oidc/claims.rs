@@ -2,11 +2,11 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::keys::TokenType;
-use super::model::Authentication;
-use crate::directory::{Application, SigningAlg, Tenant, User, UserType};
+use crate::app::AppState;
+use crate::keys::TokenType;
+use crate::model::Authentication;
+use crate::model::{Application, SigningAlg, Tenant, User, UserType};
 use crate::secrets::{b64url, mac};
-use crate::web::AppState;
 
 /// `sub` is pairwise: stable per user and client, unlinkable across clients.
 pub fn pairwise_sub(state: &AppState, tenant: &Tenant, user_id: &Uuid, client_id: &str) -> String {

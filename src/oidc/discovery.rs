@@ -2,6 +2,7 @@
 use actix_web::{HttpResponse, web};
 
 use crate::web::Data;
+use crate::web::HttpState;
 use crate::web::error::PageError;
 
 pub const SCOPES: &[&str] = &["openid", "profile", "email", "offline_access"];
@@ -26,7 +27,7 @@ pub async fn configuration(path: web::Path<String>, state: Data) -> Result<HttpR
         .body(body.to_string()))
 }
 
-fn document(state: &crate::web::AppState, tenant: &crate::directory::Tenant) -> serde_json::Value {
+fn document(state: &crate::app::AppState, tenant: &crate::model::Tenant) -> serde_json::Value {
     let iss = state.issuer(tenant);
     let base = format!("{}/{}", state.public_url, tenant.slug);
     serde_json::json!({

@@ -76,6 +76,12 @@ impl OAuthError {
     }
 }
 
+impl From<crate::web::params::FormError> for OAuthError {
+    fn from(e: crate::web::params::FormError) -> Self {
+        OAuthError::request(e.to_string())
+    }
+}
+
 impl From<crate::storage::StoreError> for OAuthError {
     fn from(e: crate::storage::StoreError) -> Self {
         OAuthError::server(e)

@@ -3,14 +3,14 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::claims::AccessClaims;
 use super::error::{OAuthCode, OAuthError};
-use super::keys::TokenType;
-use super::token::{authenticate_client, form_body, no_store, tenant_of};
+use super::token::{authenticate_client, no_store, tenant_of};
 use super::userinfo::validate_access;
-use crate::credential::Presented;
-use crate::directory::ClientType;
+use crate::access::credential::Presented;
+use crate::access::{credential_user, grant_state};
+use crate::keys::TokenType;
+use crate::model::ClientType;
 use crate::secrets::digest;
 use crate::web::Data;
-use crate::web::access::{credential_user, grant_state};
 
 pub async fn revoke(
     req: HttpRequest,
@@ -19,7 +19,7 @@ pub async fn revoke(
     state: Data,
 ) -> Result<HttpResponse, OAuthError> {
     let tenant = tenant_of(&state, &path)?;
-    let p = form_body(&req, &body)?;
+    let p = crate::web::form::body(&req, &body)?;
     let app = authenticate_client(&req, &p, &state, &tenant)?;
     let token = p.require("token")?;
     if let Some(hint) = p.get("token_type_hint")
@@ -53,7 +53,7 @@ pub async fn introspect(
     state: Data,
 ) -> Result<HttpResponse, OAuthError> {
     let tenant = tenant_of(&state, &path)?;
-    let p = form_body(&req, &body)?;
+    let p = crate::web::form::body(&req, &body)?;
     let app = authenticate_client(&req, &p, &state, &tenant)?;
     if app.client_type == ClientType::Public {
         return Err(OAuthError::client("public clients cannot introspect tokens"));

@@ -3,21 +3,23 @@
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use super::authorize::{SSO_COOKIE, current_session};
 use super::claims::{IdTokenClaims, pairwise_sub};
-use super::keys::TokenType;
-use super::params::Params;
+use super::session::{SSO_COOKIE, current_session};
+use crate::app::AppState;
+use crate::keys::TokenType;
 use crate::secrets::{ct_eq, digest};
+use crate::web::HttpState;
 use crate::web::error::PageError;
 use crate::web::pages::{LogoutPage, SignedOutPage, render};
-use crate::web::{AppState, Data, csrf};
+use crate::web::params::Params;
+use crate::web::{Data, csrf};
 
 pub async fn end_session_get(
     req: HttpRequest,
     path: web::Path<String>,
     state: Data,
 ) -> Result<HttpResponse, PageError> {
-    let p = Params::parse(req.query_string()).map_err(|e| PageError::bad_request("invalid_request", e.description))?;
+    let p = crate::web::form::query(&req)?;
     end_session(&req, &path, p, &state, false).await
 }
 
@@ -27,7 +29,7 @@ pub async fn end_session_post(
     body: web::Bytes,
     state: Data,
 ) -> Result<HttpResponse, PageError> {
-    let p = crate::web::signin::form(&req, &body)?;
+    let p = crate::web::form::body(&req, &body)?;
     let confirmed = p.contains("csrf");
     if confirmed {
         csrf::verify(&req, &state, p.get("csrf"))?;
@@ -113,10 +115,10 @@ async fn end_session(
         let mut resp = render(&page, new_cookie.into_iter().collect())?;
         // The confirmation posts here and is then redirected to the relying party.
         let mut form_action = "'self'".to_string();
-        if let Some(src) = redirect.as_deref().and_then(crate::startup::form_action_source) {
+        if let Some(src) = redirect.as_deref().and_then(crate::web::csp::form_action_source) {
             form_action = format!("{form_action} {src}");
         }
-        let csp = crate::startup::content_security_policy(Some(&form_action));
+        let csp = crate::web::csp::content_security_policy(Some(&form_action));
         if let Ok(v) = header::HeaderValue::from_str(&csp) {
             resp.headers_mut().insert(header::CONTENT_SECURITY_POLICY, v);
         }

@@ -1,13 +1,11 @@
-//! The OpenID Connect provider: discovery, keys, authorize, token, userinfo,
-//! revocation, introspection and logout, per tenant.
-pub mod authorize;
+//! The OpenID Connect provider's protocol endpoints, per tenant: discovery and keys, token,
+//! userinfo, revocation, introspection and logout; the SSO session and the code it issues.
+//! The authorization endpoint starts a sign-in and lives with it (`signin::authorize`).
 pub mod claims;
 pub mod discovery;
 pub mod error;
 pub mod introspect;
-pub mod keys;
 pub mod logout;
-pub mod model;
-pub mod params;
+pub mod session;
 pub mod token;
 pub mod userinfo;

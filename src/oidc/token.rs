@@ -6,25 +6,17 @@ use base64::Engine;
 
 use super::claims::{UserTokenInput, app_access_token, id_token, user_access_token};
 use super::error::{OAuthCode, OAuthError};
-use super::model::{Grant, RefreshToken};
-use super::params::Params;
-use crate::credential::{Presented, Refusal};
-use crate::directory::{Application, ClientType, Tenant};
+use crate::access::credential::{Presented, Refusal};
+use crate::access::{credential_user, grant_state, reevaluate};
+use crate::app::AppState;
+use crate::model::{Application, ClientType, Tenant};
+use crate::model::{Grant, RefreshToken};
 use crate::secrets::{b64url, ct_eq, digest, new_token, sha256};
 use crate::storage::{CodeUse, RefreshUse};
-use crate::web::access::{credential_user, grant_state, reevaluate};
-use crate::web::{AppState, Data};
+use crate::web::Data;
+use crate::web::params::Params;
 
 /// Reads the form body of a back-channel request.
-pub fn form_body(req: &HttpRequest, body: &web::Bytes) -> Result<Params, OAuthError> {
-    let ct = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    if !ct.starts_with("application/x-www-form-urlencoded") {
-        return Err(OAuthError::request("the body must be application/x-www-form-urlencoded"));
-    }
-    let raw = std::str::from_utf8(body).map_err(|_| OAuthError::request("the body is not valid UTF-8"))?;
-    Params::parse(raw)
-}
-
 pub fn tenant_of(state: &AppState, slug: &str) -> Result<Tenant, OAuthError> {
     state.store.tenant_by_slug(slug)?.ok_or_else(|| OAuthError::request("unknown tenant"))
 }
@@ -83,7 +75,7 @@ pub async fn token(
     state: Data,
 ) -> Result<HttpResponse, OAuthError> {
     let tenant = tenant_of(&state, &path)?;
-    let p = form_body(&req, &body)?;
+    let p = crate::web::form::body(&req, &body)?;
     let app = authenticate_client(&req, &p, &state, &tenant)?;
     match p.require("grant_type")? {
         "authorization_code" => authorization_code(&state, &tenant, &app, &p).await,
@@ -301,7 +293,7 @@ fn gate_refresh(
     app: &Application,
     current: &RefreshToken,
     ip: Option<std::net::IpAddr>,
-) -> Result<(crate::directory::User, crate::policy::Decision), OAuthError> {
+) -> Result<(crate::model::User, crate::policy::Decision), OAuthError> {
     let presented = Presented::of(&current.auth, Some(grant_state(state, &current.grant_id)?));
     let user = match credential_user(state, tenant, &presented)? {
         Ok(user) => user,
@@ -327,7 +319,7 @@ fn gate_refresh(
 }
 
 struct TokenLog<'a> {
-    user: Option<&'a crate::directory::User>,
+    user: Option<&'a crate::model::User>,
     amr: &'a [String],
     ip: Option<std::net::IpAddr>,
     decision: Option<&'a crate::policy::Decision>,
@@ -348,7 +340,7 @@ fn token_log(state: &AppState, tenant: &Tenant, app: &Application, f: TokenLog<'
         }
         seen.insert(key, now);
     }
-    let facts = crate::web::access::LogFacts {
+    let facts = crate::access::LogFacts {
         tenant,
         user,
         app_id: &app.client_id,
@@ -358,7 +350,7 @@ fn token_log(state: &AppState, tenant: &Tenant, app: &Application, f: TokenLog<'
         amr: f.amr.to_vec(),
         interactive: false,
     };
-    crate::web::access::log(state, facts, f.decision, failure.map(|(code, why)| (code, why.to_string())));
+    crate::access::log(state, facts, f.decision, failure.map(|(code, why)| (code, why.to_string())));
 }
 
 fn client_credentials(state: &AppState, tenant: &Tenant, app: &Application) -> Result<HttpResponse, OAuthError> {

@@ -3,12 +3,13 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::claims::AccessClaims;
-use super::keys::TokenType;
-use super::params::Params;
 use super::token::tenant_of;
-use crate::credential::{GrantState, Presented};
-use crate::directory::{Tenant, User};
-use crate::web::{AppState, Data};
+use crate::access::credential::{GrantState, Presented};
+use crate::app::AppState;
+use crate::keys::TokenType;
+use crate::model::{Tenant, User};
+use crate::web::Data;
+use crate::web::params::Params;
 
 /// Checks an access token we issued for `tenant`: signature, type, issuer, expiry,
 /// and the credential gate (token, grant and user still good).
@@ -54,7 +55,7 @@ pub fn check_access(state: &AppState, tenant: &Tenant, claims: AccessClaims) -> 
         return Err(REVOKED);
     }
     let presented = Presented { user_id: oid, epoch: grant.epoch, idp: None, grant: Some(GrantState::Live) };
-    match crate::web::access::credential_user(state, tenant, &presented) {
+    match crate::access::credential_user(state, tenant, &presented) {
         Ok(Ok(user)) => Ok(CheckedAccess { claims, user: Some(user) }),
         Ok(Err(refusal)) => Err(refusal.reason()),
         Err(_) => Err(REVOKED),

@@ -2,7 +2,7 @@
 use uuid::Uuid;
 
 use super::{Result, Store, StoreError, decode, get, key2, put, uuid_key};
-use crate::directory::{Application, Tenant, User};
+use crate::model::{Application, Tenant, User};
 
 impl Store {
     pub fn put_tenant(&self, tenant: &Tenant) -> Result<()> {

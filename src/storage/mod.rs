@@ -19,8 +19,8 @@ use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 pub use codec::{decode, encode};
-pub use guests::{FedState, OutboxMessage, Redeemed, StubAccount};
-pub use policy::{CaRecords, Device};
+pub use guests::Redeemed;
+pub use policy::CaRecords;
 pub use tokens::{CodeUse, RefreshUse, SignInAdmission};
 
 #[derive(Debug, thiserror::Error)]
@@ -231,13 +231,13 @@ impl Store {
     pub fn sweep(&self, now: i64) -> Result<usize> {
         let mut removed = 0;
         removed += self.sweep_signins(now)?;
-        removed += sweep_tree::<crate::oidc::model::Session>(&self.sessions, now, |r| r.expires_at)?;
-        removed += sweep_tree::<crate::oidc::model::AuthCode>(&self.codes, now, |r| r.expires_at)?;
-        removed += sweep_tree::<crate::oidc::model::RefreshToken>(&self.refresh_tokens, now, |r| r.expires_at)?;
+        removed += sweep_tree::<crate::model::Session>(&self.sessions, now, |r| r.expires_at)?;
+        removed += sweep_tree::<crate::model::AuthCode>(&self.codes, now, |r| r.expires_at)?;
+        removed += sweep_tree::<crate::model::RefreshToken>(&self.refresh_tokens, now, |r| r.expires_at)?;
         removed += self.sweep_fed_states(now)?;
         // The sign-in log keeps 30 days; the per-tenant count cap is only a last resort.
         removed +=
-            self.trim_signin_log(now - crate::audit::LOG_RETENTION_SECS, crate::audit::LOG_MAX_ENTRIES_PER_TENANT)?;
+            self.trim_signin_log(now - crate::model::LOG_RETENTION_SECS, crate::model::LOG_MAX_ENTRIES_PER_TENANT)?;
         for item in self.revoked_jti.iter() {
             let (k, v) = item?;
             let exp: i64 = decode(&v)?;

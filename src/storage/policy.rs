@@ -1,25 +1,10 @@
 //! Conditional access policies, named locations, registered devices and the sign-in log.
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{Result, Store, decode, get, key2, put, uuid_key};
-use crate::audit::SignInLogEntry;
-use crate::oidc::model::Consent;
+use crate::model::SignInLogEntry;
+use crate::model::{Consent, Device};
 use crate::policy::{NamedLocation, Policy};
-
-/// A browser registered in a tenant by its device cookie (DESIGN §1 "Device").
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct Device {
-    pub id: String,
-    pub display_name: String,
-    pub is_managed: bool,
-    pub is_compliant: bool,
-    #[serde(default)]
-    pub trust_type: Option<String>,
-    pub registered_owner: Option<Uuid>,
-    pub created_at: i64,
-}
 
 fn prefix(tenant: &Uuid) -> Vec<u8> {
     let mut p = uuid_key(tenant).to_vec();

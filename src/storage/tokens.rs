@@ -5,8 +5,7 @@ use std::sync::atomic::Ordering;
 use uuid::Uuid;
 
 use super::{Result, Store, decode, encode, get, put, update, uuid_key};
-use crate::oidc::keys::KeyMeta;
-use crate::oidc::model::{AuthCode, Grant, RefreshToken, Session, SignIn};
+use crate::model::{AuthCode, Grant, KeyMeta, RefreshToken, Session, SignIn};
 
 /// Outcome of opening a sign-in transaction.
 #[derive(Debug, PartialEq, Eq)]

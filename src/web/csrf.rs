@@ -7,6 +7,7 @@ use actix_web::cookie::Cookie;
 use super::AppState;
 use super::error::PageError;
 use crate::secrets::{b64url, ct_eq, mac, new_token};
+use crate::web::HttpState;
 
 /// The browser cookie's name is this prefix and a tag of the instance secret: two instances on
 /// one host (cookies ignore the port) would otherwise replace each other's cookie, each

@@ -39,6 +39,18 @@ impl PageError {
     }
 }
 
+impl From<super::params::FormError> for PageError {
+    fn from(e: super::params::FormError) -> Self {
+        use super::params::FormError;
+        let message = match &e {
+            FormError::NotForm => "This page expects a form submission.".to_string(),
+            FormError::NotUtf8 => "The form is not valid UTF-8.".to_string(),
+            other => other.to_string(),
+        };
+        PageError::bad_request("invalid_request", message)
+    }
+}
+
 impl From<crate::storage::StoreError> for PageError {
     fn from(e: crate::storage::StoreError) -> Self {
         PageError::internal(e)

@@ -142,7 +142,7 @@ async fn home_mfa_counts_only_with_inbound_trust() {
 
     // Trust on: Contoso's MFA satisfies Fabrikam, and the token says so.
     let mut fabrikam = app.state.store.tenant_by_slug("fabrikam").unwrap().unwrap();
-    fabrikam.inbound_trust.push(gatehouse::directory::InboundTrust {
+    fabrikam.inbound_trust.push(gatehouse::model::InboundTrust {
         tenant_id: contoso,
         is_mfa_accepted: true,
         ..Default::default()
@@ -390,7 +390,7 @@ async fn replayed_totp_steps_lockout_and_spent_recovery_codes_are_refused() {
     assert!(still.text("p.error").unwrap().contains("locked"), "{}", still.body);
     let user = app.user("fabrikam", "iw@fabrikam.example");
     assert!(user.mfa_lockout.is_locked(now(&app)));
-    let unlocked = gatehouse::directory::User { mfa_lockout: user_before.mfa_lockout.clone(), ..user };
+    let unlocked = gatehouse::model::User { mfa_lockout: user_before.mfa_lockout.clone(), ..user };
     assert_eq!(unlocked, user_before, "wrong codes change nothing on the user but the lock");
     assert!(
         app.state.store.signin_log(&tid, 5).unwrap().iter().any(|e| e.status.error.as_deref() == Some("mfa_locked"))

@@ -70,7 +70,7 @@ async fn public_clients_must_use_pkce() {
     let tid = app.tenant_id("fabrikam");
     let mut public = app.state.store.app(&tid, "test-rp").unwrap().unwrap();
     public.client_id = "spa".into();
-    public.client_type = gatehouse::directory::ClientType::Public;
+    public.client_type = gatehouse::model::ClientType::Public;
     public.secret_hashes.clear();
     app.state.store.put_app(&public).unwrap();
     let rp = Rp { client_id: "spa".into(), secret: None, ..app.rp("fabrikam") };

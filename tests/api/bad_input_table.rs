@@ -411,7 +411,7 @@ async fn protocol_endpoints_table() {
     let tid = app.tenant_id("fabrikam");
     let mut spa = app.state.store.app(&tid, "test-rp").unwrap().unwrap();
     spa.client_id = "spa".into();
-    spa.client_type = gatehouse::directory::ClientType::Public;
+    spa.client_type = gatehouse::model::ClientType::Public;
     spa.secret_hashes.clear();
     app.state.store.put_app(&spa).unwrap();
 

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use gatehouse::clock::Clock;
-use gatehouse::directory::{ClientType, SigningAlg};
+use gatehouse::model::{ClientType, SigningAlg};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

@@ -56,7 +56,7 @@ async fn invitation_creates_the_guest_at_once_with_graph_shapes() {
     assert_eq!(inv["invitedUser"]["id"], user.id.to_string());
     assert_eq!(user.user_principal_name, "sally_contoso.example#EXT#@fabrikam.example");
     assert_eq!(user.creation_type.as_deref(), Some("Invitation"));
-    assert_eq!(user.external_user_state, Some(gatehouse::directory::ExternalUserState::PendingAcceptance));
+    assert_eq!(user.external_user_state, Some(gatehouse::model::ExternalUserState::PendingAcceptance));
     assert!(
         app.state
             .store
@@ -100,7 +100,7 @@ async fn partner_tenant_guest_redeems_and_signs_in_with_federated_claims() {
     assert_eq!(done.status, StatusCode::SEE_OTHER);
     assert_eq!(done.location.as_deref(), Some(LANDING), "ends at inviteRedirectUrl");
     let user = app.user("fabrikam", "sally@contoso.example");
-    assert_eq!(user.external_user_state, Some(gatehouse::directory::ExternalUserState::Accepted));
+    assert_eq!(user.external_user_state, Some(gatehouse::model::ExternalUserState::Accepted));
     assert_eq!(user.identities[0].issuer, app.issuer("contoso"));
     let claims = guest_tokens(&app, &browser).await;
     assert_guest_claims(&app, &claims, "sally@contoso.example", &app.issuer("contoso"), "fed");
@@ -185,11 +185,11 @@ async fn external_oidc_provider_guest_redeems_via_a_second_gatehouse() {
     let partner = spawn_app().await;
     // The partner (another gatehouse instance) knows pat@litware.example and registers us as a client.
     let ptid = partner.tenant_id("fabrikam");
-    let hash = gatehouse::directory::password::hash("Litware-pass-1", &partner.state.config.argon2).unwrap();
+    let hash = gatehouse::password::hash("Litware-pass-1", &partner.state.config.argon2).unwrap();
     partner
         .state
         .store
-        .put_user(&gatehouse::directory::User {
+        .put_user(&gatehouse::model::User {
             id: uuid::Uuid::new_v4(),
             tenant_id: ptid,
             user_principal_name: "pat@litware.example".into(),
@@ -206,7 +206,7 @@ async fn external_oidc_provider_guest_redeems_via_a_second_gatehouse() {
     client.secret_hashes = vec![gatehouse::secrets::digest_hex("partner-secret-123")];
     partner.state.store.put_app(&client).unwrap();
     let mut fabrikam = app.state.store.tenant_by_slug("fabrikam").unwrap().unwrap();
-    fabrikam.external_idps.push(gatehouse::directory::ExternalIdp {
+    fabrikam.external_idps.push(gatehouse::model::ExternalIdp {
         id: "litware".into(),
         display_name: "Litware".into(),
         issuer: partner.issuer("fabrikam"),
@@ -274,10 +274,10 @@ async fn replayed_expired_and_voided_tickets_get_their_own_page_and_change_nothi
 async fn signing_in_at_home_as_another_account_is_refused_and_changes_nothing() {
     let app = spawn_app().await;
     let contoso = app.tenant_id("contoso");
-    let hash = gatehouse::directory::password::hash("Other-pass-1", &app.state.config.argon2).unwrap();
+    let hash = gatehouse::password::hash("Other-pass-1", &app.state.config.argon2).unwrap();
     app.state
         .store
-        .put_user(&gatehouse::directory::User {
+        .put_user(&gatehouse::model::User {
             id: uuid::Uuid::new_v4(),
             tenant_id: contoso,
             user_principal_name: "bob@contoso.example".into(),
@@ -356,7 +356,7 @@ async fn wrong_expired_and_exhausted_email_codes_are_refused() {
     assert_same(&before, &app.snapshot_except(&["signins"]), "an expired code changes nothing");
     assert_eq!(
         app.user("fabrikam", email).external_user_state,
-        Some(gatehouse::directory::ExternalUserState::PendingAcceptance)
+        Some(gatehouse::model::ExternalUserState::PendingAcceptance)
     );
 }
 

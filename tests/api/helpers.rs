@@ -6,11 +6,11 @@
 use std::sync::Arc;
 
 use base64::Engine;
+use gatehouse::app::AppState;
 use gatehouse::clock::ManualClock;
 use gatehouse::config::Config;
-use gatehouse::directory::demo::DemoCredentials;
+use gatehouse::demo::seed::DemoCredentials;
 use gatehouse::startup::Application;
-use gatehouse::web::AppState;
 use reqwest::StatusCode;
 use scraper::{Html, Selector};
 use serde_json::Value;
@@ -21,6 +21,7 @@ pub struct TestApp {
     pub clock: Arc<ManualClock>,
     pub creds: DemoCredentials,
     pub state: actix_web::web::Data<AppState>,
+    pub stubs: actix_web::web::Data<gatehouse::demo::stub_idp::StubState>,
     pub dir: tempfile::TempDir,
     handle: actix_web::dev::ServerHandle,
 }
@@ -45,9 +46,10 @@ pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     let creds = app.demo_credentials().expect("demo mode").clone();
     let url = app.url().to_string();
     let state = app.state();
+    let stubs = app.stubs();
     let handle = app.handle();
     tokio::spawn(app.run_until_stopped());
-    TestApp { url, clock, creds, state, dir, handle }
+    TestApp { url, clock, creds, state, stubs, dir, handle }
 }
 
 impl TestApp {
@@ -98,7 +100,7 @@ impl TestApp {
         self.state.store.tenant_by_slug(slug).unwrap().unwrap().id
     }
 
-    pub fn user(&self, tenant: &str, login: &str) -> gatehouse::directory::User {
+    pub fn user(&self, tenant: &str, login: &str) -> gatehouse::model::User {
         self.state.store.user_by_login(&self.tenant_id(tenant), login).unwrap().unwrap()
     }
 }

@@ -64,7 +64,7 @@ async fn invitation_cannot_overwrite_an_existing_member() {
 
     // The store's create path itself refuses an existing id (whatever the caller checked).
     let before = app.snapshot();
-    let clash = gatehouse::directory::User {
+    let clash = gatehouse::model::User {
         id: iw.id,
         tenant_id: iw.tenant_id,
         user_principal_name: "eve_northwind.example#EXT#@fabrikam.example".into(),
@@ -74,7 +74,7 @@ async fn invitation_cannot_overwrite_an_existing_member() {
     };
     assert!(matches!(app.state.store.insert_user(&clash), Err(gatehouse::storage::StoreError::Conflict(_))));
     // And a new id cannot take a name (UPN or mail) another user holds.
-    let name_clash = gatehouse::directory::User { id: uuid::Uuid::new_v4(), mail: login.into(), ..clash };
+    let name_clash = gatehouse::model::User { id: uuid::Uuid::new_v4(), mail: login.into(), ..clash };
     assert!(matches!(app.state.store.insert_user(&name_clash), Err(gatehouse::storage::StoreError::Conflict(_))));
     assert_same(&before, &app.snapshot(), "insert_user with a taken id or mail");
     member_still_signs_in(&app, login, iw.id).await;
@@ -194,7 +194,7 @@ async fn consent_keeps_the_ticket_when_the_redirect_cannot_be_built() {
     assert_same(&before, &app.snapshot_except(&["signins"]), "a consent whose redirect cannot be built");
     assert_eq!(
         app.user("fabrikam", email).external_user_state,
-        Some(gatehouse::directory::ExternalUserState::PendingAcceptance)
+        Some(gatehouse::model::ExternalUserState::PendingAcceptance)
     );
 
     // Once the invitation is repaired, the same ticket is accepted.
@@ -202,10 +202,7 @@ async fn consent_keeps_the_ticket_when_the_redirect_cannot_be_built() {
     app.state.store.put_invitation(&stored).unwrap();
     let done = accept(&browser, &consent).await;
     assert_eq!((done.status, done.location.as_deref()), (StatusCode::SEE_OTHER, Some(LANDING)), "{}", done.body);
-    assert_eq!(
-        app.user("fabrikam", email).external_user_state,
-        Some(gatehouse::directory::ExternalUserState::Accepted)
-    );
+    assert_eq!(app.user("fabrikam", email).external_user_state, Some(gatehouse::model::ExternalUserState::Accepted));
 }
 
 // ---------- #26 ----------

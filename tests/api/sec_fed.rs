@@ -43,7 +43,7 @@ fn with_query(url: &str, set: &[(&str, Option<&str>)]) -> String {
     u.to_string()
 }
 
-fn guest_state(app: &TestApp, email: &str) -> Option<gatehouse::directory::ExternalUserState> {
+fn guest_state(app: &TestApp, email: &str) -> Option<gatehouse::model::ExternalUserState> {
     app.user("fabrikam", email).external_user_state
 }
 
@@ -95,13 +95,13 @@ async fn home_answer_with_a_wrong_or_missing_iss_is_refused_before_its_code_is_u
         );
     }
     assert_same(&before, &app.snapshot(), "a callback with a wrong or missing iss changes nothing");
-    assert_eq!(guest_state(&app, SALLY), Some(gatehouse::directory::ExternalUserState::PendingAcceptance));
+    assert_eq!(guest_state(&app, SALLY), Some(gatehouse::model::ExternalUserState::PendingAcceptance));
 
     // The genuine answer still goes on, and the ticket still works.
     let consent = browser.follow_any(browser.get(&contoso_answer).await).await;
     assert!(consent.has("form#consent"), "{}", consent.body);
     assert_eq!(accept(&browser, &consent).await.location.as_deref(), Some(LANDING));
-    assert_eq!(guest_state(&app, SALLY), Some(gatehouse::directory::ExternalUserState::Accepted));
+    assert_eq!(guest_state(&app, SALLY), Some(gatehouse::model::ExternalUserState::Accepted));
 }
 
 #[tokio::test]
@@ -154,14 +154,14 @@ fn stub_authorize(app: &TestApp, state: &str) -> String {
 
 #[tokio::test]
 async fn pending_stub_sign_ins_are_bounded_in_size_and_number_and_expire() {
-    use gatehouse::federation::stub::MAX_PENDING;
+    use gatehouse::demo::stub_idp::MAX_PENDING;
     let app = spawn_app().await;
     let http = plain_client();
     let before = app.snapshot();
     let huge = http.get(stub_authorize(&app, &"s".repeat(3000))).send().await.unwrap();
     assert_eq!(huge.status(), StatusCode::BAD_REQUEST);
     assert!(huge.text().await.unwrap().contains(r#"data-error="invalid_request""#));
-    assert_eq!(app.state.stubs.pending_requests(), 0, "an oversized request is not kept");
+    assert_eq!(app.stubs.pending_requests(), 0, "an oversized request is not kept");
 
     // Fill the map, 50 requests at a time.
     let url = stub_authorize(&app, "fill");
@@ -175,18 +175,18 @@ async fn pending_stub_sign_ins_are_bounded_in_size_and_number_and_expire() {
             assert_eq!(status.unwrap(), StatusCode::OK);
         }
     }
-    assert_eq!(app.state.stubs.pending_requests(), MAX_PENDING);
+    assert_eq!(app.stubs.pending_requests(), MAX_PENDING);
     let refused = http.get(&url).send().await.unwrap();
     assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(refused.text().await.unwrap().contains(r#"data-error="too_many_signins""#));
-    assert_eq!(app.state.stubs.pending_requests(), MAX_PENDING, "memory stays bounded");
+    assert_eq!(app.stubs.pending_requests(), MAX_PENDING, "memory stays bounded");
     assert_same(&before, &app.snapshot(), "stub requests are not stored");
 
     // Ten minutes later the expired ones make room.
-    app.clock.advance(gatehouse::federation::stub::REQUEST_SECS + 1);
+    app.clock.advance(gatehouse::demo::stub_idp::REQUEST_SECS + 1);
     let page = app.browser().get(&url).await;
     assert!(page.has("form#home-login"), "{}", page.body);
-    assert_eq!(app.state.stubs.pending_requests(), 1, "the expired requests were evicted");
+    assert_eq!(app.stubs.pending_requests(), 1, "the expired requests were evicted");
 }
 
 /// A loopback "home IdP": answers discovery with a valid document padded past `pad` bytes
@@ -231,7 +231,7 @@ fn padded_home(pad: usize) -> String {
 
 fn add_external_idp(app: &TestApp, issuer: &str) {
     let mut fabrikam = app.state.store.tenant_by_slug("fabrikam").unwrap().unwrap();
-    fabrikam.external_idps.push(gatehouse::directory::ExternalIdp {
+    fabrikam.external_idps.push(gatehouse::model::ExternalIdp {
         id: "litware".into(),
         display_name: "Litware".into(),
         issuer: issuer.into(),
@@ -257,10 +257,7 @@ async fn an_oversized_answer_from_a_home_idp_is_cut_and_changes_nothing() {
         page.body
     );
     assert_same(&before, &app.snapshot(), "a refused home answer changes nothing");
-    assert_eq!(
-        guest_state(&app, "pat@litware.example"),
-        Some(gatehouse::directory::ExternalUserState::PendingAcceptance)
-    );
+    assert_eq!(guest_state(&app, "pat@litware.example"), Some(gatehouse::model::ExternalUserState::PendingAcceptance));
 
     // The same home with a normal-sized document is followed (the cap is what stopped it).
     let other = spawn_app().await;
@@ -288,14 +285,14 @@ async fn home_metadata_is_fetched_once_per_five_minutes() {
     let browser = app.browser();
     let consent = to_consent(&browser, &url, ALEX, &app.password(ALEX)).await;
     accept(&browser, &consent).await;
-    assert_eq!(app.state.stubs.metadata_served(), (1, 1), "discovery and JWKS once for the redemption");
+    assert_eq!(app.stubs.metadata_served(), (1, 1), "discovery and JWKS once for the redemption");
     for _ in 0..2 {
         assert!(query_param(&alex_signs_in(&app).await, "code").is_some());
     }
-    assert_eq!(app.state.stubs.metadata_served(), (1, 1), "two more sign-ins reuse them");
+    assert_eq!(app.stubs.metadata_served(), (1, 1), "two more sign-ins reuse them");
     app.clock.advance(gatehouse::federation::METADATA_TTL_SECS + 1);
     assert!(query_param(&alex_signs_in(&app).await, "code").is_some());
-    assert_eq!(app.state.stubs.metadata_served(), (2, 2), "fetched again after the TTL");
+    assert_eq!(app.stubs.metadata_served(), (2, 2), "fetched again after the TTL");
 }
 
 #[tokio::test]
@@ -330,9 +327,9 @@ async fn a_stub_account_locks_after_five_wrong_passwords() {
     let locked = browser.post_abs(&page.url, &form.clone().set("password", &app.password(ALEX))).await;
     assert_eq!((locked.status, locked.location.as_deref()), (StatusCode::OK, None), "no code is issued");
     assert!(locked.text("p.error").unwrap_or_default().contains("locked"), "{}", locked.body);
-    assert_eq!(app.state.stubs.pending_codes(), 0);
+    assert_eq!(app.stubs.pending_codes(), 0);
     assert_same(&before, &app.snapshot(), "a locked stub login changes nothing");
-    assert_eq!(guest_state(&app, ALEX), Some(gatehouse::directory::ExternalUserState::PendingAcceptance));
+    assert_eq!(guest_state(&app, ALEX), Some(gatehouse::model::ExternalUserState::PendingAcceptance));
 
     // After the window the right password works again (in a new sign-in: the old one expired).
     app.clock.advance(app.state.config.rate_limit.window_secs + 1);
@@ -496,8 +493,8 @@ async fn pat_homed_at(app: &TestApp, home: &FakeHome) {
     let email = "pat@litware.example";
     app.invite(email, LANDING, None).await;
     let mut pat = app.user("fabrikam", email);
-    pat.external_user_state = Some(gatehouse::directory::ExternalUserState::Accepted);
-    pat.identities = vec![gatehouse::directory::Identity {
+    pat.external_user_state = Some(gatehouse::model::ExternalUserState::Accepted);
+    pat.identities = vec![gatehouse::model::Identity {
         sign_in_type: "federated".into(),
         issuer: home.issuer.clone(),
         issuer_assigned_id: "pat-1".into(),

@@ -311,7 +311,7 @@ async fn resetting_a_redemption_ends_the_old_identitys_sessions_and_tokens() {
     assert_invalid_grant(status, &body);
     assert_eq!(
         app.user("fabrikam", sally).external_user_state,
-        Some(gatehouse::directory::ExternalUserState::PendingAcceptance)
+        Some(gatehouse::model::ExternalUserState::PendingAcceptance)
     );
 }
 

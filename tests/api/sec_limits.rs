@@ -2,8 +2,8 @@
 //! accounts without failures, a bounded password queue, email codes sent only on request,
 //! SSO reuse limited and aggregated, failures in the sign-in log, the log trimmed by age.
 use futures_util::future::join_all;
-use gatehouse::audit::SignInLogEntry;
 use gatehouse::clock::Clock;
+use gatehouse::model::SignInLogEntry;
 use reqwest::StatusCode;
 
 use crate::guests::{LANDING, accept};
@@ -98,7 +98,7 @@ fn otp_attempts(app: &TestApp, p: &Page) -> u32 {
     let tx = p.form("email-otp").fields.into_iter().find(|(k, _)| k == "tx").unwrap().1;
     let signin = app.state.store.signin(&gatehouse::secrets::digest(&tx)).unwrap().unwrap();
     match signin.step {
-        gatehouse::oidc::model::Step::EmailOtp { attempts, .. } => attempts,
+        gatehouse::model::Step::EmailOtp { attempts, .. } => attempts,
         other => panic!("not at the code step: {other:?}"),
     }
 }
@@ -416,7 +416,7 @@ async fn the_sign_in_log_is_kept_by_age_and_its_cap_drops_anonymous_failures_fir
         created_at: at,
         user_id: user.then_some(iw.id),
         app_id: "test-rp".into(),
-        status: gatehouse::audit::Status { error_code: code, ..Default::default() },
+        status: gatehouse::model::Status { error_code: code, ..Default::default() },
         ..Default::default()
     };
     let base = store.signin_log_len(&tid);
@@ -428,11 +428,11 @@ async fn the_sign_in_log_is_kept_by_age_and_its_cap_drops_anonymous_failures_fir
         store.append_signin_log(&tid, &mut entry(false, now, 50126)).unwrap();
     }
     // Age first: the 31-day-old entry goes, all else stays under a roomy cap.
-    store.trim_signin_log(now - gatehouse::audit::LOG_RETENTION_SECS, 1000).unwrap();
+    store.trim_signin_log(now - gatehouse::model::LOG_RETENTION_SECS, 1000).unwrap();
     assert_eq!(store.signin_log_len(&tid), base + 8);
     assert!(store.signin_log(&tid, 100).unwrap().iter().all(|e| e.created_at > now - 30 * 86400));
     // At the cap, a flood of anonymous failures goes before anyone's history.
-    store.trim_signin_log(now - gatehouse::audit::LOG_RETENTION_SECS, base + 4).unwrap();
+    store.trim_signin_log(now - gatehouse::model::LOG_RETENTION_SECS, base + 4).unwrap();
     let kept = store.signin_log(&tid, 100).unwrap();
     assert_eq!(kept.len(), base + 4);
     assert_eq!(kept.iter().filter(|e| e.user_id == Some(iw.id)).count(), 3, "the members' history survives");

@@ -49,7 +49,7 @@ fn policy(v: serde_json::Value) -> gatehouse::policy::Policy {
     serde_json::from_value(v).unwrap()
 }
 
-fn devices_of(app: &TestApp, login: &str) -> Vec<gatehouse::storage::Device> {
+fn devices_of(app: &TestApp, login: &str) -> Vec<gatehouse::model::Device> {
     let user = app.user("fabrikam", login);
     let tid = app.tenant_id("fabrikam");
     app.state.store.devices(&tid).unwrap().into_iter().filter(|d| d.registered_owner == Some(user.id)).collect()
@@ -348,7 +348,7 @@ async fn anonymous_authorize_requests_are_bounded_in_size_and_number() {
     let page = app.browser().get(&rp.authorize_url(&[("acr_values", "urn:x 3 2 1 2")]).url).await;
     let tx = query_param(&format!("{}{}", app.url, page.location.unwrap()), "tx").unwrap();
     let stored = app.state.store.signin(&digest(&tx)).unwrap().unwrap();
-    let gatehouse::oidc::model::Purpose::Authorize(request) = stored.purpose else { panic!("an authorize sign-in") };
+    let gatehouse::model::Purpose::Authorize(request) = stored.purpose else { panic!("an authorize sign-in") };
     assert_eq!(request.acr_values, vec!["2".to_string(), "1".to_string()]);
 
     // One browser holds at most 20 sign-ins: the oldest is evicted.

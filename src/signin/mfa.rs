@@ -3,14 +3,15 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use super::error::PageError;
-use super::pages::{RecoveryCodesPage, SignInContext, TotpChallengePage, TotpEnrollPage, render, render_status};
-use super::signin::{after_primary, posted};
-use super::{AppState, Data};
-use crate::directory::Tenant;
+use crate::app::AppState;
 use crate::mfa::{self, TotpCheck, TotpMethod};
-use crate::oidc::model::{Authentication, SignIn, Step};
+use crate::model::Tenant;
+use crate::model::{Authentication, SignIn, Step};
 use crate::secrets::digest;
+use crate::signin::{after_primary, posted};
+use crate::web::Data;
+use crate::web::error::PageError;
+use crate::web::pages::{RecoveryCodesPage, SignInContext, TotpChallengePage, TotpEnrollPage, render, render_status};
 
 const LOCKED: &str = "Too many wrong codes. Multi-factor authentication is locked for 15 minutes for your account.";
 
@@ -57,17 +58,17 @@ fn with_mfa(mut auth: Authentication) -> Authentication {
 
 fn log_lock(state: &AppState, req: &HttpRequest, tenant: &Tenant, signin: &SignIn, auth: &Authentication) {
     let user = state.store.user(&tenant.id, &auth.user_id).ok().flatten();
-    let facts = super::access::LogFacts {
+    let facts = crate::access::LogFacts {
         tenant,
         user: user.as_ref(),
-        app_id: signin.client_id().unwrap_or(super::access::PORTAL_APP),
-        ip: super::net::client_ip(req, &state.config.trusted_proxies),
+        app_id: signin.client_id().unwrap_or(crate::access::PORTAL_APP),
+        ip: crate::web::net::client_ip(req, &state.config.trusted_proxies),
         device: None,
         idp: auth.idp.clone(),
         amr: auth.amr.clone(),
         interactive: true,
     };
-    super::access::log(state, facts, None, Some(("mfa_locked", "5 wrong MFA codes: locked for 15 minutes".into())));
+    crate::access::log(state, facts, None, Some(("mfa_locked", "5 wrong MFA codes: locked for 15 minutes".into())));
 }
 
 pub async fn enroll(
@@ -79,7 +80,7 @@ pub async fn enroll(
     let (tenant, f, tx, mut signin) = posted(&req, &state, &path, &body, |s| matches!(s, Step::MfaEnroll { .. }))?;
     let Step::MfaEnroll { auth, secret_b32 } = signin.step.clone() else { return Err(PageError::signin_expired()) };
     let now = state.now();
-    let ctx = super::signin::context(&state, &req, &tenant, &tx, &signin)?;
+    let ctx = crate::signin::context(&state, &req, &tenant, &tx, &signin)?;
     let user = state.store.user(&tenant.id, &auth.user_id)?.ok_or_else(PageError::signin_expired)?;
     if !user.totp_methods.is_empty() {
         return already_enrolled(&state, &tx, signin, auth, ctx);
@@ -214,7 +215,7 @@ pub async fn challenge(
             u.mfa_lockout.record_failure(now, mfa::MFA_MAX_FAILURES, mfa::MFA_FAILURE_WINDOW_SECS, mfa::MFA_LOCK_SECS);
         Answer::Wrong { locked }
     })?;
-    let ctx = super::signin::context(&state, &req, &tenant, &tx, &signin)?;
+    let ctx = crate::signin::context(&state, &req, &tenant, &tx, &signin)?;
     match outcome.map(|(_, a)| a) {
         Some(Answer::Ok) => {
             state.store.flush().await?;

@@ -8,24 +8,12 @@ use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::KeySize;
 use aws_lc_rs::signature::{self, EcdsaKeyPair, KeyPair, RsaKeyPair};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 
-use crate::directory::SigningAlg;
+use crate::model::{KeyMeta, SigningAlg};
 use crate::secrets::b64url;
 use crate::storage::{Store, StoreError};
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct KeyMeta {
-    pub kid: String,
-    pub alg: SigningAlg,
-    pub created_at: i64,
-    /// Signing starts at this time; the key is published in JWKS from creation.
-    pub activates_at: i64,
-    /// Set when a successor activates: the key leaves JWKS after this time.
-    #[serde(default)]
-    pub retires_at: Option<i64>,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {

@@ -2,7 +2,21 @@
 //! empty values treated as absent.
 use std::collections::HashMap;
 
-use super::error::OAuthError;
+/// Why parameters could not be read; each layer words it for its own callers (an OAuth
+/// error on the protocol, an error page in the browser).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FormError {
+    #[error("the body must be application/x-www-form-urlencoded")]
+    NotForm,
+    #[error("the body is not valid UTF-8")]
+    NotUtf8,
+    #[error("request parameters too large")]
+    TooLarge,
+    #[error("parameter {0} is repeated")]
+    Repeated(String),
+    #[error("{0} is required")]
+    Missing(String),
+}
 
 #[derive(Debug, Default)]
 pub struct Params(HashMap<String, String>);
@@ -10,9 +24,9 @@ pub struct Params(HashMap<String, String>);
 pub const MAX_PARAMS_BYTES: usize = 16 * 1024;
 
 impl Params {
-    pub fn parse(encoded: &str) -> Result<Self, OAuthError> {
+    pub fn parse(encoded: &str) -> Result<Self, FormError> {
         if encoded.len() > MAX_PARAMS_BYTES {
-            return Err(OAuthError::request("request parameters too large"));
+            return Err(FormError::TooLarge);
         }
         let mut map = HashMap::new();
         for (k, v) in url::form_urlencoded::parse(encoded.as_bytes()) {
@@ -20,7 +34,7 @@ impl Params {
                 continue;
             }
             if map.insert(k.to_string(), v.to_string()).is_some() {
-                return Err(OAuthError::request(format!("parameter {k} is repeated")));
+                return Err(FormError::Repeated(k.to_string()));
             }
         }
         Ok(Self(map))
@@ -30,8 +44,8 @@ impl Params {
         self.0.get(name).map(String::as_str)
     }
 
-    pub fn require(&self, name: &str) -> Result<&str, OAuthError> {
-        self.get(name).ok_or_else(|| OAuthError::request(format!("{name} is required")))
+    pub fn require(&self, name: &str) -> Result<&str, FormError> {
+        self.get(name).ok_or_else(|| FormError::Missing(name.to_string()))
     }
 
     pub fn contains(&self, name: &str) -> bool {

@@ -1,25 +1,31 @@
 //! The sign-in pages and their state machine: identify → password (members) or the
 //! home IdP / email code (guests) → consent (redemption) → done. Each handler loads the
 //! transaction, checks it is at its step and bound to this browser, and advances it.
+pub mod authorize;
+pub mod guest;
+pub mod mfa;
+pub mod redeem;
+
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use super::error::PageError;
-use super::pages::{
-    AppConsentPage, ConsentPage, EmailOtpPage, IdentifyPage, MessagePage, PasswordPage, SignInContext, render,
-};
-use super::{AppState, Data, csrf};
-use crate::directory::{ExternalUserState, Tenant, User};
+use crate::app::AppState;
 use crate::federation;
-use crate::mfa;
-use crate::oidc::authorize::{Reply, issue_code, open_session, retire_session, session_cookie};
+use crate::model::{Authentication, Purpose, SignIn, Step};
+use crate::model::{ExternalUserState, Tenant, User};
 use crate::oidc::error::{OAuthCode, OAuthError};
-use crate::oidc::model::{Authentication, Purpose, SignIn, Step};
-use crate::oidc::params::Params;
+use crate::oidc::session::{Reply, issue_code, open_session, retire_session, session_cookie};
 use crate::secrets::{ct_eq, digest, new_token};
 use crate::storage::Redeemed;
+use crate::web::HttpState;
+use crate::web::error::PageError;
+use crate::web::pages::{
+    AppConsentPage, ConsentPage, EmailOtpPage, IdentifyPage, MessagePage, PasswordPage, SignInContext, render,
+};
+use crate::web::params::Params;
+use crate::web::{Data, csrf};
 
-pub use super::signin_guest::{begin_home, email_otp, email_otp_resend, federation_callback};
+pub use crate::signin::guest::{begin_home, email_otp, email_otp_resend, federation_callback};
 
 const WRONG_PASSWORD: &str =
     "Your account or password is incorrect. If you don't remember your password, ask your administrator to reset it.";
@@ -54,22 +60,6 @@ pub(crate) fn too_many_page(code: &'static str, message: impl Into<String>, retr
     too_many(actix_web::ResponseError::error_response(&page), retry_after)
 }
 
-/// Parses the query string (each parameter once), or the human error page.
-pub fn query(req: &HttpRequest) -> Result<Params, PageError> {
-    Params::parse(req.query_string()).map_err(|e| PageError::bad_request("invalid_request", e.description))
-}
-
-/// Parses a posted form body (urlencoded, each field once).
-pub fn form(req: &HttpRequest, body: &web::Bytes) -> Result<Params, PageError> {
-    let ct = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    if !ct.starts_with("application/x-www-form-urlencoded") {
-        return Err(PageError::bad_request("invalid_request", "This page expects a form submission."));
-    }
-    let raw = std::str::from_utf8(body)
-        .map_err(|_| PageError::bad_request("invalid_request", "The form is not valid UTF-8."))?;
-    Params::parse(raw).map_err(|e| PageError::bad_request("invalid_request", e.description))
-}
-
 /// Loads the transaction named by `tx` and checks tenant and browser binding.
 pub(crate) fn load(
     req: &HttpRequest,
@@ -96,7 +86,7 @@ pub(crate) fn posted(
     at: fn(&Step) -> bool,
 ) -> Result<(Tenant, Params, String, SignIn), PageError> {
     let tenant = state.tenant(slug)?;
-    let f = form(req, body)?;
+    let f = crate::web::form::body(req, body)?;
     // A spent transaction says so first: the sign-in that spent it renewed the browser
     // cookie, so the old form's CSRF token no longer matches either.
     if let Some(tx) = f.get("tx")
@@ -152,9 +142,11 @@ pub(crate) fn step_page(
             let home = if idp == "mail" { "a one-time code sent to your email".to_string() } else { idp.clone() };
             render(&ConsentPage { ctx, name: user.display_name, email: user.mail, home }, vec![])
         }
-        Step::MfaEnroll { secret_b32, .. } => super::mfa::enroll_page(state, tenant, signin, ctx, secret_b32, error),
-        Step::MfaEnrolled { .. } => super::mfa::enrolled_page(ctx),
-        Step::MfaChallenge { .. } => super::mfa::challenge_page(ctx, error),
+        Step::MfaEnroll { secret_b32, .. } => {
+            crate::signin::mfa::enroll_page(state, tenant, signin, ctx, secret_b32, error)
+        }
+        Step::MfaEnrolled { .. } => crate::signin::mfa::enrolled_page(ctx),
+        Step::MfaChallenge { .. } => crate::signin::mfa::challenge_page(ctx, error),
         Step::AppConsent { .. } => {
             let Purpose::Authorize(request) = &signin.purpose else { return Err(PageError::signin_expired()) };
             let shares = request.scope.iter().map(|s| scope_words(s)).collect();
@@ -185,7 +177,7 @@ pub(crate) fn signin_user(state: &AppState, tenant: &Tenant, signin: &SignIn) ->
 
 pub async fn show(req: HttpRequest, path: web::Path<String>, state: Data) -> Result<HttpResponse, PageError> {
     let tenant = state.tenant(&path)?;
-    let query = query(&req)?;
+    let query = crate::web::form::query(&req)?;
     let (tx, signin) = load(&req, &state, &tenant.id, query.get("tx"))?;
     step_page(&state, &req, &tenant, &tx, &signin, None)
 }
@@ -256,14 +248,14 @@ pub async fn password(
     body: web::Bytes,
     state: Data,
 ) -> Result<HttpResponse, PageError> {
-    use super::access::{LogFacts, PORTAL_APP, log_login_failure};
-    use super::ratelimit::Reserved;
+    use crate::access::{LogFacts, PORTAL_APP, log_login_failure};
+    use crate::ratelimit::Reserved;
     let (tenant, f, tx, signin) = posted(&req, &state, &path, &body, |s| *s == Step::Password)?;
     let now = state.now();
     let login = signin.login.clone().unwrap_or_default().to_ascii_lowercase();
     // Keyed by the login as typed, known or not: an unknown name behaves like an account.
     let account_key = format!("acct:{}:{login}", tenant.id);
-    let client_ip = super::net::client_ip(&req, &state.config.trusted_proxies);
+    let client_ip = crate::web::net::client_ip(&req, &state.config.trusted_proxies);
     let ip_key = format!("ip:{}", client_ip.map(|i| i.to_string()).unwrap_or_default());
     let user = match signin.user_id {
         Some(id) => state.store.user(&tenant.id, &id)?,
@@ -287,7 +279,7 @@ pub async fn password(
         Reserved::No { .. } => {
             let reason = "too many wrong passwords: the account is locked for a while".to_string();
             // A locked account may be hammered: one entry per login and minute.
-            if super::access::first_in_minute(&state, &format!("{}:pwd:{login}:account_locked", tenant.id)) {
+            if crate::access::first_in_minute(&state, &format!("{}:pwd:{login}:account_locked", tenant.id)) {
                 log_login_failure(&state, facts(), &login, "account_locked", reason);
             }
             return step_page(&state, &req, &tenant, &tx, &signin, Some(LOCKED.into()));
@@ -299,7 +291,7 @@ pub async fn password(
         && let Some(wait) = state.ip_limiter.retry_after(&ip_key, now)
     {
         state.limiter.release(&account_key, now);
-        if super::access::first_in_minute(&state, &format!("{}:pwd:{login}:ip_throttled", tenant.id)) {
+        if crate::access::first_in_minute(&state, &format!("{}:pwd:{login}:ip_throttled", tenant.id)) {
             let reason = "too many wrong passwords from this IP address: throttled".to_string();
             log_login_failure(&state, facts(), &login, "ip_throttled", reason);
         }
@@ -375,7 +367,7 @@ pub async fn consent(
         None => None,
     };
     let target = match invitation {
-        Some(i) => crate::directory::guests::redirect_url(&i.invite_redirect_url)
+        Some(i) => crate::directory::invite::redirect_url(&i.invite_redirect_url)
             .ok()
             .and_then(|u| header::HeaderValue::from_str(&u).ok())
             .ok_or_else(|| {
@@ -390,9 +382,15 @@ pub async fn consent(
     let now = state.now();
     let user = match state.store.redeem(&ticket, &identity, now)? {
         Redeemed::Done(u) => *u,
-        Redeemed::AlreadyRedeemed => return Err(super::redeem::ticket_error(super::redeem::TicketProblem::Redeemed)),
-        Redeemed::Voided => return Err(super::redeem::ticket_error(super::redeem::TicketProblem::Voided)),
-        Redeemed::Unknown => return Err(super::redeem::ticket_error(super::redeem::TicketProblem::Unknown)),
+        Redeemed::AlreadyRedeemed => {
+            return Err(crate::signin::redeem::ticket_error(crate::signin::redeem::TicketProblem::Redeemed));
+        }
+        Redeemed::Voided => {
+            return Err(crate::signin::redeem::ticket_error(crate::signin::redeem::TicketProblem::Voided));
+        }
+        Redeemed::Unknown => {
+            return Err(crate::signin::redeem::ticket_error(crate::signin::redeem::TicketProblem::Unknown));
+        }
     };
     state.store.flush().await?;
     state.store.delete_signin(&digest(&tx))?;
@@ -406,7 +404,7 @@ pub async fn consent(
         epoch: user.session_epoch,
         device_id: None,
     };
-    let previous = super::cookie_value(&req, crate::oidc::authorize::SSO_COOKIE);
+    let previous = crate::web::cookie_value(&req, crate::oidc::session::SSO_COOKIE);
     let (cookie, _) = open_session(&state, &tenant, auth)?;
     if let Some(old) = previous {
         retire_session(&state, &tenant, &digest(&old))?;
@@ -427,14 +425,14 @@ pub fn after_primary(
     tx: &str,
     mut signin: SignIn,
     mut auth: Authentication,
-    existing: Option<(String, crate::oidc::model::Session)>,
+    existing: Option<(String, crate::model::Session)>,
 ) -> Result<HttpResponse, PageError> {
-    use super::access::{Gate, LogFacts, PORTAL_APP};
+    use crate::access::{Gate, LogFacts, PORTAL_APP};
     if let Some((cookie, _)) = &existing {
         // One session may be reused at most SSO_REUSES_PER_MINUTE times a minute: a script
         // replaying a cookie can neither flood the log nor the store.
         let key = format!("sso:{}", crate::secrets::digest_hex(cookie));
-        if let super::ratelimit::Reserved::No { retry_after } = state.sso_limiter.try_reserve(&key, state.now()) {
+        if let crate::ratelimit::Reserved::No { retry_after } = state.sso_limiter.try_reserve(&key, state.now()) {
             return Ok(too_many_page(
                 "sso_rate_limited",
                 "This browser opened applications too often in a short time. Wait a minute, then try again.",
@@ -444,10 +442,12 @@ pub fn after_primary(
     }
     let user = state.store.user(&tenant.id, &auth.user_id)?;
     // The credential gate: the user may have been disabled or reset while signing in.
-    if let Err(refusal) = crate::credential::check(user.as_ref(), &crate::credential::Presented::of(&auth, None)) {
+    if let Err(refusal) =
+        crate::access::credential::check(user.as_ref(), &crate::access::credential::Presented::of(&auth, None))
+    {
         state.store.delete_signin(&digest(tx))?;
         return Err(match refusal {
-            crate::credential::Refusal::Disabled => {
+            crate::access::credential::Refusal::Disabled => {
                 PageError::bad_request("account_disabled", "Your account is disabled. Ask your administrator.")
             }
             _ => PageError::signin_expired(),
@@ -460,15 +460,15 @@ pub fn after_primary(
     let log =
         |facts: LogFacts<'_>, decision: Option<&crate::policy::Decision>, error: Option<(&str, String)>| match &sso_key
         {
-            Some(key) => super::access::log_aggregated(state, key, facts, decision, error),
-            None => super::access::log(state, facts, decision, error),
+            Some(key) => crate::access::log_aggregated(state, key, facts, decision, error),
+            None => crate::access::log(state, facts, decision, error),
         };
-    let ip = super::net::client_ip(req, &state.config.trusted_proxies);
-    let (device, device_cookie) = super::access::device(req, state, tenant, &user)?;
+    let ip = crate::web::net::client_ip(req, &state.config.trusted_proxies);
+    let (device, device_cookie) = crate::access::device(req, state, tenant, &user)?;
     // Refreshes re-check conditional access against this device's state at the time.
     auth.device_id = Some(device.id.clone());
     let age = existing.as_ref().map(|(_, s)| state.now() - s.auth.auth_time);
-    let ctx = super::access::context(&user, &app_id, ip, Some(&device), &auth, age);
+    let ctx = crate::access::context(&user, &app_id, ip, Some(&device), &auth, age);
     let step_up = match &signin.purpose {
         // acr_values is a preference list: the first value gatehouse supports ("1" or "2") is the aim.
         Purpose::Authorize(r) => {
@@ -490,7 +490,7 @@ pub fn after_primary(
         Purpose::Authorize(r) => r.prompt.iter().any(|p| p == "none"),
         _ => false,
     };
-    let gate = super::access::gate(state, tenant, &user, &ctx, step_up)?;
+    let gate = crate::access::gate(state, tenant, &user, &ctx, step_up)?;
     if no_prompt && !matches!(gate, Gate::Allow(_)) {
         // prompt=none: anything but a silent success goes back to the RP (OIDC Core §3.1.2.6).
         if let Purpose::Authorize(r) = &signin.purpose {
@@ -535,10 +535,10 @@ pub fn after_primary(
                 return Err(crate::licensing::exhausted(tenant));
             }
             // Entra logs the MFA interruption (50074) with the policies that asked for it.
-            let why = super::access::mfa_reasons(&decision, &user, tenant, step_up);
+            let why = crate::access::mfa_reasons(&decision, &user, tenant, step_up);
             log(facts(auth.amr.clone()), Some(&decision), Some(("mfa_required", why)));
             signin.step = if user.totp_methods.is_empty() {
-                let enrollment = mfa::new_enrollment(&tenant.display_name, &user.user_principal_name);
+                let enrollment = crate::mfa::new_enrollment(&tenant.display_name, &user.user_principal_name);
                 Step::MfaEnroll { auth, secret_b32: state.seal.seal(&enrollment.secret_b32) }
             } else {
                 Step::MfaChallenge { auth }
@@ -561,7 +561,7 @@ pub fn finish(
     tx: &str,
     signin: SignIn,
     auth: Authentication,
-    existing: Option<(String, crate::oidc::model::Session)>,
+    existing: Option<(String, crate::model::Session)>,
 ) -> Result<HttpResponse, PageError> {
     if let Purpose::Authorize(request) = &signin.purpose
         && needs_consent(state, tenant, request, &auth)?
@@ -601,7 +601,7 @@ pub fn finish(
 fn needs_consent(
     state: &AppState,
     tenant: &Tenant,
-    request: &crate::oidc::model::AuthRequest,
+    request: &crate::model::AuthRequest,
     auth: &Authentication,
 ) -> Result<bool, PageError> {
     if request.prompt.iter().any(|p| p == "consent") {
@@ -643,12 +643,12 @@ pub async fn app_consent(
             scopes.push(s.clone());
         }
     }
-    let consent = crate::oidc::model::Consent { scopes, granted_at: state.now() };
+    let consent = crate::model::Consent { scopes, granted_at: state.now() };
     state.store.put_consent(&tenant.id, &auth.user_id, &request.client_id, &consent)?;
     state.store.flush().await?;
     state.store.delete_signin(&digest(&tx))?;
     // The browser's SSO session, when it is the one this sign-in reused, stays as it is.
-    let existing = crate::oidc::authorize::current_session(&req, &state, &tenant)?
+    let existing = crate::oidc::session::current_session(&req, &state, &tenant)?
         .filter(|(_, s)| s.auth.user_id == auth.user_id && s.auth.auth_time == auth.auth_time);
     issue_code(&state, &tenant, &request, auth, existing, &signin.browser)
 }
@@ -679,7 +679,7 @@ pub fn start_portal(
     return_to: &str,
 ) -> Result<HttpResponse, PageError> {
     // Whatever session this browser holds at the tenant (good or not) is retired by the sign-in.
-    let replaces_session = super::cookie_value(req, crate::oidc::authorize::SSO_COOKIE).map(|c| digest(&c));
+    let replaces_session = crate::web::cookie_value(req, crate::oidc::session::SSO_COOKIE).map(|c| digest(&c));
     begin(req, state, tenant, Purpose::Portal { return_to: return_to.to_string(), replaces_session }, None)
 }
 
@@ -739,16 +739,16 @@ pub fn portal_user(
     tenant: &Tenant,
     return_to: &str,
 ) -> Result<Result<User, HttpResponse>, PageError> {
-    use super::access::{Gate, PORTAL_APP};
-    let Some((cookie, session)) = crate::oidc::authorize::current_session(req, state, tenant)? else {
+    use crate::access::{Gate, PORTAL_APP};
+    let Some((cookie, session)) = crate::oidc::session::current_session(req, state, tenant)? else {
         return Ok(Err(start_portal(req, state, tenant, return_to)?));
     };
     let user = state.store.user(&tenant.id, &session.auth.user_id)?.ok_or_else(PageError::signin_expired)?;
-    let ip = super::net::client_ip(req, &state.config.trusted_proxies);
-    let device = super::access::known_device(req, state, tenant, &user)?;
+    let ip = crate::web::net::client_ip(req, &state.config.trusted_proxies);
+    let device = crate::access::known_device(req, state, tenant, &user)?;
     let age = state.now() - session.auth.auth_time;
-    let ctx = super::access::context(&user, PORTAL_APP, ip, device.as_ref(), &session.auth, Some(age));
-    if let Gate::Allow(_) = super::access::gate(state, tenant, &user, &ctx, false)? {
+    let ctx = crate::access::context(&user, PORTAL_APP, ip, device.as_ref(), &session.auth, Some(age));
+    if let Gate::Allow(_) = crate::access::gate(state, tenant, &user, &ctx, false)? {
         return Ok(Ok(user));
     }
     let (browser, new_cookie) = csrf::browser(req, state);

@@ -7,8 +7,8 @@
 //! answer goes out. Table-tested below.
 use uuid::Uuid;
 
-use crate::directory::{ExternalUserState, User};
-use crate::oidc::model::Authentication;
+use crate::model::Authentication;
+use crate::model::{ExternalUserState, User};
 use crate::policy::{Decision, PolicyResult};
 
 /// What an existing credential says about the sign-in behind it.
@@ -164,7 +164,7 @@ pub fn non_interactive(gate: Gate) -> (Decision, Option<Refusal>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::directory::{Identity, UserType};
+    use crate::model::{Identity, UserType};
 
     fn member() -> User {
         User { id: Uuid::from_u128(1), user_type: UserType::Member, account_enabled: true, ..Default::default() }

@@ -3,11 +3,11 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};
 
-use super::error::PageError;
-use super::{Data, csrf};
-use crate::directory::guests::TicketState;
-use crate::oidc::model::{Purpose, SignIn, Step};
+use crate::model::TicketState;
+use crate::model::{Purpose, SignIn, Step};
 use crate::secrets::{digest, new_token};
+use crate::web::error::PageError;
+use crate::web::{Data, csrf};
 
 pub enum TicketProblem {
     Unknown,
@@ -42,7 +42,7 @@ pub fn ticket_error(p: TicketProblem) -> PageError {
 }
 
 pub async fn redeem(req: HttpRequest, state: Data) -> Result<HttpResponse, PageError> {
-    let query = super::signin::query(&req)?;
+    let query = crate::web::form::query(&req)?;
     let raw = query.get("ticket").unwrap_or_default();
     if raw.is_empty() || raw.len() > 128 {
         return Err(ticket_error(TicketProblem::Unknown));
@@ -71,7 +71,7 @@ pub async fn redeem(req: HttpRequest, state: Data) -> Result<HttpResponse, PageE
         user_id: Some(guest.id),
         expires_at: state.now() + state.config.tokens.signin_secs,
     };
-    let mut resp = super::signin::begin_home(&state, &tenant, &tx, signin, home).await?;
+    let mut resp = crate::signin::begin_home(&state, &tenant, &tx, signin, home).await?;
     if let Some(c) = new_cookie {
         resp.add_cookie(&c).map_err(PageError::internal)?;
     }

@@ -1,54 +1,12 @@
-//! Invitations (Graph `invitation`): creating a guest at once, tickets, reset redemption.
-use serde::{Deserialize, Serialize};
+//! Inviting a guest: validates the request, creates (or re-invites) the guest user at once, issues a redemption ticket.
 use uuid::Uuid;
 
-use super::{
-    DISPLAY_NAME_MAX, ExternalUserState, MESSAGE_MAX, Tenant, TextError, User, UserType, display_text, guest_upn,
-    normalize_email,
+use crate::model::{
+    DISPLAY_NAME_MAX, ExternalUserState, Invitation, InvitationStatus, MESSAGE_MAX, Tenant, TextError, Ticket,
+    TicketState, User, UserType, display_text, guest_upn, normalize_email,
 };
 use crate::secrets::{digest, new_token};
 use crate::storage::{Store, StoreError};
-
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-pub enum InvitationStatus {
-    PendingAcceptance,
-    Completed,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Invitation {
-    pub id: Uuid,
-    pub tenant_id: Uuid,
-    pub invited_user_email_address: String,
-    pub invited_user_display_name: String,
-    pub invited_user_id: Uuid,
-    pub invite_redirect_url: String,
-    /// gatehouse extension: the app the guest is invited to.
-    pub app_id: Option<String>,
-    pub invited_by: String,
-    pub message: Option<String>,
-    pub send_invitation_message: bool,
-    pub reset_redemption: bool,
-    pub status: InvitationStatus,
-    pub created_at: i64,
-}
-
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-pub enum TicketState {
-    Active,
-    Redeemed,
-    Voided,
-}
-
-/// A redemption ticket, stored under the SHA-256 of the ticket itself.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Ticket {
-    pub tenant_id: Uuid,
-    pub invitation_id: Uuid,
-    pub user_id: Uuid,
-    pub expires_at: i64,
-    pub state: TicketState,
-}
 
 pub struct InviteRequest {
     pub email: String,
@@ -103,7 +61,7 @@ pub const REDIRECT_MAX: usize = 2048;
 /// is always a valid header value), at most [`REDIRECT_MAX`] characters.
 pub fn redirect_url(raw: &str) -> Result<String, InviteError> {
     // The URL parser silently drops CR, LF and tab: refuse them instead of guessing.
-    if raw.chars().any(super::forbidden_in_text) {
+    if raw.chars().any(crate::model::forbidden_in_text) {
         return Err(InviteError::RedirectControl);
     }
     let u = url::Url::parse(raw).map_err(|_| InviteError::BadRedirect)?;

@@ -85,7 +85,7 @@ pub enum Step {
     },
     /// Redemption: the home identity is proven; the guest reviews what is shared.
     Consent {
-        identity: crate::directory::Identity,
+        identity: crate::model::Identity,
         amr: Vec<String>,
         idp: String,
     },
@@ -228,4 +228,16 @@ pub struct RefreshToken {
 pub struct Consent {
     pub scopes: Vec<String>,
     pub granted_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct KeyMeta {
+    pub kid: String,
+    pub alg: crate::model::SigningAlg,
+    pub created_at: i64,
+    /// Signing starts at this time; the key is published in JWKS from creation.
+    pub activates_at: i64,
+    /// Set when a successor activates: the key leaves JWKS after this time.
+    #[serde(default)]
+    pub retires_at: Option<i64>,
 }

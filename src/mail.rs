@@ -2,8 +2,9 @@
 //! when SMTP is configured, is delivered in the background.
 use uuid::Uuid;
 
-use super::AppState;
-use crate::storage::{OutboxMessage, StoreError};
+use crate::app::AppState;
+use crate::model::OutboxMessage;
+use crate::storage::StoreError;
 
 pub fn send(
     state: &AppState,

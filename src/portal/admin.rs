@@ -4,15 +4,17 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use super::error::PageError;
-use super::pages::{AdminGuestRow, AdminPage, AdminPolicyRow, AdminSignInRow, render};
-use super::{AppState, Data, csrf};
 use crate::admin::ROLE_GLOBAL_ADMIN;
-use crate::directory::{Tenant, User};
+use crate::app::AppState;
+use crate::model::{Tenant, User};
 use crate::policy::PolicyState;
+use crate::web::HttpState;
+use crate::web::error::PageError;
+use crate::web::pages::{AdminGuestRow, AdminPage, AdminPolicyRow, AdminSignInRow, render};
+use crate::web::{Data, csrf};
 
 fn admin(req: &HttpRequest, state: &AppState, tenant: &Tenant) -> Result<Result<User, HttpResponse>, PageError> {
-    let user = match super::signin::portal_user(req, state, tenant, &format!("/{}/admin", tenant.slug))? {
+    let user = match crate::signin::portal_user(req, state, tenant, &format!("/{}/admin", tenant.slug))? {
         Ok(user) => user,
         Err(answer) => return Ok(Err(answer)),
     };
@@ -41,10 +43,7 @@ pub async fn show(req: HttpRequest, path: web::Path<String>, state: Data) -> Res
         .map(|u| AdminGuestRow {
             id: u.id.to_string(),
             upn: u.user_principal_name.clone(),
-            state: format!(
-                "{:?}",
-                u.external_user_state.unwrap_or(crate::directory::ExternalUserState::PendingAcceptance)
-            ),
+            state: format!("{:?}", u.external_user_state.unwrap_or(crate::model::ExternalUserState::PendingAcceptance)),
             home: u.identities.first().map(|i| i.issuer.clone()).unwrap_or_else(|| "-".into()),
             methods: if u.totp_methods.is_empty() { "-".into() } else { "SoftwareOath".into() },
             has_methods: !u.totp_methods.is_empty(),
@@ -120,7 +119,7 @@ pub async fn mfa_reset(
     state: Data,
 ) -> Result<HttpResponse, PageError> {
     let tenant = state.tenant(&path)?;
-    let f = super::signin::form(&req, &body)?;
+    let f = crate::web::form::body(&req, &body)?;
     csrf::verify(&req, &state, f.get("csrf"))?;
     if let Err(redirect) = admin(&req, &state, &tenant)? {
         return Ok(redirect);
@@ -134,7 +133,7 @@ pub async fn mfa_reset(
     crate::admin::users::reset_method(&state, &tenant, &user, None)
         .await
         .map_err(|e| PageError::internal(e.message))?;
-    Ok(super::signin::see_other(&format!("/{}/admin", tenant.slug)))
+    Ok(crate::signin::see_other(&format!("/{}/admin", tenant.slug)))
 }
 
 pub async fn policy_state(
@@ -144,7 +143,7 @@ pub async fn policy_state(
     state: Data,
 ) -> Result<HttpResponse, PageError> {
     let tenant = state.tenant(&path)?;
-    let f = super::signin::form(&req, &body)?;
+    let f = crate::web::form::body(&req, &body)?;
     csrf::verify(&req, &state, f.get("csrf"))?;
     if let Err(redirect) = admin(&req, &state, &tenant)? {
         return Ok(redirect);
@@ -163,5 +162,5 @@ pub async fn policy_state(
     p.state = new_state;
     state.store.put_policy(&tenant.id, &p)?;
     state.store.flush().await?;
-    Ok(super::signin::see_other(&format!("/{}/admin", tenant.slug)))
+    Ok(crate::signin::see_other(&format!("/{}/admin", tenant.slug)))
 }

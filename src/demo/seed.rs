@@ -5,8 +5,9 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{Application, ClientType, SigningAlg, Tenant, User, UserType, password};
 use crate::config::Argon2Params;
+use crate::model::{Application, ClientType, SigningAlg, Tenant, User, UserType};
+use crate::password;
 use crate::secrets::{b64url, digest_hex, mac, random_bytes};
 use crate::storage::{Store, StoreError};
 
@@ -187,7 +188,7 @@ fn seed(store: &Store, argon2: &Argon2Params, now: i64) -> Result<DemoCredential
         let hash = password::hash(&pw, argon2).map_err(DemoError::Hash)?;
         store.put_stub_account(
             stub,
-            &crate::storage::StubAccount {
+            &crate::model::StubAccount {
                 sub: Uuid::new_v4().simple().to_string(),
                 login: login.into(),
                 display_name: name.into(),

@@ -3,17 +3,19 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use super::error::PageError;
-use super::pages::{InvitePage, render};
-use super::{AppState, Data, csrf};
 use crate::admin::invitations::{SendError, send_invitation};
 use crate::admin::{ROLE_GLOBAL_ADMIN, ROLE_GUEST_INVITER};
-use crate::directory::guests::InviteRequest;
-use crate::directory::{Tenant, User};
+use crate::app::AppState;
+use crate::directory::invite::InviteRequest;
+use crate::model::{Tenant, User};
+use crate::web::HttpState;
+use crate::web::error::PageError;
+use crate::web::pages::{InvitePage, render};
+use crate::web::{Data, csrf};
 
 /// The signed-in member allowed to invite, or `Err(redirect to sign in)`.
 fn inviter(req: &HttpRequest, state: &AppState, tenant: &Tenant) -> Result<Result<User, HttpResponse>, PageError> {
-    let user = match super::signin::portal_user(req, state, tenant, &format!("/{}/invite", tenant.slug))? {
+    let user = match crate::signin::portal_user(req, state, tenant, &format!("/{}/invite", tenant.slug))? {
         Ok(user) => user,
         Err(answer) => return Ok(Err(answer)),
     };
@@ -70,7 +72,7 @@ pub async fn submit(
     state: Data,
 ) -> Result<HttpResponse, PageError> {
     let tenant = state.tenant(&path)?;
-    let f = super::signin::form(&req, &body)?;
+    let f = crate::web::form::body(&req, &body)?;
     csrf::verify(&req, &state, f.get("csrf"))?;
     let user = match inviter(&req, &state, &tenant)? {
         Ok(u) => u,
@@ -86,7 +88,7 @@ pub async fn submit(
     };
     let Some(app) = app else {
         p.error = Some("Choose the application to invite the guest to.".into());
-        return super::pages::render_status(StatusCode::BAD_REQUEST, &p);
+        return crate::web::pages::render_status(StatusCode::BAD_REQUEST, &p);
     };
     let request = InviteRequest {
         email: p.email.clone(),
@@ -112,14 +114,14 @@ pub async fn submit(
         // The same rules as the Graph API, shown on the form with what was typed.
         Err(SendError::Throttled(secs)) => {
             p.error = Some(format!("You have sent too many invitations. Try again in {secs} seconds."));
-            let mut resp = super::pages::render_status(StatusCode::TOO_MANY_REQUESTS, &p)?;
+            let mut resp = crate::web::pages::render_status(StatusCode::TOO_MANY_REQUESTS, &p)?;
             resp.headers_mut()
                 .insert(actix_web::http::header::RETRY_AFTER, actix_web::http::header::HeaderValue::from(secs));
             Ok(resp)
         }
         Err(SendError::Graph(e)) if e.status.is_client_error() => {
             p.error = Some(e.message);
-            super::pages::render_status(e.status, &p)
+            crate::web::pages::render_status(e.status, &p)
         }
         Err(e) => Err(PageError::internal(e)),
     }

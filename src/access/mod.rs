@@ -1,26 +1,29 @@
 //! Conditional access inside a sign-in (DESIGN §2.3, §4): after primary authentication
 //! (and again when an SSO session is reused) gatehouse evaluates the tenant's policies,
 //! per-user and tenant MFA, step-up and licensing, and decides: allow, MFA, or block.
+pub mod credential;
+
 use std::net::IpAddr;
 
 use actix_web::HttpRequest;
 use actix_web::cookie::Cookie;
 
-use super::AppState;
-use super::error::PageError;
-use crate::audit::{self, DeviceDetail, SignInLogEntry, Status};
-use crate::credential::{self, GrantState, Presented, Refusal};
-use crate::directory::{Tenant, User};
-use crate::oidc::model::Authentication;
+use crate::app::AppState;
+use crate::audit;
+use crate::model::Authentication;
+use crate::model::{Device, DeviceDetail, SignInLogEntry, Status};
+use crate::model::{Tenant, User};
 use crate::policy::{self, Decision, DeviceState, RiskLevel, Satisfied, SignInContext};
 use crate::secrets::{b64url, ct_eq, mac};
-use crate::storage::Device;
+use crate::web::HttpState;
+use crate::web::error::PageError;
+use credential::{GrantState, Presented, Refusal};
 
 pub const DEVICE_COOKIE: &str = "gh_dev";
 /// The app id conditional access sees for gatehouse's own pages.
 pub const PORTAL_APP: &str = "gatehouse-portal";
 
-pub use crate::credential::Gate;
+pub use crate::access::credential::Gate;
 
 /// The device cookie carries the device id and a MAC over (tenant, id, owner) keyed by the
 /// instance secret: only the server can mint one, and it is good only for its owner.
@@ -64,7 +67,7 @@ pub fn known_device(
     tenant: &Tenant,
     user: &User,
 ) -> Result<Option<Device>, crate::storage::StoreError> {
-    let Some(value) = super::cookie_value(req, DEVICE_COOKIE) else { return Ok(None) };
+    let Some(value) = crate::web::cookie_value(req, DEVICE_COOKIE) else { return Ok(None) };
     let Some((id, tag)) = value.split_once('.') else { return Ok(None) };
     if !ct_eq(tag.as_bytes(), device_seal(state, tenant, id, &user.id).as_bytes()) {
         return Ok(None);
@@ -264,12 +267,12 @@ fn entry(
         status: match &error {
             None => Status::default(),
             Some((code, reason)) => Status {
-                error_code: audit::error_number(code),
+                error_code: crate::model::error_number(code),
                 failure_reason: Some(reason.clone()),
                 error: Some(code.to_string()),
             },
         },
-        conditional_access_status: audit::conditional_access_status(&results),
+        conditional_access_status: crate::model::conditional_access_status(&results),
         amr: f.amr,
         applied_conditional_access_policies: results,
     }

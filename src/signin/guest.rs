@@ -4,18 +4,19 @@
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use super::error::PageError;
-use super::signin::{
-    OTP_MAX_SENDS, OTP_RESEND_PAUSE_SECS, after_primary, load, posted, query, signin_user, step_page, to_login_page,
-    too_many_page,
-};
-use super::{AppState, Data};
-use crate::directory::{Identity, Tenant};
+use crate::app::AppState;
 use crate::federation::{self, HomeIdentity};
 use crate::mfa;
-use crate::oidc::model::{Authentication, Home, Purpose, SignIn, Step};
+use crate::model::FedState;
+use crate::model::{Authentication, Home, Purpose, SignIn, Step};
+use crate::model::{Identity, Tenant};
 use crate::secrets::{ct_eq, digest};
-use crate::storage::FedState;
+use crate::signin::{
+    OTP_MAX_SENDS, OTP_RESEND_PAUSE_SECS, after_primary, load, posted, signin_user, step_page, to_login_page,
+    too_many_page,
+};
+use crate::web::Data;
+use crate::web::error::PageError;
 
 /// Sends the guest to their home IdP, or emails a one-time code.
 pub async fn begin_home(
@@ -66,7 +67,7 @@ pub async fn begin_home(
 fn home_freshness(state: &AppState, tenant: &Tenant, signin: &SignIn) -> Result<federation::Freshness, PageError> {
     let (app_id, prompt_login, mut max_age) = match &signin.purpose {
         Purpose::Authorize(r) => (r.client_id.as_str(), r.prompt.iter().any(|p| p == "login"), r.max_age),
-        Purpose::Portal { .. } => (super::access::PORTAL_APP, false, None),
+        Purpose::Portal { .. } => (crate::access::PORTAL_APP, false, None),
         // Redemption proves the identity once; no application's policies apply yet.
         Purpose::Redeem { .. } => return Ok(federation::Freshness::default()),
     };
@@ -81,7 +82,7 @@ fn home_freshness(state: &AppState, tenant: &Tenant, signin: &SignIn) -> Result<
             epoch: user.session_epoch,
             device_id: None,
         };
-        let ctx = super::access::context(&user, app_id, None, None, &probe, None);
+        let ctx = crate::access::context(&user, app_id, None, None, &probe, None);
         let policies = state.store.policies(&tenant.id)?;
         let decision = crate::policy::evaluate(&ctx, &policies, &state.store.named_locations(&tenant.id)?);
         let frequencies = decision
@@ -107,7 +108,7 @@ fn send_email_code(
     code: &str,
     ip: Option<std::net::IpAddr>,
 ) -> Result<Option<i64>, PageError> {
-    use super::ratelimit::Reserved;
+    use crate::ratelimit::Reserved;
     let address = email.to_ascii_lowercase();
     let ip_key = format!("otp:{address}:{}", ip.map(|i| i.to_string()).unwrap_or_default());
     let address_key = format!("otp:{address}");
@@ -123,7 +124,7 @@ fn send_email_code(
         "Your {} verification code is {code}.\n\nIt is valid for 30 minutes and works once. If you did not try to sign in, ignore this email.",
         tenant.display_name
     );
-    super::mail::send(
+    crate::mail::send(
         state,
         Some(tenant.id),
         email,
@@ -140,7 +141,7 @@ fn send_email_code(
 /// Everything about the answer is checked (binding, step, `iss`) before its state is spent
 /// or its code is sent anywhere.
 pub async fn federation_callback(req: HttpRequest, state: Data) -> Result<HttpResponse, PageError> {
-    let query = query(&req)?;
+    let query = crate::web::form::query(&req)?;
     let st = query.get("state").ok_or_else(PageError::signin_expired)?;
     let bound =
         state.store.fed_state(st)?.filter(|f| f.expires_at > state.now()).ok_or_else(PageError::signin_expired)?;
@@ -398,7 +399,7 @@ pub async fn email_otp_resend(
         }
         None => return Err(PageError::signin_expired()),
     }
-    let ip = super::net::client_ip(&req, &state.config.trusted_proxies);
+    let ip = crate::web::net::client_ip(&req, &state.config.trusted_proxies);
     let sent = send_email_code(&state, &tenant, signin.login.as_deref().unwrap_or_default(), &code, ip);
     if !matches!(sent, Ok(None)) {
         // Nothing was mailed: the sign-in goes back to what it was.

@@ -11,11 +11,13 @@ use openidconnect::{
     Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope, TokenResponse,
 };
 
-use super::error::PageError;
-use super::pages::{DemoAppPage, DemoAppRow, DemoUserRow, HomePage, render};
-use super::{AppState, Data, cookie_value, csrf};
-use crate::directory::demo::{CREDENTIALS_FILE, DEMO_APPS, DemoCredentials, demo_rp_secret};
+use crate::app::AppState;
+use crate::demo::seed::{CREDENTIALS_FILE, DEMO_APPS, DemoCredentials, demo_rp_secret};
 use crate::secrets::new_token;
+use crate::web::HttpState;
+use crate::web::error::PageError;
+use crate::web::pages::{DemoAppPage, DemoAppRow, DemoUserRow, HomePage, render};
+use crate::web::{Data, cookie_value, csrf};
 
 const DEMO_COOKIE: &str = "gh_demo";
 
@@ -129,16 +131,26 @@ fn page(
     render(&page, new_cookie.into_iter().collect())
 }
 
-pub async fn app_page(req: HttpRequest, path: web::Path<String>, state: Data) -> Result<HttpResponse, PageError> {
+pub async fn app_page(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: Data,
+    demo: web::Data<DemoRp>,
+) -> Result<HttpResponse, PageError> {
     let app = demo_app(&state, &path)?;
     let claims = match cookie_value(&req, DEMO_COOKIE) {
-        Some(id) => state.demo.with(&format!("{}:{id}", app.0), |s| s.claims.clone()),
+        Some(id) => demo.with(&format!("{}:{id}", app.0), |s| s.claims.clone()),
         None => vec![],
     };
     page(&state, &req, app, claims, None)
 }
 
-pub async fn login(req: HttpRequest, path: web::Path<String>, state: Data) -> Result<HttpResponse, PageError> {
+pub async fn login(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: Data,
+    demo: web::Data<DemoRp>,
+) -> Result<HttpResponse, PageError> {
     let app = demo_app(&state, &path)?;
     let (client, _) = client(&state, app.1, app.2, app.0).await.map_err(PageError::internal)?;
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
@@ -149,21 +161,26 @@ pub async fn login(req: HttpRequest, path: web::Path<String>, state: Data) -> Re
         .set_pkce_challenge(challenge)
         .url();
     let id = cookie_value(&req, DEMO_COOKIE).unwrap_or_else(new_token);
-    state.demo.with(&format!("{}:{id}", app.0), |s| {
+    demo.with(&format!("{}:{id}", app.0), |s| {
         s.pending = Some((csrf_state.secret().clone(), nonce.secret().clone(), verifier.secret().clone()));
     });
     let cookie = state.cookie(DEMO_COOKIE, id, format!("/demo/{}", app.0), None);
     Ok(HttpResponse::Found().insert_header((header::LOCATION, url.to_string())).cookie(cookie).finish())
 }
 
-pub async fn callback(req: HttpRequest, path: web::Path<String>, state: Data) -> Result<HttpResponse, PageError> {
+pub async fn callback(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: Data,
+    demo: web::Data<DemoRp>,
+) -> Result<HttpResponse, PageError> {
     let app = demo_app(&state, &path)?;
-    let query = super::signin::query(&req)?;
+    let query = crate::web::form::query(&req)?;
     let id = cookie_value(&req, DEMO_COOKIE).ok_or_else(|| {
         PageError::bad_request("demo_no_session", "This browser did not start a sign-in here. Start again.")
     })?;
     let key = format!("{}:{id}", app.0);
-    let pending = state.demo.with(&key, |s| s.pending.take());
+    let pending = demo.with(&key, |s| s.pending.take());
     let Some((expected_state, nonce, verifier)) = pending else {
         return Err(PageError::bad_request(
             "demo_no_session",
@@ -214,7 +231,7 @@ pub async fn callback(req: HttpRequest, path: web::Path<String>, state: Data) ->
             (k, shown)
         })
         .collect();
-    state.demo.with(&key, |s| s.claims = claims);
+    demo.with(&key, |s| s.claims = claims);
     Ok(HttpResponse::SeeOther().insert_header((header::LOCATION, format!("/demo/{}", app.0))).finish())
 }
 
@@ -223,12 +240,13 @@ pub async fn logout(
     path: web::Path<String>,
     body: web::Bytes,
     state: Data,
+    demo: web::Data<DemoRp>,
 ) -> Result<HttpResponse, PageError> {
     let app = demo_app(&state, &path)?;
-    let f = super::signin::form(&req, &body)?;
+    let f = crate::web::form::body(&req, &body)?;
     csrf::verify(&req, &state, f.get("csrf"))?;
     if let Some(id) = cookie_value(&req, DEMO_COOKIE) {
-        state.demo.with(&format!("{}:{id}", app.0), |s| s.claims.clear());
+        demo.with(&format!("{}:{id}", app.0), |s| s.claims.clear());
     }
     let target = format!(
         "{}/{}/oauth2/v2.0/logout?client_id={}&post_logout_redirect_uri={}",
@@ -254,7 +272,7 @@ pub async fn outbox(state: Data) -> Result<HttpResponse, PageError> {
         .store
         .outbox(200)?
         .into_iter()
-        .map(|m| super::pages::OutboxRow {
+        .map(|m| crate::web::pages::OutboxRow {
             to: m.to,
             subject: m.subject,
             body: m.body,
@@ -263,5 +281,5 @@ pub async fn outbox(state: Data) -> Result<HttpResponse, PageError> {
             sent: crate::clock::rfc3339(m.created_at),
         })
         .collect();
-    render(&super::pages::OutboxPage { messages }, vec![])
+    render(&crate::web::pages::OutboxPage { messages }, vec![])
 }

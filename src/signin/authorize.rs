@@ -2,81 +2,19 @@
 //! server-side sign-in, and finally send the code back to the relying party.
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
-use uuid::Uuid;
 
-use super::claims::pairwise_sub;
-use super::error::{OAuthCode, OAuthError};
-use super::keys::TokenType;
-use super::model::{AuthCode, AuthRequest, Authentication, Purpose, ResponseMode, Session, SignIn, Step};
-use super::params::Params;
-use crate::credential::Presented;
-use crate::directory::{Application, ClientType, Tenant};
+use crate::app::AppState;
+use crate::keys::TokenType;
+use crate::model::{Application, ClientType};
+use crate::model::{AuthRequest, Purpose, ResponseMode, SignIn, Step};
+use crate::oidc::claims::pairwise_sub;
+use crate::oidc::error::{OAuthCode, OAuthError};
+use crate::oidc::session::{Reply, SSO_COOKIE, current_session};
 use crate::secrets::{digest, new_token};
+use crate::web::HttpState;
 use crate::web::error::PageError;
-use crate::web::pages::{FormPostPage, render};
-use crate::web::{AppState, Data, cookie_value, csrf};
-
-pub const SSO_COOKIE: &str = "gh_sso";
-
-/// Where and how answers go back to a relying party whose redirect URI is trusted.
-pub struct Reply {
-    pub redirect_uri: String,
-    pub mode: ResponseMode,
-    pub state: Option<String>,
-    pub iss: String,
-}
-
-impl Reply {
-    pub fn for_request(state: &AppState, tenant: &Tenant, r: &AuthRequest) -> Self {
-        Self {
-            redirect_uri: r.redirect_uri.clone(),
-            mode: r.response_mode,
-            state: r.state.clone(),
-            iss: state.issuer(tenant),
-        }
-    }
-
-    fn send(&self, mut fields: Vec<(String, String)>) -> HttpResponse {
-        if let Some(s) = &self.state {
-            fields.push(("state".into(), s.clone()));
-        }
-        fields.push(("iss".into(), self.iss.clone()));
-        match self.mode {
-            ResponseMode::Query => {
-                let location = match url::Url::parse(&self.redirect_uri) {
-                    Ok(mut u) => {
-                        u.query_pairs_mut().extend_pairs(fields.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-                        u.to_string()
-                    }
-                    Err(_) => self.redirect_uri.clone(),
-                };
-                HttpResponse::Found()
-                    .insert_header((header::LOCATION, location))
-                    .insert_header(("Cache-Control", "no-store"))
-                    .finish()
-            }
-            ResponseMode::FormPost => {
-                let page = FormPostPage { action: self.redirect_uri.clone(), fields };
-                let mut resp = render(&page, vec![]).unwrap_or_else(|e| actix_web::ResponseError::error_response(&e));
-                // This page's one form goes to the relying party: its own CSP admits exactly that.
-                let target = crate::startup::form_action_source(&self.redirect_uri).unwrap_or_else(|| "'none'".into());
-                let csp = crate::startup::content_security_policy(Some(&target));
-                if let Ok(v) = header::HeaderValue::from_str(&csp) {
-                    resp.headers_mut().insert(header::CONTENT_SECURITY_POLICY, v);
-                }
-                resp
-            }
-        }
-    }
-
-    pub fn code(&self, code: String) -> HttpResponse {
-        self.send(vec![("code".into(), code)])
-    }
-
-    pub fn error(&self, e: &OAuthError) -> HttpResponse {
-        self.send(vec![("error".into(), e.code.as_str().into()), ("error_description".into(), e.description.clone())])
-    }
-}
+use crate::web::params::Params;
+use crate::web::{Data, cookie_value, csrf};
 
 pub async fn authorize_get(req: HttpRequest, path: web::Path<String>, state: Data) -> Result<HttpResponse, PageError> {
     authorize(&req, &path, req.query_string(), &state).await
@@ -109,7 +47,7 @@ async fn authorize(req: &HttpRequest, slug: &str, raw: &str, state: &AppState) -
             "The sign-in request is too large. Go back to the application and try again.",
         ));
     }
-    let params = Params::parse(raw).map_err(|e| PageError::bad_request("invalid_request", e.description))?;
+    let params = Params::parse(raw)?;
     // Until both the client and its redirect URI are known, errors stay on our own page.
     let client_id = params.get("client_id").ok_or_else(|| {
         PageError::bad_request("invalid_request", "The application did not say who it is (client_id is missing).")
@@ -154,7 +92,7 @@ async fn authorize(req: &HttpRequest, slug: &str, raw: &str, state: &AppState) -
         Some(t) => {
             let claims = state
                 .keys
-                .verify::<super::claims::IdTokenClaims>(t, TokenType::Id, now, false)
+                .verify::<crate::oidc::claims::IdTokenClaims>(t, TokenType::Id, now, false)
                 .ok()
                 .filter(|c| c.iss == state.issuer(&tenant) && c.aud == app.client_id);
             match claims {
@@ -195,15 +133,8 @@ async fn authorize(req: &HttpRequest, slug: &str, raw: &str, state: &AppState) -
                 expires_at: now + state.config.tokens.signin_secs,
             };
             let auth = session.auth.clone();
-            let mut resp = crate::web::signin::after_primary(
-                state,
-                req,
-                &tenant,
-                &new_token(),
-                signin,
-                auth,
-                Some((cookie, session)),
-            )?;
+            let mut resp =
+                crate::signin::after_primary(state, req, &tenant, &new_token(), signin, auth, Some((cookie, session)))?;
             if let Some(c) = new_cookie {
                 resp.add_cookie(&c).map_err(PageError::internal)?;
             }
@@ -215,7 +146,7 @@ async fn authorize(req: &HttpRequest, slug: &str, raw: &str, state: &AppState) -
     }
 
     let login = request.login_hint.clone();
-    crate::web::signin::begin(req, state, &tenant, Purpose::Authorize(Box::new(request)), login)
+    crate::signin::begin(req, state, &tenant, Purpose::Authorize(Box::new(request)), login)
 }
 
 const MAX_STATE: usize = 2048;
@@ -263,13 +194,13 @@ fn validate(p: &Params, app: &Application, state: &AppState) -> Result<AuthReque
         }
     }
     let requested: Vec<String> =
-        p.list("scope").iter().map(|s| super::claims::scope_name(state, s).to_string()).collect();
+        p.list("scope").iter().map(|s| crate::oidc::claims::scope_name(state, s).to_string()).collect();
     if !requested.iter().any(|s| s == "openid") {
         return Err(OAuthError::new(OAuthCode::InvalidScope, "the openid scope is required"));
     }
     // Unknown scope values are ignored (OIDC Core §3.1.2.1); the granted scope says what was kept.
     let mut scope: Vec<String> = Vec::new();
-    for s in super::discovery::SCOPES.iter().chain(super::claims::GRAPH_SCOPES) {
+    for s in crate::oidc::discovery::SCOPES.iter().chain(crate::oidc::claims::GRAPH_SCOPES) {
         if requested.iter().any(|r| r == s) {
             scope.push(s.to_string());
         }
@@ -334,95 +265,4 @@ fn validate(p: &Params, app: &Application, state: &AppState) -> Result<AuthReque
         acr_values,
         replaces_session: None,
     })
-}
-
-/// The SSO session of this browser at this tenant, if any and still valid.
-pub fn current_session(
-    req: &HttpRequest,
-    state: &AppState,
-    tenant: &Tenant,
-) -> Result<Option<(String, Session)>, PageError> {
-    let Some(cookie) = cookie_value(req, SSO_COOKIE) else { return Ok(None) };
-    let session = state.store.session(&digest(&cookie))?;
-    let Some(session) = session.filter(|s| s.tenant_id == tenant.id && s.expires_at > state.now()) else {
-        return Ok(None);
-    };
-    // The credential gate: a session whose user was deleted, disabled, reset or had their
-    // sessions revoked since is no session at all.
-    if crate::web::access::credential_user(state, tenant, &Presented::of(&session.auth, None))?.is_err() {
-        return Ok(None);
-    }
-    Ok(Some((cookie, session)))
-}
-
-/// Ends a sign-in: keeps or opens the SSO session, stores a single-use code and
-/// sends it to the relying party. A new session replaces the browser's previous one at
-/// this tenant, and a new browser cookie is issued with it (a planted one stops here).
-pub fn issue_code(
-    state: &AppState,
-    tenant: &Tenant,
-    request: &AuthRequest,
-    auth: Authentication,
-    existing: Option<(String, Session)>,
-    browser: &[u8; 32],
-) -> Result<HttpResponse, PageError> {
-    let now = state.now();
-    let (new_cookie, session) = match existing {
-        Some((_, s)) if s.auth.user_id == auth.user_id && s.auth.auth_time == auth.auth_time => (None, s),
-        other => {
-            let mut replaced: Vec<[u8; 32]> = other.map(|(c, _)| digest(&c)).into_iter().collect();
-            replaced.extend(request.replaces_session);
-            let (cookie, s) = open_session(state, tenant, auth.clone())?;
-            for old in replaced {
-                retire_session(state, tenant, &old)?;
-            }
-            (Some(cookie), s)
-        }
-    };
-    let code = new_token();
-    let record = AuthCode {
-        tenant_id: tenant.id,
-        client_id: request.client_id.clone(),
-        redirect_uri: request.redirect_uri.clone(),
-        scope: request.scope.clone(),
-        nonce: request.nonce.clone(),
-        code_challenge: request.code_challenge.clone(),
-        sid: session.sid.clone(),
-        auth,
-        expires_at: now + state.config.tokens.code_secs,
-        grant_id: Uuid::new_v4(),
-        used: false,
-    };
-    state.store.put_code(&digest(&code), &record)?;
-    let mut resp = Reply::for_request(state, tenant, request).code(code);
-    if let Some(c) = new_cookie {
-        resp.add_cookie(&session_cookie(state, tenant, c)).map_err(PageError::internal)?;
-        resp.add_cookie(&csrf::rotate(state, browser)?).map_err(PageError::internal)?;
-    }
-    Ok(resp)
-}
-
-/// Deletes a replaced session (by cookie digest), only if it belongs to this tenant.
-pub fn retire_session(state: &AppState, tenant: &Tenant, id: &[u8; 32]) -> Result<(), PageError> {
-    if state.store.session(id)?.is_some_and(|s| s.tenant_id == tenant.id) {
-        state.store.delete_session(id)?;
-    }
-    Ok(())
-}
-
-/// Stores a new SSO session; returns the cookie value and the session.
-pub fn open_session(state: &AppState, tenant: &Tenant, auth: Authentication) -> Result<(String, Session), PageError> {
-    let cookie = new_token();
-    let s = Session {
-        tenant_id: tenant.id,
-        sid: Uuid::new_v4().to_string(),
-        auth,
-        expires_at: state.now() + state.config.tokens.session_secs,
-    };
-    state.store.put_session(&digest(&cookie), &s)?;
-    Ok((cookie, s))
-}
-
-pub fn session_cookie(state: &AppState, tenant: &Tenant, value: String) -> actix_web::cookie::Cookie<'static> {
-    state.cookie(SSO_COOKIE, value, format!("/{}", tenant.slug), None)
 }

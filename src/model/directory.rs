@@ -1,0 +1,409 @@
+//! Tenants, users and applications: the directory every sign-in is checked against.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Tenant {
+    pub id: Uuid,
+    pub slug: String,
+    pub display_name: String,
+    pub initial_domain: String,
+    pub domains: Vec<String>,
+    pub premium_seats: u32,
+    pub members_can_invite: bool,
+    /// External OpenID Connect providers this tenant federates with, by email domain.
+    #[serde(default)]
+    pub external_idps: Vec<ExternalIdp>,
+    /// Cross-tenant inbound trust, per partner tenant id.
+    #[serde(default)]
+    pub inbound_trust: Vec<InboundTrust>,
+    /// Tenant-level MFA for members (like security defaults / per-user MFA for everyone).
+    #[serde(default)]
+    pub require_mfa: bool,
+}
+
+/// A home identity provider configured on a resource tenant (DESIGN §1 case 2).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ExternalIdp {
+    pub id: String,
+    pub display_name: String,
+    pub issuer: String,
+    pub client_id: String,
+    /// Our credential at the provider; it must be sent, so it cannot be stored hashed.
+    pub client_secret: crate::secrets::Secret,
+    pub domains: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct InboundTrust {
+    pub tenant_id: Uuid,
+    #[serde(default)]
+    pub is_mfa_accepted: bool,
+    #[serde(default)]
+    pub is_compliant_device_accepted: bool,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub enum ExternalUserState {
+    PendingAcceptance,
+    Accepted,
+}
+
+/// How a guest proves who they are at home (Graph `objectIdentity`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Identity {
+    pub sign_in_type: String,
+    pub issuer: String,
+    pub issuer_assigned_id: String,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub enum UserType {
+    #[default]
+    Member,
+    Guest,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct User {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub user_type: UserType,
+    pub user_principal_name: String,
+    pub mail: String,
+    pub display_name: String,
+    pub account_enabled: bool,
+    #[serde(default)]
+    pub per_user_mfa: bool,
+    /// argon2id PHC string; members only.
+    #[serde(default)]
+    pub password_hash: Option<String>,
+    /// Admin-set risk level for members: none, low, medium, high.
+    #[serde(default)]
+    pub risk_level: Option<String>,
+    #[serde(default)]
+    pub roles: Vec<String>,
+    pub created_at: i64,
+    /// Guests: "Invitation".
+    #[serde(default)]
+    pub creation_type: Option<String>,
+    #[serde(default)]
+    pub external_user_state: Option<ExternalUserState>,
+    #[serde(default)]
+    pub external_user_state_change_date_time: Option<i64>,
+    #[serde(default)]
+    pub identities: Vec<Identity>,
+    /// Software OATH (TOTP) methods and hashed recovery codes enrolled at this tenant.
+    #[serde(default)]
+    pub totp_methods: Vec<crate::mfa::TotpMethod>,
+    #[serde(default)]
+    pub recovery_code_hashes: Vec<String>,
+    #[serde(default)]
+    pub mfa_lockout: crate::mfa::Lockout,
+    /// Raised whenever every credential issued before must stop working (account
+    /// disabled, redemption reset, sessions revoked); see `access::credential`.
+    #[serde(default)]
+    pub session_epoch: u64,
+}
+
+impl User {
+    pub fn is_guest(&self) -> bool {
+        self.user_type == UserType::Guest
+    }
+}
+
+/// `sally@contoso.example` invited by fabrikam → `sally_contoso.example#EXT#@fabrikam.example`.
+pub fn guest_upn(mail: &str, initial_domain: &str) -> String {
+    format!("{}#EXT#@{initial_domain}", mail.replace('@', "_"))
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientType {
+    Public,
+    Confidential,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub enum SigningAlg {
+    #[default]
+    ES256,
+    RS256,
+}
+
+impl SigningAlg {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SigningAlg::ES256 => "ES256",
+            SigningAlg::RS256 => "RS256",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Application {
+    pub tenant_id: Uuid,
+    pub client_id: String,
+    pub display_name: String,
+    pub redirect_uris: Vec<String>,
+    #[serde(default)]
+    pub post_logout_redirect_uris: Vec<String>,
+    pub client_type: ClientType,
+    /// SHA-256 (hex) of each valid client secret.
+    #[serde(default)]
+    pub secret_hashes: Vec<String>,
+    #[serde(default)]
+    pub id_token_signed_response_alg: SigningAlg,
+    /// App roles granted to this client for client_credentials (e.g. User.Invite.All).
+    #[serde(default)]
+    pub app_roles: Vec<String>,
+    #[serde(default)]
+    pub assignment_required: bool,
+    /// Where people start using the app (Entra `web.homePageUrl`); invitations to it end here.
+    #[serde(default)]
+    pub home_page_url: Option<String>,
+    /// First-party by configuration: gets `offline_access` without a consent question (OIDC Core §11).
+    #[serde(default)]
+    pub first_party: bool,
+}
+
+impl Application {
+    /// Exact match, except that loopback http redirect URIs match on any port (RFC 8252 §7.3).
+    pub fn redirect_uri_registered(&self, candidate: &str) -> bool {
+        self.redirect_uris.iter().any(|r| redirect_matches(r, candidate))
+    }
+
+    pub fn post_logout_uri_registered(&self, candidate: &str) -> bool {
+        self.post_logout_redirect_uris.iter().any(|r| redirect_matches(r, candidate))
+    }
+
+    pub fn verify_secret(&self, secret: &str) -> bool {
+        let presented = crate::secrets::digest_hex(secret);
+        // Check every stored hash so timing does not say which one matched.
+        self.secret_hashes.iter().fold(false, |ok, h| crate::secrets::ct_eq(h.as_bytes(), presented.as_bytes()) | ok)
+    }
+}
+
+fn redirect_matches(registered: &str, candidate: &str) -> bool {
+    if registered == candidate {
+        return true;
+    }
+    let (Ok(r), Ok(c)) = (url::Url::parse(registered), url::Url::parse(candidate)) else {
+        return false;
+    };
+    let loopback = |u: &url::Url| u.scheme() == "http" && matches!(u.host_str(), Some("127.0.0.1") | Some("[::1]"));
+    // Only a candidate already in normal form: `/a/../callback` is not `/callback`.
+    c.as_str() == candidate
+        && loopback(&r)
+        && loopback(&c)
+        && r.host_str() == c.host_str()
+        && r.path() == c.path()
+        && r.query() == c.query()
+        && c.fragment().is_none()
+        && c.username().is_empty()
+        && c.password().is_none()
+}
+
+/// The one parser for every email address that comes in: a bare RFC 5321 addr-spec
+/// (`local@domain`), lowercased. Display syntax (`Name <a@b>`), quoted local parts,
+/// comments, IP literals, non-ASCII and control characters are refused, so what is
+/// stored is exactly the mailbox that will receive the mail.
+pub fn normalize_email(s: &str) -> Option<String> {
+    // Only surrounding spaces are forgiven (form fields); a CR/LF anywhere is refused.
+    let s = s.trim_matches(' ');
+    if s.is_empty() || s.len() > 254 || !s.is_ascii() {
+        return None;
+    }
+    let (local, domain) = s.split_once('@')?;
+    (local_part_ok(local) && domain_ok(domain)).then(|| s.to_ascii_lowercase())
+}
+
+/// RFC 5322 dot-atom: atext runs separated by single dots. `#` is left out because
+/// guest UPNs use `#EXT#` as their separator.
+fn local_part_ok(local: &str) -> bool {
+    let atext = |c: char| c.is_ascii_alphanumeric() || "!$%&'*+-/=?^_`{|}~".contains(c);
+    local.len() <= 64 && local.split('.').all(|atom| !atom.is_empty() && atom.chars().all(atext))
+}
+
+/// A DNS host name of at least two LDH labels whose last label is not numeric.
+fn domain_ok(domain: &str) -> bool {
+    let labels: Vec<&str> = domain.split('.').collect();
+    let label_ok = |l: &&str| {
+        (1..=63).contains(&l.len())
+            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    domain.len() <= 253
+        && labels.len() >= 2
+        && labels.iter().all(label_ok)
+        && labels.last().is_some_and(|tld| !tld.chars().all(|c| c.is_ascii_digit()))
+}
+
+/// Longest display name (users, invitations, policies, named locations, devices).
+pub const DISPLAY_NAME_MAX: usize = 256;
+/// Longest personal message in an invitation.
+pub const MESSAGE_MAX: usize = 2000;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TextError {
+    #[error("{0} must not be empty")]
+    Empty(&'static str),
+    #[error("{0} must be at most {1} characters")]
+    TooLong(&'static str, usize),
+    #[error("{0} must not contain control characters, line breaks or bidirectional overrides")]
+    Control(&'static str),
+}
+
+/// True for characters that would forge lines (email bodies, logs, headers) or reorder
+/// what a person reads: C0/C1 controls, DEL, Unicode line/paragraph separators and the
+/// bidirectional embedding, override and isolate controls.
+pub fn forbidden_in_text(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Checks a display string the admin API is about to store: trimmed, 1 to `max`
+/// characters, nothing from [`forbidden_in_text`]. Returns the trimmed text.
+pub fn display_text(field: &'static str, s: &str, max: usize) -> Result<String, TextError> {
+    if s.chars().any(forbidden_in_text) {
+        return Err(TextError::Control(field));
+    }
+    let t = s.trim();
+    if t.is_empty() {
+        return Err(TextError::Empty(field));
+    }
+    if t.chars().count() > max {
+        return Err(TextError::TooLong(field, max));
+    }
+    Ok(t.to_string())
+}
+
+/// A browser registered in a tenant by its device cookie (DESIGN §1 "Device").
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Device {
+    pub id: String,
+    pub display_name: String,
+    pub is_managed: bool,
+    pub is_compliant: bool,
+    #[serde(default)]
+    pub trust_type: Option<String>,
+    pub registered_owner: Option<Uuid>,
+    pub created_at: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn app(uris: &[&str]) -> Application {
+        Application {
+            tenant_id: Uuid::nil(),
+            client_id: "c".into(),
+            display_name: "c".into(),
+            redirect_uris: uris.iter().map(|s| s.to_string()).collect(),
+            post_logout_redirect_uris: vec![],
+            client_type: ClientType::Public,
+            secret_hashes: vec![],
+            id_token_signed_response_alg: SigningAlg::ES256,
+            app_roles: vec![],
+            assignment_required: false,
+            home_page_url: None,
+            first_party: false,
+        }
+    }
+
+    #[test]
+    fn redirect_uris_match_exactly_except_loopback_port() {
+        let a = app(&["http://127.0.0.1/callback", "https://rp.example/cb"]);
+        assert!(a.redirect_uri_registered("https://rp.example/cb"));
+        assert!(!a.redirect_uri_registered("https://rp.example/cb/"));
+        assert!(!a.redirect_uri_registered("https://rp.example/cb?x=1"));
+        assert!(!a.redirect_uri_registered("https://RP.example:443/cb#"));
+        assert!(a.redirect_uri_registered("http://127.0.0.1:53111/callback"));
+        assert!(!a.redirect_uri_registered("http://127.0.0.1:53111/callbackx"));
+        assert!(!a.redirect_uri_registered("http://localhost:53111/callback"));
+        assert!(!a.redirect_uri_registered("http://127.0.0.1.evil.example/callback"));
+        assert!(!a.redirect_uri_registered("http://127.0.0.1:9/evil/../callback"));
+        assert!(!a.redirect_uri_registered("http://127.0.0.1@evil.example/callback"));
+    }
+
+    #[test]
+    fn guest_upn_follows_entra() {
+        assert_eq!(
+            guest_upn("sally@contoso.example", "fabrikam.example"),
+            "sally_contoso.example#EXT#@fabrikam.example"
+        );
+        assert_eq!(
+            guest_upn("gsamoogle@gmail.com", "WoodGroveAzureAD.onmicrosoft.com"),
+            "gsamoogle_gmail.com#EXT#@WoodGroveAzureAD.onmicrosoft.com"
+        );
+    }
+
+    #[test]
+    fn emails_are_normalized() {
+        assert_eq!(normalize_email(" Sally@Contoso.Example "), Some("sally@contoso.example".into()));
+        assert_eq!(normalize_email("o'brien+b2b@sub.contoso.example"), Some("o'brien+b2b@sub.contoso.example".into()));
+        assert_eq!(normalize_email("a.b-c@xn--bcher-kva.example"), Some("a.b-c@xn--bcher-kva.example".into()));
+    }
+
+    #[test]
+    fn only_a_bare_addr_spec_is_an_email_address() {
+        for bad in [
+            "",
+            "no-at-sign",
+            "a@b",
+            "a b@c.example",
+            "a@b@c.example",
+            "@c.example",
+            "a@",
+            "<sally@contoso.example>",
+            "x<iw@fabrikam.example>",
+            "Sally <sally@contoso.example>",
+            "\"sally\"@contoso.example",
+            "sally@contoso.example (Sally)",
+            "<svg/onload=alert(3)>@x.example",
+            "a\"onmouseover=x@x.example",
+            "new@northwind.example\r\nBcc: all@evil.example",
+            "new@northwind.example\n",
+            "\tnew@northwind.example",
+            "a..b@c.example",
+            ".a@c.example",
+            "a.@c.example",
+            "a#EXT#@c.example",
+            "a@-c.example",
+            "a@c-.example",
+            "a@c..example",
+            "a@.c.example",
+            "a@c.example.",
+            "a@[127.0.0.1]",
+            "a@127.0.0.1",
+            "a@c_d.example",
+            "s\u{e4}lly@contoso.example",
+            "sally@b\u{fc}cher.example",
+        ] {
+            assert_eq!(normalize_email(bad), None, "{bad:?}");
+        }
+        assert_eq!(normalize_email(&format!("{}@c.example", "a".repeat(65))), None);
+        assert_eq!(normalize_email(&format!("a@{}.example", "b".repeat(64))), None);
+        assert!(normalize_email(&format!("{}@c.example", "a".repeat(64))).is_some());
+    }
+
+    #[test]
+    fn display_text_refuses_what_forges_lines_or_reorders_text() {
+        assert_eq!(display_text("displayName", "  Sally Contoso ", 256), Ok("Sally Contoso".into()));
+        // Letters of any script are fine; only controls and explicit direction overrides are not.
+        let name = "Zo\u{eb} \u{5e9}\u{5dc}\u{5d5}\u{5dd}";
+        assert_eq!(display_text("displayName", name, 256), Ok(name.to_string()));
+        for bad in
+            ["a\rb", "a\nb", "a\tb", "a\u{0}", "a\u{7f}", "a\u{85}", "a\u{2028}b", "evil\u{202e}moc", "a\u{2066}b"]
+        {
+            assert_eq!(display_text("displayName", bad, 256), Err(TextError::Control("displayName")), "{bad:?}");
+        }
+        assert_eq!(display_text("displayName", "   ", 256), Err(TextError::Empty("displayName")));
+        assert_eq!(display_text("displayName", &"\u{e9}".repeat(256), 256).map(|s| s.chars().count()), Ok(256));
+        assert_eq!(display_text("displayName", &"x".repeat(257), 256), Err(TextError::TooLong("displayName", 256)));
+    }
+}
