@@ -44,8 +44,6 @@ pub struct AppState {
     /// When a non-interactive sign-in (app, user) was last logged: token sign-ins are
     /// aggregated per minute, as Entra does, so the log does not grow with every token.
     pub token_log_seen: std::sync::Mutex<std::collections::HashMap<String, i64>>,
-    /// Home IdPs' discovery documents and JWKS, reused for a few minutes.
-    pub home_metadata: crate::federation::MetadataCache,
 }
 
 impl AppState {

@@ -138,7 +138,6 @@ impl Application {
             seal,
             dummy_hash,
             http,
-            home_metadata: Default::default(),
             discovery_cache: Default::default(),
             token_log_seen: Default::default(),
         });
@@ -148,12 +147,15 @@ impl Application {
         let demo_rp = web::Data::new(crate::demo::rp::DemoRp::default());
         let stubs = web::Data::new(crate::demo::stub_idp::StubState::default());
         let stubs_handle = stubs.clone();
+        // Home IdPs' discovery documents and JWKS, reused for a few minutes.
+        let homes = web::Data::new(crate::federation::MetadataCache::default());
         let body_secs = state.config.body_timeout_secs;
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(shared.clone())
                 .app_data(demo_rp.clone())
                 .app_data(stubs.clone())
+                .app_data(homes.clone())
                 .app_data(web::PayloadConfig::new(64 * 1024))
                 .wrap(security_headers())
                 .wrap_fn(move |mut req, srv| {

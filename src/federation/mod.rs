@@ -263,9 +263,9 @@ fn home_http<'a>(state: &'a AppState) -> impl Fn(HttpRequest) -> HomeFuture<'a> 
 }
 
 /// The home's metadata, from the cache while it is fresh.
-async fn metadata(state: &AppState, issuer: &str) -> Result<Arc<HomeMetadata>, String> {
+async fn metadata(state: &AppState, homes: &MetadataCache, issuer: &str) -> Result<Arc<HomeMetadata>, String> {
     let now = state.now();
-    if let Some(m) = state.home_metadata.fresh(issuer, now) {
+    if let Some(m) = homes.fresh(issuer, now) {
         return Ok(m);
     }
     let url = IssuerUrl::new(issuer.to_string()).map_err(|e| e.to_string())?;
@@ -273,17 +273,22 @@ async fn metadata(state: &AppState, issuer: &str) -> Result<Arc<HomeMetadata>, S
         .await
         .map_err(|e| format!("discovery of {issuer}: {e}"))?;
     let fetched = Arc::new(fetched);
-    state.home_metadata.store(issuer, now, fetched.clone());
+    homes.store(issuer, now, fetched.clone());
     Ok(fetched)
 }
 
 /// Fetches the home's JWKS again (an ID token named a key the cached set lacks: rotation).
-async fn refresh_jwks(state: &AppState, issuer: &str, old: &HomeMetadata) -> Result<Arc<HomeMetadata>, String> {
+async fn refresh_jwks(
+    state: &AppState,
+    homes: &MetadataCache,
+    issuer: &str,
+    old: &HomeMetadata,
+) -> Result<Arc<HomeMetadata>, String> {
     let keys = JsonWebKeySet::fetch_async(old.jwks_uri(), &home_http(state))
         .await
         .map_err(|e| format!("JWKS of {issuer}: {e}"))?;
     let fresh = Arc::new(old.clone().set_jwks(keys));
-    state.home_metadata.store(issuer, state.now(), fresh.clone());
+    homes.store(issuer, state.now(), fresh.clone());
     Ok(fresh)
 }
 
@@ -323,13 +328,14 @@ pub struct Started {
 /// Builds the authorization request to the home IdP.
 pub async fn start(
     state: &AppState,
+    homes: &MetadataCache,
     resource: &Tenant,
     home: &Home,
     login_hint: &str,
     fresh: Freshness,
 ) -> Result<Started, String> {
     let p = provider(state, resource, home)?;
-    let metadata = metadata(state, &p.issuer).await?;
+    let metadata = metadata(state, homes, &p.issuer).await?;
     let client = make_client(state, &p, &metadata)?;
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let mut request = client
@@ -382,6 +388,7 @@ pub fn auth_time_acceptable(auth_time: Option<i64>, started_at: i64, now: i64, f
 /// expiry, nonce). Returns the identity and the home's `auth_time`, if it sent one.
 pub async fn finish(
     state: &AppState,
+    homes: &MetadataCache,
     resource: &Tenant,
     home: &Home,
     code: &str,
@@ -389,7 +396,7 @@ pub async fn finish(
     verifier: &str,
 ) -> Result<(HomeIdentity, Option<i64>), String> {
     let p = provider(state, resource, home)?;
-    let mut metadata = metadata(state, &p.issuer).await?;
+    let mut metadata = metadata(state, homes, &p.issuer).await?;
     let client = make_client(state, &p, &metadata)?;
     let response = client
         .exchange_code(AuthorizationCode::new(code.to_string()))
@@ -418,7 +425,7 @@ pub async fn finish(
                 if !refreshed =>
             {
                 refreshed = true;
-                metadata = refresh_jwks(state, &p.issuer, &metadata).await?;
+                metadata = refresh_jwks(state, homes, &p.issuer, &metadata).await?;
             }
             Err(e) => return Err(format!("the home ID token did not validate: {e}")),
         }

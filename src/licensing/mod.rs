@@ -1,10 +1,7 @@
 //! Premium seats (DESIGN §5): members with MFA/CA and every redeemed guest take a seat of
 //! the resource tenant; when none is left, redemption and MFA sign-ins stop, clearly.
-use actix_web::http::StatusCode;
-
 use crate::model::{ExternalUserState, Tenant, User};
 use crate::storage::{Store, StoreError};
-use crate::web::error::PageError;
 
 /// Whether this user holds a seat: a redeemed guest, or a member who uses MFA.
 pub fn holds_seat(user: &User) -> bool {
@@ -22,12 +19,4 @@ pub fn seats_used(store: &Store, tenant: &Tenant) -> Result<u32, StoreError> {
 /// True when `user` already holds a seat or one is free.
 pub fn can_take_seat(store: &Store, tenant: &Tenant, user: &User) -> Result<bool, StoreError> {
     Ok(holds_seat(user) || seats_used(store, tenant)? < tenant.premium_seats)
-}
-
-pub fn exhausted(tenant: &Tenant) -> PageError {
-    PageError::new(
-        StatusCode::FORBIDDEN,
-        "license_exhausted",
-        format!("{} has no Premium licence left for you. Ask its admin to add licences.", tenant.display_name),
-    )
 }

@@ -340,7 +340,7 @@ fn token_log(state: &AppState, tenant: &Tenant, app: &Application, f: TokenLog<'
         }
         seen.insert(key, now);
     }
-    let facts = crate::access::LogFacts {
+    let facts = crate::audit::LogFacts {
         tenant,
         user,
         app_id: &app.client_id,
@@ -350,7 +350,7 @@ fn token_log(state: &AppState, tenant: &Tenant, app: &Application, f: TokenLog<'
         amr: f.amr.to_vec(),
         interactive: false,
     };
-    crate::access::log(state, facts, f.decision, failure.map(|(code, why)| (code, why.to_string())));
+    crate::audit::log(state, facts, f.decision, failure.map(|(code, why)| (code, why.to_string())));
 }
 
 fn client_credentials(state: &AppState, tenant: &Tenant, app: &Application) -> Result<HttpResponse, OAuthError> {

@@ -6,6 +6,9 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::app::AppState;
 use crate::federation::{self, HomeIdentity};
+
+/// The home IdPs' metadata cache, registered beside the shared state.
+pub type Homes = actix_web::web::Data<federation::MetadataCache>;
 use crate::mfa;
 use crate::model::FedState;
 use crate::model::{Authentication, Home, Purpose, SignIn, Step};
@@ -21,6 +24,7 @@ use crate::web::error::PageError;
 /// Sends the guest to their home IdP, or emails a one-time code.
 pub async fn begin_home(
     state: &AppState,
+    homes: &federation::MetadataCache,
     tenant: &Tenant,
     tx: &str,
     mut signin: SignIn,
@@ -35,7 +39,7 @@ pub async fn begin_home(
         return Ok(to_login_page(tenant, tx));
     }
     let fresh = home_freshness(state, tenant, &signin)?;
-    let started = federation::start(state, tenant, &home, &email, fresh).await.map_err(|e| {
+    let started = federation::start(state, homes, tenant, &home, &email, fresh).await.map_err(|e| {
         tracing::warn!(error = %e, "home IdP unreachable");
         PageError::new(
             StatusCode::BAD_GATEWAY,
@@ -140,7 +144,7 @@ fn send_email_code(
 /// `/federation/callback`: the home IdP answers; the sign-in that sent the guest continues.
 /// Everything about the answer is checked (binding, step, `iss`) before its state is spent
 /// or its code is sent anywhere.
-pub async fn federation_callback(req: HttpRequest, state: Data) -> Result<HttpResponse, PageError> {
+pub async fn federation_callback(req: HttpRequest, state: Data, homes: Homes) -> Result<HttpResponse, PageError> {
     let query = crate::web::form::query(&req)?;
     let st = query.get("state").ok_or_else(PageError::signin_expired)?;
     let bound =
@@ -187,7 +191,7 @@ pub async fn federation_callback(req: HttpRequest, state: Data) -> Result<HttpRe
     }
     let code = query.get("code").ok_or_else(|| PageError::bad_request("home_signin_failed", "No code came back."))?;
     let (proven, auth_time) =
-        federation::finish(&state, &tenant, &home, code, &nonce, &verifier).await.map_err(|e| {
+        federation::finish(&state, &homes, &tenant, &home, code, &nonce, &verifier).await.map_err(|e| {
             tracing::warn!(error = %e, "home sign-in failed");
             PageError::bad_request(
                 "home_signin_failed",

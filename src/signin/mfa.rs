@@ -58,7 +58,7 @@ fn with_mfa(mut auth: Authentication) -> Authentication {
 
 fn log_lock(state: &AppState, req: &HttpRequest, tenant: &Tenant, signin: &SignIn, auth: &Authentication) {
     let user = state.store.user(&tenant.id, &auth.user_id).ok().flatten();
-    let facts = crate::access::LogFacts {
+    let facts = crate::audit::LogFacts {
         tenant,
         user: user.as_ref(),
         app_id: signin.client_id().unwrap_or(crate::access::PORTAL_APP),
@@ -68,7 +68,7 @@ fn log_lock(state: &AppState, req: &HttpRequest, tenant: &Tenant, signin: &SignI
         amr: auth.amr.clone(),
         interactive: true,
     };
-    crate::access::log(state, facts, None, Some(("mfa_locked", "5 wrong MFA codes: locked for 15 minutes".into())));
+    crate::audit::log(state, facts, None, Some(("mfa_locked", "5 wrong MFA codes: locked for 15 minutes".into())));
 }
 
 pub async fn enroll(

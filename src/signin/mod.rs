@@ -2,6 +2,7 @@
 //! home IdP / email code (guests) → consent (redemption) → done. Each handler loads the
 //! transaction, checks it is at its step and bound to this browser, and advances it.
 pub mod authorize;
+pub mod device;
 pub mod guest;
 pub mod mfa;
 pub mod redeem;
@@ -193,6 +194,7 @@ pub async fn identify(
     path: web::Path<String>,
     body: web::Bytes,
     state: Data,
+    homes: guest::Homes,
 ) -> Result<HttpResponse, PageError> {
     let (tenant, f, tx, mut signin) = posted(&req, &state, &path, &body, |s| *s == Step::Identify)?;
     let login = f.get("login").map(str::trim).unwrap_or_default().to_string();
@@ -220,7 +222,7 @@ pub async fn identify(
                 "Your home identity provider is no longer configured here. Ask the admin to reset your redemption.",
             )
         })?;
-        return begin_home(&state, &tenant, &tx, signin, home).await;
+        return begin_home(&state, &homes, &tenant, &tx, signin, home).await;
     }
     let own_domain = signin
         .login
@@ -248,7 +250,8 @@ pub async fn password(
     body: web::Bytes,
     state: Data,
 ) -> Result<HttpResponse, PageError> {
-    use crate::access::{LogFacts, PORTAL_APP, log_login_failure};
+    use crate::access::PORTAL_APP;
+    use crate::audit::{LogFacts, log_login_failure};
     use crate::ratelimit::Reserved;
     let (tenant, f, tx, signin) = posted(&req, &state, &path, &body, |s| *s == Step::Password)?;
     let now = state.now();
@@ -279,7 +282,7 @@ pub async fn password(
         Reserved::No { .. } => {
             let reason = "too many wrong passwords: the account is locked for a while".to_string();
             // A locked account may be hammered: one entry per login and minute.
-            if crate::access::first_in_minute(&state, &format!("{}:pwd:{login}:account_locked", tenant.id)) {
+            if crate::audit::first_in_minute(&state, &format!("{}:pwd:{login}:account_locked", tenant.id)) {
                 log_login_failure(&state, facts(), &login, "account_locked", reason);
             }
             return step_page(&state, &req, &tenant, &tx, &signin, Some(LOCKED.into()));
@@ -291,7 +294,7 @@ pub async fn password(
         && let Some(wait) = state.ip_limiter.retry_after(&ip_key, now)
     {
         state.limiter.release(&account_key, now);
-        if crate::access::first_in_minute(&state, &format!("{}:pwd:{login}:ip_throttled", tenant.id)) {
+        if crate::audit::first_in_minute(&state, &format!("{}:pwd:{login}:ip_throttled", tenant.id)) {
             let reason = "too many wrong passwords from this IP address: throttled".to_string();
             log_login_failure(&state, facts(), &login, "ip_throttled", reason);
         }
@@ -358,7 +361,7 @@ pub async fn consent(
     }
     let user = signin_user(&state, &tenant, &signin)?;
     if !crate::licensing::can_take_seat(&state.store, &tenant, &user)? {
-        return Err(crate::licensing::exhausted(&tenant));
+        return Err(seat_exhausted(&tenant));
     }
     // Where the guest goes afterwards is settled before the ticket is spent: a redirect
     // that cannot be sent must leave the invitation redeemable.
@@ -427,7 +430,8 @@ pub fn after_primary(
     mut auth: Authentication,
     existing: Option<(String, crate::model::Session)>,
 ) -> Result<HttpResponse, PageError> {
-    use crate::access::{Gate, LogFacts, PORTAL_APP};
+    use crate::access::{Gate, PORTAL_APP};
+    use crate::audit::LogFacts;
     if let Some((cookie, _)) = &existing {
         // One session may be reused at most SSO_REUSES_PER_MINUTE times a minute: a script
         // replaying a cookie can neither flood the log nor the store.
@@ -460,11 +464,11 @@ pub fn after_primary(
     let log =
         |facts: LogFacts<'_>, decision: Option<&crate::policy::Decision>, error: Option<(&str, String)>| match &sso_key
         {
-            Some(key) => crate::access::log_aggregated(state, key, facts, decision, error),
-            None => crate::access::log(state, facts, decision, error),
+            Some(key) => crate::audit::log_aggregated(state, key, facts, decision, error),
+            None => crate::audit::log(state, facts, decision, error),
         };
     let ip = crate::web::net::client_ip(req, &state.config.trusted_proxies);
-    let (device, device_cookie) = crate::access::device(req, state, tenant, &user)?;
+    let (device, device_cookie) = device::device(req, state, tenant, &user)?;
     // Refreshes re-check conditional access against this device's state at the time.
     auth.device_id = Some(device.id.clone());
     let age = existing.as_ref().map(|(_, s)| state.now() - s.auth.auth_time);
@@ -532,7 +536,7 @@ pub fn after_primary(
                 let reason = "no Premium licence left for MFA".to_string();
                 log(facts(auth.amr.clone()), Some(&decision), Some(("license_exhausted", reason)));
                 state.store.delete_signin(&digest(tx))?;
-                return Err(crate::licensing::exhausted(tenant));
+                return Err(seat_exhausted(tenant));
             }
             // Entra logs the MFA interruption (50074) with the policies that asked for it.
             let why = crate::access::mfa_reasons(&decision, &user, tenant, step_up);
@@ -745,7 +749,7 @@ pub fn portal_user(
     };
     let user = state.store.user(&tenant.id, &session.auth.user_id)?.ok_or_else(PageError::signin_expired)?;
     let ip = crate::web::net::client_ip(req, &state.config.trusted_proxies);
-    let device = crate::access::known_device(req, state, tenant, &user)?;
+    let device = device::known_device(req, state, tenant, &user)?;
     let age = state.now() - session.auth.auth_time;
     let ctx = crate::access::context(&user, PORTAL_APP, ip, device.as_ref(), &session.auth, Some(age));
     if let Gate::Allow(_) = crate::access::gate(state, tenant, &user, &ctx, false)? {
@@ -767,4 +771,13 @@ pub fn portal_user(
         resp.add_cookie(&c).map_err(PageError::internal)?;
     }
     Ok(Err(resp))
+}
+
+/// The page when a tenant has no Premium seat left for this user.
+fn seat_exhausted(tenant: &Tenant) -> PageError {
+    PageError::new(
+        actix_web::http::StatusCode::FORBIDDEN,
+        "license_exhausted",
+        format!("{} has no Premium licence left for you. Ask its admin to add licences.", tenant.display_name),
+    )
 }

@@ -41,7 +41,11 @@ pub fn ticket_error(p: TicketProblem) -> PageError {
     }
 }
 
-pub async fn redeem(req: HttpRequest, state: Data) -> Result<HttpResponse, PageError> {
+pub async fn redeem(
+    req: HttpRequest,
+    state: Data,
+    homes: crate::signin::guest::Homes,
+) -> Result<HttpResponse, PageError> {
     let query = crate::web::form::query(&req)?;
     let raw = query.get("ticket").unwrap_or_default();
     if raw.is_empty() || raw.len() > 128 {
@@ -71,7 +75,7 @@ pub async fn redeem(req: HttpRequest, state: Data) -> Result<HttpResponse, PageE
         user_id: Some(guest.id),
         expires_at: state.now() + state.config.tokens.signin_secs,
     };
-    let mut resp = crate::signin::begin_home(&state, &tenant, &tx, signin, home).await?;
+    let mut resp = crate::signin::begin_home(&state, &homes, &tenant, &tx, signin, home).await?;
     if let Some(c) = new_cookie {
         resp.add_cookie(&c).map_err(PageError::internal)?;
     }
