@@ -196,3 +196,98 @@ pub(super) fn attr(property: &str, value: &str) -> Result<Attr, String> {
         _ => Err(format!("unsupported property {property} (device.isCompliant, device.isManaged, device.trustType)")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// (rule, compliant, managed, trust type) → Some(result) or None for a parse error.
+    #[test]
+    fn device_rule_language() {
+        type Case<'a> = (&'a str, bool, bool, Option<&'a str>, Option<bool>);
+        let deep = format!("{}device.isCompliant -eq True{}", "(".repeat(17), ")".repeat(17));
+        let ok_deep = format!("{}device.isCompliant -eq True{}", "(".repeat(16), ")".repeat(16));
+        let long = format!("device.isCompliant -eq True{}", " ".repeat(MAX_RULE_LEN));
+        let cases: Vec<Case> = vec![
+            ("device.isCompliant -eq True", true, false, None, Some(true)),
+            ("device.isCompliant -eq True", false, false, None, Some(false)),
+            ("DEVICE.ISCOMPLIANT -EQ true", true, false, None, Some(true)),
+            ("device.isCompliant -eq \"True\"", true, false, None, Some(true)),
+            ("device.isCompliant -ne True", false, false, None, Some(true)),
+            ("device.isManaged -eq False", false, false, None, Some(true)),
+            ("device.isManaged -eq True", false, true, None, Some(true)),
+            ("device.trustType -eq \"AzureAD\"", false, false, Some("AzureAD"), Some(true)),
+            ("device.trustType -eq azuread", false, false, Some("AzureAD"), Some(true)),
+            ("device.trustType -eq 'Workplace'", false, false, Some("AzureAD"), Some(false)),
+            ("device.trustType -eq ServerAD", false, false, None, Some(false)),
+            ("device.trustType -ne ServerAD", false, false, None, Some(true)),
+            // -and binds tighter: T -or (F -and F) = T; left-to-right would give F.
+            (
+                "device.isCompliant -eq True -or device.isManaged -eq True -and device.trustType -eq AzureAD",
+                true,
+                false,
+                None,
+                Some(true),
+            ),
+            // (F -and T) -or T = T; right-to-left grouping F -and (T -or T) would give F.
+            (
+                "device.isCompliant -eq True -and device.isManaged -eq False -or device.trustType -eq Workplace",
+                false,
+                false,
+                Some("Workplace"),
+                Some(true),
+            ),
+            ("device.isCompliant -eq True -and device.isManaged -eq True", true, false, None, Some(false)),
+            ("device.isCompliant -eq True -and device.isManaged -eq True", true, true, None, Some(true)),
+            ("device.isCompliant -eq True -or device.isManaged -eq True", false, true, None, Some(true)),
+            (
+                "device.isCompliant -eq True -or device.isManaged -eq True -or device.trustType -eq AzureAD",
+                false,
+                false,
+                Some("AzureAD"),
+                Some(true),
+            ),
+            (
+                "device.isCompliant -eq True -or device.isManaged -eq True -or device.trustType -eq AzureAD",
+                false,
+                false,
+                None,
+                Some(false),
+            ),
+            // Parentheses override precedence: (T -or F) -and F = F.
+            (
+                "(device.isCompliant -eq True -or device.isManaged -eq True) -and device.trustType -eq AzureAD",
+                true,
+                false,
+                None,
+                Some(false),
+            ),
+            ("(device.isCompliant -eq True)", true, false, None, Some(true)),
+            (ok_deep.as_str(), true, false, None, Some(true)),
+            ("", false, false, None, None),
+            ("   ", false, false, None, None),
+            ("device.isCompliant", false, false, None, None),
+            ("device.isCompliant -eq", false, false, None, None),
+            ("-eq True", false, false, None, None),
+            ("device.isCompliant -eq Maybe", false, false, None, None),
+            ("device.isCompliant -gt True", false, false, None, None),
+            ("device.trustType -eq Cloud", false, false, None, None),
+            ("device.operatingSystem -eq Windows", false, false, None, None),
+            ("device.isCompliant -eq True -and", false, false, None, None),
+            ("device.isCompliant -eq True -or -and device.isManaged -eq True", false, false, None, None),
+            ("device.isCompliant -eq True device.isManaged -eq True", false, false, None, None),
+            ("(device.isCompliant -eq True", false, false, None, None),
+            ("device.isCompliant -eq True)", false, false, None, None),
+            ("()", false, false, None, None),
+            ("device.trustType -eq \"AzureAD", false, false, None, None),
+            ("\"device.isCompliant\" -eq True", false, false, None, None),
+            (deep.as_str(), true, false, None, None),
+            (long.as_str(), true, false, None, None),
+        ];
+        for (rule, compliant, managed, trust_type, expected) in cases {
+            let view = DeviceView { compliant, managed, trust_type };
+            let got = parse_rule(rule).ok().map(|r| r.eval(&view));
+            assert_eq!(got, expected, "rule: {rule:?}");
+        }
+    }
+}

@@ -142,3 +142,102 @@ pub fn validate_references(policy: &Policy, locations: &[NamedLocation]) -> Resu
         .collect();
     if missing.is_empty() { Ok(()) } else { Err(format!("unknown named location(s): {}", missing.join(", "))) }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::testkit::*;
+
+    #[test]
+    fn validation() {
+        use Control::{Block, Mfa};
+        let freq = |value: u32, r#type: FrequencyType| {
+            Some(SessionControls { sign_in_frequency: Some(SignInFrequency { value, r#type, is_enabled: true }) })
+        };
+        let valid = vec![
+            ("base", base("p1")),
+            ("ids and keywords", by_users(&[GUESTS, ALICE], &[PARTNER])),
+            ("None alone (draft)", by_users(&[NONE], &[])),
+            ("block alone", pol(|p| p.grant_controls = grant(GrantOperator::And, &[Block]))),
+            (
+                "device filter",
+                pol(|p| {
+                    p.conditions.devices = devs(&[], &[], Some((FilterMode::Include, "device.isManaged -eq True")))
+                }),
+            ),
+            ("device states", by_devs(&[ALL], &[COMPLIANT, DOMAIN_JOINED], None)),
+            (
+                "session only",
+                pol(|p| {
+                    p.grant_controls = None;
+                    p.session_controls = freq(23, FrequencyType::Hours);
+                }),
+            ),
+            ("365 days", pol(|p| p.session_controls = freq(365, FrequencyType::Days))),
+        ];
+        for (name, p) in valid {
+            assert_eq!(validate(&p), Ok(()), "case: {name}");
+        }
+
+        let invalid = vec![
+            ("no display name", pol(|p| p.display_name = " ".into()), "displayName is required"),
+            ("empty includeUsers", by_users(&[], &[]), "includeUsers is empty"),
+            ("empty includeApplications", by_apps(&[], &[]), "includeApplications is empty"),
+            (
+                "both empty",
+                pol(|p| {
+                    p.conditions.users = users(&[], &[]);
+                    p.conditions.applications = apps(&[], &[]);
+                }),
+                "includeUsers is empty; conditions.applications.includeApplications is empty",
+            ),
+            ("user that is not an id", by_users(&["sally@contoso.example"], &[]), "neither All"),
+            ("None with others", by_users(&[NONE, ALICE], &[]), "None cannot be combined"),
+            ("exclude All users", by_users(&[ALL], &[ALL]), "excludeUsers cannot contain All"),
+            ("exclude All apps", by_apps(&[ALL], &[ALL]), "excludeApplications cannot contain All"),
+            ("empty app id", by_apps(&[""], &[]), "empty application id"),
+            ("exclude-only locations", by_locs(&[], &[BRANCH]), "includeLocations is required"),
+            ("exclude All locations", by_locs(&[ALL], &[ALL]), "excludeLocations cannot contain All"),
+            ("include device state", by_devs(&[COMPLIANT], &[], None), "includeDevices"),
+            ("exclude device state", by_devs(&[ALL], &["Rooted"], None), "excludeDevices"),
+            (
+                "bad device rule",
+                pol(|p| {
+                    p.conditions.devices = devs(&[], &[], Some((FilterMode::Include, "device.isCompliant -eq Yes")))
+                }),
+                "deviceFilter.rule: device.isCompliant compares with True or False",
+            ),
+            (
+                "filter with states",
+                pol(|p| {
+                    p.conditions.devices = devs(&[ALL], &[], Some((FilterMode::Include, "device.isManaged -eq True")))
+                }),
+                "cannot be combined",
+            ),
+            ("hidden risk", pol(|p| p.conditions.sign_in_risk_levels = vec![RiskLevel::Hidden]), "signInRiskLevels"),
+            (
+                "future risk",
+                pol(|p| p.conditions.user_risk_levels = vec![RiskLevel::UnknownFutureValue]),
+                "userRiskLevels",
+            ),
+            ("empty grant", pol(|p| p.grant_controls = grant(GrantOperator::Or, &[])), "builtInControls is empty"),
+            (
+                "block with mfa",
+                pol(|p| p.grant_controls = grant(GrantOperator::Or, &[Block, Mfa])),
+                "block cannot be combined",
+            ),
+            ("no controls at all", pol(|p| p.grant_controls = None), "needs grantControls or"),
+            ("0 hours", pol(|p| p.session_controls = freq(0, FrequencyType::Hours)), "must be 1..=23 hours"),
+            ("24 hours", pol(|p| p.session_controls = freq(24, FrequencyType::Hours)), "must be 1..=23 hours"),
+            ("366 days", pol(|p| p.session_controls = freq(366, FrequencyType::Days)), "must be 1..=365 days"),
+        ];
+        for (name, p, expected) in invalid {
+            let err = validate(&p).unwrap_err();
+            assert!(err.contains(expected), "case {name}: {err}");
+        }
+
+        let dangling = by_locs(&[BRANCH, "gone"], &[ALL_TRUSTED, "lost"]);
+        assert_eq!(validate_references(&dangling, &locations()), Err("unknown named location(s): gone, lost".into()));
+        assert_eq!(validate_references(&base("p1"), &[]), Ok(()));
+    }
+}
