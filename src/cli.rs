@@ -8,7 +8,6 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, Overrides};
 use crate::keys::KeyRing;
 use crate::model::SigningAlg;
-use crate::storage::Store;
 
 #[derive(Parser)]
 #[command(name = "gatehouse", version, about = "OpenID Connect identity provider for guest (B2B) collaboration")]
@@ -243,12 +242,12 @@ fn execute(cli: Cli) -> Result<(), String> {
                 cli.config.as_deref(),
                 Overrides { data_dir: dirs.data_dir, keys_dir: dirs.keys_dir, ..Default::default() },
             )?;
-            let store = Store::open(&config.data_dir, config.cache_mib).map_err(|e| e.to_string())?;
+            let store = crate::storage::open(&config.data_dir, config.cache_mib).map_err(|e| e.to_string())?;
             let alg = if alg == "RS256" { SigningAlg::RS256 } else { SigningAlg::ES256 };
             let t = &config.tokens;
             let grace = grace_secs.unwrap_or(t.key_rotation_grace_secs).max(0);
             let max_life = t.access_token_secs.max(t.id_token_secs);
-            let meta = KeyRing::rotate(&store, &config.keys_dir(), alg, SystemClock.now(), grace, max_life)
+            let meta = block_on(KeyRing::rotate(&store, &config.keys_dir(), alg, SystemClock.now(), grace, max_life))?
                 .map_err(|e| e.to_string())?;
             println!(
                 "new {} key {} published; it signs from {}",
@@ -276,9 +275,9 @@ fn execute(cli: Cli) -> Result<(), String> {
                 cli.config.as_deref(),
                 Overrides { data_dir: dirs.data_dir, keys_dir: dirs.keys_dir, ..Default::default() },
             )?;
-            let store = Store::open(&config.data_dir, config.cache_mib).map_err(|e| e.to_string())?;
+            let store = crate::storage::open(&config.data_dir, config.cache_mib).map_err(|e| e.to_string())?;
             println!("{:<18} {:<6} {:<22} retires", "kid", "alg", "signs from");
-            for m in store.key_metas().map_err(|e| e.to_string())? {
+            for m in block_on(store.key_metas())?.map_err(|e| e.to_string())? {
                 let retires = m.retires_at.map(crate::clock::rfc3339).unwrap_or_else(|| "-".into());
                 println!("{:<18} {:<6} {:<22} {retires}", m.kid, m.alg.as_str(), crate::clock::rfc3339(m.activates_at));
             }
@@ -341,6 +340,12 @@ fn admin_command(config: Option<&std::path::Path>, conn: ConnArgs, op: AdminOp) 
         println!("{}", out.trim_end());
         Ok(())
     })
+}
+
+/// Runs one storage future to completion for a command that has no server running.
+fn block_on<F: std::future::Future>(f: F) -> Result<F::Output, String> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+    Ok(rt.block_on(f))
 }
 
 fn s(v: &serde_json::Value) -> String {

@@ -144,20 +144,20 @@ pub enum VerifyError {
 impl KeyRing {
     /// Loads the keys recorded in the store, adopts PEM files the store does not know,
     /// generates an ES256 and an RS256 key when none exists, and drops retired keys.
-    pub fn load_or_create(store: &Store, dir: &Path, now: i64) -> Result<Self, KeyError> {
-        let mut metas = store.key_metas()?;
-        adopt_unknown_files(dir, &mut metas, store, now)?;
+    pub async fn load_or_create(store: &Store, dir: &Path, now: i64) -> Result<Self, KeyError> {
+        let mut metas = store.key_metas().await?;
+        adopt_unknown_files(dir, &mut metas, store, now).await?;
         for alg in [SigningAlg::ES256, SigningAlg::RS256] {
             if !metas.iter().any(|m| m.alg == alg) {
                 let meta = generate(dir, alg, now, now)?;
-                store.put_key_meta(&meta)?;
+                store.put_key_meta(&meta).await?;
                 metas.push(meta);
             }
         }
         let mut keys = Vec::new();
         for meta in metas {
             if meta.retires_at.is_some_and(|t| t < now) {
-                store.delete_key_meta(&meta.kid)?;
+                store.delete_key_meta(&meta.kid).await?;
                 let _ = std::fs::remove_file(file_for(dir, &meta));
                 continue;
             }
@@ -171,13 +171,13 @@ impl KeyRing {
             ))
         });
         let jwks = serde_json::json!({"keys": keys.iter().map(|k| &k.jwk).collect::<Vec<_>>()}).to_string();
-        store.flush_blocking()?;
+        store.flush().await?;
         Ok(Self { keys, jwks: jwks.into(), rng: SystemRandom::new() })
     }
 
     /// `gatehouse keys rotate`: a new key of `alg`, published at once, signing after `grace`.
     /// The current key retires once tokens it signed have expired.
-    pub fn rotate(
+    pub async fn rotate(
         store: &Store,
         dir: &Path,
         alg: SigningAlg,
@@ -186,14 +186,14 @@ impl KeyRing {
         max_token_life: i64,
     ) -> Result<KeyMeta, KeyError> {
         let meta = generate(dir, alg, now, now + grace)?;
-        for mut old in store.key_metas()? {
+        for mut old in store.key_metas().await? {
             if old.alg == alg && old.retires_at.is_none() {
                 old.retires_at = Some(meta.activates_at + max_token_life);
-                store.put_key_meta(&old)?;
+                store.put_key_meta(&old).await?;
             }
         }
-        store.put_key_meta(&meta)?;
-        store.flush_blocking()?;
+        store.put_key_meta(&meta).await?;
+        store.flush().await?;
         Ok(meta)
     }
 
@@ -281,7 +281,7 @@ impl KeyRing {
     }
 }
 
-fn adopt_unknown_files(dir: &Path, metas: &mut Vec<KeyMeta>, store: &Store, now: i64) -> Result<(), KeyError> {
+async fn adopt_unknown_files(dir: &Path, metas: &mut Vec<KeyMeta>, store: &Store, now: i64) -> Result<(), KeyError> {
     let Ok(entries) = std::fs::read_dir(dir) else { return Ok(()) };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().to_string();
@@ -296,7 +296,7 @@ fn adopt_unknown_files(dir: &Path, metas: &mut Vec<KeyMeta>, store: &Store, now:
             continue;
         }
         let meta = KeyMeta { kid: kid.to_string(), alg, created_at: now, activates_at: now, retires_at: None };
-        store.put_key_meta(&meta)?;
+        store.put_key_meta(&meta).await?;
         metas.push(meta);
     }
     // Several adopted keys of one algorithm: only the newest file signs, the rest retire.

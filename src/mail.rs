@@ -6,7 +6,7 @@ use crate::app::AppState;
 use crate::model::OutboxMessage;
 use crate::storage::StoreError;
 
-pub fn send(
+pub async fn send(
     state: &AppState,
     tenant_id: Option<Uuid>,
     to: &str,
@@ -28,7 +28,7 @@ pub fn send(
     // The outbox is the demo's mailbox. Outside the demo it keeps a record of what was sent
     // without the bearer secrets (tickets, codes), which are only ever stored hashed.
     let stored = if state.config.demo { msg.clone() } else { redacted(&msg) };
-    state.store.push_outbox(stored)?;
+    state.store.push_outbox(stored).await?;
     if let Some(smtp) = state.config.smtp.clone() {
         tokio::spawn(async move {
             if let Err(e) = deliver(&smtp, &msg).await {

@@ -29,13 +29,21 @@ fn raw_hash(argon: &Argon2, password: &[u8], salt: Salt, out: &mut [u8]) -> Resu
         .map_err(|e| e.to_string())
 }
 
-/// Runs `f` with one block buffer reused by every hash it makes on this thread (seeding
-/// many passwords), freed when `f` returns.
-pub fn with_reused_blocks<R>(f: impl FnOnce() -> R) -> R {
-    let before = BLOCKS.replace(Some(Vec::new()));
-    let out = f();
-    BLOCKS.set(before);
-    out
+/// While alive, every hash made on this thread (seeding many passwords) reuses one block
+/// buffer, freed when the guard drops. Only a memory saving: a task that moves to another
+/// thread in between just hashes with fresh memory there.
+pub struct ReusedBlocks(Option<Vec<Block>>);
+
+impl ReusedBlocks {
+    pub fn start() -> Self {
+        Self(BLOCKS.replace(Some(Vec::new())))
+    }
+}
+
+impl Drop for ReusedBlocks {
+    fn drop(&mut self) {
+        BLOCKS.set(self.0.take());
+    }
 }
 
 pub fn hash(password: &str, p: &Argon2Params) -> Result<String, String> {

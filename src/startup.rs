@@ -13,7 +13,7 @@ use crate::keys::{KeyError, KeyRing};
 use crate::password;
 use crate::ratelimit::Limiter;
 use crate::secrets::{new_token, random_bytes};
-use crate::storage::{Store, StoreError};
+use crate::storage::StoreError;
 use crate::web::csp::content_security_policy;
 
 #[derive(Debug, thiserror::Error)]
@@ -96,19 +96,20 @@ impl Application {
         let url =
             config.public_url.clone().unwrap_or_else(|| format!("http://{addr}")).trim_end_matches('/').to_string();
 
-        let store = Store::open(&config.data_dir, config.cache_mib)?;
+        let store = crate::storage::open(&config.data_dir, config.cache_mib)?;
         let now = clock.now();
-        let keys = KeyRing::load_or_create(&store, &config.keys_dir(), now)?;
-        let instance_secret: [u8; 32] = store.meta_or_insert("instance_secret", random_bytes::<32>)?;
+        let keys = KeyRing::load_or_create(&store, &config.keys_dir(), now).await?;
+        let instance_secret: [u8; 32] =
+            crate::storage::meta_or_insert(&store, "instance_secret", random_bytes::<32>()).await?;
         let seal = crate::secrets::SealKey::load_or_create(&config.keys_dir().join("seal.key"))
             .map_err(|e| StartupError::Other(format!("seal key: {e}")))?;
         let dummy_hash = password::hash(&new_token(), &config.argon2).map_err(StartupError::Other)?;
         let demo = if config.demo {
-            Some(seed::apply(&store, &config.data_dir, &url, &instance_secret, &config.argon2, now)?)
+            Some(seed::apply(&store, &config.data_dir, &url, &instance_secret, &config.argon2, now).await?)
         } else {
             None
         };
-        crate::federation::ensure_b2b_clients(&store, &url, &instance_secret)?;
+        crate::federation::ensure_b2b_clients(&store, &url, &instance_secret).await?;
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(std::time::Duration::from_secs(10))
@@ -177,7 +178,9 @@ impl Application {
             loop {
                 tick.tick().await;
                 let s = sweeper.clone();
-                let _ = tokio::task::spawn_blocking(move || s.store.sweep(s.now())).await;
+                // sled's sweep walks whole trees: off the async threads.
+                let handle = tokio::runtime::Handle::current();
+                let _ = tokio::task::spawn_blocking(move || handle.block_on(s.store.sweep(s.now()))).await;
             }
         });
         Ok(Self { url, port, server, state, stubs: stubs_handle, demo })

@@ -61,33 +61,33 @@ pub fn context(
 }
 
 /// Decides what this sign-in may do. `age` is `None` for a fresh authentication.
-pub fn gate(
+pub async fn gate(
     state: &AppState,
     tenant: &Tenant,
     user: &User,
     ctx: &SignInContext,
     step_up: bool,
 ) -> Result<Gate, crate::storage::StoreError> {
-    let ca = state.store.ca_records(&tenant.id)?;
+    let ca = state.store.ca_records(&tenant.id).await?;
     let decision = policy::evaluate(ctx, &ca.policies, &ca.locations);
     Ok(credential::decide(decision, user.per_user_mfa || tenant.require_mfa, step_up, ctx.satisfied.mfa))
 }
 
 /// The gate for an existing credential (`credential::check`): the user behind it, when
 /// it is still good, or why not.
-pub fn credential_user(
+pub async fn credential_user(
     state: &AppState,
     tenant: &Tenant,
     presented: &Presented<'_>,
 ) -> Result<Result<User, Refusal>, crate::storage::StoreError> {
-    let user = state.store.user(&tenant.id, &presented.user_id)?;
+    let user = state.store.user(&tenant.id, &presented.user_id).await?;
     Ok(credential::check(user.as_ref(), presented).map(|()| user.unwrap_or_default()))
 }
 
 /// Whether the grant (refresh-token family) behind a token is live: not revoked, not past
 /// its absolute lifetime.
-pub fn grant_state(state: &AppState, grant: &uuid::Uuid) -> Result<GrantState, crate::storage::StoreError> {
-    Ok(match state.store.grant(grant)? {
+pub async fn grant_state(state: &AppState, grant: &uuid::Uuid) -> Result<GrantState, crate::storage::StoreError> {
+    Ok(match state.store.grant(grant).await? {
         Some(g) if !g.revoked && g.expires_at > state.now() => GrantState::Live,
         _ => GrantState::Ended,
     })
@@ -96,7 +96,7 @@ pub fn grant_state(state: &AppState, grant: &uuid::Uuid) -> Result<GrantState, c
 /// Conditional access again for a non-interactive sign-in (a refresh): today's policies
 /// for this user, app, address and the device the sign-in came from, against what the
 /// original authentication proved. Only a decision that needs nobody passes.
-pub fn reevaluate(
+pub async fn reevaluate(
     state: &AppState,
     tenant: &Tenant,
     user: &User,
@@ -105,12 +105,12 @@ pub fn reevaluate(
     auth: &Authentication,
 ) -> Result<(Decision, Option<Refusal>), crate::storage::StoreError> {
     let device = match &auth.device_id {
-        Some(id) => state.store.device(&tenant.id, id)?.filter(|d| d.registered_owner == Some(user.id)),
+        Some(id) => state.store.device(&tenant.id, id).await?.filter(|d| d.registered_owner == Some(user.id)),
         None => None,
     };
     let age = state.now() - auth.auth_time;
     let ctx = context(user, app_id, ip, device.as_ref(), auth, Some(age));
-    Ok(credential::non_interactive(gate(state, tenant, user, &ctx, false)?))
+    Ok(credential::non_interactive(gate(state, tenant, user, &ctx, false).await?))
 }
 
 /// Why MFA is asked, for the sign-in log.

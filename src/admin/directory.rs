@@ -8,11 +8,11 @@ use super::{Caller, GraphError, json_body};
 use crate::web::Data;
 
 pub async fn applications(req: HttpRequest, state: Data) -> Result<HttpResponse, GraphError> {
-    let caller = Caller::require(&req, &state, super::users::READ)?;
+    let caller = Caller::require(&req, &state, super::users::READ).await?;
     let q = Query::parse(req.query_string(), &["appId", "displayName"])?;
     let items = state
         .store
-        .apps(&caller.tenant.id)?
+        .apps(&caller.tenant.id).await?
         .into_iter()
         .map(|a| {
             json!({
@@ -28,11 +28,12 @@ pub async fn applications(req: HttpRequest, state: Data) -> Result<HttpResponse,
 }
 
 pub async fn devices(req: HttpRequest, state: Data) -> Result<HttpResponse, GraphError> {
-    let caller = Caller::require(&req, &state, super::users::READ)?;
+    let caller = Caller::require(&req, &state, super::users::READ).await?;
     let q = Query::parse(req.query_string(), &["id", "displayName", "isCompliant", "isManaged", "registeredOwner"])?;
     let items = state
         .store
-        .devices(&caller.tenant.id)?
+        .devices(&caller.tenant.id)
+        .await?
         .into_iter()
         .map(|d| serde_json::to_value(d).unwrap_or(Value::Null))
         .collect();
@@ -55,9 +56,9 @@ pub async fn patch_device(
     body: web::Bytes,
     state: Data,
 ) -> Result<HttpResponse, GraphError> {
-    let caller = Caller::require(&req, &state, super::users::WRITE)?;
+    let caller = Caller::require(&req, &state, super::users::WRITE).await?;
     let mut d =
-        state.store.device(&caller.tenant.id, &path)?.ok_or_else(|| GraphError::not_found("No such device."))?;
+        state.store.device(&caller.tenant.id, &path).await?.ok_or_else(|| GraphError::not_found("No such device."))?;
     let p: DevicePatch = json_body(&req, &body)?;
     if let Some(Some(t)) = &p.trust_type
         && !matches!(t.as_str(), "AzureAD" | "ServerAD" | "Workplace")
@@ -83,14 +84,15 @@ pub async fn patch_device(
     if let Some(n) = display_name {
         d.display_name = n;
     }
-    state.store.put_device(&caller.tenant.id, &d)?;
+    state.store.put_device(&caller.tenant.id, &d).await?;
     state.store.flush().await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
 pub async fn sign_ins(req: HttpRequest, state: Data) -> Result<HttpResponse, GraphError> {
     let caller =
-        Caller::require(&req, &state, &["AuditLog.Read.All", super::ROLE_DIRECTORY_RW, super::ROLE_GLOBAL_ADMIN])?;
+        Caller::require(&req, &state, &["AuditLog.Read.All", super::ROLE_DIRECTORY_RW, super::ROLE_GLOBAL_ADMIN])
+            .await?;
     let q = Query::parse(
         req.query_string(),
         &[
@@ -106,7 +108,8 @@ pub async fn sign_ins(req: HttpRequest, state: Data) -> Result<HttpResponse, Gra
     )?;
     let items = state
         .store
-        .signin_log(&caller.tenant.id, 10_000)?
+        .signin_log(&caller.tenant.id, 10_000)
+        .await?
         .into_iter()
         .map(|e| serde_json::to_value(e).unwrap_or(Value::Null))
         .collect();
@@ -115,8 +118,8 @@ pub async fn sign_ins(req: HttpRequest, state: Data) -> Result<HttpResponse, Gra
 }
 
 pub async fn subscribed_skus(req: HttpRequest, state: Data) -> Result<HttpResponse, GraphError> {
-    let caller = Caller::require(&req, &state, super::users::READ)?;
-    let used = crate::licensing::seats_used(&state.store, &caller.tenant)?;
+    let caller = Caller::require(&req, &state, super::users::READ).await?;
+    let used = crate::licensing::seats_used(&state.store, &caller.tenant).await?;
     Ok(HttpResponse::Ok().json(json!({"value": [{
         "id": format!("{}_premium", caller.tenant.id),
         "skuPartNumber": "AAD_PREMIUM",

@@ -95,7 +95,8 @@ impl ResponseError for SendError {
 
 pub async fn create(req: HttpRequest, body: web::Bytes, state: Data) -> Result<HttpResponse, SendError> {
     let caller =
-        Caller::require(&req, &state, &[ROLE_DIRECTORY_RW, ROLE_USER_INVITE, ROLE_GLOBAL_ADMIN, ROLE_GUEST_INVITER])?;
+        Caller::require(&req, &state, &[ROLE_DIRECTORY_RW, ROLE_USER_INVITE, ROLE_GLOBAL_ADMIN, ROLE_GUEST_INVITER])
+            .await?;
     let b: InvitationBody = json_body(&req, &body)?;
     let email =
         b.invited_user_email_address.ok_or_else(|| GraphError::bad_request("invitedUserEmailAddress is required."))?;
@@ -116,7 +117,7 @@ pub async fn create(req: HttpRequest, body: web::Bytes, state: Data) -> Result<H
         user_id: b.invited_user.and_then(|u| u.id),
         invited_by: caller.display(),
     };
-    let invited = send_invitation(&state, &caller.tenant, request)?;
+    let invited = send_invitation(&state, &caller.tenant, request).await?;
     state.store.flush().await?;
     Ok(HttpResponse::Created().json(invitation_json(&state, &invited)))
 }
@@ -124,10 +125,10 @@ pub async fn create(req: HttpRequest, body: web::Bytes, state: Data) -> Result<H
 /// Creates the invitation and, when asked, emails it. Shared with the member invite page,
 /// so both count against the same per-inviter throttle (`invited_by` is the member's
 /// object id on both paths). Every attempt counts, refused ones too.
-pub fn send_invitation(state: &AppState, tenant: &Tenant, request: InviteRequest) -> Result<Invited, SendError> {
+pub async fn send_invitation(state: &AppState, tenant: &Tenant, request: InviteRequest) -> Result<Invited, SendError> {
     let now = state.now();
     state.invite_limiter.take(&format!("{}:{}", tenant.id, request.invited_by), now).map_err(SendError::Throttled)?;
-    let invited = invite(&state.store, tenant, request, &state.public_url, now).map_err(|e| match e {
+    let invited = invite(&state.store, tenant, request, &state.public_url, now).await.map_err(|e| match e {
         InviteError::Store(crate::storage::StoreError::Conflict(m)) => {
             GraphError::new(StatusCode::CONFLICT, "Request_MultipleObjectsWithSameKeyValue", m)
         }
@@ -155,6 +156,7 @@ pub fn send_invitation(state: &AppState, tenant: &Tenant, request: InviteRequest
             Some(&invited.redeem_url),
             None,
         )
+        .await
         .map_err(|e| SendError::Graph(GraphError::internal(e)))?;
     }
     Ok(invited)

@@ -82,7 +82,7 @@ impl Caller {
     /// Authenticates the bearer token: our signature, not expired or revoked, its tenant,
     /// the credential gate (user, grant, app still good), and the audience: only tokens
     /// issued for this API (RFC 9068 §4), never a token an app got for itself.
-    pub fn from_request(req: &HttpRequest, state: &AppState) -> Result<Self, GraphError> {
+    pub async fn from_request(req: &HttpRequest, state: &AppState) -> Result<Self, GraphError> {
         let token = req
             .headers()
             .get(header::AUTHORIZATION)
@@ -95,11 +95,12 @@ impl Caller {
             .map_err(|_| GraphError::unauthorized("Access token has expired or is not valid yet."))?;
         let tenant = state
             .store
-            .tenant(&verified.tid)?
+            .tenant(&verified.tid)
+            .await?
             .ok_or_else(|| GraphError::unauthorized("The token's tenant does not exist."))?;
         // The signature is verified once, above; the remaining checks need the tenant.
         let checked =
-            crate::oidc::userinfo::check_access(state, &tenant, verified).map_err(GraphError::unauthorized)?;
+            crate::oidc::userinfo::check_access(state, &tenant, verified).await.map_err(GraphError::unauthorized)?;
         if checked.claims.aud != graph_audience(state) {
             return Err(GraphError::unauthorized("The token's audience is not this API."));
         }
@@ -120,8 +121,8 @@ impl Caller {
     }
 
     /// The first line of every handler: the caller must hold one of `roles`.
-    pub fn require(req: &HttpRequest, state: &AppState, roles: &[&str]) -> Result<Self, GraphError> {
-        let caller = Self::from_request(req, state)?;
+    pub async fn require(req: &HttpRequest, state: &AppState, roles: &[&str]) -> Result<Self, GraphError> {
+        let caller = Self::from_request(req, state).await?;
         if !caller.has_any(roles) {
             return Err(GraphError::forbidden("Insufficient privileges to complete the operation."));
         }

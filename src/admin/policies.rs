@@ -78,26 +78,27 @@ fn policy_json(p: &Policy) -> Value {
 }
 
 pub async fn list(req: HttpRequest, state: Data) -> Result<HttpResponse, GraphError> {
-    let caller = Caller::require(&req, &state, READ)?;
+    let caller = Caller::require(&req, &state, READ).await?;
     let q = Query::parse(req.query_string(), &["displayName", "state", "id"])?;
-    let items = state.store.policies(&caller.tenant.id)?.iter().map(policy_json).collect();
+    let items = state.store.policies(&caller.tenant.id).await?.iter().map(policy_json).collect();
     let base = format!("{}/graph/v1.0/identity/conditionalAccess/policies", state.public_url);
     Ok(HttpResponse::Ok().json(q.respond(items, &base, "#conditionalAccessPolicies")))
 }
 
 pub async fn get(req: HttpRequest, path: web::Path<String>, state: Data) -> Result<HttpResponse, GraphError> {
-    let caller = Caller::require(&req, &state, READ)?;
-    let p = state.store.policy(&caller.tenant.id, &path)?.ok_or_else(|| GraphError::not_found("No such policy."))?;
+    let caller = Caller::require(&req, &state, READ).await?;
+    let p =
+        state.store.policy(&caller.tenant.id, &path).await?.ok_or_else(|| GraphError::not_found("No such policy."))?;
     Ok(HttpResponse::Ok().json(policy_json(&p)))
 }
 
 pub async fn create(req: HttpRequest, body: web::Bytes, state: Data) -> Result<HttpResponse, GraphError> {
-    let caller = Caller::require(&req, &state, WRITE)?;
+    let caller = Caller::require(&req, &state, WRITE).await?;
     let mut v: Value = json_body(&req, &body)?;
     assign_id(&mut v)?;
-    let locations = state.store.named_locations(&caller.tenant.id)?;
+    let locations = state.store.named_locations(&caller.tenant.id).await?;
     let p = parse_policy(v, &locations)?;
-    state.store.put_policy(&caller.tenant.id, &p)?;
+    state.store.put_policy(&caller.tenant.id, &p).await?;
     state.store.flush().await?;
     Ok(HttpResponse::Created().json(policy_json(&p)))
 }
@@ -108,9 +109,9 @@ pub async fn patch(
     body: web::Bytes,
     state: Data,
 ) -> Result<HttpResponse, GraphError> {
-    let caller = Caller::require(&req, &state, WRITE)?;
+    let caller = Caller::require(&req, &state, WRITE).await?;
     let existing =
-        state.store.policy(&caller.tenant.id, &path)?.ok_or_else(|| GraphError::not_found("No such policy."))?;
+        state.store.policy(&caller.tenant.id, &path).await?.ok_or_else(|| GraphError::not_found("No such policy."))?;
     let patch: Value = json_body(&req, &body)?;
     if !patch.is_object() {
         return Err(GraphError::bad_request("The body must be a JSON object."));
@@ -120,16 +121,16 @@ pub async fn patch(
     }
     let mut v = policy_json(&existing);
     merge(&mut v, &patch);
-    let locations = state.store.named_locations(&caller.tenant.id)?;
+    let locations = state.store.named_locations(&caller.tenant.id).await?;
     let p = parse_policy(v, &locations)?;
-    state.store.put_policy(&caller.tenant.id, &p)?;
+    state.store.put_policy(&caller.tenant.id, &p).await?;
     state.store.flush().await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
 pub async fn delete(req: HttpRequest, path: web::Path<String>, state: Data) -> Result<HttpResponse, GraphError> {
-    let caller = Caller::require(&req, &state, WRITE)?;
-    if !state.store.delete_policy(&caller.tenant.id, &path)? {
+    let caller = Caller::require(&req, &state, WRITE).await?;
+    if !state.store.delete_policy(&caller.tenant.id, &path).await? {
         return Err(GraphError::not_found("No such policy."));
     }
     state.store.flush().await?;
@@ -148,11 +149,12 @@ fn parse_location(v: Value) -> Result<NamedLocation, GraphError> {
 }
 
 pub async fn list_locations(req: HttpRequest, state: Data) -> Result<HttpResponse, GraphError> {
-    let caller = Caller::require(&req, &state, READ)?;
+    let caller = Caller::require(&req, &state, READ).await?;
     let q = Query::parse(req.query_string(), &["displayName", "id", "isTrusted"])?;
     let items = state
         .store
-        .named_locations(&caller.tenant.id)?
+        .named_locations(&caller.tenant.id)
+        .await?
         .iter()
         .map(|l| serde_json::to_value(l).unwrap_or(Value::Null))
         .collect();
@@ -161,20 +163,21 @@ pub async fn list_locations(req: HttpRequest, state: Data) -> Result<HttpRespons
 }
 
 pub async fn get_location(req: HttpRequest, path: web::Path<String>, state: Data) -> Result<HttpResponse, GraphError> {
-    let caller = Caller::require(&req, &state, READ)?;
+    let caller = Caller::require(&req, &state, READ).await?;
     let l = state
         .store
-        .named_location(&caller.tenant.id, &path)?
+        .named_location(&caller.tenant.id, &path)
+        .await?
         .ok_or_else(|| GraphError::not_found("No such named location."))?;
     Ok(HttpResponse::Ok().json(l))
 }
 
 pub async fn create_location(req: HttpRequest, body: web::Bytes, state: Data) -> Result<HttpResponse, GraphError> {
-    let caller = Caller::require(&req, &state, WRITE)?;
+    let caller = Caller::require(&req, &state, WRITE).await?;
     let mut v: Value = json_body(&req, &body)?;
     assign_id(&mut v)?;
     let l = parse_location(v)?;
-    state.store.put_named_location(&caller.tenant.id, &l)?;
+    state.store.put_named_location(&caller.tenant.id, &l).await?;
     state.store.flush().await?;
     Ok(HttpResponse::Created().json(l))
 }
@@ -185,10 +188,11 @@ pub async fn patch_location(
     body: web::Bytes,
     state: Data,
 ) -> Result<HttpResponse, GraphError> {
-    let caller = Caller::require(&req, &state, WRITE)?;
+    let caller = Caller::require(&req, &state, WRITE).await?;
     let existing = state
         .store
-        .named_location(&caller.tenant.id, &path)?
+        .named_location(&caller.tenant.id, &path)
+        .await?
         .ok_or_else(|| GraphError::not_found("No such named location."))?;
     let patch: Value = json_body(&req, &body)?;
     if !patch.is_object() {
@@ -200,7 +204,7 @@ pub async fn patch_location(
         m.insert("id".into(), Value::String(existing.id.clone()));
     }
     let l = parse_location(v)?;
-    state.store.put_named_location(&caller.tenant.id, &l)?;
+    state.store.put_named_location(&caller.tenant.id, &l).await?;
     state.store.flush().await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -210,8 +214,8 @@ pub async fn delete_location(
     path: web::Path<String>,
     state: Data,
 ) -> Result<HttpResponse, GraphError> {
-    let caller = Caller::require(&req, &state, WRITE)?;
-    let in_use = state.store.policies(&caller.tenant.id)?.into_iter().any(|p| {
+    let caller = Caller::require(&req, &state, WRITE).await?;
+    let in_use = state.store.policies(&caller.tenant.id).await?.into_iter().any(|p| {
         p.conditions
             .locations
             .as_ref()
@@ -220,7 +224,7 @@ pub async fn delete_location(
     if in_use {
         return Err(GraphError::bad_request("The named location is used by a policy; change the policy first."));
     }
-    if !state.store.delete_named_location(&caller.tenant.id, &path)? {
+    if !state.store.delete_named_location(&caller.tenant.id, &path).await? {
         return Err(GraphError::not_found("No such named location."));
     }
     state.store.flush().await?;
@@ -246,17 +250,21 @@ pub struct WhatIf {
 
 /// What If: the same engine, inputs and extra MFA rules as a real sign-in.
 pub async fn evaluate(req: HttpRequest, body: web::Bytes, state: Data) -> Result<HttpResponse, GraphError> {
-    let caller = Caller::require(&req, &state, READ)?;
+    let caller = Caller::require(&req, &state, READ).await?;
     let w: WhatIf = json_body(&req, &body)?;
     let key = w
         .user_id
         .or(w.user_principal_name)
         .ok_or_else(|| GraphError::bad_request("userId or userPrincipalName is required."))?;
-    let user = super::users::find(&state, &caller.tenant, &key)?;
+    let user = super::users::find(&state, &caller.tenant, &key).await?;
     let device = match &w.device_id {
-        Some(id) => {
-            Some(state.store.device(&caller.tenant.id, id)?.ok_or_else(|| GraphError::bad_request("No such device."))?)
-        }
+        Some(id) => Some(
+            state
+                .store
+                .device(&caller.tenant.id, id)
+                .await?
+                .ok_or_else(|| GraphError::bad_request("No such device."))?,
+        ),
         None => None,
     };
     let auth = crate::model::Authentication {
@@ -271,7 +279,7 @@ pub async fn evaluate(req: HttpRequest, body: web::Bytes, state: Data) -> Result
     let ctx = crate::access::context(&user, &w.app_id, w.ip_address, device.as_ref(), &auth, w.auth_age_secs);
     // The same rule as a sign-in: the first supported acr value ("1" or "2") is the aim.
     let step_up = w.acr_values.iter().find(|a| matches!(a.as_str(), "1" | "2")).is_some_and(|a| a == "2");
-    let g = gate(&state, &caller.tenant, &user, &ctx, step_up)?;
+    let g = gate(&state, &caller.tenant, &user, &ctx, step_up).await?;
     let (outcome, decision) = match g {
         Gate::Allow(d) => ("allow", d),
         Gate::Mfa(d) => ("mfa", d),
@@ -301,7 +309,7 @@ fn partner_json(t: &InboundTrust) -> Value {
 }
 
 pub async fn list_partners(req: HttpRequest, state: Data) -> Result<HttpResponse, GraphError> {
-    let caller = Caller::require(&req, &state, READ)?;
+    let caller = Caller::require(&req, &state, READ).await?;
     Ok(HttpResponse::Ok()
         .json(json!({"value": caller.tenant.inbound_trust.iter().map(partner_json).collect::<Vec<_>>()})))
 }
@@ -311,7 +319,7 @@ fn partner_id(raw: &str) -> Result<Uuid, GraphError> {
 }
 
 pub async fn get_partner(req: HttpRequest, path: web::Path<String>, state: Data) -> Result<HttpResponse, GraphError> {
-    let caller = Caller::require(&req, &state, READ)?;
+    let caller = Caller::require(&req, &state, READ).await?;
     let id = partner_id(&path)?;
     let t = caller
         .tenant
@@ -382,13 +390,13 @@ async fn save_partner(
         }
     }
     let out = partner_json(entry);
-    state.store.put_tenant(&tenant)?;
+    state.store.put_tenant(&tenant).await?;
     state.store.flush().await?;
     Ok(if create { HttpResponse::Created().json(out) } else { HttpResponse::NoContent().finish() })
 }
 
 pub async fn create_partner(req: HttpRequest, body: web::Bytes, state: Data) -> Result<HttpResponse, GraphError> {
-    let caller = Caller::require(&req, &state, WRITE)?;
+    let caller = Caller::require(&req, &state, WRITE).await?;
     let b: PartnerBody = json_body(&req, &body)?;
     let tid = b.tenant_id.ok_or_else(|| GraphError::bad_request("tenantId is required."))?;
     save_partner(&state, caller, tid, b, true).await
@@ -400,7 +408,7 @@ pub async fn patch_partner(
     body: web::Bytes,
     state: Data,
 ) -> Result<HttpResponse, GraphError> {
-    let caller = Caller::require(&req, &state, WRITE)?;
+    let caller = Caller::require(&req, &state, WRITE).await?;
     let id = partner_id(&path)?;
     let b: PartnerBody = json_body(&req, &body)?;
     save_partner(&state, caller, id, b, false).await
@@ -411,7 +419,7 @@ pub async fn delete_partner(
     path: web::Path<String>,
     state: Data,
 ) -> Result<HttpResponse, GraphError> {
-    let caller = Caller::require(&req, &state, WRITE)?;
+    let caller = Caller::require(&req, &state, WRITE).await?;
     let id = partner_id(&path)?;
     let mut tenant = caller.tenant;
     let before = tenant.inbound_trust.len();
@@ -419,7 +427,7 @@ pub async fn delete_partner(
     if tenant.inbound_trust.len() == before {
         return Err(GraphError::not_found("No configuration for this partner."));
     }
-    state.store.put_tenant(&tenant)?;
+    state.store.put_tenant(&tenant).await?;
     state.store.flush().await?;
     Ok(HttpResponse::NoContent().finish())
 }

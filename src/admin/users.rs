@@ -58,10 +58,10 @@ pub fn methods_json(u: &User) -> Vec<Value> {
 }
 
 /// `{id}` may be an object id or a UPN (as in Graph).
-pub fn find(state: &AppState, tenant: &Tenant, key: &str) -> Result<User, GraphError> {
+pub async fn find(state: &AppState, tenant: &Tenant, key: &str) -> Result<User, GraphError> {
     let user = match Uuid::parse_str(key) {
-        Ok(id) => state.store.user(&tenant.id, &id)?,
-        Err(_) => state.store.user_by_login(&tenant.id, key)?,
+        Ok(id) => state.store.user(&tenant.id, &id).await?,
+        Err(_) => state.store.user_by_login(&tenant.id, key).await?,
     };
     user.ok_or_else(|| {
         GraphError::not_found(format!(
@@ -71,7 +71,7 @@ pub fn find(state: &AppState, tenant: &Tenant, key: &str) -> Result<User, GraphE
 }
 
 pub async fn list(req: HttpRequest, state: Data) -> Result<HttpResponse, GraphError> {
-    let caller = Caller::require(&req, &state, READ)?;
+    let caller = Caller::require(&req, &state, READ).await?;
     let q = Query::parse(
         req.query_string(),
         &[
@@ -85,14 +85,14 @@ pub async fn list(req: HttpRequest, state: Data) -> Result<HttpResponse, GraphEr
             "id",
         ],
     )?;
-    let items = state.store.users(&caller.tenant.id)?.iter().map(user_json).collect();
+    let items = state.store.users(&caller.tenant.id).await?.iter().map(user_json).collect();
     let base = format!("{}/graph/v1.0/users", state.public_url);
     Ok(HttpResponse::Ok().json(q.respond(items, &base, &format!("{}/graph/v1.0/$metadata#users", state.public_url))))
 }
 
 pub async fn get(req: HttpRequest, path: web::Path<String>, state: Data) -> Result<HttpResponse, GraphError> {
-    let caller = Caller::require(&req, &state, READ)?;
-    let user = find(&state, &caller.tenant, &path)?;
+    let caller = Caller::require(&req, &state, READ).await?;
+    let user = find(&state, &caller.tenant, &path).await?;
     Ok(HttpResponse::Ok().json(user_json(&user)))
 }
 
@@ -112,8 +112,8 @@ pub async fn patch(
     body: web::Bytes,
     state: Data,
 ) -> Result<HttpResponse, GraphError> {
-    let caller = Caller::require(&req, &state, WRITE)?;
-    let user = find(&state, &caller.tenant, &path)?;
+    let caller = Caller::require(&req, &state, WRITE).await?;
+    let user = find(&state, &caller.tenant, &path).await?;
     let p: UserPatch = json_body(&req, &body)?;
     let display_name = match &p.display_name {
         Some(n) => Some(
@@ -129,7 +129,7 @@ pub async fn patch(
             return Err(GraphError::bad_request("A guest's risk is evaluated at their home organisation."));
         }
     }
-    state.store.update_user(&caller.tenant.id, &user.id, |u| {
+    crate::storage::modify_user(&state.store, &caller.tenant.id, &user.id, |u| {
         if let Some(n) = &display_name {
             u.display_name = n.clone();
         }
@@ -146,7 +146,8 @@ pub async fn patch(
         if let Some(r) = &p.risk_level {
             u.risk_level = r.clone();
         }
-    })?;
+    })
+    .await?;
     state.store.flush().await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -158,9 +159,9 @@ pub async fn revoke_sign_in_sessions(
     path: web::Path<String>,
     state: Data,
 ) -> Result<HttpResponse, GraphError> {
-    let caller = Caller::require(&req, &state, WRITE)?;
-    let user = find(&state, &caller.tenant, &path)?;
-    state.store.update_user(&caller.tenant.id, &user.id, |u| u.session_epoch += 1)?;
+    let caller = Caller::require(&req, &state, WRITE).await?;
+    let user = find(&state, &caller.tenant, &path).await?;
+    crate::storage::modify_user(&state.store, &caller.tenant.id, &user.id, |u| u.session_epoch += 1).await?;
     state.store.flush().await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "@odata.context": format!("{}/graph/v1.0/$metadata#Edm.Boolean", state.public_url),
@@ -169,25 +170,25 @@ pub async fn revoke_sign_in_sessions(
 }
 
 pub async fn delete(req: HttpRequest, path: web::Path<String>, state: Data) -> Result<HttpResponse, GraphError> {
-    let caller = Caller::require(&req, &state, WRITE)?;
-    let user = find(&state, &caller.tenant, &path)?;
+    let caller = Caller::require(&req, &state, WRITE).await?;
+    let user = find(&state, &caller.tenant, &path).await?;
     if caller.claims.oid == Some(user.id) {
         return Err(GraphError::bad_request("You cannot delete your own account."));
     }
-    state.store.delete_user(&caller.tenant.id, &user.id)?;
+    state.store.delete_user(&caller.tenant.id, &user.id).await?;
     state.store.flush().await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
 pub async fn methods(req: HttpRequest, path: web::Path<String>, state: Data) -> Result<HttpResponse, GraphError> {
-    let caller = Caller::require(&req, &state, READ)?;
-    let user = find(&state, &caller.tenant, &path)?;
+    let caller = Caller::require(&req, &state, READ).await?;
+    let user = find(&state, &caller.tenant, &path).await?;
     Ok(HttpResponse::Ok().json(json!({ "value": methods_json(&user) })))
 }
 
 pub async fn oath_methods(req: HttpRequest, path: web::Path<String>, state: Data) -> Result<HttpResponse, GraphError> {
-    let caller = Caller::require(&req, &state, READ)?;
-    let user = find(&state, &caller.tenant, &path)?;
+    let caller = Caller::require(&req, &state, READ).await?;
+    let user = find(&state, &caller.tenant, &path).await?;
     let list: Vec<Value> = methods_json(&user).into_iter().filter(|m| m["methodType"] == "SoftwareOath").collect();
     Ok(HttpResponse::Ok().json(json!({ "value": list })))
 }
@@ -199,9 +200,9 @@ pub async fn delete_oath_method(
     path: web::Path<(String, String)>,
     state: Data,
 ) -> Result<HttpResponse, GraphError> {
-    let caller = Caller::require(&req, &state, WRITE)?;
+    let caller = Caller::require(&req, &state, WRITE).await?;
     let (key, method) = path.into_inner();
-    let user = find(&state, &caller.tenant, &key)?;
+    let user = find(&state, &caller.tenant, &key).await?;
     if !user.totp_methods.iter().any(|m| m.id == method) {
         return Err(GraphError::not_found(format!("Authentication method '{method}' does not exist.")));
     }
@@ -216,13 +217,14 @@ pub async fn reset_method(
     user: &User,
     method: Option<&str>,
 ) -> Result<(), GraphError> {
-    state.store.update_user(&tenant.id, &user.id, |u| {
+    crate::storage::modify_user(&state.store, &tenant.id, &user.id, |u| {
         u.totp_methods.retain(|m| method.is_some_and(|id| m.id != id));
         if u.totp_methods.is_empty() {
             u.recovery_code_hashes.clear();
             u.mfa_lockout.clear();
         }
-    })?;
+    })
+    .await?;
     state.store.flush().await?;
     tracing::info!(user = %user.id, "MFA methods reset by an admin");
     Ok(())

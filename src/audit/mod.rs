@@ -9,11 +9,11 @@ use crate::policy::Decision;
 use crate::storage::Store;
 
 /// Appends; a storage problem is logged and swallowed: the sign-in goes on.
-pub fn record(store: &Store, tenant: &Uuid, mut entry: SignInLogEntry) {
+pub async fn record(store: &Store, tenant: &Uuid, mut entry: SignInLogEntry) {
     if entry.id.is_empty() {
         entry.id = Uuid::new_v4().to_string();
     }
-    if let Err(e) = store.append_signin_log(tenant, &mut entry) {
+    if let Err(e) = store.append_signin_log(tenant, &mut entry).await {
         tracing::warn!(error = %e, "could not write the sign-in log");
     }
 }
@@ -30,33 +30,33 @@ pub struct LogFacts<'a> {
 }
 
 /// Writes one sign-in log entry; `error` is `None` for success.
-pub fn log(state: &AppState, f: LogFacts<'_>, decision: Option<&Decision>, error: Option<(&str, String)>) {
+pub async fn log(state: &AppState, f: LogFacts<'_>, decision: Option<&Decision>, error: Option<(&str, String)>) {
     let tenant = f.tenant.id;
-    record(&state.store, &tenant, entry(state, f, decision, error));
+    record(&state.store, &tenant, entry(state, f, decision, error).await).await;
 }
 
 /// A failed password step: like `log`, and for a login that names no account the attempted
 /// name as its UPN, as Entra logs it (the log is for admins; the page says the same either way).
-pub fn log_login_failure(state: &AppState, f: LogFacts<'_>, login: &str, code: &str, reason: String) {
+pub async fn log_login_failure(state: &AppState, f: LogFacts<'_>, login: &str, code: &str, reason: String) {
     let tenant = f.tenant.id;
     let known = f.user.is_some();
-    let mut e = entry(state, f, None, Some((code, reason)));
+    let mut e = entry(state, f, None, Some((code, reason))).await;
     if !known {
         e.user_principal_name = Some(login.chars().take(320).collect());
     }
-    record(&state.store, &tenant, e);
+    record(&state.store, &tenant, e).await;
 }
 
-fn entry(
+async fn entry(
     state: &AppState,
     f: LogFacts<'_>,
     decision: Option<&Decision>,
     error: Option<(&str, String)>,
 ) -> SignInLogEntry {
-    let app_name = state.store.app(&f.tenant.id, f.app_id).ok().flatten().map(|a| a.display_name);
+    let app_name = state.store.app(&f.tenant.id, f.app_id).await.ok().flatten().map(|a| a.display_name);
     let locations = match (f.ip, decision) {
         (Some(_), Some(d)) => {
-            let all = state.store.ca_records(&f.tenant.id).map(|r| r.locations).unwrap_or_default();
+            let all = state.store.ca_records(&f.tenant.id).await.map(|r| r.locations).unwrap_or_default();
             d.matched_locations
                 .iter()
                 .map(|id| {
@@ -120,7 +120,7 @@ pub fn first_in_minute(state: &AppState, key: &str) -> bool {
 }
 
 /// `log`, once per minute per `key` (the same app, user or login, and result).
-pub fn log_aggregated(
+pub async fn log_aggregated(
     state: &AppState,
     key: &str,
     f: LogFacts<'_>,
@@ -129,6 +129,6 @@ pub fn log_aggregated(
 ) {
     let result = error.as_ref().map(|(c, _)| *c).unwrap_or("ok");
     if first_in_minute(state, &format!("{}:{key}:{result}", f.tenant.id)) {
-        log(state, f, decision, error);
+        log(state, f, decision, error).await;
     }
 }

@@ -67,7 +67,8 @@ pub async fn home(state: Data) -> Result<HttpResponse, PageError> {
     }
     let tenants = state
         .store
-        .tenants()?
+        .tenants()
+        .await?
         .into_iter()
         .map(|t| (t.display_name.clone(), format!("{}/.well-known/openid-configuration", state.issuer(&t))))
         .collect();
@@ -111,7 +112,7 @@ async fn client(
     Ok((c, vec![CoreJwsSigningAlgorithm::EcdsaP256Sha256, CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256]))
 }
 
-fn page(
+async fn page(
     state: &AppState,
     req: &HttpRequest,
     app: (&str, &str, &str, &str),
@@ -119,7 +120,7 @@ fn page(
     error: Option<String>,
 ) -> Result<HttpResponse, PageError> {
     let (browser, new_cookie) = csrf::browser(req, state);
-    let tenant_name = state.store.tenant_by_slug(app.1)?.map(|t| t.display_name).unwrap_or_default();
+    let tenant_name = state.store.tenant_by_slug(app.1).await?.map(|t| t.display_name).unwrap_or_default();
     let page = DemoAppPage {
         app_name: app.3.into(),
         app_slug: app.0.into(),
@@ -142,7 +143,7 @@ pub async fn app_page(
         Some(id) => demo.with(&format!("{}:{id}", app.0), |s| s.claims.clone()),
         None => vec![],
     };
-    page(&state, &req, app, claims, None)
+    page(&state, &req, app, claims, None).await
 }
 
 pub async fn login(
@@ -195,7 +196,7 @@ pub async fn callback(
     }
     if let Some(err) = query.get("error") {
         let desc = query.get("error_description").unwrap_or_default();
-        return page(&state, &req, app, vec![], Some(format!("Sign-in did not complete: {err} — {desc}")));
+        return page(&state, &req, app, vec![], Some(format!("Sign-in did not complete: {err} — {desc}"))).await;
     }
     let code =
         query.get("code").ok_or_else(|| PageError::bad_request("demo_no_code", "The answer carries no code."))?;
@@ -270,7 +271,8 @@ pub async fn outbox(state: Data) -> Result<HttpResponse, PageError> {
     }
     let messages = state
         .store
-        .outbox(200)?
+        .outbox(200)
+        .await?
         .into_iter()
         .map(|m| crate::web::pages::OutboxRow {
             to: m.to,

@@ -115,7 +115,7 @@ fn confidential(
 
 /// Seeds the demo once; on later starts refreshes what depends on the URL.
 /// Returns the credentials, also written to `{data_dir}/demo-credentials.json`.
-pub fn apply(
+pub async fn apply(
     store: &Store,
     data_dir: &Path,
     public_url: &str,
@@ -124,34 +124,37 @@ pub fn apply(
     now: i64,
 ) -> Result<DemoCredentials, DemoError> {
     let file = data_dir.join(CREDENTIALS_FILE);
-    let mut creds = match store.meta::<bool>("demo_seeded")? {
+    let mut creds = match crate::storage::meta::<bool>(store, "demo_seeded").await? {
         Some(true) => serde_json::from_slice::<DemoCredentials>(&std::fs::read(&file)?)?,
         // One argon2 block buffer for all the seeded passwords, freed once after them.
-        _ => password::with_reused_blocks(|| seed(store, argon2, now))?,
+        _ => {
+            let _blocks = password::ReusedBlocks::start();
+            seed(store, argon2, now).await?
+        }
     };
     // The demo RPs return to wherever this instance is served now.
     for (path, tenant_slug, client_id, name, _) in DEMO_APPS {
-        if let Some(t) = store.tenant_by_slug(tenant_slug)? {
+        if let Some(t) = store.tenant_by_slug(tenant_slug).await? {
             let secret = demo_rp_secret(instance_secret, tenant_slug, client_id);
             let redirect = vec![format!("{public_url}/demo/{path}/callback")];
             let logout = vec![format!("{public_url}/demo/{path}")];
             let mut app = confidential(&t, client_id, name, &secret, &redirect, &logout);
             app.home_page_url = Some(format!("{public_url}/demo/{path}/login"));
-            store.put_app(&app)?;
+            store.put_app(&app).await?;
         }
     }
     creds.url = public_url.to_string();
     write_private(&file, &serde_json::to_vec_pretty(&creds)?)?;
-    store.put_meta("demo_seeded", &true)?;
-    store.flush_blocking()?;
+    crate::storage::put_meta(store, "demo_seeded", &true).await?;
+    store.flush().await?;
     Ok(creds)
 }
 
-fn seed(store: &Store, argon2: &Argon2Params, now: i64) -> Result<DemoCredentials, DemoError> {
+async fn seed(store: &Store, argon2: &Argon2Params, now: i64) -> Result<DemoCredentials, DemoError> {
     let fabrikam = tenant("fabrikam", "Fabrikam", "fabrikam.example", 25);
     let contoso = tenant("contoso", "Contoso", "contoso.example", 5);
-    store.put_tenant(&fabrikam)?;
-    store.put_tenant(&contoso)?;
+    store.put_tenant(&fabrikam).await?;
+    store.put_tenant(&contoso).await?;
 
     let mut users = Vec::new();
     for (t, login, name, roles) in [
@@ -163,21 +166,23 @@ fn seed(store: &Store, argon2: &Argon2Params, now: i64) -> Result<DemoCredential
     ] {
         let pw = password_like();
         let hash = password::hash(&pw, argon2).map_err(DemoError::Hash)?;
-        store.insert_user(&User {
-            id: Uuid::new_v4(),
-            tenant_id: t.id,
-            user_type: UserType::Member,
-            user_principal_name: login.into(),
-            mail: login.into(),
-            display_name: name.into(),
-            account_enabled: true,
-            per_user_mfa: false,
-            password_hash: Some(hash),
-            risk_level: None,
-            roles,
-            created_at: now,
-            ..Default::default()
-        })?;
+        store
+            .insert_user(&User {
+                id: Uuid::new_v4(),
+                tenant_id: t.id,
+                user_type: UserType::Member,
+                user_principal_name: login.into(),
+                mail: login.into(),
+                display_name: name.into(),
+                account_enabled: true,
+                per_user_mfa: false,
+                password_hash: Some(hash),
+                risk_level: None,
+                roles,
+                created_at: now,
+                ..Default::default()
+            })
+            .await?;
         users.push(DemoUser { tenant: t.slug.clone(), login: login.into(), password: pw });
     }
 
@@ -186,15 +191,17 @@ fn seed(store: &Store, argon2: &Argon2Params, now: i64) -> Result<DemoCredential
     {
         let pw = password_like();
         let hash = password::hash(&pw, argon2).map_err(DemoError::Hash)?;
-        store.put_stub_account(
-            stub,
-            &crate::model::StubAccount {
-                sub: Uuid::new_v4().simple().to_string(),
-                login: login.into(),
-                display_name: name.into(),
-                password_hash: hash,
-            },
-        )?;
+        store
+            .put_stub_account(
+                stub,
+                &crate::model::StubAccount {
+                    sub: Uuid::new_v4().simple().to_string(),
+                    login: login.into(),
+                    display_name: name.into(),
+                    password_hash: hash,
+                },
+            )
+            .await?;
         users.push(DemoUser { tenant: format!("stub:{stub}"), login: login.into(), password: pw });
     }
 
@@ -203,7 +210,7 @@ fn seed(store: &Store, argon2: &Argon2Params, now: i64) -> Result<DemoCredential
     let logout = vec!["http://127.0.0.1/logged-out".to_string()];
     for t in [&fabrikam, &contoso] {
         let secret = crate::secrets::new_token();
-        store.put_app(&confidential(t, "test-rp", "Test RP", &secret, &redirect, &logout))?;
+        store.put_app(&confidential(t, "test-rp", "Test RP", &secret, &redirect, &logout)).await?;
         clients.push(DemoClient {
             tenant: t.slug.clone(),
             client_id: "test-rp".into(),
@@ -212,12 +219,12 @@ fn seed(store: &Store, argon2: &Argon2Params, now: i64) -> Result<DemoCredential
         });
     }
 
-    seed_policies(store, &fabrikam, &contoso)?;
+    seed_policies(store, &fabrikam, &contoso).await?;
 
     let admin_secret = crate::secrets::new_token();
     let mut admin = confidential(&fabrikam, "gatehouse-admin", "gatehouse admin CLI", &admin_secret, &[], &[]);
     admin.app_roles = vec!["Directory.ReadWrite.All".into(), "User.Invite.All".into()];
-    store.put_app(&admin)?;
+    store.put_app(&admin).await?;
 
     Ok(DemoCredentials {
         url: String::new(),
@@ -233,14 +240,14 @@ fn seed(store: &Store, argon2: &Argon2Params, now: i64) -> Result<DemoCredential
 
 /// Fabrikam: "Require MFA for Foo" (app level), the trusted "Partner network", a report-only
 /// device policy for guests. Contoso: its own MFA policy, off until an admin turns it on.
-fn seed_policies(store: &Store, fabrikam: &Tenant, contoso: &Tenant) -> Result<(), DemoError> {
+async fn seed_policies(store: &Store, fabrikam: &Tenant, contoso: &Tenant) -> Result<(), DemoError> {
     let location: crate::policy::NamedLocation = serde_json::from_value(serde_json::json!({
         "id": Uuid::new_v4().to_string(),
         "displayName": "Partner network",
         "isTrusted": true,
         "ipRanges": [{"@odata.type": "#microsoft.graph.iPv4CidrRange", "cidrAddress": "203.0.113.0/24"}],
     }))?;
-    store.put_named_location(&fabrikam.id, &location)?;
+    store.put_named_location(&fabrikam.id, &location).await?;
     let policies = [
         (
             fabrikam,
@@ -284,7 +291,7 @@ fn seed_policies(store: &Store, fabrikam: &Tenant, contoso: &Tenant) -> Result<(
     ];
     for (tenant, json) in policies {
         let policy: crate::policy::Policy = serde_json::from_value(json)?;
-        store.put_policy(&tenant.id, &policy)?;
+        store.put_policy(&tenant.id, &policy).await?;
     }
     Ok(())
 }

@@ -253,7 +253,7 @@ pub async fn login(
         return login_page(&state, &req, s, &id, &login, Some(LOCKED.into()));
     }
     state.limiter.record_failure(&account_key, now);
-    let account = state.store.stub_account(s.name, &login)?;
+    let account = state.store.stub_account(s.name, &login).await?;
     let password = f.get("password").unwrap_or_default().to_string();
     let ok = crate::password::verify_blocking(
         password,

@@ -73,7 +73,7 @@ pub fn redirect_url(raw: &str) -> Result<String, InviteError> {
 }
 
 /// Validates everything first, then writes: a rejected invitation stores nothing.
-pub fn invite(
+pub async fn invite(
     store: &Store,
     tenant: &Tenant,
     req: InviteRequest,
@@ -87,7 +87,7 @@ pub fn invite(
     }
     let redirect_url = redirect_url(&req.redirect_url)?;
     if let Some(app) = &req.app_id
-        && store.app(&tenant.id, app)?.is_none()
+        && store.app(&tenant.id, app).await?.is_none()
     {
         return Err(InviteError::UnknownApp(app.clone()));
     }
@@ -100,7 +100,7 @@ pub fn invite(
         Some(m) => Some(display_text("customizedMessageBody", m, MESSAGE_MAX)?),
         None => None,
     };
-    let existing = store.user_by_login(&tenant.id, &email)?;
+    let existing = store.user_by_login(&tenant.id, &email).await?;
     if let Some(u) = &existing
         && u.user_type == UserType::Member
     {
@@ -116,13 +116,14 @@ pub fn invite(
         Some(u) if req.reset_redemption => {
             // Entra "reset redemption status": the guest redeems again, possibly with another
             // identity; the old identity's sessions and grants end with the epoch.
-            store.void_tickets_of(&tenant.id, &u.id)?;
-            let reset = store.update_user(&tenant.id, &u.id, |u| {
+            store.void_tickets_of(&tenant.id, &u.id).await?;
+            let reset = crate::storage::modify_user(store, &tenant.id, &u.id, |u| {
                 u.external_user_state = Some(ExternalUserState::PendingAcceptance);
                 u.external_user_state_change_date_time = Some(now);
                 u.identities.clear();
                 u.session_epoch += 1;
-            })?;
+            })
+            .await?;
             reset.map(|(u, ())| u).ok_or(InviteError::UserMismatch)?
         }
         Some(u) => u,
@@ -141,7 +142,7 @@ pub fn invite(
                 external_user_state_change_date_time: Some(now),
                 ..Default::default()
             };
-            store.insert_user(&u)?;
+            store.insert_user(&u).await?;
             u
         }
     };
@@ -165,17 +166,19 @@ pub fn invite(
         created_at: now,
     };
     let ticket = new_token();
-    store.put_invitation(&invitation)?;
-    store.put_ticket(
-        &digest(&ticket),
-        &Ticket {
-            tenant_id: tenant.id,
-            invitation_id: invitation.id,
-            user_id: user.id,
-            expires_at: now + TICKET_LIFETIME_SECS,
-            state: TicketState::Active,
-        },
-    )?;
+    store.put_invitation(&invitation).await?;
+    store
+        .put_ticket(
+            &digest(&ticket),
+            &Ticket {
+                tenant_id: tenant.id,
+                invitation_id: invitation.id,
+                user_id: user.id,
+                expires_at: now + TICKET_LIFETIME_SECS,
+                state: TicketState::Active,
+            },
+        )
+        .await?;
     let redeem_url = format!("{public_url}/redeem?ticket={ticket}");
     Ok(Invited { invitation, user, ticket, redeem_url })
 }

@@ -54,9 +54,9 @@ pub fn stubs_enabled(state: &AppState) -> bool {
 }
 
 /// Home realm discovery on the email's domain, in Entra's order.
-pub fn discover(state: &AppState, resource: &Tenant, email: &str) -> Result<Home, crate::storage::StoreError> {
+pub async fn discover(state: &AppState, resource: &Tenant, email: &str) -> Result<Home, crate::storage::StoreError> {
     let domain = email.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase()).unwrap_or_default();
-    if let Some(home) = state.store.tenant_by_domain(&domain)?
+    if let Some(home) = state.store.tenant_by_domain(&domain).await?
         && home.id != resource.id
     {
         return Ok(Home::Tenant { slug: home.slug });
@@ -74,7 +74,7 @@ pub fn discover(state: &AppState, resource: &Tenant, email: &str) -> Result<Home
 }
 
 /// The home recorded for an accepted guest, from the issuer of its identity.
-pub fn home_of_issuer(
+pub async fn home_of_issuer(
     state: &AppState,
     resource: &Tenant,
     issuer: &str,
@@ -88,7 +88,7 @@ pub fn home_of_issuer(
         return Ok(Some(Home::Stub { name: name.into() }));
     }
     if let Some(slug) = issuer.strip_prefix(&format!("{}/", state.public_url)).and_then(|r| r.strip_suffix("/v2.0"))
-        && state.store.tenant_by_slug(slug)?.is_some()
+        && state.store.tenant_by_slug(slug).await?.is_some()
     {
         return Ok(Some(Home::Tenant { slug: slug.into() }));
     }
@@ -124,12 +124,12 @@ pub fn b2b_secret(instance_secret: &[u8], home_slug: &str) -> String {
 }
 
 /// Registers (or refreshes) the federation client in every tenant of this instance.
-pub fn ensure_b2b_clients(
+pub async fn ensure_b2b_clients(
     store: &Store,
     public_url: &str,
     instance_secret: &[u8],
 ) -> Result<(), crate::storage::StoreError> {
-    for t in store.tenants()? {
+    for t in store.tenants().await? {
         let app = Application {
             tenant_id: t.id,
             client_id: B2B_CLIENT_ID.into(),
@@ -145,8 +145,8 @@ pub fn ensure_b2b_clients(
             // The instance's own federation between its tenants: consent is the redemption's.
             first_party: true,
         };
-        if store.app(&t.id, B2B_CLIENT_ID)?.as_ref() != Some(&app) {
-            store.put_app(&app)?;
+        if store.app(&t.id, B2B_CLIENT_ID).await?.as_ref() != Some(&app) {
+            store.put_app(&app).await?;
         }
     }
     Ok(())

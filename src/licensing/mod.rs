@@ -12,11 +12,11 @@ pub fn holds_seat(user: &User) -> bool {
     }
 }
 
-pub fn seats_used(store: &Store, tenant: &Tenant) -> Result<u32, StoreError> {
-    Ok(store.users(&tenant.id)?.iter().filter(|u| holds_seat(u)).count() as u32)
+pub async fn seats_used(store: &Store, tenant: &Tenant) -> Result<u32, StoreError> {
+    Ok(store.users(&tenant.id).await?.iter().filter(|u| holds_seat(u)).count() as u32)
 }
 
 /// True when `user` already holds a seat or one is free.
-pub fn can_take_seat(store: &Store, tenant: &Tenant, user: &User) -> Result<bool, StoreError> {
-    Ok(holds_seat(user) || seats_used(store, tenant)? < tenant.premium_seats)
+pub async fn can_take_seat(store: &Store, tenant: &Tenant, user: &User) -> Result<bool, StoreError> {
+    Ok(holds_seat(user) || seats_used(store, tenant).await? < tenant.premium_seats)
 }

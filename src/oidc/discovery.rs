@@ -2,7 +2,6 @@
 use actix_web::{HttpResponse, web};
 
 use crate::web::Data;
-use crate::web::HttpState;
 use crate::web::error::PageError;
 
 pub const SCOPES: &[&str] = &["openid", "profile", "email", "offline_access"];
@@ -13,7 +12,7 @@ pub async fn configuration(path: web::Path<String>, state: Data) -> Result<HttpR
     let body = match cached {
         Some(b) => b,
         None => {
-            let tenant = state.tenant(&path)?;
+            let tenant = crate::web::tenant(&state, &path).await?;
             let b: std::sync::Arc<str> = document(&state, &tenant).to_string().into();
             let mut cache = state.discovery_cache.lock().unwrap_or_else(|p| p.into_inner());
             cache.insert(tenant.slug.clone(), b.clone());
@@ -65,7 +64,7 @@ fn document(state: &crate::app::AppState, tenant: &crate::model::Tenant) -> serd
 }
 
 pub async fn jwks(path: web::Path<String>, state: Data) -> Result<HttpResponse, PageError> {
-    state.tenant(&path)?;
+    crate::web::tenant(&state, &path).await?;
     Ok(HttpResponse::Ok()
         .content_type("application/json")
         .insert_header(("Cache-Control", "public, max-age=300"))

@@ -18,9 +18,9 @@ pub async fn revoke(
     body: web::Bytes,
     state: Data,
 ) -> Result<HttpResponse, OAuthError> {
-    let tenant = tenant_of(&state, &path)?;
+    let tenant = tenant_of(&state, &path).await?;
     let p = crate::web::form::body(&req, &body)?;
-    let app = authenticate_client(&req, &p, &state, &tenant)?;
+    let app = authenticate_client(&req, &p, &state, &tenant).await?;
     let token = p.require("token")?;
     if let Some(hint) = p.get("token_type_hint")
         && !matches!(hint, "access_token" | "refresh_token")
@@ -30,16 +30,16 @@ pub async fn revoke(
             "token_type_hint must be access_token or refresh_token",
         ));
     }
-    if let Some(rt) = state.store.refresh_token(&digest(token))? {
+    if let Some(rt) = state.store.refresh_token(&digest(token)).await? {
         if rt.tenant_id == tenant.id && rt.client_id == app.client_id {
-            state.store.revoke_grant(&rt.grant_id)?;
+            state.store.revoke_grant(&rt.grant_id).await?;
             state.store.flush().await?;
         }
     } else if let Ok(claims) = state.keys.verify::<AccessClaims>(token, TokenType::Access, state.now(), false)
         && claims.tid == tenant.id
         && claims.client_id == app.client_id
     {
-        state.store.revoke_jti(&claims.jti, claims.exp)?;
+        state.store.revoke_jti(&claims.jti, claims.exp).await?;
         state.store.flush().await?;
     }
     // RFC 7009 §2.2: unknown or foreign tokens are answered with 200 as well.
@@ -52,21 +52,21 @@ pub async fn introspect(
     body: web::Bytes,
     state: Data,
 ) -> Result<HttpResponse, OAuthError> {
-    let tenant = tenant_of(&state, &path)?;
+    let tenant = tenant_of(&state, &path).await?;
     let p = crate::web::form::body(&req, &body)?;
-    let app = authenticate_client(&req, &p, &state, &tenant)?;
+    let app = authenticate_client(&req, &p, &state, &tenant).await?;
     if app.client_type == ClientType::Public {
         return Err(OAuthError::client("public clients cannot introspect tokens"));
     }
     let token = p.require("token")?;
     let now = state.now();
     let inactive = || no_store(HttpResponse::Ok()).json(serde_json::json!({"active": false}));
-    if let Some(rt) = state.store.refresh_token(&digest(token))? {
+    if let Some(rt) = state.store.refresh_token(&digest(token)).await? {
         if rt.tenant_id != tenant.id || rt.client_id != app.client_id || rt.rotated || rt.expires_at <= now {
             return Ok(inactive());
         }
-        let presented = Presented::of(&rt.auth, Some(grant_state(&state, &rt.grant_id)?));
-        if credential_user(&state, &tenant, &presented)?.is_err() {
+        let presented = Presented::of(&rt.auth, Some(grant_state(&state, &rt.grant_id).await?));
+        if credential_user(&state, &tenant, &presented).await?.is_err() {
             return Ok(inactive());
         }
         let sub = super::claims::pairwise_sub(&state, &tenant, &rt.auth.user_id, &rt.client_id);
@@ -76,7 +76,7 @@ pub async fn introspect(
             "iss": state.issuer(&tenant), "tid": tenant.id, "oid": rt.auth.user_id,
         })));
     }
-    match validate_access(&state, &tenant, token).map(|checked| checked.claims) {
+    match validate_access(&state, &tenant, token).await.map(|checked| checked.claims) {
         Ok(c) => Ok(no_store(HttpResponse::Ok()).json(serde_json::json!({
             "active": true, "token_type": "Bearer", "client_id": c.client_id, "scope": c.scp,
             "roles": c.roles, "sub": c.sub, "aud": c.aud, "iss": c.iss, "exp": c.exp, "iat": c.iat,

@@ -44,7 +44,7 @@ async fn end_session(
     state: &AppState,
     confirmed: bool,
 ) -> Result<HttpResponse, PageError> {
-    let tenant = state.tenant(slug)?;
+    let tenant = crate::web::tenant(state, slug).await?;
     let hint = match p.get("id_token_hint") {
         Some(t) => Some(
             state
@@ -70,7 +70,7 @@ async fn end_session(
         None => None,
         Some(uri) => {
             let app = match &client_id {
-                Some(c) => state.store.app(&tenant.id, c)?,
+                Some(c) => state.store.app(&tenant.id, c).await?,
                 None => None,
             };
             match app {
@@ -86,7 +86,7 @@ async fn end_session(
     };
     // Anyone can send a browser here, with any ID token they hold: sign out without asking
     // only when an unexpired hint names this browser's own session (its sid and subject).
-    let current = current_session(req, state, &tenant)?;
+    let current = current_session(req, state, &tenant).await?;
     let hint_is_this_session = match (&hint, &current) {
         (Some(h), Some((_, s))) => {
             h.exp > state.now()
@@ -125,7 +125,7 @@ async fn end_session(
         return Ok(resp);
     }
     if let Some((cookie, _)) = current {
-        state.store.delete_session(&digest(&cookie))?;
+        state.store.delete_session(&digest(&cookie)).await?;
     }
     let removal = state.removal_cookie(SSO_COOKIE, format!("/{}", tenant.slug));
     match redirect {

@@ -76,19 +76,19 @@ impl Reply {
 }
 
 /// The SSO session of this browser at this tenant, if any and still valid.
-pub fn current_session(
+pub async fn current_session(
     req: &HttpRequest,
     state: &AppState,
     tenant: &Tenant,
 ) -> Result<Option<(String, Session)>, PageError> {
     let Some(cookie) = cookie_value(req, SSO_COOKIE) else { return Ok(None) };
-    let session = state.store.session(&digest(&cookie))?;
+    let session = state.store.session(&digest(&cookie)).await?;
     let Some(session) = session.filter(|s| s.tenant_id == tenant.id && s.expires_at > state.now()) else {
         return Ok(None);
     };
     // The credential gate: a session whose user was deleted, disabled, reset or had their
     // sessions revoked since is no session at all.
-    if crate::access::credential_user(state, tenant, &Presented::of(&session.auth, None))?.is_err() {
+    if crate::access::credential_user(state, tenant, &Presented::of(&session.auth, None)).await?.is_err() {
         return Ok(None);
     }
     Ok(Some((cookie, session)))
@@ -97,7 +97,7 @@ pub fn current_session(
 /// Ends a sign-in: keeps or opens the SSO session, stores a single-use code and
 /// sends it to the relying party. A new session replaces the browser's previous one at
 /// this tenant, and a new browser cookie is issued with it (a planted one stops here).
-pub fn issue_code(
+pub async fn issue_code(
     state: &AppState,
     tenant: &Tenant,
     request: &AuthRequest,
@@ -111,9 +111,9 @@ pub fn issue_code(
         other => {
             let mut replaced: Vec<[u8; 32]> = other.map(|(c, _)| digest(&c)).into_iter().collect();
             replaced.extend(request.replaces_session);
-            let (cookie, s) = open_session(state, tenant, auth.clone())?;
+            let (cookie, s) = open_session(state, tenant, auth.clone()).await?;
             for old in replaced {
-                retire_session(state, tenant, &old)?;
+                retire_session(state, tenant, &old).await?;
             }
             (Some(cookie), s)
         }
@@ -132,25 +132,29 @@ pub fn issue_code(
         grant_id: Uuid::new_v4(),
         used: false,
     };
-    state.store.put_code(&digest(&code), &record)?;
+    state.store.put_code(&digest(&code), &record).await?;
     let mut resp = Reply::for_request(state, tenant, request).code(code);
     if let Some(c) = new_cookie {
         resp.add_cookie(&session_cookie(state, tenant, c)).map_err(PageError::internal)?;
-        resp.add_cookie(&csrf::rotate(state, browser)?).map_err(PageError::internal)?;
+        resp.add_cookie(&csrf::rotate(state, browser).await?).map_err(PageError::internal)?;
     }
     Ok(resp)
 }
 
 /// Deletes a replaced session (by cookie digest), only if it belongs to this tenant.
-pub fn retire_session(state: &AppState, tenant: &Tenant, id: &[u8; 32]) -> Result<(), PageError> {
-    if state.store.session(id)?.is_some_and(|s| s.tenant_id == tenant.id) {
-        state.store.delete_session(id)?;
+pub async fn retire_session(state: &AppState, tenant: &Tenant, id: &[u8; 32]) -> Result<(), PageError> {
+    if state.store.session(id).await?.is_some_and(|s| s.tenant_id == tenant.id) {
+        state.store.delete_session(id).await?;
     }
     Ok(())
 }
 
 /// Stores a new SSO session; returns the cookie value and the session.
-pub fn open_session(state: &AppState, tenant: &Tenant, auth: Authentication) -> Result<(String, Session), PageError> {
+pub async fn open_session(
+    state: &AppState,
+    tenant: &Tenant,
+    auth: Authentication,
+) -> Result<(String, Session), PageError> {
     let cookie = new_token();
     let s = Session {
         tenant_id: tenant.id,
@@ -158,7 +162,7 @@ pub fn open_session(state: &AppState, tenant: &Tenant, auth: Authentication) -> 
         auth,
         expires_at: state.now() + state.config.tokens.session_secs,
     };
-    state.store.put_session(&digest(&cookie), &s)?;
+    state.store.put_session(&digest(&cookie), &s).await?;
     Ok((cookie, s))
 }
 

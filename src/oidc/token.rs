@@ -17,13 +17,13 @@ use crate::web::Data;
 use crate::web::params::Params;
 
 /// Reads the form body of a back-channel request.
-pub fn tenant_of(state: &AppState, slug: &str) -> Result<Tenant, OAuthError> {
-    state.store.tenant_by_slug(slug)?.ok_or_else(|| OAuthError::request("unknown tenant"))
+pub async fn tenant_of(state: &AppState, slug: &str) -> Result<Tenant, OAuthError> {
+    state.store.tenant_by_slug(slug).await?.ok_or_else(|| OAuthError::request("unknown tenant"))
 }
 
 /// RFC 6749 §2.3: client_secret_basic, client_secret_post or none (public clients).
 /// `require_confidential` is for endpoints public clients may not use.
-pub fn authenticate_client(
+pub async fn authenticate_client(
     req: &HttpRequest,
     p: &Params,
     state: &AppState,
@@ -50,7 +50,7 @@ pub fn authenticate_client(
         ),
     };
     let fail = |msg: &str| OAuthError { basic_challenge: via_basic, ..OAuthError::client(msg) };
-    let app = state.store.app(&tenant.id, &client_id)?.ok_or_else(|| fail("client authentication failed"))?;
+    let app = state.store.app(&tenant.id, &client_id).await?.ok_or_else(|| fail("client authentication failed"))?;
     match (app.client_type, secret) {
         (ClientType::Confidential, Some(s)) if app.verify_secret(&s) => Ok(app),
         (ClientType::Public, None) => Ok(app),
@@ -74,16 +74,16 @@ pub async fn token(
     body: web::Bytes,
     state: Data,
 ) -> Result<HttpResponse, OAuthError> {
-    let tenant = tenant_of(&state, &path)?;
+    let tenant = tenant_of(&state, &path).await?;
     let p = crate::web::form::body(&req, &body)?;
-    let app = authenticate_client(&req, &p, &state, &tenant)?;
+    let app = authenticate_client(&req, &p, &state, &tenant).await?;
     match p.require("grant_type")? {
         "authorization_code" => authorization_code(&state, &tenant, &app, &p).await,
         "refresh_token" => {
             let ip = crate::web::net::client_ip(&req, &state.config.trusted_proxies);
             refresh(&state, &tenant, &app, &p, ip).await
         }
-        "client_credentials" => client_credentials(&state, &tenant, &app),
+        "client_credentials" => client_credentials(&state, &tenant, &app).await,
         other => Err(OAuthError::new(OAuthCode::UnsupportedGrantType, format!("grant_type {other} is not supported"))),
     }
 }
@@ -117,7 +117,7 @@ async fn authorization_code(
     let redirect_uri = p.require("redirect_uri")?;
     let id = digest(code);
     let invalid = || OAuthError::grant("the code is invalid, expired or was already used");
-    let record = state.store.code(&id)?.ok_or_else(invalid)?;
+    let record = state.store.code(&id).await?.ok_or_else(invalid)?;
     let now = state.now();
     // Another tenant's or client's code is unknown here, spent or not: presenting it
     // must not revoke what it issued.
@@ -133,7 +133,7 @@ async fn authorization_code(
         }
         pkce_ok(&record.code_challenge, p.get("code_verifier"))?;
         // The user may have been disabled or had their sessions revoked since the code was issued.
-        if let Err(refusal) = credential_user(state, tenant, &Presented::of(&record.auth, None))? {
+        if let Err(refusal) = credential_user(state, tenant, &Presented::of(&record.auth, None)).await? {
             return Err(OAuthError::grant(refusal.reason()));
         }
     }
@@ -164,7 +164,7 @@ async fn authorization_code(
         rotated: false,
     };
     let refresh_id = refresh_secret.as_deref().map(digest);
-    let outcome = state.store.use_code(&id, &grant, refresh_id.as_ref().map(|i| (i, &refresh_record)))?;
+    let outcome = state.store.use_code(&id, &grant, refresh_id.as_ref().map(|i| (i, &refresh_record))).await?;
     let code = match outcome {
         CodeUse::Redeemed(code) => code,
         CodeUse::Replayed => {
@@ -173,7 +173,7 @@ async fn authorization_code(
         }
         CodeUse::Unknown => return Err(invalid()),
     };
-    let user = state.store.user(&tenant.id, &code.auth.user_id)?.ok_or_else(invalid)?;
+    let user = state.store.user(&tenant.id, &code.auth.user_id).await?.ok_or_else(invalid)?;
     let input = UserTokenInput {
         tenant,
         app,
@@ -225,7 +225,7 @@ async fn refresh(
     let presented = p.require("refresh_token")?;
     let old = digest(presented);
     let invalid = || OAuthError::grant("the refresh token is invalid, expired or revoked");
-    let current = state.store.refresh_token(&old)?.ok_or_else(invalid)?;
+    let current = state.store.refresh_token(&old).await?.ok_or_else(invalid)?;
     if current.tenant_id != tenant.id || current.client_id != app.client_id {
         return Err(invalid());
     }
@@ -242,24 +242,20 @@ async fn refresh(
     };
     // A refresh is a non-interactive sign-in: the gate decides before anything rotates.
     // (A rotated token goes straight on to reuse detection below.)
-    let user = if current.rotated { None } else { Some(gate_refresh(state, tenant, app, &current, ip)?) };
+    let user = if current.rotated { None } else { Some(gate_refresh(state, tenant, app, &current, ip).await?) };
     let now = state.now();
     let secret = new_token();
     let life = state.config.tokens.refresh_token_secs;
-    let outcome = state.store.rotate_refresh(&old, &digest(&secret), now, |rt| RefreshToken {
-        issued_at: now,
-        expires_at: now + life,
-        rotated: false,
-        ..rt.clone()
-    })?;
+    let outcome = state.store.rotate_refresh(&old, &digest(&secret), now, life).await?;
     let next = match outcome {
         RefreshUse::Rotated(next) => next,
         RefreshUse::Reused => {
             state.store.flush().await?;
             tracing::warn!(client = %app.client_id, "refresh token reuse: grant revoked");
-            let user = state.store.user(&tenant.id, &current.auth.user_id)?;
+            let user = state.store.user(&tenant.id, &current.auth.user_id).await?;
             let facts = TokenLog { user: user.as_ref(), amr: &current.auth.amr, ip, decision: None };
-            token_log(state, tenant, app, facts, Some(("invalid_grant", "refresh token reuse: the grant is revoked")));
+            token_log(state, tenant, app, facts, Some(("invalid_grant", "refresh token reuse: the grant is revoked")))
+                .await;
             return Err(OAuthError::grant("the refresh token was already used; the session is revoked"));
         }
         RefreshUse::Revoked | RefreshUse::Unknown => return Err(invalid()),
@@ -279,7 +275,7 @@ async fn refresh(
     let body = token_response(state, &input, Some(secret))?;
     state.store.flush().await?;
     let facts = TokenLog { user: Some(&user), amr: &next.auth.amr, ip, decision: Some(&decision) };
-    token_log(state, tenant, app, facts, None);
+    token_log(state, tenant, app, facts, None).await;
     Ok(body)
 }
 
@@ -287,32 +283,32 @@ async fn refresh(
 /// this grant again (deleted, disabled, sessions revoked, redemption reset) has the grant
 /// revoked; a policy that now blocks or needs MFA refuses without revoking (the user may
 /// satisfy it by signing in again). Both are logged as non-interactive sign-ins.
-fn gate_refresh(
+async fn gate_refresh(
     state: &AppState,
     tenant: &Tenant,
     app: &Application,
     current: &RefreshToken,
     ip: Option<std::net::IpAddr>,
 ) -> Result<(crate::model::User, crate::policy::Decision), OAuthError> {
-    let presented = Presented::of(&current.auth, Some(grant_state(state, &current.grant_id)?));
-    let user = match credential_user(state, tenant, &presented)? {
+    let presented = Presented::of(&current.auth, Some(grant_state(state, &current.grant_id).await?));
+    let user = match credential_user(state, tenant, &presented).await? {
         Ok(user) => user,
         Err(refusal) => {
             if refusal != Refusal::GrantEnded {
-                state.store.revoke_grant(&current.grant_id)?;
+                state.store.revoke_grant(&current.grant_id).await?;
             }
-            let user = state.store.user(&tenant.id, &current.auth.user_id)?;
+            let user = state.store.user(&tenant.id, &current.auth.user_id).await?;
             let facts = TokenLog { user: user.as_ref(), amr: &current.auth.amr, ip, decision: None };
-            token_log(state, tenant, app, facts, Some((refusal.log_code(), refusal.reason())));
+            token_log(state, tenant, app, facts, Some((refusal.log_code(), refusal.reason()))).await;
             return Err(OAuthError::grant(refusal.reason()));
         }
     };
-    match reevaluate(state, tenant, &user, &app.client_id, ip, &current.auth)? {
+    match reevaluate(state, tenant, &user, &app.client_id, ip, &current.auth).await? {
         (decision, None) => Ok((user, decision)),
         (decision, Some(refusal)) => {
             let why = refusal.to_string();
             let facts = TokenLog { user: Some(&user), amr: &current.auth.amr, ip, decision: Some(&decision) };
-            token_log(state, tenant, app, facts, Some((refusal.log_code(), &why)));
+            token_log(state, tenant, app, facts, Some((refusal.log_code(), &why))).await;
             Err(OAuthError::grant(why))
         }
     }
@@ -326,7 +322,13 @@ struct TokenLog<'a> {
 }
 
 /// Token sign-ins (refresh, client credentials) go to the sign-in log as non-interactive.
-fn token_log(state: &AppState, tenant: &Tenant, app: &Application, f: TokenLog<'_>, failure: Option<(&str, &str)>) {
+async fn token_log(
+    state: &AppState,
+    tenant: &Tenant,
+    app: &Application,
+    f: TokenLog<'_>,
+    failure: Option<(&str, &str)>,
+) {
     let user = f.user;
     if failure.is_none() {
         let key = format!("{}:{}:{}", tenant.id, app.client_id, user.map(|u| u.id.to_string()).unwrap_or_default());
@@ -350,15 +352,15 @@ fn token_log(state: &AppState, tenant: &Tenant, app: &Application, f: TokenLog<'
         amr: f.amr.to_vec(),
         interactive: false,
     };
-    crate::audit::log(state, facts, f.decision, failure.map(|(code, why)| (code, why.to_string())));
+    crate::audit::log(state, facts, f.decision, failure.map(|(code, why)| (code, why.to_string()))).await;
 }
 
-fn client_credentials(state: &AppState, tenant: &Tenant, app: &Application) -> Result<HttpResponse, OAuthError> {
+async fn client_credentials(state: &AppState, tenant: &Tenant, app: &Application) -> Result<HttpResponse, OAuthError> {
     if app.client_type != ClientType::Confidential {
         return Err(OAuthError::new(OAuthCode::UnauthorizedClient, "public clients cannot use client_credentials"));
     }
     let token = app_access_token(state, tenant, app).map_err(OAuthError::server)?;
-    token_log(state, tenant, app, TokenLog { user: None, amr: &[], ip: None, decision: None }, None);
+    token_log(state, tenant, app, TokenLog { user: None, amr: &[], ip: None, decision: None }, None).await;
     Ok(no_store(HttpResponse::Ok()).json(serde_json::json!({
         "access_token": token,
         "token_type": "Bearer",

@@ -13,12 +13,12 @@ use crate::web::params::Params;
 
 /// Checks an access token we issued for `tenant`: signature, type, issuer, expiry,
 /// and the credential gate (token, grant and user still good).
-pub fn validate_access(state: &AppState, tenant: &Tenant, token: &str) -> Result<CheckedAccess, &'static str> {
+pub async fn validate_access(state: &AppState, tenant: &Tenant, token: &str) -> Result<CheckedAccess, &'static str> {
     let claims: AccessClaims = state
         .keys
         .verify(token, TokenType::Access, state.now(), true)
         .map_err(|_| "the access token is invalid or expired")?;
-    check_access(state, tenant, claims)
+    check_access(state, tenant, claims).await
 }
 
 /// An access token that passed every check, with the user it was issued for (user tokens).
@@ -31,7 +31,11 @@ pub struct CheckedAccess {
 /// then the credential gate: a user token's grant is live and its user still good
 /// (exists, enabled, sessions not revoked since, guest still redeemed); an app token's
 /// application is still registered. Store errors refuse the token (fail closed).
-pub fn check_access(state: &AppState, tenant: &Tenant, claims: AccessClaims) -> Result<CheckedAccess, &'static str> {
+pub async fn check_access(
+    state: &AppState,
+    tenant: &Tenant,
+    claims: AccessClaims,
+) -> Result<CheckedAccess, &'static str> {
     const REVOKED: &str = "the access token was revoked";
     let now = state.now();
     if claims.iss != state.issuer(tenant) || claims.tid != tenant.id {
@@ -40,22 +44,22 @@ pub fn check_access(state: &AppState, tenant: &Tenant, claims: AccessClaims) -> 
     if claims.nbf > now + 60 {
         return Err("the access token is not valid yet");
     }
-    if state.store.jti_revoked(&claims.jti).unwrap_or(true) {
+    if state.store.jti_revoked(&claims.jti).await.unwrap_or(true) {
         return Err(REVOKED);
     }
     let Some(oid) = claims.oid else {
-        return match state.store.app(&tenant.id, &claims.client_id) {
+        return match state.store.app(&tenant.id, &claims.client_id).await {
             Ok(Some(_)) => Ok(CheckedAccess { claims, user: None }),
             _ => Err("the application is no longer registered"),
         };
     };
     let gid = claims.gid.ok_or(REVOKED)?;
-    let grant = state.store.grant(&gid).ok().flatten().ok_or(REVOKED)?;
+    let grant = state.store.grant(&gid).await.ok().flatten().ok_or(REVOKED)?;
     if grant.revoked || grant.expires_at <= now || grant.user_id != oid || grant.client_id != claims.client_id {
         return Err(REVOKED);
     }
     let presented = Presented { user_id: oid, epoch: grant.epoch, idp: None, grant: Some(GrantState::Live) };
-    match crate::access::credential_user(state, tenant, &presented) {
+    match crate::access::credential_user(state, tenant, &presented).await {
         Ok(Ok(user)) => Ok(CheckedAccess { claims, user: Some(user) }),
         Ok(Err(refusal)) => Err(refusal.reason()),
         Err(_) => Err(REVOKED),
@@ -111,7 +115,7 @@ pub async fn userinfo_post(req: HttpRequest, path: web::Path<String>, body: web:
 
 async fn respond(req: &HttpRequest, slug: &str, state: &AppState, other: Option<String>) -> HttpResponse {
     use actix_web::http::StatusCode;
-    let tenant = match tenant_of(state, slug) {
+    let tenant = match tenant_of(state, slug).await {
         Ok(t) => t,
         Err(e) => return actix_web::ResponseError::error_response(&e),
     };
@@ -135,7 +139,7 @@ async fn respond(req: &HttpRequest, slug: &str, state: &AppState, other: Option<
         (None, Some(t)) => t,
         (None, None) => return bearer_error(StatusCode::UNAUTHORIZED, None, ""),
     };
-    let (claims, user) = match validate_access(state, &tenant, &token) {
+    let (claims, user) = match validate_access(state, &tenant, &token).await {
         Ok(CheckedAccess { claims, user: Some(user) }) => (claims, user),
         Ok(CheckedAccess { user: None, .. }) => {
             return bearer_error(

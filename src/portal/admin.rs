@@ -8,13 +8,12 @@ use crate::admin::ROLE_GLOBAL_ADMIN;
 use crate::app::AppState;
 use crate::model::{Tenant, User};
 use crate::policy::PolicyState;
-use crate::web::HttpState;
 use crate::web::error::PageError;
 use crate::web::pages::{AdminGuestRow, AdminPage, AdminPolicyRow, AdminSignInRow, render};
 use crate::web::{Data, csrf};
 
-fn admin(req: &HttpRequest, state: &AppState, tenant: &Tenant) -> Result<Result<User, HttpResponse>, PageError> {
-    let user = match crate::signin::portal_user(req, state, tenant, &format!("/{}/admin", tenant.slug))? {
+async fn admin(req: &HttpRequest, state: &AppState, tenant: &Tenant) -> Result<Result<User, HttpResponse>, PageError> {
+    let user = match crate::signin::portal_user(req, state, tenant, &format!("/{}/admin", tenant.slug)).await? {
         Ok(user) => user,
         Err(answer) => return Ok(Err(answer)),
     };
@@ -29,15 +28,16 @@ fn admin(req: &HttpRequest, state: &AppState, tenant: &Tenant) -> Result<Result<
 }
 
 pub async fn show(req: HttpRequest, path: web::Path<String>, state: Data) -> Result<HttpResponse, PageError> {
-    let tenant = state.tenant(&path)?;
-    let me = match admin(&req, &state, &tenant)? {
+    let tenant = crate::web::tenant(&state, &path).await?;
+    let me = match admin(&req, &state, &tenant).await? {
         Ok(u) => u,
         Err(redirect) => return Ok(redirect),
     };
     let browser = csrf::issued(&req, &state).unwrap_or_default();
     let guests = state
         .store
-        .users(&tenant.id)?
+        .users(&tenant.id)
+        .await?
         .into_iter()
         .filter(|u| u.is_guest())
         .map(|u| AdminGuestRow {
@@ -51,7 +51,8 @@ pub async fn show(req: HttpRequest, path: web::Path<String>, state: Data) -> Res
         .collect();
     let policies = state
         .store
-        .policies(&tenant.id)?
+        .policies(&tenant.id)
+        .await?
         .into_iter()
         .map(|p| AdminPolicyRow {
             id: p.id.clone(),
@@ -66,7 +67,8 @@ pub async fn show(req: HttpRequest, path: web::Path<String>, state: Data) -> Res
         .collect();
     let sign_ins = state
         .store
-        .signin_log(&tenant.id, 50)?
+        .signin_log(&tenant.id, 50)
+        .await?
         .into_iter()
         .map(|e| AdminSignInRow {
             time: e.created_date_time,
@@ -103,7 +105,7 @@ pub async fn show(req: HttpRequest, path: web::Path<String>, state: Data) -> Res
         tenant_slug: tenant.slug.clone(),
         me: me.user_principal_name,
         csrf: csrf::token(&state, &browser),
-        seats_used: crate::licensing::seats_used(&state.store, &tenant)?,
+        seats_used: crate::licensing::seats_used(&state.store, &tenant).await?,
         seats: tenant.premium_seats,
         guests,
         policies,
@@ -118,18 +120,21 @@ pub async fn mfa_reset(
     body: web::Bytes,
     state: Data,
 ) -> Result<HttpResponse, PageError> {
-    let tenant = state.tenant(&path)?;
+    let tenant = crate::web::tenant(&state, &path).await?;
     let f = crate::web::form::body(&req, &body)?;
     csrf::verify(&req, &state, f.get("csrf"))?;
-    if let Err(redirect) = admin(&req, &state, &tenant)? {
+    if let Err(redirect) = admin(&req, &state, &tenant).await? {
         return Ok(redirect);
     }
     let id = f
         .get("user")
         .and_then(|u| uuid::Uuid::parse_str(u).ok())
         .ok_or_else(|| PageError::bad_request("invalid_request", "No such user."))?;
-    let user =
-        state.store.user(&tenant.id, &id)?.ok_or_else(|| PageError::bad_request("invalid_request", "No such user."))?;
+    let user = state
+        .store
+        .user(&tenant.id, &id)
+        .await?
+        .ok_or_else(|| PageError::bad_request("invalid_request", "No such user."))?;
     crate::admin::users::reset_method(&state, &tenant, &user, None)
         .await
         .map_err(|e| PageError::internal(e.message))?;
@@ -142,10 +147,10 @@ pub async fn policy_state(
     body: web::Bytes,
     state: Data,
 ) -> Result<HttpResponse, PageError> {
-    let tenant = state.tenant(&path)?;
+    let tenant = crate::web::tenant(&state, &path).await?;
     let f = crate::web::form::body(&req, &body)?;
     csrf::verify(&req, &state, f.get("csrf"))?;
-    if let Err(redirect) = admin(&req, &state, &tenant)? {
+    if let Err(redirect) = admin(&req, &state, &tenant).await? {
         return Ok(redirect);
     }
     let new_state = match f.get("state") {
@@ -157,10 +162,11 @@ pub async fn policy_state(
     let id = f.get("policy").unwrap_or_default();
     let mut p = state
         .store
-        .policy(&tenant.id, id)?
+        .policy(&tenant.id, id)
+        .await?
         .ok_or_else(|| PageError::bad_request("invalid_request", "No such policy."))?;
     p.state = new_state;
-    state.store.put_policy(&tenant.id, &p)?;
+    state.store.put_policy(&tenant.id, &p).await?;
     state.store.flush().await?;
     Ok(crate::signin::see_other(&format!("/{}/admin", tenant.slug)))
 }

@@ -8,14 +8,17 @@ use crate::admin::{ROLE_GLOBAL_ADMIN, ROLE_GUEST_INVITER};
 use crate::app::AppState;
 use crate::directory::invite::InviteRequest;
 use crate::model::{Tenant, User};
-use crate::web::HttpState;
 use crate::web::error::PageError;
 use crate::web::pages::{InvitePage, render};
 use crate::web::{Data, csrf};
 
 /// The signed-in member allowed to invite, or `Err(redirect to sign in)`.
-fn inviter(req: &HttpRequest, state: &AppState, tenant: &Tenant) -> Result<Result<User, HttpResponse>, PageError> {
-    let user = match crate::signin::portal_user(req, state, tenant, &format!("/{}/invite", tenant.slug))? {
+async fn inviter(
+    req: &HttpRequest,
+    state: &AppState,
+    tenant: &Tenant,
+) -> Result<Result<User, HttpResponse>, PageError> {
+    let user = match crate::signin::portal_user(req, state, tenant, &format!("/{}/invite", tenant.slug)).await? {
         Ok(user) => user,
         Err(answer) => return Ok(Err(answer)),
     };
@@ -30,23 +33,24 @@ fn inviter(req: &HttpRequest, state: &AppState, tenant: &Tenant) -> Result<Resul
     Ok(Ok(user))
 }
 
-fn apps(state: &AppState, tenant: &Tenant) -> Result<Vec<(String, String)>, PageError> {
+async fn apps(state: &AppState, tenant: &Tenant) -> Result<Vec<(String, String)>, PageError> {
     Ok(state
         .store
-        .apps(&tenant.id)?
+        .apps(&tenant.id)
+        .await?
         .into_iter()
         .filter(|a| a.home_page_url.is_some())
         .map(|a| (a.client_id, a.display_name))
         .collect())
 }
 
-fn page(state: &AppState, req: &HttpRequest, tenant: &Tenant, user: &User) -> Result<InvitePage, PageError> {
+async fn page(state: &AppState, req: &HttpRequest, tenant: &Tenant, user: &User) -> Result<InvitePage, PageError> {
     let browser = csrf::issued(req, state).unwrap_or_default();
     Ok(InvitePage {
         tenant_name: tenant.display_name.clone(),
         tenant_slug: tenant.slug.clone(),
         member: user.user_principal_name.clone(),
-        apps: apps(state, tenant)?,
+        apps: apps(state, tenant).await?,
         csrf: csrf::token(state, &browser),
         email: String::new(),
         display_name: String::new(),
@@ -57,12 +61,12 @@ fn page(state: &AppState, req: &HttpRequest, tenant: &Tenant, user: &User) -> Re
 }
 
 pub async fn show(req: HttpRequest, path: web::Path<String>, state: Data) -> Result<HttpResponse, PageError> {
-    let tenant = state.tenant(&path)?;
-    let user = match inviter(&req, &state, &tenant)? {
+    let tenant = crate::web::tenant(&state, &path).await?;
+    let user = match inviter(&req, &state, &tenant).await? {
         Ok(u) => u,
         Err(redirect) => return Ok(redirect),
     };
-    render(&page(&state, &req, &tenant, &user)?, vec![])
+    render(&page(&state, &req, &tenant, &user).await?, vec![])
 }
 
 pub async fn submit(
@@ -71,19 +75,19 @@ pub async fn submit(
     body: web::Bytes,
     state: Data,
 ) -> Result<HttpResponse, PageError> {
-    let tenant = state.tenant(&path)?;
+    let tenant = crate::web::tenant(&state, &path).await?;
     let f = crate::web::form::body(&req, &body)?;
     csrf::verify(&req, &state, f.get("csrf"))?;
-    let user = match inviter(&req, &state, &tenant)? {
+    let user = match inviter(&req, &state, &tenant).await? {
         Ok(u) => u,
         Err(redirect) => return Ok(redirect),
     };
-    let mut p = page(&state, &req, &tenant, &user)?;
+    let mut p = page(&state, &req, &tenant, &user).await?;
     p.email = f.get("email").unwrap_or_default().to_string();
     p.display_name = f.get("display_name").unwrap_or_default().to_string();
     p.message = f.get("message").unwrap_or_default().to_string();
     let app = match f.get("app") {
-        Some(id) => state.store.app(&tenant.id, id)?.filter(|a| a.home_page_url.is_some()),
+        Some(id) => state.store.app(&tenant.id, id).await?.filter(|a| a.home_page_url.is_some()),
         None => None,
     };
     let Some(app) = app else {
@@ -102,7 +106,7 @@ pub async fn submit(
         // The object id, as on the Graph path: one throttle per member whichever way they invite.
         invited_by: user.id.to_string(),
     };
-    match send_invitation(&state, &tenant, request) {
+    match send_invitation(&state, &tenant, request).await {
         Ok(invited) => {
             state.store.flush().await?;
             p.redeem_link = Some(invited.redeem_url);

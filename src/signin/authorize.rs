@@ -11,7 +11,6 @@ use crate::oidc::claims::pairwise_sub;
 use crate::oidc::error::{OAuthCode, OAuthError};
 use crate::oidc::session::{Reply, SSO_COOKIE, current_session};
 use crate::secrets::{digest, new_token};
-use crate::web::HttpState;
 use crate::web::error::PageError;
 use crate::web::params::Params;
 use crate::web::{Data, cookie_value, csrf};
@@ -40,7 +39,7 @@ pub async fn authorize_post(
 pub const MAX_AUTHORIZE_BYTES: usize = 8 * 1024;
 
 async fn authorize(req: &HttpRequest, slug: &str, raw: &str, state: &AppState) -> Result<HttpResponse, PageError> {
-    let tenant = state.tenant(slug)?;
+    let tenant = crate::web::tenant(state, slug).await?;
     if raw.len() > MAX_AUTHORIZE_BYTES {
         return Err(PageError::bad_request(
             "invalid_request",
@@ -52,7 +51,7 @@ async fn authorize(req: &HttpRequest, slug: &str, raw: &str, state: &AppState) -
     let client_id = params.get("client_id").ok_or_else(|| {
         PageError::bad_request("invalid_request", "The application did not say who it is (client_id is missing).")
     })?;
-    let app = state.store.app(&tenant.id, client_id)?.ok_or_else(|| {
+    let app = state.store.app(&tenant.id, client_id).await?.ok_or_else(|| {
         PageError::bad_request(
             "unknown_client",
             format!("The application is not registered in {}.", tenant.display_name),
@@ -105,13 +104,13 @@ async fn authorize(req: &HttpRequest, slug: &str, raw: &str, state: &AppState) -
             }
         }
     };
-    let current = current_session(req, state, &tenant)?;
+    let current = current_session(req, state, &tenant).await?;
     // A completed re-authentication replaces this browser's session at the tenant, also
     // one the gate no longer accepts (its record is retired with it).
     request.replaces_session = cookie_value(req, SSO_COOKIE).map(|c| digest(&c));
     if let Some((cookie, session)) = current {
         let fresh_enough = request.max_age.is_none_or(|m| now - session.auth.auth_time <= m);
-        let user = state.store.user(&tenant.id, &session.auth.user_id)?.filter(|u| u.account_enabled);
+        let user = state.store.user(&tenant.id, &session.auth.user_id).await?.filter(|u| u.account_enabled);
         let hint_ok = match (&request.login_hint, &user) {
             (Some(h), Some(u)) => h.eq_ignore_ascii_case(&u.user_principal_name) || h.eq_ignore_ascii_case(&u.mail),
             _ => true,
@@ -134,7 +133,8 @@ async fn authorize(req: &HttpRequest, slug: &str, raw: &str, state: &AppState) -
             };
             let auth = session.auth.clone();
             let mut resp =
-                crate::signin::after_primary(state, req, &tenant, &new_token(), signin, auth, Some((cookie, session)))?;
+                crate::signin::after_primary(state, req, &tenant, &new_token(), signin, auth, Some((cookie, session)))
+                    .await?;
             if let Some(c) = new_cookie {
                 resp.add_cookie(&c).map_err(PageError::internal)?;
             }
@@ -146,7 +146,7 @@ async fn authorize(req: &HttpRequest, slug: &str, raw: &str, state: &AppState) -
     }
 
     let login = request.login_hint.clone();
-    crate::signin::begin(req, state, &tenant, Purpose::Authorize(Box::new(request)), login)
+    crate::signin::begin(req, state, &tenant, Purpose::Authorize(Box::new(request)), login).await
 }
 
 const MAX_STATE: usize = 2048;

@@ -19,13 +19,13 @@ fn device_seal(state: &AppState, tenant: &Tenant, id: &str, owner: &uuid::Uuid) 
 /// The registered device of this browser at `tenant` for `user`, registering it on first
 /// sight. A cookie the server did not mint, or minted for another user (a copied cookie,
 /// a shared browser), is a new, unregistered device of this user.
-pub fn device(
+pub async fn device(
     req: &HttpRequest,
     state: &AppState,
     tenant: &Tenant,
     user: &User,
 ) -> Result<(Device, Option<Cookie<'static>>), PageError> {
-    if let Some(d) = known_device(req, state, tenant, user)? {
+    if let Some(d) = known_device(req, state, tenant, user).await? {
         return Ok((d, None));
     }
     let agent = req.headers().get("user-agent").and_then(|v| v.to_str().ok()).unwrap_or("browser");
@@ -38,7 +38,7 @@ pub fn device(
         registered_owner: Some(user.id),
         created_at: state.now(),
     };
-    state.store.put_device(&tenant.id, &d)?;
+    state.store.put_device(&tenant.id, &d).await?;
     let value = format!("{}.{}", d.id, device_seal(state, tenant, &d.id, &user.id));
     let cookie = state.cookie(DEVICE_COOKIE, value, format!("/{}", tenant.slug), Some(400 * 86400));
     Ok((d, Some(cookie)))
@@ -46,7 +46,7 @@ pub fn device(
 
 /// The registered device this browser presents for `user` (a cookie the server minted for
 /// this user), without registering one.
-pub fn known_device(
+pub async fn known_device(
     req: &HttpRequest,
     state: &AppState,
     tenant: &Tenant,
@@ -57,5 +57,5 @@ pub fn known_device(
     if !ct_eq(tag.as_bytes(), device_seal(state, tenant, id, &user.id).as_bytes()) {
         return Ok(None);
     }
-    Ok(state.store.device(&tenant.id, id)?.filter(|d| d.registered_owner == Some(user.id)))
+    Ok(state.store.device(&tenant.id, id).await?.filter(|d| d.registered_owner == Some(user.id)))
 }

@@ -35,10 +35,10 @@ pub async fn begin_home(
         // Nothing is mailed yet: identifying as someone must not spend their codes. The
         // page offers "Send code"; only that post sends one (email_otp_send).
         signin.step = Step::EmailOtp { code_hash: String::new(), expires_at: 0, attempts: 0, sends: 0, last_sent: 0 };
-        state.store.put_signin(&digest(tx), &signin)?;
+        state.store.put_signin(&digest(tx), &signin).await?;
         return Ok(to_login_page(tenant, tx));
     }
-    let fresh = home_freshness(state, tenant, &signin)?;
+    let fresh = home_freshness(state, tenant, &signin).await?;
     let started = federation::start(state, homes, tenant, &home, &email, fresh).await.map_err(|e| {
         tracing::warn!(error = %e, "home IdP unreachable");
         PageError::new(
@@ -59,23 +59,31 @@ pub async fn begin_home(
         prompt_login: fresh.prompt_login,
         max_age: fresh.max_age,
     };
-    state.store.put_signin(&digest(tx), &signin)?;
+    state.store.put_signin(&digest(tx), &signin).await?;
     let record = FedState { tx: tx.to_string(), issuer: started.issuer, expires_at: signin.expires_at };
-    state.store.put_fed_state(&started.state, &record)?;
+    state.store.put_fed_state(&started.state, &record).await?;
     Ok(HttpResponse::Found().insert_header((header::LOCATION, started.url)).finish())
 }
 
 /// What the home must prove about freshness: the RP's `prompt=login` and `max_age`, and the
 /// shortest sign-in frequency of the enforced policies for this guest and app (a guest's
 /// authentication is the home's, so its age is the home's).
-fn home_freshness(state: &AppState, tenant: &Tenant, signin: &SignIn) -> Result<federation::Freshness, PageError> {
+async fn home_freshness(
+    state: &AppState,
+    tenant: &Tenant,
+    signin: &SignIn,
+) -> Result<federation::Freshness, PageError> {
     let (app_id, prompt_login, mut max_age) = match &signin.purpose {
         Purpose::Authorize(r) => (r.client_id.as_str(), r.prompt.iter().any(|p| p == "login"), r.max_age),
         Purpose::Portal { .. } => (crate::access::PORTAL_APP, false, None),
         // Redemption proves the identity once; no application's policies apply yet.
         Purpose::Redeem { .. } => return Ok(federation::Freshness::default()),
     };
-    if let Some(user) = signin.user_id.map(|id| state.store.user(&tenant.id, &id)).transpose()?.flatten() {
+    let user = match signin.user_id {
+        Some(id) => state.store.user(&tenant.id, &id).await?,
+        None => None,
+    };
+    if let Some(user) = user {
         // IP and device are not known here: conditions on them are judged without them.
         let probe = Authentication {
             user_id: user.id,
@@ -87,8 +95,8 @@ fn home_freshness(state: &AppState, tenant: &Tenant, signin: &SignIn) -> Result<
             device_id: None,
         };
         let ctx = crate::access::context(&user, app_id, None, None, &probe, None);
-        let policies = state.store.policies(&tenant.id)?;
-        let decision = crate::policy::evaluate(&ctx, &policies, &state.store.named_locations(&tenant.id)?);
+        let policies = state.store.policies(&tenant.id).await?;
+        let decision = crate::policy::evaluate(&ctx, &policies, &state.store.named_locations(&tenant.id).await?);
         let frequencies = decision
             .results
             .iter()
@@ -105,7 +113,7 @@ fn home_freshness(state: &AppState, tenant: &Tenant, signin: &SignIn) -> Result<
 /// Mails `code`, within two quotas per hour: per address and client IP (one requester,
 /// `OTP_SENDS_PER_IP`) and per address from anywhere (`OTP_SENDS_PER_ADDRESS`, larger).
 /// `Ok(Some(seconds))`: a quota is used up, nothing was sent.
-fn send_email_code(
+async fn send_email_code(
     state: &AppState,
     tenant: &Tenant,
     email: &str,
@@ -137,6 +145,7 @@ fn send_email_code(
         None,
         Some(code),
     )
+    .await
     .map_err(PageError::internal)?;
     Ok(None)
 }
@@ -147,11 +156,15 @@ fn send_email_code(
 pub async fn federation_callback(req: HttpRequest, state: Data, homes: Homes) -> Result<HttpResponse, PageError> {
     let query = crate::web::form::query(&req)?;
     let st = query.get("state").ok_or_else(PageError::signin_expired)?;
-    let bound =
-        state.store.fed_state(st)?.filter(|f| f.expires_at > state.now()).ok_or_else(PageError::signin_expired)?;
-    let pending = state.store.signin(&digest(&bound.tx))?.ok_or_else(PageError::signin_expired)?;
-    let tenant = state.store.tenant(&pending.tenant_id)?.ok_or_else(PageError::signin_expired)?;
-    let (tx, signin) = load(&req, &state, &tenant.id, Some(&bound.tx))?;
+    let bound = state
+        .store
+        .fed_state(st)
+        .await?
+        .filter(|f| f.expires_at > state.now())
+        .ok_or_else(PageError::signin_expired)?;
+    let pending = state.store.signin(&digest(&bound.tx)).await?.ok_or_else(PageError::signin_expired)?;
+    let tenant = state.store.tenant(&pending.tenant_id).await?.ok_or_else(PageError::signin_expired)?;
+    let (tx, signin) = load(&req, &state, &tenant.id, Some(&bound.tx)).await?;
     let Step::Federating {
         home,
         state: expected,
@@ -178,7 +191,7 @@ pub async fn federation_callback(req: HttpRequest, state: Data, homes: Homes) ->
             "The answer did not come from your home identity provider. Go back to the application and start again.",
         ));
     }
-    if state.store.take_fed_state(st)?.is_none() {
+    if state.store.take_fed_state(st).await?.is_none() {
         return Err(PageError::signin_expired());
     }
     if let Some(err) = query.get("error") {
@@ -208,11 +221,11 @@ pub async fn federation_callback(req: HttpRequest, state: Data, homes: Homes) ->
         ));
     }
     let auth_time = auth_time.map_or(now, |t| t.min(now));
-    home_proven_at(&state, &req, &tenant, &tx, signin, proven, vec!["fed".into()], auth_time)
+    home_proven_at(&state, &req, &tenant, &tx, signin, proven, vec!["fed".into()], auth_time).await
 }
 
 /// The home identity is proven just now (email code): redemption goes on to consent, a sign-in completes.
-fn home_proven(
+async fn home_proven(
     state: &AppState,
     req: &HttpRequest,
     tenant: &Tenant,
@@ -221,12 +234,12 @@ fn home_proven(
     proven: HomeIdentity,
     amr: Vec<String>,
 ) -> Result<HttpResponse, PageError> {
-    home_proven_at(state, req, tenant, tx, signin, proven, amr, state.now())
+    home_proven_at(state, req, tenant, tx, signin, proven, amr, state.now()).await
 }
 
 /// The home identity is proven, by an authentication at `auth_time` (the home's).
 #[allow(clippy::too_many_arguments)]
-fn home_proven_at(
+async fn home_proven_at(
     state: &AppState,
     req: &HttpRequest,
     tenant: &Tenant,
@@ -236,10 +249,10 @@ fn home_proven_at(
     mut amr: Vec<String>,
     auth_time: i64,
 ) -> Result<HttpResponse, PageError> {
-    let user = signin_user(state, tenant, &signin)?;
+    let user = signin_user(state, tenant, &signin).await?;
     // Home MFA counts only where this tenant's inbound trust accepts that partner's MFA.
     let mut acr = "1".to_string();
-    if proven.amr.iter().any(|a| a == "mfa") && trusts_home_mfa(state, tenant, &proven.issuer)? {
+    if proven.amr.iter().any(|a| a == "mfa") && trusts_home_mfa(state, tenant, &proven.issuer).await? {
         amr.push("mfa".into());
         acr = "2".into();
     }
@@ -255,7 +268,7 @@ fn home_proven_at(
                 return Err(wrong_account(&email, &user.mail));
             }
             signin.step = Step::Consent { identity, amr, idp: proven.issuer };
-            state.store.put_signin(&digest(tx), &signin)?;
+            state.store.put_signin(&digest(tx), &signin).await?;
             Ok(to_login_page(tenant, tx))
         }
         Purpose::Authorize(_) | Purpose::Portal { .. } => {
@@ -275,18 +288,18 @@ fn home_proven_at(
                 epoch: user.session_epoch,
                 device_id: None,
             };
-            after_primary(state, req, tenant, tx, signin, auth, None)
+            after_primary(state, req, tenant, tx, signin, auth, None).await
         }
     }
 }
 
 /// Whether `tenant` accepts MFA done at the home tenant behind `issuer` (inbound trust).
-fn trusts_home_mfa(state: &AppState, tenant: &Tenant, issuer: &str) -> Result<bool, PageError> {
+async fn trusts_home_mfa(state: &AppState, tenant: &Tenant, issuer: &str) -> Result<bool, PageError> {
     let Some(slug) = issuer.strip_prefix(&format!("{}/", state.public_url)).and_then(|r| r.strip_suffix("/v2.0"))
     else {
         return Ok(false);
     };
-    let Some(home) = state.store.tenant_by_slug(slug)? else { return Ok(false) };
+    let Some(home) = state.store.tenant_by_slug(slug).await? else { return Ok(false) };
     Ok(tenant.inbound_trust.iter().any(|t| t.tenant_id == home.id && t.is_mfa_accepted))
 }
 
@@ -315,12 +328,12 @@ pub async fn email_otp(
     body: web::Bytes,
     state: Data,
 ) -> Result<HttpResponse, PageError> {
-    let (tenant, f, tx, _) = posted(&req, &state, &path, &body, |s| matches!(s, Step::EmailOtp { .. }))?;
+    let (tenant, f, tx, _) = posted(&req, &state, &path, &body, |s| matches!(s, Step::EmailOtp { .. })).await?;
     let now = state.now();
     let presented = f.get("code").unwrap_or_default().to_string();
     // Checked and counted in one compare-and-swap of the sign-in: N concurrent wrong codes
     // count N, at most the limit are compared, and a right code is spent by one winner.
-    let updated = state.store.update_signin(&digest(&tx), |s| {
+    let updated = crate::storage::modify_signin(&state.store, &digest(&tx), |s| {
         let Step::EmailOtp { code_hash, expires_at, attempts, sends, .. } = &mut s.step else { return None };
         Some(if *sends == 0 {
             OtpAnswer::NotSent
@@ -336,7 +349,8 @@ pub async fn email_otp(
             *attempts += 1;
             OtpAnswer::Wrong { last: *attempts >= mfa::EMAIL_OTP_MAX_ATTEMPTS }
         })
-    })?;
+    })
+    .await?;
     let Some((signin, Some(answer))) = updated else { return Err(PageError::signin_expired()) };
     let msg = match answer {
         OtpAnswer::Right => {
@@ -348,7 +362,7 @@ pub async fn email_otp(
                 email_verified: true,
                 amr: vec!["otp".into()],
             };
-            return home_proven(&state, &req, &tenant, &tx, signin, proven, vec!["otp".into()]);
+            return home_proven(&state, &req, &tenant, &tx, signin, proven, vec!["otp".into()]).await;
         }
         OtpAnswer::NotSent => "No code was sent yet. Send a code first.",
         OtpAnswer::Expired => "This code has expired. Send a new code.",
@@ -356,7 +370,7 @@ pub async fn email_otp(
         OtpAnswer::Wrong { last: true } => "That code is not right, and that was the last try. Send a new code.",
         OtpAnswer::Wrong { last: false } => "That code is not right. Check the latest email and try again.",
     };
-    step_page(&state, &req, &tenant, &tx, &signin, Some(msg.into()))
+    step_page(&state, &req, &tenant, &tx, &signin, Some(msg.into())).await
 }
 
 /// "Send code" (the first) and "Send a new code": paced per sign-in, and within the
@@ -367,7 +381,7 @@ pub async fn email_otp_resend(
     body: web::Bytes,
     state: Data,
 ) -> Result<HttpResponse, PageError> {
-    let (tenant, _, tx, signin) = posted(&req, &state, &path, &body, |s| matches!(s, Step::EmailOtp { .. }))?;
+    let (tenant, _, tx, signin) = posted(&req, &state, &path, &body, |s| matches!(s, Step::EmailOtp { .. })).await?;
     let Step::EmailOtp { sends, last_sent, .. } = signin.step.clone() else {
         return Err(PageError::signin_expired());
     };
@@ -378,11 +392,11 @@ pub async fn email_otp_resend(
         } else {
             "A code was sent just now. Wait a little before asking for another."
         };
-        return step_page(&state, &req, &tenant, &tx, &signin, Some(msg.into()));
+        return step_page(&state, &req, &tenant, &tx, &signin, Some(msg.into())).await;
     }
     let code = mfa::new_email_otp();
     // Claimed in one compare-and-swap: two concurrent sends on one sign-in mail one code.
-    let claimed = state.store.update_signin(&digest(&tx), |s| match &mut s.step {
+    let claimed = crate::storage::modify_signin(&state.store, &digest(&tx), |s| match &mut s.step {
         Step::EmailOtp { code_hash, expires_at, attempts, sends: n, last_sent: at } if *n == sends => {
             *code_hash = mfa::hash_code(&code);
             *expires_at = now + mfa::EMAIL_OTP_TTL_SECS;
@@ -394,20 +408,21 @@ pub async fn email_otp_resend(
             true
         }
         _ => false,
-    })?;
+    })
+    .await?;
     match claimed {
         Some((_, true)) => {}
         Some((current, false)) => {
             let msg = "A code was sent just now. Wait a little before asking for another.";
-            return step_page(&state, &req, &tenant, &tx, &current, Some(msg.into()));
+            return step_page(&state, &req, &tenant, &tx, &current, Some(msg.into())).await;
         }
         None => return Err(PageError::signin_expired()),
     }
     let ip = crate::web::net::client_ip(&req, &state.config.trusted_proxies);
-    let sent = send_email_code(&state, &tenant, signin.login.as_deref().unwrap_or_default(), &code, ip);
+    let sent = send_email_code(&state, &tenant, signin.login.as_deref().unwrap_or_default(), &code, ip).await;
     if !matches!(sent, Ok(None)) {
         // Nothing was mailed: the sign-in goes back to what it was.
-        state.store.put_signin(&digest(&tx), &signin)?;
+        state.store.put_signin(&digest(&tx), &signin).await?;
     }
     if let Some(wait) = sent? {
         return Ok(too_many_page(

@@ -56,8 +56,8 @@ fn with_mfa(mut auth: Authentication) -> Authentication {
     auth
 }
 
-fn log_lock(state: &AppState, req: &HttpRequest, tenant: &Tenant, signin: &SignIn, auth: &Authentication) {
-    let user = state.store.user(&tenant.id, &auth.user_id).ok().flatten();
+async fn log_lock(state: &AppState, req: &HttpRequest, tenant: &Tenant, signin: &SignIn, auth: &Authentication) {
+    let user = state.store.user(&tenant.id, &auth.user_id).await.ok().flatten();
     let facts = crate::audit::LogFacts {
         tenant,
         user: user.as_ref(),
@@ -68,7 +68,8 @@ fn log_lock(state: &AppState, req: &HttpRequest, tenant: &Tenant, signin: &SignI
         amr: auth.amr.clone(),
         interactive: true,
     };
-    crate::audit::log(state, facts, None, Some(("mfa_locked", "5 wrong MFA codes: locked for 15 minutes".into())));
+    crate::audit::log(state, facts, None, Some(("mfa_locked", "5 wrong MFA codes: locked for 15 minutes".into())))
+        .await;
 }
 
 pub async fn enroll(
@@ -77,13 +78,14 @@ pub async fn enroll(
     body: web::Bytes,
     state: Data,
 ) -> Result<HttpResponse, PageError> {
-    let (tenant, f, tx, mut signin) = posted(&req, &state, &path, &body, |s| matches!(s, Step::MfaEnroll { .. }))?;
+    let (tenant, f, tx, mut signin) =
+        posted(&req, &state, &path, &body, |s| matches!(s, Step::MfaEnroll { .. })).await?;
     let Step::MfaEnroll { auth, secret_b32 } = signin.step.clone() else { return Err(PageError::signin_expired()) };
     let now = state.now();
-    let ctx = crate::signin::context(&state, &req, &tenant, &tx, &signin)?;
-    let user = state.store.user(&tenant.id, &auth.user_id)?.ok_or_else(PageError::signin_expired)?;
+    let ctx = crate::signin::context(&state, &req, &tenant, &tx, &signin).await?;
+    let user = state.store.user(&tenant.id, &auth.user_id).await?.ok_or_else(PageError::signin_expired)?;
     if !user.totp_methods.is_empty() {
-        return already_enrolled(&state, &tx, signin, auth, ctx);
+        return already_enrolled(&state, &tx, signin, auth, ctx).await;
     }
     if user.mfa_lockout.is_locked(now) {
         return enroll_page(&state, &tenant, &signin, ctx, &secret_b32, Some(LOCKED.into()));
@@ -92,19 +94,18 @@ pub async fn enroll(
     let step = match mfa::check_totp(&clear, f.get("code").unwrap_or_default(), now, None) {
         TotpCheck::Ok { step } => step,
         _ => {
-            let locked = state
-                .store
-                .update_user(&tenant.id, &auth.user_id, |u| {
-                    u.mfa_lockout.record_failure(
-                        now,
-                        mfa::MFA_MAX_FAILURES,
-                        mfa::MFA_FAILURE_WINDOW_SECS,
-                        mfa::MFA_LOCK_SECS,
-                    )
-                })?
-                .is_some_and(|(_, locked)| locked);
+            let locked = crate::storage::modify_user(&state.store, &tenant.id, &auth.user_id, |u| {
+                u.mfa_lockout.record_failure(
+                    now,
+                    mfa::MFA_MAX_FAILURES,
+                    mfa::MFA_FAILURE_WINDOW_SECS,
+                    mfa::MFA_LOCK_SECS,
+                )
+            })
+            .await?
+            .is_some_and(|(_, locked)| locked);
             if locked {
-                log_lock(&state, &req, &tenant, &signin, &auth);
+                log_lock(&state, &req, &tenant, &signin, &auth).await;
             }
             let msg =
                 if locked { LOCKED } else { "That code is not right. Enter the 6-digit code your app shows now." };
@@ -116,30 +117,29 @@ pub async fn enroll(
     method.last_step = Some(step);
     // Decided in the same compare-and-swap that writes the method: of two proof-up pages
     // (two browsers), only the first enrolment wins; a later one never replaces it.
-    let enrolled = state
-        .store
-        .update_user(&tenant.id, &auth.user_id, |u| {
-            if !u.totp_methods.is_empty() {
-                return false;
-            }
-            u.totp_methods = vec![method.clone()];
-            u.recovery_code_hashes = hashes.clone();
-            u.mfa_lockout.clear();
-            true
-        })?
-        .is_some_and(|(_, enrolled)| enrolled);
+    let enrolled = crate::storage::modify_user(&state.store, &tenant.id, &auth.user_id, |u| {
+        if !u.totp_methods.is_empty() {
+            return false;
+        }
+        u.totp_methods = vec![method.clone()];
+        u.recovery_code_hashes = hashes.clone();
+        u.mfa_lockout.clear();
+        true
+    })
+    .await?
+    .is_some_and(|(_, enrolled)| enrolled);
     if !enrolled {
-        return already_enrolled(&state, &tx, signin, auth, ctx);
+        return already_enrolled(&state, &tx, signin, auth, ctx).await;
     }
     state.store.flush().await?;
     signin.step = Step::MfaEnrolled { auth: with_mfa(auth) };
-    state.store.put_signin(&digest(&tx), &signin)?;
+    state.store.put_signin(&digest(&tx), &signin).await?;
     render(&RecoveryCodesPage { ctx, codes }, vec![])
 }
 
 /// The account got an authenticator app since this proof-up page was shown (another
 /// browser or tab): nothing is replaced, and the sign-in continues to the MFA challenge.
-fn already_enrolled(
+async fn already_enrolled(
     state: &AppState,
     tx: &str,
     mut signin: SignIn,
@@ -147,7 +147,7 @@ fn already_enrolled(
     ctx: SignInContext,
 ) -> Result<HttpResponse, PageError> {
     signin.step = Step::MfaChallenge { auth };
-    state.store.put_signin(&digest(tx), &signin)?;
+    state.store.put_signin(&digest(tx), &signin).await?;
     let page = TotpChallengePage {
         ctx,
         error: Some(
@@ -163,9 +163,9 @@ pub async fn proceed(
     body: web::Bytes,
     state: Data,
 ) -> Result<HttpResponse, PageError> {
-    let (tenant, _, tx, signin) = posted(&req, &state, &path, &body, |s| matches!(s, Step::MfaEnrolled { .. }))?;
+    let (tenant, _, tx, signin) = posted(&req, &state, &path, &body, |s| matches!(s, Step::MfaEnrolled { .. })).await?;
     let Step::MfaEnrolled { auth } = signin.step.clone() else { return Err(PageError::signin_expired()) };
-    after_primary(&state, &req, &tenant, &tx, signin, auth, None)
+    after_primary(&state, &req, &tenant, &tx, signin, auth, None).await
 }
 
 enum Answer {
@@ -181,12 +181,13 @@ pub async fn challenge(
     body: web::Bytes,
     state: Data,
 ) -> Result<HttpResponse, PageError> {
-    let (tenant, f, tx, signin) = posted(&req, &state, &path, &body, |s| matches!(s, Step::MfaChallenge { .. }))?;
+    let (tenant, f, tx, signin) =
+        posted(&req, &state, &path, &body, |s| matches!(s, Step::MfaChallenge { .. })).await?;
     let Step::MfaChallenge { auth } = signin.step.clone() else { return Err(PageError::signin_expired()) };
     let now = state.now();
     let code = f.get("code").unwrap_or_default().trim().to_string();
     // Checked and recorded in one transaction: a TOTP step or a recovery code is spent once.
-    let outcome = state.store.update_user(&tenant.id, &auth.user_id, |u| {
+    let outcome = crate::storage::modify_user(&state.store, &tenant.id, &auth.user_id, |u| {
         if u.mfa_lockout.is_locked(now) {
             return Answer::Locked;
         }
@@ -214,18 +215,19 @@ pub async fn challenge(
         let locked =
             u.mfa_lockout.record_failure(now, mfa::MFA_MAX_FAILURES, mfa::MFA_FAILURE_WINDOW_SECS, mfa::MFA_LOCK_SECS);
         Answer::Wrong { locked }
-    })?;
-    let ctx = crate::signin::context(&state, &req, &tenant, &tx, &signin)?;
+    })
+    .await?;
+    let ctx = crate::signin::context(&state, &req, &tenant, &tx, &signin).await?;
     match outcome.map(|(_, a)| a) {
         Some(Answer::Ok) => {
             state.store.flush().await?;
-            after_primary(&state, &req, &tenant, &tx, signin, with_mfa(auth), None)
+            after_primary(&state, &req, &tenant, &tx, signin, with_mfa(auth), None).await
         }
         Some(Answer::Replayed) => {
             challenge_page(ctx, Some("That code was already used. Wait for the next code and enter it.".into()))
         }
         Some(Answer::Wrong { locked: true }) => {
-            log_lock(&state, &req, &tenant, &signin, &auth);
+            log_lock(&state, &req, &tenant, &signin, &auth).await;
             challenge_page(ctx, Some(LOCKED.into()))
         }
         Some(Answer::Wrong { locked: false }) => challenge_page(ctx, Some("That code is not right. Try again.".into())),

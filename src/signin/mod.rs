@@ -18,7 +18,6 @@ use crate::oidc::error::{OAuthCode, OAuthError};
 use crate::oidc::session::{Reply, issue_code, open_session, retire_session, session_cookie};
 use crate::secrets::{ct_eq, digest, new_token};
 use crate::storage::Redeemed;
-use crate::web::HttpState;
 use crate::web::error::PageError;
 use crate::web::pages::{
     AppConsentPage, ConsentPage, EmailOtpPage, IdentifyPage, MessagePage, PasswordPage, SignInContext, render,
@@ -62,14 +61,14 @@ pub(crate) fn too_many_page(code: &'static str, message: impl Into<String>, retr
 }
 
 /// Loads the transaction named by `tx` and checks tenant and browser binding.
-pub(crate) fn load(
+pub(crate) async fn load(
     req: &HttpRequest,
     state: &AppState,
     tenant_id: &uuid::Uuid,
     tx: Option<&str>,
 ) -> Result<(String, SignIn), PageError> {
     let tx = tx.ok_or_else(PageError::signin_expired)?;
-    let signin = state.store.signin(&digest(tx))?.ok_or_else(PageError::signin_expired)?;
+    let signin = state.store.signin(&digest(tx)).await?.ok_or_else(PageError::signin_expired)?;
     let browser = csrf::issued(req, state).ok_or_else(PageError::signin_expired)?;
     if signin.tenant_id != *tenant_id || signin.expires_at <= state.now() || !ct_eq(&signin.browser, &digest(&browser))
     {
@@ -79,31 +78,31 @@ pub(crate) fn load(
 }
 
 /// Loads a posted step: tenant, CSRF, transaction, and the step it must be at.
-pub(crate) fn posted(
+pub(crate) async fn posted(
     req: &HttpRequest,
     state: &AppState,
     slug: &str,
     body: &web::Bytes,
     at: fn(&Step) -> bool,
 ) -> Result<(Tenant, Params, String, SignIn), PageError> {
-    let tenant = state.tenant(slug)?;
+    let tenant = crate::web::tenant(state, slug).await?;
     let f = crate::web::form::body(req, body)?;
     // A spent transaction says so first: the sign-in that spent it renewed the browser
     // cookie, so the old form's CSRF token no longer matches either.
     if let Some(tx) = f.get("tx")
-        && state.store.signin(&digest(tx))?.is_none()
+        && state.store.signin(&digest(tx)).await?.is_none()
     {
         return Err(PageError::signin_expired());
     }
     csrf::verify(req, state, f.get("csrf"))?;
-    let (tx, signin) = load(req, state, &tenant.id, f.get("tx"))?;
+    let (tx, signin) = load(req, state, &tenant.id, f.get("tx")).await?;
     if !at(&signin.step) {
         return Err(PageError::signin_expired());
     }
     Ok((tenant, f, tx, signin))
 }
 
-pub(crate) fn context(
+pub(crate) async fn context(
     state: &AppState,
     req: &HttpRequest,
     tenant: &Tenant,
@@ -111,7 +110,7 @@ pub(crate) fn context(
     signin: &SignIn,
 ) -> Result<SignInContext, PageError> {
     let app_name = match signin.client_id() {
-        Some(c) => state.store.app(&tenant.id, c)?.map(|a| a.display_name).unwrap_or_else(|| c.to_string()),
+        Some(c) => state.store.app(&tenant.id, c).await?.map(|a| a.display_name).unwrap_or_else(|| c.to_string()),
         None => tenant.display_name.clone(),
     };
     let browser = csrf::issued(req, state).unwrap_or_default();
@@ -124,7 +123,7 @@ pub(crate) fn context(
     })
 }
 
-pub(crate) fn step_page(
+pub(crate) async fn step_page(
     state: &AppState,
     req: &HttpRequest,
     tenant: &Tenant,
@@ -132,14 +131,14 @@ pub(crate) fn step_page(
     signin: &SignIn,
     error: Option<String>,
 ) -> Result<HttpResponse, PageError> {
-    let ctx = context(state, req, tenant, tx, signin)?;
+    let ctx = context(state, req, tenant, tx, signin).await?;
     let login = signin.login.clone().unwrap_or_default();
     match &signin.step {
         Step::Identify => render(&IdentifyPage { ctx, login, error }, vec![]),
         Step::Password => render(&PasswordPage { ctx, login, error }, vec![]),
         Step::EmailOtp { sends, .. } => render(&EmailOtpPage { ctx, email: login, sent: *sends > 0, error }, vec![]),
         Step::Consent { idp, .. } => {
-            let user = signin_user(state, tenant, signin)?;
+            let user = signin_user(state, tenant, signin).await?;
             let home = if idp == "mail" { "a one-time code sent to your email".to_string() } else { idp.clone() };
             render(&ConsentPage { ctx, name: user.display_name, email: user.mail, home }, vec![])
         }
@@ -171,16 +170,16 @@ fn scope_words(scope: &str) -> String {
     }
 }
 
-pub(crate) fn signin_user(state: &AppState, tenant: &Tenant, signin: &SignIn) -> Result<User, PageError> {
+pub(crate) async fn signin_user(state: &AppState, tenant: &Tenant, signin: &SignIn) -> Result<User, PageError> {
     let id = signin.user_id.ok_or_else(PageError::signin_expired)?;
-    state.store.user(&tenant.id, &id)?.ok_or_else(PageError::signin_expired)
+    state.store.user(&tenant.id, &id).await?.ok_or_else(PageError::signin_expired)
 }
 
 pub async fn show(req: HttpRequest, path: web::Path<String>, state: Data) -> Result<HttpResponse, PageError> {
-    let tenant = state.tenant(&path)?;
+    let tenant = crate::web::tenant(&state, &path).await?;
     let query = crate::web::form::query(&req)?;
-    let (tx, signin) = load(&req, &state, &tenant.id, query.get("tx"))?;
-    step_page(&state, &req, &tenant, &tx, &signin, None)
+    let (tx, signin) = load(&req, &state, &tenant.id, query.get("tx")).await?;
+    step_page(&state, &req, &tenant, &tx, &signin, None).await
 }
 
 pub(crate) fn to_login_page(tenant: &Tenant, tx: &str) -> HttpResponse {
@@ -196,12 +195,13 @@ pub async fn identify(
     state: Data,
     homes: guest::Homes,
 ) -> Result<HttpResponse, PageError> {
-    let (tenant, f, tx, mut signin) = posted(&req, &state, &path, &body, |s| *s == Step::Identify)?;
+    let (tenant, f, tx, mut signin) = posted(&req, &state, &path, &body, |s| *s == Step::Identify).await?;
     let login = f.get("login").map(str::trim).unwrap_or_default().to_string();
     if login.is_empty() || login.len() > 320 {
-        return step_page(&state, &req, &tenant, &tx, &signin, Some("Enter your email address or username.".into()));
+        return step_page(&state, &req, &tenant, &tx, &signin, Some("Enter your email address or username.".into()))
+            .await;
     }
-    let user = state.store.user_by_login(&tenant.id, &login)?;
+    let user = state.store.user_by_login(&tenant.id, &login).await?;
     signin.login = Some(login);
     if let Some(guest) = user.as_ref().filter(|u| u.is_guest()) {
         signin.user_id = Some(guest.id);
@@ -216,12 +216,13 @@ pub async fn identify(
                 ),
             ));
         }
-        let home = federation::home_of_issuer(&state, &tenant, &guest.identities[0].issuer)?.ok_or_else(|| {
-            PageError::bad_request(
-                "home_unavailable",
-                "Your home identity provider is no longer configured here. Ask the admin to reset your redemption.",
-            )
-        })?;
+        let home =
+            federation::home_of_issuer(&state, &tenant, &guest.identities[0].issuer).await?.ok_or_else(|| {
+                PageError::bad_request(
+                    "home_unavailable",
+                    "Your home identity provider is no longer configured here. Ask the admin to reset your redemption.",
+                )
+            })?;
         return begin_home(&state, &homes, &tenant, &tx, signin, home).await;
     }
     let own_domain = signin
@@ -240,7 +241,7 @@ pub async fn identify(
     }
     signin.user_id = user.map(|u| u.id);
     signin.step = Step::Password;
-    state.store.put_signin(&digest(&tx), &signin)?;
+    state.store.put_signin(&digest(&tx), &signin).await?;
     Ok(to_login_page(&tenant, &tx))
 }
 
@@ -253,7 +254,7 @@ pub async fn password(
     use crate::access::PORTAL_APP;
     use crate::audit::{LogFacts, log_login_failure};
     use crate::ratelimit::Reserved;
-    let (tenant, f, tx, signin) = posted(&req, &state, &path, &body, |s| *s == Step::Password)?;
+    let (tenant, f, tx, signin) = posted(&req, &state, &path, &body, |s| *s == Step::Password).await?;
     let now = state.now();
     let login = signin.login.clone().unwrap_or_default().to_ascii_lowercase();
     // Keyed by the login as typed, known or not: an unknown name behaves like an account.
@@ -261,7 +262,7 @@ pub async fn password(
     let client_ip = crate::web::net::client_ip(&req, &state.config.trusted_proxies);
     let ip_key = format!("ip:{}", client_ip.map(|i| i.to_string()).unwrap_or_default());
     let user = match signin.user_id {
-        Some(id) => state.store.user(&tenant.id, &id)?,
+        Some(id) => state.store.user(&tenant.id, &id).await?,
         None => None,
     };
     let app_id = signin.client_id().unwrap_or(PORTAL_APP).to_string();
@@ -283,9 +284,9 @@ pub async fn password(
             let reason = "too many wrong passwords: the account is locked for a while".to_string();
             // A locked account may be hammered: one entry per login and minute.
             if crate::audit::first_in_minute(&state, &format!("{}:pwd:{login}:account_locked", tenant.id)) {
-                log_login_failure(&state, facts(), &login, "account_locked", reason);
+                log_login_failure(&state, facts(), &login, "account_locked", reason).await;
             }
-            return step_page(&state, &req, &tenant, &tx, &signin, Some(LOCKED.into()));
+            return step_page(&state, &req, &tenant, &tx, &signin, Some(LOCKED.into())).await;
         }
     };
     // A spraying address is throttled only for logins that already have failures of their
@@ -296,9 +297,9 @@ pub async fn password(
         state.limiter.release(&account_key, now);
         if crate::audit::first_in_minute(&state, &format!("{}:pwd:{login}:ip_throttled", tenant.id)) {
             let reason = "too many wrong passwords from this IP address: throttled".to_string();
-            log_login_failure(&state, facts(), &login, "ip_throttled", reason);
+            log_login_failure(&state, facts(), &login, "ip_throttled", reason).await;
         }
-        let page = step_page(&state, &req, &tenant, &tx, &signin, Some(THROTTLED.into()))?;
+        let page = step_page(&state, &req, &tenant, &tx, &signin, Some(THROTTLED.into())).await?;
         return Ok(too_many(page, wait));
     }
     let presented = f.get("password").unwrap_or_default().to_string();
@@ -306,13 +307,13 @@ pub async fn password(
     let Ok(ok) = state.passwords.verify(presented, stored, state.dummy_hash.clone()).await else {
         // Shed, not checked: it does not count against the account.
         state.limiter.release(&account_key, now);
-        let page = step_page(&state, &req, &tenant, &tx, &signin, Some(BUSY.into()))?;
+        let page = step_page(&state, &req, &tenant, &tx, &signin, Some(BUSY.into())).await?;
         return Ok(too_many(page, BUSY_RETRY_SECS));
     };
     if !ok {
         state.ip_limiter.record_failure(&ip_key, now);
-        log_login_failure(&state, facts(), &login, "wrong_password", "invalid username or password".into());
-        return step_page(&state, &req, &tenant, &tx, &signin, Some(WRONG_PASSWORD.into()));
+        log_login_failure(&state, facts(), &login, "wrong_password", "invalid username or password".into()).await;
+        return step_page(&state, &req, &tenant, &tx, &signin, Some(WRONG_PASSWORD.into())).await;
     }
     let Some(user) = user else { return Err(PageError::signin_expired()) };
     state.limiter.clear(&account_key);
@@ -328,7 +329,7 @@ pub async fn password(
         epoch: user.session_epoch,
         device_id: None,
     };
-    after_primary(&state, &req, &tenant, &tx, signin, auth, None)
+    after_primary(&state, &req, &tenant, &tx, signin, auth, None).await
 }
 
 /// Redemption's last step: accept (one transaction: ticket consumed, guest Accepted,
@@ -339,7 +340,7 @@ pub async fn consent(
     body: web::Bytes,
     state: Data,
 ) -> Result<HttpResponse, PageError> {
-    let (tenant, f, tx, signin) = posted(&req, &state, &path, &body, |s| matches!(s, Step::Consent { .. }))?;
+    let (tenant, f, tx, signin) = posted(&req, &state, &path, &body, |s| matches!(s, Step::Consent { .. })).await?;
     let (Step::Consent { identity, amr, idp }, Purpose::Redeem { ticket }) =
         (signin.step.clone(), signin.purpose.clone())
     else {
@@ -348,7 +349,7 @@ pub async fn consent(
     match f.get("decision") {
         Some("accept") => {}
         Some("decline") => {
-            state.store.delete_signin(&digest(&tx))?;
+            state.store.delete_signin(&digest(&tx)).await?;
             let page = MessagePage {
                 id: "declined".into(),
                 title: "Invitation declined".into(),
@@ -359,14 +360,14 @@ pub async fn consent(
         }
         _ => return Err(PageError::bad_request("invalid_request", "Choose Accept or Decline.")),
     }
-    let user = signin_user(&state, &tenant, &signin)?;
-    if !crate::licensing::can_take_seat(&state.store, &tenant, &user)? {
+    let user = signin_user(&state, &tenant, &signin).await?;
+    if !crate::licensing::can_take_seat(&state.store, &tenant, &user).await? {
         return Err(seat_exhausted(&tenant));
     }
     // Where the guest goes afterwards is settled before the ticket is spent: a redirect
     // that cannot be sent must leave the invitation redeemable.
-    let invitation = match state.store.ticket(&ticket)? {
-        Some(t) => state.store.invitation(&tenant.id, &t.invitation_id)?,
+    let invitation = match state.store.ticket(&ticket).await? {
+        Some(t) => state.store.invitation(&tenant.id, &t.invitation_id).await?,
         None => None,
     };
     let target = match invitation {
@@ -383,7 +384,7 @@ pub async fn consent(
         None => header::HeaderValue::from_static("/"),
     };
     let now = state.now();
-    let user = match state.store.redeem(&ticket, &identity, now)? {
+    let user = match state.store.redeem(&ticket, &identity, now).await? {
         Redeemed::Done(u) => *u,
         Redeemed::AlreadyRedeemed => {
             return Err(crate::signin::redeem::ticket_error(crate::signin::redeem::TicketProblem::Redeemed));
@@ -396,7 +397,7 @@ pub async fn consent(
         }
     };
     state.store.flush().await?;
-    state.store.delete_signin(&digest(&tx))?;
+    state.store.delete_signin(&digest(&tx)).await?;
     let acr = if amr.iter().any(|a| a == "mfa") { "2" } else { "1" };
     let auth = Authentication {
         user_id: user.id,
@@ -408,20 +409,20 @@ pub async fn consent(
         device_id: None,
     };
     let previous = crate::web::cookie_value(&req, crate::oidc::session::SSO_COOKIE);
-    let (cookie, _) = open_session(&state, &tenant, auth)?;
+    let (cookie, _) = open_session(&state, &tenant, auth).await?;
     if let Some(old) = previous {
-        retire_session(&state, &tenant, &digest(&old))?;
+        retire_session(&state, &tenant, &digest(&old)).await?;
     }
     Ok(HttpResponse::SeeOther()
         .insert_header((header::LOCATION, target))
         .cookie(session_cookie(&state, &tenant, cookie))
-        .cookie(csrf::rotate(&state, &signin.browser)?)
+        .cookie(csrf::rotate(&state, &signin.browser).await?)
         .finish())
 }
 
 /// Primary authentication is done (or an SSO session is reused, with `existing`):
 /// conditional access decides between finishing, MFA, or a block.
-pub fn after_primary(
+pub async fn after_primary(
     state: &AppState,
     req: &HttpRequest,
     tenant: &Tenant,
@@ -444,12 +445,12 @@ pub fn after_primary(
             ));
         }
     }
-    let user = state.store.user(&tenant.id, &auth.user_id)?;
+    let user = state.store.user(&tenant.id, &auth.user_id).await?;
     // The credential gate: the user may have been disabled or reset while signing in.
     if let Err(refusal) =
         crate::access::credential::check(user.as_ref(), &crate::access::credential::Presented::of(&auth, None))
     {
-        state.store.delete_signin(&digest(tx))?;
+        state.store.delete_signin(&digest(tx)).await?;
         return Err(match refusal {
             crate::access::credential::Refusal::Disabled => {
                 PageError::bad_request("account_disabled", "Your account is disabled. Ask your administrator.")
@@ -461,14 +462,14 @@ pub fn after_primary(
     let app_id = signin.client_id().unwrap_or(PORTAL_APP).to_string();
     // SSO reuse is logged once a minute per app, user and result (like token sign-ins).
     let sso_key = existing.as_ref().map(|_| format!("sso:{app_id}:{}", user.id));
-    let log =
-        |facts: LogFacts<'_>, decision: Option<&crate::policy::Decision>, error: Option<(&str, String)>| match &sso_key
-        {
-            Some(key) => crate::audit::log_aggregated(state, key, facts, decision, error),
-            None => crate::audit::log(state, facts, decision, error),
-        };
+    let log = async |facts: LogFacts<'_>, decision: Option<&crate::policy::Decision>, error: Option<(&str, String)>| {
+        match &sso_key {
+            Some(key) => crate::audit::log_aggregated(state, key, facts, decision, error).await,
+            None => crate::audit::log(state, facts, decision, error).await,
+        }
+    };
     let ip = crate::web::net::client_ip(req, &state.config.trusted_proxies);
-    let (device, device_cookie) = device::device(req, state, tenant, &user)?;
+    let (device, device_cookie) = device::device(req, state, tenant, &user).await?;
     // Refreshes re-check conditional access against this device's state at the time.
     auth.device_id = Some(device.id.clone());
     let age = existing.as_ref().map(|(_, s)| state.now() - s.auth.auth_time);
@@ -494,7 +495,7 @@ pub fn after_primary(
         Purpose::Authorize(r) => r.prompt.iter().any(|p| p == "none"),
         _ => false,
     };
-    let gate = crate::access::gate(state, tenant, &user, &ctx, step_up)?;
+    let gate = crate::access::gate(state, tenant, &user, &ctx, step_up).await?;
     if no_prompt && !matches!(gate, Gate::Allow(_)) {
         // prompt=none: anything but a silent success goes back to the RP (OIDC Core §3.1.2.6).
         if let Purpose::Authorize(r) = &signin.purpose {
@@ -508,13 +509,13 @@ pub fn after_primary(
     }
     let mut resp = match gate {
         Gate::Allow(decision) => {
-            log(facts(auth.amr.clone()), Some(&decision), None);
-            finish(state, tenant, tx, signin, auth, existing)?
+            log(facts(auth.amr.clone()), Some(&decision), None).await;
+            finish(state, tenant, tx, signin, auth, existing).await?
         }
         Gate::Block { decision, code, policies } => {
             let reason = format!("blocked by conditional access: {}", policies.join(", "));
-            log(facts(auth.amr.clone()), Some(&decision), Some((code, reason)));
-            state.store.delete_signin(&digest(tx))?;
+            log(facts(auth.amr.clone()), Some(&decision), Some((code, reason))).await;
+            state.store.delete_signin(&digest(tx)).await?;
             // The error page still registers the device: the admin may mark it compliant.
             actix_web::ResponseError::error_response(&PageError::new(
                 StatusCode::FORBIDDEN,
@@ -528,19 +529,19 @@ pub fn after_primary(
         Gate::Reauthenticate(_) => {
             signin.step = Step::Identify;
             signin.login = Some(user.mail.clone());
-            state.store.put_signin(&digest(tx), &signin)?;
+            state.store.put_signin(&digest(tx), &signin).await?;
             to_login_page(tenant, tx)
         }
         Gate::Mfa(decision) => {
-            if !crate::licensing::can_take_seat(&state.store, tenant, &user)? {
+            if !crate::licensing::can_take_seat(&state.store, tenant, &user).await? {
                 let reason = "no Premium licence left for MFA".to_string();
-                log(facts(auth.amr.clone()), Some(&decision), Some(("license_exhausted", reason)));
-                state.store.delete_signin(&digest(tx))?;
+                log(facts(auth.amr.clone()), Some(&decision), Some(("license_exhausted", reason))).await;
+                state.store.delete_signin(&digest(tx)).await?;
                 return Err(seat_exhausted(tenant));
             }
             // Entra logs the MFA interruption (50074) with the policies that asked for it.
             let why = crate::access::mfa_reasons(&decision, &user, tenant, step_up);
-            log(facts(auth.amr.clone()), Some(&decision), Some(("mfa_required", why)));
+            log(facts(auth.amr.clone()), Some(&decision), Some(("mfa_required", why))).await;
             signin.step = if user.totp_methods.is_empty() {
                 let enrollment = crate::mfa::new_enrollment(&tenant.display_name, &user.user_principal_name);
                 Step::MfaEnroll { auth, secret_b32: state.seal.seal(&enrollment.secret_b32) }
@@ -548,7 +549,7 @@ pub fn after_primary(
                 Step::MfaChallenge { auth }
             };
             signin.user_id = Some(user.id);
-            state.store.put_signin(&digest(tx), &signin)?;
+            state.store.put_signin(&digest(tx), &signin).await?;
             to_login_page(tenant, tx)
         }
     };
@@ -559,7 +560,7 @@ pub fn after_primary(
 }
 
 /// Everything is satisfied: finish according to what the sign-in is for.
-pub fn finish(
+pub async fn finish(
     state: &AppState,
     tenant: &Tenant,
     tx: &str,
@@ -568,31 +569,31 @@ pub fn finish(
     existing: Option<(String, crate::model::Session)>,
 ) -> Result<HttpResponse, PageError> {
     if let Purpose::Authorize(request) = &signin.purpose
-        && needs_consent(state, tenant, request, &auth)?
+        && needs_consent(state, tenant, request, &auth).await?
     {
         if request.prompt.iter().any(|p| p == "none") {
-            state.store.delete_signin(&digest(tx))?;
+            state.store.delete_signin(&digest(tx)).await?;
             let error = OAuthError::new(OAuthCode::ConsentRequired, "the application needs the user's consent");
             return Ok(Reply::for_request(state, tenant, request).error(&error));
         }
         let mut signin = signin;
         signin.step = Step::AppConsent { auth };
-        state.store.put_signin(&digest(tx), &signin)?;
+        state.store.put_signin(&digest(tx), &signin).await?;
         return Ok(to_login_page(tenant, tx));
     }
-    state.store.delete_signin(&digest(tx))?;
+    state.store.delete_signin(&digest(tx)).await?;
     let browser = signin.browser;
     match signin.purpose {
-        Purpose::Authorize(request) => issue_code(state, tenant, &request, auth, existing, &browser),
+        Purpose::Authorize(request) => issue_code(state, tenant, &request, auth, existing, &browser).await,
         Purpose::Portal { return_to, replaces_session } => {
-            let (cookie, _) = open_session(state, tenant, auth)?;
+            let (cookie, _) = open_session(state, tenant, auth).await?;
             if let Some(old) = replaces_session {
-                retire_session(state, tenant, &old)?;
+                retire_session(state, tenant, &old).await?;
             }
             Ok(HttpResponse::SeeOther()
                 .insert_header((header::LOCATION, return_to))
                 .cookie(session_cookie(state, tenant, cookie))
-                .cookie(csrf::rotate(state, &browser)?)
+                .cookie(csrf::rotate(state, &browser).await?)
                 .finish())
         }
         Purpose::Redeem { .. } => Err(PageError::signin_expired()),
@@ -602,7 +603,7 @@ pub fn finish(
 /// OIDC Core §11: the user is asked what an application may have when it asks with
 /// `prompt=consent`, or when it is not first-party by configuration and asks for more than the
 /// user consented to before.
-fn needs_consent(
+async fn needs_consent(
     state: &AppState,
     tenant: &Tenant,
     request: &crate::model::AuthRequest,
@@ -611,11 +612,11 @@ fn needs_consent(
     if request.prompt.iter().any(|p| p == "consent") {
         return Ok(true);
     }
-    let first_party = state.store.app(&tenant.id, &request.client_id)?.is_some_and(|a| a.first_party);
+    let first_party = state.store.app(&tenant.id, &request.client_id).await?.is_some_and(|a| a.first_party);
     if first_party {
         return Ok(false);
     }
-    let given = state.store.consent(&tenant.id, &auth.user_id, &request.client_id)?;
+    let given = state.store.consent(&tenant.id, &auth.user_id, &request.client_id).await?;
     Ok(!request.scope.iter().all(|s| given.as_ref().is_some_and(|c| c.scopes.contains(s))))
 }
 
@@ -627,34 +628,35 @@ pub async fn app_consent(
     body: web::Bytes,
     state: Data,
 ) -> Result<HttpResponse, PageError> {
-    let (tenant, f, tx, signin) = posted(&req, &state, &path, &body, |s| matches!(s, Step::AppConsent { .. }))?;
+    let (tenant, f, tx, signin) = posted(&req, &state, &path, &body, |s| matches!(s, Step::AppConsent { .. })).await?;
     let (Step::AppConsent { auth }, Purpose::Authorize(request)) = (signin.step.clone(), signin.purpose.clone()) else {
         return Err(PageError::signin_expired());
     };
     match f.get("decision") {
         Some("accept") => {}
         Some("decline") => {
-            state.store.delete_signin(&digest(&tx))?;
+            state.store.delete_signin(&digest(&tx)).await?;
             let error = OAuthError::new(OAuthCode::AccessDenied, "the user did not consent");
             return Ok(Reply::for_request(&state, &tenant, &request).error(&error));
         }
         _ => return Err(PageError::bad_request("invalid_request", "Choose Accept or Decline.")),
     }
     let mut scopes =
-        state.store.consent(&tenant.id, &auth.user_id, &request.client_id)?.map(|c| c.scopes).unwrap_or_default();
+        state.store.consent(&tenant.id, &auth.user_id, &request.client_id).await?.map(|c| c.scopes).unwrap_or_default();
     for s in &request.scope {
         if !scopes.contains(s) {
             scopes.push(s.clone());
         }
     }
     let consent = crate::model::Consent { scopes, granted_at: state.now() };
-    state.store.put_consent(&tenant.id, &auth.user_id, &request.client_id, &consent)?;
+    state.store.put_consent(&tenant.id, &auth.user_id, &request.client_id, &consent).await?;
     state.store.flush().await?;
-    state.store.delete_signin(&digest(&tx))?;
+    state.store.delete_signin(&digest(&tx)).await?;
     // The browser's SSO session, when it is the one this sign-in reused, stays as it is.
-    let existing = crate::oidc::session::current_session(&req, &state, &tenant)?
+    let existing = crate::oidc::session::current_session(&req, &state, &tenant)
+        .await?
         .filter(|(_, s)| s.auth.user_id == auth.user_id && s.auth.auth_time == auth.auth_time);
-    issue_code(&state, &tenant, &request, auth, existing, &signin.browser)
+    issue_code(&state, &tenant, &request, auth, existing, &signin.browser).await
 }
 
 /// The person gave up: back to the application with access_denied.
@@ -664,8 +666,8 @@ pub async fn cancel(
     body: web::Bytes,
     state: Data,
 ) -> Result<HttpResponse, PageError> {
-    let (tenant, _, tx, signin) = posted(&req, &state, &path, &body, |_| true)?;
-    state.store.delete_signin(&digest(&tx))?;
+    let (tenant, _, tx, signin) = posted(&req, &state, &path, &body, |_| true).await?;
+    state.store.delete_signin(&digest(&tx)).await?;
     match &signin.purpose {
         Purpose::Authorize(request) => {
             let reply = Reply::for_request(&state, &tenant, request);
@@ -676,7 +678,7 @@ pub async fn cancel(
 }
 
 /// Starts a sign-in for gatehouse's own pages (e.g. the invite page).
-pub fn start_portal(
+pub async fn start_portal(
     req: &HttpRequest,
     state: &AppState,
     tenant: &Tenant,
@@ -684,13 +686,13 @@ pub fn start_portal(
 ) -> Result<HttpResponse, PageError> {
     // Whatever session this browser holds at the tenant (good or not) is retired by the sign-in.
     let replaces_session = crate::web::cookie_value(req, crate::oidc::session::SSO_COOKIE).map(|c| digest(&c));
-    begin(req, state, tenant, Purpose::Portal { return_to: return_to.to_string(), replaces_session }, None)
+    begin(req, state, tenant, Purpose::Portal { return_to: return_to.to_string(), replaces_session }, None).await
 }
 
 /// Stores a new sign-in bound to this browser and sends the browser to its first page.
 /// Anonymous requests open these, so they are bounded per browser (the oldest is evicted)
 /// and on the instance (then 503 with a page saying so, and nothing is stored).
-pub fn begin(
+pub async fn begin(
     req: &HttpRequest,
     state: &AppState,
     tenant: &Tenant,
@@ -710,7 +712,7 @@ pub fn begin(
         expires_at: now + state.config.tokens.signin_secs,
     };
     let limits = &state.config.signins;
-    match state.store.open_signin(&digest(&tx), &signin, limits.per_browser, limits.total, now)? {
+    match state.store.open_signin(&digest(&tx), &signin, limits.per_browser, limits.total, now).await? {
         crate::storage::SignInAdmission::Stored => {}
         crate::storage::SignInAdmission::Full => {
             tracing::warn!(limit = limits.total, "sign-in transactions at their limit: refusing new sign-ins");
@@ -737,22 +739,22 @@ pub fn see_other(location: &str) -> HttpResponse {
 /// session passes the credential gate (in `current_session`) and conditional access for
 /// the portal, like entering any app through SSO. Otherwise the answer is the sign-in
 /// (none yet), the MFA step-up or the block page, through the same sign-in machinery.
-pub fn portal_user(
+pub async fn portal_user(
     req: &HttpRequest,
     state: &AppState,
     tenant: &Tenant,
     return_to: &str,
 ) -> Result<Result<User, HttpResponse>, PageError> {
     use crate::access::{Gate, PORTAL_APP};
-    let Some((cookie, session)) = crate::oidc::session::current_session(req, state, tenant)? else {
-        return Ok(Err(start_portal(req, state, tenant, return_to)?));
+    let Some((cookie, session)) = crate::oidc::session::current_session(req, state, tenant).await? else {
+        return Ok(Err(start_portal(req, state, tenant, return_to).await?));
     };
-    let user = state.store.user(&tenant.id, &session.auth.user_id)?.ok_or_else(PageError::signin_expired)?;
+    let user = state.store.user(&tenant.id, &session.auth.user_id).await?.ok_or_else(PageError::signin_expired)?;
     let ip = crate::web::net::client_ip(req, &state.config.trusted_proxies);
-    let device = device::known_device(req, state, tenant, &user)?;
+    let device = device::known_device(req, state, tenant, &user).await?;
     let age = state.now() - session.auth.auth_time;
     let ctx = crate::access::context(&user, PORTAL_APP, ip, device.as_ref(), &session.auth, Some(age));
-    if let Gate::Allow(_) = crate::access::gate(state, tenant, &user, &ctx, false)? {
+    if let Gate::Allow(_) = crate::access::gate(state, tenant, &user, &ctx, false).await? {
         return Ok(Ok(user));
     }
     let (browser, new_cookie) = csrf::browser(req, state);
@@ -766,7 +768,7 @@ pub fn portal_user(
         expires_at: state.now() + state.config.tokens.signin_secs,
     };
     let auth = session.auth.clone();
-    let mut resp = after_primary(state, req, tenant, &new_token(), signin, auth, Some((cookie, session)))?;
+    let mut resp = after_primary(state, req, tenant, &new_token(), signin, auth, Some((cookie, session))).await?;
     if let Some(c) = new_cookie {
         resp.add_cookie(&c).map_err(PageError::internal)?;
     }

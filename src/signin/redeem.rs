@@ -52,7 +52,7 @@ pub async fn redeem(
         return Err(ticket_error(TicketProblem::Unknown));
     }
     let ticket_id = digest(raw);
-    let ticket = state.store.ticket(&ticket_id)?.ok_or_else(|| ticket_error(TicketProblem::Unknown))?;
+    let ticket = state.store.ticket(&ticket_id).await?.ok_or_else(|| ticket_error(TicketProblem::Unknown))?;
     match ticket.state {
         TicketState::Redeemed => return Err(ticket_error(TicketProblem::Redeemed)),
         TicketState::Voided => return Err(ticket_error(TicketProblem::Voided)),
@@ -61,9 +61,10 @@ pub async fn redeem(
     if ticket.expires_at <= state.now() {
         return Err(ticket_error(TicketProblem::Expired));
     }
-    let tenant = state.store.tenant(&ticket.tenant_id)?.ok_or_else(|| ticket_error(TicketProblem::Unknown))?;
-    let guest = state.store.user(&tenant.id, &ticket.user_id)?.ok_or_else(|| ticket_error(TicketProblem::Unknown))?;
-    let home = crate::federation::discover(&state, &tenant, &guest.mail)?;
+    let tenant = state.store.tenant(&ticket.tenant_id).await?.ok_or_else(|| ticket_error(TicketProblem::Unknown))?;
+    let guest =
+        state.store.user(&tenant.id, &ticket.user_id).await?.ok_or_else(|| ticket_error(TicketProblem::Unknown))?;
+    let home = crate::federation::discover(&state, &tenant, &guest.mail).await?;
     let (browser, new_cookie) = csrf::browser(&req, &state);
     let tx = new_token();
     let signin = SignIn {

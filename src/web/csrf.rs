@@ -45,9 +45,9 @@ pub fn fresh(state: &AppState) -> (String, Cookie<'static>) {
 /// A new browser id when a sign-in completes (so a planted, even server-issued, value stops
 /// there); the browser's other sign-ins in progress (e.g. the resource tenant's sign-in that
 /// sent a guest to a home tenant here) follow it.
-pub fn rotate(state: &AppState, old: &[u8; 32]) -> Result<Cookie<'static>, PageError> {
+pub async fn rotate(state: &AppState, old: &[u8; 32]) -> Result<Cookie<'static>, PageError> {
     let (id, c) = fresh(state);
-    state.store.rebind_signins(old, &crate::secrets::digest(&id))?;
+    state.store.rebind_signins(old, &crate::secrets::digest(&id)).await?;
     Ok(c)
 }
 

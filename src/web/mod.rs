@@ -17,11 +17,10 @@ use error::PageError;
 
 pub type Data = web::Data<AppState>;
 
-/// What a handler asks of the state in HTTP terms: cookies and the tenant of the URL.
+/// What a handler asks of the state in HTTP terms: cookies.
 pub trait HttpState {
     fn cookie<'c>(&self, name: &'c str, value: String, path: String, max_age_secs: Option<i64>) -> Cookie<'c>;
     fn removal_cookie<'c>(&self, name: &'c str, path: String) -> Cookie<'c>;
-    fn tenant(&self, slug: &str) -> Result<Tenant, PageError>;
 }
 
 impl HttpState for AppState {
@@ -43,17 +42,6 @@ impl HttpState for AppState {
         c.make_removal();
         c
     }
-
-    /// The tenant named in the URL, or the "unknown tenant" page.
-    fn tenant(&self, slug: &str) -> Result<Tenant, PageError> {
-        self.store.tenant_by_slug(slug)?.ok_or_else(|| {
-            PageError::new(
-                actix_web::http::StatusCode::NOT_FOUND,
-                "unknown_tenant",
-                "There is no directory with this name.",
-            )
-        })
-    }
 }
 
 pub const RESERVED_SLUGS: &[&str] =
@@ -62,4 +50,15 @@ pub const RESERVED_SLUGS: &[&str] =
 /// Reads a cookie value from the request.
 pub fn cookie_value(req: &HttpRequest, name: &str) -> Option<String> {
     req.cookie(name).map(|c| c.value().to_string()).filter(|v| !v.is_empty())
+}
+
+/// The tenant named in the URL, or the "unknown tenant" page.
+pub async fn tenant(state: &AppState, slug: &str) -> Result<Tenant, PageError> {
+    state.store.tenant_by_slug(slug).await?.ok_or_else(|| {
+        PageError::new(
+            actix_web::http::StatusCode::NOT_FOUND,
+            "unknown_tenant",
+            "There is no directory with this name.",
+        )
+    })
 }

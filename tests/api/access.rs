@@ -59,9 +59,9 @@ async fn seed_example_partner_guest_proofs_up_at_the_resource_tenant_for_foo() {
     assert_eq!(claims["amr"], "fed otp mfa", "{claims:?}");
     assert_eq!(claims["acr"], "2");
     assert_eq!(claims["idp"], app.issuer("contoso"));
-    let user = app.user("fabrikam", sally);
+    let user = app.user("fabrikam", sally).await;
     assert_eq!(user.totp_methods.len(), 1, "the method is enrolled at the resource tenant");
-    assert!(app.user("contoso", sally).totp_methods.is_empty(), "nothing changes at home");
+    assert!(app.user("contoso", sally).await.totp_methods.is_empty(), "nothing changes at home");
 
     // Next sign-in: the TOTP challenge, not proof-up.
     app.clock.advance(30);
@@ -88,7 +88,9 @@ async fn redeem_to_foo(app: &TestApp, email: &str) -> (Browser, Page) {
         .await;
     let consent = if page.has("form#email-otp") {
         browser
-            .follow_any(browser.post_abs(&page.url, &page.form("email-otp").set("code", &app.latest_otp(email))).await)
+            .follow_any(
+                browser.post_abs(&page.url, &page.form("email-otp").set("code", &app.latest_otp(email).await)).await,
+            )
             .await
     } else {
         browser.home_sign_in(page, email, &app.password(email)).await
@@ -122,10 +124,10 @@ async fn home_mfa_counts_only_with_inbound_trust() {
     let sally = "sally@contoso.example";
     let pw = app.password(sally);
     // Contoso turns on its own MFA.
-    let contoso = app.tenant_id("contoso");
-    let mut p = app.state.store.policies(&contoso).unwrap().into_iter().next().unwrap();
+    let contoso = app.tenant_id("contoso").await;
+    let mut p = app.state.store.policies(&contoso).await.unwrap().into_iter().next().unwrap();
     p.state = gatehouse::policy::PolicyState::Enabled;
-    app.state.store.put_policy(&contoso, &p).unwrap();
+    app.state.store.put_policy(&contoso, &p).await.unwrap();
 
     let inv = app.invite(sally, &format!("{}/demo/foo/login", app.url), Some("foo")).await;
     let browser = app.browser();
@@ -141,13 +143,13 @@ async fn home_mfa_counts_only_with_inbound_trust() {
     assert_eq!(claims_table(&shown)["amr"], "fed otp mfa");
 
     // Trust on: Contoso's MFA satisfies Fabrikam, and the token says so.
-    let mut fabrikam = app.state.store.tenant_by_slug("fabrikam").unwrap().unwrap();
+    let mut fabrikam = app.state.store.tenant_by_slug("fabrikam").await.unwrap().unwrap();
     fabrikam.inbound_trust.push(gatehouse::model::InboundTrust {
         tenant_id: contoso,
         is_mfa_accepted: true,
         ..Default::default()
     });
-    app.state.store.put_tenant(&fabrikam).unwrap();
+    app.state.store.put_tenant(&fabrikam).await.unwrap();
     app.clock.advance(30);
     let browser = app.browser();
     let home = start_demo(&browser, &app, "foo", sally).await;
@@ -170,7 +172,9 @@ async fn redeemed_guest(app: &TestApp, email: &str) -> Browser {
         .send_email_code(browser.follow_any(browser.get(inv["inviteRedeemUrl"].as_str().unwrap()).await).await)
         .await;
     let consent = browser
-        .follow_any(browser.post_abs(&page.url, &page.form("email-otp").set("code", &app.latest_otp(email))).await)
+        .follow_any(
+            browser.post_abs(&page.url, &page.form("email-otp").set("code", &app.latest_otp(email).await)).await,
+        )
         .await;
     assert_eq!(accept(&browser, &consent).await.location.as_deref(), Some(LANDING));
     browser
@@ -183,45 +187,59 @@ async fn rp_attempt(app: &TestApp, browser: &Browser, extra: &[(&str, &str)]) ->
 #[tokio::test]
 async fn device_policy_blocks_guests_on_unmanaged_devices_unless_excluded_or_compliant() {
     let app = spawn_app().await;
-    let tid = app.tenant_id("fabrikam");
+    let tid = app.tenant_id("fabrikam").await;
     let email = "pat@northwind.example";
     let browser = redeemed_guest(&app, email).await;
-    let guest = app.user("fabrikam", email);
+    let guest = app.user("fabrikam", email).await;
     let mut p = policy(json!({
         "id": "device-policy", "displayName": "Guests need a compliant device", "state": "enabled",
         "conditions": {"users": {"includeUsers": ["GuestsOrExternalUsers"]}, "applications": {"includeApplications": ["All"]}},
         "grantControls": {"operator": "OR", "builtInControls": ["compliantDevice"]},
     }));
-    app.state.store.put_policy(&tid, &p).unwrap();
+    app.state.store.put_policy(&tid, &p).await.unwrap();
     // A blocked sign-in writes its log entry and registers the browser's device (what an admin
     // marks compliant below); nothing else may change.
     let trees = ["tenant_signin_log", "tenant_devices"];
-    let before = app.snapshot_except(&trees);
+    let before = app.snapshot_except(&trees).await;
     let blocked = rp_attempt(&app, &browser, &[]).await;
     assert_eq!((blocked.status, blocked.error_code().as_deref()), (StatusCode::FORBIDDEN, Some("access_blocked")));
-    assert_same(&before, &app.snapshot_except(&trees), "a blocked sign-in changes nothing");
-    let log = app.state.store.signin_log(&tid, 1).unwrap().remove(0);
+    assert_same(&before, &app.snapshot_except(&trees).await, "a blocked sign-in changes nothing");
+    let log = app.state.store.signin_log(&tid, 1).await.unwrap().remove(0);
     assert_eq!(log.status.error.as_deref(), Some("access_blocked"));
     assert_eq!(log.conditional_access_status, "failure");
 
     // The seed's exclusion list: this partner user is excluded.
     p.conditions.users.exclude_users = vec![guest.id.to_string()];
-    app.state.store.put_policy(&tid, &p).unwrap();
+    app.state.store.put_policy(&tid, &p).await.unwrap();
     let allowed = rp_attempt(&app, &browser, &[]).await;
     assert!(allowed.location.as_deref().unwrap().contains("code="), "{}", allowed.body);
 
     // Or the admin marks the device compliant: the browser kept one registered device,
     // even though its first attempt ended on the error page.
-    let owned =
-        app.state.store.devices(&tid).unwrap().into_iter().filter(|d| d.registered_owner == Some(guest.id)).count();
+    let owned = app
+        .state
+        .store
+        .devices(&tid)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|d| d.registered_owner == Some(guest.id))
+        .count();
     assert_eq!(owned, 1);
     p.conditions.users.exclude_users.clear();
-    app.state.store.put_policy(&tid, &p).unwrap();
-    let mut device =
-        app.state.store.devices(&tid).unwrap().into_iter().find(|d| d.registered_owner == Some(guest.id)).unwrap();
+    app.state.store.put_policy(&tid, &p).await.unwrap();
+    let mut device = app
+        .state
+        .store
+        .devices(&tid)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|d| d.registered_owner == Some(guest.id))
+        .unwrap();
     device.is_compliant = true;
     device.is_managed = true;
-    app.state.store.put_device(&tid, &device).unwrap();
+    app.state.store.put_device(&tid, &device).await.unwrap();
     let allowed = rp_attempt(&app, &browser, &[]).await;
     assert!(allowed.location.as_deref().unwrap().contains("code="));
 }
@@ -241,15 +259,15 @@ fn location_policy() -> gatehouse::policy::Policy {
 #[tokio::test]
 async fn location_policy_trusts_the_partner_range_via_a_trusted_proxy_only() {
     let app = spawn_with(|c| c.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()]).await;
-    let tid = app.tenant_id("fabrikam");
-    app.state.store.put_policy(&tid, &location_policy()).unwrap();
+    let tid = app.tenant_id("fabrikam").await;
+    app.state.store.put_policy(&tid, &location_policy()).await.unwrap();
     let login = "iw@fabrikam.example";
     let rp = app.rp("fabrikam");
 
     let partner = Browser::forwarded_for(&app.url, "203.0.113.7");
     let done = partner.sign_in(&rp.authorize_url(&[]).url, login, &app.password(login)).await;
     assert!(done.location.as_deref().unwrap().contains("code="), "no MFA from the partner network: {}", done.body);
-    let log = app.state.store.signin_log(&tid, 1).unwrap().remove(0);
+    let log = app.state.store.signin_log(&tid, 1).await.unwrap().remove(0);
     assert_eq!(log.ip_address.as_deref(), Some("203.0.113.7"));
     assert_eq!(log.named_locations, vec!["Partner network".to_string()]);
 
@@ -261,13 +279,13 @@ async fn location_policy_trusts_the_partner_range_via_a_trusted_proxy_only() {
 #[tokio::test]
 async fn a_spoofed_forwarded_for_from_an_untrusted_peer_is_ignored() {
     let app = spawn_app().await;
-    let tid = app.tenant_id("fabrikam");
-    app.state.store.put_policy(&tid, &location_policy()).unwrap();
+    let tid = app.tenant_id("fabrikam").await;
+    app.state.store.put_policy(&tid, &location_policy()).await.unwrap();
     let login = "iw@fabrikam.example";
     let spoofer = Browser::forwarded_for(&app.url, "203.0.113.7");
     let page = spoofer.sign_in(&app.rp("fabrikam").authorize_url(&[]).url, login, &app.password(login)).await;
     assert!(page.has("form#totp-enroll"), "the header is ignored, so MFA is asked: {}", page.body);
-    let log = app.state.store.signin_log(&tid, 10).unwrap();
+    let log = app.state.store.signin_log(&tid, 10).await.unwrap();
     assert!(!log.is_empty(), "the sign-in that reached MFA is logged");
     assert!(log.iter().all(|e| e.ip_address.as_deref() == Some("127.0.0.1")), "{log:?}");
 }
@@ -275,20 +293,20 @@ async fn a_spoofed_forwarded_for_from_an_untrusted_peer_is_ignored() {
 #[tokio::test]
 async fn risk_policies_apply_to_members_and_are_not_applied_for_guests() {
     let app = spawn_app().await;
-    let tid = app.tenant_id("fabrikam");
+    let tid = app.tenant_id("fabrikam").await;
     app.state
         .store
         .put_policy(&tid, &policy(json!({
             "id": "risk", "displayName": "Block high-risk sign-ins", "state": "enabled",
             "conditions": {"users": {"includeUsers": ["All"]}, "applications": {"includeApplications": ["All"]}, "signInRiskLevels": ["high"]},
             "grantControls": {"operator": "OR", "builtInControls": ["block"]},
-        })))
+        }))).await
         .unwrap();
     let email = "pat@northwind.example";
     let browser = redeemed_guest(&app, email).await;
     let ok = rp_attempt(&app, &browser, &[]).await;
     assert!(ok.location.as_deref().unwrap().contains("code="));
-    let log = app.state.store.signin_log(&tid, 1).unwrap().remove(0);
+    let log = app.state.store.signin_log(&tid, 1).await.unwrap().remove(0);
     let risk = log.applied_conditional_access_policies.iter().find(|r| r.id == "risk").unwrap();
     assert_eq!(risk.result, gatehouse::policy::PolicyOutcome::NotApplied, "guests: risk is evaluated at home");
     let device =
@@ -302,9 +320,9 @@ async fn risk_policies_apply_to_members_and_are_not_applied_for_guests() {
     assert!(json["appliedConditionalAccessPolicies"].as_array().unwrap().iter().any(|p| p["result"] == "notApplied"));
 
     let login = "iw@fabrikam.example";
-    let mut iw = app.user("fabrikam", login);
+    let mut iw = app.user("fabrikam", login).await;
     iw.risk_level = Some("high".into());
-    app.state.store.put_user(&iw).unwrap();
+    app.state.store.put_user(&iw).await.unwrap();
     let page = app.browser().sign_in(&app.rp("fabrikam").authorize_url(&[]).url, login, &app.password(login)).await;
     assert_eq!(page.error_code().as_deref(), Some("access_blocked"));
 }
@@ -350,9 +368,9 @@ async fn step_up_with_acr_values_2_and_refresh_keeps_amr_and_acr() {
 async fn per_user_mfa_requires_proof_up() {
     let app = spawn_app().await;
     let login = "iw@fabrikam.example";
-    let mut iw = app.user("fabrikam", login);
+    let mut iw = app.user("fabrikam", login).await;
     iw.per_user_mfa = true;
-    app.state.store.put_user(&iw).unwrap();
+    app.state.store.put_user(&iw).await.unwrap();
     let page = app.browser().sign_in(&app.rp("fabrikam").authorize_url(&[]).url, login, &app.password(login)).await;
     assert!(page.has("form#totp-enroll"));
 }
@@ -363,21 +381,21 @@ async fn replayed_totp_steps_lockout_and_spent_recovery_codes_are_refused() {
     let browser = app.browser();
     let (_, page) = member_step_up(&app, &browser).await;
     let (secret, recovery, _) = proof_up(&app, &browser, page).await;
-    let tid = app.tenant_id("fabrikam");
+    let tid = app.tenant_id("fabrikam").await;
 
     // The code of the step just used at enrolment is a replay: it changes nothing but the
     // sign-in's own transaction and log entry.
     let browser = app.browser();
     let (_, page) = member_step_up(&app, &browser).await;
     let own = ["signins", "tenant_signin_log"];
-    let before = app.snapshot_except(&own);
+    let before = app.snapshot_except(&own).await;
     let replay = answer_challenge(&browser, &page, &totp_at(&secret, now(&app))).await;
     assert!(replay.text("p.error").unwrap().contains("already used"), "{}", replay.body);
-    assert_same(&before, &app.snapshot_except(&own), "a replayed TOTP code");
+    assert_same(&before, &app.snapshot_except(&own).await, "a replayed TOTP code");
 
     // Five wrong codes lock MFA for 15 minutes, even for the right code; the lock is the only
     // change to the user.
-    let user_before = app.user("fabrikam", "iw@fabrikam.example");
+    let user_before = app.user("fabrikam", "iw@fabrikam.example").await;
     assert!(!user_before.mfa_lockout.is_locked(now(&app)));
     for _ in 0..4 {
         let p = answer_challenge(&browser, &page, "000000").await;
@@ -388,12 +406,18 @@ async fn replayed_totp_steps_lockout_and_spent_recovery_codes_are_refused() {
     app.clock.advance(30);
     let still = answer_challenge(&browser, &page, &totp_at(&secret, now(&app))).await;
     assert!(still.text("p.error").unwrap().contains("locked"), "{}", still.body);
-    let user = app.user("fabrikam", "iw@fabrikam.example");
+    let user = app.user("fabrikam", "iw@fabrikam.example").await;
     assert!(user.mfa_lockout.is_locked(now(&app)));
     let unlocked = gatehouse::model::User { mfa_lockout: user_before.mfa_lockout.clone(), ..user };
     assert_eq!(unlocked, user_before, "wrong codes change nothing on the user but the lock");
     assert!(
-        app.state.store.signin_log(&tid, 5).unwrap().iter().any(|e| e.status.error.as_deref() == Some("mfa_locked"))
+        app.state
+            .store
+            .signin_log(&tid, 5)
+            .await
+            .unwrap()
+            .iter()
+            .any(|e| e.status.error.as_deref() == Some("mfa_locked"))
     );
 
     app.clock.advance(901);
@@ -410,9 +434,9 @@ async fn replayed_totp_steps_lockout_and_spent_recovery_codes_are_refused() {
 #[tokio::test]
 async fn when_seats_run_out_redemption_and_mfa_stop_clearly() {
     let app = spawn_app().await;
-    let mut fabrikam = app.state.store.tenant_by_slug("fabrikam").unwrap().unwrap();
+    let mut fabrikam = app.state.store.tenant_by_slug("fabrikam").await.unwrap().unwrap();
     fabrikam.premium_seats = 0;
-    app.state.store.put_tenant(&fabrikam).unwrap();
+    app.state.store.put_tenant(&fabrikam).await.unwrap();
     let email = "pat@northwind.example";
     let inv = app.invite(email, LANDING, None).await;
     let browser = app.browser();
@@ -420,21 +444,24 @@ async fn when_seats_run_out_redemption_and_mfa_stop_clearly() {
         .send_email_code(browser.follow_any(browser.get(inv["inviteRedeemUrl"].as_str().unwrap()).await).await)
         .await;
     let consent = browser
-        .follow_any(browser.post_abs(&page.url, &page.form("email-otp").set("code", &app.latest_otp(email))).await)
+        .follow_any(
+            browser.post_abs(&page.url, &page.form("email-otp").set("code", &app.latest_otp(email).await)).await,
+        )
         .await;
-    let before = app.snapshot();
+    let before = app.snapshot().await;
     let refused = accept(&browser, &consent).await;
     assert_eq!((refused.status, refused.error_code().as_deref()), (StatusCode::FORBIDDEN, Some("license_exhausted")));
-    assert_same(&before, &app.snapshot(), "no seat: nothing redeemed");
+    assert_same(&before, &app.snapshot().await, "no seat: nothing redeemed");
 
     // A member who would need MFA is stopped too (never a silent skip of MFA), and it is logged.
     let (_, page) = member_step_up(&app, &app.browser()).await;
     assert_eq!(page.error_code().as_deref(), Some("license_exhausted"));
-    let tid = app.tenant_id("fabrikam");
+    let tid = app.tenant_id("fabrikam").await;
     assert!(
         app.state
             .store
             .signin_log(&tid, 5)
+            .await
             .unwrap()
             .iter()
             .any(|e| e.status.error.as_deref() == Some("license_exhausted"))
@@ -444,14 +471,14 @@ async fn when_seats_run_out_redemption_and_mfa_stop_clearly() {
 #[tokio::test]
 async fn sign_in_frequency_asks_again_after_its_period() {
     let app = spawn_app().await;
-    let tid = app.tenant_id("fabrikam");
+    let tid = app.tenant_id("fabrikam").await;
     app.state
         .store
         .put_policy(&tid, &policy(json!({
             "id": "freq", "displayName": "Sign in every hour", "state": "enabled",
             "conditions": {"users": {"includeUsers": ["All"]}, "applications": {"includeApplications": ["test-rp"]}},
             "sessionControls": {"signInFrequency": {"value": 1, "type": "hours", "isEnabled": true}},
-        })))
+        }))).await
         .unwrap();
     let browser = app.browser();
     let rp = app.rp("fabrikam");
@@ -474,8 +501,8 @@ async fn every_sign_in_is_logged_with_its_policies() {
     let (status, _) = rp.refresh(tokens["refresh_token"].as_str().unwrap()).await;
     assert_eq!(status, StatusCode::OK);
     app.admin_token().await;
-    let tid = app.tenant_id("fabrikam");
-    let log = app.state.store.signin_log(&tid, 10).unwrap();
+    let tid = app.tenant_id("fabrikam").await;
+    let log = app.state.store.signin_log(&tid, 10).await.unwrap();
     assert!(
         log.iter()
             .any(|e| !e.is_interactive && e.app_id == "test-rp" && e.user_principal_name.as_deref() == Some(login))

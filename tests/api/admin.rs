@@ -137,7 +137,7 @@ async fn graph_users_support_filter_select_and_paging() {
         )
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    assert_eq!(app.user("fabrikam", "b@two.example").display_name, "Bee");
+    assert_eq!(app.user("fabrikam", "b@two.example").await.display_name, "Bee");
     let (status, _) =
         app.graph(Method::DELETE, &format!("users/{}", user["id"].as_str().unwrap()), Some(&token), None).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
@@ -184,7 +184,7 @@ async fn policies_and_named_locations_crud_with_validation() {
         app.graph(Method::GET, &format!("identity/conditionalAccess/policies/{id}"), Some(&token), None).await;
     assert_eq!(got["state"], "disabled");
     // A location in use cannot be deleted.
-    let before = app.snapshot();
+    let before = app.snapshot().await;
     let (status, err) = app
         .graph(
             Method::DELETE,
@@ -195,7 +195,7 @@ async fn policies_and_named_locations_crud_with_validation() {
         .await;
     assert_graph_error(status, &err, StatusCode::BAD_REQUEST, "BadRequest");
     assert!(err["error"]["message"].as_str().unwrap().contains("used by a policy"), "{err}");
-    assert_same(&before, &app.snapshot(), "a location in use is not deleted");
+    assert_same(&before, &app.snapshot().await, "a location in use is not deleted");
 
     let invalid = [
         json!({"displayName": "x", "state": "sometimes", "conditions": {"users": {"includeUsers": ["All"]}, "applications": {"includeApplications": ["All"]}}, "grantControls": {"operator": "OR", "builtInControls": ["mfa"]}}),
@@ -207,13 +207,13 @@ async fn policies_and_named_locations_crud_with_validation() {
         json!("not an object"),
     ];
     for body in invalid {
-        let before = app.snapshot();
+        let before = app.snapshot().await;
         let (status, err) =
             app.graph(Method::POST, "identity/conditionalAccess/policies", Some(&token), Some(body.clone())).await;
         assert_graph_error(status, &err, StatusCode::BAD_REQUEST, "BadRequest");
-        assert_same(&before, &app.snapshot(), format!("{body}"));
+        assert_same(&before, &app.snapshot().await, format!("{body}"));
     }
-    let before = app.snapshot();
+    let before = app.snapshot().await;
     let (status, err) = app
         .graph(
             Method::PATCH,
@@ -232,13 +232,13 @@ async fn policies_and_named_locations_crud_with_validation() {
         )
         .await;
     assert_graph_error(status, &err, StatusCode::NOT_FOUND, "Request_ResourceNotFound");
-    assert_same(&before, &app.snapshot(), "rejected patches change nothing");
+    assert_same(&before, &app.snapshot().await, "rejected patches change nothing");
     let (status, _) =
         app.graph(Method::DELETE, &format!("identity/conditionalAccess/policies/{id}"), Some(&token), None).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
 
     // Inbound trust per partner.
-    let contoso = app.tenant_id("contoso").to_string();
+    let contoso = app.tenant_id("contoso").await.to_string();
     let (status, p) = app
         .graph(
             Method::POST,
@@ -257,7 +257,7 @@ async fn policies_and_named_locations_crud_with_validation() {
         )
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    assert!(!app.state.store.tenant_by_slug("fabrikam").unwrap().unwrap().inbound_trust[0].is_mfa_accepted);
+    assert!(!app.state.store.tenant_by_slug("fabrikam").await.unwrap().unwrap().inbound_trust[0].is_mfa_accepted);
 }
 
 #[tokio::test]
@@ -277,7 +277,7 @@ async fn every_endpoint_rejects_missing_expired_and_foreign_tokens_and_members_w
     let member = member["access_token"].as_str().unwrap().to_string();
     let (_, foreign) = app.rp("contoso").token(&[("grant_type", "client_credentials")]).await;
     let foreign = foreign["access_token"].as_str().unwrap().to_string();
-    let iw = app.user("fabrikam", "iw@fabrikam.example").id;
+    let iw = app.user("fabrikam", "iw@fabrikam.example").await.id;
     let endpoints: Vec<(Method, String, Option<Value>)> = vec![
         (Method::GET, "users".into(), None),
         (Method::GET, format!("users/{iw}"), None),
@@ -304,7 +304,7 @@ async fn every_endpoint_rejects_missing_expired_and_foreign_tokens_and_members_w
             Some(json!({"invitedUserEmailAddress": "a@b.example", "inviteRedirectUrl": LANDING})),
         ),
     ];
-    let before = app.snapshot();
+    let before = app.snapshot().await;
     for (m, path, body) in &endpoints {
         for (token, expected, code) in [
             (None, StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken"),
@@ -322,7 +322,7 @@ async fn every_endpoint_rejects_missing_expired_and_foreign_tokens_and_members_w
         assert_graph_error(status, &err, StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken");
         assert!(err["error"]["message"].as_str().unwrap().contains("expired"), "expired token at {m} {path}: {err}");
     }
-    assert_same(&before, &app.snapshot(), "refused calls change nothing");
+    assert_same(&before, &app.snapshot().await, "refused calls change nothing");
     // A member whose role is Global Administrator may use the API.
     let (admin_member, _) = rp
         .sign_in(
@@ -342,12 +342,12 @@ async fn every_endpoint_rejects_missing_expired_and_foreign_tokens_and_members_w
 async fn what_if_gives_the_same_per_policy_results_as_a_real_sign_in() {
     let app = spawn_with(|c| c.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()]).await;
     let token = app.admin_token().await;
-    let tid = app.tenant_id("fabrikam");
+    let tid = app.tenant_id("fabrikam").await;
     // Make the device policy enforced for this comparison: a guest gets blocked.
     let mut device_policy =
-        app.state.store.policies(&tid).unwrap().into_iter().find(|p| p.display_name.contains("device")).unwrap();
+        app.state.store.policies(&tid).await.unwrap().into_iter().find(|p| p.display_name.contains("device")).unwrap();
     device_policy.state = gatehouse::policy::PolicyState::Enabled;
-    app.state.store.put_policy(&tid, &device_policy).unwrap();
+    app.state.store.put_policy(&tid, &device_policy).await.unwrap();
     let email = "pat@northwind.example";
     let inv = app.invite(email, LANDING, None).await;
     let browser = Browser::forwarded_for(&app.url, "203.0.113.20");
@@ -355,12 +355,14 @@ async fn what_if_gives_the_same_per_policy_results_as_a_real_sign_in() {
         .send_email_code(browser.follow_any(browser.get(inv["inviteRedeemUrl"].as_str().unwrap()).await).await)
         .await;
     let consent = browser
-        .follow_any(browser.post_abs(&page.url, &page.form("email-otp").set("code", &app.latest_otp(email))).await)
+        .follow_any(
+            browser.post_abs(&page.url, &page.form("email-otp").set("code", &app.latest_otp(email).await)).await,
+        )
         .await;
     accept(&browser, &consent).await;
     let blocked = browser.follow_any(browser.get(&app.rp("fabrikam").authorize_url(&[]).url).await).await;
     assert_eq!(blocked.error_code().as_deref(), Some("access_blocked"));
-    let real = app.state.store.signin_log(&tid, 1).unwrap().remove(0);
+    let real = app.state.store.signin_log(&tid, 1).await.unwrap().remove(0);
     let device = real.device_detail.clone().unwrap().device_id;
     let (status, what_if) = app
         .graph(
@@ -383,7 +385,7 @@ async fn what_if_gives_the_same_per_policy_results_as_a_real_sign_in() {
     let member = Browser::forwarded_for(&app.url, "198.51.100.4");
     let done = member.sign_in(&app.rp("fabrikam").authorize_url(&[]).url, login, &app.password(login)).await;
     assert!(done.location.as_deref().unwrap().contains("code="));
-    let real = app.state.store.signin_log(&tid, 1).unwrap().remove(0);
+    let real = app.state.store.signin_log(&tid, 1).await.unwrap().remove(0);
     let (_, what_if) = app
         .graph(
             Method::POST,
@@ -526,7 +528,7 @@ async fn what_if_aims_for_the_first_supported_acr_value_like_a_sign_in() {
 #[tokio::test]
 async fn admin_pages_show_guests_policies_log_and_reset_mfa() {
     let app = spawn_app().await;
-    let tid = app.tenant_id("fabrikam");
+    let tid = app.tenant_id("fabrikam").await;
     // A guest with TOTP enrolled (through Foo).
     let sally = "sally@contoso.example";
     let inv = app.invite(sally, &format!("{}/demo/foo/login", app.url), Some("foo")).await;
@@ -565,10 +567,17 @@ async fn admin_pages_show_guests_policies_log_and_reset_mfa() {
         .collect();
     let done = browser.post("/fabrikam/admin/mfa-reset", &fields).await;
     assert_eq!(done.status, StatusCode::SEE_OTHER);
-    assert!(app.user("fabrikam", sally).totp_methods.is_empty());
+    assert!(app.user("fabrikam", sally).await.totp_methods.is_empty());
 
-    let policy =
-        app.state.store.policies(&tid).unwrap().into_iter().find(|p| p.display_name == "Require MFA for Foo").unwrap();
+    let policy = app
+        .state
+        .store
+        .policies(&tid)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|p| p.display_name == "Require MFA for Foo")
+        .unwrap();
     let csrf = fields.iter().find(|(k, _)| k == "csrf").unwrap().1.clone();
     let changed = browser
         .post(
@@ -578,10 +587,10 @@ async fn admin_pages_show_guests_policies_log_and_reset_mfa() {
         .await;
     assert_eq!(changed.status, StatusCode::SEE_OTHER);
     assert_eq!(
-        app.state.store.policy(&tid, &policy.id).unwrap().unwrap().state,
+        app.state.store.policy(&tid, &policy.id).await.unwrap().unwrap().state,
         gatehouse::policy::PolicyState::Disabled
     );
-    let before = app.snapshot();
+    let before = app.snapshot().await;
     let bad = browser
         .post(
             "/fabrikam/admin/policy-state",
@@ -596,7 +605,7 @@ async fn admin_pages_show_guests_policies_log_and_reset_mfa() {
         )
         .await;
     assert_eq!(no_csrf.error_code().as_deref(), Some("csrf"));
-    assert_same(&before, &app.snapshot(), "bad admin forms change nothing");
+    assert_same(&before, &app.snapshot().await, "bad admin forms change nothing");
 
     // A member without the admin role is refused.
     let iw = app.browser();

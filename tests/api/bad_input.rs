@@ -4,12 +4,12 @@ use reqwest::StatusCode;
 use crate::helpers::*;
 
 async fn assert_page_error_without_redirect(app: &TestApp, url: &str, code: &str) {
-    let before = app.snapshot();
+    let before = app.snapshot().await;
     let page = app.browser().get(url).await;
     assert_eq!(page.status, StatusCode::BAD_REQUEST, "{url}: {}", page.body);
     assert!(page.location.is_none(), "no redirect for {url}");
     assert_eq!(page.error_code().as_deref(), Some(code), "{url}");
-    assert_same(&before, &app.snapshot(), format!("store unchanged for {url}"));
+    assert_same(&before, &app.snapshot().await, format!("store unchanged for {url}"));
 }
 
 #[tokio::test]
@@ -51,7 +51,7 @@ async fn protocol_errors_after_the_redirect_uri_is_trusted_go_back_to_the_rp() {
         (&[("request_uri", "https://rp.example/req")], "request_uri_not_supported"),
     ];
     for (extra, code) in cases {
-        let before = app.snapshot();
+        let before = app.snapshot().await;
         let start = rp.authorize_url(extra);
         let page = app.browser().get(&start.url).await;
         assert_eq!(page.status, StatusCode::FOUND, "{extra:?}");
@@ -60,19 +60,19 @@ async fn protocol_errors_after_the_redirect_uri_is_trusted_go_back_to_the_rp() {
         assert_eq!(query_param(&loc, "error").as_deref(), Some(*code), "{extra:?}");
         assert_eq!(query_param(&loc, "state").as_deref(), Some(start.state.as_str()));
         assert!(query_param(&loc, "code").is_none());
-        assert_same(&before, &app.snapshot(), format!("store unchanged for {extra:?}"));
+        assert_same(&before, &app.snapshot().await, format!("store unchanged for {extra:?}"));
     }
 }
 
 #[tokio::test]
 async fn public_clients_must_use_pkce() {
     let app = spawn_app().await;
-    let tid = app.tenant_id("fabrikam");
-    let mut public = app.state.store.app(&tid, "test-rp").unwrap().unwrap();
+    let tid = app.tenant_id("fabrikam").await;
+    let mut public = app.state.store.app(&tid, "test-rp").await.unwrap().unwrap();
     public.client_id = "spa".into();
     public.client_type = gatehouse::model::ClientType::Public;
     public.secret_hashes.clear();
-    app.state.store.put_app(&public).unwrap();
+    app.state.store.put_app(&public).await.unwrap();
     let rp = Rp { client_id: "spa".into(), secret: None, ..app.rp("fabrikam") };
     let page = app.browser().get(&rp.authorize_url(&[("code_challenge", ""), ("code_challenge_method", "")]).url).await;
     assert_eq!(query_param(page.location.as_deref().unwrap(), "error").as_deref(), Some("invalid_request"));
@@ -135,13 +135,13 @@ async fn token_endpoint_rejects_bad_verifiers_secrets_and_expired_codes_without_
         (vec![("code", &code)], StatusCode::BAD_REQUEST, "invalid_request"),
     ];
     for (fields, status, error) in cases {
-        let before = app.snapshot();
+        let before = app.snapshot().await;
         let (s, body) = rp.token(&fields).await;
         assert_eq!((s, body["error"].as_str()), (status, Some(error)), "{fields:?}");
-        assert_same(&before, &app.snapshot(), format!("store unchanged for {fields:?}"));
+        assert_same(&before, &app.snapshot().await, format!("store unchanged for {fields:?}"));
     }
 
-    let before = app.snapshot();
+    let before = app.snapshot().await;
     let wrong = Rp { secret: Some("wrong-secret".into()), ..rp.clone() };
     let (s, body) = wrong.exchange(&code, &start.verifier).await;
     assert_oauth_error(s, &body, StatusCode::UNAUTHORIZED, "invalid_client");
@@ -169,7 +169,7 @@ async fn token_endpoint_rejects_bad_verifiers_secrets_and_expired_codes_without_
         .unwrap();
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
     assert_eq!(resp.json::<serde_json::Value>().await.unwrap()["error"], "invalid_request");
-    assert_same(&before, &app.snapshot(), "store unchanged by failed client authentication");
+    assert_same(&before, &app.snapshot().await, "store unchanged by failed client authentication");
 
     // The code survived every failed attempt: the right request still works.
     let (s, body) = rp.exchange(&code, &start.verifier).await;
@@ -177,10 +177,10 @@ async fn token_endpoint_rejects_bad_verifiers_secrets_and_expired_codes_without_
 
     let (late, late_start) = code_for(&app, &rp).await;
     app.clock.advance(61);
-    let before = app.snapshot();
+    let before = app.snapshot().await;
     let (s, body) = rp.exchange(&late, &late_start.verifier).await;
     assert_oauth_error(s, &body, StatusCode::BAD_REQUEST, "invalid_grant"); // expired code
-    assert_same(&before, &app.snapshot(), "");
+    assert_same(&before, &app.snapshot().await, "");
 }
 
 #[tokio::test]
@@ -189,10 +189,10 @@ async fn a_code_from_one_tenant_is_refused_at_another() {
     let fabrikam = app.rp("fabrikam");
     let (code, start) = code_for(&app, &fabrikam).await;
     let contoso = app.rp("contoso");
-    let before = app.snapshot();
+    let before = app.snapshot().await;
     let (s, body) = contoso.exchange(&code, &start.verifier).await;
     assert_oauth_error(s, &body, StatusCode::BAD_REQUEST, "invalid_grant");
-    assert_same(&before, &app.snapshot(), "");
+    assert_same(&before, &app.snapshot().await, "");
 }
 
 #[tokio::test]
@@ -205,18 +205,18 @@ async fn forms_without_a_valid_csrf_token_are_refused_and_change_nothing() {
     for bad in
         [form.clone().without("csrf"), form.clone().set("csrf", "forged"), form.clone().set("csrf", &random_b64(32))]
     {
-        let before = app.snapshot();
+        let before = app.snapshot().await;
         let resp = browser.submit(&bad).await;
         assert_eq!(resp.status, StatusCode::FORBIDDEN);
         assert_eq!(resp.error_code().as_deref(), Some("csrf"));
-        assert_same(&before, &app.snapshot(), "");
+        assert_same(&before, &app.snapshot().await, "");
     }
     // Another browser (no cookie) posting this browser's valid form is refused too.
-    let before = app.snapshot();
+    let before = app.snapshot().await;
     let other = app.browser();
     let resp = other.submit(&form).await;
     assert_eq!((resp.status, resp.error_code().as_deref()), (StatusCode::FORBIDDEN, Some("csrf")));
-    assert_same(&before, &app.snapshot(), "another browser's post of a valid form");
+    assert_same(&before, &app.snapshot().await, "another browser's post of a valid form");
     // The genuine form goes through.
     let ok = browser.follow(browser.submit(&form).await).await;
     assert!(ok.has("form#password"));
@@ -233,11 +233,11 @@ async fn wrong_password_and_unknown_user_get_the_same_page() {
         let page = browser.follow(browser.submit(&page.form("identify").set("login", login)).await).await;
         assert!(page.has("form#password"), "unknown users also see the password step");
         // A wrong password writes only its own sign-in log entry (50126, admin-only).
-        let before = app.snapshot_without_log();
+        let before = app.snapshot_without_log().await;
         let failed = browser.submit(&page.form("password").set("password", "Wrong-password-1")).await;
         assert_eq!(failed.status, StatusCode::OK);
         assert!(failed.has("form#password"));
-        assert_same(&before, &app.snapshot_without_log(), "");
+        assert_same(&before, &app.snapshot_without_log().await, "");
         bodies.push((failed.text("p.error"), failed.form("password").fields.len()));
     }
     assert_eq!(bodies[0], bodies[1], "same message, same form for wrong password and unknown user");
@@ -275,7 +275,7 @@ async fn sign_in_steps_cannot_be_skipped_or_replayed() {
     let tx = identify.fields.iter().find(|(k, _)| k == "tx").unwrap().1.clone();
     let csrf = identify.fields.iter().find(|(k, _)| k == "csrf").unwrap().1.clone();
     // Posting the password step before identify is refused.
-    let before = app.snapshot();
+    let before = app.snapshot().await;
     let skip = browser
         .post(
             "/fabrikam/login/password",
@@ -283,25 +283,25 @@ async fn sign_in_steps_cannot_be_skipped_or_replayed() {
         )
         .await;
     assert_eq!(skip.error_code().as_deref(), Some("signin_expired"));
-    assert_same(&before, &app.snapshot(), "the password step before identify");
+    assert_same(&before, &app.snapshot().await, "the password step before identify");
     let unknown_tx = browser.get("/fabrikam/login?tx=nope").await;
     assert_eq!(unknown_tx.error_code().as_deref(), Some("signin_expired"));
-    assert_same(&before, &app.snapshot(), "an unknown transaction");
+    assert_same(&before, &app.snapshot().await, "an unknown transaction");
     // The transaction is bound to the browser that started it.
     let thief = app.browser();
     let stolen = thief.get(&format!("/fabrikam/login?tx={tx}")).await;
     assert_eq!(stolen.error_code().as_deref(), Some("signin_expired"));
-    assert_same(&before, &app.snapshot(), "another browser's use of the transaction");
+    assert_same(&before, &app.snapshot().await, "another browser's use of the transaction");
     // After completion the same transaction cannot be used again.
     let login = "iw@fabrikam.example";
     let page = browser.follow(browser.submit(&identify.set("login", login)).await).await;
     let pw = page.form("password").set("password", &app.password(login));
     let done = browser.submit(&pw).await;
     assert_eq!(done.status, StatusCode::FOUND);
-    let before = app.snapshot();
+    let before = app.snapshot().await;
     let again = browser.submit(&pw).await;
     assert_eq!(again.error_code().as_deref(), Some("signin_expired"));
-    assert_same(&before, &app.snapshot(), "a completed transaction replayed");
+    assert_same(&before, &app.snapshot().await, "a completed transaction replayed");
 }
 
 #[tokio::test]

@@ -282,9 +282,9 @@ fn diff(before: &Snapshot, after: &Snapshot) -> Option<String> {
 async fn check_state(app: &TestApp, check: &Check, before: &Snapshot) -> Vec<String> {
     let mut p = Vec::new();
     match check {
-        Check::Store => p.extend(diff(before, &app.snapshot())),
+        Check::Store => p.extend(diff(before, &app.snapshot().await)),
         Check::StoreExcept(trees, _why) => {
-            p.extend(diff(&without_trees(before.clone(), trees), &app.snapshot_except(trees)))
+            p.extend(diff(&without_trees(before.clone(), trees), &app.snapshot_except(trees).await))
         }
         Check::Revoked { refresh, access } => {
             let rp = app.rp("fabrikam");
@@ -302,8 +302,8 @@ async fn check_state(app: &TestApp, check: &Check, before: &Snapshot) -> Vec<Str
             }
         }
         Check::LoggedIp(ip) => {
-            let tid = app.tenant_id("fabrikam");
-            let newest = app.state.store.signin_log(&tid, 1).unwrap().into_iter().next();
+            let tid = app.tenant_id("fabrikam").await;
+            let newest = app.state.store.signin_log(&tid, 1).await.unwrap().into_iter().next();
             let got = newest.and_then(|e| e.ip_address);
             if got.as_deref() != Some(ip) {
                 p.push(format!("the sign-in log recorded {got:?}, expected {ip:?} (the TCP peer)"));
@@ -320,7 +320,7 @@ async fn run(app: &TestApp, table: &str, cases: &[Case]) -> Vec<String> {
         if case.advance > 0 {
             app.clock.advance(case.advance);
         }
-        let before = app.snapshot();
+        let before = app.snapshot().await;
         let problems = match send(app, case).await {
             Ok(answer) => {
                 let mut p = check_answer(&case.expect, &answer);
@@ -408,12 +408,12 @@ async fn protocol_endpoints_table() {
     let (admin_id, admin_secret) = (app.creds.admin.client_id.clone(), app.creds.admin.client_secret.clone());
 
     // A public client, registered as bad_input.rs does it (the demo has none).
-    let tid = app.tenant_id("fabrikam");
-    let mut spa = app.state.store.app(&tid, "test-rp").unwrap().unwrap();
+    let tid = app.tenant_id("fabrikam").await;
+    let mut spa = app.state.store.app(&tid, "test-rp").await.unwrap().unwrap();
     spa.client_id = "spa".into();
     spa.client_type = gatehouse::model::ClientType::Public;
     spa.secret_hashes.clear();
-    app.state.store.put_app(&spa).unwrap();
+    app.state.store.put_app(&spa).await.unwrap();
 
     // A browser with an SSO session, iw's tokens, sally's (contoso) tokens, the admin's app token.
     let sso = app.browser();
@@ -871,7 +871,8 @@ async fn at_email_code(app: &TestApp, email: &str) -> (Browser, Page, String) {
 
 async fn at_consent(app: &TestApp, email: &str) -> (Browser, Page) {
     let (b, p, _) = at_email_code(app, email).await;
-    let c = b.follow_any(b.post_abs(&p.url, &p.form("email-otp").set("code", &app.latest_otp(email))).await).await;
+    let c =
+        b.follow_any(b.post_abs(&p.url, &p.form("email-otp").set("code", &app.latest_otp(email).await)).await).await;
     assert!(c.has("form#consent"), "{}", c.body);
     (b, c)
 }
@@ -905,7 +906,7 @@ async fn sign_in_and_redemption_pages_table() {
     let (b_pw, p) = at_password(&app, iw, &[]).await;
     let f_pw = p.form("password").set("password", &app.password(iw));
     let (b_otp, p, pat_url) = at_email_code(&app, "pat@northwind.example").await;
-    let f_otp = p.form("email-otp").set("code", &app.latest_otp("pat@northwind.example"));
+    let f_otp = p.form("email-otp").set("code", &app.latest_otp("pat@northwind.example").await);
     let (b_consent, p) = at_consent(&app, "lee@northwind.example").await;
     let f_consent = p.form("consent").set("decision", "accept");
     let (b_done, p) = at_consent(&app, "kim@northwind.example").await;
@@ -1125,10 +1126,10 @@ async fn enumeration_probes_table() {
         let mut problems = Vec::new();
         // The sign-in transaction (authorize) is written legitimately before this.
         let (b, p) = at_identify(&app, &[]).await;
-        let before = app.snapshot();
+        let before = app.snapshot().await;
         let step = b.submit(&p.form("identify").set("login", login)).await;
         let observed = if *class == "outside" {
-            problems.extend(diff(&before, &app.snapshot()));
+            problems.extend(diff(&before, &app.snapshot().await));
             if (step.status, step.error_code().as_deref()) != (StatusCode::FORBIDDEN, Some("not_invited")) {
                 problems.push(format!("expected 403 not_invited, got {} {:?}", step.status, step.error_code()));
             }
@@ -1145,9 +1146,9 @@ async fn enumeration_probes_table() {
             }
             // identify moved the transaction to the password step; the failed password changes
             // nothing but its own sign-in log entry (50126, admin-only).
-            let before = app.snapshot_without_log();
+            let before = app.snapshot_without_log().await;
             let failed = b.submit(&pw_page.form("password").set("password", wrong)).await;
-            problems.extend(diff(&before, &app.snapshot_without_log()));
+            problems.extend(diff(&before, &app.snapshot_without_log().await));
             let fields = |p: &Page| {
                 let mut f: Vec<String> = if p.has("form#password") {
                     p.form("password").fields.into_iter().map(|(k, _)| k).collect()
@@ -1328,9 +1329,9 @@ async fn admin_api_table() {
 async fn admin_surface_table() {
     let app = spawn_app().await;
     let rp = app.rp("fabrikam");
-    let tid = app.tenant_id("fabrikam");
+    let tid = app.tenant_id("fabrikam").await;
     let admin = app.admin_token().await;
-    let iw = app.user("fabrikam", "iw@fabrikam.example").id;
+    let iw = app.user("fabrikam", "iw@fabrikam.example").await.id;
     let admin_login = "admin@fabrikam.example";
     let (t, _) = rp
         .sign_in(
@@ -1341,16 +1342,16 @@ async fn admin_surface_table() {
         )
         .await;
     let admin_member = s(&t, "access_token");
-    let admin_id = app.user("fabrikam", admin_login).id;
+    let admin_id = app.user("fabrikam", admin_login).await.id;
     let guest =
         app.invite("pat@northwind.example", LANDING, None).await["invitedUser"]["id"].as_str().unwrap().to_string();
     // iw's first sign-in registers a device; iw's browser keeps a session (no admin role).
     let member = app.browser();
     rp.sign_in(&member, "iw@fabrikam.example", &app.password("iw@fabrikam.example"), &[]).await;
-    let device = app.state.store.devices(&tid).unwrap().into_iter().next().expect("a registered device").id;
-    let policy = app.state.store.policies(&tid).unwrap().into_iter().next().unwrap().id;
-    let location = app.state.store.named_locations(&tid).unwrap().into_iter().next().unwrap().id;
-    let contoso = app.tenant_id("contoso");
+    let device = app.state.store.devices(&tid).await.unwrap().into_iter().next().expect("a registered device").id;
+    let policy = app.state.store.policies(&tid).await.unwrap().into_iter().next().unwrap().id;
+    let location = app.state.store.named_locations(&tid).await.unwrap().into_iter().next().unwrap().id;
+    let contoso = app.tenant_id("contoso").await;
     // The admin pages, signed in as the Global Administrator; another browser's form token.
     let admin_page = app.browser();
     let login = admin_page.follow(admin_page.get("/fabrikam/admin").await).await;

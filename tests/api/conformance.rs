@@ -48,12 +48,12 @@ impl Op {
     }
 
     /// A client registered like `test-rp` but with another client_id and ID token algorithm.
-    fn register_client(&self, client_id: &str, alg: SigningAlg) -> Rp {
-        let tid = self.app.tenant_id("fabrikam");
-        let mut client = self.app.state.store.app(&tid, "test-rp").unwrap().unwrap();
+    async fn register_client(&self, client_id: &str, alg: SigningAlg) -> Rp {
+        let tid = self.app.tenant_id("fabrikam").await;
+        let mut client = self.app.state.store.app(&tid, "test-rp").await.unwrap().unwrap();
         client.client_id = client_id.into();
         client.id_token_signed_response_alg = alg;
-        self.app.state.store.put_app(&client).unwrap();
+        self.app.state.store.put_app(&client).await.unwrap();
         Rp { client_id: client_id.into(), ..self.rp.clone() }
     }
 
@@ -308,11 +308,11 @@ async fn request_uri_rejected_as_unsupported(op: &Op, object: String) {
     assert_eq!(served, object, "the request object is served");
     assert_eq!(hits.load(Ordering::SeqCst), 1);
 
-    let before = op.app.snapshot();
+    let before = op.app.snapshot().await;
     let url = request_object_outer(op, ("request_uri", &uri), &op.rp.redirect_uri);
     let page = op.app.browser().get(&url).await;
     op.error_from(&page, None, "request_uri_not_supported");
-    assert_same(&before, &op.app.snapshot(), "a rejected request_uri stores nothing");
+    assert_same(&before, &op.app.snapshot().await, "a rejected request_uri stores nothing");
     assert_eq!(hits.load(Ordering::SeqCst), 1, "gatehouse never fetched the request_uri");
 
     let doc = op.discovery().await;
@@ -367,12 +367,12 @@ async fn oidcc_server() {
 #[tokio::test]
 async fn oidcc_response_type_missing() {
     let op = op().await;
-    let before = op.app.snapshot();
+    let before = op.app.snapshot().await;
     let start = op.request(&[("response_type", "")]);
     let page = op.app.browser().get(&start.url).await;
     // RFC 6749 §4.1.2.1: the redirect URI is valid, so the error goes back to the client.
     op.error_from(&page, Some(&start), "invalid_request");
-    assert_same(&before, &op.app.snapshot(), "nothing stored for a request without response_type");
+    assert_same(&before, &op.app.snapshot().await, "nothing stored for a request without response_type");
 }
 
 #[tokio::test]
@@ -406,7 +406,7 @@ async fn oidcc_idtoken_unsigned() {
     let algs = doc["id_token_signing_alg_values_supported"].as_array().unwrap();
     assert!(!algs.contains(&json!("none")), "alg none is not offered");
     for alg in [SigningAlg::ES256, SigningAlg::RS256] {
-        let rp = op.register_client(&format!("client-{}", alg.as_str()), alg);
+        let rp = op.register_client(&format!("client-{}", alg.as_str()), alg).await;
         let flow = op.flow_for(&rp, &op.app.browser(), &[]).await;
         let header = jsonwebtoken::decode_header(flow.tokens["id_token"].as_str().unwrap()).unwrap();
         assert_eq!(format!("{:?}", header.alg), alg.as_str(), "every ID token is signed");
@@ -553,11 +553,11 @@ async fn oidcc_prompt_login() {
 #[tokio::test]
 async fn oidcc_prompt_none_not_logged_in() {
     let op = op().await;
-    let before = op.app.snapshot();
+    let before = op.app.snapshot().await;
     let start = op.request(&[("prompt", "none")]);
     let page = op.app.browser().get(&start.url).await;
     op.error_from(&page, Some(&start), "login_required");
-    assert_same(&before, &op.app.snapshot(), "prompt=none without a session stores nothing");
+    assert_same(&before, &op.app.snapshot().await, "prompt=none without a session stores nothing");
 }
 
 #[tokio::test]
@@ -570,14 +570,14 @@ async fn unsupported_prompt_values_are_refused_and_not_advertised() {
     let browser = op.app.browser();
     op.flow(&browser, &[]).await;
     for prompt in ["select_account", "login select_account", "unheard_of"] {
-        let before = op.app.snapshot();
+        let before = op.app.snapshot().await;
         let start = op.request(&[("prompt", prompt)]);
         let page = browser.get(&start.url).await;
         op.error_from(&page, Some(&start), "invalid_request");
         let location = page.location.as_deref().unwrap();
         let description = query_param(location, "error_description").unwrap_or_default();
         assert!(description.contains("is not supported"), "prompt={prompt}: {description}");
-        assert_same(&before, &op.app.snapshot(), format!("prompt={prompt} is refused before anything is stored"));
+        assert_same(&before, &op.app.snapshot().await, format!("prompt={prompt} is refused before anything is stored"));
     }
 }
 
@@ -598,12 +598,12 @@ async fn a_third_party_app_asks_consent_once_and_again_when_it_asks_for_more() {
     let first_party = op.flow(&op.app.browser(), &extra).await;
     assert!(first_party.tokens["refresh_token"].is_string(), "{}", first_party.tokens);
 
-    let tid = op.app.tenant_id("fabrikam");
-    let mut third = op.app.state.store.app(&tid, "test-rp").unwrap().unwrap();
+    let tid = op.app.tenant_id("fabrikam").await;
+    let mut third = op.app.state.store.app(&tid, "test-rp").await.unwrap().unwrap();
     assert!(third.first_party, "the demo declares test-rp first-party");
     third.client_id = "third-party-rp".into();
     third.first_party = false;
-    op.app.state.store.put_app(&third).unwrap();
+    op.app.state.store.put_app(&third).await.unwrap();
     let rp = Rp { client_id: "third-party-rp".into(), ..op.rp.clone() };
     let browser = op.app.browser();
     let start = op.request_for(&rp, &extra);
@@ -622,9 +622,9 @@ async fn a_third_party_app_asks_consent_once_and_again_when_it_asks_for_more() {
     // More than was consented: asked again; prompt=none gets consent_required.
     let more = [("scope", "openid offline_access email")];
     let silent = op.request_for(&rp, &[("scope", "openid offline_access email"), ("prompt", "none")]);
-    let before = op.app.snapshot_except(&["signins"]);
+    let before = op.app.snapshot_except(&["signins"]).await;
     op.error_from(&browser.get(&silent.url).await, Some(&silent), "consent_required");
-    assert_same(&before, &op.app.snapshot_except(&["signins"]), "consent_required stores no consent and no code");
+    assert_same(&before, &op.app.snapshot_except(&["signins"]).await, "consent_required stores no consent and no code");
     let asked = op.request_for(&rp, &more);
     let page = browser.get(&asked.url).await;
     let done = answer_consent(&browser, page, "accept").await;
@@ -638,11 +638,15 @@ async fn declining_consent_tells_the_app_access_denied_and_records_nothing() {
     let start = op.request(&[("scope", "openid offline_access"), ("prompt", "consent")]);
     let page = browser.sign_in(&start.url, LOGIN, &op.password).await;
     // Everything the sign-in itself legitimately writes is there by now; declining adds nothing.
-    let before = op.app.snapshot_except(&["signins"]);
+    let before = op.app.snapshot_except(&["signins"]).await;
     let declined = answer_consent(&browser, page, "decline").await;
     op.error_from(&declined, Some(&start), "access_denied");
-    assert_same(&before, &op.app.snapshot_except(&["signins"]), "a declined consent stores no consent and no code");
-    let consents = op.app.snapshot().iter().filter(|(t, _, _)| t == "tenant_consents").count();
+    assert_same(
+        &before,
+        &op.app.snapshot_except(&["signins"]).await,
+        "a declined consent stores no consent and no code",
+    );
+    let consents = op.app.snapshot().await.iter().filter(|(t, _, _)| t == "tenant_consents").count();
     assert_eq!(consents, 0);
 }
 
@@ -747,11 +751,11 @@ async fn id_token_hint_for_another_user_is_not_answered_by_the_session() {
 
     for (when, advance) in [("current", 0), ("expired", 3601)] {
         op.app.clock.advance(advance);
-        let before = op.app.snapshot();
+        let before = op.app.snapshot().await;
         let start = op.request(&[("prompt", "none"), ("id_token_hint", &other)]);
         let page = browser.get(&start.url).await;
         op.error_from(&page, Some(&start), "login_required");
-        assert_same(&before, &op.app.snapshot(), format!("a {when} hint for another user with prompt=none"));
+        assert_same(&before, &op.app.snapshot().await, format!("a {when} hint for another user with prompt=none"));
         // Without prompt=none the user is asked to sign in instead of getting iw's code.
         let start = op.request(&[("id_token_hint", &other)]);
         let page = browser.follow(browser.get(&start.url).await).await;
@@ -767,11 +771,11 @@ async fn id_token_hint_from_another_tenant_is_refused() {
     let browser = op.app.browser();
     op.flow(&browser, &[]).await;
     let foreign = id_token_of(&op, "contoso", "sally@contoso.example").await;
-    let before = op.app.snapshot();
+    let before = op.app.snapshot().await;
     let start = op.request(&[("prompt", "none"), ("id_token_hint", &foreign)]);
     let page = browser.get(&start.url).await;
     op.error_from(&page, Some(&start), "invalid_request");
-    assert_same(&before, &op.app.snapshot(), "another tenant's hint is refused before anything is stored");
+    assert_same(&before, &op.app.snapshot().await, "another tenant's hint is refused before anything is stored");
 }
 
 #[tokio::test]
@@ -786,11 +790,11 @@ async fn garbage_id_token_hint_is_invalid_request() {
         format!("{rest}.{}", URL_SAFE_NO_PAD.encode(vec![0u8; URL_SAFE_NO_PAD.decode(sig).unwrap().len()]))
     };
     for hint in ["garbage", "a.b.c", tampered.as_str()] {
-        let before = op.app.snapshot();
+        let before = op.app.snapshot().await;
         let start = op.request(&[("prompt", "none"), ("id_token_hint", hint)]);
         let page = browser.get(&start.url).await;
         op.error_from(&page, Some(&start), "invalid_request");
-        assert_same(&before, &op.app.snapshot(), format!("hint {hint:?} is refused before anything is stored"));
+        assert_same(&before, &op.app.snapshot().await, format!("hint {hint:?} is refused before anything is stored"));
     }
 }
 
@@ -900,13 +904,13 @@ async fn oidcc_codereuse_30seconds() {
 async fn oidcc_ensure_registered_redirect_uri() {
     let op = op().await;
     for unregistered in ["https://rp.example/callback", "http://127.0.0.1:9/callback/other"] {
-        let before = op.app.snapshot();
+        let before = op.app.snapshot().await;
         let start = op.request(&[("redirect_uri", unregistered)]);
         let page = op.app.browser().get(&start.url).await;
         assert_eq!(page.status, StatusCode::BAD_REQUEST, "{unregistered}");
         assert!(page.location.is_none(), "never redirect to an unregistered URI");
         assert_eq!(page.error_code().as_deref(), Some("invalid_redirect_uri"), "an error page for the user");
-        assert_same(&before, &op.app.snapshot(), unregistered);
+        assert_same(&before, &op.app.snapshot().await, unregistered);
     }
 }
 
@@ -968,11 +972,11 @@ async fn oidcc_unsigned_request_object_supported_correctly_or_rejected_as_unsupp
     assert_eq!(doc["request_parameter_supported"], false, "discovery says request objects are not supported");
     let start = op.request(&[]);
     let object = unsigned_jwt(&request_object_claims(&op, &start));
-    let before = op.app.snapshot();
+    let before = op.app.snapshot().await;
     let page = op.app.browser().get(&request_object_outer(&op, ("request", &object), &op.rp.redirect_uri)).await;
     // OIDC Core §3.1.2.6: request_not_supported, sent back to the (registered) redirect URI.
     op.error_from(&page, None, "request_not_supported");
-    assert_same(&before, &op.app.snapshot(), "a rejected request object stores nothing");
+    assert_same(&before, &op.app.snapshot().await, "a rejected request object stores nothing");
 }
 
 #[tokio::test]
@@ -996,13 +1000,13 @@ async fn oidcc_ensure_request_object_with_redirect_uri() {
     let op = op().await;
     let start = op.request(&[]);
     let object = unsigned_jwt(&request_object_claims(&op, &start));
-    let before = op.app.snapshot();
+    let before = op.app.snapshot().await;
     let url = request_object_outer(&op, ("request", &object), "https://rp.example/invalid-redirect");
     let page = op.app.browser().get(&url).await;
     assert_eq!(page.status, StatusCode::BAD_REQUEST);
     assert!(page.location.is_none(), "no redirect to the unregistered outer redirect_uri");
     assert_eq!(page.error_code().as_deref(), Some("invalid_redirect_uri"));
-    assert_same(&before, &op.app.snapshot(), "");
+    assert_same(&before, &op.app.snapshot().await, "");
 }
 
 #[tokio::test]
@@ -1047,7 +1051,7 @@ async fn oidcc_refresh_token() {
     op.check_userinfo(op.rp.userinfo(access).await, &id).await;
 
     // The refresh token is bound to its client: client 2's token fails at client 1.
-    let client2 = op.register_client("conformance-client-2", SigningAlg::ES256);
+    let client2 = op.register_client("conformance-client-2", SigningAlg::ES256).await;
     let second = op.flow_for(&client2, &op.app.browser(), &[("scope", "openid offline_access")]).await;
     let refresh2 = second.tokens["refresh_token"].as_str().unwrap();
     let resp = token_raw(&op.rp, &[("grant_type", "refresh_token"), ("refresh_token", refresh2)]).await;
@@ -1077,13 +1081,13 @@ async fn oidcc_ensure_request_with_valid_pkce_succeeds() {
 #[tokio::test]
 async fn oidcc_ensure_redirect_uri_in_authorization_request() {
     let op = op().await;
-    let before = op.app.snapshot();
+    let before = op.app.snapshot().await;
     let start = op.request(&[("redirect_uri", "")]);
     let page = op.app.browser().get(&start.url).await;
     assert_eq!(page.status, StatusCode::BAD_REQUEST);
     assert!(page.location.is_none(), "without a redirect_uri there is nowhere safe to redirect");
     assert_eq!(page.error_code().as_deref(), Some("invalid_redirect_uri"));
-    assert_same(&before, &op.app.snapshot(), "");
+    assert_same(&before, &op.app.snapshot().await, "");
 }
 
 #[tokio::test]
@@ -1103,7 +1107,7 @@ async fn oidcc_request_uri_signed_rs256() {
 #[tokio::test]
 async fn oidcc_idtoken_rs256() {
     let op = op().await;
-    let rp = op.register_client("conformance-rs256", SigningAlg::RS256);
+    let rp = op.register_client("conformance-rs256", SigningAlg::RS256).await;
     let flow = op.flow_for(&rp, &op.app.browser(), &[]).await;
     let header = jsonwebtoken::decode_header(flow.tokens["id_token"].as_str().unwrap()).unwrap();
     assert_eq!(header.alg, jsonwebtoken::Algorithm::RS256);
@@ -1123,7 +1127,7 @@ async fn oidcc_userinfo_rs256() {
     let op = op().await;
     let doc = op.discovery().await;
     assert!(doc.get("userinfo_signing_alg_values_supported").is_none());
-    let rp = op.register_client("conformance-rs256", SigningAlg::RS256);
+    let rp = op.register_client("conformance-rs256", SigningAlg::RS256).await;
     let flow = op.flow_for(&rp, &op.app.browser(), &[]).await;
     assert_eq!(
         jsonwebtoken::decode_header(flow.tokens["id_token"].as_str().unwrap()).unwrap().alg,
@@ -1142,12 +1146,12 @@ async fn oidcc_userinfo_rs256() {
 async fn oidcc_ensure_pkce_required() {
     let op = op().await;
     // Public clients must use PKCE (RFC 9700 §2.1.1, DESIGN §2.3).
-    let tid = op.app.tenant_id("fabrikam");
-    let mut public = op.app.state.store.app(&tid, "test-rp").unwrap().unwrap();
+    let tid = op.app.tenant_id("fabrikam").await;
+    let mut public = op.app.state.store.app(&tid, "test-rp").await.unwrap().unwrap();
     public.client_id = "conformance-public".into();
     public.client_type = ClientType::Public;
     public.secret_hashes.clear();
-    op.app.state.store.put_app(&public).unwrap();
+    op.app.state.store.put_app(&public).await.unwrap();
     let spa = Rp { client_id: "conformance-public".into(), secret: None, ..op.rp.clone() };
     let start = op.request_for(&spa, &[]);
     let page = op.app.browser().get(&start.url).await;

@@ -32,8 +32,8 @@ async fn guest_tokens(app: &TestApp, browser: &Browser) -> Value {
     rp.verify(tokens["id_token"].as_str().unwrap(), "JWT").await
 }
 
-fn assert_guest_claims(app: &TestApp, claims: &Value, email: &str, idp: &str, amr: &str) {
-    let user = app.user("fabrikam", email);
+async fn assert_guest_claims(app: &TestApp, claims: &Value, email: &str, idp: &str, amr: &str) {
+    let user = app.user("fabrikam", email).await;
     assert_eq!(claims["acct"], 1);
     assert_eq!(claims["idp"], idp);
     assert_eq!(claims["amr"], json!([amr]));
@@ -42,7 +42,7 @@ fn assert_guest_claims(app: &TestApp, claims: &Value, email: &str, idp: &str, am
     assert_eq!(claims["upn"], user.user_principal_name);
     assert!(user.user_principal_name.contains("#EXT#@fabrikam.example"));
     assert_eq!(claims["oid"], user.id.to_string(), "the object id is the resource tenant's guest");
-    assert_eq!(claims["tid"], app.tenant_id("fabrikam").to_string());
+    assert_eq!(claims["tid"], app.tenant_id("fabrikam").await.to_string());
 }
 
 #[tokio::test]
@@ -52,7 +52,7 @@ async fn invitation_creates_the_guest_at_once_with_graph_shapes() {
     assert_eq!(inv["status"], "PendingAcceptance");
     assert_eq!(inv["invitedUserEmailAddress"], "sally@contoso.example");
     assert!(inv["inviteRedeemUrl"].as_str().unwrap().starts_with(&format!("{}/redeem?ticket=", app.url)));
-    let user = app.user("fabrikam", "sally@contoso.example");
+    let user = app.user("fabrikam", "sally@contoso.example").await;
     assert_eq!(inv["invitedUser"]["id"], user.id.to_string());
     assert_eq!(user.user_principal_name, "sally_contoso.example#EXT#@fabrikam.example");
     assert_eq!(user.creation_type.as_deref(), Some("Invitation"));
@@ -61,13 +61,14 @@ async fn invitation_creates_the_guest_at_once_with_graph_shapes() {
         app.state
             .store
             .outbox(10)
+            .await
             .unwrap()
             .iter()
             .any(|m| m.to == "sally@contoso.example" && m.redeem_url.as_deref() == inv["inviteRedeemUrl"].as_str())
     );
     // The ticket is stored hashed: apart from the demo's mailbox, its clear text is nowhere in the store.
     let ticket = query_param(inv["inviteRedeemUrl"].as_str().unwrap(), "ticket").unwrap();
-    assert!(!app.snapshot().iter().filter(|(tree, _, _)| tree != "outbox").any(|(_, k, v)| contains(
+    assert!(!app.snapshot().await.iter().filter(|(tree, _, _)| tree != "outbox").any(|(_, k, v)| contains(
         k,
         ticket.as_bytes()
     ) || contains(
@@ -99,11 +100,11 @@ async fn partner_tenant_guest_redeems_and_signs_in_with_federated_claims() {
     let done = accept(&browser, &consent).await;
     assert_eq!(done.status, StatusCode::SEE_OTHER);
     assert_eq!(done.location.as_deref(), Some(LANDING), "ends at inviteRedirectUrl");
-    let user = app.user("fabrikam", "sally@contoso.example");
+    let user = app.user("fabrikam", "sally@contoso.example").await;
     assert_eq!(user.external_user_state, Some(gatehouse::model::ExternalUserState::Accepted));
     assert_eq!(user.identities[0].issuer, app.issuer("contoso"));
     let claims = guest_tokens(&app, &browser).await;
-    assert_guest_claims(&app, &claims, "sally@contoso.example", &app.issuer("contoso"), "fed");
+    assert_guest_claims(&app, &claims, "sally@contoso.example", &app.issuer("contoso"), "fed").await;
 
     // Later, in a new browser: identify with the email → sent to contoso again.
     let later = app.browser();
@@ -146,7 +147,7 @@ async fn social_and_consumer_stub_guests_redeem_through_real_oidc() {
     for (email, stub) in [("gsamoogle@gmail.example", "social"), ("alex@outlook.example", "msa")] {
         app.invite(email, LANDING, Some("bar")).await;
         let inv_url =
-            app.state.store.outbox(10).unwrap().into_iter().find(|m| m.to == email).unwrap().redeem_url.unwrap();
+            app.state.store.outbox(10).await.unwrap().into_iter().find(|m| m.to == email).unwrap().redeem_url.unwrap();
         let browser = app.browser();
         let home = browser.follow_any(browser.get(&inv_url).await).await;
         assert!(home.url.contains(&format!("/stub/{stub}/authorize")), "{}", home.url);
@@ -155,7 +156,7 @@ async fn social_and_consumer_stub_guests_redeem_through_real_oidc() {
         assert!(consent.has("form#consent"), "{}", consent.body);
         assert_eq!(accept(&browser, &consent).await.location.as_deref(), Some(LANDING));
         let claims = guest_tokens(&app, &browser).await;
-        assert_guest_claims(&app, &claims, email, &format!("{}/stub/{stub}", app.url), "fed");
+        assert_guest_claims(&app, &claims, email, &format!("{}/stub/{stub}", app.url), "fed").await;
     }
 }
 
@@ -169,14 +170,14 @@ async fn email_otp_guest_redeems_with_a_code_from_the_outbox() {
         .send_email_code(browser.follow_any(browser.get(inv["inviteRedeemUrl"].as_str().unwrap()).await).await)
         .await;
     assert!(page.has("form#email-otp"), "{}", page.body);
-    let code = app.latest_otp(email);
+    let code = app.latest_otp(email).await;
     assert_eq!(code.len(), 8);
     let consent =
         browser.follow_any(browser.post_abs(&page.url, &page.form("email-otp").set("code", &code)).await).await;
     assert!(consent.has("form#consent"), "{}", consent.body);
     assert_eq!(accept(&browser, &consent).await.location.as_deref(), Some(LANDING));
     let claims = guest_tokens(&app, &browser).await;
-    assert_guest_claims(&app, &claims, email, "mail", "otp");
+    assert_guest_claims(&app, &claims, email, "mail", "otp").await;
 }
 
 #[tokio::test]
@@ -184,7 +185,7 @@ async fn external_oidc_provider_guest_redeems_via_a_second_gatehouse() {
     let app = spawn_app().await;
     let partner = spawn_app().await;
     // The partner (another gatehouse instance) knows pat@litware.example and registers us as a client.
-    let ptid = partner.tenant_id("fabrikam");
+    let ptid = partner.tenant_id("fabrikam").await;
     let hash = gatehouse::password::hash("Litware-pass-1", &partner.state.config.argon2).unwrap();
     partner
         .state
@@ -199,13 +200,14 @@ async fn external_oidc_provider_guest_redeems_via_a_second_gatehouse() {
             password_hash: Some(hash),
             ..Default::default()
         })
+        .await
         .unwrap();
-    let mut client = partner.state.store.app(&ptid, "test-rp").unwrap().unwrap();
+    let mut client = partner.state.store.app(&ptid, "test-rp").await.unwrap().unwrap();
     client.client_id = "resource-fabrikam".into();
     client.redirect_uris = vec![format!("{}/federation/callback", app.url)];
     client.secret_hashes = vec![gatehouse::secrets::digest_hex("partner-secret-123")];
-    partner.state.store.put_app(&client).unwrap();
-    let mut fabrikam = app.state.store.tenant_by_slug("fabrikam").unwrap().unwrap();
+    partner.state.store.put_app(&client).await.unwrap();
+    let mut fabrikam = app.state.store.tenant_by_slug("fabrikam").await.unwrap().unwrap();
     fabrikam.external_idps.push(gatehouse::model::ExternalIdp {
         id: "litware".into(),
         display_name: "Litware".into(),
@@ -214,7 +216,7 @@ async fn external_oidc_provider_guest_redeems_via_a_second_gatehouse() {
         client_secret: gatehouse::secrets::Secret::new("partner-secret-123"),
         domains: vec!["litware.example".into()],
     });
-    app.state.store.put_tenant(&fabrikam).unwrap();
+    app.state.store.put_tenant(&fabrikam).await.unwrap();
 
     let inv = app.invite("pat@litware.example", LANDING, None).await;
     let browser = app.browser();
@@ -224,7 +226,7 @@ async fn external_oidc_provider_guest_redeems_via_a_second_gatehouse() {
     assert!(consent.has("form#consent"), "{}", consent.body);
     assert_eq!(accept(&browser, &consent).await.location.as_deref(), Some(LANDING));
     let claims = guest_tokens(&app, &browser).await;
-    assert_guest_claims(&app, &claims, "pat@litware.example", &partner.issuer("fabrikam"), "fed");
+    assert_guest_claims(&app, &claims, "pat@litware.example", &partner.issuer("fabrikam"), "fed").await;
 }
 
 #[tokio::test]
@@ -241,39 +243,39 @@ async fn replayed_expired_and_voided_tickets_get_their_own_page_and_change_nothi
         .await;
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(reset["invitedUser"]["id"], inv["invitedUser"]["id"]);
-    let before = app.snapshot();
+    let before = app.snapshot().await;
     let voided = app.browser().get(&url).await;
     assert_eq!((voided.status, voided.error_code().as_deref()), (StatusCode::GONE, Some("ticket_voided")));
     let unknown = app.browser().get(&format!("{}/redeem?ticket=nope", app.url)).await;
     assert_eq!((unknown.status, unknown.error_code().as_deref()), (StatusCode::NOT_FOUND, Some("ticket_unknown")));
-    assert_same(&before, &app.snapshot(), "");
+    assert_same(&before, &app.snapshot().await, "");
 
     // Redeem the new ticket, then replay it.
     let new_url = reset["inviteRedeemUrl"].as_str().unwrap().to_string();
     let browser = app.browser();
     let page = browser.send_email_code(browser.follow_any(browser.get(&new_url).await).await).await;
-    let code = app.latest_otp("pat@northwind.example");
+    let code = app.latest_otp("pat@northwind.example").await;
     let consent =
         browser.follow_any(browser.post_abs(&page.url, &page.form("email-otp").set("code", &code)).await).await;
     accept(&browser, &consent).await;
-    let before = app.snapshot();
+    let before = app.snapshot().await;
     let replay = app.browser().get(&new_url).await;
     assert_eq!((replay.status, replay.error_code().as_deref()), (StatusCode::GONE, Some("ticket_redeemed")));
-    assert_same(&before, &app.snapshot(), "");
+    assert_same(&before, &app.snapshot().await, "");
 
     // Expiry.
     let inv2 = app.invite("lee@northwind.example", LANDING, None).await;
     app.clock.advance(30 * 86400 + 1);
-    let before = app.snapshot();
+    let before = app.snapshot().await;
     let expired = app.browser().get(inv2["inviteRedeemUrl"].as_str().unwrap()).await;
     assert_eq!((expired.status, expired.error_code().as_deref()), (StatusCode::GONE, Some("ticket_expired")));
-    assert_same(&before, &app.snapshot(), "");
+    assert_same(&before, &app.snapshot().await, "");
 }
 
 #[tokio::test]
 async fn signing_in_at_home_as_another_account_is_refused_and_changes_nothing() {
     let app = spawn_app().await;
-    let contoso = app.tenant_id("contoso");
+    let contoso = app.tenant_id("contoso").await;
     let hash = gatehouse::password::hash("Other-pass-1", &app.state.config.argon2).unwrap();
     app.state
         .store
@@ -287,23 +289,24 @@ async fn signing_in_at_home_as_another_account_is_refused_and_changes_nothing() 
             password_hash: Some(hash),
             ..Default::default()
         })
+        .await
         .unwrap();
     let inv = app.invite("sally@contoso.example", LANDING, None).await;
     // Bob's sign-in at his home tenant is real (same server): it writes Contoso's session, code,
     // grant, transaction, device and log, and the redemption keeps its own sign-in transaction
     // (signins). The other trees of those are compared apart: no Fabrikam record changed.
     let home_trees = ["sessions", "codes", "grants", "signins", "tenant_devices", "tenant_signin_log"];
-    let before_all = app.snapshot();
-    let before = app.snapshot_except(&home_trees);
+    let before_all = app.snapshot().await;
+    let before = app.snapshot_except(&home_trees).await;
     let browser = app.browser();
     let home = browser.follow_any(browser.get(inv["inviteRedeemUrl"].as_str().unwrap()).await).await;
     let back = browser.home_sign_in(home, "bob@contoso.example", "Other-pass-1").await;
     assert_eq!((back.status, back.error_code().as_deref()), (StatusCode::FORBIDDEN, Some("wrong_account")));
     assert!(back.body.contains("bob@contoso.example") && back.body.contains("sally@contoso.example"));
-    assert_same(&before, &app.snapshot_except(&home_trees), "a wrong home account changes nothing at Fabrikam");
-    let fabrikam = app.tenant_id("fabrikam");
+    assert_same(&before, &app.snapshot_except(&home_trees).await, "a wrong home account changes nothing at Fabrikam");
+    let fabrikam = app.tenant_id("fabrikam").await;
     let (as_text, as_bytes) = (fabrikam.to_string(), fabrikam.as_bytes().to_vec());
-    for (tree, key, value) in app.snapshot().into_iter().filter(|r| !before_all.contains(r) && r.0 != "signins") {
+    for (tree, key, value) in app.snapshot().await.into_iter().filter(|r| !before_all.contains(r) && r.0 != "signins") {
         let text = String::from_utf8_lossy(&value);
         let fabrikams = key.starts_with(&as_bytes) || text.contains(&as_text);
         assert!(!fabrikams, "a Fabrikam record changed in {tree}: {text}");
@@ -330,32 +333,32 @@ async fn wrong_expired_and_exhausted_email_codes_are_refused() {
         .await;
     let form = page.form("email-otp");
     // Wrong codes are counted on the sign-in transaction (the signins tree); nothing else changes.
-    let before = app.snapshot_except(&["signins"]);
+    let before = app.snapshot_except(&["signins"]).await;
     for _ in 0..5 {
         let p = browser.post_abs(&page.url, &form.clone().set("code", "00000000")).await;
         assert!(p.has("form#email-otp") && p.text("p.error").unwrap().contains("not right"), "{}", p.body);
     }
-    let right = app.latest_otp(email);
+    let right = app.latest_otp(email).await;
     let exhausted = browser.post_abs(&page.url, &form.clone().set("code", &right)).await;
     assert!(
         exhausted.text("p.error").unwrap().contains("Send a new code"),
         "after 5 wrong codes the right one no longer works"
     );
-    assert_same(&before, &app.snapshot_except(&["signins"]), "wrong codes change nothing but the counter");
+    assert_same(&before, &app.snapshot_except(&["signins"]).await, "wrong codes change nothing but the counter");
 
     // A new code works again, but not once it is older than 30 minutes.
     app.clock.advance(31);
     let resent = browser.follow_any(browser.post_abs(&page.url, &exhausted.form("email-otp-resend")).await).await;
     assert!(resent.has("form#email-otp"));
-    let fresh = app.latest_otp(email);
+    let fresh = app.latest_otp(email).await;
     assert_ne!(fresh, right);
     app.clock.advance(1801);
-    let before = app.snapshot_except(&["signins"]);
+    let before = app.snapshot_except(&["signins"]).await;
     let late = browser.post_abs(&page.url, &resent.form("email-otp").set("code", &fresh)).await;
     assert!(late.text("p.error").unwrap().contains("expired"));
-    assert_same(&before, &app.snapshot_except(&["signins"]), "an expired code changes nothing");
+    assert_same(&before, &app.snapshot_except(&["signins"]).await, "an expired code changes nothing");
     assert_eq!(
-        app.user("fabrikam", email).external_user_state,
+        app.user("fabrikam", email).await.external_user_state,
         Some(gatehouse::model::ExternalUserState::PendingAcceptance)
     );
 }
@@ -370,13 +373,15 @@ async fn declining_changes_nothing() {
         .send_email_code(browser.follow_any(browser.get(inv["inviteRedeemUrl"].as_str().unwrap()).await).await)
         .await;
     let consent = browser
-        .follow_any(browser.post_abs(&page.url, &page.form("email-otp").set("code", &app.latest_otp(email))).await)
+        .follow_any(
+            browser.post_abs(&page.url, &page.form("email-otp").set("code", &app.latest_otp(email).await)).await,
+        )
         .await;
     // Declining ends the sign-in transaction (the signins tree); nothing else may change.
-    let before = app.snapshot_except(&["signins"]);
+    let before = app.snapshot_except(&["signins"]).await;
     let declined = browser.post_abs(&consent.url, &consent.form("consent").set("decision", "decline")).await;
     assert!(declined.has("main#declined"));
-    assert_same(&before, &app.snapshot_except(&["signins"]), "declining changes nothing");
+    assert_same(&before, &app.snapshot_except(&["signins"]).await, "declining changes nothing");
 }
 
 #[tokio::test]
@@ -390,7 +395,9 @@ async fn concurrent_redemptions_of_one_ticket_succeed_exactly_once() {
         let browser = app.browser();
         let page = browser.send_email_code(browser.follow_any(browser.get(&url).await).await).await;
         let consent = browser
-            .follow_any(browser.post_abs(&page.url, &page.form("email-otp").set("code", &app.latest_otp(email))).await)
+            .follow_any(
+                browser.post_abs(&page.url, &page.form("email-otp").set("code", &app.latest_otp(email).await)).await,
+            )
             .await;
         assert!(consent.has("form#consent"));
         ready.push((browser, consent));
@@ -430,10 +437,10 @@ async fn invalid_invitations_get_graph_errors_and_store_nothing() {
         json!({"invitedUserEmailAddress": 5, "inviteRedirectUrl": LANDING}),
     ];
     for body in cases {
-        let before = app.snapshot();
+        let before = app.snapshot().await;
         let (status, err) = app.graph(Method::POST, "invitations", Some(&token), Some(body.clone())).await;
         assert_graph_error(status, &err, StatusCode::BAD_REQUEST, "BadRequest");
-        assert_same(&before, &app.snapshot(), format!("nothing stored for {body}"));
+        assert_same(&before, &app.snapshot().await, format!("nothing stored for {body}"));
     }
     let rp = app.rp("fabrikam");
     let (tokens, _) = rp
@@ -446,7 +453,7 @@ async fn invalid_invitations_get_graph_errors_and_store_nothing() {
         .await;
     let contoso = app.rp("contoso");
     let (_, cc) = contoso.token(&[("grant_type", "client_credentials")]).await;
-    let before = app.snapshot();
+    let before = app.snapshot().await;
     let body = json!({"invitedUserEmailAddress": "a@b.example", "inviteRedirectUrl": LANDING});
     let (status, err) = app.graph(Method::POST, "invitations", None, Some(body.clone())).await;
     assert_graph_error(status, &err, StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken");
@@ -459,7 +466,7 @@ async fn invalid_invitations_get_graph_errors_and_store_nothing() {
     // A foreign tenant's app token: contoso's test-rp has no roles.
     let (status, err) = app.graph(Method::POST, "invitations", cc["access_token"].as_str(), Some(body)).await;
     assert_graph_error(status, &err, StatusCode::FORBIDDEN, "Authorization_RequestDenied");
-    assert_same(&before, &app.snapshot(), "");
+    assert_same(&before, &app.snapshot().await, "");
 }
 
 #[tokio::test]
@@ -588,11 +595,11 @@ async fn an_uninvited_outside_address_is_told_to_ask_for_an_invitation() {
     let app = spawn_app().await;
     let browser = app.browser();
     let page = browser.follow(browser.get(&app.rp("fabrikam").authorize_url(&[]).url).await).await;
-    let before = app.snapshot();
+    let before = app.snapshot().await;
     let resp = browser.submit(&page.form("identify").set("login", "stranger@elsewhere.example")).await;
     assert_eq!((resp.status, resp.error_code().as_deref()), (StatusCode::FORBIDDEN, Some("not_invited")));
     assert!(resp.body.contains("invite you"));
-    assert_same(&before, &app.snapshot(), "");
+    assert_same(&before, &app.snapshot().await, "");
     // Unknown addresses in the tenant's own domain still get the password step (no enumeration).
     let page = browser.follow(browser.get(&app.rp("fabrikam").authorize_url(&[]).url).await).await;
     let next =

@@ -71,14 +71,14 @@ impl TestApp {
         format!("{}/{tenant}/v2.0", self.url)
     }
 
-    pub fn snapshot(&self) -> Vec<(String, Vec<u8>, Vec<u8>)> {
-        self.state.store.snapshot().expect("snapshot")
+    pub async fn snapshot(&self) -> Vec<(String, Vec<u8>, Vec<u8>)> {
+        self.state.store.snapshot().await.expect("snapshot")
     }
 
     /// The whole store except the sign-in log (for requests that legitimately write
     /// their own log entry, e.g. a wrong password's 50126).
-    pub fn snapshot_without_log(&self) -> Vec<(String, Vec<u8>, Vec<u8>)> {
-        self.snapshot().into_iter().filter(|(t, _, _)| t != "tenant_signin_log").collect()
+    pub async fn snapshot_without_log(&self) -> Vec<(String, Vec<u8>, Vec<u8>)> {
+        self.snapshot().await.into_iter().filter(|(t, _, _)| t != "tenant_signin_log").collect()
     }
 
     pub fn browser(&self) -> Browser {
@@ -96,12 +96,12 @@ impl TestApp {
         }
     }
 
-    pub fn tenant_id(&self, slug: &str) -> uuid::Uuid {
-        self.state.store.tenant_by_slug(slug).unwrap().unwrap().id
+    pub async fn tenant_id(&self, slug: &str) -> uuid::Uuid {
+        self.state.store.tenant_by_slug(slug).await.unwrap().unwrap().id
     }
 
-    pub fn user(&self, tenant: &str, login: &str) -> gatehouse::model::User {
-        self.state.store.user_by_login(&self.tenant_id(tenant), login).unwrap().unwrap()
+    pub async fn user(&self, tenant: &str, login: &str) -> gatehouse::model::User {
+        self.state.store.user_by_login(&self.tenant_id(tenant).await, login).await.unwrap().unwrap()
     }
 }
 
@@ -452,15 +452,24 @@ impl TestApp {
     }
 
     /// The newest email one-time code sent to `to`.
-    pub fn latest_otp(&self, to: &str) -> String {
-        self.state.store.outbox(100).unwrap().into_iter().find(|m| m.to == to && m.otp.is_some()).unwrap().otp.unwrap()
+    pub async fn latest_otp(&self, to: &str) -> String {
+        self.state
+            .store
+            .outbox(100)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|m| m.to == to && m.otp.is_some())
+            .unwrap()
+            .otp
+            .unwrap()
     }
 
     /// The whole store except exactly the trees named — for "nothing changed" checks where the
     /// request legitimately writes its own records there (a sign-in transaction, a log entry).
     /// A misspelt tree name filters nothing, so the comparison can only get stricter.
-    pub fn snapshot_except(&self, trees: &[&str]) -> Vec<(String, Vec<u8>, Vec<u8>)> {
-        without_trees(self.snapshot(), trees)
+    pub async fn snapshot_except(&self, trees: &[&str]) -> Vec<(String, Vec<u8>, Vec<u8>)> {
+        without_trees(self.snapshot().await, trees)
     }
 }
 

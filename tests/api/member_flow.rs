@@ -15,8 +15,8 @@ async fn member_code_flow_with_pkce_issues_tokens_verified_against_jwks() {
     assert_eq!(tokens["token_type"], "Bearer");
     assert!(tokens["refresh_token"].is_string(), "offline_access gives a refresh token");
     let id = rp.verify(tokens["id_token"].as_str().unwrap(), "JWT").await;
-    let user = app.user("fabrikam", login);
-    let tid = app.tenant_id("fabrikam");
+    let user = app.user("fabrikam", login).await;
+    let tid = app.tenant_id("fabrikam").await;
     assert_eq!(id["iss"], app.issuer("fabrikam"));
     assert_eq!(id["aud"], "test-rp");
     assert_eq!(id["nonce"], start.nonce.as_str());
@@ -53,10 +53,10 @@ async fn sub_is_pairwise_per_client_and_stable_per_client() {
     let app = spawn_app().await;
     let login = "iw@fabrikam.example";
     let pw = app.password(login);
-    let tid = app.tenant_id("fabrikam");
-    let mut other = app.state.store.app(&tid, "test-rp").unwrap().unwrap();
+    let tid = app.tenant_id("fabrikam").await;
+    let mut other = app.state.store.app(&tid, "test-rp").await.unwrap().unwrap();
     other.client_id = "second-rp".into();
-    app.state.store.put_app(&other).unwrap();
+    app.state.store.put_app(&other).await.unwrap();
     let rp = app.rp("fabrikam");
     let rp2 = Rp { client_id: "second-rp".into(), ..rp.clone() };
 
@@ -207,7 +207,7 @@ async fn client_credentials_gives_an_app_token_with_roles() {
     let claims = rp.verify(body["access_token"].as_str().unwrap(), "at+jwt").await;
     assert_eq!(claims["roles"], serde_json::json!(["Directory.ReadWrite.All", "User.Invite.All"]));
     assert_eq!(claims["idtyp"], "app");
-    assert_eq!(claims["tid"], app.tenant_id("fabrikam").to_string());
+    assert_eq!(claims["tid"], app.tenant_id("fabrikam").await.to_string());
 }
 
 #[tokio::test]

@@ -43,8 +43,8 @@ async fn invitation_cannot_overwrite_an_existing_member() {
     let app = spawn_app().await;
     let token = app.admin_token().await;
     let login = "iw@fabrikam.example";
-    let iw = app.user("fabrikam", login);
-    let before = app.snapshot();
+    let iw = app.user("fabrikam", login).await;
+    let before = app.snapshot().await;
     let answer = invite_body(
         &app,
         &token,
@@ -57,13 +57,13 @@ async fn invitation_cannot_overwrite_an_existing_member() {
     )
     .await;
     assert_graph_error(&answer, StatusCode::BAD_REQUEST, "BadRequest", "invitedUser.id of a member");
-    assert_same(&before, &app.snapshot(), "an invitation naming a member's object id");
-    assert_eq!(app.user("fabrikam", login), iw, "the member is unchanged");
-    assert!(app.state.store.user_by_login(&iw.tenant_id, "eve@northwind.example").unwrap().is_none());
+    assert_same(&before, &app.snapshot().await, "an invitation naming a member's object id");
+    assert_eq!(app.user("fabrikam", login).await, iw, "the member is unchanged");
+    assert!(app.state.store.user_by_login(&iw.tenant_id, "eve@northwind.example").await.unwrap().is_none());
     member_still_signs_in(&app, login, iw.id).await;
 
     // The store's create path itself refuses an existing id (whatever the caller checked).
-    let before = app.snapshot();
+    let before = app.snapshot().await;
     let clash = gatehouse::model::User {
         id: iw.id,
         tenant_id: iw.tenant_id,
@@ -72,11 +72,11 @@ async fn invitation_cannot_overwrite_an_existing_member() {
         display_name: "Eve".into(),
         ..Default::default()
     };
-    assert!(matches!(app.state.store.insert_user(&clash), Err(gatehouse::storage::StoreError::Conflict(_))));
+    assert!(matches!(app.state.store.insert_user(&clash).await, Err(gatehouse::storage::StoreError::Conflict(_))));
     // And a new id cannot take a name (UPN or mail) another user holds.
     let name_clash = gatehouse::model::User { id: uuid::Uuid::new_v4(), mail: login.into(), ..clash };
-    assert!(matches!(app.state.store.insert_user(&name_clash), Err(gatehouse::storage::StoreError::Conflict(_))));
-    assert_same(&before, &app.snapshot(), "insert_user with a taken id or mail");
+    assert!(matches!(app.state.store.insert_user(&name_clash).await, Err(gatehouse::storage::StoreError::Conflict(_))));
+    assert_same(&before, &app.snapshot().await, "insert_user with a taken id or mail");
     member_still_signs_in(&app, login, iw.id).await;
 }
 
@@ -86,8 +86,8 @@ async fn invitation_cannot_move_another_guest_to_a_new_address() {
     let token = app.admin_token().await;
     let pat = app.invite("pat@northwind.example", LANDING, None).await;
     let pat_id = pat["invitedUser"]["id"].as_str().unwrap().to_string();
-    let pat_user = app.user("fabrikam", "pat@northwind.example");
-    let before = app.snapshot();
+    let pat_user = app.user("fabrikam", "pat@northwind.example").await;
+    let before = app.snapshot().await;
     let answer = invite_body(
         &app,
         &token,
@@ -100,8 +100,8 @@ async fn invitation_cannot_move_another_guest_to_a_new_address() {
     )
     .await;
     assert_graph_error(&answer, StatusCode::BAD_REQUEST, "BadRequest", "invitedUser.id of another guest");
-    assert_same(&before, &app.snapshot(), "an invitation naming another guest's object id");
-    assert_eq!(app.user("fabrikam", "pat@northwind.example"), pat_user);
+    assert_same(&before, &app.snapshot().await, "an invitation naming another guest's object id");
+    assert_eq!(app.user("fabrikam", "pat@northwind.example").await, pat_user);
     // The right pair still works: the guest's own id with the guest's own address.
     let (status, again) = invite_body(
         &app,
@@ -121,7 +121,7 @@ async fn reset_redemption_raises_the_guest_session_epoch() {
     let app = spawn_app().await;
     let token = app.admin_token().await;
     app.invite("pat@northwind.example", LANDING, None).await;
-    let before = app.user("fabrikam", "pat@northwind.example");
+    let before = app.user("fabrikam", "pat@northwind.example").await;
     let (status, body) = invite_body(
         &app,
         &token,
@@ -129,7 +129,7 @@ async fn reset_redemption_raises_the_guest_session_epoch() {
     )
     .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
-    let after = app.user("fabrikam", "pat@northwind.example");
+    let after = app.user("fabrikam", "pat@northwind.example").await;
     assert_eq!(after.session_epoch, before.session_epoch + 1, "credentials of the old identity end");
     assert_eq!(after.id, before.id);
 }
@@ -146,7 +146,7 @@ async fn invitation_redirect_with_line_breaks_is_refused_and_stores_nothing() {
         "http://127.0.0.1:9/landing\t",
         "http://127.0.0.1:9/landing\u{0}",
     ] {
-        let before = app.snapshot();
+        let before = app.snapshot().await;
         let answer = invite_body(
             &app,
             &token,
@@ -155,7 +155,7 @@ async fn invitation_redirect_with_line_breaks_is_refused_and_stores_nothing() {
         )
         .await;
         assert_graph_error(&answer, StatusCode::BAD_REQUEST, "BadRequest", &format!("{redirect:?}"));
-        assert_same(&before, &app.snapshot(), format!("inviteRedirectUrl {redirect:?}"));
+        assert_same(&before, &app.snapshot().await, format!("inviteRedirectUrl {redirect:?}"));
     }
     // What is stored is the normal form, always sendable as a Location header.
     let inv = app.invite("pat@northwind.example", "http://127.0.0.1:9/caf\u{e9} menu?x=\u{fc}", None).await;
@@ -168,21 +168,21 @@ async fn consent_keeps_the_ticket_when_the_redirect_cannot_be_built() {
     let email = "pat@northwind.example";
     let inv = app.invite(email, LANDING, None).await;
     // An invitation stored before redirects were checked (raw CR/LF).
-    let tid = app.tenant_id("fabrikam");
+    let tid = app.tenant_id("fabrikam").await;
     let inv_id: uuid::Uuid = inv["id"].as_str().unwrap().parse().unwrap();
-    let mut stored = app.state.store.invitation(&tid, &inv_id).unwrap().unwrap();
+    let mut stored = app.state.store.invitation(&tid, &inv_id).await.unwrap().unwrap();
     stored.invite_redirect_url = format!("{LANDING}\r\nSet-Cookie: gh_s=planted");
-    app.state.store.put_invitation(&stored).unwrap();
+    app.state.store.put_invitation(&stored).await.unwrap();
 
     let browser = app.browser();
     let page = browser.follow_any(browser.get(inv["inviteRedeemUrl"].as_str().unwrap()).await).await;
     let page = browser.send_email_code(page).await;
-    let code = app.latest_otp(email);
+    let code = app.latest_otp(email).await;
     let consent =
         browser.follow_any(browser.post_abs(&page.url, &page.form("email-otp").set("code", &code)).await).await;
     assert!(consent.has("form#consent"), "{}", consent.body);
     // The sign-in transaction may stay as it is; nothing else (ticket, guest, invitation) may change.
-    let before = app.snapshot_except(&["signins"]);
+    let before = app.snapshot_except(&["signins"]).await;
     let refused = accept(&browser, &consent).await;
     assert_eq!(
         (refused.status, refused.error_code().as_deref()),
@@ -191,18 +191,21 @@ async fn consent_keeps_the_ticket_when_the_redirect_cannot_be_built() {
         refused.body
     );
     assert!(refused.location.is_none());
-    assert_same(&before, &app.snapshot_except(&["signins"]), "a consent whose redirect cannot be built");
+    assert_same(&before, &app.snapshot_except(&["signins"]).await, "a consent whose redirect cannot be built");
     assert_eq!(
-        app.user("fabrikam", email).external_user_state,
+        app.user("fabrikam", email).await.external_user_state,
         Some(gatehouse::model::ExternalUserState::PendingAcceptance)
     );
 
     // Once the invitation is repaired, the same ticket is accepted.
     stored.invite_redirect_url = LANDING.into();
-    app.state.store.put_invitation(&stored).unwrap();
+    app.state.store.put_invitation(&stored).await.unwrap();
     let done = accept(&browser, &consent).await;
     assert_eq!((done.status, done.location.as_deref()), (StatusCode::SEE_OTHER, Some(LANDING)), "{}", done.body);
-    assert_eq!(app.user("fabrikam", email).external_user_state, Some(gatehouse::model::ExternalUserState::Accepted));
+    assert_eq!(
+        app.user("fabrikam", email).await.external_user_state,
+        Some(gatehouse::model::ExternalUserState::Accepted)
+    );
 }
 
 // ---------- #26 ----------
@@ -212,7 +215,7 @@ async fn display_fields_with_line_breaks_are_refused() {
     let app = spawn_app().await;
     let token = app.admin_token().await;
     let forged = "Sally\r\n\r\nAccept the invitation: http://evil.example/redeem";
-    let before = app.snapshot();
+    let before = app.snapshot().await;
     let answer = invite_body(
         &app,
         &token,
@@ -229,19 +232,19 @@ async fn display_fields_with_line_breaks_are_refused() {
     )
     .await;
     assert_graph_error(&answer, StatusCode::BAD_REQUEST, "BadRequest", "customizedMessageBody with CR/LF");
-    assert_same(&before, &app.snapshot(), "invitations with forged email lines (no guest, no email)");
+    assert_same(&before, &app.snapshot().await, "invitations with forged email lines (no guest, no email)");
 
     // The member's displayName (the `name` claim) cannot take a line break either.
-    let iw = app.user("fabrikam", "iw@fabrikam.example");
+    let iw = app.user("fabrikam", "iw@fabrikam.example").await;
     let answer =
         app.graph(Method::PATCH, &format!("users/{}", iw.id), Some(&token), Some(json!({"displayName": forged}))).await;
     assert_graph_error(&answer, StatusCode::BAD_REQUEST, "BadRequest", "PATCH displayName with CR/LF");
-    assert_same(&before, &app.snapshot(), "PATCH displayName with CR/LF");
+    assert_same(&before, &app.snapshot().await, "PATCH displayName with CR/LF");
 
     // The invite page applies the same rule and says so on the form.
     let browser = app.browser();
     let page = invite_page(&app, &browser, "iw@fabrikam.example").await;
-    let before = app.snapshot();
+    let before = app.snapshot().await;
     let refused = browser
         .submit(
             &page.form("invite").set("email", "sally@contoso.example").set("display_name", forged).set("app", "foo"),
@@ -250,7 +253,7 @@ async fn display_fields_with_line_breaks_are_refused() {
     assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
     assert!(refused.has("form#invite"));
     assert!(refused.text("p.error").is_some_and(|e| e.contains("control characters")), "{}", refused.body);
-    assert_same(&before, &app.snapshot(), "the invite page with a forged display name");
+    assert_same(&before, &app.snapshot().await, "the invite page with a forged display name");
 }
 
 #[tokio::test]
@@ -262,7 +265,7 @@ async fn invitations_are_throttled_per_inviter() {
         let (status, json) = invite_body(&app, &token, body(n)).await;
         assert_eq!(status, StatusCode::CREATED, "{json}");
     }
-    let before = app.snapshot();
+    let before = app.snapshot().await;
     let resp = plain_client()
         .post(format!("{}/graph/v1.0/invitations", app.url))
         .bearer_auth(&token)
@@ -274,7 +277,7 @@ async fn invitations_are_throttled_per_inviter() {
     assert!((1..=60).contains(&retry), "Retry-After {retry}");
     let answer = (resp.status(), resp.json::<Value>().await.unwrap());
     assert_graph_error(&answer, StatusCode::TOO_MANY_REQUESTS, "TooManyRequests", "the fourth invitation in a minute");
-    assert_same(&before, &app.snapshot(), "a throttled invitation");
+    assert_same(&before, &app.snapshot().await, "a throttled invitation");
 
     // Another inviter (a member on the invite page) has a throttle of their own, and the same rule.
     let browser = app.browser();
@@ -285,12 +288,12 @@ async fn invitations_are_throttled_per_inviter() {
             .await;
         assert!(sent.has("a#redeem-link"), "{}", sent.body);
     }
-    let before = app.snapshot();
+    let before = app.snapshot().await;
     let limited =
         browser.submit(&page.form("invite").set("email", "guest13@northwind.example").set("app", "foo")).await;
     assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS, "{}", limited.body);
     assert!(limited.has("form#invite") && limited.text("p.error").is_some());
-    assert_same(&before, &app.snapshot(), "a throttled invitation on the invite page");
+    assert_same(&before, &app.snapshot().await, "a throttled invitation on the invite page");
 
     // A minute later the first inviter may invite again.
     app.clock.advance(60);
@@ -311,7 +314,7 @@ async fn invited_address_must_be_a_bare_address() {
         "\"Sally\" <sally@contoso.example>",
         "sally@contoso.example (Sally)",
     ] {
-        let before = app.snapshot();
+        let before = app.snapshot().await;
         let answer = invite_body(
             &app,
             &token,
@@ -319,10 +322,10 @@ async fn invited_address_must_be_a_bare_address() {
         )
         .await;
         assert_graph_error(&answer, StatusCode::BAD_REQUEST, "BadRequest", email);
-        assert_same(&before, &app.snapshot(), format!("invitedUserEmailAddress {email:?}"));
+        assert_same(&before, &app.snapshot().await, format!("invitedUserEmailAddress {email:?}"));
     }
     // The member behind the own-domain address is untouched.
-    let iw = app.user("fabrikam", "iw@fabrikam.example");
+    let iw = app.user("fabrikam", "iw@fabrikam.example").await;
     member_still_signs_in(&app, "iw@fabrikam.example", iw.id).await;
 }
 
@@ -330,7 +333,7 @@ async fn invited_address_must_be_a_bare_address() {
 async fn markup_is_not_an_email_address() {
     let app = spawn_app().await;
     let token = app.admin_token().await;
-    let before = app.snapshot();
+    let before = app.snapshot().await;
     let answer = invite_body(
         &app,
         &token,
@@ -339,7 +342,7 @@ async fn markup_is_not_an_email_address() {
     )
     .await;
     assert_graph_error(&answer, StatusCode::BAD_REQUEST, "BadRequest", "<svg/onload=alert(3)>@x.example");
-    assert_same(&before, &app.snapshot(), "an invitation to a markup address");
+    assert_same(&before, &app.snapshot().await, "an invitation to a markup address");
 }
 
 // ---------- the bad-input table ----------
@@ -371,19 +374,19 @@ fn diff(before: &Snapshot, after: &Snapshot) -> Option<String> {
 async fn invitation_and_display_field_bad_input_table() {
     let app = spawn_app().await;
     let token = app.admin_token().await;
-    let tid = app.tenant_id("fabrikam");
-    let iw = app.user("fabrikam", "iw@fabrikam.example").id;
-    let admin = app.user("fabrikam", "admin@fabrikam.example").id;
+    let tid = app.tenant_id("fabrikam").await;
+    let iw = app.user("fabrikam", "iw@fabrikam.example").await.id;
+    let admin = app.user("fabrikam", "admin@fabrikam.example").await.id;
     let pat =
         app.invite("pat@northwind.example", LANDING, None).await["invitedUser"]["id"].as_str().unwrap().to_string();
-    let policy = app.state.store.policies(&tid).unwrap().into_iter().next().unwrap().id;
-    let location = app.state.store.named_locations(&tid).unwrap().into_iter().next().unwrap().id;
+    let policy = app.state.store.policies(&tid).await.unwrap().into_iter().next().unwrap().id;
+    let location = app.state.store.named_locations(&tid).await.unwrap().into_iter().next().unwrap().id;
     let device = {
         // iw's first sign-in registers a device.
         app.rp("fabrikam")
             .sign_in(&app.browser(), "iw@fabrikam.example", &app.password("iw@fabrikam.example"), &[])
             .await;
-        app.state.store.devices(&tid).unwrap().into_iter().next().expect("a registered device").id
+        app.state.store.devices(&tid).await.unwrap().into_iter().next().expect("a registered device").id
     };
 
     let valid = json!({"invitedUserEmailAddress": "new@northwind.example", "inviteRedirectUrl": LANDING,
@@ -509,14 +512,14 @@ async fn invitation_and_display_field_bad_input_table() {
     assert!(rows.iter().filter(|r| r.path == "invitations").count() < 99);
     let mut failures = Vec::new();
     for r in &rows {
-        let before = app.snapshot();
+        let before = app.snapshot().await;
         let (status, body) = app.graph(r.method.clone(), &r.path, Some(&token), Some(r.body.clone())).await;
         let mut problems = Vec::new();
         if status != r.status || body["error"]["code"].as_str() != Some(r.code) || !body["error"]["message"].is_string()
         {
             problems.push(format!("answered {status} {body}, expected {} {}", r.status, r.code));
         }
-        problems.extend(diff(&before, &app.snapshot()));
+        problems.extend(diff(&before, &app.snapshot().await));
         if !problems.is_empty() {
             failures.push(format!("{}: {}", r.name, problems.join("; ")));
         }

@@ -33,7 +33,7 @@ async fn the_data_dir_and_every_store_file_are_private_to_the_server() {
     // A data dir that exists with loose permissions is tightened at start.
     let loose = tempfile::tempdir().unwrap();
     std::fs::set_permissions(loose.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let store = gatehouse::storage::Store::open(loose.path(), 1).unwrap();
+    let store = gatehouse::storage::open(loose.path(), 1).unwrap();
     drop(store);
     assert_eq!(mode(loose.path()), 0o700);
 }
@@ -43,17 +43,18 @@ async fn totp_seeds_are_sealed_in_the_store_with_a_key_kept_outside_it() {
     let app = spawn_app().await;
     let browser = app.browser();
     let rp = app.rp("fabrikam");
-    let iw = app.user("fabrikam", "iw@fabrikam.example");
-    app.state.store.update_user(&iw.tenant_id, &iw.id, |u| u.per_user_mfa = true).unwrap();
+    let iw = app.user("fabrikam", "iw@fabrikam.example").await;
+    gatehouse::storage::modify_user(&app.state.store, &iw.tenant_id, &iw.id, |u| u.per_user_mfa = true).await.unwrap();
     let start = rp.authorize_url(&[]);
     let page = browser.sign_in(&start.url, "iw@fabrikam.example", &app.password("iw@fabrikam.example")).await;
     let secret = page.text("code#totp-secret").expect("proof-up shows the seed");
-    let contains = |needle: &[u8]| app.snapshot().iter().any(|(_, _, v)| v.windows(needle.len()).any(|w| w == needle));
-    assert!(!contains(secret.as_bytes()), "the pending seed is sealed in the sign-in transaction");
+    let contains =
+        async |needle: &[u8]| app.snapshot().await.iter().any(|(_, _, v)| v.windows(needle.len()).any(|w| w == needle));
+    assert!(!contains(secret.as_bytes()).await, "the pending seed is sealed in the sign-in transaction");
     let form = page.form("totp-enroll").set("code", &totp_at(&secret, app.clock.now()));
     let shown = browser.post_abs(&page.url, &form).await;
     assert!(shown.has("ul#recovery-codes"), "{}", shown.body);
-    assert!(!contains(secret.as_bytes()), "the enrolled seed is sealed on the user");
+    assert!(!contains(secret.as_bytes()).await, "the enrolled seed is sealed on the user");
     let key = app.state.config.keys_dir().join("seal.key");
     assert_eq!(mode(&key), 0o600, "{}", key.display());
     assert!(!key.starts_with(app.state.config.data_dir.join("db")), "the key is not in the store");

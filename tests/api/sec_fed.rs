@@ -43,8 +43,8 @@ fn with_query(url: &str, set: &[(&str, Option<&str>)]) -> String {
     u.to_string()
 }
 
-fn guest_state(app: &TestApp, email: &str) -> Option<gatehouse::model::ExternalUserState> {
-    app.user("fabrikam", email).external_user_state
+async fn guest_state(app: &TestApp, email: &str) -> Option<gatehouse::model::ExternalUserState> {
+    app.user("fabrikam", email).await.external_user_state
 }
 
 #[tokio::test]
@@ -59,7 +59,8 @@ async fn home_answer_with_a_wrong_or_missing_iss_is_refused_before_its_code_is_u
 
     // A code from the msa stub, for another sign-in (the attacker's own account).
     app.invite(ALEX, LANDING, None).await;
-    let alex_url = app.state.store.outbox(10).unwrap().into_iter().find(|m| m.to == ALEX).unwrap().redeem_url.unwrap();
+    let alex_url =
+        app.state.store.outbox(10).await.unwrap().into_iter().find(|m| m.to == ALEX).unwrap().redeem_url.unwrap();
     let attacker = app.browser();
     let stub_home = attacker.follow_any(attacker.get(&alex_url).await).await;
     let msa_answer = home_answer(&attacker, &stub_home, ALEX, &app.password(ALEX)).await;
@@ -68,7 +69,7 @@ async fn home_answer_with_a_wrong_or_missing_iss_is_refused_before_its_code_is_u
     assert_eq!(query_param(&msa_answer, "iss").as_deref(), Some(msa_issuer.as_str()));
     let msa_code = query_param(&msa_answer, "code").unwrap();
 
-    let before = app.snapshot();
+    let before = app.snapshot().await;
     let tampered = [
         ("the home's code without iss", with_query(&contoso_answer, &[("iss", None)])),
         ("the home's code with another issuer", with_query(&contoso_answer, &[("iss", Some(&msa_issuer))])),
@@ -94,14 +95,14 @@ async fn home_answer_with_a_wrong_or_missing_iss_is_refused_before_its_code_is_u
             page.body
         );
     }
-    assert_same(&before, &app.snapshot(), "a callback with a wrong or missing iss changes nothing");
-    assert_eq!(guest_state(&app, SALLY), Some(gatehouse::model::ExternalUserState::PendingAcceptance));
+    assert_same(&before, &app.snapshot().await, "a callback with a wrong or missing iss changes nothing");
+    assert_eq!(guest_state(&app, SALLY).await, Some(gatehouse::model::ExternalUserState::PendingAcceptance));
 
     // The genuine answer still goes on, and the ticket still works.
     let consent = browser.follow_any(browser.get(&contoso_answer).await).await;
     assert!(consent.has("form#consent"), "{}", consent.body);
     assert_eq!(accept(&browser, &consent).await.location.as_deref(), Some(LANDING));
-    assert_eq!(guest_state(&app, SALLY), Some(gatehouse::model::ExternalUserState::Accepted));
+    assert_eq!(guest_state(&app, SALLY).await, Some(gatehouse::model::ExternalUserState::Accepted));
 }
 
 #[tokio::test]
@@ -157,7 +158,7 @@ async fn pending_stub_sign_ins_are_bounded_in_size_and_number_and_expire() {
     use gatehouse::demo::stub_idp::MAX_PENDING;
     let app = spawn_app().await;
     let http = plain_client();
-    let before = app.snapshot();
+    let before = app.snapshot().await;
     let huge = http.get(stub_authorize(&app, &"s".repeat(3000))).send().await.unwrap();
     assert_eq!(huge.status(), StatusCode::BAD_REQUEST);
     assert!(huge.text().await.unwrap().contains(r#"data-error="invalid_request""#));
@@ -180,7 +181,7 @@ async fn pending_stub_sign_ins_are_bounded_in_size_and_number_and_expire() {
     assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(refused.text().await.unwrap().contains(r#"data-error="too_many_signins""#));
     assert_eq!(app.stubs.pending_requests(), MAX_PENDING, "memory stays bounded");
-    assert_same(&before, &app.snapshot(), "stub requests are not stored");
+    assert_same(&before, &app.snapshot().await, "stub requests are not stored");
 
     // Ten minutes later the expired ones make room.
     app.clock.advance(gatehouse::demo::stub_idp::REQUEST_SECS + 1);
@@ -229,8 +230,8 @@ fn padded_home(pad: usize) -> String {
     base
 }
 
-fn add_external_idp(app: &TestApp, issuer: &str) {
-    let mut fabrikam = app.state.store.tenant_by_slug("fabrikam").unwrap().unwrap();
+async fn add_external_idp(app: &TestApp, issuer: &str) {
+    let mut fabrikam = app.state.store.tenant_by_slug("fabrikam").await.unwrap().unwrap();
     fabrikam.external_idps.push(gatehouse::model::ExternalIdp {
         id: "litware".into(),
         display_name: "Litware".into(),
@@ -239,15 +240,15 @@ fn add_external_idp(app: &TestApp, issuer: &str) {
         client_secret: gatehouse::secrets::Secret::new("partner-secret-123"),
         domains: vec!["litware.example".into()],
     });
-    app.state.store.put_tenant(&fabrikam).unwrap();
+    app.state.store.put_tenant(&fabrikam).await.unwrap();
 }
 
 #[tokio::test]
 async fn an_oversized_answer_from_a_home_idp_is_cut_and_changes_nothing() {
     let app = spawn_app().await;
-    add_external_idp(&app, &padded_home(gatehouse::federation::HOME_BODY_LIMIT + 64 * 1024));
+    add_external_idp(&app, &padded_home(gatehouse::federation::HOME_BODY_LIMIT + 64 * 1024)).await;
     let inv = app.invite("pat@litware.example", LANDING, None).await;
-    let before = app.snapshot();
+    let before = app.snapshot().await;
     let page = app.browser().get(inv["inviteRedeemUrl"].as_str().unwrap()).await;
     assert_eq!(
         (page.status, page.error_code().as_deref()),
@@ -256,12 +257,15 @@ async fn an_oversized_answer_from_a_home_idp_is_cut_and_changes_nothing() {
         page.location,
         page.body
     );
-    assert_same(&before, &app.snapshot(), "a refused home answer changes nothing");
-    assert_eq!(guest_state(&app, "pat@litware.example"), Some(gatehouse::model::ExternalUserState::PendingAcceptance));
+    assert_same(&before, &app.snapshot().await, "a refused home answer changes nothing");
+    assert_eq!(
+        guest_state(&app, "pat@litware.example").await,
+        Some(gatehouse::model::ExternalUserState::PendingAcceptance)
+    );
 
     // The same home with a normal-sized document is followed (the cap is what stopped it).
     let other = spawn_app().await;
-    add_external_idp(&other, &padded_home(1024));
+    add_external_idp(&other, &padded_home(1024)).await;
     let inv = other.invite("pat@litware.example", LANDING, None).await;
     let page = other.browser().get(inv["inviteRedeemUrl"].as_str().unwrap()).await;
     assert_eq!(page.status, StatusCode::FOUND, "{}", page.body);
@@ -281,7 +285,7 @@ async fn alex_signs_in(app: &TestApp) -> String {
 async fn home_metadata_is_fetched_once_per_five_minutes() {
     let app = spawn_app().await;
     app.invite(ALEX, LANDING, None).await;
-    let url = app.state.store.outbox(10).unwrap().into_iter().find(|m| m.to == ALEX).unwrap().redeem_url.unwrap();
+    let url = app.state.store.outbox(10).await.unwrap().into_iter().find(|m| m.to == ALEX).unwrap().redeem_url.unwrap();
     let browser = app.browser();
     let consent = to_consent(&browser, &url, ALEX, &app.password(ALEX)).await;
     accept(&browser, &consent).await;
@@ -302,20 +306,20 @@ async fn abandoned_federation_states_are_swept() {
     let browser = app.browser();
     let home = browser.get(inv["inviteRedeemUrl"].as_str().unwrap()).await;
     assert_eq!(home.status, StatusCode::FOUND, "sent to the home: {}", home.body);
-    let states = |app: &TestApp| app.snapshot().into_iter().filter(|(t, _, _)| t == "fed_states").count();
-    assert_eq!(states(&app), 1);
-    app.state.store.sweep(app.state.now()).unwrap();
-    assert_eq!(states(&app), 1, "a live state is kept");
+    let states = async |app: &TestApp| app.snapshot().await.into_iter().filter(|(t, _, _)| t == "fed_states").count();
+    assert_eq!(states(&app).await, 1);
+    app.state.store.sweep(app.state.now()).await.unwrap();
+    assert_eq!(states(&app).await, 1, "a live state is kept");
     app.clock.advance(app.state.config.tokens.signin_secs + 1);
-    app.state.store.sweep(app.state.now()).unwrap();
-    assert_eq!(states(&app), 0, "an expired state is swept");
+    app.state.store.sweep(app.state.now()).await.unwrap();
+    assert_eq!(states(&app).await, 0, "an expired state is swept");
 }
 
 #[tokio::test]
 async fn a_stub_account_locks_after_five_wrong_passwords() {
     let app = spawn_app().await;
     app.invite(ALEX, LANDING, None).await;
-    let url = app.state.store.outbox(10).unwrap().into_iter().find(|m| m.to == ALEX).unwrap().redeem_url.unwrap();
+    let url = app.state.store.outbox(10).await.unwrap().into_iter().find(|m| m.to == ALEX).unwrap().redeem_url.unwrap();
     let browser = app.browser();
     let page = browser.follow_any(browser.get(&url).await).await;
     let form = page.form("home-login").set("login", ALEX);
@@ -323,13 +327,13 @@ async fn a_stub_account_locks_after_five_wrong_passwords() {
         let wrong = browser.post_abs(&page.url, &form.clone().set("password", "not-the-password")).await;
         assert!(wrong.text("p.error").unwrap_or_default().contains("not right"), "{}", wrong.body);
     }
-    let before = app.snapshot();
+    let before = app.snapshot().await;
     let locked = browser.post_abs(&page.url, &form.clone().set("password", &app.password(ALEX))).await;
     assert_eq!((locked.status, locked.location.as_deref()), (StatusCode::OK, None), "no code is issued");
     assert!(locked.text("p.error").unwrap_or_default().contains("locked"), "{}", locked.body);
     assert_eq!(app.stubs.pending_codes(), 0);
-    assert_same(&before, &app.snapshot(), "a locked stub login changes nothing");
-    assert_eq!(guest_state(&app, ALEX), Some(gatehouse::model::ExternalUserState::PendingAcceptance));
+    assert_same(&before, &app.snapshot().await, "a locked stub login changes nothing");
+    assert_eq!(guest_state(&app, ALEX).await, Some(gatehouse::model::ExternalUserState::PendingAcceptance));
 
     // After the window the right password works again (in a new sign-in: the old one expired).
     app.clock.advance(app.state.config.rate_limit.window_secs + 1);
@@ -348,7 +352,7 @@ async fn sign_in_frequency_reaches_the_home_as_max_age() {
         "sessionControls": {"signInFrequency": {"value": 1, "type": "hours", "isEnabled": true}},
     }))
     .unwrap();
-    app.state.store.put_policy(&app.tenant_id("fabrikam"), &policy).unwrap();
+    app.state.store.put_policy(&app.tenant_id("fabrikam").await, &policy).await.unwrap();
     let inv = app.invite(SALLY, LANDING, None).await;
     let browser = app.browser();
     let consent = to_consent(&browser, inv["inviteRedeemUrl"].as_str().unwrap(), SALLY, &app.password(SALLY)).await;
@@ -489,17 +493,17 @@ impl FakeHome {
 /// Makes Pat an accepted guest of Fabrikam homed at `home` (set directly: the fake home has
 /// no login pages).
 async fn pat_homed_at(app: &TestApp, home: &FakeHome) {
-    add_external_idp(app, &home.issuer);
+    add_external_idp(app, &home.issuer).await;
     let email = "pat@litware.example";
     app.invite(email, LANDING, None).await;
-    let mut pat = app.user("fabrikam", email);
+    let mut pat = app.user("fabrikam", email).await;
     pat.external_user_state = Some(gatehouse::model::ExternalUserState::Accepted);
     pat.identities = vec![gatehouse::model::Identity {
         sign_in_type: "federated".into(),
         issuer: home.issuer.clone(),
         issuer_assigned_id: "pat-1".into(),
     }];
-    app.state.store.put_user(&pat).unwrap();
+    app.state.store.put_user(&pat).await.unwrap();
 }
 
 /// Pat identifies at Fabrikam (with `extra` on the RP's request); the fake home answers with an
@@ -541,7 +545,7 @@ async fn a_home_answer_older_than_the_forwarded_max_age_is_refused() {
     let rp = app.rp("fabrikam");
 
     // The sign-in writes its own transaction and federation state; nothing else may change.
-    let before = app.snapshot_except(&["signins", "fed_states"]);
+    let before = app.snapshot_except(&["signins", "fed_states"]).await;
     let (_, request, back) = pat_signs_in(&app, &home, &[("max_age", "0")], 1000).await;
     assert_eq!(query_param(&request, "max_age").as_deref(), Some("0"), "max_age is forwarded: {request}");
     assert_eq!(
@@ -550,7 +554,7 @@ async fn a_home_answer_older_than_the_forwarded_max_age_is_refused() {
         "{}",
         back.body
     );
-    assert_same(&before, &app.snapshot_except(&["signins", "fed_states"]), "a stale home answer changes nothing");
+    assert_same(&before, &app.snapshot_except(&["signins", "fed_states"]).await, "a stale home answer changes nothing");
 
     // A fresh answer from the same home goes through, with the home's auth_time.
     let (start, _, back) = pat_signs_in(&app, &home, &[("max_age", "0")], 0).await;

@@ -14,12 +14,12 @@ fn policy(json: Value) -> gatehouse::policy::Policy {
     serde_json::from_value(json).unwrap()
 }
 
-fn put_policy(app: &TestApp, json: Value) {
-    app.state.store.put_policy(&app.tenant_id("fabrikam"), &policy(json)).unwrap();
+async fn put_policy(app: &TestApp, json: Value) {
+    app.state.store.put_policy(&app.tenant_id("fabrikam").await, &policy(json)).await.unwrap();
 }
 
-fn delete_policy(app: &TestApp, id: &str) {
-    assert!(app.state.store.delete_policy(&app.tenant_id("fabrikam"), id).unwrap());
+async fn delete_policy(app: &TestApp, id: &str) {
+    assert!(app.state.store.delete_policy(&app.tenant_id("fabrikam").await, id).await.unwrap());
 }
 
 fn block_for(id: &str, app_id: &str, user: &str) -> Value {
@@ -40,8 +40,8 @@ fn mfa_for(id: &str, app_id: &str, user: &str) -> Value {
 
 /// The store without the records a refused request may legitimately add: its own
 /// sign-in log entry (the log is what tells the admin about the refusal).
-fn store_without_log(app: &TestApp) -> Vec<(String, Vec<u8>, Vec<u8>)> {
-    app.snapshot().into_iter().filter(|(t, _, _)| t != "tenant_signin_log").collect()
+async fn store_without_log(app: &TestApp) -> Vec<(String, Vec<u8>, Vec<u8>)> {
+    app.snapshot().await.into_iter().filter(|(t, _, _)| t != "tenant_signin_log").collect()
 }
 
 async fn introspect(app: &TestApp, token: &str) -> Value {
@@ -65,7 +65,7 @@ async fn the_admin_api_accepts_only_tokens_for_itself_with_a_delegated_scope() {
     let (own, _) = rp.sign_in(&app.browser(), ADMIN, &app.password(ADMIN), &[]).await;
     let own = own["access_token"].as_str().unwrap();
     assert_eq!(rp.verify(own, "at+jwt").await["aud"], "test-rp");
-    let before = app.snapshot();
+    let before = app.snapshot().await;
     for (m, path, body) in [
         (Method::GET, "users", None),
         (
@@ -77,7 +77,7 @@ async fn the_admin_api_accepts_only_tokens_for_itself_with_a_delegated_scope() {
         let (status, err) = app.graph(m, path, Some(own), body).await;
         assert_graph_error(status, &err, StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken");
     }
-    assert_same(&before, &app.snapshot(), "a token for another app changes nothing");
+    assert_same(&before, &app.snapshot().await, "a token for another app changes nothing");
 
     // Asking for the API's delegated permission (bare or with the API's prefix) gives a
     // token for the API; the directory role still decides.
@@ -94,20 +94,20 @@ async fn the_admin_api_accepts_only_tokens_for_itself_with_a_delegated_scope() {
         rp.http.get(rp.endpoint("v2.0/.well-known/openid-configuration")).send().await.unwrap().json().await.unwrap();
     let supported = discovery["scopes_supported"].as_array().unwrap();
     assert!(supported.contains(&json!("User.Read.All")) && supported.contains(&json!("openid")), "{supported:?}");
-    let iw = app.user("fabrikam", IW).id;
-    let before = app.snapshot();
+    let iw = app.user("fabrikam", IW).await.id;
+    let before = app.snapshot().await;
     let (status, err) =
         app.graph(Method::PATCH, &format!("users/{iw}"), Some(read), Some(json!({"displayName": "X"}))).await;
     assert_graph_error(status, &err, StatusCode::FORBIDDEN, "Authorization_RequestDenied");
-    assert_same(&before, &app.snapshot(), "a read scope cannot write");
+    assert_same(&before, &app.snapshot().await, "a read scope cannot write");
 
     // A member without a directory role gets the scope but not the permission.
     let (member, _) =
         rp.sign_in(&app.browser(), IW, &app.password(IW), &[("scope", "openid Directory.ReadWrite.All")]).await;
-    let before = app.snapshot();
+    let before = app.snapshot().await;
     let (status, err) = app.graph(Method::GET, "users", member["access_token"].as_str(), None).await;
     assert_graph_error(status, &err, StatusCode::FORBIDDEN, "Authorization_RequestDenied");
-    assert_same(&before, &app.snapshot(), "a member without a role reads nothing");
+    assert_same(&before, &app.snapshot().await, "a member without a role reads nothing");
 
     let (write, _) =
         rp.sign_in(&app.browser(), ADMIN, &app.password(ADMIN), &[("scope", "openid Directory.ReadWrite.All")]).await;
@@ -120,24 +120,24 @@ async fn the_admin_api_accepts_only_tokens_for_itself_with_a_delegated_scope() {
         )
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    assert_eq!(app.user("fabrikam", IW).display_name, "Ivy");
+    assert_eq!(app.user("fabrikam", IW).await.display_name, "Ivy");
 }
 
 #[tokio::test]
 async fn a_refresh_is_a_non_interactive_sign_in_that_conditional_access_decides() {
     let app = spawn_app().await;
     let rp = app.rp("fabrikam");
-    let iw = app.user("fabrikam", IW).id.to_string();
+    let iw = app.user("fabrikam", IW).await.id.to_string();
     let (tokens, _) = rp.sign_in(&app.browser(), IW, &app.password(IW), &[]).await;
     let refresh = tokens["refresh_token"].as_str().unwrap().to_string();
 
-    put_policy(&app, block_for("block-rp", "test-rp", &iw));
-    let before = store_without_log(&app);
+    put_policy(&app, block_for("block-rp", "test-rp", &iw)).await;
+    let before = store_without_log(&app).await;
     let (status, body) = rp.refresh(&refresh).await;
     let why = assert_invalid_grant(status, &body);
     assert!(why.contains("blocked by conditional access"), "{why}");
-    assert_same(&before, &store_without_log(&app), "a blocked refresh rotates nothing");
-    let log = app.state.store.signin_log(&app.tenant_id("fabrikam"), 5).unwrap();
+    assert_same(&before, &store_without_log(&app).await, "a blocked refresh rotates nothing");
+    let log = app.state.store.signin_log(&app.tenant_id("fabrikam").await, 5).await.unwrap();
     let entry = &log[0];
     assert!(!entry.is_interactive, "logged as a non-interactive sign-in");
     assert_eq!(entry.status.error.as_deref(), Some("access_blocked"));
@@ -149,16 +149,16 @@ async fn a_refresh_is_a_non_interactive_sign_in_that_conditional_access_decides(
     assert!(applied.contains(&("block-rp".into(), json!("failure"))), "{applied:?}");
 
     // MFA now required: the password-only grant needs the user again.
-    delete_policy(&app, "block-rp");
-    put_policy(&app, mfa_for("mfa-rp", "test-rp", &iw));
-    let before = store_without_log(&app);
+    delete_policy(&app, "block-rp").await;
+    put_policy(&app, mfa_for("mfa-rp", "test-rp", &iw)).await;
+    let before = store_without_log(&app).await;
     let (status, body) = rp.refresh(&refresh).await;
     let why = assert_invalid_grant(status, &body);
     assert!(why.contains("interaction_required"), "{why}");
-    assert_same(&before, &store_without_log(&app), "a refresh that needs MFA rotates nothing");
+    assert_same(&before, &store_without_log(&app).await, "a refresh that needs MFA rotates nothing");
 
     // The refusals revoked nothing: once the policy is gone, the same token refreshes.
-    delete_policy(&app, "mfa-rp");
+    delete_policy(&app, "mfa-rp").await;
     let (status, body) = rp.refresh(&refresh).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let claims = rp.verify(body["id_token"].as_str().unwrap(), "JWT").await;
@@ -170,24 +170,24 @@ async fn entering_the_portal_through_sso_passes_the_portal_policies() {
     let app = spawn_app().await;
     let rp = app.rp("fabrikam");
     let browser = app.browser();
-    let admin = app.user("fabrikam", ADMIN).id.to_string();
+    let admin = app.user("fabrikam", ADMIN).await.id.to_string();
     rp.sign_in(&browser, ADMIN, &app.password(ADMIN), &[]).await;
     let open = browser.get("/fabrikam/admin").await;
     assert_eq!(open.status, StatusCode::OK, "no policy: SSO opens the console");
     assert!(open.has("section#guests"));
 
-    put_policy(&app, block_for("block-portal", "gatehouse-portal", &admin));
+    put_policy(&app, block_for("block-portal", "gatehouse-portal", &admin)).await;
     for page in ["/fabrikam/admin", "/fabrikam/invite"] {
-        let before = store_without_log(&app);
+        let before = store_without_log(&app).await;
         let shown = browser.follow(browser.get(page).await).await;
         assert_eq!(shown.status, StatusCode::FORBIDDEN, "{page}: {}", shown.body);
         assert_eq!(shown.error_code().as_deref(), Some("access_blocked"), "{page}");
         assert!(!shown.has("section#guests") && !shown.has("form#invite"), "{page}");
-        assert_same(&before, &store_without_log(&app), "a blocked portal page changes nothing");
+        assert_same(&before, &store_without_log(&app).await, "a blocked portal page changes nothing");
     }
     // MFA on the portal: SSO from test-rp (password only) steps up instead of opening it.
-    delete_policy(&app, "block-portal");
-    put_policy(&app, mfa_for("mfa-portal", "gatehouse-portal", &admin));
+    delete_policy(&app, "block-portal").await;
+    put_policy(&app, mfa_for("mfa-portal", "gatehouse-portal", &admin)).await;
     let shown = browser.follow(browser.get("/fabrikam/admin").await).await;
     assert!(shown.has("form#totp-enroll"), "MFA proof-up before the console:\n{}", shown.body);
     assert!(!shown.has("section#guests"));
@@ -197,7 +197,7 @@ async fn entering_the_portal_through_sso_passes_the_portal_policies() {
 async fn a_disabled_users_tokens_stop_at_every_bearer_check_and_stay_stopped() {
     let app = spawn_app().await;
     let rp = app.rp("fabrikam");
-    let admin_id = app.user("fabrikam", ADMIN).id;
+    let admin_id = app.user("fabrikam", ADMIN).await.id;
     let (tokens, _) = rp
         .sign_in(
             &app.browser(),
@@ -217,7 +217,7 @@ async fn a_disabled_users_tokens_stop_at_every_bearer_check_and_stay_stopped() {
         .graph(Method::PATCH, &format!("users/{admin_id}"), Some(&app_token), Some(json!({"accountEnabled": false})))
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    let before = store_without_log(&app);
+    let before = store_without_log(&app).await;
     // The disabled admin's own token can neither read nor re-enable the account.
     let (status, err) = app.graph(Method::GET, "users", Some(&access), None).await;
     assert_graph_error(status, &err, StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken");
@@ -225,11 +225,11 @@ async fn a_disabled_users_tokens_stop_at_every_bearer_check_and_stay_stopped() {
         .graph(Method::PATCH, &format!("users/{admin_id}"), Some(&access), Some(json!({"accountEnabled": true})))
         .await;
     assert_graph_error(status, &err, StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken");
-    assert!(!app.user("fabrikam", ADMIN).account_enabled);
+    assert!(!app.user("fabrikam", ADMIN).await.account_enabled);
     assert_eq!(rp.userinfo(&access).await.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(introspect(&app, &access).await, json!({"active": false}));
     assert_eq!(introspect(&app, &refresh).await, json!({"active": false}));
-    assert_same(&before, &store_without_log(&app), "refused bearer checks change nothing");
+    assert_same(&before, &store_without_log(&app).await, "refused bearer checks change nothing");
     let (status, body) = rp.refresh(&refresh).await;
     assert_invalid_grant(status, &body);
 
@@ -261,11 +261,11 @@ async fn a_deleted_users_tokens_are_inactive_and_refused() {
         (iw["access_token"].as_str().unwrap().to_string(), iw["refresh_token"].as_str().unwrap().to_string());
     let app_token = app.admin_token().await;
     for login in [IW, ADMIN] {
-        let id = app.user("fabrikam", login).id;
+        let id = app.user("fabrikam", login).await.id;
         let (status, _) = app.graph(Method::DELETE, &format!("users/{id}"), Some(&app_token), None).await;
         assert_eq!(status, StatusCode::NO_CONTENT);
     }
-    let before = store_without_log(&app);
+    let before = store_without_log(&app).await;
     assert_eq!(introspect(&app, &iw_access).await, json!({"active": false}));
     assert_eq!(introspect(&app, &iw_refresh).await, json!({"active": false}));
     let resp = rp.userinfo(&iw_access).await;
@@ -273,7 +273,7 @@ async fn a_deleted_users_tokens_are_inactive_and_refused() {
     let invitation = json!({"invitedUserEmailAddress": "new@partner.example", "inviteRedirectUrl": LANDING});
     let (status, err) = app.graph(Method::POST, "invitations", Some(&admin_access), Some(invitation)).await;
     assert_graph_error(status, &err, StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken");
-    assert_same(&before, &store_without_log(&app), "a deleted user's tokens change nothing");
+    assert_same(&before, &store_without_log(&app).await, "a deleted user's tokens change nothing");
     let (status, body) = rp.refresh(&iw_refresh).await;
     assert_invalid_grant(status, &body);
 }
@@ -298,7 +298,7 @@ async fn resetting_a_redemption_ends_the_old_identitys_sessions_and_tokens() {
     let reset = json!({"invitedUserEmailAddress": sally, "inviteRedirectUrl": LANDING, "resetRedemption": true});
     let (status, _) = app.graph(Method::POST, "invitations", Some(&token), Some(reset)).await;
     assert_eq!(status, StatusCode::CREATED);
-    let before = store_without_log(&app);
+    let before = store_without_log(&app).await;
     // The old identity's SSO session no longer signs in silently.
     let silent = browser.get(&rp.authorize_url(&[("prompt", "none")]).url).await;
     let loc = silent.location.expect("an answer to the RP");
@@ -306,11 +306,11 @@ async fn resetting_a_redemption_ends_the_old_identitys_sessions_and_tokens() {
     assert!(query_param(&loc, "code").is_none());
     assert_eq!(rp.userinfo(&access).await.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(introspect(&app, &refresh).await, json!({"active": false}));
-    assert_same(&before, &store_without_log(&app), "refusals change nothing");
+    assert_same(&before, &store_without_log(&app).await, "refusals change nothing");
     let (status, body) = rp.refresh(&refresh).await;
     assert_invalid_grant(status, &body);
     assert_eq!(
-        app.user("fabrikam", sally).external_user_state,
+        app.user("fabrikam", sally).await.external_user_state,
         Some(gatehouse::model::ExternalUserState::PendingAcceptance)
     );
 }
@@ -326,12 +326,12 @@ async fn a_spent_code_presented_by_another_tenants_client_revokes_nothing() {
     assert_eq!(status, StatusCode::OK, "{tokens}");
     let refresh = tokens["refresh_token"].as_str().unwrap();
 
-    let before = app.snapshot();
+    let before = app.snapshot().await;
     let contoso = app.rp("contoso");
     let (status, body) = contoso.exchange(&code, &start.verifier).await;
     let why = assert_invalid_grant(status, &body);
     assert!(!why.contains("revoked"), "{why}");
-    assert_same(&before, &app.snapshot(), "another client's spent code changes nothing");
+    assert_same(&before, &app.snapshot().await, "another client's spent code changes nothing");
     let (status, body) = fabrikam.refresh(refresh).await;
     assert_eq!(status, StatusCode::OK, "fabrikam's grant is intact: {body}");
 }
@@ -373,7 +373,7 @@ async fn the_admin_api_refuses_tokens_of_other_audiences_and_kinds() {
         ("another tenant's admin", contoso_user["access_token"].as_str().unwrap().into(), StatusCode::OK, ""),
     ];
     for (what, token, expected, code) in rows {
-        let before = app.snapshot();
+        let before = app.snapshot().await;
         let (status, body) = app.graph(Method::GET, "users", Some(&token), None).await;
         if expected == StatusCode::OK {
             // Contoso's admin reads Contoso's directory only.
@@ -384,6 +384,6 @@ async fn the_admin_api_refuses_tokens_of_other_audiences_and_kinds() {
         } else {
             assert_graph_error(status, &body, expected, code);
         }
-        assert_same(&before, &app.snapshot(), what);
+        assert_same(&before, &app.snapshot().await, what);
     }
 }

@@ -24,20 +24,20 @@ async fn at_password(app: &TestApp, b: &Browser, login: &str) -> Page {
     p
 }
 
-fn log(app: &TestApp) -> Vec<SignInLogEntry> {
-    app.state.store.signin_log(&app.tenant_id("fabrikam"), 10_000).unwrap()
+async fn log(app: &TestApp) -> Vec<SignInLogEntry> {
+    app.state.store.signin_log(&app.tenant_id("fabrikam").await, 10_000).await.unwrap()
 }
 
-fn log_codes(app: &TestApp, code: &str) -> usize {
-    log(app).iter().filter(|e| e.status.error.as_deref() == Some(code)).count()
+async fn log_codes(app: &TestApp, code: &str) -> usize {
+    log(app).await.iter().filter(|e| e.status.error.as_deref() == Some(code)).count()
 }
 
-fn account_key(app: &TestApp, login: &str) -> String {
-    format!("acct:{}:{login}", app.tenant_id("fabrikam"))
+async fn account_key(app: &TestApp, login: &str) -> String {
+    format!("acct:{}:{login}", app.tenant_id("fabrikam").await)
 }
 
-fn otp_mails(app: &TestApp, to: &str) -> usize {
-    app.state.store.outbox(10_000).unwrap().iter().filter(|m| m.to == to && m.otp.is_some()).count()
+async fn otp_mails(app: &TestApp, to: &str) -> usize {
+    app.state.store.outbox(10_000).await.unwrap().iter().filter(|m| m.to == to && m.otp.is_some()).count()
 }
 
 /// Posts a form and returns the status, the Retry-After header and the body.
@@ -94,9 +94,9 @@ async fn at_email_code(app: &TestApp, b: &Browser, email: &str) -> Page {
 }
 
 /// The attempts counted on the sign-in transaction of the code page `p`.
-fn otp_attempts(app: &TestApp, p: &Page) -> u32 {
+async fn otp_attempts(app: &TestApp, p: &Page) -> u32 {
     let tx = p.form("email-otp").fields.into_iter().find(|(k, _)| k == "tx").unwrap().1;
-    let signin = app.state.store.signin(&gatehouse::secrets::digest(&tx)).unwrap().unwrap();
+    let signin = app.state.store.signin(&gatehouse::secrets::digest(&tx)).await.unwrap().unwrap();
     match signin.step {
         gatehouse::model::Step::EmailOtp { attempts, .. } => attempts,
         other => panic!("not at the code step: {other:?}"),
@@ -107,24 +107,23 @@ fn otp_attempts(app: &TestApp, p: &Page) -> u32 {
 async fn email_code_race(app: &TestApp, b: &Browser, p: &Page) -> (u32, Vec<Page>) {
     let form = p.form("email-otp").set("code", "00000000");
     let pages = join_all((0..16).map(|_| b.post_abs(&p.url, &form))).await;
-    (otp_attempts(app, p), pages)
+    (otp_attempts(app, p).await, pages)
 }
 
 /// Gives iw a TOTP method and recovery codes and per-user MFA; returns (secret, codes).
-fn enrol_iw(app: &TestApp) -> (String, Vec<String>) {
-    let tid = app.tenant_id("fabrikam");
-    let iw = app.user("fabrikam", IW);
+async fn enrol_iw(app: &TestApp) -> (String, Vec<String>) {
+    let tid = app.tenant_id("fabrikam").await;
+    let iw = app.user("fabrikam", IW).await;
     let secret = gatehouse::mfa::new_enrollment("Fabrikam", IW).secret_b32;
     let (codes, hashes) = gatehouse::mfa::new_recovery_codes();
     let now = app.clock.now();
-    app.state
-        .store
-        .update_user(&tid, &iw.id, |u| {
-            u.per_user_mfa = true;
-            u.totp_methods = vec![gatehouse::mfa::TotpMethod::new(app.state.seal.seal(&secret), now)];
-            u.recovery_code_hashes = hashes.clone();
-        })
-        .unwrap();
+    gatehouse::storage::modify_user(&app.state.store, &tid, &iw.id, |u| {
+        u.per_user_mfa = true;
+        u.totp_methods = vec![gatehouse::mfa::TotpMethod::new(app.state.seal.seal(&secret), now)];
+        u.recovery_code_hashes = hashes.clone();
+    })
+    .await
+    .unwrap();
     (secret, codes)
 }
 
@@ -148,7 +147,7 @@ async fn totp_race(app: &TestApp, secret: &str) -> (usize, bool, Vec<Page>) {
     let (b, p) = at_challenge(app).await;
     let form = p.form("totp-challenge").set("code", &wrong_totp(secret, app.clock.now()));
     let pages = join_all((0..16).map(|_| b.submit(&form))).await;
-    let lock = app.user("fabrikam", IW).mfa_lockout;
+    let lock = app.user("fabrikam", IW).await.mfa_lockout;
     // A lock clears the failure list; the lock itself is the fifth failure.
     let counted = pages.iter().filter(|p| p.text("p.error").is_some_and(|t| t.contains("not right"))).count()
         + usize::from(lock.locked_until.is_some());
@@ -180,25 +179,28 @@ async fn concurrent_wrong_passwords_check_at_most_the_limit_then_the_account_is_
     let app = spawn_app().await;
     // The sign-in transactions are written by each browser's identify step, before the burst.
     let ready = wrong_password_forms(&app, IW).await;
-    let before = app.snapshot_without_log();
+    let before = app.snapshot_without_log().await;
     let (checks, pages) = password_burst(&app, &ready).await;
-    assert_same(&before, &app.snapshot_without_log(), "the burst writes only its log entries");
+    assert_same(&before, &app.snapshot_without_log().await, "the burst writes only its log entries");
     assert_eq!(checks, 5, "exactly the limit of hashes is checked");
     assert_eq!(count_text(&pages, "incorrect"), 5);
     assert_eq!(count_text(&pages, "locked"), 11, "the others are refused before hashing");
-    assert_eq!(log_codes(&app, "wrong_password"), 5);
+    assert_eq!(log_codes(&app, "wrong_password").await, 5);
     // The right password now is refused as locked, without a hash check or a change.
     let b = app.browser();
     let p = at_password(&app, &b, IW).await;
-    let before = app.snapshot_without_log();
+    let before = app.snapshot_without_log().await;
     let checks = app.state.passwords.checks();
     let locked = b.submit(&p.form("password").set("password", &app.password(IW))).await;
     assert!(locked.text("p.error").unwrap().contains("locked"), "{}", locked.body);
     assert!(locked.has("form#password") && locked.location.is_none());
     assert_eq!(app.state.passwords.checks(), checks);
-    assert_same(&before, &app.snapshot_without_log(), "a locked attempt changes nothing but the log");
+    assert_same(&before, &app.snapshot_without_log().await, "a locked attempt changes nothing but the log");
     assert!(
-        log(&app).iter().any(|e| e.status.error.as_deref() == Some("account_locked") && e.status.error_code == 50053)
+        log(&app)
+            .await
+            .iter()
+            .any(|e| e.status.error.as_deref() == Some("account_locked") && e.status.error_code == 50053)
     );
 }
 
@@ -207,18 +209,18 @@ async fn concurrent_wrong_passwords_check_at_most_the_limit_then_the_account_is_
 #[tokio::test]
 async fn wrong_passwords_and_lockouts_are_in_the_sign_in_log_with_entra_codes() {
     let app = spawn_app().await;
-    let iw = app.user("fabrikam", IW);
+    let iw = app.user("fabrikam", IW).await;
     let b = app.browser();
     let p = at_password(&app, &b, IW).await;
     let form = p.form("password").set("password", "Wrong-password-1");
-    let before = app.snapshot_without_log();
+    let before = app.snapshot_without_log().await;
     for _ in 0..5 {
         assert!(b.submit(&form).await.text("p.error").unwrap().contains("incorrect"));
     }
     let locked = b.submit(&form).await;
     assert!(locked.text("p.error").unwrap().contains("locked"));
-    assert_same(&before, &app.snapshot_without_log(), "failures write only their log entries");
-    let entries = log(&app);
+    assert_same(&before, &app.snapshot_without_log().await, "failures write only their log entries");
+    let entries = log(&app).await;
     let wrong: Vec<&SignInLogEntry> =
         entries.iter().filter(|e| e.status.error.as_deref() == Some("wrong_password")).collect();
     assert_eq!(wrong.len(), 5);
@@ -238,6 +240,7 @@ async fn wrong_passwords_and_lockouts_are_in_the_sign_in_log_with_entra_codes() 
     let known = b2.submit(&p2.form("password").set("password", "Wrong-password-1")).await;
     assert_eq!((unknown.status, unknown.text("p.error")), (known.status, known.text("p.error")));
     let ghost = log(&app)
+        .await
         .into_iter()
         .find(|e| e.user_principal_name.as_deref() == Some("ghost@fabrikam.example"))
         .expect("the attempted UPN is logged");
@@ -260,7 +263,7 @@ async fn a_spraying_address_cannot_lock_out_an_account_without_failures_of_its_o
     // A login that already failed, from that address: throttled (429, Retry-After), unchecked.
     let b = Browser::forwarded_for(&app.url, spray);
     let p = at_password(&app, &b, "ghost0@fabrikam.example").await;
-    let before = app.snapshot_without_log();
+    let before = app.snapshot_without_log().await;
     let checks = app.state.passwords.checks();
     let (status, retry, body) = raw_post(&b, &p.url, &p.form("password").set("password", "Wrong-password-1")).await;
     let throttled = page_of(status, body);
@@ -268,9 +271,9 @@ async fn a_spraying_address_cannot_lock_out_an_account_without_failures_of_its_o
     assert!(retry.unwrap().parse::<i64>().unwrap() > 0);
     assert!(throttled.text("p.error").unwrap().contains("Too many sign-in attempts came from your network"));
     assert_eq!(app.state.passwords.checks(), checks, "a throttled attempt is not checked");
-    assert_eq!(app.state.limiter.count(&account_key(&app, "ghost0@fabrikam.example"), app.clock.now()), 1);
-    assert_same(&before, &app.snapshot_without_log(), "a throttled attempt changes nothing");
-    assert!(log_codes(&app, "ip_throttled") >= 1);
+    assert_eq!(app.state.limiter.count(&account_key(&app, "ghost0@fabrikam.example").await, app.clock.now()), 1);
+    assert_same(&before, &app.snapshot_without_log().await, "a throttled attempt changes nothing");
+    assert!(log_codes(&app, "ip_throttled").await >= 1);
     // iw, with no failures of its own, still signs in with the right password from there.
     let b = Browser::forwarded_for(&app.url, spray);
     let done = b.sign_in(&app.rp("fabrikam").authorize_url(&[]).url, IW, &app.password(IW)).await;
@@ -295,16 +298,16 @@ async fn concurrent_wrong_email_codes_are_each_counted_and_at_most_the_limit_com
         let b = app.browser();
         let p = at_email_code(&app, &b, &email).await;
         // The race writes only its own sign-in transaction (the attempt count).
-        let before = app.snapshot_except(&["signins"]);
+        let before = app.snapshot_except(&["signins"]).await;
         let (attempts, pages) = email_code_race(&app, &b, &p).await;
         assert_eq!(attempts, 5, "round {round}: each wrong code is counted, up to the limit");
         assert_eq!(count_text(&pages, "not right"), 5, "round {round}: exactly the limit of codes is compared");
         assert_eq!(count_text(&pages, "Too many wrong codes"), 11);
         // The right code no longer works on this sign-in, and the guest is still pending.
-        let right = b.post_abs(&p.url, &p.form("email-otp").set("code", &app.latest_otp(&email))).await;
+        let right = b.post_abs(&p.url, &p.form("email-otp").set("code", &app.latest_otp(&email).await)).await;
         assert!(right.text("p.error").unwrap().contains("Too many wrong codes"), "{}", right.body);
-        assert_eq!(otp_attempts(&app, &p), 5);
-        assert_same(&before, &app.snapshot_except(&["signins"]), "the guest and the invitation are unchanged");
+        assert_eq!(otp_attempts(&app, &p).await, 5);
+        assert_same(&before, &app.snapshot_except(&["signins"]).await, "the guest and the invitation are unchanged");
     }
 }
 
@@ -315,7 +318,7 @@ async fn a_full_password_queue_answers_429_at_once_and_counts_nothing() {
     let app = spawn_with(|c| c.rate_limit.password_queue = Some(0)).await;
     let b = app.browser();
     let p = at_password(&app, &b, IW).await;
-    let before = app.snapshot();
+    let before = app.snapshot().await;
     let (status, retry, body) = raw_post(&b, &p.url, &p.form("password").set("password", &app.password(IW))).await;
     let busy = page_of(status, body);
     assert_eq!(busy.status, StatusCode::TOO_MANY_REQUESTS);
@@ -323,8 +326,8 @@ async fn a_full_password_queue_answers_429_at_once_and_counts_nothing() {
     assert!(busy.text("p.error").unwrap().contains("a great many sign-ins"), "{}", busy.body);
     assert!(busy.has("form#password"), "the person can try again from the same page");
     assert_eq!(app.state.passwords.checks(), 0, "nothing was hashed");
-    assert_eq!(app.state.limiter.count(&account_key(&app, IW), app.clock.now()), 0, "not counted as a failure");
-    assert_same(&before, &app.snapshot(), "a shed attempt changes nothing");
+    assert_eq!(app.state.limiter.count(&account_key(&app, IW).await, app.clock.now()), 0, "not counted as a failure");
+    assert_same(&before, &app.snapshot().await, "a shed attempt changes nothing");
 }
 
 // ---------- #28 ----------
@@ -335,16 +338,16 @@ async fn identifying_as_an_email_guest_sends_nothing_and_anonymous_sends_leave_t
     let inv = app.invite(PAT, LANDING, None).await;
     let url = inv["inviteRedeemUrl"].as_str().unwrap().to_string();
     // Each identification opens its own sign-in transaction; nothing else may change.
-    let before = app.snapshot_except(&["signins"]);
-    let outbox = app.state.store.outbox(10_000).unwrap().len();
+    let before = app.snapshot_except(&["signins"]).await;
+    let outbox = app.state.store.outbox(10_000).await.unwrap().len();
     for _ in 0..9 {
         let b = Browser::forwarded_for(&app.url, "198.51.100.9");
         let p = b.follow_any(b.get(&url).await).await;
         assert!(p.has("form#email-otp-send") && !p.has("form#email-otp"), "{}", p.body);
     }
-    assert_eq!(app.state.store.outbox(10_000).unwrap().len(), outbox, "identifying mails nothing");
-    assert_eq!(otp_mails(&app, PAT), 0);
-    assert_same(&before, &app.snapshot_except(&["signins"]), "identifying as an email guest nine times");
+    assert_eq!(app.state.store.outbox(10_000).await.unwrap().len(), outbox, "identifying mails nothing");
+    assert_eq!(otp_mails(&app, PAT).await, 0);
+    assert_same(&before, &app.snapshot_except(&["signins"]).await, "identifying as an email guest nine times");
 
     // An anonymous requester spends its own quota (10 an hour) and then gets 429.
     for i in 0..10 {
@@ -354,7 +357,7 @@ async fn identifying_as_an_email_guest_sends_nothing_and_anonymous_sends_leave_t
     }
     let b = Browser::forwarded_for(&app.url, "198.51.100.9");
     let p = b.follow_any(b.get(&url).await).await;
-    let before = app.snapshot();
+    let before = app.snapshot().await;
     let (status, retry, body) = raw_post(&b, &p.url, &p.form("email-otp-send")).await;
     let limited = page_of(status, body);
     assert_eq!(
@@ -362,16 +365,17 @@ async fn identifying_as_an_email_guest_sends_nothing_and_anonymous_sends_leave_t
         (StatusCode::TOO_MANY_REQUESTS, Some("otp_rate_limited"))
     );
     assert!(retry.unwrap().parse::<i64>().unwrap() > 0);
-    assert_same(&before, &app.snapshot(), "a refused send changes nothing");
-    assert_eq!(otp_mails(&app, PAT), 10);
+    assert_same(&before, &app.snapshot().await, "a refused send changes nothing");
+    assert_eq!(otp_mails(&app, PAT).await, 10);
 
     // The guest, elsewhere, still gets a code and redeems.
     let guest = Browser::forwarded_for(&app.url, "203.0.113.44");
     let p = guest.send_email_code(guest.follow_any(guest.get(&url).await).await).await;
     assert!(p.has("form#email-otp"), "{}", p.body);
-    assert_eq!(otp_mails(&app, PAT), 11);
-    let consent =
-        guest.follow_any(guest.post_abs(&p.url, &p.form("email-otp").set("code", &app.latest_otp(PAT))).await).await;
+    assert_eq!(otp_mails(&app, PAT).await, 11);
+    let consent = guest
+        .follow_any(guest.post_abs(&p.url, &p.form("email-otp").set("code", &app.latest_otp(PAT).await)).await)
+        .await;
     assert_eq!(accept(&guest, &consent).await.location.as_deref(), Some(LANDING));
 }
 
@@ -383,32 +387,32 @@ async fn one_sso_session_is_rate_limited_and_its_reuse_logged_once_a_minute() {
     let rp = app.rp("fabrikam");
     let b = app.browser();
     rp.sign_in(&b, IW, &app.password(IW), &[]).await;
-    let iw = app.user("fabrikam", IW);
-    let entries = |app: &TestApp| log(app).iter().filter(|e| e.user_id == Some(iw.id)).count();
-    assert_eq!(entries(&app), 1, "the interactive sign-in");
+    let iw = app.user("fabrikam", IW).await;
+    let entries = async |app: &TestApp| log(app).await.iter().filter(|e| e.user_id == Some(iw.id)).count();
+    assert_eq!(entries(&app).await, 1, "the interactive sign-in");
     for i in 0..60 {
         let p = b.get(&rp.authorize_url(&[]).url).await;
         assert!(p.location.as_deref().is_some_and(|l| l.contains("code=")), "reuse {i}: {}", p.body);
     }
-    assert_eq!(entries(&app), 2, "sixty reuses in a minute: one aggregated entry");
-    let before = app.snapshot();
+    assert_eq!(entries(&app).await, 2, "sixty reuses in a minute: one aggregated entry");
+    let before = app.snapshot().await;
     let resp = b.http.get(rp.authorize_url(&[]).url).send().await.unwrap();
     let retry = resp.headers().get("retry-after").map(|v| v.to_str().unwrap().to_string());
     let page = page_of(resp.status(), resp.text().await.unwrap());
     assert_eq!((page.status, page.error_code().as_deref()), (StatusCode::TOO_MANY_REQUESTS, Some("sso_rate_limited")));
     assert!(retry.unwrap().parse::<i64>().unwrap() > 0);
-    assert_same(&before, &app.snapshot(), "a refused reuse changes nothing");
+    assert_same(&before, &app.snapshot().await, "a refused reuse changes nothing");
     app.clock.advance(61);
     let p = b.get(&rp.authorize_url(&[]).url).await;
     assert!(p.location.as_deref().is_some_and(|l| l.contains("code=")), "{}", p.body);
-    assert_eq!(entries(&app), 3, "the next minute is logged once more");
+    assert_eq!(entries(&app).await, 3, "the next minute is logged once more");
 }
 
 #[tokio::test]
 async fn the_sign_in_log_is_kept_by_age_and_its_cap_drops_anonymous_failures_first() {
     let app = spawn_app().await;
-    let tid = app.tenant_id("fabrikam");
-    let iw = app.user("fabrikam", IW);
+    let tid = app.tenant_id("fabrikam").await;
+    let iw = app.user("fabrikam", IW).await;
     let now = app.clock.now();
     let store = &app.state.store;
     let entry = |user: bool, at: i64, code: u32| SignInLogEntry {
@@ -419,21 +423,21 @@ async fn the_sign_in_log_is_kept_by_age_and_its_cap_drops_anonymous_failures_fir
         status: gatehouse::model::Status { error_code: code, ..Default::default() },
         ..Default::default()
     };
-    let base = store.signin_log_len(&tid);
-    store.append_signin_log(&tid, &mut entry(true, now - 31 * 86400, 0)).unwrap();
+    let base = store.signin_log_len(&tid).await;
+    store.append_signin_log(&tid, &mut entry(true, now - 31 * 86400, 0)).await.unwrap();
     for _ in 0..3 {
-        store.append_signin_log(&tid, &mut entry(true, now - 86400, 0)).unwrap();
+        store.append_signin_log(&tid, &mut entry(true, now - 86400, 0)).await.unwrap();
     }
     for _ in 0..5 {
-        store.append_signin_log(&tid, &mut entry(false, now, 50126)).unwrap();
+        store.append_signin_log(&tid, &mut entry(false, now, 50126)).await.unwrap();
     }
     // Age first: the 31-day-old entry goes, all else stays under a roomy cap.
-    store.trim_signin_log(now - gatehouse::model::LOG_RETENTION_SECS, 1000).unwrap();
-    assert_eq!(store.signin_log_len(&tid), base + 8);
-    assert!(store.signin_log(&tid, 100).unwrap().iter().all(|e| e.created_at > now - 30 * 86400));
+    store.trim_signin_log(now - gatehouse::model::LOG_RETENTION_SECS, 1000).await.unwrap();
+    assert_eq!(store.signin_log_len(&tid).await, base + 8);
+    assert!(store.signin_log(&tid, 100).await.unwrap().iter().all(|e| e.created_at > now - 30 * 86400));
     // At the cap, a flood of anonymous failures goes before anyone's history.
-    store.trim_signin_log(now - gatehouse::model::LOG_RETENTION_SECS, base + 4).unwrap();
-    let kept = store.signin_log(&tid, 100).unwrap();
+    store.trim_signin_log(now - gatehouse::model::LOG_RETENTION_SECS, base + 4).await.unwrap();
+    let kept = store.signin_log(&tid, 100).await.unwrap();
     assert_eq!(kept.len(), base + 4);
     assert_eq!(kept.iter().filter(|e| e.user_id == Some(iw.id)).count(), 3, "the members' history survives");
 }
@@ -443,8 +447,8 @@ async fn the_sign_in_log_is_kept_by_age_and_its_cap_drops_anonymous_failures_fir
 #[tokio::test]
 async fn concurrent_wrong_totp_codes_count_exactly_the_limit_then_lock() {
     let app = spawn_app().await;
-    let (secret, _) = enrol_iw(&app);
-    let methods = app.user("fabrikam", IW).totp_methods;
+    let (secret, _) = enrol_iw(&app).await;
+    let methods = app.user("fabrikam", IW).await.totp_methods;
     let (counted, locked, pages) = totp_race(&app, &secret).await;
     assert_eq!(counted, 5);
     assert!(locked);
@@ -453,15 +457,15 @@ async fn concurrent_wrong_totp_codes_count_exactly_the_limit_then_lock() {
     let (b, p) = at_challenge(&app).await;
     let right = b.submit(&p.form("totp-challenge").set("code", &totp_at(&secret, app.clock.now()))).await;
     assert!(right.text("p.error").unwrap().contains("locked"));
-    assert_eq!(app.user("fabrikam", IW).totp_methods, methods);
+    assert_eq!(app.user("fabrikam", IW).await.totp_methods, methods);
 }
 
 #[tokio::test]
 async fn one_recovery_code_used_by_eight_requests_at_once_succeeds_once() {
     let app = spawn_app().await;
-    let (_, codes) = enrol_iw(&app);
+    let (_, codes) = enrol_iw(&app).await;
     assert_eq!(recovery_race(&app, &codes[0]).await, 1);
-    let left = app.user("fabrikam", IW).recovery_code_hashes;
+    let left = app.user("fabrikam", IW).await.recovery_code_hashes;
     assert_eq!(left.len(), 9, "spent once");
     assert!(!left.contains(&gatehouse::mfa::hash_code(&codes[0])));
 }
@@ -503,12 +507,12 @@ async fn concurrent_attempt_races_on_every_counter_table() {
     }
     {
         let app = spawn_app().await;
-        let (_, codes) = enrol_iw(&app);
+        let (_, codes) = enrol_iw(&app).await;
         let wins = recovery_race(&app, &codes[1]).await;
         row("recovery code: one code, 8 at once → 1 wins", wins == 1, format!("{wins} won"));
         // The seven losers were wrong codes: MFA is locked now; the TOTP race needs a fresh account.
         let app = spawn_app().await;
-        let (secret, _) = enrol_iw(&app);
+        let (secret, _) = enrol_iw(&app).await;
         let (counted, locked, _) = totp_race(&app, &secret).await;
         row(
             "TOTP: 16 wrong at once → 5 counted, then locked",

@@ -37,8 +37,8 @@ fn plant(jar: &Jar, app: &TestApp, name: &str, value: &str, path: &str) {
     jar.add_cookie_str(&format!("{name}={value}; Path={path}"), &app.url.parse().unwrap());
 }
 
-fn signins(app: &TestApp) -> usize {
-    app.snapshot().iter().filter(|(t, _, _)| t == "signins").count()
+async fn signins(app: &TestApp) -> usize {
+    app.snapshot().await.iter().filter(|(t, _, _)| t == "signins").count()
 }
 
 fn without_signins(snapshot: Vec<(String, Vec<u8>, Vec<u8>)>) -> Vec<(String, Vec<u8>, Vec<u8>)> {
@@ -49,10 +49,10 @@ fn policy(v: serde_json::Value) -> gatehouse::policy::Policy {
     serde_json::from_value(v).unwrap()
 }
 
-fn devices_of(app: &TestApp, login: &str) -> Vec<gatehouse::model::Device> {
-    let user = app.user("fabrikam", login);
-    let tid = app.tenant_id("fabrikam");
-    app.state.store.devices(&tid).unwrap().into_iter().filter(|d| d.registered_owner == Some(user.id)).collect()
+async fn devices_of(app: &TestApp, login: &str) -> Vec<gatehouse::model::Device> {
+    let user = app.user("fabrikam", login).await;
+    let tid = app.tenant_id("fabrikam").await;
+    app.state.store.devices(&tid).await.unwrap().into_iter().filter(|d| d.registered_owner == Some(user.id)).collect()
 }
 
 fn logout_url(rp: &Rp, hint: &str) -> String {
@@ -76,7 +76,7 @@ fn rp_param(page: &Page, name: &str) -> Option<String> {
 #[tokio::test]
 async fn a_copied_device_cookie_is_an_unregistered_device_for_another_user() {
     let app = spawn_app().await;
-    let tid = app.tenant_id("fabrikam");
+    let tid = app.tenant_id("fabrikam").await;
     app.state
         .store
         .put_policy(
@@ -86,17 +86,17 @@ async fn a_copied_device_cookie_is_an_unregistered_device_for_another_user() {
                 "conditions": {"users": {"includeUsers": ["All"]}, "applications": {"includeApplications": ["test-rp"]}},
                 "grantControls": {"operator": "OR", "builtInControls": ["compliantDevice"]},
             })),
-        )
+        ).await
         .unwrap();
     let rp = app.rp("fabrikam");
     let (a, a_jar) = jar_browser(&app);
     let first = a.sign_in(&rp.authorize_url(&[]).url, IW, &app.password(IW)).await;
     assert_eq!(first.error_code().as_deref(), Some("access_blocked"), "{}", first.body);
     // The admin marks iw's registered device compliant: iw's browser now gets in.
-    let mut device = devices_of(&app, IW).pop().unwrap();
+    let mut device = devices_of(&app, IW).await.pop().unwrap();
     device.is_compliant = true;
     device.is_managed = true;
-    app.state.store.put_device(&tid, &device).unwrap();
+    app.state.store.put_device(&tid, &device).await.unwrap();
     let ok = a.sign_in(&rp.authorize_url(&[]).url, IW, &app.password(IW)).await;
     assert!(rp_param(&ok, "code").is_some(), "{}", ok.body);
     let copied = cookie(&a_jar, &format!("{}/fabrikam/", app.url), "gh_dev").unwrap();
@@ -107,11 +107,15 @@ async fn a_copied_device_cookie_is_an_unregistered_device_for_another_user() {
     plant(&b_jar, &app, "gh_dev", &copied, "/fabrikam");
     let blocked = b.sign_in(&rp.authorize_url(&[]).url, ADMIN, &app.password(ADMIN)).await;
     assert_eq!((blocked.status, blocked.error_code().as_deref()), (StatusCode::FORBIDDEN, Some("access_blocked")));
-    assert_eq!(app.state.store.device(&tid, &device.id).unwrap().as_ref(), Some(&device), "compliant device unchanged");
-    let admins = devices_of(&app, ADMIN);
+    assert_eq!(
+        app.state.store.device(&tid, &device.id).await.unwrap().as_ref(),
+        Some(&device),
+        "compliant device unchanged"
+    );
+    let admins = devices_of(&app, ADMIN).await;
     assert_eq!(admins.len(), 1);
     assert!(admins[0].id != device.id && !admins[0].is_compliant);
-    let log = app.state.store.signin_log(&tid, 1).unwrap().remove(0);
+    let log = app.state.store.signin_log(&tid, 1).await.unwrap().remove(0);
     assert_eq!(log.device_detail.map(|d| d.device_id), Some(admins[0].id.clone()));
     assert_eq!(log.status.error.as_deref(), Some("access_blocked"));
 
@@ -120,7 +124,7 @@ async fn a_copied_device_cookie_is_an_unregistered_device_for_another_user() {
     plant(&c_jar, &app, "gh_dev", &device.id, "/fabrikam");
     let blocked = c.sign_in(&rp.authorize_url(&[]).url, IW, &app.password(IW)).await;
     assert_eq!(blocked.error_code().as_deref(), Some("access_blocked"));
-    assert_eq!(app.state.store.device(&tid, &device.id).unwrap().as_ref(), Some(&device));
+    assert_eq!(app.state.store.device(&tid, &device.id).await.unwrap().as_ref(), Some(&device));
 }
 
 // ---- #9 ----
@@ -145,22 +149,22 @@ async fn a_stale_proof_up_page_cannot_replace_a_newer_mfa_method() {
     assert!(shown.has("ul#recovery-codes"), "{}", shown.body);
 
     // A's refused enrolment moves its own sign-in on to the challenge; nothing else changes.
-    let before = app.snapshot_except(&["signins"]);
+    let before = app.snapshot_except(&["signins"]).await;
     let stale = a.post_abs(&page_a.url, &page_a.form("totp-enroll").set("code", &totp_at(&secret_a, now))).await;
     assert_eq!(stale.status, StatusCode::CONFLICT, "{}", stale.body);
     assert!(stale.has("form#totp-challenge") && stale.body.contains("already has an authenticator app"));
     assert!(!stale.has("ul#recovery-codes"));
-    assert_same(&before, &app.snapshot_except(&["signins"]), "B's method and recovery codes are unchanged");
+    assert_same(&before, &app.snapshot_except(&["signins"]).await, "B's method and recovery codes are unchanged");
 
     // A's sign-in continues at the MFA challenge, answered with the app B set up.
     app.clock.advance(30);
     let code = totp_at(&secret_b, app.clock.now());
     let done = a.follow_any(a.post_abs(&stale.url, &stale.form("totp-challenge").set("code", &code)).await).await;
     assert!(rp_param(&done, "code").is_some(), "{}", done.body);
-    let before = app.snapshot();
+    let before = app.snapshot().await;
     let refused = a.post_abs(&page_a.url, &page_a.form("totp-enroll").set("code", &totp_at(&secret_a, now))).await;
     assert_eq!(refused.error_code().as_deref(), Some("signin_expired"), "the stale page is spent");
-    assert_same(&before, &app.snapshot(), "the spent page changes nothing");
+    assert_same(&before, &app.snapshot().await, "the spent page changes nothing");
 }
 
 #[tokio::test]
@@ -177,7 +181,7 @@ async fn two_concurrent_enrolments_cannot_both_win() {
     assert_eq!(won.iter().filter(|w| **w).count(), 1, "exactly one enrolment wins: {won:?}");
     let loser = if won[0] { &rb } else { &ra };
     assert_eq!(loser.status, StatusCode::CONFLICT);
-    let user = app.user("fabrikam", IW);
+    let user = app.user("fabrikam", IW).await;
     assert_eq!(user.totp_methods.len(), 1);
     assert_eq!(user.recovery_code_hashes.len(), 10);
 }
@@ -192,19 +196,19 @@ async fn a_foreign_or_expired_id_token_hint_asks_before_signing_out() {
     let (own, _) = rp.sign_in(&victim, IW, &app.password(IW), &[]).await;
     let (theirs, _) = rp.sign_in(&app.browser(), ADMIN, &app.password(ADMIN), &[]).await;
 
-    let before = app.snapshot();
+    let before = app.snapshot().await;
     let forged = victim.get(&logout_url(&rp, theirs["id_token"].as_str().unwrap())).await;
     assert_eq!(forged.status, StatusCode::OK, "{}", forged.body);
     assert!(forged.has("form#logout"), "someone else's hint: the victim is asked");
-    assert_same(&before, &app.snapshot(), "the forged logout ended nothing");
+    assert_same(&before, &app.snapshot().await, "the forged logout ended nothing");
     assert!(rp_param(&silent(&victim, &rp).await, "code").is_some(), "the victim's session still works");
 
     // The victim's own hint, once expired, still names the client but no longer skips the question.
     app.clock.advance(3601);
-    let before = app.snapshot();
+    let before = app.snapshot().await;
     let expired = victim.get(&logout_url(&rp, own["id_token"].as_str().unwrap())).await;
     assert!(expired.has("form#logout"), "{}", expired.body);
-    assert_same(&before, &app.snapshot(), "an expired hint ended nothing by itself");
+    assert_same(&before, &app.snapshot().await, "an expired hint ended nothing by itself");
     let form = expired.form("logout");
     assert!(form.fields.iter().any(|(k, v)| k == "client_id" && v == "test-rp"), "{form:?}");
     let done = victim.submit(&form).await;
@@ -225,21 +229,21 @@ async fn reauthentication_retires_the_previous_session() {
     let (tokens, _) = rp.sign_in(&a, IW, &app.password(IW), &[("prompt", "login")]).await;
     let second = cookie(&jar, &tenant_url, "gh_sso").unwrap();
     assert_ne!(first, second);
-    let sessions = app.snapshot().iter().filter(|(t, _, _)| t == "sessions").count();
+    let sessions = app.snapshot().await.iter().filter(|(t, _, _)| t == "sessions").count();
     assert_eq!(sessions, 1, "one browser, one session at the tenant");
 
     let (copy, copy_jar) = jar_browser(&app);
     plant(&copy_jar, &app, "gh_sso", &first, "/fabrikam");
-    let before = app.snapshot();
+    let before = app.snapshot().await;
     let old = silent(&copy, &rp).await;
     assert_eq!(rp_param(&old, "error").as_deref(), Some("login_required"), "the first cookie no longer signs in");
-    assert_same(&before, &app.snapshot(), "the retired cookie opened nothing");
+    assert_same(&before, &app.snapshot().await, "the retired cookie opened nothing");
     assert!(rp_param(&silent(&a, &rp).await, "code").is_some(), "the current session works");
 
     let out = a.get(&logout_url(&rp, tokens["id_token"].as_str().unwrap())).await;
     assert_eq!(out.location.as_deref(), Some(LOGGED_OUT));
     assert_eq!(rp_param(&silent(&a, &rp).await, "error").as_deref(), Some("login_required"));
-    assert_eq!(app.snapshot().iter().filter(|(t, _, _)| t == "sessions").count(), 0, "logout ended it");
+    assert_eq!(app.snapshot().await.iter().filter(|(t, _, _)| t == "sessions").count(), 0, "logout ended it");
 }
 
 #[tokio::test]
@@ -248,16 +252,16 @@ async fn a_portal_sign_in_replaces_the_browsers_session_too() {
     let rp = app.rp("fabrikam");
     let browser = app.browser();
     rp.sign_in(&browser, IW, &app.password(IW), &[]).await;
-    let sessions = |app: &TestApp| app.snapshot().iter().filter(|(t, _, _)| t == "sessions").count();
-    assert_eq!(sessions(&app), 1);
+    let sessions = async |app: &TestApp| app.snapshot().await.iter().filter(|(t, _, _)| t == "sessions").count();
+    assert_eq!(sessions(&app).await, 1);
     // iw's account is disabled: the admin page asks for a new sign-in in the same browser.
-    let mut iw = app.user("fabrikam", IW);
+    let mut iw = app.user("fabrikam", IW).await;
     iw.account_enabled = false;
-    app.state.store.put_user(&iw).unwrap();
+    app.state.store.put_user(&iw).await.unwrap();
     let done = browser.sign_in("/fabrikam/admin", ADMIN, &app.password(ADMIN)).await;
     assert_eq!(done.status, StatusCode::OK, "{}", done.body);
     assert!(done.has("main#admin"), "the admin is signed in: {}", done.body);
-    assert_eq!(sessions(&app), 1, "the portal sign-in replaced iw's session");
+    assert_eq!(sessions(&app).await, 1, "the portal sign-in replaced iw's session");
 }
 
 // ---- #13 ----
@@ -281,12 +285,12 @@ async fn a_planted_browser_cookie_is_replaced_and_its_csrf_tokens_refused() {
     let forged = b64url(&mac(&app.state.instance_secret, &[b"csrf", planted.as_bytes()]));
     let (attacker, attacker_jar) = jar_browser(&app);
     plant(&attacker_jar, &app, &name, &planted, "/");
-    let before = app.snapshot();
+    let before = app.snapshot().await;
     let refused = attacker.submit(&form.clone().set("csrf", &forged)).await;
     assert_eq!((refused.status, refused.error_code().as_deref()), (StatusCode::FORBIDDEN, Some("csrf")));
     let refused = b.submit(&form.clone().set("csrf", &forged)).await;
     assert_eq!((refused.status, refused.error_code().as_deref()), (StatusCode::FORBIDDEN, Some("csrf")));
-    assert_same(&before, &app.snapshot(), "forged CSRF tokens change nothing");
+    assert_same(&before, &app.snapshot().await, "forged CSRF tokens change nothing");
 
     // A completed sign-in issues a fresh browser cookie.
     let next = b.follow(b.submit(&form).await).await;
@@ -311,18 +315,18 @@ async fn an_id_token_hint_that_does_not_verify_is_refused_to_the_relying_party()
     let tampered = format!("{}.{}", &own[..sig_at], b64url(&[7u8; 64]));
 
     for (what, hint) in [("garbage", "garbage.garbage.garbage"), ("bad signature", tampered.as_str())] {
-        let before = app.snapshot();
+        let before = app.snapshot().await;
         let page = browser.get(&rp.authorize_url(&[("prompt", "none"), ("id_token_hint", hint)]).url).await;
         assert_eq!(page.status, StatusCode::FOUND, "{what}");
         assert_eq!(rp_param(&page, "error").as_deref(), Some("invalid_request"), "{what}");
         assert!(rp_param(&page, "code").is_none(), "{what}");
-        assert_same(&before, &app.snapshot(), what);
+        assert_same(&before, &app.snapshot().await, what);
     }
     // Another user's hint: prompt=none cannot answer for them; otherwise the sign-in page.
-    let before = app.snapshot();
+    let before = app.snapshot().await;
     let page = browser.get(&rp.authorize_url(&[("prompt", "none"), ("id_token_hint", &theirs)]).url).await;
     assert_eq!(rp_param(&page, "error").as_deref(), Some("login_required"));
-    assert_same(&before, &app.snapshot(), "another user's hint");
+    assert_same(&before, &app.snapshot().await, "another user's hint");
     let page = browser.get(&rp.authorize_url(&[("id_token_hint", &theirs)]).url).await;
     assert!(page.location.as_deref().unwrap().starts_with("/fabrikam/login?tx="), "{:?}", page.location);
     // An expired hint of this session's user is still a hint.
@@ -339,15 +343,15 @@ async fn anonymous_authorize_requests_are_bounded_in_size_and_number() {
     let rp = app.rp("fabrikam");
 
     // 12 KiB of acr_values: refused on our own page; nothing stored.
-    let before = app.snapshot();
+    let before = app.snapshot().await;
     let huge = app.browser().get(&rp.authorize_url(&[("acr_values", &"x ".repeat(6 * 1024))]).url).await;
     assert_eq!((huge.status, huge.error_code().as_deref()), (StatusCode::BAD_REQUEST, Some("invalid_request")));
-    assert_same(&before, &app.snapshot(), "an oversized request stores nothing");
+    assert_same(&before, &app.snapshot().await, "an oversized request stores nothing");
 
     // Only supported acr values are kept, each once.
     let page = app.browser().get(&rp.authorize_url(&[("acr_values", "urn:x 3 2 1 2")]).url).await;
     let tx = query_param(&format!("{}{}", app.url, page.location.unwrap()), "tx").unwrap();
-    let stored = app.state.store.signin(&digest(&tx)).unwrap().unwrap();
+    let stored = app.state.store.signin(&digest(&tx)).await.unwrap().unwrap();
     let gatehouse::model::Purpose::Authorize(request) = stored.purpose else { panic!("an authorize sign-in") };
     assert_eq!(request.acr_values, vec!["2".to_string(), "1".to_string()]);
 
@@ -358,32 +362,32 @@ async fn anonymous_authorize_requests_are_bounded_in_size_and_number() {
         let page = browser.get(&rp.authorize_url(&[]).url).await;
         txs.push(page.location.unwrap());
     }
-    assert_eq!(signins(&app), 1 + 20, "the acr sign-in and this browser's newest 20");
+    assert_eq!(signins(&app).await, 1 + 20, "the acr sign-in and this browser's newest 20");
     let evicted = browser.get(&txs[0]).await;
     assert_eq!(evicted.error_code().as_deref(), Some("signin_expired"));
     assert!(browser.get(&txs[24]).await.has("form#identify"));
 
     // Overall: at the limit, a clear 503 page and nothing stored.
     for _ in 0..40 {
-        if signins(&app) >= 40 {
+        if signins(&app).await >= 40 {
             break;
         }
         plain_client().get(rp.authorize_url(&[]).url).send().await.unwrap();
     }
-    assert_eq!(signins(&app), 40);
-    let before = app.snapshot();
+    assert_eq!(signins(&app).await, 40);
+    let before = app.snapshot().await;
     let full = app.browser().get(&rp.authorize_url(&[]).url).await;
     assert_eq!(
         (full.status, full.error_code().as_deref()),
         (StatusCode::SERVICE_UNAVAILABLE, Some("too_many_signins"))
     );
-    assert_same(&before, &app.snapshot(), "no transaction beyond the limit");
+    assert_same(&before, &app.snapshot().await, "no transaction beyond the limit");
 
     // Expired sign-ins are swept, and sign-ins start again.
     app.clock.advance(app.state.config.tokens.signin_secs + 1);
     let again = app.browser().get(&rp.authorize_url(&[]).url).await;
     assert!(again.location.as_deref().unwrap().starts_with("/fabrikam/login?tx="), "{}", again.body);
-    assert_eq!(signins(&app), 1);
+    assert_eq!(signins(&app).await, 1);
 }
 
 // ---- bad input: the new classes ----
@@ -429,7 +433,7 @@ async fn bad_session_input_table() {
     ];
     let mut failures = Vec::new();
     for (name, url, want) in &cases {
-        let before = app.snapshot();
+        let before = app.snapshot().await;
         let page = sso.get(url).await;
         let ok = match want {
             Want::Page(status, code) => page.status.as_u16() == *status && page.error_code().as_deref() == Some(*code),
@@ -447,7 +451,7 @@ async fn bad_session_input_table() {
                 page.error_code().unwrap_or_default()
             ));
         }
-        if before != app.snapshot() {
+        if before != app.snapshot().await {
             failures.push(format!("{name}: the store changed"));
         }
     }
@@ -460,13 +464,13 @@ async fn bad_session_input_table() {
     for _ in 0..3 {
         plain_client().get(rp.authorize_url(&[]).url).send().await.unwrap();
     }
-    let before = without_signins(app.snapshot());
+    let before = without_signins(app.snapshot().await);
     let full = app.browser().get(&rp.authorize_url(&[]).url).await;
     if (full.status, full.error_code().as_deref()) != (StatusCode::SERVICE_UNAVAILABLE, Some("too_many_signins")) {
         failures.push(format!("too many transactions: {} {:?}", full.status, full.error_code()));
     }
-    if signins(&app) != 3 || before != without_signins(app.snapshot()) {
-        failures.push(format!("too many transactions: {} stored", signins(&app)));
+    if signins(&app).await != 3 || before != without_signins(app.snapshot().await) {
+        failures.push(format!("too many transactions: {} stored", signins(&app).await));
     }
     assert!(failures.is_empty(), "{} of {} rows failed:\n{}", failures.len(), cases.len() + 2, failures.join("\n"));
 }

@@ -1,10 +1,15 @@
 //! Conditional access policies, named locations, registered devices and the sign-in log.
 use uuid::Uuid;
 
-use super::{Result, Store, decode, get, key2, put, uuid_key};
+use super::{Result, SledStore, api, decode, get, key2, put, uuid_key};
 use crate::model::SignInLogEntry;
 use crate::model::{Consent, Device};
 use crate::policy::{NamedLocation, Policy};
+use crate::storage::CaRecords;
+
+fn scan<T: serde::de::DeserializeOwned>(tree: &sled::Tree, tenant: &Uuid) -> Result<Vec<T>> {
+    tree.scan_prefix(prefix(tenant)).values().map(|v| decode(&v?)).collect()
+}
 
 fn prefix(tenant: &Uuid) -> Vec<u8> {
     let mut p = uuid_key(tenant).to_vec();
@@ -22,13 +27,6 @@ pub(super) struct CaCache {
     tenants: std::sync::RwLock<std::collections::HashMap<Uuid, CaRecords>>,
 }
 
-/// What conditional access evaluates for one tenant.
-#[derive(Clone)]
-pub struct CaRecords {
-    pub policies: std::sync::Arc<Vec<Policy>>,
-    pub locations: std::sync::Arc<Vec<NamedLocation>>,
-}
-
 impl CaCache {
     fn changed(&self, tenant: &Uuid) {
         self.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -36,17 +34,21 @@ impl CaCache {
     }
 }
 
-impl Store {
-    /// The tenant's policies and named locations for evaluation, from the shared cache.
-    pub fn ca_records(&self, tenant: &Uuid) -> Result<CaRecords> {
+fn consent_key(tenant: &Uuid, user: &Uuid, client_id: &str) -> Vec<u8> {
+    key2(&key2(&uuid_key(tenant), user.as_bytes()), client_id.as_bytes())
+}
+
+#[async_trait::async_trait]
+impl api::PolicyStore for SledStore {
+    async fn ca_records(&self, tenant: &Uuid) -> Result<CaRecords> {
         let cache = &self.ca_cache;
         let seen = cache.generation.load(std::sync::atomic::Ordering::SeqCst);
         if let Some(r) = cache.tenants.read().unwrap_or_else(|p| p.into_inner()).get(tenant) {
             return Ok(r.clone());
         }
         let records = CaRecords {
-            policies: std::sync::Arc::new(self.policies(tenant)?),
-            locations: std::sync::Arc::new(self.named_locations(tenant)?),
+            policies: std::sync::Arc::new(scan(&self.policies, tenant)?),
+            locations: std::sync::Arc::new(scan(&self.locations, tenant)?),
         };
         let mut tenants = cache.tenants.write().unwrap_or_else(|p| p.into_inner());
         if cache.generation.load(std::sync::atomic::Ordering::SeqCst) == seen {
@@ -55,71 +57,76 @@ impl Store {
         Ok(records)
     }
 
-    pub fn policies(&self, tenant: &Uuid) -> Result<Vec<Policy>> {
+    async fn policies(&self, tenant: &Uuid) -> Result<Vec<Policy>> {
         self.policies.scan_prefix(prefix(tenant)).values().map(|v| decode(&v?)).collect()
     }
-    pub fn put_policy(&self, tenant: &Uuid, p: &Policy) -> Result<()> {
+
+    async fn put_policy(&self, tenant: &Uuid, p: &Policy) -> Result<()> {
         put(&self.policies, &key2(&uuid_key(tenant), p.id.as_bytes()), p)?;
         self.ca_cache.changed(tenant);
         Ok(())
     }
-    pub fn policy(&self, tenant: &Uuid, id: &str) -> Result<Option<Policy>> {
+
+    async fn policy(&self, tenant: &Uuid, id: &str) -> Result<Option<Policy>> {
         get(&self.policies, &key2(&uuid_key(tenant), id.as_bytes()))
     }
-    pub fn delete_policy(&self, tenant: &Uuid, id: &str) -> Result<bool> {
+
+    async fn delete_policy(&self, tenant: &Uuid, id: &str) -> Result<bool> {
         let removed = self.policies.remove(key2(&uuid_key(tenant), id.as_bytes()))?.is_some();
         self.ca_cache.changed(tenant);
         Ok(removed)
     }
 
-    pub fn named_locations(&self, tenant: &Uuid) -> Result<Vec<NamedLocation>> {
+    async fn named_locations(&self, tenant: &Uuid) -> Result<Vec<NamedLocation>> {
         self.locations.scan_prefix(prefix(tenant)).values().map(|v| decode(&v?)).collect()
     }
-    pub fn put_named_location(&self, tenant: &Uuid, l: &NamedLocation) -> Result<()> {
+
+    async fn put_named_location(&self, tenant: &Uuid, l: &NamedLocation) -> Result<()> {
         put(&self.locations, &key2(&uuid_key(tenant), l.id.as_bytes()), l)?;
         self.ca_cache.changed(tenant);
         Ok(())
     }
-    pub fn named_location(&self, tenant: &Uuid, id: &str) -> Result<Option<NamedLocation>> {
+
+    async fn named_location(&self, tenant: &Uuid, id: &str) -> Result<Option<NamedLocation>> {
         get(&self.locations, &key2(&uuid_key(tenant), id.as_bytes()))
     }
-    pub fn delete_named_location(&self, tenant: &Uuid, id: &str) -> Result<bool> {
+
+    async fn delete_named_location(&self, tenant: &Uuid, id: &str) -> Result<bool> {
         let removed = self.locations.remove(key2(&uuid_key(tenant), id.as_bytes()))?.is_some();
         self.ca_cache.changed(tenant);
         Ok(removed)
     }
 
-    pub fn devices(&self, tenant: &Uuid) -> Result<Vec<Device>> {
+    async fn devices(&self, tenant: &Uuid) -> Result<Vec<Device>> {
         self.devices.scan_prefix(prefix(tenant)).values().map(|v| decode(&v?)).collect()
     }
-    pub fn device(&self, tenant: &Uuid, id: &str) -> Result<Option<Device>> {
+
+    async fn device(&self, tenant: &Uuid, id: &str) -> Result<Option<Device>> {
         get(&self.devices, &key2(&uuid_key(tenant), id.as_bytes()))
     }
-    pub fn put_device(&self, tenant: &Uuid, d: &Device) -> Result<()> {
+
+    async fn put_device(&self, tenant: &Uuid, d: &Device) -> Result<()> {
         put(&self.devices, &key2(&uuid_key(tenant), d.id.as_bytes()), d)
     }
 
-    /// What `user` consented to share with the application `client_id` (OIDC Core §11).
-    pub fn consent(&self, tenant: &Uuid, user: &Uuid, client_id: &str) -> Result<Option<Consent>> {
+    async fn consent(&self, tenant: &Uuid, user: &Uuid, client_id: &str) -> Result<Option<Consent>> {
         get(&self.consents, &consent_key(tenant, user, client_id))
     }
 
-    pub fn put_consent(&self, tenant: &Uuid, user: &Uuid, client_id: &str, c: &Consent) -> Result<()> {
+    async fn put_consent(&self, tenant: &Uuid, user: &Uuid, client_id: &str, c: &Consent) -> Result<()> {
         put(&self.consents, &consent_key(tenant, user, client_id), c)
     }
+}
 
-    /// Appends to the sign-in log (ordered by a monotonic id).
-    pub fn append_signin_log(&self, tenant: &Uuid, entry: &mut SignInLogEntry) -> Result<()> {
+#[async_trait::async_trait]
+impl api::AuditStore for SledStore {
+    async fn append_signin_log(&self, tenant: &Uuid, entry: &mut SignInLogEntry) -> Result<()> {
         let seq = self.db.generate_id()?;
         entry.seq = seq;
         put(&self.signin_log, &key2(&uuid_key(tenant), &seq.to_be_bytes()), entry)
     }
 
-    /// Retention: drops entries older than `before` (the primary rule); then, only for a
-    /// tenant over `keep` entries (a disk-space last resort), failures of unknown accounts
-    /// go first, oldest first, and only then the tenant's oldest other entries — so a
-    /// flood of anonymous failures cannot push out the history of real sign-ins.
-    pub fn trim_signin_log(&self, before: i64, keep: usize) -> Result<usize> {
+    async fn trim_signin_log(&self, before: i64, keep: usize) -> Result<usize> {
         let mut removed = 0;
         // Per tenant, the surviving entries oldest first: (key, anonymous failure).
         let mut per_tenant: std::collections::HashMap<Vec<u8>, Vec<(sled::IVec, bool)>> =
@@ -154,17 +161,11 @@ impl Store {
         Ok(removed)
     }
 
-    /// Entries of `tenant` in the log.
-    pub fn signin_log_len(&self, tenant: &Uuid) -> usize {
+    async fn signin_log_len(&self, tenant: &Uuid) -> usize {
         self.signin_log.scan_prefix(prefix(tenant)).count()
     }
 
-    /// Newest first.
-    pub fn signin_log(&self, tenant: &Uuid, limit: usize) -> Result<Vec<SignInLogEntry>> {
+    async fn signin_log(&self, tenant: &Uuid, limit: usize) -> Result<Vec<SignInLogEntry>> {
         self.signin_log.scan_prefix(prefix(tenant)).values().rev().take(limit).map(|v| decode(&v?)).collect()
     }
-}
-
-fn consent_key(tenant: &Uuid, user: &Uuid, client_id: &str) -> Vec<u8> {
-    key2(&key2(&uuid_key(tenant), user.as_bytes()), client_id.as_bytes())
 }

@@ -2,36 +2,30 @@
 //! pending federation states.
 use uuid::Uuid;
 
-use super::{Result, Store, decode, encode, get, key2, put, update, uuid_key};
+use super::{Result, SledStore, api, decode, encode, get, key2, put, update, uuid_key};
 use crate::model::{ExternalUserState, FedState, Identity, OutboxMessage, StubAccount, User};
 use crate::model::{Invitation, InvitationStatus, Ticket, TicketState};
+use crate::storage::Redeemed;
 
-pub enum Redeemed {
-    Done(Box<User>),
-    AlreadyRedeemed,
-    Voided,
-    Unknown,
-}
-
-impl Store {
-    pub fn put_invitation(&self, inv: &Invitation) -> Result<()> {
+#[async_trait::async_trait]
+impl api::GuestStore for SledStore {
+    async fn put_invitation(&self, inv: &Invitation) -> Result<()> {
         put(&self.invitations, &key2(&uuid_key(&inv.tenant_id), inv.id.as_bytes()), inv)
     }
 
-    pub fn invitation(&self, tenant: &Uuid, id: &Uuid) -> Result<Option<Invitation>> {
+    async fn invitation(&self, tenant: &Uuid, id: &Uuid) -> Result<Option<Invitation>> {
         get(&self.invitations, &key2(&uuid_key(tenant), id.as_bytes()))
     }
 
-    pub fn put_ticket(&self, id: &[u8; 32], t: &Ticket) -> Result<()> {
+    async fn put_ticket(&self, id: &[u8; 32], t: &Ticket) -> Result<()> {
         put(&self.tickets, id, t)
     }
 
-    pub fn ticket(&self, id: &[u8; 32]) -> Result<Option<Ticket>> {
+    async fn ticket(&self, id: &[u8; 32]) -> Result<Option<Ticket>> {
         get(&self.tickets, id)
     }
 
-    /// Voids every active ticket of a guest (reset redemption).
-    pub fn void_tickets_of(&self, tenant: &Uuid, user: &Uuid) -> Result<()> {
+    async fn void_tickets_of(&self, tenant: &Uuid, user: &Uuid) -> Result<()> {
         let _one_at_a_time = self.tickets_lock.lock().unwrap_or_else(|p| p.into_inner());
         for item in self.tickets.iter() {
             let (k, v) = item?;
@@ -44,10 +38,7 @@ impl Store {
         Ok(())
     }
 
-    /// The ticket is consumed, the guest becomes Accepted with the home identity, and the
-    /// invitation is Completed. Redemptions run one at a time, so of concurrent calls exactly
-    /// one wins. The ticket is written last: a crash before it leaves the ticket usable again.
-    pub fn redeem(&self, ticket: &[u8; 32], identity: &Identity, now: i64) -> Result<Redeemed> {
+    async fn redeem(&self, ticket: &[u8; 32], identity: &Identity, now: i64) -> Result<Redeemed> {
         let _one_at_a_time = self.tickets_lock.lock().unwrap_or_else(|p| p.into_inner());
         let Some(mut t) = get::<Ticket>(&self.tickets, ticket)? else { return Ok(Redeemed::Unknown) };
         match t.state {
@@ -70,43 +61,27 @@ impl Store {
         Ok(Redeemed::Done(Box::new(user)))
     }
 
-    pub fn push_outbox(&self, mut msg: OutboxMessage) -> Result<OutboxMessage> {
-        msg.id = self.db.generate_id()?;
-        put(&self.outbox, &msg.id.to_be_bytes(), &msg)?;
-        Ok(msg)
-    }
-
-    /// Newest first.
-    pub fn outbox(&self, limit: usize) -> Result<Vec<OutboxMessage>> {
-        self.outbox.iter().values().rev().take(limit).map(|v| decode(&v?)).collect()
-    }
-
-    pub fn put_stub_account(&self, stub: &str, acct: &StubAccount) -> Result<()> {
+    async fn put_stub_account(&self, stub: &str, acct: &StubAccount) -> Result<()> {
         put(&self.stub_accounts, &key2(stub.as_bytes(), acct.login.as_bytes()), acct)
     }
 
-    pub fn stub_account(&self, stub: &str, login: &str) -> Result<Option<StubAccount>> {
+    async fn stub_account(&self, stub: &str, login: &str) -> Result<Option<StubAccount>> {
         get(&self.stub_accounts, &key2(stub.as_bytes(), login.trim().to_ascii_lowercase().as_bytes()))
     }
 
-    /// Maps the `state` sent to a home IdP back to the sign-in that sent it and to that home.
-    pub fn put_fed_state(&self, state: &str, record: &FedState) -> Result<()> {
+    async fn put_fed_state(&self, state: &str, record: &FedState) -> Result<()> {
         put(&self.fed_states, state.as_bytes(), record)
     }
 
-    /// Reads without consuming: a callback is checked (issuer, binding) before its state is spent.
-    /// An unreadable record (from before states were bound to their home) is no state.
-    pub fn fed_state(&self, state: &str) -> Result<Option<FedState>> {
+    async fn fed_state(&self, state: &str) -> Result<Option<FedState>> {
         Ok(self.fed_states.get(state.as_bytes())?.and_then(|v| decode(&v).ok()))
     }
 
-    /// Single use: the state is removed as it is read; of concurrent callers one gets it.
-    pub fn take_fed_state(&self, state: &str) -> Result<Option<FedState>> {
+    async fn take_fed_state(&self, state: &str) -> Result<Option<FedState>> {
         Ok(self.fed_states.remove(state.as_bytes())?.and_then(|v| decode(&v).ok()))
     }
 
-    /// Removes expired federation states (and unreadable ones, which can never be used).
-    pub fn sweep_fed_states(&self, now: i64) -> Result<usize> {
+    async fn sweep_fed_states(&self, now: i64) -> Result<usize> {
         let mut removed = 0;
         for item in self.fed_states.iter() {
             let (k, v) = item?;
@@ -116,5 +91,18 @@ impl Store {
             }
         }
         Ok(removed)
+    }
+}
+
+#[async_trait::async_trait]
+impl api::OutboxStore for SledStore {
+    async fn push_outbox(&self, mut msg: OutboxMessage) -> Result<OutboxMessage> {
+        msg.id = self.db.generate_id()?;
+        put(&self.outbox, &msg.id.to_be_bytes(), &msg)?;
+        Ok(msg)
+    }
+
+    async fn outbox(&self, limit: usize) -> Result<Vec<OutboxMessage>> {
+        self.outbox.iter().values().rev().take(limit).map(|v| decode(&v?)).collect()
     }
 }

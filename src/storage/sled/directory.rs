@@ -1,11 +1,12 @@
 //! Tenants, users and applications.
 use uuid::Uuid;
 
-use super::{Result, Store, StoreError, decode, get, key2, put, uuid_key};
+use super::{Result, SledStore, StoreError, Versioned, api, decode, get, key2, put, uuid_key};
 use crate::model::{Application, Tenant, User};
 
-impl Store {
-    pub fn put_tenant(&self, tenant: &Tenant) -> Result<()> {
+#[async_trait::async_trait]
+impl api::DirectoryStore for SledStore {
+    async fn put_tenant(&self, tenant: &Tenant) -> Result<()> {
         if let Some(existing) = self.slug_tenant.get(tenant.slug.as_bytes())?
             && existing.as_ref() != tenant.id.as_bytes()
         {
@@ -19,11 +20,11 @@ impl Store {
         Ok(())
     }
 
-    pub fn tenant(&self, id: &Uuid) -> Result<Option<Tenant>> {
+    async fn tenant(&self, id: &Uuid) -> Result<Option<Tenant>> {
         get(&self.tenants, &uuid_key(id))
     }
 
-    pub fn tenant_by_slug(&self, slug: &str) -> Result<Option<Tenant>> {
+    async fn tenant_by_slug(&self, slug: &str) -> Result<Option<Tenant>> {
         match self.slug_tenant.get(slug.as_bytes())? {
             Some(id) => get(&self.tenants, &id),
             None => Ok(None),
@@ -31,20 +32,20 @@ impl Store {
     }
 
     /// The tenant on this instance that verified `domain`, if any.
-    pub fn tenant_by_domain(&self, domain: &str) -> Result<Option<Tenant>> {
+    async fn tenant_by_domain(&self, domain: &str) -> Result<Option<Tenant>> {
         match self.domain_tenant.get(domain.as_bytes())? {
             Some(id) => get(&self.tenants, &id),
             None => Ok(None),
         }
     }
 
-    pub fn tenants(&self) -> Result<Vec<Tenant>> {
+    async fn tenants(&self) -> Result<Vec<Tenant>> {
         self.tenants.iter().values().map(|v| decode(&v?)).collect()
     }
 
     /// Writes a user, replacing the record with the same id (updates and tests). Creates
-    /// go through [`Store::insert_user`], which refuses an existing id.
-    pub fn put_user(&self, user: &User) -> Result<()> {
+    /// go through [`api::DirectoryStore::insert_user`], which refuses an existing id.
+    async fn put_user(&self, user: &User) -> Result<()> {
         let t = uuid_key(&user.tenant_id);
         let upn = user.user_principal_name.to_ascii_lowercase();
         let mail = user.mail.to_ascii_lowercase();
@@ -55,7 +56,7 @@ impl Store {
                 return Err(StoreError::Conflict(format!("{name} is already used in this tenant")));
             }
         }
-        if let Some(old) = self.user(&user.tenant_id, &user.id)? {
+        if let Some(old) = self.user(&user.tenant_id, &user.id).await? {
             self.upn_user.remove(key2(&t, old.user_principal_name.to_ascii_lowercase().as_bytes()))?;
             self.mail_user.remove(key2(&t, old.mail.to_ascii_lowercase().as_bytes()))?;
         }
@@ -69,7 +70,7 @@ impl Store {
     /// the mail is already taken in the tenant, so no create path can overwrite a record.
     /// The names are claimed first and the record is written last by compare-and-swap, so
     /// of two concurrent creates for one id or one address exactly one wins.
-    pub fn insert_user(&self, user: &User) -> Result<()> {
+    async fn insert_user(&self, user: &User) -> Result<()> {
         let t = uuid_key(&user.tenant_id);
         let key = key2(&t, user.id.as_bytes());
         let taken = || StoreError::Conflict(format!("a user with the id {} already exists", user.id));
@@ -107,6 +108,66 @@ impl Store {
         outcome
     }
 
+    /// Read-modify-write of one user by compare-and-swap (the UPN and mail must not change),
+    /// so concurrent MFA checks cannot both spend the same TOTP step or recovery code.
+    async fn user_versioned(&self, tenant: &Uuid, id: &Uuid) -> Result<Option<Versioned<User>>> {
+        super::versioned(&self.users, &key2(&uuid_key(tenant), id.as_bytes()))
+    }
+
+    async fn replace_user(&self, old: &Versioned<User>, new: &User) -> Result<bool> {
+        super::replace(&self.users, &key2(&uuid_key(&old.value.tenant_id), old.value.id.as_bytes()), old, new)
+    }
+
+    async fn user(&self, tenant: &Uuid, id: &Uuid) -> Result<Option<User>> {
+        get(&self.users, &key2(&uuid_key(tenant), id.as_bytes()))
+    }
+
+    /// Finds a user of the tenant by UPN or mail (case-insensitive).
+    async fn user_by_login(&self, tenant: &Uuid, login: &str) -> Result<Option<User>> {
+        let t = uuid_key(tenant);
+        let login = login.trim().to_ascii_lowercase();
+        let id = match self.upn_user.get(key2(&t, login.as_bytes()))? {
+            Some(id) => Some(id),
+            None => self.mail_user.get(key2(&t, login.as_bytes()))?,
+        };
+        match id {
+            Some(id) => get(&self.users, &key2(&t, &id)),
+            None => Ok(None),
+        }
+    }
+
+    async fn delete_user(&self, tenant: &Uuid, id: &Uuid) -> Result<()> {
+        let t = uuid_key(tenant);
+        if let Some(old) = self.user(tenant, id).await? {
+            self.upn_user.remove(key2(&t, old.user_principal_name.to_ascii_lowercase().as_bytes()))?;
+            self.mail_user.remove(key2(&t, old.mail.to_ascii_lowercase().as_bytes()))?;
+            self.users.remove(key2(&t, id.as_bytes()))?;
+        }
+        Ok(())
+    }
+
+    async fn users(&self, tenant: &Uuid) -> Result<Vec<User>> {
+        let mut prefix = uuid_key(tenant).to_vec();
+        prefix.push(0xff);
+        self.users.scan_prefix(prefix).values().map(|v| decode(&v?)).collect()
+    }
+
+    async fn put_app(&self, app: &Application) -> Result<()> {
+        put(&self.apps, &key2(&uuid_key(&app.tenant_id), app.client_id.as_bytes()), app)
+    }
+
+    async fn app(&self, tenant: &Uuid, client_id: &str) -> Result<Option<Application>> {
+        get(&self.apps, &key2(&uuid_key(tenant), client_id.as_bytes()))
+    }
+
+    async fn apps(&self, tenant: &Uuid) -> Result<Vec<Application>> {
+        let mut prefix = uuid_key(tenant).to_vec();
+        prefix.push(0xff);
+        self.apps.scan_prefix(prefix).values().map(|v| decode(&v?)).collect()
+    }
+}
+
+impl SledStore {
     /// Points an index name at `id` if nobody holds it; `false` when another user does.
     /// A name whose owner record is gone (a crash between claiming and writing) is taken over.
     fn claim_name(&self, index: &sled::Tree, tenant: &[u8], name_key: &[u8], id: &Uuid) -> Result<bool> {
@@ -123,59 +184,5 @@ impl Store {
             }
         }
         Err(StoreError::Conflict("the name is being changed concurrently; try again".into()))
-    }
-
-    /// Read-modify-write of one user by compare-and-swap (the UPN and mail must not change),
-    /// so concurrent MFA checks cannot both spend the same TOTP step or recovery code.
-    pub fn update_user<R>(&self, tenant: &Uuid, id: &Uuid, f: impl FnMut(&mut User) -> R) -> Result<Option<(User, R)>> {
-        super::update(&self.users, &key2(&uuid_key(tenant), id.as_bytes()), f)
-    }
-
-    pub fn user(&self, tenant: &Uuid, id: &Uuid) -> Result<Option<User>> {
-        get(&self.users, &key2(&uuid_key(tenant), id.as_bytes()))
-    }
-
-    /// Finds a user of the tenant by UPN or mail (case-insensitive).
-    pub fn user_by_login(&self, tenant: &Uuid, login: &str) -> Result<Option<User>> {
-        let t = uuid_key(tenant);
-        let login = login.trim().to_ascii_lowercase();
-        let id = match self.upn_user.get(key2(&t, login.as_bytes()))? {
-            Some(id) => Some(id),
-            None => self.mail_user.get(key2(&t, login.as_bytes()))?,
-        };
-        match id {
-            Some(id) => get(&self.users, &key2(&t, &id)),
-            None => Ok(None),
-        }
-    }
-
-    pub fn delete_user(&self, tenant: &Uuid, id: &Uuid) -> Result<()> {
-        let t = uuid_key(tenant);
-        if let Some(old) = self.user(tenant, id)? {
-            self.upn_user.remove(key2(&t, old.user_principal_name.to_ascii_lowercase().as_bytes()))?;
-            self.mail_user.remove(key2(&t, old.mail.to_ascii_lowercase().as_bytes()))?;
-            self.users.remove(key2(&t, id.as_bytes()))?;
-        }
-        Ok(())
-    }
-
-    pub fn users(&self, tenant: &Uuid) -> Result<Vec<User>> {
-        let mut prefix = uuid_key(tenant).to_vec();
-        prefix.push(0xff);
-        self.users.scan_prefix(prefix).values().map(|v| decode(&v?)).collect()
-    }
-
-    pub fn put_app(&self, app: &Application) -> Result<()> {
-        put(&self.apps, &key2(&uuid_key(&app.tenant_id), app.client_id.as_bytes()), app)
-    }
-
-    pub fn app(&self, tenant: &Uuid, client_id: &str) -> Result<Option<Application>> {
-        get(&self.apps, &key2(&uuid_key(tenant), client_id.as_bytes()))
-    }
-
-    pub fn apps(&self, tenant: &Uuid) -> Result<Vec<Application>> {
-        let mut prefix = uuid_key(tenant).to_vec();
-        prefix.push(0xff);
-        self.apps.scan_prefix(prefix).values().map(|v| decode(&v?)).collect()
     }
 }

@@ -1,0 +1,209 @@
+//! The storage traits: one per aggregate, combined as [`Storage`] and held as
+//! `Arc<dyn Storage>`. Compound operations are single methods (`use_code`, `rotate_refresh`,
+//! `redeem`, `open_signin`, seat taking); read-modify-write goes through a versioned read and
+//! a conditional replace, so no closure crosses the trait. Every backend passes the contract
+//! suite in tests/api/storage_contract.rs.
+use uuid::Uuid;
+
+use super::{CaRecords, CodeUse, Record, Redeemed, RefreshUse, Result, SignInAdmission, Versioned};
+use crate::model::*;
+use crate::policy::{NamedLocation, Policy};
+
+/// Tenants, users (by id, UPN, mail) and applications.
+#[async_trait::async_trait]
+pub trait DirectoryStore: Send + Sync {
+    async fn put_tenant(&self, tenant: &Tenant) -> Result<()>;
+    async fn tenant(&self, id: &Uuid) -> Result<Option<Tenant>>;
+    async fn tenant_by_slug(&self, slug: &str) -> Result<Option<Tenant>>;
+    /// The tenant on this instance that verified `domain`, if any.
+    async fn tenant_by_domain(&self, domain: &str) -> Result<Option<Tenant>>;
+    async fn tenants(&self) -> Result<Vec<Tenant>>;
+    /// Writes a user, replacing the record with the same id (updates and tests). Creates
+    /// go through [`Store::insert_user`], which refuses an existing id.
+    async fn put_user(&self, user: &User) -> Result<()>;
+    /// Creates a user; never replaces one. Fails with `Conflict` when the id, the UPN or
+    /// the mail is already taken in the tenant, so no create path can overwrite a record.
+    /// The names are claimed first and the record is written last by compare-and-swap, so
+    /// of two concurrent creates for one id or one address exactly one wins.
+    async fn insert_user(&self, user: &User) -> Result<()>;
+    /// Read-modify-write of one user by compare-and-swap (the UPN and mail must not change),
+    /// so concurrent MFA checks cannot both spend the same TOTP step or recovery code.
+    /// The user with a version for [`DirectoryStore::replace_user`].
+    async fn user_versioned(&self, tenant: &Uuid, id: &Uuid) -> Result<Option<Versioned<User>>>;
+    /// Replaces the user only if it is still at `old`'s version (compare-and-swap); `false`
+    /// when another writer came first. UPN and mail must not change this way.
+    async fn replace_user(&self, old: &Versioned<User>, new: &User) -> Result<bool>;
+    async fn user(&self, tenant: &Uuid, id: &Uuid) -> Result<Option<User>>;
+    /// Finds a user of the tenant by UPN or mail (case-insensitive).
+    async fn user_by_login(&self, tenant: &Uuid, login: &str) -> Result<Option<User>>;
+    async fn delete_user(&self, tenant: &Uuid, id: &Uuid) -> Result<()>;
+    async fn users(&self, tenant: &Uuid) -> Result<Vec<User>>;
+    async fn put_app(&self, app: &Application) -> Result<()>;
+    async fn app(&self, tenant: &Uuid, client_id: &str) -> Result<Option<Application>>;
+    async fn apps(&self, tenant: &Uuid) -> Result<Vec<Application>>;
+}
+
+/// Invitations, redemption tickets (keyed by digest) and their redemption, stub IdP accounts, pending federation states.
+#[async_trait::async_trait]
+pub trait GuestStore: Send + Sync {
+    async fn put_invitation(&self, inv: &Invitation) -> Result<()>;
+    async fn invitation(&self, tenant: &Uuid, id: &Uuid) -> Result<Option<Invitation>>;
+    async fn put_ticket(&self, id: &[u8; 32], t: &Ticket) -> Result<()>;
+    async fn ticket(&self, id: &[u8; 32]) -> Result<Option<Ticket>>;
+    /// Voids every active ticket of a guest (reset redemption).
+    async fn void_tickets_of(&self, tenant: &Uuid, user: &Uuid) -> Result<()>;
+    /// The ticket is consumed, the guest becomes Accepted with the home identity, and the
+    /// invitation is Completed. Redemptions run one at a time, so of concurrent calls exactly
+    /// one wins. The ticket is written last: a crash before it leaves the ticket usable again.
+    async fn redeem(&self, ticket: &[u8; 32], identity: &Identity, now: i64) -> Result<Redeemed>;
+    async fn put_stub_account(&self, stub: &str, acct: &StubAccount) -> Result<()>;
+    async fn stub_account(&self, stub: &str, login: &str) -> Result<Option<StubAccount>>;
+    /// Maps the `state` sent to a home IdP back to the sign-in that sent it and to that home.
+    async fn put_fed_state(&self, state: &str, record: &FedState) -> Result<()>;
+    /// Reads without consuming: a callback is checked (issuer, binding) before its state is spent.
+    /// An unreadable record (from before states were bound to their home) is no state.
+    async fn fed_state(&self, state: &str) -> Result<Option<FedState>>;
+    /// Single use: the state is removed as it is read; of concurrent callers one gets it.
+    async fn take_fed_state(&self, state: &str) -> Result<Option<FedState>>;
+    /// Removes expired federation states (and unreadable ones, which can never be used).
+    async fn sweep_fed_states(&self, now: i64) -> Result<usize>;
+}
+
+/// Sign-in transactions, SSO sessions, codes, grants, refresh tokens, revoked token ids.
+#[async_trait::async_trait]
+pub trait TokenStore: Send + Sync {
+    /// Opens a new sign-in transaction within the bounds: at most `per_browser` for its
+    /// browser (the browser's oldest are evicted, as Keycloak does with its tab limit) and at
+    /// most `total` on the instance (then nothing is stored and `Full` is answered).
+    async fn open_signin(
+        &self,
+        id: &[u8; 32],
+        signin: &SignIn,
+        per_browser: usize,
+        total: usize,
+        now: i64,
+    ) -> Result<SignInAdmission>;
+    /// Stores (creates or advances) a sign-in transaction.
+    async fn put_signin(&self, id: &[u8; 32], signin: &SignIn) -> Result<()>;
+    async fn signin(&self, id: &[u8; 32]) -> Result<Option<SignIn>>;
+    /// Read-modify-write of a sign-in by compare-and-swap: one winner per change, so
+    /// concurrent attempts on its counters are all counted.
+    /// The sign-in with a version for [`TokenStore::replace_signin`].
+    async fn signin_versioned(&self, id: &[u8; 32]) -> Result<Option<Versioned<SignIn>>>;
+    /// Replaces the sign-in only if it is still at `old`'s version; `false` when another
+    /// writer came first.
+    async fn replace_signin(&self, id: &[u8; 32], old: &Versioned<SignIn>, new: &SignIn) -> Result<bool>;
+    async fn delete_signin(&self, id: &[u8; 32]) -> Result<()>;
+    /// Moves every sign-in of browser `old` to browser `new` (the browser cookie was renewed).
+    async fn rebind_signins(&self, old: &[u8; 32], new: &[u8; 32]) -> Result<()>;
+    /// How many sign-in transactions are stored.
+    async fn signin_count(&self) -> usize;
+    async fn put_session(&self, id: &[u8; 32], session: &Session) -> Result<()>;
+    async fn session(&self, id: &[u8; 32]) -> Result<Option<Session>>;
+    async fn delete_session(&self, id: &[u8; 32]) -> Result<()>;
+    async fn put_code(&self, id: &[u8; 32], code: &AuthCode) -> Result<()>;
+    /// Spends a code. On first use stores the grant and the first refresh token of its
+    /// family; on a replay revokes that grant. The grant and token are written before the
+    /// code is marked used (by compare-and-swap, which decides between concurrent uses): a
+    /// crash in between leaves the code unspent and the token unknown to anyone.
+    async fn use_code(
+        &self,
+        id: &[u8; 32],
+        grant: &Grant,
+        refresh: Option<(&[u8; 32], &RefreshToken)>,
+    ) -> Result<CodeUse>;
+    async fn code(&self, id: &[u8; 32]) -> Result<Option<AuthCode>>;
+    async fn grant(&self, id: &Uuid) -> Result<Option<Grant>>;
+    async fn revoke_grant(&self, id: &Uuid) -> Result<()>;
+    async fn refresh_token(&self, id: &[u8; 32]) -> Result<Option<RefreshToken>>;
+    /// Rotates `old` to `new`; `make_new` builds the new token from the old. The new token
+    /// is written first and the old one then marked rotated by compare-and-swap, which
+    /// decides between concurrent uses: a crash in between leaves the old token usable.
+    /// Rotates: the old token is marked rotated and `new` stored as its successor, living
+    /// `life_secs`; a rotated token presented again revokes the whole grant (reuse).
+    async fn rotate_refresh(&self, old: &[u8; 32], new: &[u8; 32], now: i64, life_secs: i64) -> Result<RefreshUse>;
+    async fn revoke_jti(&self, jti: &str, exp: i64) -> Result<()>;
+    async fn jti_revoked(&self, jti: &str) -> Result<bool>;
+}
+
+/// Conditional access policies, named locations, registered devices, consents.
+#[async_trait::async_trait]
+pub trait PolicyStore: Send + Sync {
+    /// The tenant's policies and named locations for evaluation, from the shared cache.
+    async fn ca_records(&self, tenant: &Uuid) -> Result<CaRecords>;
+    async fn policies(&self, tenant: &Uuid) -> Result<Vec<Policy>>;
+    async fn put_policy(&self, tenant: &Uuid, p: &Policy) -> Result<()>;
+    async fn policy(&self, tenant: &Uuid, id: &str) -> Result<Option<Policy>>;
+    async fn delete_policy(&self, tenant: &Uuid, id: &str) -> Result<bool>;
+    async fn named_locations(&self, tenant: &Uuid) -> Result<Vec<NamedLocation>>;
+    async fn put_named_location(&self, tenant: &Uuid, l: &NamedLocation) -> Result<()>;
+    async fn named_location(&self, tenant: &Uuid, id: &str) -> Result<Option<NamedLocation>>;
+    async fn delete_named_location(&self, tenant: &Uuid, id: &str) -> Result<bool>;
+    async fn devices(&self, tenant: &Uuid) -> Result<Vec<Device>>;
+    async fn device(&self, tenant: &Uuid, id: &str) -> Result<Option<Device>>;
+    async fn put_device(&self, tenant: &Uuid, d: &Device) -> Result<()>;
+    /// What `user` consented to share with the application `client_id` (OIDC Core §11).
+    async fn consent(&self, tenant: &Uuid, user: &Uuid, client_id: &str) -> Result<Option<Consent>>;
+    async fn put_consent(&self, tenant: &Uuid, user: &Uuid, client_id: &str, c: &Consent) -> Result<()>;
+}
+
+/// The sign-in log, per tenant, in order.
+#[async_trait::async_trait]
+pub trait AuditStore: Send + Sync {
+    /// Appends to the sign-in log (ordered by a monotonic id).
+    async fn append_signin_log(&self, tenant: &Uuid, entry: &mut SignInLogEntry) -> Result<()>;
+    /// Retention: drops entries older than `before` (the primary rule); then, only for a
+    /// tenant over `keep` entries (a disk-space last resort), failures of unknown accounts
+    /// go first, oldest first, and only then the tenant's oldest other entries — so a
+    /// flood of anonymous failures cannot push out the history of real sign-ins.
+    async fn trim_signin_log(&self, before: i64, keep: usize) -> Result<usize>;
+    /// Entries of `tenant` in the log.
+    async fn signin_log_len(&self, tenant: &Uuid) -> usize;
+    /// Newest first.
+    async fn signin_log(&self, tenant: &Uuid, limit: usize) -> Result<Vec<SignInLogEntry>>;
+}
+
+/// Mail sent (the demo outbox and the record of every message).
+#[async_trait::async_trait]
+pub trait OutboxStore: Send + Sync {
+    async fn push_outbox(&self, mut msg: OutboxMessage) -> Result<OutboxMessage>;
+    /// Newest first.
+    async fn outbox(&self, limit: usize) -> Result<Vec<OutboxMessage>>;
+}
+
+/// Signing-key metadata (the private keys stay in files).
+#[async_trait::async_trait]
+pub trait KeyStore: Send + Sync {
+    async fn key_metas(&self) -> Result<Vec<KeyMeta>>;
+    async fn put_key_meta(&self, meta: &KeyMeta) -> Result<()>;
+    async fn delete_key_meta(&self, kid: &str) -> Result<()>;
+}
+
+/// What every backend also does: durability, expiry, instance metadata, inspection.
+#[async_trait::async_trait]
+pub trait Maintenance: Send + Sync {
+    /// Waits until everything written so far is durable.
+    async fn flush(&self) -> Result<()>;
+    /// Removes expired sign-ins, sessions, codes, refresh tokens, federation states, revoked
+    /// token ids and sign-in log entries past retention.
+    async fn sweep(&self, now: i64) -> Result<usize>;
+    /// An instance-wide value (serialized record) by name.
+    async fn meta_raw(&self, key: &str) -> Result<Option<Vec<u8>>>;
+    async fn put_meta_raw(&self, key: &str, value: &[u8]) -> Result<()>;
+    /// Returns the existing value under `key`, or stores `value` and returns it (one winner).
+    async fn meta_or_insert_raw(&self, key: &str, value: &[u8]) -> Result<Vec<u8>>;
+    /// Every record of every relation, in order: lets tests assert that a rejected request
+    /// changed nothing.
+    async fn snapshot(&self) -> Result<Vec<Record>>;
+}
+
+/// The whole store: what `Store` (`Arc<dyn Storage>`) offers.
+pub trait Storage:
+    DirectoryStore + GuestStore + TokenStore + PolicyStore + AuditStore + OutboxStore + KeyStore + Maintenance
+{
+}
+
+impl<T> Storage for T where
+    T: DirectoryStore + GuestStore + TokenStore + PolicyStore + AuditStore + OutboxStore + KeyStore + Maintenance
+{
+}
