@@ -109,6 +109,16 @@ pub struct User {
 }
 
 impl User {
+    /// Whether this user holds a Premium seat (DESIGN §5): a redeemed guest, or a member
+    /// who uses MFA.
+    pub fn holds_seat(&self) -> bool {
+        if self.is_guest() {
+            self.external_user_state == Some(ExternalUserState::Accepted)
+        } else {
+            self.per_user_mfa || !self.totp_methods.is_empty()
+        }
+    }
+
     pub fn is_guest(&self) -> bool {
         self.user_type == UserType::Guest
     }

@@ -384,8 +384,10 @@ pub async fn consent(
         None => header::HeaderValue::from_static("/"),
     };
     let now = state.now();
-    let user = match state.store.redeem(&ticket, &identity, now).await? {
+    let user = match state.store.redeem(&ticket, &identity, now, tenant.premium_seats).await? {
         Redeemed::Done(u) => *u,
+        // The last seat went to a concurrent redemption since the check above.
+        Redeemed::NoSeat => return Err(seat_exhausted(&tenant)),
         Redeemed::AlreadyRedeemed => {
             return Err(crate::signin::redeem::ticket_error(crate::signin::redeem::TicketProblem::Redeemed));
         }

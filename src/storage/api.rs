@@ -38,6 +38,18 @@ pub trait DirectoryStore: Send + Sync {
     async fn user_by_login(&self, tenant: &Uuid, login: &str) -> Result<Option<User>>;
     async fn delete_user(&self, tenant: &Uuid, id: &Uuid) -> Result<()>;
     async fn users(&self, tenant: &Uuid) -> Result<Vec<User>>;
+    /// Up to `limit` users of the tenant after the cursor `after` (a user id), in id order,
+    /// optionally of one type; the cost follows the page, not the tenant. The cursor of the
+    /// next page is the last id returned, `None` when there is nothing after it.
+    async fn users_page(
+        &self,
+        tenant: &Uuid,
+        user_type: Option<UserType>,
+        after: Option<&Uuid>,
+        limit: usize,
+    ) -> Result<(Vec<User>, Option<Uuid>)>;
+    /// Premium seats held in the tenant ([`User::holds_seat`]): a maintained counter.
+    async fn seats_used(&self, tenant: &Uuid) -> Result<u32>;
     async fn put_app(&self, app: &Application) -> Result<()>;
     async fn app(&self, tenant: &Uuid, client_id: &str) -> Result<Option<Application>>;
     async fn apps(&self, tenant: &Uuid) -> Result<Vec<Application>>;
@@ -55,7 +67,11 @@ pub trait GuestStore: Send + Sync {
     /// The ticket is consumed, the guest becomes Accepted with the home identity, and the
     /// invitation is Completed. Redemptions run one at a time, so of concurrent calls exactly
     /// one wins. The ticket is written last: a crash before it leaves the ticket usable again.
-    async fn redeem(&self, ticket: &[u8; 32], identity: &Identity, now: i64) -> Result<Redeemed>;
+    /// Redeems a ticket in one step: the guest is Accepted with `identity`, the invitation
+    /// completed, the ticket spent. A guest who takes a seat by this gets one only while
+    /// fewer than `seat_limit` are held (`Redeemed::NoSeat`): of two redemptions racing for
+    /// the last seat exactly one wins.
+    async fn redeem(&self, ticket: &[u8; 32], identity: &Identity, now: i64, seat_limit: u32) -> Result<Redeemed>;
     async fn put_stub_account(&self, stub: &str, acct: &StubAccount) -> Result<()>;
     async fn stub_account(&self, stub: &str, login: &str) -> Result<Option<StubAccount>>;
     /// Maps the `state` sent to a home IdP back to the sign-in that sent it and to that home.

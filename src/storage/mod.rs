@@ -76,6 +76,8 @@ pub enum RefreshUse {
     Unknown,
 }
 pub enum Redeemed {
+    /// No Premium seat is left for this guest: nothing changed.
+    NoSeat,
     Done(Box<User>),
     AlreadyRedeemed,
     Voided,

@@ -1,8 +1,10 @@
 //! Tenants, users and applications.
+use std::collections::HashMap;
+
 use uuid::Uuid;
 
 use super::{Result, SledStore, StoreError, Versioned, api, decode, get, key2, put, uuid_key};
-use crate::model::{Application, Tenant, User};
+use crate::model::{Application, Tenant, User, UserType};
 
 #[async_trait::async_trait]
 impl api::DirectoryStore for SledStore {
@@ -56,11 +58,15 @@ impl api::DirectoryStore for SledStore {
                 return Err(StoreError::Conflict(format!("{name} is already used in this tenant")));
             }
         }
-        if let Some(old) = self.user(&user.tenant_id, &user.id).await? {
+        let old: Option<User> = get(&self.users, &key2(&t, user.id.as_bytes()))?;
+        if let Some(old) = &old {
             self.upn_user.remove(key2(&t, old.user_principal_name.to_ascii_lowercase().as_bytes()))?;
             self.mail_user.remove(key2(&t, old.mail.to_ascii_lowercase().as_bytes()))?;
         }
+        let mut seats = self.seats_lock();
         put(&self.users, &key2(&t, user.id.as_bytes()), user)?;
+        seat_change(&mut seats, &user.tenant_id, old.as_ref(), Some(user));
+        drop(seats);
         self.upn_user.insert(key2(&t, upn.as_bytes()), &uuid_key(&user.id))?;
         self.mail_user.insert(key2(&t, mail.as_bytes()), &uuid_key(&user.id))?;
         Ok(())
@@ -96,8 +102,12 @@ impl api::DirectoryStore for SledStore {
             }
         }
         if outcome.is_ok() {
+            let mut seats = self.seats_lock();
             match self.users.compare_and_swap(&key, None as Option<&[u8]>, Some(super::encode(user)?))? {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    seat_change(&mut seats, &user.tenant_id, None, Some(user));
+                    return Ok(());
+                }
                 Err(_) => outcome = Err(taken()),
             }
         }
@@ -115,7 +125,13 @@ impl api::DirectoryStore for SledStore {
     }
 
     async fn replace_user(&self, old: &Versioned<User>, new: &User) -> Result<bool> {
-        super::replace(&self.users, &key2(&uuid_key(&old.value.tenant_id), old.value.id.as_bytes()), old, new)
+        let mut seats = self.seats_lock();
+        let swapped =
+            super::replace(&self.users, &key2(&uuid_key(&old.value.tenant_id), old.value.id.as_bytes()), old, new)?;
+        if swapped {
+            seat_change(&mut seats, &new.tenant_id, Some(&old.value), Some(new));
+        }
+        Ok(swapped)
     }
 
     async fn user(&self, tenant: &Uuid, id: &Uuid) -> Result<Option<User>> {
@@ -138,12 +154,48 @@ impl api::DirectoryStore for SledStore {
 
     async fn delete_user(&self, tenant: &Uuid, id: &Uuid) -> Result<()> {
         let t = uuid_key(tenant);
-        if let Some(old) = self.user(tenant, id).await? {
+        let mut seats = self.seats_lock();
+        if let Some(raw) = self.users.remove(key2(&t, id.as_bytes()))? {
+            let old: User = decode(&raw)?;
+            seat_change(&mut seats, tenant, Some(&old), None);
+            drop(seats);
             self.upn_user.remove(key2(&t, old.user_principal_name.to_ascii_lowercase().as_bytes()))?;
             self.mail_user.remove(key2(&t, old.mail.to_ascii_lowercase().as_bytes()))?;
-            self.users.remove(key2(&t, id.as_bytes()))?;
         }
         Ok(())
+    }
+
+    async fn users_page(
+        &self,
+        tenant: &Uuid,
+        user_type: Option<UserType>,
+        after: Option<&Uuid>,
+        limit: usize,
+    ) -> Result<(Vec<User>, Option<Uuid>)> {
+        use std::ops::Bound;
+        let t = uuid_key(tenant);
+        let start = match after {
+            Some(id) => Bound::Excluded(key2(&t, id.as_bytes())),
+            None => Bound::Included(key2(&t, &[])),
+        };
+        let end = Bound::Excluded(key2(&t, &[0xff; 17]));
+        let mut out = Vec::new();
+        for item in self.users.range::<Vec<u8>, _>((start, end)) {
+            let (_, v) = item?;
+            let u: User = decode(&v)?;
+            if user_type.is_none_or(|t| u.user_type == t) {
+                if out.len() == limit {
+                    let last = out.last().map(|x: &User| x.id);
+                    return Ok((out, last));
+                }
+                out.push(u);
+            }
+        }
+        Ok((out, None))
+    }
+
+    async fn seats_used(&self, tenant: &Uuid) -> Result<u32> {
+        Ok(self.seats_lock().get(tenant).copied().unwrap_or(0))
     }
 
     async fn users(&self, tenant: &Uuid) -> Result<Vec<User>> {
@@ -184,5 +236,36 @@ impl SledStore {
             }
         }
         Err(StoreError::Conflict("the name is being changed concurrently; try again".into()))
+    }
+}
+
+/// Moves the tenant's seat count by what this write changed.
+pub(super) fn seat_change(seats: &mut HashMap<Uuid, u32>, tenant: &Uuid, old: Option<&User>, new: Option<&User>) {
+    let before = old.is_some_and(User::holds_seat);
+    let after = new.is_some_and(User::holds_seat);
+    let n = seats.entry(*tenant).or_default();
+    match (before, after) {
+        (false, true) => *n += 1,
+        (true, false) => *n = n.saturating_sub(1),
+        _ => {}
+    }
+}
+
+impl SledStore {
+    pub(super) fn seats_lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, u32>> {
+        self.seats.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Counts every tenant's seats (at open).
+    pub(super) fn count_seats(&self) -> Result<()> {
+        let mut seats = self.seats_lock();
+        seats.clear();
+        for v in self.users.iter().values() {
+            let u: User = decode(&v?)?;
+            if u.holds_seat() {
+                *seats.entry(u.tenant_id).or_default() += 1;
+            }
+        }
+        Ok(())
     }
 }

@@ -38,7 +38,7 @@ impl api::GuestStore for SledStore {
         Ok(())
     }
 
-    async fn redeem(&self, ticket: &[u8; 32], identity: &Identity, now: i64) -> Result<Redeemed> {
+    async fn redeem(&self, ticket: &[u8; 32], identity: &Identity, now: i64, seat_limit: u32) -> Result<Redeemed> {
         let _one_at_a_time = self.tickets_lock.lock().unwrap_or_else(|p| p.into_inner());
         let Some(mut t) = get::<Ticket>(&self.tickets, ticket)? else { return Ok(Redeemed::Unknown) };
         match t.state {
@@ -47,12 +47,21 @@ impl api::GuestStore for SledStore {
             TicketState::Voided => return Ok(Redeemed::Voided),
         }
         let tenant = uuid_key(&t.tenant_id);
-        let accepted = update(&self.users, &key2(&tenant, t.user_id.as_bytes()), |user: &mut User| {
+        // The seat is checked and taken under the seat lock, in the same step as the write.
+        let mut seats = self.seats_lock();
+        let key = key2(&tenant, t.user_id.as_bytes());
+        let Some(before) = get::<User>(&self.users, &key)? else { return Ok(Redeemed::Unknown) };
+        if !before.holds_seat() && seats.get(&t.tenant_id).copied().unwrap_or(0) >= seat_limit {
+            return Ok(Redeemed::NoSeat);
+        }
+        let accepted = update(&self.users, &key, |user: &mut User| {
             user.external_user_state = Some(ExternalUserState::Accepted);
             user.external_user_state_change_date_time = Some(now);
             user.identities = vec![identity.clone()];
         })?;
         let Some((user, ())) = accepted else { return Ok(Redeemed::Unknown) };
+        super::directory::seat_change(&mut seats, &t.tenant_id, Some(&before), Some(&user));
+        drop(seats);
         update(&self.invitations, &key2(&tenant, t.invitation_id.as_bytes()), |inv: &mut Invitation| {
             inv.status = InvitationStatus::Completed;
         })?;

@@ -68,6 +68,10 @@ pub struct SledStore {
     devices: sled::Tree,
     consents: sled::Tree,
     ca_cache: std::sync::Arc<policy::CaCache>,
+    /// Premium seats held per tenant: counted at open, kept by every user write (sled is
+    /// one process, so the count is exact; a crash between a write and its count is healed
+    /// by the recount at the next open).
+    seats: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<Uuid, u32>>>,
     signin_log: sled::Tree,
 }
 
@@ -147,6 +151,7 @@ impl SledStore {
             devices: t("tenant_devices")?,
             consents: t("tenant_consents")?,
             ca_cache: Default::default(),
+            seats: Default::default(),
             signin_log: t("tenant_signin_log")?,
             flusher: Default::default(),
             tickets_lock: Default::default(),
@@ -156,6 +161,7 @@ impl SledStore {
             // The store holds the instance secret, TOTP seeds and password hashes: readable by
             // this user only (the data dir is 0700 too, which covers files sled adds later).
             private_tree(&path.join("db"))?;
+            store.count_seats()?;
             Ok(store)
         })
     }
