@@ -1,5 +1,5 @@
 //! The OpenID Connect provider: discovery, keys, authorize, token, userinfo,
-//! revocation, introspection and logout, per tenant.
+//! revocation, introspection and logout, per tenant; `wire` holds their JSON bodies.
 pub mod authorize;
 pub mod claims;
 pub mod discovery;
@@ -11,3 +11,4 @@ pub mod model;
 pub mod params;
 pub mod token;
 pub mod userinfo;
+pub mod wire;

@@ -8,6 +8,7 @@ use super::claims::{UserTokenInput, app_access_token, id_token, user_access_toke
 use super::error::{OAuthCode, OAuthError};
 use super::model::{Grant, RefreshToken};
 use super::params::Params;
+use super::wire::{BEARER, TokenResponse};
 use crate::credential::{Presented, Refusal};
 use crate::directory::{Application, ClientType, Tenant};
 use crate::secrets::{b64url, ct_eq, digest, new_token, sha256};
@@ -205,17 +206,14 @@ fn token_response(
 ) -> Result<HttpResponse, OAuthError> {
     let access = user_access_token(state, input).map_err(OAuthError::server)?;
     let id = id_token(state, input).map_err(OAuthError::server)?;
-    let mut body = serde_json::json!({
-        "access_token": access,
-        "token_type": "Bearer",
-        "expires_in": state.config.tokens.access_token_secs,
-        "scope": input.scope.join(" "),
-        "id_token": id,
-    });
-    if let Some(r) = refresh {
-        body["refresh_token"] = serde_json::Value::String(r);
-    }
-    Ok(no_store(HttpResponse::Ok()).json(body))
+    Ok(no_store(HttpResponse::Ok()).json(TokenResponse {
+        access_token: access,
+        token_type: BEARER.into(),
+        expires_in: state.config.tokens.access_token_secs,
+        scope: Some(input.scope.join(" ")),
+        id_token: Some(id),
+        refresh_token: refresh,
+    }))
 }
 
 pub fn no_store(mut b: actix_web::HttpResponseBuilder) -> actix_web::HttpResponseBuilder {
@@ -367,9 +365,12 @@ fn client_credentials(state: &AppState, tenant: &Tenant, app: &Application) -> R
     }
     let token = app_access_token(state, tenant, app).map_err(OAuthError::server)?;
     token_log(state, tenant, app, TokenLog { user: None, amr: &[], ip: None, decision: None }, None);
-    Ok(no_store(HttpResponse::Ok()).json(serde_json::json!({
-        "access_token": token,
-        "token_type": "Bearer",
-        "expires_in": state.config.tokens.access_token_secs,
-    })))
+    Ok(no_store(HttpResponse::Ok()).json(TokenResponse {
+        access_token: token,
+        token_type: BEARER.into(),
+        expires_in: state.config.tokens.access_token_secs,
+        scope: None,
+        id_token: None,
+        refresh_token: None,
+    }))
 }
