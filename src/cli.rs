@@ -226,6 +226,12 @@ pub fn run() -> ExitCode {
     }
 }
 
+/// Runs one storage future to completion for a command that has no server running.
+fn block_on<F: std::future::Future>(f: F) -> Result<F::Output, String> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+    Ok(rt.block_on(f))
+}
+
 fn load(file: Option<&std::path::Path>, o: Overrides) -> Result<Config, String> {
     Config::load(file, &o).map_err(|e| e.to_string())
 }
@@ -342,17 +348,14 @@ fn admin_command(config: Option<&std::path::Path>, conn: ConnArgs, op: AdminOp) 
     })
 }
 
-/// Runs one storage future to completion for a command that has no server running.
-fn block_on<F: std::future::Future>(f: F) -> Result<F::Output, String> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
-    Ok(rt.block_on(f))
-}
-
-fn s(v: &serde_json::Value) -> String {
-    match v {
-        serde_json::Value::String(x) => x.clone(),
-        serde_json::Value::Null => "-".into(),
-        other => other.to_string(),
+/// How a value prints in a table: its JSON form, strings unquoted, `null` as `-` (an enum by
+/// its wire name, so tables and `--json` agree).
+fn s(v: &impl serde::Serialize) -> String {
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::String(x)) => x,
+        Ok(serde_json::Value::Null) => "-".into(),
+        Ok(other) => other.to_string(),
+        Err(_) => "-".into(),
     }
 }
 
@@ -360,157 +363,162 @@ fn enc(v: &str) -> String {
     url::form_urlencoded::byte_serialize(v.as_bytes()).collect()
 }
 
+/// `--json` output: through `serde_json::Value`, so the keys print sorted as they always have.
+fn pretty(v: &impl serde::Serialize) -> String {
+    serde_json::to_value(v).and_then(|v| serde_json::to_string_pretty(&v)).unwrap_or_default()
+}
+
+/// What `mfa reset --json` prints.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Removed<'a> {
+    user_principal_name: &'a str,
+    removed: &'a [String],
+}
+
 async fn run_admin(c: &crate::admin::client::Connection, op: AdminOp, json: bool) -> Result<String, String> {
     use crate::admin::client::table;
-    use reqwest::Method;
-    use serde_json::{Value, json as j};
-    let pretty = |v: &Value| serde_json::to_string_pretty(v).unwrap_or_default();
+    use crate::admin::wire::{self, AuthenticationMethod, Collection};
     match op {
         AdminOp::Users(UsersAction::List { guests, with_methods }) => {
             let path = if guests { format!("users?$filter={}", enc("userType eq 'Guest'")) } else { "users".into() };
-            let mut users = c.list(&path).await?;
+            let mut users: Vec<wire::User> = c.list(&path).await?;
             if with_methods {
-                users.retain(|u| u["strongAuthenticationMethods"].as_array().is_some_and(|m| !m.is_empty()));
+                users.retain(|u| !u.strong_authentication_methods.is_empty());
             }
             if json {
-                return Ok(pretty(&Value::Array(users)));
+                return Ok(pretty(&users));
             }
             let rows: Vec<Vec<String>> = users
                 .iter()
                 .map(|u| {
-                    let methods: Vec<String> = u["strongAuthenticationMethods"]
-                        .as_array()
-                        .map(|m| m.iter().map(|x| s(&x["methodType"])).collect())
-                        .unwrap_or_default();
-                    vec![s(&u["userPrincipalName"]), s(&u["userType"]), s(&u["externalUserState"]), methods.join(",")]
+                    let methods: Vec<String> =
+                        u.strong_authentication_methods.iter().map(|m| s(&m.method_type)).collect();
+                    vec![s(&u.user_principal_name), s(&u.user_type), s(&u.external_user_state), methods.join(",")]
                 })
                 .collect();
             Ok(table(&["UserPrincipalName", "UserType", "State", "Methods"], &rows))
         }
         AdminOp::Mfa(MfaAction::Reset { upn }) => {
-            let methods =
-                c.call(Method::GET, &format!("users/{}/authentication/softwareOathMethods", enc(&upn)), None).await?;
-            let ids: Vec<String> =
-                methods["value"].as_array().map(|a| a.iter().map(|m| s(&m["id"])).collect()).unwrap_or_default();
+            let methods: Collection<AuthenticationMethod> =
+                c.get(&format!("users/{}/authentication/softwareOathMethods", enc(&upn))).await?;
+            let ids: Vec<String> = methods.value.iter().map(|m| m.id().to_string()).collect();
             for id in &ids {
-                c.call(Method::DELETE, &format!("users/{}/authentication/softwareOathMethods/{id}", enc(&upn)), None)
-                    .await?;
+                c.delete(&format!("users/{}/authentication/softwareOathMethods/{id}", enc(&upn))).await?;
             }
             Ok(if json {
-                pretty(&j!({"userPrincipalName": upn, "removed": ids}))
+                pretty(&Removed { user_principal_name: &upn, removed: &ids })
             } else {
                 format!("removed {} method(s) of {upn}; the next MFA sign-in proofs up again", ids.len())
             })
         }
         AdminOp::Invite { email, redirect, app, display_name, send } => {
-            let mut body =
-                j!({"invitedUserEmailAddress": email, "inviteRedirectUrl": redirect, "sendInvitationMessage": send});
-            if let Some(a) = app {
-                body["appId"] = a.into();
-            }
-            if let Some(d) = display_name {
-                body["invitedUserDisplayName"] = d.into();
-            }
-            let inv = c.call(Method::POST, "invitations", Some(&body)).await?;
+            let body = wire::InvitationRequest {
+                invited_user_email_address: Some(email),
+                invite_redirect_url: Some(redirect),
+                send_invitation_message: send,
+                app_id: app,
+                invited_user_display_name: display_name,
+                ..Default::default()
+            };
+            let inv: wire::Invitation = c.post("invitations", &body).await?;
             Ok(if json {
                 pretty(&inv)
             } else {
                 format!(
                     "invited {} ({})\nredeem: {}",
-                    s(&inv["invitedUserEmailAddress"]),
-                    s(&inv["invitedUser"]["userPrincipalName"]),
-                    s(&inv["inviteRedeemUrl"])
+                    inv.invited_user_email_address, inv.invited_user.user_principal_name, inv.invite_redeem_url
                 )
             })
         }
         AdminOp::Redemption(RedemptionAction::Reset { email, redirect }) => {
-            let body = j!({"invitedUserEmailAddress": email, "inviteRedirectUrl": redirect, "resetRedemption": true, "sendInvitationMessage": true});
-            let inv = c.call(Method::POST, "invitations", Some(&body)).await?;
+            let body = wire::InvitationRequest {
+                invited_user_email_address: Some(email.clone()),
+                invite_redirect_url: Some(redirect),
+                reset_redemption: true,
+                send_invitation_message: true,
+                ..Default::default()
+            };
+            let inv: wire::Invitation = c.post("invitations", &body).await?;
             Ok(if json {
                 pretty(&inv)
             } else {
-                format!("redemption reset for {email}; new link: {}", s(&inv["inviteRedeemUrl"]))
+                format!("redemption reset for {email}; new link: {}", inv.invite_redeem_url)
             })
         }
         AdminOp::Policy(PolicyAction::List) => {
-            let ps = c.list("identity/conditionalAccess/policies").await?;
+            let ps: Vec<wire::Policy> = c.list("identity/conditionalAccess/policies").await?;
             if json {
-                return Ok(pretty(&Value::Array(ps)));
+                return Ok(pretty(&ps));
             }
             let rows: Vec<Vec<String>> = ps
                 .iter()
                 .map(|p| {
-                    let controls: Vec<String> = p["grantControls"]["builtInControls"]
-                        .as_array()
-                        .map(|a| a.iter().map(s).collect())
-                        .unwrap_or_default();
-                    vec![s(&p["id"]), s(&p["displayName"]), s(&p["state"]), controls.join(",")]
+                    let controls: Vec<String> =
+                        p.grant_controls.iter().flat_map(|g| g.built_in_controls.iter().map(s)).collect();
+                    vec![s(&p.id), s(&p.display_name), s(&p.state), controls.join(",")]
                 })
                 .collect();
             Ok(table(&["Id", "DisplayName", "State", "Grant"], &rows))
         }
         AdminOp::Policy(PolicyAction::Apply { file }) => {
+            use serde_json::Value;
+            // The file holds merge patches (any part of a policy), so it stays JSON here.
             let text = std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
             let v: Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", file.display()))?;
             let items = match v {
                 Value::Array(a) => a,
                 other => vec![other],
             };
-            let existing = c.list("identity/conditionalAccess/policies").await?;
+            let existing: Vec<wire::Policy> = c.list("identity/conditionalAccess/policies").await?;
             let mut lines = Vec::new();
             for mut p in items {
+                let named = |key: &str| p.get(key).and_then(Value::as_str).map(str::to_owned);
+                let (id, display_name) = (named("id"), named("displayName"));
                 let found = existing.iter().find(|e| {
-                    (p.get("id").is_some() && e["id"] == p["id"])
-                        || (!p["displayName"].is_null() && e["displayName"] == p["displayName"])
+                    id.as_deref() == Some(e.id.as_str()) || display_name.as_deref() == Some(e.display_name.as_str())
                 });
+                if let Value::Object(m) = &mut p {
+                    m.remove("id");
+                }
                 match found {
                     Some(e) => {
-                        let id = s(&e["id"]);
-                        if let Value::Object(m) = &mut p {
-                            m.remove("id");
-                        }
-                        c.call(Method::PATCH, &format!("identity/conditionalAccess/policies/{id}"), Some(&p)).await?;
-                        lines.push(format!("updated {id} {}", s(&e["displayName"])));
+                        c.patch(&format!("identity/conditionalAccess/policies/{}", e.id), &p).await?;
+                        lines.push(format!("updated {} {}", e.id, e.display_name));
                     }
                     None => {
-                        if let Value::Object(m) = &mut p {
-                            m.remove("id");
-                        }
-                        let created = c.call(Method::POST, "identity/conditionalAccess/policies", Some(&p)).await?;
-                        lines.push(format!("created {} {}", s(&created["id"]), s(&created["displayName"])));
+                        let created: wire::Policy = c.post("identity/conditionalAccess/policies", &p).await?;
+                        lines.push(format!("created {} {}", created.id, created.display_name));
                     }
                 }
             }
             Ok(lines.join("\n"))
         }
         AdminOp::Whatif { user, app, ip, device, methods } => {
-            let key = if user.contains('@') { "userPrincipalName" } else { "userId" };
-            let mut body = j!({key: user, "appId": app, "authenticationMethods": methods});
-            if let Some(ip) = ip {
-                body["ipAddress"] = ip.to_string().into();
-            }
-            if let Some(d) = device {
-                body["deviceId"] = d.into();
-            }
-            let r = c.call(Method::POST, "identity/conditionalAccess/evaluate", Some(&body)).await?;
+            let (user_id, user_principal_name) =
+                if user.contains('@') { (None, Some(user)) } else { (Some(user), None) };
+            let body = wire::WhatIfRequest {
+                user_id,
+                user_principal_name,
+                app_id: app,
+                ip_address: ip,
+                device_id: device,
+                authentication_methods: methods,
+                ..Default::default()
+            };
+            let r: wire::WhatIfResult = c.post("identity/conditionalAccess/evaluate", &body).await?;
             if json {
                 return Ok(pretty(&r));
             }
-            let rows: Vec<Vec<String>> = r["appliedConditionalAccessPolicies"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .map(|p| {
-                            let g: Vec<String> = p["enforcedGrantControls"]
-                                .as_array()
-                                .map(|x| x.iter().map(s).collect())
-                                .unwrap_or_default();
-                            vec![s(&p["displayName"]), s(&p["result"]), g.join(",")]
-                        })
-                        .collect()
+            let rows: Vec<Vec<String>> = r
+                .applied_conditional_access_policies
+                .iter()
+                .map(|p| {
+                    let g: Vec<String> = p.enforced_grant_controls.iter().map(s).collect();
+                    vec![s(&p.display_name), s(&p.result), g.join(",")]
                 })
-                .unwrap_or_default();
-            Ok(format!("outcome: {}\n{}", s(&r["outcome"]), table(&["Policy", "Result", "Grant"], &rows)))
+                .collect();
+            Ok(format!("outcome: {}\n{}", s(&r.outcome), table(&["Policy", "Result", "Grant"], &rows)))
         }
         AdminOp::Signins { user, app, top } => {
             let mut filters = Vec::new();
@@ -524,25 +532,23 @@ async fn run_admin(c: &crate::admin::client::Connection, op: AdminOp, json: bool
             if !filters.is_empty() {
                 path.push_str(&format!("&$filter={}", enc(&filters.join(" and "))));
             }
-            let page = c.call(Method::GET, &path, None).await?;
-            let entries = page["value"].as_array().cloned().unwrap_or_default();
+            let page: Collection<wire::SignIn> = c.get(&path).await?;
+            let entries = page.value;
             if json {
-                return Ok(pretty(&Value::Array(entries)));
+                return Ok(pretty(&entries));
             }
             let rows: Vec<Vec<String>> = entries
                 .iter()
                 .map(|e| {
-                    let result =
-                        if e["status"]["errorCode"] == 0 { "success".to_string() } else { s(&e["status"]["error"]) };
-                    let amr: Vec<String> = e["amr"].as_array().map(|a| a.iter().map(s).collect()).unwrap_or_default();
+                    let result = if e.status.error_code == 0 { "success".to_string() } else { s(&e.status.error) };
                     vec![
-                        s(&e["createdDateTime"]),
-                        s(&e["userPrincipalName"]),
-                        s(&e["appId"]),
-                        s(&e["ipAddress"]),
+                        s(&e.created_date_time),
+                        s(&e.user_principal_name),
+                        s(&e.app_id),
+                        s(&e.ip_address),
                         result,
-                        amr.join(","),
-                        s(&e["conditionalAccessStatus"]),
+                        e.amr.join(","),
+                        s(&e.conditional_access_status),
                     ]
                 })
                 .collect();

@@ -2,7 +2,12 @@
 //! app token with the client credential, then calls `/graph/v1.0`.
 use std::path::Path;
 
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
+
+use super::wire::{Collection, ErrorBody};
+use crate::oidc::wire::TokenResponse;
 
 pub struct Connection {
     pub base: String,
@@ -71,40 +76,76 @@ pub async fn connect(c: &Credentials) -> Result<Connection, String> {
         .await
         .map_err(|e| format!("cannot reach {base}: {e}"))?;
     let status = resp.status();
-    let body: Value = resp.json().await.map_err(|e| e.to_string())?;
-    let token = body["access_token"].as_str().ok_or_else(|| format!("sign-in refused ({status}): {body}"))?;
-    Ok(Connection { base, http, token: token.to_string() })
+    let text = resp.text().await.map_err(|e| e.to_string())?;
+    match serde_json::from_str::<TokenResponse>(&text) {
+        Ok(t) => Ok(Connection { base, http, token: t.access_token }),
+        Err(_) => {
+            let body: Value = serde_json::from_str(&text).map_err(|_| "error decoding response body".to_string())?;
+            Err(format!("sign-in refused ({status}): {body}"))
+        }
+    }
 }
 
 impl Connection {
-    pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> Result<Value, String> {
+    /// Sends a request; the body of a success, or the Graph error as `status code: message`.
+    async fn send(&self, method: reqwest::Method, path: &str, body: Option<Vec<u8>>) -> Result<String, String> {
         let url = if path.starts_with("http") { path.to_string() } else { format!("{}/graph/v1.0/{path}", self.base) };
         let mut req = self.http.request(method, url).bearer_auth(&self.token);
         if let Some(b) = body {
-            req = req.json(b);
+            req = req.header(reqwest::header::CONTENT_TYPE, "application/json").body(b);
         }
         let resp = req.send().await.map_err(|e| e.to_string())?;
         let status = resp.status();
         let text = resp.text().await.map_err(|e| e.to_string())?;
-        let v: Value =
-            if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
         if status.is_success() {
-            Ok(v)
-        } else {
-            let code = v.pointer("/error/code").and_then(Value::as_str).unwrap_or("error");
-            let msg = v.pointer("/error/message").and_then(Value::as_str).unwrap_or("");
-            Err(format!("{status} {code}: {msg}"))
+            return Ok(text);
         }
+        let (code, message) = match serde_json::from_str::<ErrorBody>(&text) {
+            Ok(ErrorBody { error }) => (error.code, error.message),
+            Err(_) => ("error".to_string(), String::new()),
+        };
+        Err(format!("{status} {code}: {message}"))
+    }
+
+    /// Sends `body` (if any) and reads the answer as `T` (`()` for an empty answer).
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&impl Serialize>,
+    ) -> Result<T, String> {
+        let body = body.map(serde_json::to_vec).transpose().map_err(|e| e.to_string())?;
+        let text = self.send(method, path, body).await?;
+        serde_json::from_str(if text.is_empty() { "null" } else { &text })
+            .map_err(|e| format!("unexpected answer from {path}: {e}"))
+    }
+
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, String> {
+        self.call(reqwest::Method::GET, path, None::<&()>).await
+    }
+
+    pub async fn post<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T, String> {
+        self.call(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, body: &impl Serialize) -> Result<(), String> {
+        self.send(reqwest::Method::PATCH, path, Some(serde_json::to_vec(body).map_err(|e| e.to_string())?)).await?;
+        Ok(())
+    }
+
+    pub async fn delete(&self, path: &str) -> Result<(), String> {
+        self.send(reqwest::Method::DELETE, path, None).await?;
+        Ok(())
     }
 
     /// GETs a collection, following `@odata.nextLink`.
-    pub async fn list(&self, path: &str) -> Result<Vec<Value>, String> {
+    pub async fn list<T: DeserializeOwned>(&self, path: &str) -> Result<Vec<T>, String> {
         let mut out = Vec::new();
         let mut next = Some(path.to_string());
         while let Some(p) = next.take() {
-            let page = self.call(reqwest::Method::GET, &p, None).await?;
-            out.extend(page["value"].as_array().cloned().unwrap_or_default());
-            next = page["@odata.nextLink"].as_str().map(String::from);
+            let page: Collection<T> = self.get(&p).await?;
+            out.extend(page.value);
+            next = page.next_link;
         }
         Ok(out)
     }

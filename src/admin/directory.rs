@@ -1,53 +1,44 @@
 //! `applications`, `devices`, `auditLogs/signIns`, `subscribedSkus`.
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde::Deserialize;
-use serde_json::{Value, json};
 
 use super::odata::Query;
+use super::wire::{self, DevicePatch, OData};
 use super::{Caller, GraphError, json_body};
 use crate::web::Data;
 
 pub async fn applications(req: HttpRequest, state: Data) -> Result<HttpResponse, GraphError> {
     let caller = Caller::require(&req, &state, super::users::READ).await?;
     let q = Query::parse(req.query_string(), &["appId", "displayName"])?;
-    let items = state
-        .store
-        .apps(&caller.tenant.id).await?
-        .into_iter()
-        .map(|a| {
-            json!({
-                "id": a.client_id, "appId": a.client_id, "displayName": a.display_name,
-                "web": {"redirectUris": a.redirect_uris, "logoutUrl": a.post_logout_redirect_uris.first(), "homePageUrl": a.home_page_url},
-                "isFallbackPublicClient": a.client_type == crate::model::ClientType::Public,
-                "appRoles": a.app_roles,
-            })
-        })
-        .collect();
+    let items = state.store.apps(&caller.tenant.id).await?.into_iter().map(|a| wire::Application {
+        id: a.client_id.clone(),
+        app_id: a.client_id,
+        display_name: a.display_name,
+        web: wire::WebApplication {
+            redirect_uris: a.redirect_uris,
+            logout_url: a.post_logout_redirect_uris.into_iter().next(),
+            home_page_url: a.home_page_url,
+        },
+        is_fallback_public_client: a.client_type == crate::model::ClientType::Public,
+        app_roles: a.app_roles,
+    });
     let base = format!("{}/graph/v1.0/applications", state.public_url);
-    Ok(HttpResponse::Ok().json(q.respond(items, &base, "#applications")))
+    Ok(HttpResponse::Ok().json(q.respond(items, &base, "#applications")?))
 }
 
 pub async fn devices(req: HttpRequest, state: Data) -> Result<HttpResponse, GraphError> {
     let caller = Caller::require(&req, &state, super::users::READ).await?;
     let q = Query::parse(req.query_string(), &["id", "displayName", "isCompliant", "isManaged", "registeredOwner"])?;
-    let items = state
-        .store
-        .devices(&caller.tenant.id)
-        .await?
-        .into_iter()
-        .map(|d| serde_json::to_value(d).unwrap_or(Value::Null))
-        .collect();
+    let items = state.store.devices(&caller.tenant.id).await?.into_iter().map(|d| wire::Device {
+        id: d.id,
+        display_name: d.display_name,
+        is_managed: d.is_managed,
+        is_compliant: d.is_compliant,
+        trust_type: d.trust_type,
+        registered_owner: d.registered_owner,
+        created_at: d.created_at,
+    });
     let base = format!("{}/graph/v1.0/devices", state.public_url);
-    Ok(HttpResponse::Ok().json(q.respond(items, &base, "#devices")))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct DevicePatch {
-    is_managed: Option<bool>,
-    is_compliant: Option<bool>,
-    trust_type: Option<Option<String>>,
-    display_name: Option<String>,
+    Ok(HttpResponse::Ok().json(q.respond(items, &base, "#devices")?))
 }
 
 pub async fn patch_device(
@@ -106,26 +97,52 @@ pub async fn sign_ins(req: HttpRequest, state: Data) -> Result<HttpResponse, Gra
             "userType",
         ],
     )?;
-    let items = state
-        .store
-        .signin_log(&caller.tenant.id, 10_000)
-        .await?
-        .into_iter()
-        .map(|e| serde_json::to_value(e).unwrap_or(Value::Null))
-        .collect();
+    let items = state.store.signin_log(&caller.tenant.id, 10_000).await?.into_iter().map(sign_in);
     let base = format!("{}/graph/v1.0/auditLogs/signIns", state.public_url);
-    Ok(HttpResponse::Ok().json(q.respond(items, &base, "#auditLogs/signIns")))
+    Ok(HttpResponse::Ok().json(q.respond(items, &base, "#auditLogs/signIns")?))
 }
 
 pub async fn subscribed_skus(req: HttpRequest, state: Data) -> Result<HttpResponse, GraphError> {
     let caller = Caller::require(&req, &state, super::users::READ).await?;
     let used = crate::licensing::seats_used(&state.store, &caller.tenant).await?;
-    Ok(HttpResponse::Ok().json(json!({"value": [{
-        "id": format!("{}_premium", caller.tenant.id),
-        "skuPartNumber": "AAD_PREMIUM",
-        "capabilityStatus": "Enabled",
-        "appliesTo": "User",
-        "prepaidUnits": {"enabled": caller.tenant.premium_seats, "suspended": 0, "warning": 0},
-        "consumedUnits": used,
-    }]})))
+    Ok(HttpResponse::Ok().json(OData::of(vec![wire::SubscribedSku {
+        id: format!("{}_premium", caller.tenant.id),
+        sku_part_number: "AAD_PREMIUM".into(),
+        capability_status: "Enabled".into(),
+        applies_to: "User".into(),
+        prepaid_units: wire::LicenseUnits { enabled: caller.tenant.premium_seats, suspended: 0, warning: 0 },
+        consumed_units: used,
+    }])))
+}
+
+fn sign_in(e: crate::model::SignInLogEntry) -> wire::SignIn {
+    wire::SignIn {
+        id: e.id,
+        created_date_time: e.created_date_time,
+        created_at: e.created_at,
+        user_id: e.user_id,
+        user_principal_name: e.user_principal_name,
+        user_display_name: e.user_display_name,
+        user_type: e.user_type,
+        app_id: e.app_id,
+        app_display_name: e.app_display_name,
+        ip_address: e.ip_address,
+        named_locations: e.named_locations,
+        device_detail: e.device_detail.map(|d| wire::SignInDevice {
+            device_id: d.device_id,
+            display_name: d.display_name,
+            is_compliant: d.is_compliant,
+            is_managed: d.is_managed,
+        }),
+        idp: e.idp,
+        is_interactive: e.is_interactive,
+        status: wire::SignInStatus {
+            error_code: e.status.error_code,
+            failure_reason: e.status.failure_reason,
+            error: e.status.error,
+        },
+        conditional_access_status: e.conditional_access_status,
+        amr: e.amr,
+        applied_conditional_access_policies: e.applied_conditional_access_policies,
+    }
 }

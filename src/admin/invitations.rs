@@ -1,55 +1,15 @@
 //! `POST /graph/v1.0/invitations` (Graph `invitation`).
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
-use serde::Deserialize;
-use uuid::Uuid;
 
+use super::wire::{self, InvitationRequest};
 use super::{
     Caller, GraphError, ROLE_DIRECTORY_RW, ROLE_GLOBAL_ADMIN, ROLE_GUEST_INVITER, ROLE_USER_INVITE, json_body,
 };
 use crate::app::AppState;
 use crate::directory::invite::{InviteError, InviteRequest, Invited, invite};
-use crate::model::Tenant;
+use crate::model::{Tenant, UserType};
 use crate::web::Data;
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct InvitationBody {
-    pub invited_user_email_address: Option<String>,
-    pub invite_redirect_url: Option<String>,
-    #[serde(default)]
-    pub invited_user_display_name: Option<String>,
-    #[serde(default)]
-    pub send_invitation_message: bool,
-    #[serde(default)]
-    pub invited_user_message_info: Option<MessageInfo>,
-    #[serde(default)]
-    pub invited_user_type: Option<String>,
-    #[serde(default)]
-    pub reset_redemption: bool,
-    #[serde(default)]
-    pub invited_user: Option<InvitedUserRef>,
-    /// gatehouse extension: the application the guest is invited to.
-    #[serde(default)]
-    pub app_id: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct MessageInfo {
-    #[serde(default)]
-    pub customized_message_body: Option<String>,
-    #[serde(default)]
-    pub message_language: Option<String>,
-    #[serde(default)]
-    pub cc_recipients: Option<serde_json::Value>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct InvitedUserRef {
-    pub id: Option<Uuid>,
-}
 
 /// Why an invitation was not sent: a Graph error, or the inviter's throttle (with the
 /// seconds after which `Retry-After` says to try again).
@@ -97,7 +57,7 @@ pub async fn create(req: HttpRequest, body: web::Bytes, state: Data) -> Result<H
     let caller =
         Caller::require(&req, &state, &[ROLE_DIRECTORY_RW, ROLE_USER_INVITE, ROLE_GLOBAL_ADMIN, ROLE_GUEST_INVITER])
             .await?;
-    let b: InvitationBody = json_body(&req, &body)?;
+    let b: InvitationRequest = json_body(&req, &body)?;
     let email =
         b.invited_user_email_address.ok_or_else(|| GraphError::bad_request("invitedUserEmailAddress is required."))?;
     let redirect = b.invite_redirect_url.ok_or_else(|| GraphError::bad_request("inviteRedirectUrl is required."))?;
@@ -119,7 +79,7 @@ pub async fn create(req: HttpRequest, body: web::Bytes, state: Data) -> Result<H
     };
     let invited = send_invitation(&state, &caller.tenant, request).await?;
     state.store.flush().await?;
-    Ok(HttpResponse::Created().json(invitation_json(&state, &invited)))
+    Ok(HttpResponse::Created().json(graph_invitation(&state, &invited)))
 }
 
 /// Creates the invitation and, when asked, emails it. Shared with the member invite page,
@@ -162,23 +122,23 @@ pub async fn send_invitation(state: &AppState, tenant: &Tenant, request: InviteR
     Ok(invited)
 }
 
-pub fn invitation_json(state: &AppState, invited: &Invited) -> serde_json::Value {
+pub fn graph_invitation(state: &AppState, invited: &Invited) -> wire::Invitation {
     let inv = &invited.invitation;
-    serde_json::json!({
-        "@odata.context": format!("{}/graph/v1.0/$metadata#invitations/$entity", state.public_url),
-        "id": inv.id,
-        "inviteRedeemUrl": invited.redeem_url,
-        "invitedUserDisplayName": inv.invited_user_display_name,
-        "invitedUserEmailAddress": inv.invited_user_email_address,
-        "inviteRedirectUrl": inv.invite_redirect_url,
-        "invitedUserType": "Guest",
-        "sendInvitationMessage": inv.send_invitation_message,
-        "resetRedemption": inv.reset_redemption,
-        "status": match inv.status {
-            crate::model::InvitationStatus::PendingAcceptance => "PendingAcceptance",
-            crate::model::InvitationStatus::Completed => "Completed",
+    wire::Invitation {
+        context: format!("{}/graph/v1.0/$metadata#invitations/$entity", state.public_url),
+        id: inv.id,
+        invite_redeem_url: invited.redeem_url.clone(),
+        invited_user_display_name: inv.invited_user_display_name.clone(),
+        invited_user_email_address: inv.invited_user_email_address.clone(),
+        invite_redirect_url: inv.invite_redirect_url.clone(),
+        invited_user_type: UserType::Guest,
+        send_invitation_message: inv.send_invitation_message,
+        reset_redemption: inv.reset_redemption,
+        status: inv.status,
+        invited_user: wire::InvitedUser {
+            id: invited.user.id,
+            user_principal_name: invited.user.user_principal_name.clone(),
         },
-        "invitedUser": { "id": invited.user.id, "userPrincipalName": invited.user.user_principal_name },
-        "appId": inv.app_id,
-    })
+        app_id: inv.app_id.clone(),
+    }
 }

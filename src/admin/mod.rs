@@ -6,6 +6,7 @@ pub mod invitations;
 pub mod odata;
 pub mod policies;
 pub mod users;
+pub mod wire;
 
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
@@ -61,7 +62,7 @@ impl ResponseError for GraphError {
         if self.status == StatusCode::UNAUTHORIZED {
             b.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"gatehouse\", error=\"invalid_token\""));
         }
-        b.json(serde_json::json!({"error": {"code": self.code, "message": self.message}}))
+        b.json(wire::ErrorBody { error: wire::ErrorDetail { code: self.code.into(), message: self.message.clone() } })
     }
 }
 

@@ -1,8 +1,10 @@
 //! The OData query options people use with Graph: `$filter` with `eq ne gt ge lt le`
 //! joined by `and`, `$select`, `$top` and paging with `@odata.nextLink` (`$skiptoken`).
+use serde::Serialize;
 use serde_json::Value;
 
 use super::GraphError;
+use super::wire::Collection;
 
 #[derive(Debug, Clone, PartialEq)]
 enum Op {
@@ -167,12 +169,23 @@ impl Query {
         item
     }
 
-    /// Filters, pages and projects `items`; returns the Graph collection body.
-    pub fn respond(&self, items: Vec<Value>, base: &str, context: &str) -> Value {
-        let matching: Vec<Value> = items.into_iter().filter(|i| self.matches(i)).collect();
+    /// Filters, pages and projects `items` (as their JSON); returns the Graph collection body.
+    pub fn respond<T: Serialize>(
+        &self,
+        items: impl IntoIterator<Item = T>,
+        base: &str,
+        context: &str,
+    ) -> Result<Collection<Value>, GraphError> {
+        let mut matching = Vec::new();
+        for item in items {
+            let item = serde_json::to_value(item).map_err(GraphError::internal)?;
+            if self.matches(&item) {
+                matching.push(item);
+            }
+        }
         let total = matching.len();
         let page: Vec<Value> = matching.into_iter().skip(self.skip).take(self.top).map(|i| self.project(i)).collect();
-        let mut body = serde_json::json!({ "@odata.context": context, "value": page });
+        let mut body = Collection::in_context(context, page);
         if self.skip + self.top < total {
             let mut next = url::form_urlencoded::Serializer::new(String::new());
             next.append_pair("$top", &self.top.to_string());
@@ -183,9 +196,9 @@ impl Query {
             if !self.select.is_empty() {
                 next.append_pair("$select", &self.select.join(","));
             }
-            body["@odata.nextLink"] = Value::String(format!("{base}?{}", next.finish()));
+            body.next_link = Some(format!("{base}?{}", next.finish()));
         }
-        body
+        Ok(body)
     }
 }
 
@@ -215,9 +228,9 @@ mod tests {
             serde_json::json!({"id": "2", "userType": "Member", "accountEnabled": true, "displayName": "B"}),
             serde_json::json!({"id": "3", "userType": "guest", "accountEnabled": true, "displayName": "C"}),
         ];
-        let body = q.respond(items, "http://x/graph/v1.0/users", "ctx");
-        assert_eq!(body["value"], serde_json::json!([{"id": "1", "displayName": "A"}]));
-        assert!(body["@odata.nextLink"].as_str().unwrap().contains("%24skiptoken=1"));
+        let body = q.respond(items, "http://x/graph/v1.0/users", "ctx").unwrap();
+        assert_eq!(body.value, vec![serde_json::json!({"id": "1", "displayName": "A"})]);
+        assert!(body.next_link.unwrap().contains("%24skiptoken=1"));
         assert!(Query::parse("$filter=password eq 'x'", &["userType"]).is_err());
         assert!(Query::parse("$filter=userType eq Guest", &["userType"]).is_err());
         assert!(Query::parse("$top=0", &[]).is_err());

@@ -1,11 +1,11 @@
 //! Conditional access: `identity/conditionalAccess/policies` and `namedLocations` (CRUD
 //! with validation), `evaluate` (What If), and cross-tenant inbound trust per partner.
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use uuid::Uuid;
 
 use super::odata::Query;
+use super::wire::{self, OData, PartnerPatch, WhatIfOutcome, WhatIfRequest};
 use super::{Caller, GraphError, ROLE_DIRECTORY_RW, ROLE_GLOBAL_ADMIN, json_body};
 use crate::access::{Gate, gate};
 use crate::app::AppState;
@@ -73,23 +73,19 @@ fn assign_id(v: &mut Value) -> Result<(), GraphError> {
     Ok(())
 }
 
-fn policy_json(p: &Policy) -> Value {
-    serde_json::to_value(p).unwrap_or(Value::Null)
-}
-
 pub async fn list(req: HttpRequest, state: Data) -> Result<HttpResponse, GraphError> {
     let caller = Caller::require(&req, &state, READ).await?;
     let q = Query::parse(req.query_string(), &["displayName", "state", "id"])?;
-    let items = state.store.policies(&caller.tenant.id).await?.iter().map(policy_json).collect();
+    let policies = state.store.policies(&caller.tenant.id).await?;
     let base = format!("{}/graph/v1.0/identity/conditionalAccess/policies", state.public_url);
-    Ok(HttpResponse::Ok().json(q.respond(items, &base, "#conditionalAccessPolicies")))
+    Ok(HttpResponse::Ok().json(q.respond(&policies, &base, "#conditionalAccessPolicies")?))
 }
 
 pub async fn get(req: HttpRequest, path: web::Path<String>, state: Data) -> Result<HttpResponse, GraphError> {
     let caller = Caller::require(&req, &state, READ).await?;
     let p =
         state.store.policy(&caller.tenant.id, &path).await?.ok_or_else(|| GraphError::not_found("No such policy."))?;
-    Ok(HttpResponse::Ok().json(policy_json(&p)))
+    Ok(HttpResponse::Ok().json(p))
 }
 
 pub async fn create(req: HttpRequest, body: web::Bytes, state: Data) -> Result<HttpResponse, GraphError> {
@@ -100,7 +96,7 @@ pub async fn create(req: HttpRequest, body: web::Bytes, state: Data) -> Result<H
     let p = parse_policy(v, &locations)?;
     state.store.put_policy(&caller.tenant.id, &p).await?;
     state.store.flush().await?;
-    Ok(HttpResponse::Created().json(policy_json(&p)))
+    Ok(HttpResponse::Created().json(p))
 }
 
 pub async fn patch(
@@ -119,7 +115,7 @@ pub async fn patch(
     if patch.get("id").is_some_and(|id| id.as_str() != Some(existing.id.as_str())) {
         return Err(GraphError::bad_request("id cannot change."));
     }
-    let mut v = policy_json(&existing);
+    let mut v = serde_json::to_value(&existing).map_err(GraphError::internal)?;
     merge(&mut v, &patch);
     let locations = state.store.named_locations(&caller.tenant.id).await?;
     let p = parse_policy(v, &locations)?;
@@ -151,15 +147,9 @@ fn parse_location(v: Value) -> Result<NamedLocation, GraphError> {
 pub async fn list_locations(req: HttpRequest, state: Data) -> Result<HttpResponse, GraphError> {
     let caller = Caller::require(&req, &state, READ).await?;
     let q = Query::parse(req.query_string(), &["displayName", "id", "isTrusted"])?;
-    let items = state
-        .store
-        .named_locations(&caller.tenant.id)
-        .await?
-        .iter()
-        .map(|l| serde_json::to_value(l).unwrap_or(Value::Null))
-        .collect();
+    let locations = state.store.named_locations(&caller.tenant.id).await?;
     let base = format!("{}/graph/v1.0/identity/conditionalAccess/namedLocations", state.public_url);
-    Ok(HttpResponse::Ok().json(q.respond(items, &base, "#namedLocations")))
+    Ok(HttpResponse::Ok().json(q.respond(&locations, &base, "#namedLocations")?))
 }
 
 pub async fn get_location(req: HttpRequest, path: web::Path<String>, state: Data) -> Result<HttpResponse, GraphError> {
@@ -231,27 +221,10 @@ pub async fn delete_location(
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct WhatIf {
-    user_id: Option<String>,
-    user_principal_name: Option<String>,
-    app_id: String,
-    ip_address: Option<std::net::IpAddr>,
-    device_id: Option<String>,
-    /// What the sign-in already proved (e.g. `["pwd"]`, `["fed", "mfa"]`).
-    #[serde(default)]
-    authentication_methods: Vec<String>,
-    /// Seconds since the authentication being reused, for sign-in frequency.
-    auth_age_secs: Option<i64>,
-    #[serde(default)]
-    acr_values: Vec<String>,
-}
-
 /// What If: the same engine, inputs and extra MFA rules as a real sign-in.
 pub async fn evaluate(req: HttpRequest, body: web::Bytes, state: Data) -> Result<HttpResponse, GraphError> {
     let caller = Caller::require(&req, &state, READ).await?;
-    let w: WhatIf = json_body(&req, &body)?;
+    let w: WhatIfRequest = json_body(&req, &body)?;
     let key = w
         .user_id
         .or(w.user_principal_name)
@@ -281,37 +254,36 @@ pub async fn evaluate(req: HttpRequest, body: web::Bytes, state: Data) -> Result
     let step_up = w.acr_values.iter().find(|a| matches!(a.as_str(), "1" | "2")).is_some_and(|a| a == "2");
     let g = gate(&state, &caller.tenant, &user, &ctx, step_up).await?;
     let (outcome, decision) = match g {
-        Gate::Allow(d) => ("allow", d),
-        Gate::Mfa(d) => ("mfa", d),
-        Gate::Block { decision, .. } => ("block", decision),
-        Gate::Reauthenticate(d) => ("reauthenticate", d),
+        Gate::Allow(d) => (WhatIfOutcome::Allow, d),
+        Gate::Mfa(d) => (WhatIfOutcome::Mfa, d),
+        Gate::Block { decision, .. } => (WhatIfOutcome::Block, decision),
+        Gate::Reauthenticate(d) => (WhatIfOutcome::Reauthenticate, d),
     };
-    Ok(HttpResponse::Ok().json(json!({
-        "outcome": outcome,
-        "appliedConditionalAccessPolicies": decision.results,
-        "matchedNamedLocations": decision.matched_locations,
-        "grantControlsRequired": decision.required,
-        "blockingPolicies": decision.block,
-        "reauthenticate": decision.reauthenticate,
-        "context": ctx,
-    })))
+    Ok(HttpResponse::Ok().json(wire::WhatIfResult {
+        outcome,
+        applied_conditional_access_policies: decision.results,
+        matched_named_locations: decision.matched_locations,
+        grant_controls_required: decision.required,
+        blocking_policies: decision.block,
+        reauthenticate: decision.reauthenticate,
+        context: ctx,
+    }))
 }
 
-fn partner_json(t: &InboundTrust) -> Value {
-    json!({
-        "tenantId": t.tenant_id,
-        "inboundTrust": {
-            "isMfaAccepted": t.is_mfa_accepted,
-            "isCompliantDeviceAccepted": t.is_compliant_device_accepted,
-            "isHybridAzureADJoinedDeviceAccepted": false,
+fn graph_partner(t: &InboundTrust) -> wire::Partner {
+    wire::Partner {
+        tenant_id: t.tenant_id,
+        inbound_trust: wire::InboundTrust {
+            is_mfa_accepted: t.is_mfa_accepted,
+            is_compliant_device_accepted: t.is_compliant_device_accepted,
+            is_hybrid_azure_ad_joined_device_accepted: false,
         },
-    })
+    }
 }
 
 pub async fn list_partners(req: HttpRequest, state: Data) -> Result<HttpResponse, GraphError> {
     let caller = Caller::require(&req, &state, READ).await?;
-    Ok(HttpResponse::Ok()
-        .json(json!({"value": caller.tenant.inbound_trust.iter().map(partner_json).collect::<Vec<_>>()})))
+    Ok(HttpResponse::Ok().json(OData::of(caller.tenant.inbound_trust.iter().map(graph_partner).collect::<Vec<_>>())))
 }
 
 fn partner_id(raw: &str) -> Result<Uuid, GraphError> {
@@ -327,29 +299,14 @@ pub async fn get_partner(req: HttpRequest, path: web::Path<String>, state: Data)
         .iter()
         .find(|t| t.tenant_id == id)
         .ok_or_else(|| GraphError::not_found("No configuration for this partner."))?;
-    Ok(HttpResponse::Ok().json(partner_json(t)))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct PartnerBody {
-    tenant_id: Option<Uuid>,
-    inbound_trust: Option<TrustBody>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct TrustBody {
-    is_mfa_accepted: Option<bool>,
-    is_compliant_device_accepted: Option<bool>,
-    is_hybrid_azure_ad_joined_device_accepted: Option<bool>,
+    Ok(HttpResponse::Ok().json(graph_partner(t)))
 }
 
 async fn save_partner(
     state: &AppState,
     caller: Caller,
     tenant_id: Uuid,
-    body: PartnerBody,
+    body: PartnerPatch,
     create: bool,
 ) -> Result<HttpResponse, GraphError> {
     if body.tenant_id.is_some_and(|t| t != tenant_id) {
@@ -389,7 +346,7 @@ async fn save_partner(
             entry.is_compliant_device_accepted = d;
         }
     }
-    let out = partner_json(entry);
+    let out = graph_partner(entry);
     state.store.put_tenant(&tenant).await?;
     state.store.flush().await?;
     Ok(if create { HttpResponse::Created().json(out) } else { HttpResponse::NoContent().finish() })
@@ -397,7 +354,7 @@ async fn save_partner(
 
 pub async fn create_partner(req: HttpRequest, body: web::Bytes, state: Data) -> Result<HttpResponse, GraphError> {
     let caller = Caller::require(&req, &state, WRITE).await?;
-    let b: PartnerBody = json_body(&req, &body)?;
+    let b: PartnerPatch = json_body(&req, &body)?;
     let tid = b.tenant_id.ok_or_else(|| GraphError::bad_request("tenantId is required."))?;
     save_partner(&state, caller, tid, b, true).await
 }
@@ -410,7 +367,7 @@ pub async fn patch_partner(
 ) -> Result<HttpResponse, GraphError> {
     let caller = Caller::require(&req, &state, WRITE).await?;
     let id = partner_id(&path)?;
-    let b: PartnerBody = json_body(&req, &body)?;
+    let b: PartnerPatch = json_body(&req, &body)?;
     save_partner(&state, caller, id, b, false).await
 }
 

@@ -1,60 +1,55 @@
 //! `/graph/v1.0/users`: list (filter guests), get by id or UPN, patch, delete, and the
 //! authentication methods (MFA reset = delete the software OATH method).
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde::Deserialize;
-use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::odata::Query;
+use super::wire::{self, AuthenticationMethod, OData, UserPatch};
 use super::{Caller, GraphError, ROLE_DIRECTORY_RW, ROLE_GLOBAL_ADMIN, json_body};
 use crate::app::AppState;
 use crate::clock::rfc3339;
-use crate::model::{DISPLAY_NAME_MAX, ExternalUserState, Tenant, User, UserType, display_text};
+use crate::model::{DISPLAY_NAME_MAX, Tenant, User, display_text};
 use crate::web::Data;
 
 pub const READ: &[&str] = &[ROLE_DIRECTORY_RW, "Directory.Read.All", "User.Read.All", ROLE_GLOBAL_ADMIN];
 pub const WRITE: &[&str] = &[ROLE_DIRECTORY_RW, ROLE_GLOBAL_ADMIN];
 
-pub fn user_json(u: &User) -> Value {
-    json!({
-        "id": u.id,
-        "userPrincipalName": u.user_principal_name,
-        "mail": u.mail,
-        "displayName": u.display_name,
-        "userType": match u.user_type { UserType::Member => "Member", UserType::Guest => "Guest" },
-        "accountEnabled": u.account_enabled,
-        "creationType": u.creation_type,
-        "externalUserState": u.external_user_state.map(|s| match s {
-            ExternalUserState::PendingAcceptance => "PendingAcceptance",
-            ExternalUserState::Accepted => "Accepted",
-        }),
-        "externalUserStateChangeDateTime": u.external_user_state_change_date_time.map(rfc3339),
-        "identities": u.identities.iter().map(|i| json!({
-            "signInType": i.sign_in_type, "issuer": i.issuer, "issuerAssignedId": i.issuer_assigned_id,
-        })).collect::<Vec<_>>(),
-        "createdDateTime": rfc3339(u.created_at),
-        // gatehouse extensions
-        "perUserMfaEnabled": u.per_user_mfa,
-        "riskLevel": u.risk_level,
-        "strongAuthenticationMethods": methods_json(u).iter().filter(|m| m["@odata.type"] != "#microsoft.graph.passwordAuthenticationMethod").map(|m| json!({"methodType": m["methodType"]})).collect::<Vec<_>>(),
-    })
+pub fn graph_user(u: &User) -> wire::User {
+    wire::User {
+        id: u.id,
+        user_principal_name: u.user_principal_name.clone(),
+        mail: u.mail.clone(),
+        display_name: u.display_name.clone(),
+        user_type: u.user_type,
+        account_enabled: u.account_enabled,
+        creation_type: u.creation_type.clone(),
+        external_user_state: u.external_user_state,
+        external_user_state_change_date_time: u.external_user_state_change_date_time.map(rfc3339),
+        identities: u
+            .identities
+            .iter()
+            .map(|i| wire::ObjectIdentity {
+                sign_in_type: i.sign_in_type.clone(),
+                issuer: i.issuer.clone(),
+                issuer_assigned_id: i.issuer_assigned_id.clone(),
+            })
+            .collect(),
+        created_date_time: rfc3339(u.created_at),
+        per_user_mfa_enabled: u.per_user_mfa,
+        risk_level: u.risk_level.clone(),
+        strong_authentication_methods: authentication_methods(u)
+            .iter()
+            .filter(|m| !matches!(m, AuthenticationMethod::Password(_)))
+            .map(|m| wire::StrongAuthenticationMethod { method_type: m.method_type() })
+            .collect(),
+    }
 }
 
-pub fn methods_json(u: &User) -> Vec<Value> {
-    let mut out = Vec::new();
-    if u.password_hash.is_some() {
-        out.push(json!({"@odata.type": "#microsoft.graph.passwordAuthenticationMethod", "id": "28c10230-6103-485e-b985-444c60001490", "methodType": "Password"}));
-    }
-    for m in &u.totp_methods {
-        out.push(json!({
-            "@odata.type": "#microsoft.graph.softwareOathAuthenticationMethod",
-            "id": m.id,
-            "secretKey": null,
-            "createdDateTime": rfc3339(m.created_at),
-            "methodType": "SoftwareOath",
-        }));
-    }
-    out
+/// The user's authentication methods: the password (members), then each software OATH method.
+pub fn authentication_methods(u: &User) -> Vec<AuthenticationMethod> {
+    let password = u.password_hash.is_some().then(AuthenticationMethod::password);
+    let oath = u.totp_methods.iter().map(|m| AuthenticationMethod::software_oath(m.id.clone(), rfc3339(m.created_at)));
+    password.into_iter().chain(oath).collect()
 }
 
 /// `{id}` may be an object id or a UPN (as in Graph).
@@ -85,25 +80,16 @@ pub async fn list(req: HttpRequest, state: Data) -> Result<HttpResponse, GraphEr
             "id",
         ],
     )?;
-    let items = state.store.users(&caller.tenant.id).await?.iter().map(user_json).collect();
+    let users = state.store.users(&caller.tenant.id).await?;
     let base = format!("{}/graph/v1.0/users", state.public_url);
-    Ok(HttpResponse::Ok().json(q.respond(items, &base, &format!("{}/graph/v1.0/$metadata#users", state.public_url))))
+    let context = format!("{}/graph/v1.0/$metadata#users", state.public_url);
+    Ok(HttpResponse::Ok().json(q.respond(users.iter().map(graph_user), &base, &context)?))
 }
 
 pub async fn get(req: HttpRequest, path: web::Path<String>, state: Data) -> Result<HttpResponse, GraphError> {
     let caller = Caller::require(&req, &state, READ).await?;
     let user = find(&state, &caller.tenant, &path).await?;
-    Ok(HttpResponse::Ok().json(user_json(&user)))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct UserPatch {
-    display_name: Option<String>,
-    account_enabled: Option<bool>,
-    per_user_mfa_enabled: Option<bool>,
-    /// Members only: none, low, medium, high (admin-set user risk).
-    risk_level: Option<Option<String>>,
+    Ok(HttpResponse::Ok().json(graph_user(&user)))
 }
 
 pub async fn patch(
@@ -163,10 +149,8 @@ pub async fn revoke_sign_in_sessions(
     let user = find(&state, &caller.tenant, &path).await?;
     crate::storage::modify_user(&state.store, &caller.tenant.id, &user.id, |u| u.session_epoch += 1).await?;
     state.store.flush().await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({
-        "@odata.context": format!("{}/graph/v1.0/$metadata#Edm.Boolean", state.public_url),
-        "value": true,
-    })))
+    Ok(HttpResponse::Ok()
+        .json(OData::in_context(format!("{}/graph/v1.0/$metadata#Edm.Boolean", state.public_url), true)))
 }
 
 pub async fn delete(req: HttpRequest, path: web::Path<String>, state: Data) -> Result<HttpResponse, GraphError> {
@@ -183,14 +167,17 @@ pub async fn delete(req: HttpRequest, path: web::Path<String>, state: Data) -> R
 pub async fn methods(req: HttpRequest, path: web::Path<String>, state: Data) -> Result<HttpResponse, GraphError> {
     let caller = Caller::require(&req, &state, READ).await?;
     let user = find(&state, &caller.tenant, &path).await?;
-    Ok(HttpResponse::Ok().json(json!({ "value": methods_json(&user) })))
+    Ok(HttpResponse::Ok().json(OData::of(authentication_methods(&user))))
 }
 
 pub async fn oath_methods(req: HttpRequest, path: web::Path<String>, state: Data) -> Result<HttpResponse, GraphError> {
     let caller = Caller::require(&req, &state, READ).await?;
     let user = find(&state, &caller.tenant, &path).await?;
-    let list: Vec<Value> = methods_json(&user).into_iter().filter(|m| m["methodType"] == "SoftwareOath").collect();
-    Ok(HttpResponse::Ok().json(json!({ "value": list })))
+    let oath: Vec<AuthenticationMethod> = authentication_methods(&user)
+        .into_iter()
+        .filter(|m| matches!(m, AuthenticationMethod::SoftwareOath(_)))
+        .collect();
+    Ok(HttpResponse::Ok().json(OData::of(oath)))
 }
 
 /// Reset-MsolStrongAuthenticationMethodByUpn: the method (and the recovery codes that
@@ -228,4 +215,89 @@ pub async fn reset_method(
     state.store.flush().await?;
     tracing::info!(user = %user.id, "MFA methods reset by an admin");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::model::{ExternalUserState, Identity, UserType};
+
+    fn guest() -> User {
+        User {
+            id: Uuid::from_u128(7),
+            user_type: UserType::Guest,
+            user_principal_name: "sally_contoso.example#EXT#@fabrikam.example".into(),
+            mail: "sally@contoso.example".into(),
+            display_name: "Sally".into(),
+            account_enabled: true,
+            created_at: 0,
+            creation_type: Some("Invitation".into()),
+            external_user_state: Some(ExternalUserState::Accepted),
+            external_user_state_change_date_time: Some(60),
+            identities: vec![Identity {
+                sign_in_type: "federated".into(),
+                issuer: "https://contoso.example".into(),
+                issuer_assigned_id: "s-1".into(),
+            }],
+            totp_methods: vec![crate::mfa::TotpMethod {
+                id: "m1".into(),
+                sealed_secret: "sealed".into(),
+                created_at: 120,
+                last_step: None,
+            }],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_user_is_the_graph_user_with_the_strong_methods_but_not_the_password() {
+        let mut u = guest();
+        u.password_hash = Some("x".into());
+        assert_eq!(
+            serde_json::to_value(graph_user(&u)).unwrap(),
+            json!({
+                "id": "00000000-0000-0000-0000-000000000007",
+                "userPrincipalName": "sally_contoso.example#EXT#@fabrikam.example",
+                "mail": "sally@contoso.example",
+                "displayName": "Sally",
+                "userType": "Guest",
+                "accountEnabled": true,
+                "creationType": "Invitation",
+                "externalUserState": "Accepted",
+                "externalUserStateChangeDateTime": "1970-01-01T00:01:00Z",
+                "identities": [{"signInType": "federated", "issuer": "https://contoso.example", "issuerAssignedId": "s-1"}],
+                "createdDateTime": "1970-01-01T00:00:00Z",
+                "perUserMfaEnabled": false,
+                "riskLevel": null,
+                "strongAuthenticationMethods": [{"methodType": "SoftwareOath"}],
+            })
+        );
+        let member = User { user_principal_name: "iw@fabrikam.example".into(), ..Default::default() };
+        let v = serde_json::to_value(graph_user(&member)).unwrap();
+        assert_eq!(v["userType"], "Member");
+        assert_eq!(v["creationType"], json!(null));
+        assert_eq!(v["externalUserState"], json!(null));
+        assert_eq!(v["externalUserStateChangeDateTime"], json!(null));
+        assert_eq!(v["strongAuthenticationMethods"], json!([]));
+    }
+
+    #[test]
+    fn methods_are_the_password_then_each_software_oath_method() {
+        let mut u = guest();
+        u.password_hash = Some("x".into());
+        assert_eq!(
+            serde_json::to_value(authentication_methods(&u)).unwrap(),
+            json!([
+                {"@odata.type": "#microsoft.graph.passwordAuthenticationMethod",
+                 "id": "28c10230-6103-485e-b985-444c60001490", "methodType": "Password"},
+                {"@odata.type": "#microsoft.graph.softwareOathAuthenticationMethod", "id": "m1",
+                 "secretKey": null, "createdDateTime": "1970-01-01T00:02:00Z", "methodType": "SoftwareOath"},
+            ])
+        );
+        u.password_hash = None;
+        u.totp_methods.clear();
+        assert!(authentication_methods(&u).is_empty());
+    }
 }

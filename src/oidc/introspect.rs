@@ -5,6 +5,7 @@ use super::claims::AccessClaims;
 use super::error::{OAuthCode, OAuthError};
 use super::token::{authenticate_client, no_store, tenant_of};
 use super::userinfo::validate_access;
+use super::wire::{AccessTokenInfo, ActiveToken, IntrospectionResponse, RefreshTokenInfo};
 use crate::access::credential::Presented;
 use crate::access::{credential_user, grant_state};
 use crate::keys::TokenType;
@@ -60,7 +61,7 @@ pub async fn introspect(
     }
     let token = p.require("token")?;
     let now = state.now();
-    let inactive = || no_store(HttpResponse::Ok()).json(serde_json::json!({"active": false}));
+    let inactive = || no_store(HttpResponse::Ok()).json(IntrospectionResponse::inactive());
     if let Some(rt) = state.store.refresh_token(&digest(token)).await? {
         if rt.tenant_id != tenant.id || rt.client_id != app.client_id || rt.rotated || rt.expires_at <= now {
             return Ok(inactive());
@@ -70,18 +71,36 @@ pub async fn introspect(
             return Ok(inactive());
         }
         let sub = super::claims::pairwise_sub(&state, &tenant, &rt.auth.user_id, &rt.client_id);
-        return Ok(no_store(HttpResponse::Ok()).json(serde_json::json!({
-            "active": true, "token_type": "refresh_token", "client_id": rt.client_id,
-            "scope": rt.scope.join(" "), "sub": sub, "exp": rt.expires_at, "iat": rt.issued_at,
-            "iss": state.issuer(&tenant), "tid": tenant.id, "oid": rt.auth.user_id,
-        })));
+        return Ok(no_store(HttpResponse::Ok()).json(IntrospectionResponse::active(ActiveToken::Refresh(
+            RefreshTokenInfo {
+                client_id: rt.client_id,
+                scope: rt.scope.join(" "),
+                sub,
+                exp: rt.expires_at,
+                iat: rt.issued_at,
+                iss: state.issuer(&tenant),
+                tid: tenant.id,
+                oid: rt.auth.user_id,
+            },
+        ))));
     }
     match validate_access(&state, &tenant, token).await.map(|checked| checked.claims) {
-        Ok(c) => Ok(no_store(HttpResponse::Ok()).json(serde_json::json!({
-            "active": true, "token_type": "Bearer", "client_id": c.client_id, "scope": c.scp,
-            "roles": c.roles, "sub": c.sub, "aud": c.aud, "iss": c.iss, "exp": c.exp, "iat": c.iat,
-            "nbf": c.nbf, "jti": c.jti, "tid": c.tid, "oid": c.oid,
-        }))),
+        Ok(c) => {
+            Ok(no_store(HttpResponse::Ok()).json(IntrospectionResponse::active(ActiveToken::Access(AccessTokenInfo {
+                client_id: c.client_id,
+                scope: c.scp,
+                roles: c.roles,
+                sub: c.sub,
+                aud: c.aud,
+                iss: c.iss,
+                exp: c.exp,
+                iat: c.iat,
+                nbf: c.nbf,
+                jti: c.jti,
+                tid: c.tid,
+                oid: c.oid,
+            }))))
+        }
         Err(_) => Ok(inactive()),
     }
 }

@@ -1,6 +1,5 @@
-//! The OpenID Connect provider's protocol endpoints, per tenant: discovery and keys, token,
-//! userinfo, revocation, introspection and logout; the SSO session and the code it issues.
-//! The authorization endpoint starts a sign-in and lives with it (`signin::authorize`).
+//! The OpenID Connect provider: discovery, keys, authorize, token, userinfo,
+//! revocation, introspection and logout, per tenant; `wire` holds their JSON bodies.
 pub mod claims;
 pub mod discovery;
 pub mod error;
@@ -9,3 +8,4 @@ pub mod logout;
 pub mod session;
 pub mod token;
 pub mod userinfo;
+pub mod wire;

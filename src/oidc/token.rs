@@ -6,6 +6,7 @@ use base64::Engine;
 
 use super::claims::{UserTokenInput, app_access_token, id_token, user_access_token};
 use super::error::{OAuthCode, OAuthError};
+use super::wire::{BEARER, TokenResponse};
 use crate::access::credential::{Presented, Refusal};
 use crate::access::{credential_user, grant_state, reevaluate};
 use crate::app::AppState;
@@ -197,17 +198,14 @@ fn token_response(
 ) -> Result<HttpResponse, OAuthError> {
     let access = user_access_token(state, input).map_err(OAuthError::server)?;
     let id = id_token(state, input).map_err(OAuthError::server)?;
-    let mut body = serde_json::json!({
-        "access_token": access,
-        "token_type": "Bearer",
-        "expires_in": state.config.tokens.access_token_secs,
-        "scope": input.scope.join(" "),
-        "id_token": id,
-    });
-    if let Some(r) = refresh {
-        body["refresh_token"] = serde_json::Value::String(r);
-    }
-    Ok(no_store(HttpResponse::Ok()).json(body))
+    Ok(no_store(HttpResponse::Ok()).json(TokenResponse {
+        access_token: access,
+        token_type: BEARER.into(),
+        expires_in: state.config.tokens.access_token_secs,
+        scope: Some(input.scope.join(" ")),
+        id_token: Some(id),
+        refresh_token: refresh,
+    }))
 }
 
 pub fn no_store(mut b: actix_web::HttpResponseBuilder) -> actix_web::HttpResponseBuilder {
@@ -361,9 +359,12 @@ async fn client_credentials(state: &AppState, tenant: &Tenant, app: &Application
     }
     let token = app_access_token(state, tenant, app).map_err(OAuthError::server)?;
     token_log(state, tenant, app, TokenLog { user: None, amr: &[], ip: None, decision: None }, None).await;
-    Ok(no_store(HttpResponse::Ok()).json(serde_json::json!({
-        "access_token": token,
-        "token_type": "Bearer",
-        "expires_in": state.config.tokens.access_token_secs,
-    })))
+    Ok(no_store(HttpResponse::Ok()).json(TokenResponse {
+        access_token: token,
+        token_type: BEARER.into(),
+        expires_in: state.config.tokens.access_token_secs,
+        scope: None,
+        id_token: None,
+        refresh_token: None,
+    }))
 }

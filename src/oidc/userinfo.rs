@@ -4,6 +4,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::claims::AccessClaims;
 use super::token::tenant_of;
+use super::wire::{ErrorResponse, UserInfo};
 use crate::access::credential::{GrantState, Presented};
 use crate::app::AppState;
 use crate::keys::TokenType;
@@ -74,7 +75,7 @@ fn bearer_error(status: actix_web::http::StatusCode, code: Option<&str>, descrip
     let mut b = HttpResponse::build(status);
     b.insert_header((header::WWW_AUTHENTICATE, challenge)).insert_header(("Cache-Control", "no-store"));
     match code {
-        Some(c) => b.json(serde_json::json!({"error": c, "error_description": description})),
+        Some(c) => b.json(ErrorResponse { error: c.into(), error_description: description.into() }),
         None => b.finish(),
     }
 }
@@ -154,14 +155,14 @@ async fn respond(req: &HttpRequest, slug: &str, state: &AppState, other: Option<
     if !scopes.contains(&"openid") {
         return bearer_error(StatusCode::FORBIDDEN, Some("insufficient_scope"), "the token was not issued for openid");
     }
-    let mut body = serde_json::json!({ "sub": claims.sub });
-    if scopes.contains(&"profile") {
-        body["name"] = user.display_name.clone().into();
-        body["preferred_username"] = user.user_principal_name.clone().into();
-    }
-    if scopes.contains(&"email") {
-        body["email"] = user.mail.clone().into();
-        body["email_verified"] = true.into();
-    }
+    let profile = scopes.contains(&"profile");
+    let email = scopes.contains(&"email");
+    let body = UserInfo {
+        sub: claims.sub,
+        name: profile.then(|| user.display_name.clone()),
+        preferred_username: profile.then(|| user.user_principal_name.clone()),
+        email: email.then(|| user.mail.clone()),
+        email_verified: email.then_some(true),
+    };
     HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(body)
 }
