@@ -21,3 +21,4 @@ mod sec_fed;
 mod sec_gate;
 mod sec_limits;
 mod sec_session;
+mod storage_contract;

@@ -1,0 +1,610 @@
+//! The storage contract: what every backend behind `gatehouse::storage::Store` must do,
+//! checked through the trait only (no backend types). Each case runs once per backend in
+//! [`backends`]; a new backend is one more line there.
+use std::future::Future;
+use std::sync::Arc;
+
+use gatehouse::model::{
+    AuthCode, Authentication, ExternalUserState, Grant, Identity, Invitation, InvitationStatus, Purpose, RefreshToken,
+    Session, SignIn, SignInLogEntry, Step, Ticket, TicketState, User, UserType,
+};
+use gatehouse::storage::{CodeUse, Redeemed, RefreshUse, SignInAdmission, Store, StoreError};
+use tempfile::TempDir;
+use uuid::Uuid;
+
+/// How many tasks each race runs at once.
+const N: usize = 16;
+/// The clock every case runs at.
+const NOW: i64 = 1_700_000_000;
+const LIFE: i64 = 3600;
+
+fn sled() -> (&'static str, Store, TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = gatehouse::storage::open(dir.path(), 8).unwrap();
+    ("sled", store, dir)
+}
+
+/// A fresh, empty store of every backend (each case gets its own).
+async fn backends() -> Vec<(&'static str, Store, TempDir)> {
+    vec![sled()]
+}
+
+// ---- record builders ----
+
+/// A fresh 32-byte id (a digest-shaped key).
+fn id32() -> [u8; 32] {
+    let mut id = [0; 32];
+    id[..16].copy_from_slice(Uuid::new_v4().as_bytes());
+    id[16..].copy_from_slice(Uuid::new_v4().as_bytes());
+    id
+}
+
+fn user(tenant: Uuid, name: &str) -> User {
+    User {
+        id: Uuid::new_v4(),
+        tenant_id: tenant,
+        user_principal_name: format!("{name}@contoso.example"),
+        mail: format!("{name}@mail.contoso.example"),
+        display_name: name.into(),
+        account_enabled: true,
+        created_at: NOW,
+        ..Default::default()
+    }
+}
+
+fn auth(user: Uuid) -> Authentication {
+    Authentication {
+        user_id: user,
+        auth_time: NOW,
+        amr: vec!["pwd".into()],
+        acr: "1".into(),
+        idp: None,
+        epoch: 0,
+        device_id: None,
+    }
+}
+
+fn code(tenant: Uuid, grant_id: Uuid) -> AuthCode {
+    AuthCode {
+        tenant_id: tenant,
+        client_id: "rp".into(),
+        redirect_uri: "https://rp.example/cb".into(),
+        scope: vec!["openid".into(), "offline_access".into()],
+        nonce: Some("n".into()),
+        code_challenge: None,
+        sid: "sid-1".into(),
+        auth: auth(Uuid::nil()),
+        expires_at: NOW + 60,
+        grant_id,
+        used: false,
+    }
+}
+
+fn grant(tenant: Uuid, expires_at: i64) -> Grant {
+    Grant {
+        tenant_id: tenant,
+        client_id: "rp".into(),
+        user_id: Uuid::nil(),
+        epoch: 0,
+        created_at: NOW,
+        expires_at,
+        revoked: false,
+    }
+}
+
+fn refresh(tenant: Uuid, grant_id: Uuid, expires_at: i64) -> RefreshToken {
+    RefreshToken {
+        tenant_id: tenant,
+        client_id: "rp".into(),
+        grant_id,
+        scope: vec!["openid".into(), "offline_access".into()],
+        sid: "sid-1".into(),
+        auth: auth(Uuid::nil()),
+        issued_at: NOW,
+        expires_at,
+        rotated: false,
+    }
+}
+
+fn session(tenant: Uuid, expires_at: i64) -> Session {
+    Session { tenant_id: tenant, sid: "sid-1".into(), auth: auth(Uuid::nil()), expires_at }
+}
+
+fn signin(tenant: Uuid, browser: [u8; 32], expires_at: i64) -> SignIn {
+    SignIn {
+        tenant_id: tenant,
+        browser,
+        purpose: Purpose::Portal { return_to: "/".into(), replaces_session: None },
+        step: Step::Identify,
+        login: None,
+        user_id: None,
+        expires_at,
+    }
+}
+
+fn log_entry(id: &str, created_at: i64) -> SignInLogEntry {
+    SignInLogEntry { id: id.into(), created_at, app_id: "rp".into(), ..Default::default() }
+}
+
+fn identity(n: usize) -> Identity {
+    Identity {
+        sign_in_type: "federated".into(),
+        issuer: "https://home.example".into(),
+        issuer_assigned_id: n.to_string(),
+    }
+}
+
+/// A guest with its invitation and an active ticket, stored; returns the ticket id.
+async fn invited_guest(store: &Store, tenant: Uuid) -> (User, Invitation, [u8; 32]) {
+    let guest = User {
+        user_type: UserType::Guest,
+        creation_type: Some("Invitation".into()),
+        external_user_state: Some(ExternalUserState::PendingAcceptance),
+        ..user(tenant, "guest")
+    };
+    store.insert_user(&guest).await.unwrap();
+    let inv = Invitation {
+        id: Uuid::new_v4(),
+        tenant_id: tenant,
+        invited_user_email_address: guest.mail.clone(),
+        invited_user_display_name: guest.display_name.clone(),
+        invited_user_id: guest.id,
+        invite_redirect_url: "https://rp.example/".into(),
+        app_id: None,
+        invited_by: "admin".into(),
+        message: None,
+        send_invitation_message: false,
+        reset_redemption: false,
+        status: InvitationStatus::PendingAcceptance,
+        created_at: NOW,
+    };
+    store.put_invitation(&inv).await.unwrap();
+    let ticket = id32();
+    let t = Ticket {
+        tenant_id: tenant,
+        invitation_id: inv.id,
+        user_id: guest.id,
+        expires_at: NOW + LIFE,
+        state: TicketState::Active,
+    };
+    store.put_ticket(&ticket, &t).await.unwrap();
+    (guest, inv, ticket)
+}
+
+/// Spends a fresh code: the grant and its first refresh token are stored. Returns their ids.
+async fn issue(store: &Store, tenant: Uuid, grant_expires: i64, refresh_expires: i64) -> (Uuid, [u8; 32]) {
+    let (grant_id, code_id, refresh_id) = (Uuid::new_v4(), id32(), id32());
+    store.put_code(&code_id, &code(tenant, grant_id)).await.unwrap();
+    let rt = refresh(tenant, grant_id, refresh_expires);
+    let used = store.use_code(&code_id, &grant(tenant, grant_expires), Some((&refresh_id, &rt))).await.unwrap();
+    assert_eq!(code_use(&used), "redeemed");
+    (grant_id, refresh_id)
+}
+
+// ---- outcomes as labels (the enums carry no Debug/PartialEq) ----
+
+fn code_use(o: &CodeUse) -> &'static str {
+    match o {
+        CodeUse::Redeemed(_) => "redeemed",
+        CodeUse::Replayed => "replayed",
+        CodeUse::Unknown => "unknown",
+    }
+}
+
+fn refresh_use(o: &RefreshUse) -> &'static str {
+    match o {
+        RefreshUse::Rotated(_) => "rotated",
+        RefreshUse::Reused => "reused",
+        RefreshUse::Revoked => "revoked",
+        RefreshUse::Unknown => "unknown",
+    }
+}
+
+fn redeemed(o: &Redeemed) -> &'static str {
+    match o {
+        Redeemed::Done(_) => "done",
+        Redeemed::AlreadyRedeemed => "already_redeemed",
+        Redeemed::Voided => "voided",
+        Redeemed::Unknown => "unknown",
+    }
+}
+
+fn count(labels: &[&str], label: &str) -> usize {
+    labels.iter().filter(|l| **l == label).count()
+}
+
+/// Runs `N` copies of `task` released together by a barrier; their answers in task order.
+async fn race<T, Fut>(task: impl Fn(usize) -> Fut) -> Vec<T>
+where
+    T: Send + 'static,
+    Fut: Future<Output = T> + Send + 'static,
+{
+    let barrier = Arc::new(tokio::sync::Barrier::new(N));
+    let handles: Vec<_> = (0..N)
+        .map(|i| {
+            let (barrier, run) = (barrier.clone(), task(i));
+            tokio::spawn(async move {
+                barrier.wait().await;
+                run.await
+            })
+        })
+        .collect();
+    let mut answers = Vec::with_capacity(N);
+    for h in handles {
+        answers.push(h.await.unwrap());
+    }
+    answers
+}
+
+// ---- cases ----
+
+#[tokio::test]
+async fn codes_are_spent_once_and_a_replay_revokes_the_grant() {
+    for (name, store, _dir) in backends().await {
+        let tenant = Uuid::new_v4();
+        let (grant_id, code_id, refresh_id) = (Uuid::new_v4(), id32(), id32());
+        store.put_code(&code_id, &code(tenant, grant_id)).await.unwrap();
+        let (g, rt) = (grant(tenant, NOW + LIFE), refresh(tenant, grant_id, NOW + LIFE));
+
+        let CodeUse::Redeemed(spent) = store.use_code(&code_id, &g, Some((&refresh_id, &rt))).await.unwrap() else {
+            panic!("{name}: the first use redeems");
+        };
+        assert_eq!(*spent, AuthCode { used: true, ..code(tenant, grant_id) }, "{name}");
+        assert!(store.code(&code_id).await.unwrap().unwrap().used, "{name}: the code is marked used");
+        assert_eq!(store.grant(&grant_id).await.unwrap(), Some(g.clone()), "{name}: the grant is stored");
+        assert_eq!(store.refresh_token(&refresh_id).await.unwrap(), Some(rt.clone()), "{name}: the token is stored");
+
+        let second = id32();
+        let replay = store.use_code(&code_id, &g, Some((&second, &rt))).await.unwrap();
+        assert_eq!(code_use(&replay), "replayed", "{name}");
+        assert!(store.grant(&grant_id).await.unwrap().unwrap().revoked, "{name}: a replay revokes the grant");
+        assert_eq!(store.refresh_token(&second).await.unwrap(), None, "{name}: a replay stores no token");
+        let after = store.rotate_refresh(&refresh_id, &id32(), NOW + 1, LIFE).await.unwrap();
+        assert_eq!(refresh_use(&after), "revoked", "{name}: the replayed code's token is dead");
+
+        let (unknown, third) = (id32(), id32());
+        let answer = store.use_code(&unknown, &g, Some((&third, &rt))).await.unwrap();
+        assert_eq!(code_use(&answer), "unknown", "{name}");
+        assert_eq!(store.refresh_token(&third).await.unwrap(), None, "{name}: an unknown code stores nothing");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_code_uses_have_exactly_one_winner() {
+    for (name, store, _dir) in backends().await {
+        let tenant = Uuid::new_v4();
+        let (grant_id, code_id) = (Uuid::new_v4(), id32());
+        store.put_code(&code_id, &code(tenant, grant_id)).await.unwrap();
+        let refresh_ids: Vec<[u8; 32]> = (0..N).map(|_| id32()).collect();
+        let answers = race(|i| {
+            let (store, rid) = (store.clone(), refresh_ids[i]);
+            async move {
+                let rt = refresh(tenant, grant_id, NOW + LIFE);
+                code_use(&store.use_code(&code_id, &grant(tenant, NOW + LIFE), Some((&rid, &rt))).await.unwrap())
+            }
+        })
+        .await;
+        assert_eq!(count(&answers, "redeemed"), 1, "{name}: {answers:?}");
+        assert_eq!(count(&answers, "replayed"), N - 1, "{name}: {answers:?}");
+        let winner = answers.iter().position(|a| *a == "redeemed").unwrap();
+        for (i, rid) in refresh_ids.iter().enumerate() {
+            let stored = store.refresh_token(rid).await.unwrap().is_some();
+            assert_eq!(stored, i == winner, "{name}: only the winner's refresh token is stored (task {i})");
+        }
+        assert!(store.grant(&grant_id).await.unwrap().unwrap().revoked, "{name}: the replays revoked the grant");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_rotations_have_exactly_one_winner() {
+    for (name, store, _dir) in backends().await {
+        let tenant = Uuid::new_v4();
+        let (grant_id, old) = issue(&store, tenant, NOW + LIFE, NOW + LIFE).await;
+        let new_ids: Vec<[u8; 32]> = (0..N).map(|_| id32()).collect();
+        let answers = race(|i| {
+            let (store, new) = (store.clone(), new_ids[i]);
+            async move { refresh_use(&store.rotate_refresh(&old, &new, NOW + 1, LIFE).await.unwrap()) }
+        })
+        .await;
+        assert_eq!(count(&answers, "rotated"), 1, "{name}: {answers:?}");
+        // A loser that read the token before the winner marked it, and the grant after another
+        // loser revoked it, sees a revoked family: also refused, and the family is dead either way.
+        assert!(count(&answers, "reused") >= 1, "{name}: {answers:?}");
+        assert_eq!(count(&answers, "reused") + count(&answers, "revoked"), N - 1, "{name}: {answers:?}");
+        assert!(store.grant(&grant_id).await.unwrap().unwrap().revoked, "{name}: reuse revoked the grant");
+        assert!(store.refresh_token(&old).await.unwrap().unwrap().rotated, "{name}: the old token is rotated");
+        let winner = answers.iter().position(|a| *a == "rotated").unwrap();
+        for (i, new) in new_ids.iter().enumerate() {
+            let stored = store.refresh_token(new).await.unwrap().is_some();
+            assert_eq!(stored, i == winner, "{name}: only the winner's successor is stored (task {i})");
+        }
+        let next = store.rotate_refresh(&new_ids[winner], &id32(), NOW + 2, LIFE).await.unwrap();
+        assert_eq!(refresh_use(&next), "revoked", "{name}: the winner's successor died with the family");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_redemptions_of_one_ticket_have_exactly_one_winner() {
+    for (name, store, _dir) in backends().await {
+        let tenant = Uuid::new_v4();
+        let (guest, inv, ticket) = invited_guest(&store, tenant).await;
+        let answers = race(|i| {
+            let store = store.clone();
+            async move {
+                match store.redeem(&ticket, &identity(i), NOW).await.unwrap() {
+                    Redeemed::Done(u) => ("done", Some(*u)),
+                    other => (redeemed(&other), None),
+                }
+            }
+        })
+        .await;
+        let labels: Vec<&str> = answers.iter().map(|(l, _)| *l).collect();
+        assert_eq!(count(&labels, "done"), 1, "{name}: {labels:?}");
+        assert_eq!(count(&labels, "already_redeemed"), N - 1, "{name}: {labels:?}");
+        let winner = labels.iter().position(|l| *l == "done").unwrap();
+        let accepted = User {
+            external_user_state: Some(ExternalUserState::Accepted),
+            external_user_state_change_date_time: Some(NOW),
+            identities: vec![identity(winner)],
+            ..guest.clone()
+        };
+        assert_eq!(answers[winner].1.as_ref(), Some(&accepted), "{name}: Done carries the accepted guest");
+        assert_eq!(store.user(&tenant, &guest.id).await.unwrap(), Some(accepted), "{name}: only the winner's identity");
+        assert_eq!(store.ticket(&ticket).await.unwrap().unwrap().state, TicketState::Redeemed, "{name}");
+        let inv_now = store.invitation(&tenant, &inv.id).await.unwrap().unwrap();
+        assert_eq!(inv_now.status, InvitationStatus::Completed, "{name}");
+
+        let again = store.redeem(&ticket, &identity(0), NOW).await.unwrap();
+        assert_eq!(redeemed(&again), "already_redeemed", "{name}");
+        assert_eq!(redeemed(&store.redeem(&id32(), &identity(0), NOW).await.unwrap()), "unknown", "{name}");
+        let (other, _, voided) = invited_guest(&store, Uuid::new_v4()).await;
+        store.void_tickets_of(&other.tenant_id, &other.id).await.unwrap();
+        assert_eq!(redeemed(&store.redeem(&voided, &identity(0), NOW).await.unwrap()), "voided", "{name}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_modify_user_loses_no_update() {
+    for (name, store, _dir) in backends().await {
+        let tenant = Uuid::new_v4();
+        let u = user(tenant, "iw");
+        store.insert_user(&u).await.unwrap();
+        let seen = race(|_| {
+            let store = store.clone();
+            async move {
+                let bumped = gatehouse::storage::modify_user(&store, &tenant, &u.id, |u| {
+                    u.session_epoch += 1;
+                    u.session_epoch
+                });
+                bumped.await.unwrap().map(|(_, epoch)| epoch)
+            }
+        })
+        .await;
+        let mut seen: Vec<u64> = seen.into_iter().map(Option::unwrap).collect();
+        seen.sort_unstable();
+        assert_eq!(seen, (1..=N as u64).collect::<Vec<_>>(), "{name}: each increment saw its own value");
+        let stored = store.user(&tenant, &u.id).await.unwrap().unwrap();
+        assert_eq!(stored.session_epoch, N as u64, "{name}: no lost update");
+        let nobody = Uuid::new_v4();
+        let missing = gatehouse::storage::modify_user(&store, &tenant, &nobody, |u| u.session_epoch += 1).await;
+        assert!(missing.unwrap().is_none(), "{name}: no such user");
+    }
+}
+
+/// `Ok` or `Conflict` as a label; any other error fails the case.
+fn inserted(r: Result<(), StoreError>) -> &'static str {
+    match r {
+        Ok(()) => "ok",
+        Err(StoreError::Conflict(_)) => "conflict",
+        Err(e) => panic!("insert_user: {e}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_inserts_of_one_id_have_exactly_one_winner() {
+    for (name, store, _dir) in backends().await {
+        let tenant = Uuid::new_v4();
+        let id = Uuid::new_v4();
+        let candidates: Vec<User> = (0..N).map(|i| User { id, ..user(tenant, &format!("u{i}")) }).collect();
+        let answers = race(|i| {
+            let (store, u) = (store.clone(), candidates[i].clone());
+            async move { inserted(store.insert_user(&u).await) }
+        })
+        .await;
+        assert_eq!(count(&answers, "ok"), 1, "{name}: {answers:?}");
+        let winner = &candidates[answers.iter().position(|a| *a == "ok").unwrap()];
+        assert_eq!(store.users(&tenant).await.unwrap(), vec![winner.clone()], "{name}");
+        for c in &candidates {
+            let found = store.user_by_login(&tenant, &c.user_principal_name).await.unwrap();
+            let expected = (c == winner).then(|| winner.clone());
+            assert_eq!(found, expected, "{name}: a loser's name is released, the winner's kept ({})", c.display_name);
+        }
+    }
+}
+
+// Fails on sled today (about 1 run in 5, up to 7 winners of 16): `claim_name` takes a name
+// whose owner record is not written yet for an orphan and claims it over the live create.
+#[ignore = "known sled bug: concurrent creates with one UPN can both succeed; un-ignore with the fix"]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_inserts_of_one_upn_have_exactly_one_winner() {
+    for (name, store, _dir) in backends().await {
+        let tenant = Uuid::new_v4();
+        let upn = "shared@contoso.example";
+        let candidates: Vec<User> =
+            (0..N).map(|i| User { user_principal_name: upn.into(), ..user(tenant, &format!("u{i}")) }).collect();
+        let answers = race(|i| {
+            let (store, u) = (store.clone(), candidates[i].clone());
+            async move { inserted(store.insert_user(&u).await) }
+        })
+        .await;
+        assert_eq!(count(&answers, "ok"), 1, "{name}: {answers:?}");
+        let winner = &candidates[answers.iter().position(|a| *a == "ok").unwrap()];
+        assert_eq!(store.users(&tenant).await.unwrap(), vec![winner.clone()], "{name}: one user holds the UPN");
+        assert_eq!(store.user_by_login(&tenant, upn).await.unwrap().as_ref(), Some(winner), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn expired_refresh_tokens_and_families_do_not_rotate() {
+    for (name, store, _dir) in backends().await {
+        let tenant = Uuid::new_v4();
+        let (_, token) = issue(&store, tenant, NOW + LIFE, NOW + 10).await;
+        let new = id32();
+        let answer = store.rotate_refresh(&token, &new, NOW + 11, LIFE).await.unwrap();
+        assert_eq!(refresh_use(&answer), "revoked", "{name}: an expired token");
+        assert!(!store.refresh_token(&token).await.unwrap().unwrap().rotated, "{name}: it is not marked rotated");
+        assert_eq!(store.refresh_token(&new).await.unwrap(), None, "{name}: no successor is stored");
+
+        let (_, in_old_family) = issue(&store, tenant, NOW + 10, NOW + LIFE).await;
+        let answer = store.rotate_refresh(&in_old_family, &id32(), NOW + 11, LIFE).await.unwrap();
+        assert_eq!(refresh_use(&answer), "revoked", "{name}: a live token of an expired grant");
+
+        let unknown = store.rotate_refresh(&id32(), &id32(), NOW, LIFE).await.unwrap();
+        assert_eq!(refresh_use(&unknown), "unknown", "{name}");
+    }
+}
+
+#[tokio::test]
+async fn sweep_removes_what_expired_and_keeps_what_lives() {
+    for (name, store, _dir) in backends().await {
+        let tenant = Uuid::new_v4();
+        let (dead, live) = (NOW - 1, NOW + LIFE);
+        let (session_dead, session_live) = (id32(), id32());
+        store.put_session(&session_dead, &session(tenant, dead)).await.unwrap();
+        store.put_session(&session_live, &session(tenant, live)).await.unwrap();
+        let (code_dead, code_live) = (id32(), id32());
+        store.put_code(&code_dead, &AuthCode { expires_at: dead, ..code(tenant, Uuid::new_v4()) }).await.unwrap();
+        store.put_code(&code_live, &AuthCode { expires_at: live, ..code(tenant, Uuid::new_v4()) }).await.unwrap();
+        let (_, refresh_dead) = issue(&store, tenant, live, dead).await;
+        let (_, refresh_live) = issue(&store, tenant, live, live).await;
+        let (signin_dead, signin_live) = (id32(), id32());
+        store.put_signin(&signin_dead, &signin(tenant, id32(), dead)).await.unwrap();
+        store.put_signin(&signin_live, &signin(tenant, id32(), live)).await.unwrap();
+        store.revoke_jti("jti-dead", dead).await.unwrap();
+        store.revoke_jti("jti-live", live).await.unwrap();
+        assert_eq!(store.signin_count().await, 2, "{name}");
+
+        assert_eq!(store.sweep(NOW).await.unwrap(), 5, "{name}: one expired record of each kind");
+        assert_eq!(store.session(&session_dead).await.unwrap(), None, "{name}");
+        assert_eq!(store.session(&session_live).await.unwrap(), Some(session(tenant, live)), "{name}");
+        assert_eq!(store.code(&code_dead).await.unwrap(), None, "{name}");
+        assert!(store.code(&code_live).await.unwrap().is_some(), "{name}");
+        assert_eq!(store.refresh_token(&refresh_dead).await.unwrap(), None, "{name}");
+        assert!(store.refresh_token(&refresh_live).await.unwrap().is_some(), "{name}");
+        assert_eq!(store.signin(&signin_dead).await.unwrap(), None, "{name}");
+        assert!(store.signin(&signin_live).await.unwrap().is_some(), "{name}");
+        assert_eq!(store.signin_count().await, 1, "{name}: the count follows the sweep");
+        assert!(!store.jti_revoked("jti-dead").await.unwrap(), "{name}");
+        assert!(store.jti_revoked("jti-live").await.unwrap(), "{name}");
+        assert_eq!(store.sweep(NOW).await.unwrap(), 0, "{name}: a second sweep finds nothing");
+    }
+}
+
+#[tokio::test]
+async fn a_rotated_token_presented_again_revokes_the_family() {
+    for (name, store, _dir) in backends().await {
+        let tenant = Uuid::new_v4();
+        let (grant_id, old) = issue(&store, tenant, NOW + 10 * LIFE, NOW + LIFE).await;
+        let new = id32();
+        let RefreshUse::Rotated(next) = store.rotate_refresh(&old, &new, NOW + 5, LIFE).await.unwrap() else {
+            panic!("{name}: a live token rotates");
+        };
+        let expected = RefreshToken { issued_at: NOW + 5, expires_at: NOW + 5 + LIFE, ..refresh(tenant, grant_id, 0) };
+        assert_eq!(*next, expected, "{name}: the successor keeps the family and lives `life_secs`");
+        assert_eq!(store.refresh_token(&new).await.unwrap(), Some(expected), "{name}");
+
+        let stolen = id32();
+        let reuse = store.rotate_refresh(&old, &stolen, NOW + 6, LIFE).await.unwrap();
+        assert_eq!(refresh_use(&reuse), "reused", "{name}");
+        assert!(store.grant(&grant_id).await.unwrap().unwrap().revoked, "{name}: reuse revokes the grant");
+        assert_eq!(store.refresh_token(&stolen).await.unwrap(), None, "{name}: reuse stores no successor");
+        let honest = refresh_use(&store.rotate_refresh(&new, &id32(), NOW + 7, LIFE).await.unwrap());
+        assert!(matches!(honest, "revoked" | "reused"), "{name}: the successor no longer rotates: {honest}");
+    }
+}
+
+#[tokio::test]
+async fn signin_log_is_newest_first_per_tenant_and_capped_by_limit() {
+    for (name, store, _dir) in backends().await {
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let mut last_seq: Option<u64> = None;
+        for i in 0..5 {
+            let mut entry = log_entry(&format!("a{i}"), NOW + i);
+            store.append_signin_log(&a, &mut entry).await.unwrap();
+            assert!(last_seq.is_none_or(|l| entry.seq > l), "{name}: append assigns an increasing sequence");
+            last_seq = Some(entry.seq);
+            if i < 3 {
+                store.append_signin_log(&b, &mut log_entry(&format!("b{i}"), NOW + i)).await.unwrap();
+            }
+        }
+        let ids = |entries: Vec<SignInLogEntry>| entries.into_iter().map(|e| e.id).collect::<Vec<_>>();
+        // The trait documents newest first (the admin API lists sign-ins that way).
+        assert_eq!(ids(store.signin_log(&a, 10).await.unwrap()), ["a4", "a3", "a2", "a1", "a0"], "{name}");
+        assert_eq!(ids(store.signin_log(&a, 2).await.unwrap()), ["a4", "a3"], "{name}: limit caps");
+        assert!(store.signin_log(&a, 0).await.unwrap().is_empty(), "{name}");
+        assert_eq!(ids(store.signin_log(&b, 10).await.unwrap()), ["b2", "b1", "b0"], "{name}: only b's entries");
+        assert!(store.signin_log(&Uuid::new_v4(), 10).await.unwrap().is_empty(), "{name}");
+        assert_eq!(store.signin_log_len(&a).await, 5, "{name}");
+        assert_eq!(store.signin_log_len(&b).await, 3, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn open_signin_evicts_a_browsers_oldest_and_refuses_when_full() {
+    for (name, store, _dir) in backends().await {
+        let tenant = Uuid::new_v4();
+        let (per_browser, total) = (3, 100);
+        let (other_browser, other) = (id32(), id32());
+        let s = signin(tenant, other_browser, NOW + LIFE);
+        let admitted = store.open_signin(&other, &s, per_browser, total, NOW).await.unwrap();
+        assert_eq!(admitted, SignInAdmission::Stored, "{name}");
+        let browser = id32();
+        let ids: Vec<[u8; 32]> = (0..5).map(|_| id32()).collect();
+        for id in &ids {
+            let s = signin(tenant, browser, NOW + LIFE);
+            assert_eq!(store.open_signin(id, &s, per_browser, total, NOW).await.unwrap(), SignInAdmission::Stored);
+        }
+        for (i, id) in ids.iter().enumerate() {
+            let kept = store.signin(id).await.unwrap().is_some();
+            assert_eq!(kept, i >= 2, "{name}: the browser keeps its newest {per_browser} (sign-in {i})");
+        }
+        assert!(store.signin(&other).await.unwrap().is_some(), "{name}: another browser's sign-in stays");
+        assert_eq!(store.signin_count().await, 4, "{name}");
+
+        let before = store.snapshot().await.unwrap();
+        let refused = id32();
+        let full = store.open_signin(&refused, &signin(tenant, browser, NOW + LIFE), per_browser, 4, NOW).await;
+        assert_eq!(full.unwrap(), SignInAdmission::Full, "{name}: the instance holds its total");
+        assert_eq!(store.signin(&refused).await.unwrap(), None, "{name}: Full stores nothing");
+        assert_eq!(store.signin_count().await, 4, "{name}");
+        assert!(before == store.snapshot().await.unwrap(), "{name}: Full evicts nothing either");
+    }
+}
+
+// TODO(users_page): the trait has no paged user listing yet. When it gains one (a cursor and
+// a limit), test here that walking every page returns each user exactly once, in a stable
+// order, and that no page exceeds its limit. Until then: `users` lists exactly the tenant's.
+#[tokio::test]
+async fn users_lists_exactly_the_tenants_users() {
+    for (name, store, _dir) in backends().await {
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let mut of_a: Vec<User> = (0..5).map(|i| user(a, &format!("a{i}"))).collect();
+        let of_b: Vec<User> = (0..2).map(|i| user(b, &format!("b{i}"))).collect();
+        for u in of_a.iter().chain(&of_b) {
+            store.insert_user(u).await.unwrap();
+        }
+        let sorted = |mut users: Vec<User>| {
+            users.sort_by_key(|u| u.id);
+            users
+        };
+        let listed = store.users(&a).await.unwrap();
+        assert_eq!(store.users(&a).await.unwrap(), listed, "{name}: the order is stable");
+        assert_eq!(sorted(listed), sorted(of_a.clone()), "{name}: each of a's users once, no one else");
+        assert_eq!(sorted(store.users(&b).await.unwrap()), sorted(of_b), "{name}");
+        assert!(store.users(&Uuid::new_v4()).await.unwrap().is_empty(), "{name}");
+
+        let gone = of_a.remove(0);
+        store.delete_user(&a, &gone.id).await.unwrap();
+        assert_eq!(sorted(store.users(&a).await.unwrap()), sorted(of_a), "{name}: a deleted user is not listed");
+    }
+}
