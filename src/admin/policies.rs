@@ -262,7 +262,8 @@ pub async fn evaluate(req: HttpRequest, body: web::Bytes, state: Data) -> Result
     let auth = crate::model::Authentication {
         user_id: user.id,
         auth_time: 0,
-        amr: w.authentication_methods.clone(),
+        // Methods gatehouse does not know prove nothing (as in a sign-in, only `mfa` counts).
+        amr: w.authentication_methods.iter().filter_map(|m| crate::model::Amr::parse(m)).collect(),
         acr: "1".into(),
         idp: None,
         epoch: user.session_epoch,

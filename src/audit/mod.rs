@@ -4,7 +4,7 @@ use uuid::Uuid;
 use std::net::IpAddr;
 
 use crate::app::AppState;
-use crate::model::{Device, DeviceDetail, SignInLogEntry, Status, Tenant, User};
+use crate::model::{Amr, Device, DeviceDetail, SignInLogEntry, Status, Tenant, User};
 use crate::policy::Decision;
 use crate::storage::Store;
 
@@ -25,7 +25,7 @@ pub struct LogFacts<'a> {
     pub ip: Option<IpAddr>,
     pub device: Option<&'a Device>,
     pub idp: Option<String>,
-    pub amr: Vec<String>,
+    pub amr: Vec<Amr>,
     pub interactive: bool,
 }
 

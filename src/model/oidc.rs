@@ -171,7 +171,7 @@ pub enum Step {
     /// Redemption: the home identity is proven; the guest reviews what is shared.
     Consent {
         identity: crate::model::Identity,
-        amr: Vec<String>,
+        amr: Vec<Amr>,
         idp: String,
     },
     /// Primary authentication is done and MFA is required: first-time TOTP proof-up.
@@ -239,7 +239,7 @@ impl SignIn {
 pub struct Authentication {
     pub user_id: Uuid,
     pub auth_time: i64,
-    pub amr: Vec<String>,
+    pub amr: Vec<Amr>,
     pub acr: String,
     /// Home identity provider issuer for guests; `None` for members.
     #[serde(default)]

@@ -4,7 +4,7 @@ use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::keys::TokenType;
-use crate::model::Authentication;
+use crate::model::{Amr, Authentication};
 use crate::model::{Application, SigningAlg, Tenant, User, UserType};
 use crate::secrets::{b64url, mac};
 
@@ -25,7 +25,7 @@ pub struct IdTokenClaims {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nonce: Option<String>,
     pub sid: String,
-    pub amr: Vec<String>,
+    pub amr: Vec<Amr>,
     pub acr: String,
     pub oid: Uuid,
     pub tid: Uuid,
@@ -74,7 +74,7 @@ pub struct AccessClaims {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_time: Option<i64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub amr: Vec<String>,
+    pub amr: Vec<Amr>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acr: Option<String>,
 }

@@ -74,7 +74,7 @@ pub async fn show(req: HttpRequest, path: web::Path<String>, state: Data) -> Res
             app: e.app_id,
             ip: e.ip_address.unwrap_or_else(|| "-".into()),
             result: e.status.error.unwrap_or_else(|| "success".into()),
-            amr: e.amr.join(" "),
+            amr: e.amr.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(" "),
             why: e
                 .applied_conditional_access_policies
                 .iter()

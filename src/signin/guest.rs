@@ -11,7 +11,7 @@ use crate::federation::{self, HomeIdentity};
 pub type Homes = actix_web::web::Data<federation::MetadataCache>;
 use crate::mfa;
 use crate::model::FedState;
-use crate::model::{Authentication, Home, Purpose, SignIn, Step};
+use crate::model::{Amr, Authentication, Home, Purpose, SignIn, Step};
 use crate::model::{Identity, Tenant};
 use crate::secrets::{ct_eq, digest};
 use crate::signin::{
@@ -208,7 +208,7 @@ pub async fn federation_callback(req: HttpRequest, state: Data, homes: Homes) ->
         ));
     }
     let auth_time = auth_time.map_or(now, |t| t.min(now));
-    home_proven_at(&state, &req, &tenant, &tx, signin, proven, vec!["fed".into()], auth_time)
+    home_proven_at(&state, &req, &tenant, &tx, signin, proven, vec![Amr::Fed], auth_time)
 }
 
 /// The home identity is proven just now (email code): redemption goes on to consent, a sign-in completes.
@@ -219,7 +219,7 @@ fn home_proven(
     tx: &str,
     signin: SignIn,
     proven: HomeIdentity,
-    amr: Vec<String>,
+    amr: Vec<Amr>,
 ) -> Result<HttpResponse, PageError> {
     home_proven_at(state, req, tenant, tx, signin, proven, amr, state.now())
 }
@@ -233,14 +233,14 @@ fn home_proven_at(
     tx: &str,
     mut signin: SignIn,
     proven: HomeIdentity,
-    mut amr: Vec<String>,
+    mut amr: Vec<Amr>,
     auth_time: i64,
 ) -> Result<HttpResponse, PageError> {
     let user = signin_user(state, tenant, &signin)?;
     // Home MFA counts only where this tenant's inbound trust accepts that partner's MFA.
     let mut acr = "1".to_string();
-    if proven.amr.iter().any(|a| a == "mfa") && trusts_home_mfa(state, tenant, &proven.issuer)? {
-        amr.push("mfa".into());
+    if proven.amr.contains(&Amr::Mfa) && trusts_home_mfa(state, tenant, &proven.issuer)? {
+        amr.push(Amr::Mfa);
         acr = "2".into();
     }
     let identity = Identity {
@@ -346,9 +346,9 @@ pub async fn email_otp(
                 subject: email.clone(),
                 email: Some(email),
                 email_verified: true,
-                amr: vec!["otp".into()],
+                amr: vec![Amr::Otp],
             };
-            return home_proven(&state, &req, &tenant, &tx, signin, proven, vec!["otp".into()]);
+            return home_proven(&state, &req, &tenant, &tx, signin, proven, vec![Amr::Otp]);
         }
         OtpAnswer::NotSent => "No code was sent yet. Send a code first.",
         OtpAnswer::Expired => "This code has expired. Send a new code.",

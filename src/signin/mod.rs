@@ -12,7 +12,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::app::AppState;
 use crate::federation;
-use crate::model::{Authentication, Purpose, SignIn, Step};
+use crate::model::{Amr, Authentication, Purpose, SignIn, Step};
 use crate::model::{ExternalUserState, Tenant, User};
 use crate::oidc::error::{OAuthCode, OAuthError};
 use crate::oidc::session::{Reply, issue_code, open_session, retire_session, session_cookie};
@@ -272,7 +272,7 @@ pub async fn password(
         ip: client_ip,
         device: None,
         idp: None,
-        amr: vec!["pwd".into()],
+        amr: vec![Amr::Pwd],
         interactive: true,
     };
     // The attempt is counted before the hash is checked (and given back if it succeeds),
@@ -322,7 +322,7 @@ pub async fn password(
     let auth = Authentication {
         user_id: user.id,
         auth_time: now,
-        amr: vec!["pwd".into()],
+        amr: vec![Amr::Pwd],
         acr: "1".into(),
         idp: None,
         epoch: user.session_epoch,
@@ -397,7 +397,7 @@ pub async fn consent(
     };
     state.store.flush().await?;
     state.store.delete_signin(&digest(&tx))?;
-    let acr = if amr.iter().any(|a| a == "mfa") { "2" } else { "1" };
+    let acr = if amr.contains(&Amr::Mfa) { "2" } else { "1" };
     let auth = Authentication {
         user_id: user.id,
         auth_time: now,
@@ -480,7 +480,7 @@ pub fn after_primary(
         }
         _ => false,
     };
-    let facts = |amr: Vec<String>| LogFacts {
+    let facts = |amr: Vec<Amr>| LogFacts {
         tenant,
         user: Some(&user),
         app_id: &app_id,
