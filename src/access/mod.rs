@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 use crate::app::AppState;
 use crate::model::Device;
-use crate::model::{Amr, Authentication};
+use crate::model::{Acr, Amr, Authentication};
 use crate::model::{Tenant, User};
 use crate::policy::{self, Decision, DeviceState, RiskLevel, Satisfied, SignInContext};
 use credential::{GrantState, Presented, Refusal};
@@ -130,7 +130,7 @@ pub fn mfa_reasons(d: &Decision, user: &User, tenant: &Tenant, step_up: bool) ->
         why.push("tenant MFA".into());
     }
     if step_up {
-        why.push("the application asked for acr 2".into());
+        why.push(format!("the application asked for acr {}", Acr::MultiFactor));
     }
     format!("MFA required: {}", why.join(", "))
 }

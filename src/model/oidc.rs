@@ -95,7 +95,8 @@ pub struct AuthRequest {
     pub prompt: Vec<String>,
     pub max_age: Option<i64>,
     pub login_hint: Option<String>,
-    pub acr_values: Vec<String>,
+    /// The supported values of `acr_values`, in the order asked, each once.
+    pub acr_values: Vec<Acr>,
     /// Digest of this browser's SSO session at the tenant when the request came: the session
     /// a completed re-authentication replaces (one session per browser and tenant).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -240,7 +241,7 @@ pub struct Authentication {
     pub user_id: Uuid,
     pub auth_time: i64,
     pub amr: Vec<Amr>,
-    pub acr: String,
+    pub acr: Acr,
     /// Home identity provider issuer for guests; `None` for members.
     #[serde(default)]
     pub idp: Option<String>,

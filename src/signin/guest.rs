@@ -11,7 +11,7 @@ use crate::federation::{self, HomeIdentity};
 pub type Homes = actix_web::web::Data<federation::MetadataCache>;
 use crate::mfa;
 use crate::model::FedState;
-use crate::model::{Amr, Authentication, Home, Purpose, SignIn, Step};
+use crate::model::{Acr, Amr, Authentication, Home, Purpose, SignIn, Step};
 use crate::model::{Identity, Tenant};
 use crate::secrets::{ct_eq, digest};
 use crate::signin::{
@@ -81,7 +81,7 @@ fn home_freshness(state: &AppState, tenant: &Tenant, signin: &SignIn) -> Result<
             user_id: user.id,
             auth_time: 0,
             amr: vec![],
-            acr: "1".into(),
+            acr: Acr::SingleFactor,
             idp: None,
             epoch: user.session_epoch,
             device_id: None,
@@ -238,10 +238,10 @@ fn home_proven_at(
 ) -> Result<HttpResponse, PageError> {
     let user = signin_user(state, tenant, &signin)?;
     // Home MFA counts only where this tenant's inbound trust accepts that partner's MFA.
-    let mut acr = "1".to_string();
+    let mut acr = Acr::SingleFactor;
     if proven.amr.contains(&Amr::Mfa) && trusts_home_mfa(state, tenant, &proven.issuer)? {
         amr.push(Amr::Mfa);
-        acr = "2".into();
+        acr = Acr::MultiFactor;
     }
     let identity = Identity {
         sign_in_type: if proven.issuer == "mail" { "emailAddress".into() } else { "federated".into() },

@@ -6,7 +6,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use crate::app::AppState;
 use crate::mfa::{self, TotpCheck, TotpMethod};
 use crate::model::Tenant;
-use crate::model::{Amr, Authentication, SignIn, Step};
+use crate::model::{Acr, Amr, Authentication, SignIn, Step};
 use crate::secrets::digest;
 use crate::signin::{after_primary, posted};
 use crate::web::Data;
@@ -52,7 +52,7 @@ fn with_mfa(mut auth: Authentication) -> Authentication {
             auth.amr.push(m);
         }
     }
-    auth.acr = "2".into();
+    auth.acr = Acr::MultiFactor;
     auth
 }
 

@@ -12,7 +12,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::app::AppState;
 use crate::federation;
-use crate::model::{Amr, Authentication, Purpose, SignIn, Step};
+use crate::model::{Acr, Amr, Authentication, Purpose, SignIn, Step};
 use crate::model::{ExternalUserState, Tenant, User};
 use crate::oidc::error::{OAuthCode, OAuthError};
 use crate::oidc::session::{Reply, issue_code, open_session, retire_session, session_cookie};
@@ -323,7 +323,7 @@ pub async fn password(
         user_id: user.id,
         auth_time: now,
         amr: vec![Amr::Pwd],
-        acr: "1".into(),
+        acr: Acr::SingleFactor,
         idp: None,
         epoch: user.session_epoch,
         device_id: None,
@@ -397,12 +397,12 @@ pub async fn consent(
     };
     state.store.flush().await?;
     state.store.delete_signin(&digest(&tx))?;
-    let acr = if amr.contains(&Amr::Mfa) { "2" } else { "1" };
+    let acr = Acr::of(&amr);
     let auth = Authentication {
         user_id: user.id,
         auth_time: now,
         amr,
-        acr: acr.into(),
+        acr,
         idp: Some(idp),
         epoch: user.session_epoch,
         device_id: None,
@@ -474,10 +474,8 @@ pub fn after_primary(
     let age = existing.as_ref().map(|(_, s)| state.now() - s.auth.auth_time);
     let ctx = crate::access::context(&user, &app_id, ip, Some(&device), &auth, age);
     let step_up = match &signin.purpose {
-        // acr_values is a preference list: the first value gatehouse supports ("1" or "2") is the aim.
-        Purpose::Authorize(r) => {
-            r.acr_values.iter().find(|a| matches!(a.as_str(), "1" | "2")).is_some_and(|a| a == "2")
-        }
+        // acr_values is a preference list: the first value gatehouse supports (all it kept) is the aim.
+        Purpose::Authorize(r) => r.acr_values.first() == Some(&Acr::MultiFactor),
         _ => false,
     };
     let facts = |amr: Vec<Amr>| LogFacts {
