@@ -21,7 +21,7 @@ use openidconnect::{
 use serde::{Deserialize, Serialize};
 
 use crate::app::AppState;
-use crate::model::{Amr, Home};
+use crate::model::{Amr, EMAIL_OTP_ISSUER, Home};
 use crate::model::{Application, ClientType, SigningAlg, Tenant};
 use crate::secrets::{b64url, digest_hex, mac};
 use crate::storage::Store;
@@ -80,7 +80,7 @@ pub fn home_of_issuer(
     resource: &Tenant,
     issuer: &str,
 ) -> Result<Option<Home>, crate::storage::StoreError> {
-    if issuer == "mail" {
+    if issuer == EMAIL_OTP_ISSUER {
         return Ok(Some(Home::EmailOtp));
     }
     if let Some(name) = issuer.strip_prefix(&format!("{}/stub/", state.public_url))

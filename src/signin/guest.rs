@@ -12,7 +12,7 @@ pub type Homes = actix_web::web::Data<federation::MetadataCache>;
 use crate::mfa;
 use crate::model::FedState;
 use crate::model::{Acr, Amr, Authentication, Home, Purpose, SignIn, Step};
-use crate::model::{Identity, Tenant};
+use crate::model::{EMAIL_OTP_ISSUER, Identity, Tenant};
 use crate::secrets::{ct_eq, digest};
 use crate::signin::{
     OTP_MAX_SENDS, OTP_RESEND_PAUSE_SECS, after_primary, load, posted, signin_user, step_page, to_login_page,
@@ -244,7 +244,7 @@ fn home_proven_at(
         acr = Acr::MultiFactor;
     }
     let identity = Identity {
-        sign_in_type: if proven.issuer == "mail" { "emailAddress".into() } else { "federated".into() },
+        sign_in_type: if proven.issuer == EMAIL_OTP_ISSUER { "emailAddress".into() } else { "federated".into() },
         issuer: proven.issuer.clone(),
         issuer_assigned_id: proven.subject.clone(),
     };
@@ -342,7 +342,7 @@ pub async fn email_otp(
         OtpAnswer::Right => {
             let email = signin.login.clone().unwrap_or_default();
             let proven = HomeIdentity {
-                issuer: "mail".into(),
+                issuer: EMAIL_OTP_ISSUER.into(),
                 subject: email.clone(),
                 email: Some(email),
                 email_verified: true,

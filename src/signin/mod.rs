@@ -13,7 +13,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use crate::app::AppState;
 use crate::federation;
 use crate::model::{Acr, Amr, Authentication, Purpose, SignIn, Step};
-use crate::model::{ExternalUserState, Tenant, User};
+use crate::model::{EMAIL_OTP_ISSUER, ExternalUserState, Tenant, User};
 use crate::oidc::error::{OAuthCode, OAuthError};
 use crate::oidc::session::{Reply, issue_code, open_session, retire_session, session_cookie};
 use crate::secrets::{ct_eq, digest, new_token};
@@ -140,7 +140,8 @@ pub(crate) fn step_page(
         Step::EmailOtp { sends, .. } => render(&EmailOtpPage { ctx, email: login, sent: *sends > 0, error }, vec![]),
         Step::Consent { idp, .. } => {
             let user = signin_user(state, tenant, signin)?;
-            let home = if idp == "mail" { "a one-time code sent to your email".to_string() } else { idp.clone() };
+            let home =
+                if idp == EMAIL_OTP_ISSUER { "a one-time code sent to your email".to_string() } else { idp.clone() };
             render(&ConsentPage { ctx, name: user.display_name, email: user.mail, home }, vec![])
         }
         Step::MfaEnroll { secret_b32, .. } => {
