@@ -76,7 +76,7 @@ fn entry(
         user_id: f.user.map(|u| u.id),
         user_principal_name: f.user.map(|u| u.user_principal_name.clone()),
         user_display_name: f.user.map(|u| u.display_name.clone()),
-        user_type: f.user.map(|u| if u.is_guest() { "Guest".into() } else { "Member".into() }),
+        user_type: f.user.map(|u| u.user_type.as_str().into()),
         app_id: f.app_id.to_string(),
         app_display_name: app_name,
         ip_address: f.ip.map(|i| i.to_string()),
