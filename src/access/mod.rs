@@ -6,8 +6,8 @@ pub mod credential;
 use std::net::IpAddr;
 
 use crate::app::AppState;
-use crate::model::Authentication;
 use crate::model::Device;
+use crate::model::{Acr, Amr, Authentication};
 use crate::model::{Tenant, User};
 use crate::policy::{self, Decision, DeviceState, RiskLevel, Satisfied, SignInContext};
 use credential::{GrantState, Presented, Refusal};
@@ -28,7 +28,7 @@ fn risk(level: Option<&str>) -> Option<RiskLevel> {
 }
 
 pub fn has_mfa(auth: &Authentication) -> bool {
-    auth.amr.iter().any(|a| a == "mfa")
+    auth.amr.contains(&Amr::Mfa)
 }
 
 /// The pure inputs of the policy engine for this sign-in.
@@ -130,7 +130,7 @@ pub fn mfa_reasons(d: &Decision, user: &User, tenant: &Tenant, step_up: bool) ->
         why.push("tenant MFA".into());
     }
     if step_up {
-        why.push("the application asked for acr 2".into());
+        why.push(format!("the application asked for acr {}", Acr::MultiFactor));
     }
     format!("MFA required: {}", why.join(", "))
 }

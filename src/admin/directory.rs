@@ -142,7 +142,7 @@ fn sign_in(e: crate::model::SignInLogEntry) -> wire::SignIn {
             error: e.status.error,
         },
         conditional_access_status: e.conditional_access_status,
-        amr: e.amr,
+        amr: e.amr.iter().map(|a| a.as_str().to_string()).collect(),
         applied_conditional_access_policies: e.applied_conditional_access_policies,
     }
 }

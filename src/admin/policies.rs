@@ -9,7 +9,7 @@ use super::wire::{self, OData, PartnerPatch, WhatIfOutcome, WhatIfRequest};
 use super::{Caller, GraphError, ROLE_DIRECTORY_RW, ROLE_GLOBAL_ADMIN, json_body};
 use crate::access::{Gate, gate};
 use crate::app::AppState;
-use crate::model::{DISPLAY_NAME_MAX, InboundTrust, display_text};
+use crate::model::{Acr, Amr, DISPLAY_NAME_MAX, InboundTrust, display_text};
 use crate::policy::{self, NamedLocation, Policy};
 use crate::web::Data;
 
@@ -243,15 +243,17 @@ pub async fn evaluate(req: HttpRequest, body: web::Bytes, state: Data) -> Result
     let auth = crate::model::Authentication {
         user_id: user.id,
         auth_time: 0,
-        amr: w.authentication_methods.clone(),
-        acr: "1".into(),
+        // Methods gatehouse does not know prove nothing (as in a sign-in, only `mfa` counts).
+        amr: w.authentication_methods.iter().filter_map(|m| Amr::parse(m)).collect(),
+        acr: Acr::SingleFactor,
         idp: None,
         epoch: user.session_epoch,
         device_id: None,
     };
     let ctx = crate::access::context(&user, &w.app_id, w.ip_address, device.as_ref(), &auth, w.auth_age_secs);
     // The same rule as a sign-in: the first supported acr value ("1" or "2") is the aim.
-    let step_up = w.acr_values.iter().find(|a| matches!(a.as_str(), "1" | "2")).is_some_and(|a| a == "2");
+    let aim = w.acr_values.iter().find_map(|a| Acr::parse(a));
+    let step_up = aim == Some(Acr::MultiFactor);
     let g = gate(&state, &caller.tenant, &user, &ctx, step_up).await?;
     let (outcome, decision) = match g {
         Gate::Allow(d) => (WhatIfOutcome::Allow, d),

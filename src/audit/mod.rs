@@ -4,7 +4,7 @@ use uuid::Uuid;
 use std::net::IpAddr;
 
 use crate::app::AppState;
-use crate::model::{Device, DeviceDetail, SignInLogEntry, Status, Tenant, User};
+use crate::model::{Amr, Device, DeviceDetail, SignInLogEntry, Status, Tenant, User};
 use crate::policy::Decision;
 use crate::storage::Store;
 
@@ -25,7 +25,7 @@ pub struct LogFacts<'a> {
     pub ip: Option<IpAddr>,
     pub device: Option<&'a Device>,
     pub idp: Option<String>,
-    pub amr: Vec<String>,
+    pub amr: Vec<Amr>,
     pub interactive: bool,
 }
 
@@ -76,7 +76,7 @@ async fn entry(
         user_id: f.user.map(|u| u.id),
         user_principal_name: f.user.map(|u| u.user_principal_name.clone()),
         user_display_name: f.user.map(|u| u.display_name.clone()),
-        user_type: f.user.map(|u| if u.is_guest() { "Guest".into() } else { "Member".into() }),
+        user_type: f.user.map(|u| u.user_type.as_str().into()),
         app_id: f.app_id.to_string(),
         app_display_name: app_name,
         ip_address: f.ip.map(|i| i.to_string()),

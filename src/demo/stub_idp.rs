@@ -13,7 +13,7 @@ use crate::federation::stub::{CLIENT_ID, STUBS, Stub, client_secret};
 
 use crate::app::AppState;
 use crate::keys::TokenType;
-use crate::model::SigningAlg;
+use crate::model::{Amr, SigningAlg};
 use crate::oidc::error::{OAuthCode, OAuthError};
 use crate::oidc::token::no_store;
 use crate::secrets::{b64url, ct_eq, new_token, sha256};
@@ -314,7 +314,7 @@ struct StubIdToken<'a> {
     email: &'a str,
     email_verified: bool,
     name: &'a str,
-    amr: [&'a str; 1],
+    amr: [Amr; 1],
 }
 
 pub async fn token(
@@ -362,7 +362,7 @@ pub async fn token(
         email: &code.email,
         email_verified: true,
         name: &code.name,
-        amr: ["pwd"],
+        amr: [Amr::Pwd],
     };
     let id_token = state.keys.sign(SigningAlg::ES256, TokenType::Id, now, &claims).map_err(OAuthError::server)?;
     Ok(no_store(HttpResponse::Ok()).json(serde_json::json!({

@@ -21,7 +21,7 @@ use openidconnect::{
 use serde::{Deserialize, Serialize};
 
 use crate::app::AppState;
-use crate::model::Home;
+use crate::model::{Amr, EMAIL_OTP_ISSUER, Home};
 use crate::model::{Application, ClientType, SigningAlg, Tenant};
 use crate::secrets::{b64url, digest_hex, mac};
 use crate::storage::Store;
@@ -36,7 +36,8 @@ pub struct HomeIdentity {
     pub subject: String,
     pub email: Option<String>,
     pub email_verified: bool,
-    pub amr: Vec<String>,
+    /// The methods of the home's `amr` that gatehouse knows (only `mfa` counts here).
+    pub amr: Vec<Amr>,
 }
 
 struct Provider {
@@ -79,7 +80,7 @@ pub async fn home_of_issuer(
     resource: &Tenant,
     issuer: &str,
 ) -> Result<Option<Home>, crate::storage::StoreError> {
-    if issuer == "mail" {
+    if issuer == EMAIL_OTP_ISSUER {
         return Ok(Some(Home::EmailOtp));
     }
     if let Some(name) = issuer.strip_prefix(&format!("{}/stub/", state.public_url))
@@ -435,7 +436,7 @@ pub async fn finish(
         subject: claims.subject().to_string(),
         email: claims.email().map(|e| e.to_string().to_ascii_lowercase()),
         email_verified: claims.email_verified().unwrap_or(false),
-        amr: claims.auth_method_refs().map(|a| a.iter().map(|r| r.to_string()).collect()).unwrap_or_default(),
+        amr: claims.auth_method_refs().map(|a| a.iter().filter_map(|r| Amr::parse(r)).collect()).unwrap_or_default(),
     };
     Ok((identity, claims.auth_time().map(|t| t.timestamp())))
 }

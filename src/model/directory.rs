@@ -51,6 +51,16 @@ pub enum ExternalUserState {
     Accepted,
 }
 
+impl ExternalUserState {
+    /// The serde (and Graph) name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExternalUserState::PendingAcceptance => "PendingAcceptance",
+            ExternalUserState::Accepted => "Accepted",
+        }
+    }
+}
+
 /// How a guest proves who they are at home (Graph `objectIdentity`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Identity {
@@ -64,6 +74,16 @@ pub enum UserType {
     #[default]
     Member,
     Guest,
+}
+
+impl UserType {
+    /// The serde (and Graph) name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserType::Member => "Member",
+            UserType::Guest => "Guest",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
@@ -307,6 +327,16 @@ pub struct Device {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn as_str_is_the_serde_name() {
+        for t in [UserType::Member, UserType::Guest] {
+            assert_eq!(serde_json::to_value(t).unwrap(), serde_json::json!(t.as_str()));
+        }
+        for s in [ExternalUserState::PendingAcceptance, ExternalUserState::Accepted] {
+            assert_eq!(serde_json::to_value(s).unwrap(), serde_json::json!(s.as_str()));
+        }
+    }
 
     fn app(uris: &[&str]) -> Application {
         Application {

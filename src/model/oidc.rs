@@ -1,6 +1,86 @@
 //! Records of the protocol: sign-in transactions, SSO sessions, codes, grants, refresh tokens.
+use std::fmt;
+
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
+
+/// An authentication method reference (`amr`, RFC 8176): what a sign-in proved. Serialized
+/// as its lowercase name, the spelling records and tokens have always carried.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum Amr {
+    /// A password (RFC 8176 `pwd`).
+    Pwd,
+    /// Federated: the guest signed in at a home identity provider (Entra's `fed`).
+    Fed,
+    /// A one-time password: a TOTP code or an emailed code (RFC 8176 `otp`).
+    Otp,
+    /// Multiple factors (RFC 8176 `mfa`).
+    Mfa,
+}
+
+impl Amr {
+    pub const ALL: [Amr; 4] = [Amr::Pwd, Amr::Fed, Amr::Otp, Amr::Mfa];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Amr::Pwd => "pwd",
+            Amr::Fed => "fed",
+            Amr::Otp => "otp",
+            Amr::Mfa => "mfa",
+        }
+    }
+
+    /// The method this value names, if gatehouse knows it.
+    pub fn parse(value: &str) -> Option<Amr> {
+        Amr::ALL.into_iter().find(|a| a.as_str() == value)
+    }
+}
+
+impl fmt::Display for Amr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An authentication context class (`acr`): the level a sign-in reached, `"1"` or `"2"`
+/// on the wire (discovery's `acr_values_supported`). `2` is what `acr_values=2` steps up to.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+pub enum Acr {
+    /// `1`: no second factor proven.
+    #[serde(rename = "1")]
+    SingleFactor,
+    /// `2`: multi-factor authentication proven (`mfa` in `amr`).
+    #[serde(rename = "2")]
+    MultiFactor,
+}
+
+impl Acr {
+    pub const ALL: [Acr; 2] = [Acr::SingleFactor, Acr::MultiFactor];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Acr::SingleFactor => "1",
+            Acr::MultiFactor => "2",
+        }
+    }
+
+    /// The level this value names, if gatehouse supports it.
+    pub fn parse(value: &str) -> Option<Acr> {
+        Acr::ALL.into_iter().find(|a| a.as_str() == value)
+    }
+
+    /// The level of a sign-in that proved `amr`.
+    pub fn of(amr: &[Amr]) -> Acr {
+        if amr.contains(&Amr::Mfa) { Acr::MultiFactor } else { Acr::SingleFactor }
+    }
+}
+
+impl fmt::Display for Acr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// What the relying party asked for at the authorization endpoint, validated.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -15,7 +95,8 @@ pub struct AuthRequest {
     pub prompt: Vec<String>,
     pub max_age: Option<i64>,
     pub login_hint: Option<String>,
-    pub acr_values: Vec<String>,
+    /// The supported values of `acr_values`, in the order asked, each once.
+    pub acr_values: Vec<Acr>,
     /// Digest of this browser's SSO session at the tenant when the request came: the session
     /// a completed re-authentication replaces (one session per browser and tenant).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -47,6 +128,11 @@ pub enum Home {
     },
     EmailOtp,
 }
+
+/// The issuer of the identity of a guest who signs in with a code sent by email
+/// ([`Home::EmailOtp`]): `Identity.issuer`, and so `Authentication.idp` and the `idp` claim.
+/// There is no identity provider, only the mailbox.
+pub const EMAIL_OTP_ISSUER: &str = "mail";
 
 /// The steps of a sign-in; a handler only accepts the step the transaction is at.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -86,7 +172,7 @@ pub enum Step {
     /// Redemption: the home identity is proven; the guest reviews what is shared.
     Consent {
         identity: crate::model::Identity,
-        amr: Vec<String>,
+        amr: Vec<Amr>,
         idp: String,
     },
     /// Primary authentication is done and MFA is required: first-time TOTP proof-up.
@@ -154,8 +240,8 @@ impl SignIn {
 pub struct Authentication {
     pub user_id: Uuid,
     pub auth_time: i64,
-    pub amr: Vec<String>,
-    pub acr: String,
+    pub amr: Vec<Amr>,
+    pub acr: Acr,
     /// Home identity provider issuer for guests; `None` for members.
     #[serde(default)]
     pub idp: Option<String>,
@@ -240,4 +326,27 @@ pub struct KeyMeta {
     /// Set when a successor activates: the key leaves JWKS after this time.
     #[serde(default)]
     pub retires_at: Option<i64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn as_str_is_the_serde_name() {
+        for a in Amr::ALL {
+            assert_eq!(serde_json::to_value(a).unwrap(), serde_json::json!(a.as_str()));
+            assert_eq!(Amr::parse(a.as_str()), Some(a));
+            assert_eq!(a.to_string(), a.as_str());
+        }
+        for a in Acr::ALL {
+            assert_eq!(serde_json::to_value(a).unwrap(), serde_json::json!(a.as_str()));
+            assert_eq!(Acr::parse(a.as_str()), Some(a));
+            assert_eq!(a.to_string(), a.as_str());
+        }
+        assert_eq!(Amr::parse("hwk"), None);
+        assert_eq!(Acr::parse("3"), None);
+        assert_eq!(Acr::of(&[Amr::Fed]), Acr::SingleFactor);
+        assert_eq!(Acr::of(&[Amr::Pwd, Amr::Otp, Amr::Mfa]), Acr::MultiFactor);
+    }
 }

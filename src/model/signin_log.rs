@@ -2,6 +2,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::model::Amr;
 use crate::policy::PolicyResult;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
@@ -28,7 +29,7 @@ pub struct SignInLogEntry {
     pub is_interactive: bool,
     pub status: Status,
     pub conditional_access_status: String,
-    pub amr: Vec<String>,
+    pub amr: Vec<Amr>,
     pub applied_conditional_access_policies: Vec<PolicyResult>,
 }
 

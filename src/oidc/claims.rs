@@ -4,7 +4,7 @@ use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::keys::TokenType;
-use crate::model::Authentication;
+use crate::model::{Acr, Amr, Authentication};
 use crate::model::{Application, SigningAlg, Tenant, User, UserType};
 use crate::secrets::{b64url, mac};
 
@@ -25,8 +25,8 @@ pub struct IdTokenClaims {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nonce: Option<String>,
     pub sid: String,
-    pub amr: Vec<String>,
-    pub acr: String,
+    pub amr: Vec<Amr>,
+    pub acr: Acr,
     pub oid: Uuid,
     pub tid: Uuid,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -74,9 +74,9 @@ pub struct AccessClaims {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_time: Option<i64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub amr: Vec<String>,
+    pub amr: Vec<Amr>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub acr: Option<String>,
+    pub acr: Option<Acr>,
 }
 
 pub struct UserTokenInput<'a> {
@@ -110,7 +110,7 @@ pub fn id_token(state: &AppState, i: &UserTokenInput<'_>) -> Result<String, Stri
         nonce: i.nonce.map(String::from),
         sid: i.sid.to_string(),
         amr: i.auth.amr.clone(),
-        acr: i.auth.acr.clone(),
+        acr: i.auth.acr,
         oid: i.user.id,
         tid: i.tenant.id,
         name: profile.then(|| i.user.display_name.clone()),
@@ -147,7 +147,7 @@ pub fn user_access_token(state: &AppState, i: &UserTokenInput<'_>) -> Result<Str
         idtyp: Some("user".into()),
         auth_time: Some(i.auth.auth_time),
         amr: i.auth.amr.clone(),
-        acr: Some(i.auth.acr.clone()),
+        acr: Some(i.auth.acr),
     };
     state.keys.sign(SigningAlg::ES256, TokenType::Access, now, &claims)
 }

@@ -52,7 +52,7 @@ fn document(state: &crate::app::AppState, tenant: &crate::model::Tenant) -> serd
         "claims_supported": ["iss", "aud", "exp", "iat", "nbf", "sub", "nonce", "auth_time", "sid",
             "amr", "acr", "oid", "tid", "name", "preferred_username", "email", "email_verified",
             "acct", "upn", "idp", "ver"],
-        "acr_values_supported": ["1", "2"],
+        "acr_values_supported": crate::model::Acr::ALL,
         "prompt_values_supported": ["none", "login", "consent"],
         "claims_parameter_supported": false,
         "request_parameter_supported": false,

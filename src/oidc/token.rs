@@ -10,7 +10,7 @@ use super::wire::{BEARER, TokenResponse};
 use crate::access::credential::{Presented, Refusal};
 use crate::access::{credential_user, grant_state, reevaluate};
 use crate::app::AppState;
-use crate::model::{Application, ClientType, Tenant};
+use crate::model::{Amr, Application, ClientType, Tenant};
 use crate::model::{Grant, RefreshToken};
 use crate::secrets::{b64url, ct_eq, digest, new_token, sha256};
 use crate::storage::{CodeUse, RefreshUse};
@@ -314,7 +314,7 @@ async fn gate_refresh(
 
 struct TokenLog<'a> {
     user: Option<&'a crate::model::User>,
-    amr: &'a [String],
+    amr: &'a [Amr],
     ip: Option<std::net::IpAddr>,
     decision: Option<&'a crate::policy::Decision>,
 }

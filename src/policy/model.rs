@@ -26,6 +26,24 @@ pub enum PolicyState {
     EnabledForReportingButNotEnforced,
 }
 
+impl PolicyState {
+    pub const ALL: [PolicyState; 3] =
+        [PolicyState::Enabled, PolicyState::Disabled, PolicyState::EnabledForReportingButNotEnforced];
+
+    /// The serde (and Graph) name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PolicyState::Enabled => "enabled",
+            PolicyState::Disabled => "disabled",
+            PolicyState::EnabledForReportingButNotEnforced => "enabledForReportingButNotEnforced",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<PolicyState> {
+        PolicyState::ALL.into_iter().find(|s| s.as_str() == value)
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", try_from = "wire::ConditionsIn")]
 pub struct Conditions {
@@ -202,5 +220,19 @@ impl Serialize for IpRange {
         st.serialize_field("@odata.type", self.odata_type())?;
         st.serialize_field("cidrAddress", &self.cidr_address)?;
         st.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policy_state_as_str_is_the_serde_name() {
+        for s in PolicyState::ALL {
+            assert_eq!(serde_json::to_value(s).unwrap(), serde_json::json!(s.as_str()));
+            assert_eq!(PolicyState::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(PolicyState::parse("Enabled"), None);
     }
 }

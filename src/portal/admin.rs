@@ -43,7 +43,7 @@ pub async fn show(req: HttpRequest, path: web::Path<String>, state: Data) -> Res
         .map(|u| AdminGuestRow {
             id: u.id.to_string(),
             upn: u.user_principal_name.clone(),
-            state: format!("{:?}", u.external_user_state.unwrap_or(crate::model::ExternalUserState::PendingAcceptance)),
+            state: u.external_user_state.unwrap_or(crate::model::ExternalUserState::PendingAcceptance).as_str().into(),
             home: u.identities.first().map(|i| i.issuer.clone()).unwrap_or_else(|| "-".into()),
             methods: if u.totp_methods.is_empty() { "-".into() } else { "SoftwareOath".into() },
             has_methods: !u.totp_methods.is_empty(),
@@ -54,16 +54,7 @@ pub async fn show(req: HttpRequest, path: web::Path<String>, state: Data) -> Res
         .policies(&tenant.id)
         .await?
         .into_iter()
-        .map(|p| AdminPolicyRow {
-            id: p.id.clone(),
-            name: p.display_name.clone(),
-            state: match p.state {
-                PolicyState::Enabled => "enabled",
-                PolicyState::Disabled => "disabled",
-                PolicyState::EnabledForReportingButNotEnforced => "enabledForReportingButNotEnforced",
-            }
-            .into(),
-        })
+        .map(|p| AdminPolicyRow { id: p.id.clone(), name: p.display_name.clone(), state: p.state.as_str().into() })
         .collect();
     let sign_ins = state
         .store
@@ -76,7 +67,7 @@ pub async fn show(req: HttpRequest, path: web::Path<String>, state: Data) -> Res
             app: e.app_id,
             ip: e.ip_address.unwrap_or_else(|| "-".into()),
             result: e.status.error.unwrap_or_else(|| "success".into()),
-            amr: e.amr.join(" "),
+            amr: e.amr.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(" "),
             why: e
                 .applied_conditional_access_policies
                 .iter()
@@ -153,11 +144,8 @@ pub async fn policy_state(
     if let Err(redirect) = admin(&req, &state, &tenant).await? {
         return Ok(redirect);
     }
-    let new_state = match f.get("state") {
-        Some("enabled") => PolicyState::Enabled,
-        Some("disabled") => PolicyState::Disabled,
-        Some("enabledForReportingButNotEnforced") => PolicyState::EnabledForReportingButNotEnforced,
-        _ => return Err(PageError::bad_request("invalid_request", "Choose enabled, disabled or report-only.")),
+    let Some(new_state) = f.get("state").and_then(PolicyState::parse) else {
+        return Err(PageError::bad_request("invalid_request", "Choose enabled, disabled or report-only."));
     };
     let id = f.get("policy").unwrap_or_default();
     let mut p = state

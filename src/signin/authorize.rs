@@ -5,7 +5,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::app::AppState;
 use crate::keys::TokenType;
-use crate::model::{Application, ClientType};
+use crate::model::{Acr, Application, ClientType};
 use crate::model::{AuthRequest, Purpose, ResponseMode, SignIn, Step};
 use crate::oidc::claims::pairwise_sub;
 use crate::oidc::error::{OAuthCode, OAuthError};
@@ -166,9 +166,6 @@ const PARAM_LIMITS: &[(&str, usize)] = &[
     ("id_token_hint", 4096),
 ];
 
-/// acr values gatehouse knows (discovery's `acr_values_supported`).
-const ACR_VALUES: &[&str] = &["1", "2"];
-
 fn validate(p: &Params, app: &Application, state: &AppState) -> Result<AuthRequest, OAuthError> {
     for (name, limit) in PARAM_LIMITS {
         if p.get(name).is_some_and(|v| v.len() > *limit) {
@@ -241,9 +238,9 @@ fn validate(p: &Params, app: &Application, state: &AppState) -> Result<AuthReque
         ),
     };
     // acr_values are preferences: unknown values are dropped, each kept once in order.
-    let mut acr_values: Vec<String> = Vec::new();
-    for v in p.list("acr_values") {
-        if ACR_VALUES.contains(&v.as_str()) && !acr_values.contains(&v) {
+    let mut acr_values: Vec<Acr> = Vec::new();
+    for v in p.list("acr_values").iter().filter_map(|v| Acr::parse(v)) {
+        if !acr_values.contains(&v) {
             acr_values.push(v);
         }
     }

@@ -11,8 +11,8 @@ use crate::federation::{self, HomeIdentity};
 pub type Homes = actix_web::web::Data<federation::MetadataCache>;
 use crate::mfa;
 use crate::model::FedState;
-use crate::model::{Authentication, Home, Purpose, SignIn, Step};
-use crate::model::{Identity, Tenant};
+use crate::model::{Acr, Amr, Authentication, Home, Purpose, SignIn, Step};
+use crate::model::{EMAIL_OTP_ISSUER, Identity, Tenant};
 use crate::secrets::{ct_eq, digest};
 use crate::signin::{
     OTP_MAX_SENDS, OTP_RESEND_PAUSE_SECS, after_primary, load, posted, signin_user, step_page, to_login_page,
@@ -89,7 +89,7 @@ async fn home_freshness(
             user_id: user.id,
             auth_time: 0,
             amr: vec![],
-            acr: "1".into(),
+            acr: Acr::SingleFactor,
             idp: None,
             epoch: user.session_epoch,
             device_id: None,
@@ -221,7 +221,7 @@ pub async fn federation_callback(req: HttpRequest, state: Data, homes: Homes) ->
         ));
     }
     let auth_time = auth_time.map_or(now, |t| t.min(now));
-    home_proven_at(&state, &req, &tenant, &tx, signin, proven, vec!["fed".into()], auth_time).await
+    home_proven_at(&state, &req, &tenant, &tx, signin, proven, vec![Amr::Fed], auth_time).await
 }
 
 /// The home identity is proven just now (email code): redemption goes on to consent, a sign-in completes.
@@ -232,7 +232,7 @@ async fn home_proven(
     tx: &str,
     signin: SignIn,
     proven: HomeIdentity,
-    amr: Vec<String>,
+    amr: Vec<Amr>,
 ) -> Result<HttpResponse, PageError> {
     home_proven_at(state, req, tenant, tx, signin, proven, amr, state.now()).await
 }
@@ -246,18 +246,18 @@ async fn home_proven_at(
     tx: &str,
     mut signin: SignIn,
     proven: HomeIdentity,
-    mut amr: Vec<String>,
+    mut amr: Vec<Amr>,
     auth_time: i64,
 ) -> Result<HttpResponse, PageError> {
     let user = signin_user(state, tenant, &signin).await?;
     // Home MFA counts only where this tenant's inbound trust accepts that partner's MFA.
-    let mut acr = "1".to_string();
-    if proven.amr.iter().any(|a| a == "mfa") && trusts_home_mfa(state, tenant, &proven.issuer).await? {
-        amr.push("mfa".into());
-        acr = "2".into();
+    let mut acr = Acr::SingleFactor;
+    if proven.amr.contains(&Amr::Mfa) && trusts_home_mfa(state, tenant, &proven.issuer).await? {
+        amr.push(Amr::Mfa);
+        acr = Acr::MultiFactor;
     }
     let identity = Identity {
-        sign_in_type: if proven.issuer == "mail" { "emailAddress".into() } else { "federated".into() },
+        sign_in_type: if proven.issuer == EMAIL_OTP_ISSUER { "emailAddress".into() } else { "federated".into() },
         issuer: proven.issuer.clone(),
         issuer_assigned_id: proven.subject.clone(),
     };
@@ -356,13 +356,13 @@ pub async fn email_otp(
         OtpAnswer::Right => {
             let email = signin.login.clone().unwrap_or_default();
             let proven = HomeIdentity {
-                issuer: "mail".into(),
+                issuer: EMAIL_OTP_ISSUER.into(),
                 subject: email.clone(),
                 email: Some(email),
                 email_verified: true,
-                amr: vec!["otp".into()],
+                amr: vec![Amr::Otp],
             };
-            return home_proven(&state, &req, &tenant, &tx, signin, proven, vec!["otp".into()]).await;
+            return home_proven(&state, &req, &tenant, &tx, signin, proven, vec![Amr::Otp]).await;
         }
         OtpAnswer::NotSent => "No code was sent yet. Send a code first.",
         OtpAnswer::Expired => "This code has expired. Send a new code.",

@@ -6,7 +6,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use crate::app::AppState;
 use crate::mfa::{self, TotpCheck, TotpMethod};
 use crate::model::Tenant;
-use crate::model::{Authentication, SignIn, Step};
+use crate::model::{Acr, Amr, Authentication, SignIn, Step};
 use crate::secrets::digest;
 use crate::signin::{after_primary, posted};
 use crate::web::Data;
@@ -47,12 +47,12 @@ pub fn challenge_page(ctx: SignInContext, error: Option<String>) -> Result<HttpR
 
 /// After a second factor: `otp` and `mfa` join what the primary authentication proved.
 fn with_mfa(mut auth: Authentication) -> Authentication {
-    for m in ["otp", "mfa"] {
-        if !auth.amr.iter().any(|a| a == m) {
-            auth.amr.push(m.into());
+    for m in [Amr::Otp, Amr::Mfa] {
+        if !auth.amr.contains(&m) {
+            auth.amr.push(m);
         }
     }
-    auth.acr = "2".into();
+    auth.acr = Acr::MultiFactor;
     auth
 }
 

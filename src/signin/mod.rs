@@ -12,8 +12,8 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::app::AppState;
 use crate::federation;
-use crate::model::{Authentication, Purpose, SignIn, Step};
-use crate::model::{ExternalUserState, Tenant, User};
+use crate::model::{Acr, Amr, Authentication, Purpose, SignIn, Step};
+use crate::model::{EMAIL_OTP_ISSUER, ExternalUserState, Tenant, User};
 use crate::oidc::error::{OAuthCode, OAuthError};
 use crate::oidc::session::{Reply, issue_code, open_session, retire_session, session_cookie};
 use crate::secrets::{ct_eq, digest, new_token};
@@ -139,7 +139,8 @@ pub(crate) async fn step_page(
         Step::EmailOtp { sends, .. } => render(&EmailOtpPage { ctx, email: login, sent: *sends > 0, error }, vec![]),
         Step::Consent { idp, .. } => {
             let user = signin_user(state, tenant, signin).await?;
-            let home = if idp == "mail" { "a one-time code sent to your email".to_string() } else { idp.clone() };
+            let home =
+                if idp == EMAIL_OTP_ISSUER { "a one-time code sent to your email".to_string() } else { idp.clone() };
             render(&ConsentPage { ctx, name: user.display_name, email: user.mail, home }, vec![])
         }
         Step::MfaEnroll { secret_b32, .. } => {
@@ -273,7 +274,7 @@ pub async fn password(
         ip: client_ip,
         device: None,
         idp: None,
-        amr: vec!["pwd".into()],
+        amr: vec![Amr::Pwd],
         interactive: true,
     };
     // The attempt is counted before the hash is checked (and given back if it succeeds),
@@ -323,8 +324,8 @@ pub async fn password(
     let auth = Authentication {
         user_id: user.id,
         auth_time: now,
-        amr: vec!["pwd".into()],
-        acr: "1".into(),
+        amr: vec![Amr::Pwd],
+        acr: Acr::SingleFactor,
         idp: None,
         epoch: user.session_epoch,
         device_id: None,
@@ -400,12 +401,12 @@ pub async fn consent(
     };
     state.store.flush().await?;
     state.store.delete_signin(&digest(&tx)).await?;
-    let acr = if amr.iter().any(|a| a == "mfa") { "2" } else { "1" };
+    let acr = Acr::of(&amr);
     let auth = Authentication {
         user_id: user.id,
         auth_time: now,
         amr,
-        acr: acr.into(),
+        acr,
         idp: Some(idp),
         epoch: user.session_epoch,
         device_id: None,
@@ -477,13 +478,11 @@ pub async fn after_primary(
     let age = existing.as_ref().map(|(_, s)| state.now() - s.auth.auth_time);
     let ctx = crate::access::context(&user, &app_id, ip, Some(&device), &auth, age);
     let step_up = match &signin.purpose {
-        // acr_values is a preference list: the first value gatehouse supports ("1" or "2") is the aim.
-        Purpose::Authorize(r) => {
-            r.acr_values.iter().find(|a| matches!(a.as_str(), "1" | "2")).is_some_and(|a| a == "2")
-        }
+        // acr_values is a preference list: the first value gatehouse supports (all it kept) is the aim.
+        Purpose::Authorize(r) => r.acr_values.first() == Some(&Acr::MultiFactor),
         _ => false,
     };
-    let facts = |amr: Vec<String>| LogFacts {
+    let facts = |amr: Vec<Amr>| LogFacts {
         tenant,
         user: Some(&user),
         app_id: &app_id,

@@ -19,3 +19,52 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
         None => Err(StoreError::Corrupt("empty record".into())),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Acr, Amr, AuthRequest, Authentication, EMAIL_OTP_ISSUER, ResponseMode};
+
+    /// An `Authentication` as stored when `amr` and `acr` were `Vec<String>` and `String`.
+    const STRINGLY: &[u8] = b"\x01{\"user_id\":\"00000000-0000-0000-0000-000000000007\",\"auth_time\":1700000000,\
+        \"amr\":[\"pwd\",\"fed\",\"otp\",\"mfa\"],\"acr\":\"2\",\"idp\":\"mail\",\"epoch\":3,\"device_id\":null}";
+
+    #[test]
+    fn amr_and_acr_records_keep_their_string_encoding() {
+        let typed = Authentication {
+            user_id: uuid::Uuid::from_u128(7),
+            auth_time: 1_700_000_000,
+            amr: vec![Amr::Pwd, Amr::Fed, Amr::Otp, Amr::Mfa],
+            acr: Acr::MultiFactor,
+            idp: Some(EMAIL_OTP_ISSUER.into()),
+            epoch: 3,
+            device_id: None,
+        };
+        assert_eq!(decode::<Authentication>(STRINGLY).unwrap(), typed);
+        assert_eq!(encode(&typed).unwrap(), STRINGLY);
+        let single = String::from_utf8(STRINGLY.to_vec()).unwrap().replace("\"acr\":\"2\"", "\"acr\":\"1\"");
+        assert_eq!(decode::<Authentication>(single.as_bytes()).unwrap().acr, Acr::SingleFactor);
+    }
+
+    #[test]
+    fn acr_values_keep_their_string_encoding() {
+        let request = AuthRequest {
+            client_id: "c".into(),
+            redirect_uri: "https://rp.example/cb".into(),
+            response_mode: ResponseMode::Query,
+            scope: vec!["openid".into()],
+            state: None,
+            nonce: None,
+            code_challenge: None,
+            prompt: vec![],
+            max_age: None,
+            login_hint: None,
+            acr_values: vec![Acr::MultiFactor, Acr::SingleFactor],
+            replaces_session: None,
+        };
+        let stored = encode(&request).unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&stored[1..]).unwrap();
+        assert_eq!(json["acr_values"], serde_json::json!(["2", "1"]));
+        assert_eq!(decode::<AuthRequest>(&stored).unwrap(), request);
+    }
+}

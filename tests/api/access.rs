@@ -512,7 +512,7 @@ async fn every_sign_in_is_logged_with_its_policies() {
     assert_eq!(entry.user_principal_name.as_deref(), Some(login));
     assert_eq!(entry.app_id, "test-rp");
     assert_eq!(entry.status.error_code, 0);
-    assert_eq!(entry.amr, vec!["pwd".to_string()]);
+    assert_eq!(entry.amr, vec![gatehouse::model::Amr::Pwd]);
     assert!(entry.device_detail.is_some());
     assert!(
         entry.applied_conditional_access_policies.iter().any(

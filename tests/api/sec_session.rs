@@ -353,7 +353,7 @@ async fn anonymous_authorize_requests_are_bounded_in_size_and_number() {
     let tx = query_param(&format!("{}{}", app.url, page.location.unwrap()), "tx").unwrap();
     let stored = app.state.store.signin(&digest(&tx)).await.unwrap().unwrap();
     let gatehouse::model::Purpose::Authorize(request) = stored.purpose else { panic!("an authorize sign-in") };
-    assert_eq!(request.acr_values, vec!["2".to_string(), "1".to_string()]);
+    assert_eq!(request.acr_values, vec![gatehouse::model::Acr::MultiFactor, gatehouse::model::Acr::SingleFactor]);
 
     // One browser holds at most 20 sign-ins: the oldest is evicted.
     let browser = app.browser();

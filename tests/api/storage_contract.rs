@@ -56,8 +56,8 @@ fn auth(user: Uuid) -> Authentication {
     Authentication {
         user_id: user,
         auth_time: NOW,
-        amr: vec!["pwd".into()],
-        acr: "1".into(),
+        amr: vec![gatehouse::model::Amr::Pwd],
+        acr: gatehouse::model::Acr::SingleFactor,
         idp: None,
         epoch: 0,
         device_id: None,
@@ -206,6 +206,7 @@ fn redeemed(o: &Redeemed) -> &'static str {
         Redeemed::AlreadyRedeemed => "already_redeemed",
         Redeemed::Voided => "voided",
         Redeemed::Unknown => "unknown",
+        Redeemed::NoSeat => "no_seat",
     }
 }
 
@@ -331,7 +332,7 @@ async fn concurrent_redemptions_of_one_ticket_have_exactly_one_winner() {
         let answers = race(|i| {
             let store = store.clone();
             async move {
-                match store.redeem(&ticket, &identity(i), NOW).await.unwrap() {
+                match store.redeem(&ticket, &identity(i), NOW, u32::MAX).await.unwrap() {
                     Redeemed::Done(u) => ("done", Some(*u)),
                     other => (redeemed(&other), None),
                 }
@@ -354,12 +355,12 @@ async fn concurrent_redemptions_of_one_ticket_have_exactly_one_winner() {
         let inv_now = store.invitation(&tenant, &inv.id).await.unwrap().unwrap();
         assert_eq!(inv_now.status, InvitationStatus::Completed, "{name}");
 
-        let again = store.redeem(&ticket, &identity(0), NOW).await.unwrap();
+        let again = store.redeem(&ticket, &identity(0), NOW, u32::MAX).await.unwrap();
         assert_eq!(redeemed(&again), "already_redeemed", "{name}");
-        assert_eq!(redeemed(&store.redeem(&id32(), &identity(0), NOW).await.unwrap()), "unknown", "{name}");
+        assert_eq!(redeemed(&store.redeem(&id32(), &identity(0), NOW, u32::MAX).await.unwrap()), "unknown", "{name}");
         let (other, _, voided) = invited_guest(&store, Uuid::new_v4()).await;
         store.void_tickets_of(&other.tenant_id, &other.id).await.unwrap();
-        assert_eq!(redeemed(&store.redeem(&voided, &identity(0), NOW).await.unwrap()), "voided", "{name}");
+        assert_eq!(redeemed(&store.redeem(&voided, &identity(0), NOW, u32::MAX).await.unwrap()), "voided", "{name}");
     }
 }
 
