@@ -1,6 +1,6 @@
 //! The one gate for credentials that already exist: "is this grant still good for this
 //! request". Every place that lets an SSO session, a code, a refresh token or an access
-//! token through asks it (`web::access::credential_user` and `web::access::reevaluate` do
+//! token through asks it (`access::credential_user` and `access::reevaluate` do
 //! the I/O), so no handler decides for itself what to re-check.
 //!
 //! Pure: the user record, what the credential says, and the policy decision come in; an
