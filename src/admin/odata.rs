@@ -28,7 +28,8 @@ pub struct Query {
     clauses: Vec<Clause>,
     select: Vec<String>,
     pub top: usize,
-    pub skip: usize,
+    /// `$skiptoken` as sent: an offset for most collections, a cursor (the last id) for users.
+    skiptoken: Option<String>,
     raw_filter: Option<String>,
 }
 
@@ -127,7 +128,12 @@ impl Query {
                         .filter(|n| (1..=MAX_TOP).contains(n))
                         .ok_or_else(|| bad("$top must be 1 to 999"))?;
                 }
-                "$skiptoken" => q.skip = v.parse().map_err(|_| bad("Invalid $skiptoken"))?,
+                "$skiptoken" => {
+                    if v.is_empty() || v.len() > 64 {
+                        return Err(bad("Invalid $skiptoken"));
+                    }
+                    q.skiptoken = Some(v.to_string());
+                }
                 "$count" | "$orderby" | "$search" | "$expand" => {
                     return Err(bad(format!("{k} is not supported")));
                 }
@@ -136,6 +142,61 @@ impl Query {
             }
         }
         Ok(q)
+    }
+
+    /// The offset `$skiptoken` of an offset-paged collection.
+    fn skip(&self) -> Result<usize, GraphError> {
+        self.skiptoken.as_deref().map_or(Ok(0), |t| t.parse().map_err(|_| bad("Invalid $skiptoken")))
+    }
+
+    /// The cursor `$skiptoken` of a cursor-paged collection (an object id).
+    pub fn cursor(&self) -> Result<Option<uuid::Uuid>, GraphError> {
+        self.skiptoken.as_deref().map(|t| uuid::Uuid::parse_str(t).map_err(|_| bad("Invalid $skiptoken"))).transpose()
+    }
+
+    /// The value of a `prop eq 'text'` clause, when the filter has one.
+    pub fn eq_text(&self, prop: &str) -> Option<&str> {
+        self.clauses.iter().find_map(|c| match (&c.op, c.path.as_slice(), &c.value) {
+            (Op::Eq, [p], Value::String(v)) if p == prop => Some(v.as_str()),
+            _ => None,
+        })
+    }
+
+    /// Whether `item` (as its JSON) passes the filter.
+    pub fn accepts<T: Serialize>(&self, item: &T) -> Result<bool, GraphError> {
+        Ok(self.matches(&serde_json::to_value(item).map_err(GraphError::internal)?))
+    }
+
+    /// One page that the caller already filtered, with the cursor of the next page.
+    pub fn page<T: Serialize>(
+        &self,
+        items: Vec<T>,
+        next: Option<String>,
+        base: &str,
+        context: &str,
+    ) -> Result<Collection<Value>, GraphError> {
+        let mut page = Vec::with_capacity(items.len());
+        for item in items {
+            page.push(self.project(serde_json::to_value(item).map_err(GraphError::internal)?));
+        }
+        let mut body = Collection::in_context(context, page);
+        if let Some(cursor) = next {
+            body.next_link = Some(self.next_link(base, &cursor));
+        }
+        Ok(body)
+    }
+
+    fn next_link(&self, base: &str, skiptoken: &str) -> String {
+        let mut next = url::form_urlencoded::Serializer::new(String::new());
+        next.append_pair("$top", &self.top.to_string());
+        next.append_pair("$skiptoken", skiptoken);
+        if let Some(f) = &self.raw_filter {
+            next.append_pair("$filter", f);
+        }
+        if !self.select.is_empty() {
+            next.append_pair("$select", &self.select.join(","));
+        }
+        format!("{base}?{}", next.finish())
     }
 
     fn matches(&self, item: &Value) -> bool {
@@ -184,19 +245,11 @@ impl Query {
             }
         }
         let total = matching.len();
-        let page: Vec<Value> = matching.into_iter().skip(self.skip).take(self.top).map(|i| self.project(i)).collect();
+        let skip = self.skip()?;
+        let page: Vec<Value> = matching.into_iter().skip(skip).take(self.top).map(|i| self.project(i)).collect();
         let mut body = Collection::in_context(context, page);
-        if self.skip + self.top < total {
-            let mut next = url::form_urlencoded::Serializer::new(String::new());
-            next.append_pair("$top", &self.top.to_string());
-            next.append_pair("$skiptoken", &(self.skip + self.top).to_string());
-            if let Some(f) = &self.raw_filter {
-                next.append_pair("$filter", f);
-            }
-            if !self.select.is_empty() {
-                next.append_pair("$select", &self.select.join(","));
-            }
-            body.next_link = Some(format!("{base}?{}", next.finish()));
+        if skip + self.top < total {
+            body.next_link = Some(self.next_link(base, &(skip + self.top).to_string()));
         }
         Ok(body)
     }

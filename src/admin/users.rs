@@ -8,7 +8,7 @@ use super::wire::{self, AuthenticationMethod, OData, UserPatch};
 use super::{Caller, GraphError, ROLE_DIRECTORY_RW, ROLE_GLOBAL_ADMIN, json_body};
 use crate::app::AppState;
 use crate::clock::rfc3339;
-use crate::model::{DISPLAY_NAME_MAX, Tenant, User, display_text};
+use crate::model::{DISPLAY_NAME_MAX, Tenant, User, UserType, display_text};
 use crate::web::Data;
 
 pub const READ: &[&str] = &[ROLE_DIRECTORY_RW, "Directory.Read.All", "User.Read.All", ROLE_GLOBAL_ADMIN];
@@ -80,10 +80,65 @@ pub async fn list(req: HttpRequest, state: Data) -> Result<HttpResponse, GraphEr
             "id",
         ],
     )?;
-    let users = state.store.users(&caller.tenant.id).await?;
     let base = format!("{}/graph/v1.0/users", state.public_url);
     let context = format!("{}/graph/v1.0/$metadata#users", state.public_url);
-    Ok(HttpResponse::Ok().json(q.respond(users.iter().map(graph_user), &base, &context)?))
+    let (users, next) = users_page(&state, &caller.tenant, &q).await?;
+    Ok(HttpResponse::Ok().json(q.page(users, next.map(|id| id.to_string()), &base, &context)?))
+}
+
+/// Users read in store pages of this size while a filter is applied.
+const SCAN_CHUNK: usize = 200;
+
+/// One page of the tenant's users for `q`: an index lookup for `userPrincipalName eq` and
+/// `mail eq`, otherwise a walk from the `$skiptoken` cursor (the last id of the previous
+/// page) in id order, of one `userType` when the filter names one. The work follows the
+/// page (and how selective the filter is), never the size of the tenant.
+async fn users_page(
+    state: &AppState,
+    tenant: &Tenant,
+    q: &Query,
+) -> Result<(Vec<wire::User>, Option<uuid::Uuid>), GraphError> {
+    let indexed = match (q.eq_text("userPrincipalName"), q.eq_text("mail")) {
+        (Some(upn), _) => Some(state.store.user_by_upn(&tenant.id, upn).await?),
+        (None, Some(mail)) => Some(state.store.user_by_mail(&tenant.id, mail).await?),
+        (None, None) => None,
+    };
+    if let Some(found) = indexed {
+        let mut out = Vec::new();
+        for u in found.iter().map(graph_user) {
+            if q.accepts(&u)? {
+                out.push(u);
+            }
+        }
+        return Ok((out, None));
+    }
+    let user_type = match q.eq_text("userType") {
+        Some(t) if t.eq_ignore_ascii_case("guest") => Some(UserType::Guest),
+        Some(t) if t.eq_ignore_ascii_case("member") => Some(UserType::Member),
+        Some(_) => return Ok((Vec::new(), None)),
+        None => None,
+    };
+    let mut after = q.cursor()?;
+    let mut out: Vec<wire::User> = Vec::new();
+    loop {
+        let (chunk, more) = state.store.users_page(&tenant.id, user_type, after.as_ref(), SCAN_CHUNK).await?;
+        for u in &chunk {
+            let g = graph_user(u);
+            if !q.accepts(&g)? {
+                continue;
+            }
+            if out.len() == q.top {
+                // One more match exists: the page ends at the last one it holds.
+                let last = out.last().map(|x| x.id);
+                return Ok((out, last));
+            }
+            out.push(g);
+        }
+        match more {
+            Some(cursor) => after = Some(cursor),
+            None => return Ok((out, None)),
+        }
+    }
 }
 
 pub async fn get(req: HttpRequest, path: web::Path<String>, state: Data) -> Result<HttpResponse, GraphError> {

@@ -38,6 +38,10 @@ pub trait DirectoryStore: Send + Sync {
     async fn user_by_login(&self, tenant: &Uuid, login: &str) -> Result<Option<User>>;
     async fn delete_user(&self, tenant: &Uuid, id: &Uuid) -> Result<()>;
     async fn users(&self, tenant: &Uuid) -> Result<Vec<User>>;
+    /// The user whose UPN is `upn` (case-insensitive), by index.
+    async fn user_by_upn(&self, tenant: &Uuid, upn: &str) -> Result<Option<User>>;
+    /// The user whose mail is `mail` (case-insensitive), by index.
+    async fn user_by_mail(&self, tenant: &Uuid, mail: &str) -> Result<Option<User>>;
     /// Up to `limit` users of the tenant after the cursor `after` (a user id), in id order,
     /// optionally of one type; the cost follows the page, not the tenant. The cursor of the
     /// next page is the last id returned, `None` when there is nothing after it.

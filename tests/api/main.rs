@@ -9,6 +9,7 @@ mod bad_input_table;
 mod browser;
 mod conformance;
 mod crash;
+mod directory_paging;
 mod guests;
 mod helpers;
 mod member_flow;

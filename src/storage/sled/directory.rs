@@ -139,6 +139,14 @@ impl api::DirectoryStore for SledStore {
     }
 
     /// Finds a user of the tenant by UPN or mail (case-insensitive).
+    async fn user_by_upn(&self, tenant: &Uuid, upn: &str) -> Result<Option<User>> {
+        self.by_index(&self.upn_user, tenant, upn)
+    }
+
+    async fn user_by_mail(&self, tenant: &Uuid, mail: &str) -> Result<Option<User>> {
+        self.by_index(&self.mail_user, tenant, mail)
+    }
+
     async fn user_by_login(&self, tenant: &Uuid, login: &str) -> Result<Option<User>> {
         let t = uuid_key(tenant);
         let login = login.trim().to_ascii_lowercase();
@@ -254,6 +262,14 @@ pub(super) fn seat_change(seats: &mut HashMap<Uuid, u32>, tenant: &Uuid, old: Op
 impl SledStore {
     pub(super) fn seats_lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, u32>> {
         self.seats.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn by_index(&self, index: &sled::Tree, tenant: &Uuid, name: &str) -> Result<Option<User>> {
+        let t = uuid_key(tenant);
+        match index.get(key2(&t, name.trim().to_ascii_lowercase().as_bytes()))? {
+            Some(id) => get(&self.users, &key2(&t, &id)),
+            None => Ok(None),
+        }
     }
 
     /// Counts every tenant's seats (at open).
