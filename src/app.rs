@@ -52,7 +52,22 @@ impl AppState {
     }
 
     pub fn issuer(&self, tenant: &Tenant) -> String {
-        format!("{}/{}/v2.0", self.public_url, tenant.slug)
+        self.issuer_of_slug(&tenant.slug)
+    }
+
+    /// The issuer of the tenant with this slug: `{public_url}/{slug}/v2.0`.
+    pub fn issuer_of_slug(&self, slug: &str) -> String {
+        format!("{}/{slug}/v2.0", self.public_url)
+    }
+
+    /// The slug named by one of this instance's tenant issuers (the inverse of
+    /// [`AppState::issuer_of_slug`]); whether such a tenant exists is the caller's question.
+    pub fn slug_of_issuer<'a>(&self, issuer: &'a str) -> Option<&'a str> {
+        issuer
+            .strip_prefix(self.public_url.as_str())?
+            .strip_prefix('/')?
+            .strip_suffix("/v2.0")
+            .filter(|s| !s.contains('/'))
     }
 
     pub fn secure_cookies(&self) -> bool {

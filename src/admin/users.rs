@@ -248,28 +248,8 @@ pub async fn delete_oath_method(
     if !user.totp_methods.iter().any(|m| m.id == method) {
         return Err(GraphError::not_found(format!("Authentication method '{method}' does not exist.")));
     }
-    reset_method(&state, &caller.tenant, &user, Some(&method)).await?;
+    crate::directory::users::reset_method(&state.store, &caller.tenant, &user, Some(&method)).await?;
     Ok(HttpResponse::NoContent().finish())
-}
-
-/// Removes one TOTP method (or all with `None`); shared with the admin page and the CLI path.
-pub async fn reset_method(
-    state: &AppState,
-    tenant: &Tenant,
-    user: &User,
-    method: Option<&str>,
-) -> Result<(), GraphError> {
-    crate::storage::modify_user(&state.store, &tenant.id, &user.id, |u| {
-        u.totp_methods.retain(|m| method.is_some_and(|id| m.id != id));
-        if u.totp_methods.is_empty() {
-            u.recovery_code_hashes.clear();
-            u.mfa_lockout.clear();
-        }
-    })
-    .await?;
-    state.store.flush().await?;
-    tracing::info!(user = %user.id, "MFA methods reset by an admin");
-    Ok(())
 }
 
 #[cfg(test)]

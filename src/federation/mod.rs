@@ -88,7 +88,7 @@ pub async fn home_of_issuer(
     {
         return Ok(Some(Home::Stub { name: name.into() }));
     }
-    if let Some(slug) = issuer.strip_prefix(&format!("{}/", state.public_url)).and_then(|r| r.strip_suffix("/v2.0"))
+    if let Some(slug) = state.slug_of_issuer(issuer)
         && state.store.tenant_by_slug(slug).await?.is_some()
     {
         return Ok(Some(Home::Tenant { slug: slug.into() }));
@@ -99,7 +99,7 @@ pub async fn home_of_issuer(
 fn provider(state: &AppState, resource: &Tenant, home: &Home) -> Result<Provider, String> {
     match home {
         Home::Tenant { slug } => Ok(Provider {
-            issuer: format!("{}/{slug}/v2.0", state.public_url),
+            issuer: state.issuer_of_slug(slug),
             client_id: B2B_CLIENT_ID.into(),
             client_secret: b2b_secret(&state.instance_secret, slug),
         }),

@@ -89,6 +89,11 @@ pub async fn token(
     }
 }
 
+/// RFC 7636 §4.1: a code verifier (and an S256 challenge) is 43 to 128 unreserved characters.
+pub fn pkce_shaped(s: &str) -> bool {
+    (43..=128).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+}
+
 fn pkce_ok(challenge: &Option<String>, verifier: Option<&str>) -> Result<(), OAuthError> {
     match (challenge, verifier) {
         (None, None) => Ok(()),
@@ -97,8 +102,7 @@ fn pkce_ok(challenge: &Option<String>, verifier: Option<&str>) -> Result<(), OAu
         }
         (Some(_), None) => Err(OAuthError::grant("code_verifier is required")),
         (Some(c), Some(v)) => {
-            let well_formed =
-                (43..=128).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
+            let well_formed = pkce_shaped(v);
             if well_formed && ct_eq(b64url(&sha256(v.as_bytes())).as_bytes(), c.as_bytes()) {
                 Ok(())
             } else {

@@ -13,18 +13,17 @@ use crate::web::pages::{AdminGuestRow, AdminPage, AdminPolicyRow, AdminSignInRow
 use crate::web::{Data, csrf};
 
 async fn admin(req: &HttpRequest, state: &AppState, tenant: &Tenant) -> Result<Result<User, HttpResponse>, PageError> {
-    let user = match crate::signin::portal_user(req, state, tenant, &format!("/{}/admin", tenant.slug)).await? {
-        Ok(user) => user,
-        Err(answer) => return Ok(Err(answer)),
-    };
-    if !user.roles.iter().any(|r| r == ROLE_GLOBAL_ADMIN) {
-        return Err(PageError::new(
+    super::signed_in(req, state, tenant, "admin", |user| {
+        if user.roles.iter().any(|r| r == ROLE_GLOBAL_ADMIN) {
+            return Ok(());
+        }
+        Err(PageError::new(
             StatusCode::FORBIDDEN,
             "admin_only",
             "Only administrators of this tenant can see this page.",
-        ));
-    }
-    Ok(Ok(user))
+        ))
+    })
+    .await
 }
 
 pub async fn show(req: HttpRequest, path: web::Path<String>, state: Data) -> Result<HttpResponse, PageError> {
@@ -126,9 +125,7 @@ pub async fn mfa_reset(
         .user(&tenant.id, &id)
         .await?
         .ok_or_else(|| PageError::bad_request("invalid_request", "No such user."))?;
-    crate::admin::users::reset_method(&state, &tenant, &user, None)
-        .await
-        .map_err(|e| PageError::internal(e.message))?;
+    crate::directory::users::reset_method(&state.store, &tenant, &user, None).await?;
     Ok(crate::signin::see_other(&format!("/{}/admin", tenant.slug)))
 }
 

@@ -18,19 +18,18 @@ async fn inviter(
     state: &AppState,
     tenant: &Tenant,
 ) -> Result<Result<User, HttpResponse>, PageError> {
-    let user = match crate::signin::portal_user(req, state, tenant, &format!("/{}/invite", tenant.slug)).await? {
-        Ok(user) => user,
-        Err(answer) => return Ok(Err(answer)),
-    };
-    let privileged = user.roles.iter().any(|r| r == ROLE_GUEST_INVITER || r == ROLE_GLOBAL_ADMIN);
-    if user.is_guest() || !(tenant.members_can_invite || privileged) {
-        return Err(PageError::new(
+    super::signed_in(req, state, tenant, "invite", |user| {
+        let privileged = user.roles.iter().any(|r| r == ROLE_GUEST_INVITER || r == ROLE_GLOBAL_ADMIN);
+        if !user.is_guest() && (tenant.members_can_invite || privileged) {
+            return Ok(());
+        }
+        Err(PageError::new(
             StatusCode::FORBIDDEN,
             "invite_not_allowed",
             format!("Your account cannot invite guests to {}. Ask an administrator.", tenant.display_name),
-        ));
-    }
-    Ok(Ok(user))
+        ))
+    })
+    .await
 }
 
 async fn apps(state: &AppState, tenant: &Tenant) -> Result<Vec<(String, String)>, PageError> {

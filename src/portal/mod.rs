@@ -1,3 +1,27 @@
 //! The tenant's own pages for signed-in people: the admin page and the invite page.
 pub mod admin;
 pub mod invite;
+
+use actix_web::{HttpRequest, HttpResponse};
+
+use crate::app::AppState;
+use crate::model::{Tenant, User};
+use crate::web::error::PageError;
+
+/// The signed-in user of a portal page at `/{tenant}/{page}` who passes `allowed`, or
+/// `Ok(Err(answer))` (the sign-in, a step-up, a block) for the browser to follow first, or
+/// the page's own refusal from `allowed`.
+pub(crate) async fn signed_in(
+    req: &HttpRequest,
+    state: &AppState,
+    tenant: &Tenant,
+    page: &str,
+    allowed: impl FnOnce(&User) -> Result<(), PageError>,
+) -> Result<Result<User, HttpResponse>, PageError> {
+    let user = match crate::signin::portal_user(req, state, tenant, &format!("/{}/{page}", tenant.slug)).await? {
+        Ok(user) => user,
+        Err(answer) => return Ok(Err(answer)),
+    };
+    allowed(&user)?;
+    Ok(Ok(user))
+}

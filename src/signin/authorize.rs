@@ -205,7 +205,7 @@ fn validate(p: &Params, app: &Application, state: &AppState) -> Result<AuthReque
     let code_challenge = match (p.get("code_challenge"), p.get("code_challenge_method")) {
         (None, None) => None,
         (Some(c), Some("S256")) => {
-            if !(43..=128).contains(&c.len()) || !c.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b)) {
+            if !crate::oidc::token::pkce_shaped(c) {
                 return Err(OAuthError::request("code_challenge is malformed"));
             }
             Some(c.to_string())
