@@ -13,7 +13,7 @@ use crate::web::pages::{AdminGuestRow, AdminPage, AdminPolicyRow, AdminSignInRow
 use crate::web::{Data, csrf};
 
 async fn admin(req: &HttpRequest, state: &AppState, tenant: &Tenant) -> Result<Result<User, HttpResponse>, PageError> {
-    let user = match crate::signin::portal_user(req, state, tenant, &format!("/{}/admin", tenant.slug)).await? {
+    let user = match crate::signin::flow::portal_user(req, state, tenant, &format!("/{}/admin", tenant.slug)).await? {
         Ok(user) => user,
         Err(answer) => return Ok(Err(answer)),
     };

@@ -18,7 +18,7 @@ async fn inviter(
     state: &AppState,
     tenant: &Tenant,
 ) -> Result<Result<User, HttpResponse>, PageError> {
-    let user = match crate::signin::portal_user(req, state, tenant, &format!("/{}/invite", tenant.slug)).await? {
+    let user = match crate::signin::flow::portal_user(req, state, tenant, &format!("/{}/invite", tenant.slug)).await? {
         Ok(user) => user,
         Err(answer) => return Ok(Err(answer)),
     };
