@@ -6,11 +6,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     use crate::demo::{rp as demo, stub_idp as stub};
     use crate::oidc::{discovery, introspect, logout, token, userinfo};
     use crate::portal::{admin, invite};
-    use crate::signin::{self, authorize, mfa, redeem};
+    use crate::signin::{self, authorize, flow, guest, member, mfa, redeem};
     use crate::web::pages;
     crate::admin::configure(cfg);
     cfg.route("/redeem", web::get().to(redeem::redeem))
-        .route("/federation/callback", web::get().to(signin::federation_callback))
+        .route("/federation/callback", web::get().to(guest::federation_callback))
         .route("/outbox", web::get().to(demo::outbox))
         .route("/stub/{name}/.well-known/openid-configuration", web::get().to(stub::configuration))
         .route("/stub/{name}/keys", web::get().to(stub::jwks))
@@ -36,14 +36,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/{tenant}/oauth2/v2.0/logout", web::get().to(logout::end_session_get))
         .route("/{tenant}/oauth2/v2.0/logout", web::post().to(logout::end_session_post))
         .route("/{tenant}/login", web::get().to(signin::show))
-        .route("/{tenant}/login/identify", web::post().to(signin::identify))
-        .route("/{tenant}/login/password", web::post().to(signin::password))
+        .route("/{tenant}/login/identify", web::post().to(member::identify))
+        .route("/{tenant}/login/password", web::post().to(member::password))
         .route("/{tenant}/login/cancel", web::post().to(signin::cancel))
-        .route("/{tenant}/login/email-otp", web::post().to(signin::email_otp))
-        .route("/{tenant}/login/email-otp/send", web::post().to(signin::email_otp_resend))
-        .route("/{tenant}/login/email-otp/resend", web::post().to(signin::email_otp_resend))
-        .route("/{tenant}/login/consent", web::post().to(signin::consent))
-        .route("/{tenant}/login/app-consent", web::post().to(signin::app_consent))
+        .route("/{tenant}/login/email-otp", web::post().to(guest::email_otp))
+        .route("/{tenant}/login/email-otp/send", web::post().to(guest::email_otp_resend))
+        .route("/{tenant}/login/email-otp/resend", web::post().to(guest::email_otp_resend))
+        .route("/{tenant}/login/consent", web::post().to(redeem::consent))
+        .route("/{tenant}/login/app-consent", web::post().to(flow::app_consent))
         .route("/{tenant}/login/totp-enroll", web::post().to(mfa::enroll))
         .route("/{tenant}/login/continue", web::post().to(mfa::proceed))
         .route("/{tenant}/login/totp", web::post().to(mfa::challenge))

@@ -18,7 +18,7 @@ pub(crate) async fn signed_in(
     page: &str,
     allowed: impl FnOnce(&User) -> Result<(), PageError>,
 ) -> Result<Result<User, HttpResponse>, PageError> {
-    let user = match crate::signin::portal_user(req, state, tenant, &format!("/{}/{page}", tenant.slug)).await? {
+    let user = match crate::signin::flow::portal_user(req, state, tenant, &format!("/{}/{page}", tenant.slug)).await? {
         Ok(user) => user,
         Err(answer) => return Ok(Err(answer)),
     };

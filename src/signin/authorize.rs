@@ -11,6 +11,7 @@ use crate::oidc::claims::pairwise_sub;
 use crate::oidc::error::{OAuthCode, OAuthError};
 use crate::oidc::session::{Reply, SSO_COOKIE, current_session};
 use crate::secrets::{digest, new_token};
+use crate::signin::flow::after_primary;
 use crate::web::error::PageError;
 use crate::web::params::Params;
 use crate::web::{Data, cookie_value, csrf};
@@ -133,8 +134,7 @@ async fn authorize(req: &HttpRequest, slug: &str, raw: &str, state: &AppState) -
             };
             let auth = session.auth.clone();
             let mut resp =
-                crate::signin::after_primary(state, req, &tenant, &new_token(), signin, auth, Some((cookie, session)))
-                    .await?;
+                after_primary(state, req, &tenant, &new_token(), signin, auth, Some((cookie, session))).await?;
             if let Some(c) = new_cookie {
                 resp.add_cookie(&c).map_err(PageError::internal)?;
             }

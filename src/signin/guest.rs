@@ -14,9 +14,9 @@ use crate::model::FedState;
 use crate::model::{Acr, Amr, Authentication, Home, Purpose, SignIn, Step};
 use crate::model::{EMAIL_OTP_ISSUER, Identity, Tenant};
 use crate::secrets::{ct_eq, digest};
+use crate::signin::flow::after_primary;
 use crate::signin::{
-    OTP_MAX_SENDS, OTP_RESEND_PAUSE_SECS, after_primary, load, posted, signin_user, step_page, to_login_page,
-    too_many_page,
+    OTP_MAX_SENDS, OTP_RESEND_PAUSE_SECS, load, posted, signin_user, step_page, to_login_page, too_many_page,
 };
 use crate::web::Data;
 use crate::web::error::PageError;

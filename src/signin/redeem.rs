@@ -1,12 +1,17 @@
 //! `GET /redeem?ticket=…`: check the ticket, then home realm discovery on the invited
-//! email, and the home sign-in. The ticket is only consumed at consent.
-use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse};
+//! email, and the home sign-in. The ticket is only consumed at consent (`consent`, the
+//! redemption's last step).
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::model::TicketState;
-use crate::model::{Purpose, SignIn, Step};
+use crate::model::{Acr, Authentication, Purpose, SignIn, Step};
+use crate::oidc::session::{open_session, retire_session, session_cookie};
 use crate::secrets::{digest, new_token};
+use crate::signin::{posted, seat_exhausted, signin_user};
+use crate::storage::Redeemed;
 use crate::web::error::PageError;
+use crate::web::pages::{MessagePage, render};
 use crate::web::{Data, csrf};
 
 pub enum TicketProblem {
@@ -76,9 +81,99 @@ pub async fn redeem(
         user_id: Some(guest.id),
         expires_at: state.now() + state.config.tokens.signin_secs,
     };
-    let mut resp = crate::signin::begin_home(&state, &homes, &tenant, &tx, signin, home).await?;
+    let mut resp = crate::signin::guest::begin_home(&state, &homes, &tenant, &tx, signin, home).await?;
     if let Some(c) = new_cookie {
         resp.add_cookie(&c).map_err(PageError::internal)?;
     }
     Ok(resp)
+}
+
+/// Redemption's last step: accept (one transaction: ticket consumed, guest Accepted,
+/// invitation Completed) or decline (nothing changes).
+pub async fn consent(
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+    state: Data,
+) -> Result<HttpResponse, PageError> {
+    let (tenant, f, tx, signin) = posted(&req, &state, &path, &body, |s| matches!(s, Step::Consent { .. })).await?;
+    let (Step::Consent { identity, amr, idp }, Purpose::Redeem { ticket }) =
+        (signin.step.clone(), signin.purpose.clone())
+    else {
+        return Err(PageError::signin_expired());
+    };
+    match f.get("decision") {
+        Some("accept") => {}
+        Some("decline") => {
+            state.store.delete_signin(&digest(&tx)).await?;
+            let page = MessagePage {
+                id: "declined".into(),
+                title: "Invitation declined".into(),
+                message: format!("You declined the invitation from {}. Nothing was shared.", tenant.display_name),
+                link: None,
+            };
+            return render(&page, vec![]);
+        }
+        _ => return Err(PageError::bad_request("invalid_request", "Choose Accept or Decline.")),
+    }
+    let user = signin_user(&state, &tenant, &signin).await?;
+    if !crate::licensing::can_take_seat(&state.store, &tenant, &user).await? {
+        return Err(seat_exhausted(&tenant));
+    }
+    // Where the guest goes afterwards is settled before the ticket is spent: a redirect
+    // that cannot be sent must leave the invitation redeemable.
+    let invitation = match state.store.ticket(&ticket).await? {
+        Some(t) => state.store.invitation(&tenant.id, &t.invitation_id).await?,
+        None => None,
+    };
+    let target = match invitation {
+        Some(i) => crate::directory::invite::redirect_url(&i.invite_redirect_url)
+            .ok()
+            .and_then(|u| header::HeaderValue::from_str(&u).ok())
+            .ok_or_else(|| {
+                tracing::warn!(invitation = %i.id, "stored inviteRedirectUrl cannot be sent as a redirect");
+                PageError::bad_request(
+                    "invite_redirect_invalid",
+                    "This invitation's return address is not valid, so it was not accepted. Ask the person who invited you to send a new invitation.",
+                )
+            })?,
+        None => header::HeaderValue::from_static("/"),
+    };
+    let now = state.now();
+    let user = match state.store.redeem(&ticket, &identity, now, tenant.premium_seats).await? {
+        Redeemed::Done(u) => *u,
+        // The last seat went to a concurrent redemption since the check above.
+        Redeemed::NoSeat => return Err(seat_exhausted(&tenant)),
+        Redeemed::AlreadyRedeemed => {
+            return Err(crate::signin::redeem::ticket_error(crate::signin::redeem::TicketProblem::Redeemed));
+        }
+        Redeemed::Voided => {
+            return Err(crate::signin::redeem::ticket_error(crate::signin::redeem::TicketProblem::Voided));
+        }
+        Redeemed::Unknown => {
+            return Err(crate::signin::redeem::ticket_error(crate::signin::redeem::TicketProblem::Unknown));
+        }
+    };
+    state.store.flush().await?;
+    state.store.delete_signin(&digest(&tx)).await?;
+    let acr = Acr::of(&amr);
+    let auth = Authentication {
+        user_id: user.id,
+        auth_time: now,
+        amr,
+        acr,
+        idp: Some(idp),
+        epoch: user.session_epoch,
+        device_id: None,
+    };
+    let previous = crate::web::cookie_value(&req, crate::oidc::session::SSO_COOKIE);
+    let (cookie, _) = open_session(&state, &tenant, auth).await?;
+    if let Some(old) = previous {
+        retire_session(&state, &tenant, &digest(&old)).await?;
+    }
+    Ok(HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, target))
+        .cookie(session_cookie(&state, &tenant, cookie))
+        .cookie(csrf::rotate(&state, &signin.browser).await?)
+        .finish())
 }
