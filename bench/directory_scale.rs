@@ -10,10 +10,10 @@ use gatehouse::config::Config;
 use gatehouse::model::{ExternalUserState, Identity, User, UserType};
 use gatehouse::startup::Application;
 
-fn guest(tenant: uuid::Uuid, i: usize, now: i64) -> User {
+fn guest(tenant: gatehouse::model::TenantId, i: usize, now: i64) -> User {
     let mail = format!("guest{i:06}@partner{}.example", i % 97);
     User {
-        id: uuid::Uuid::new_v4(),
+        id: gatehouse::model::UserId::new(),
         tenant_id: tenant,
         user_principal_name: gatehouse::model::guest_upn(&mail, "fabrikam.example"),
         mail: mail.clone(),

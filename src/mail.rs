@@ -1,6 +1,5 @@
 //! Every email gatehouse sends goes to the outbox (shown at /outbox in demo mode) and,
 //! when SMTP is configured, is delivered in the background.
-use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::model::OutboxMessage;
@@ -8,7 +7,7 @@ use crate::storage::StoreError;
 
 pub async fn send(
     state: &AppState,
-    tenant_id: Option<Uuid>,
+    tenant_id: Option<crate::model::TenantId>,
     to: &str,
     subject: &str,
     body: &str,

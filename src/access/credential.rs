@@ -5,7 +5,6 @@
 //!
 //! Pure: the user record, what the credential says, and the policy decision come in; an
 //! answer goes out. Table-tested below.
-use uuid::Uuid;
 
 use crate::model::Authentication;
 use crate::model::{ExternalUserState, User};
@@ -14,7 +13,7 @@ use crate::policy::{Decision, PolicyResult};
 /// What an existing credential says about the sign-in behind it.
 #[derive(Debug, Clone)]
 pub struct Presented<'a> {
-    pub user_id: Uuid,
+    pub user_id: crate::model::UserId,
     /// The user's `session_epoch` when the sign-in happened.
     pub epoch: u64,
     /// The home issuer a guest proved their identity with, when the credential records it.
@@ -167,12 +166,17 @@ mod tests {
     use crate::model::{Identity, UserType};
 
     fn member() -> User {
-        User { id: Uuid::from_u128(1), user_type: UserType::Member, account_enabled: true, ..Default::default() }
+        User {
+            id: uuid::Uuid::from_u128(1).into(),
+            user_type: UserType::Member,
+            account_enabled: true,
+            ..Default::default()
+        }
     }
 
     fn guest() -> User {
         User {
-            id: Uuid::from_u128(2),
+            id: uuid::Uuid::from_u128(2).into(),
             user_type: UserType::Guest,
             account_enabled: true,
             external_user_state: Some(ExternalUserState::Accepted),
@@ -237,7 +241,7 @@ mod tests {
             (
                 "another user's record",
                 member(),
-                ("swap", Box::new(|_, p| p.user_id = Uuid::from_u128(9)), Err(Refusal::UserGone)),
+                ("swap", Box::new(|_, p| p.user_id = uuid::Uuid::from_u128(9).into()), Err(Refusal::UserGone)),
             ),
             (
                 "disabled wins over an ended grant",

@@ -150,8 +150,11 @@ impl Query {
     }
 
     /// The cursor `$skiptoken` of a cursor-paged collection (an object id).
-    pub fn cursor(&self) -> Result<Option<uuid::Uuid>, GraphError> {
-        self.skiptoken.as_deref().map(|t| uuid::Uuid::parse_str(t).map_err(|_| bad("Invalid $skiptoken"))).transpose()
+    pub fn cursor(&self) -> Result<Option<crate::model::UserId>, GraphError> {
+        self.skiptoken
+            .as_deref()
+            .map(|t| crate::model::UserId::parse(t).ok_or_else(|| bad("Invalid $skiptoken")))
+            .transpose()
     }
 
     /// The value of a `prop eq 'text'` clause, when the filter has one.

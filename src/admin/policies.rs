@@ -314,7 +314,7 @@ async fn save_partner(
     if body.tenant_id.is_some_and(|t| t != tenant_id) {
         return Err(GraphError::bad_request("tenantId does not match."));
     }
-    if tenant_id == caller.tenant.id {
+    if tenant_id == caller.tenant.id.0 {
         return Err(GraphError::bad_request("A tenant is not its own partner."));
     }
     let mut tenant = caller.tenant;

@@ -1,7 +1,6 @@
 //! `/graph/v1.0/users`: list (filter guests), get by id or UPN, patch, delete, and the
 //! authentication methods (MFA reset = delete the software OATH method).
 use actix_web::{HttpRequest, HttpResponse, web};
-use uuid::Uuid;
 
 use super::odata::Query;
 use super::wire::{self, AuthenticationMethod, OData, UserPatch};
@@ -54,7 +53,7 @@ pub fn authentication_methods(u: &User) -> Vec<AuthenticationMethod> {
 
 /// `{id}` may be an object id or a UPN (as in Graph).
 pub async fn find(state: &AppState, tenant: &Tenant, key: &str) -> Result<User, GraphError> {
-    let user = match Uuid::parse_str(key) {
+    let user = match crate::model::UserId::parse(key).ok_or(()) {
         Ok(id) => state.store.user(&tenant.id, &id).await?,
         Err(_) => state.store.user_by_login(&tenant.id, key).await?,
     };
@@ -97,7 +96,7 @@ async fn users_page(
     state: &AppState,
     tenant: &Tenant,
     q: &Query,
-) -> Result<(Vec<wire::User>, Option<uuid::Uuid>), GraphError> {
+) -> Result<(Vec<wire::User>, Option<crate::model::UserId>), GraphError> {
     let indexed = match (q.eq_text("userPrincipalName"), q.eq_text("mail")) {
         (Some(upn), _) => Some(state.store.user_by_upn(&tenant.id, upn).await?),
         (None, Some(mail)) => Some(state.store.user_by_mail(&tenant.id, mail).await?),
@@ -261,7 +260,7 @@ mod tests {
 
     fn guest() -> User {
         User {
-            id: Uuid::from_u128(7),
+            id: uuid::Uuid::from_u128(7).into(),
             user_type: UserType::Guest,
             user_principal_name: "sally_contoso.example#EXT#@fabrikam.example".into(),
             mail: "sally@contoso.example".into(),

@@ -55,7 +55,7 @@ pub struct ErrorDetail {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct User {
-    pub id: Uuid,
+    pub id: crate::model::UserId,
     pub user_principal_name: String,
     pub mail: String,
     pub display_name: String,
@@ -197,7 +197,7 @@ pub struct MessageInfo {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InvitedUserRef {
-    pub id: Option<Uuid>,
+    pub id: Option<crate::model::UserId>,
 }
 
 /// Graph `invitation` as answered.
@@ -223,7 +223,7 @@ pub struct Invitation {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct InvitedUser {
-    pub id: Uuid,
+    pub id: crate::model::UserId,
     pub user_principal_name: String,
 }
 
@@ -258,7 +258,7 @@ pub struct Device {
     pub is_managed: bool,
     pub is_compliant: bool,
     pub trust_type: Option<String>,
-    pub registered_owner: Option<Uuid>,
+    pub registered_owner: Option<crate::model::UserId>,
     pub created_at: i64,
 }
 
@@ -269,7 +269,7 @@ pub struct SignIn {
     pub id: String,
     pub created_date_time: String,
     pub created_at: i64,
-    pub user_id: Option<Uuid>,
+    pub user_id: Option<crate::model::UserId>,
     pub user_principal_name: Option<String>,
     pub user_display_name: Option<String>,
     pub user_type: Option<String>,

@@ -9,7 +9,7 @@ use crate::policy::Decision;
 use crate::storage::Store;
 
 /// Appends; a storage problem is logged and swallowed: the sign-in goes on.
-pub async fn record(store: &Store, tenant: &Uuid, mut entry: SignInLogEntry) {
+pub async fn record(store: &Store, tenant: &crate::model::TenantId, mut entry: SignInLogEntry) {
     if entry.id.is_empty() {
         entry.id = Uuid::new_v4().to_string();
     }

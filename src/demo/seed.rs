@@ -75,7 +75,7 @@ fn password_like() -> String {
 
 fn tenant(slug: &str, name: &str, domain: &str, seats: u32) -> Tenant {
     Tenant {
-        id: Uuid::new_v4(),
+        id: crate::model::TenantId::new(),
         slug: slug.into(),
         display_name: name.into(),
         initial_domain: domain.into(),
@@ -168,7 +168,7 @@ async fn seed(store: &Store, argon2: &Argon2Params, now: i64) -> Result<DemoCred
         let hash = password::hash(&pw, argon2).map_err(DemoError::Hash)?;
         store
             .insert_user(&User {
-                id: Uuid::new_v4(),
+                id: crate::model::UserId::new(),
                 tenant_id: t.id,
                 user_type: UserType::Member,
                 user_principal_name: login.into(),

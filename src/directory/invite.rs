@@ -17,7 +17,7 @@ pub struct InviteRequest {
     pub send_message: bool,
     pub reset_redemption: bool,
     /// Graph `invitedUser.id`: when given, it must be the existing guest with that email.
-    pub user_id: Option<Uuid>,
+    pub user_id: Option<crate::model::UserId>,
     /// The inviter's object id (or the app's client id); invitations are throttled per inviter.
     pub invited_by: String,
 }
@@ -129,7 +129,7 @@ pub async fn invite(
         Some(u) => u,
         None => {
             let u = User {
-                id: Uuid::new_v4(),
+                id: crate::model::UserId::new(),
                 tenant_id: tenant.id,
                 user_type: UserType::Guest,
                 user_principal_name: guest_upn(&email, &tenant.initial_domain),

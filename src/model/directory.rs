@@ -3,9 +3,11 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::ids::{TenantId, UserId};
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Tenant {
-    pub id: Uuid,
+    pub id: TenantId,
     pub slug: String,
     pub display_name: String,
     pub initial_domain: String,
@@ -88,8 +90,8 @@ impl UserType {
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 pub struct User {
-    pub id: Uuid,
-    pub tenant_id: Uuid,
+    pub id: UserId,
+    pub tenant_id: TenantId,
     pub user_type: UserType,
     pub user_principal_name: String,
     pub mail: String,
@@ -174,7 +176,7 @@ impl SigningAlg {
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Application {
-    pub tenant_id: Uuid,
+    pub tenant_id: TenantId,
     pub client_id: String,
     pub display_name: String,
     pub redirect_uris: Vec<String>,
@@ -320,7 +322,7 @@ pub struct Device {
     pub is_compliant: bool,
     #[serde(default)]
     pub trust_type: Option<String>,
-    pub registered_owner: Option<Uuid>,
+    pub registered_owner: Option<UserId>,
     pub created_at: i64,
 }
 
@@ -340,7 +342,7 @@ mod tests {
 
     fn app(uris: &[&str]) -> Application {
         Application {
-            tenant_id: Uuid::nil(),
+            tenant_id: TenantId::default(),
             client_id: "c".into(),
             display_name: "c".into(),
             redirect_uris: uris.iter().map(|s| s.to_string()).collect(),

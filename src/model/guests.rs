@@ -2,6 +2,8 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::ids::{TenantId, UserId};
+
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 pub enum InvitationStatus {
     PendingAcceptance,
@@ -11,10 +13,10 @@ pub enum InvitationStatus {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Invitation {
     pub id: Uuid,
-    pub tenant_id: Uuid,
+    pub tenant_id: TenantId,
     pub invited_user_email_address: String,
     pub invited_user_display_name: String,
-    pub invited_user_id: Uuid,
+    pub invited_user_id: UserId,
     pub invite_redirect_url: String,
     /// gatehouse extension: the app the guest is invited to.
     pub app_id: Option<String>,
@@ -36,9 +38,9 @@ pub enum TicketState {
 /// A redemption ticket, stored under the SHA-256 of the ticket itself.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Ticket {
-    pub tenant_id: Uuid,
+    pub tenant_id: TenantId,
     pub invitation_id: Uuid,
-    pub user_id: Uuid,
+    pub user_id: UserId,
     pub expires_at: i64,
     pub state: TicketState,
 }

@@ -4,6 +4,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::ids::{TenantId, UserId};
+
 /// An authentication method reference (`amr`, RFC 8176): what a sign-in proved. Serialized
 /// as its lowercase name, the spelling records and tokens have always carried.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
@@ -216,13 +218,13 @@ pub enum Purpose {
 /// A sign-in in progress, stored server side and referenced by an opaque id.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct SignIn {
-    pub tenant_id: Uuid,
+    pub tenant_id: TenantId,
     /// SHA-256 of the browser cookie this sign-in is bound to.
     pub browser: [u8; 32],
     pub purpose: Purpose,
     pub step: Step,
     pub login: Option<String>,
-    pub user_id: Option<Uuid>,
+    pub user_id: Option<UserId>,
     pub expires_at: i64,
 }
 
@@ -238,7 +240,7 @@ impl SignIn {
 /// What a completed sign-in proved, carried into codes, sessions and refresh tokens.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Authentication {
-    pub user_id: Uuid,
+    pub user_id: UserId,
     pub auth_time: i64,
     pub amr: Vec<Amr>,
     pub acr: Acr,
@@ -257,7 +259,7 @@ pub struct Authentication {
 /// An SSO session (cookie per tenant).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Session {
-    pub tenant_id: Uuid,
+    pub tenant_id: TenantId,
     /// Public session id, the `sid` claim.
     pub sid: String,
     pub auth: Authentication,
@@ -266,7 +268,7 @@ pub struct Session {
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct AuthCode {
-    pub tenant_id: Uuid,
+    pub tenant_id: TenantId,
     pub client_id: String,
     pub redirect_uri: String,
     pub scope: Vec<String>,
@@ -283,9 +285,9 @@ pub struct AuthCode {
 /// A grant (refresh-token family): what one code exchange issued.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Grant {
-    pub tenant_id: Uuid,
+    pub tenant_id: TenantId,
     pub client_id: String,
-    pub user_id: Uuid,
+    pub user_id: UserId,
     /// The user's `session_epoch` at the sign-in behind this grant.
     #[serde(default)]
     pub epoch: u64,
@@ -296,7 +298,7 @@ pub struct Grant {
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct RefreshToken {
-    pub tenant_id: Uuid,
+    pub tenant_id: TenantId,
     pub client_id: String,
     pub grant_id: Uuid,
     pub scope: Vec<String>,

@@ -1,11 +1,10 @@
 //! The mail outbox, the stub home IdPs' accounts and pending federation states.
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct OutboxMessage {
     pub id: u64,
-    pub tenant_id: Option<Uuid>,
+    pub tenant_id: Option<super::TenantId>,
     pub to: String,
     pub subject: String,
     pub body: String,

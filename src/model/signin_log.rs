@@ -1,6 +1,5 @@
 //! The sign-in log record (Graph `signIn` shape) and its retention limits.
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 use crate::model::Amr;
 use crate::policy::PolicyResult;
@@ -14,7 +13,7 @@ pub struct SignInLogEntry {
     pub created_date_time: String,
     #[serde(default)]
     pub created_at: i64,
-    pub user_id: Option<Uuid>,
+    pub user_id: Option<super::UserId>,
     pub user_principal_name: Option<String>,
     pub user_display_name: Option<String>,
     pub user_type: Option<String>,

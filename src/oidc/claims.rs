@@ -9,7 +9,7 @@ use crate::model::{Application, SigningAlg, Tenant, User, UserType};
 use crate::secrets::{b64url, mac};
 
 /// `sub` is pairwise: stable per user and client, unlinkable across clients.
-pub fn pairwise_sub(state: &AppState, tenant: &Tenant, user_id: &Uuid, client_id: &str) -> String {
+pub fn pairwise_sub(state: &AppState, tenant: &Tenant, user_id: &crate::model::UserId, client_id: &str) -> String {
     b64url(&mac(&state.instance_secret, &[b"pairwise", tenant.id.as_bytes(), user_id.as_bytes(), client_id.as_bytes()]))
 }
 
@@ -27,8 +27,8 @@ pub struct IdTokenClaims {
     pub sid: String,
     pub amr: Vec<Amr>,
     pub acr: Acr,
-    pub oid: Uuid,
-    pub tid: Uuid,
+    pub oid: crate::model::UserId,
+    pub tid: crate::model::TenantId,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -57,9 +57,9 @@ pub struct AccessClaims {
     pub nbf: i64,
     pub jti: String,
     pub client_id: String,
-    pub tid: Uuid,
+    pub tid: crate::model::TenantId,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub oid: Option<Uuid>,
+    pub oid: Option<crate::model::UserId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scp: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -2,7 +2,6 @@
 //! introspection (RFC 7662 §2.2), UserInfo (OIDC Core §5.3) and the bearer error
 //! (RFC 6750 §3). Shared with the CLI, which reads the token response back.
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 /// The `token_type` of every access token gatehouse issues.
 pub const BEARER: &str = "Bearer";
@@ -60,8 +59,8 @@ pub struct RefreshTokenInfo {
     pub exp: i64,
     pub iat: i64,
     pub iss: String,
-    pub tid: Uuid,
-    pub oid: Uuid,
+    pub tid: crate::model::TenantId,
+    pub oid: crate::model::UserId,
 }
 
 /// The access token's claims. `scope` is `null` for an app token (roles instead) and
@@ -78,8 +77,8 @@ pub struct AccessTokenInfo {
     pub iat: i64,
     pub nbf: i64,
     pub jti: String,
-    pub tid: Uuid,
-    pub oid: Option<Uuid>,
+    pub tid: crate::model::TenantId,
+    pub oid: Option<crate::model::UserId>,
 }
 
 /// UserInfo: `sub` always; the `profile` and `email` claims only when those scopes were granted.
@@ -112,7 +111,7 @@ mod tests {
     #[test]
     fn introspection_says_only_inactive_or_the_claims_of_its_kind() {
         assert_eq!(serde_json::to_value(IntrospectionResponse::inactive()).unwrap(), json!({"active": false}));
-        let tid = Uuid::from_u128(1);
+        let tid = uuid::Uuid::from_u128(1);
         let access = IntrospectionResponse::active(ActiveToken::Access(AccessTokenInfo {
             client_id: "app".into(),
             scope: None,
@@ -124,7 +123,7 @@ mod tests {
             iat: 1,
             nbf: 1,
             jti: "j".into(),
-            tid,
+            tid: tid.into(),
             oid: None,
         }));
         let v = json!({"active": true, "token_type": "Bearer", "client_id": "app", "scope": null,
@@ -139,8 +138,8 @@ mod tests {
             exp: 2,
             iat: 1,
             iss: "http://x/t/v2.0".into(),
-            tid,
-            oid: tid,
+            tid: tid.into(),
+            oid: tid.into(),
         }));
         let v = json!({"active": true, "token_type": "refresh_token", "client_id": "rp",
             "scope": "openid offline_access", "sub": "s", "exp": 2, "iat": 1, "iss": "http://x/t/v2.0",

@@ -118,7 +118,7 @@ pub async fn mfa_reset(
     }
     let id = f
         .get("user")
-        .and_then(|u| uuid::Uuid::parse_str(u).ok())
+        .and_then(crate::model::UserId::parse)
         .ok_or_else(|| PageError::bad_request("invalid_request", "No such user."))?;
     let user = state
         .store

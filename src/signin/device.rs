@@ -12,7 +12,7 @@ use crate::web::error::PageError;
 pub const DEVICE_COOKIE: &str = "gh_dev";
 /// The device cookie carries the device id and a MAC over (tenant, id, owner) keyed by the
 /// instance secret: only the server can mint one, and it is good only for its owner.
-fn device_seal(state: &AppState, tenant: &Tenant, id: &str, owner: &uuid::Uuid) -> String {
+fn device_seal(state: &AppState, tenant: &Tenant, id: &str, owner: &crate::model::UserId) -> String {
     b64url(&mac(&state.instance_secret, &[b"device", tenant.id.as_bytes(), id.as_bytes(), owner.as_bytes()]))
 }
 

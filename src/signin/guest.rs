@@ -300,7 +300,7 @@ async fn trusts_home_mfa(state: &AppState, tenant: &Tenant, issuer: &str) -> Res
         return Ok(false);
     };
     let Some(home) = state.store.tenant_by_slug(slug).await? else { return Ok(false) };
-    Ok(tenant.inbound_trust.iter().any(|t| t.tenant_id == home.id && t.is_mfa_accepted))
+    Ok(tenant.inbound_trust.iter().any(|t| t.tenant_id == home.id.0 && t.is_mfa_accepted))
 }
 
 fn wrong_account(signed_in_as: &str, invited: &str) -> PageError {

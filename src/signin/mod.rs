@@ -54,7 +54,7 @@ pub(crate) fn too_many_page(code: &'static str, message: impl Into<String>, retr
 pub(crate) async fn load(
     req: &HttpRequest,
     state: &AppState,
-    tenant_id: &uuid::Uuid,
+    tenant_id: &crate::model::TenantId,
     tx: Option<&str>,
 ) -> Result<(String, SignIn), PageError> {
     let tx = tx.ok_or_else(PageError::signin_expired)?;

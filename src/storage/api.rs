@@ -13,7 +13,7 @@ use crate::policy::{NamedLocation, Policy};
 #[async_trait::async_trait]
 pub trait DirectoryStore: Send + Sync {
     async fn put_tenant(&self, tenant: &Tenant) -> Result<()>;
-    async fn tenant(&self, id: &Uuid) -> Result<Option<Tenant>>;
+    async fn tenant(&self, id: &TenantId) -> Result<Option<Tenant>>;
     async fn tenant_by_slug(&self, slug: &str) -> Result<Option<Tenant>>;
     /// The tenant on this instance that verified `domain`, if any.
     async fn tenant_by_domain(&self, domain: &str) -> Result<Option<Tenant>>;
@@ -29,45 +29,45 @@ pub trait DirectoryStore: Send + Sync {
     /// Read-modify-write of one user by compare-and-swap (the UPN and mail must not change),
     /// so concurrent MFA checks cannot both spend the same TOTP step or recovery code.
     /// The user with a version for [`DirectoryStore::replace_user`].
-    async fn user_versioned(&self, tenant: &Uuid, id: &Uuid) -> Result<Option<Versioned<User>>>;
+    async fn user_versioned(&self, tenant: &TenantId, id: &UserId) -> Result<Option<Versioned<User>>>;
     /// Replaces the user only if it is still at `old`'s version (compare-and-swap); `false`
     /// when another writer came first. UPN and mail must not change this way.
     async fn replace_user(&self, old: &Versioned<User>, new: &User) -> Result<bool>;
-    async fn user(&self, tenant: &Uuid, id: &Uuid) -> Result<Option<User>>;
+    async fn user(&self, tenant: &TenantId, id: &UserId) -> Result<Option<User>>;
     /// Finds a user of the tenant by UPN or mail (case-insensitive).
-    async fn user_by_login(&self, tenant: &Uuid, login: &str) -> Result<Option<User>>;
-    async fn delete_user(&self, tenant: &Uuid, id: &Uuid) -> Result<()>;
-    async fn users(&self, tenant: &Uuid) -> Result<Vec<User>>;
+    async fn user_by_login(&self, tenant: &TenantId, login: &str) -> Result<Option<User>>;
+    async fn delete_user(&self, tenant: &TenantId, id: &UserId) -> Result<()>;
+    async fn users(&self, tenant: &TenantId) -> Result<Vec<User>>;
     /// The user whose UPN is `upn` (case-insensitive), by index.
-    async fn user_by_upn(&self, tenant: &Uuid, upn: &str) -> Result<Option<User>>;
+    async fn user_by_upn(&self, tenant: &TenantId, upn: &str) -> Result<Option<User>>;
     /// The user whose mail is `mail` (case-insensitive), by index.
-    async fn user_by_mail(&self, tenant: &Uuid, mail: &str) -> Result<Option<User>>;
+    async fn user_by_mail(&self, tenant: &TenantId, mail: &str) -> Result<Option<User>>;
     /// Up to `limit` users of the tenant after the cursor `after` (a user id), in id order,
     /// optionally of one type; the cost follows the page, not the tenant. The cursor of the
     /// next page is the last id returned, `None` when there is nothing after it.
     async fn users_page(
         &self,
-        tenant: &Uuid,
+        tenant: &TenantId,
         user_type: Option<UserType>,
-        after: Option<&Uuid>,
+        after: Option<&UserId>,
         limit: usize,
-    ) -> Result<(Vec<User>, Option<Uuid>)>;
+    ) -> Result<(Vec<User>, Option<UserId>)>;
     /// Premium seats held in the tenant ([`User::holds_seat`]): a maintained counter.
-    async fn seats_used(&self, tenant: &Uuid) -> Result<u32>;
+    async fn seats_used(&self, tenant: &TenantId) -> Result<u32>;
     async fn put_app(&self, app: &Application) -> Result<()>;
-    async fn app(&self, tenant: &Uuid, client_id: &str) -> Result<Option<Application>>;
-    async fn apps(&self, tenant: &Uuid) -> Result<Vec<Application>>;
+    async fn app(&self, tenant: &TenantId, client_id: &str) -> Result<Option<Application>>;
+    async fn apps(&self, tenant: &TenantId) -> Result<Vec<Application>>;
 }
 
 /// Invitations, redemption tickets (keyed by digest) and their redemption, stub IdP accounts, pending federation states.
 #[async_trait::async_trait]
 pub trait GuestStore: Send + Sync {
     async fn put_invitation(&self, inv: &Invitation) -> Result<()>;
-    async fn invitation(&self, tenant: &Uuid, id: &Uuid) -> Result<Option<Invitation>>;
+    async fn invitation(&self, tenant: &TenantId, id: &Uuid) -> Result<Option<Invitation>>;
     async fn put_ticket(&self, id: &[u8; 32], t: &Ticket) -> Result<()>;
     async fn ticket(&self, id: &[u8; 32]) -> Result<Option<Ticket>>;
     /// Voids every active ticket of a guest (reset redemption).
-    async fn void_tickets_of(&self, tenant: &Uuid, user: &Uuid) -> Result<()>;
+    async fn void_tickets_of(&self, tenant: &TenantId, user: &UserId) -> Result<()>;
     /// The ticket is consumed, the guest becomes Accepted with the home identity, and the
     /// invitation is Completed. Redemptions run one at a time, so of concurrent calls exactly
     /// one wins. The ticket is written last: a crash before it leaves the ticket usable again.
@@ -150,37 +150,37 @@ pub trait TokenStore: Send + Sync {
 #[async_trait::async_trait]
 pub trait PolicyStore: Send + Sync {
     /// The tenant's policies and named locations for evaluation, from the shared cache.
-    async fn ca_records(&self, tenant: &Uuid) -> Result<CaRecords>;
-    async fn policies(&self, tenant: &Uuid) -> Result<Vec<Policy>>;
-    async fn put_policy(&self, tenant: &Uuid, p: &Policy) -> Result<()>;
-    async fn policy(&self, tenant: &Uuid, id: &str) -> Result<Option<Policy>>;
-    async fn delete_policy(&self, tenant: &Uuid, id: &str) -> Result<bool>;
-    async fn named_locations(&self, tenant: &Uuid) -> Result<Vec<NamedLocation>>;
-    async fn put_named_location(&self, tenant: &Uuid, l: &NamedLocation) -> Result<()>;
-    async fn named_location(&self, tenant: &Uuid, id: &str) -> Result<Option<NamedLocation>>;
-    async fn delete_named_location(&self, tenant: &Uuid, id: &str) -> Result<bool>;
-    async fn devices(&self, tenant: &Uuid) -> Result<Vec<Device>>;
-    async fn device(&self, tenant: &Uuid, id: &str) -> Result<Option<Device>>;
-    async fn put_device(&self, tenant: &Uuid, d: &Device) -> Result<()>;
+    async fn ca_records(&self, tenant: &TenantId) -> Result<CaRecords>;
+    async fn policies(&self, tenant: &TenantId) -> Result<Vec<Policy>>;
+    async fn put_policy(&self, tenant: &TenantId, p: &Policy) -> Result<()>;
+    async fn policy(&self, tenant: &TenantId, id: &str) -> Result<Option<Policy>>;
+    async fn delete_policy(&self, tenant: &TenantId, id: &str) -> Result<bool>;
+    async fn named_locations(&self, tenant: &TenantId) -> Result<Vec<NamedLocation>>;
+    async fn put_named_location(&self, tenant: &TenantId, l: &NamedLocation) -> Result<()>;
+    async fn named_location(&self, tenant: &TenantId, id: &str) -> Result<Option<NamedLocation>>;
+    async fn delete_named_location(&self, tenant: &TenantId, id: &str) -> Result<bool>;
+    async fn devices(&self, tenant: &TenantId) -> Result<Vec<Device>>;
+    async fn device(&self, tenant: &TenantId, id: &str) -> Result<Option<Device>>;
+    async fn put_device(&self, tenant: &TenantId, d: &Device) -> Result<()>;
     /// What `user` consented to share with the application `client_id` (OIDC Core §11).
-    async fn consent(&self, tenant: &Uuid, user: &Uuid, client_id: &str) -> Result<Option<Consent>>;
-    async fn put_consent(&self, tenant: &Uuid, user: &Uuid, client_id: &str, c: &Consent) -> Result<()>;
+    async fn consent(&self, tenant: &TenantId, user: &UserId, client_id: &str) -> Result<Option<Consent>>;
+    async fn put_consent(&self, tenant: &TenantId, user: &UserId, client_id: &str, c: &Consent) -> Result<()>;
 }
 
 /// The sign-in log, per tenant, in order.
 #[async_trait::async_trait]
 pub trait AuditStore: Send + Sync {
     /// Appends to the sign-in log (ordered by a monotonic id).
-    async fn append_signin_log(&self, tenant: &Uuid, entry: &mut SignInLogEntry) -> Result<()>;
+    async fn append_signin_log(&self, tenant: &TenantId, entry: &mut SignInLogEntry) -> Result<()>;
     /// Retention: drops entries older than `before` (the primary rule); then, only for a
     /// tenant over `keep` entries (a disk-space last resort), failures of unknown accounts
     /// go first, oldest first, and only then the tenant's oldest other entries — so a
     /// flood of anonymous failures cannot push out the history of real sign-ins.
     async fn trim_signin_log(&self, before: i64, keep: usize) -> Result<usize>;
     /// Entries of `tenant` in the log.
-    async fn signin_log_len(&self, tenant: &Uuid) -> usize;
+    async fn signin_log_len(&self, tenant: &TenantId) -> usize;
     /// Newest first.
-    async fn signin_log(&self, tenant: &Uuid, limit: usize) -> Result<Vec<SignInLogEntry>>;
+    async fn signin_log(&self, tenant: &TenantId, limit: usize) -> Result<Vec<SignInLogEntry>>;
 }
 
 /// Mail sent (the demo outbox and the record of every message).

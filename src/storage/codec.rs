@@ -32,7 +32,7 @@ mod tests {
     #[test]
     fn amr_and_acr_records_keep_their_string_encoding() {
         let typed = Authentication {
-            user_id: uuid::Uuid::from_u128(7),
+            user_id: uuid::Uuid::from_u128(7).into(),
             auth_time: 1_700_000_000,
             amr: vec![Amr::Pwd, Amr::Fed, Amr::Otp, Amr::Mfa],
             acr: Acr::MultiFactor,

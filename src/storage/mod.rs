@@ -9,12 +9,11 @@ use std::sync::Arc;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use uuid::Uuid;
 
 pub use api::Storage;
 pub use codec::{decode, encode};
 
-use crate::model::{AuthCode, RefreshToken, SignIn, User};
+use crate::model::{AuthCode, RefreshToken, SignIn, TenantId, User, UserId};
 use crate::policy::{NamedLocation, Policy};
 
 /// The store every layer above uses.
@@ -96,8 +95,8 @@ pub struct CaRecords {
 /// there is no such user. The closure stays here, above the trait.
 pub async fn modify_user<R>(
     store: &Store,
-    tenant: &Uuid,
-    id: &Uuid,
+    tenant: &TenantId,
+    id: &UserId,
     mut f: impl FnMut(&mut User) -> R,
 ) -> Result<Option<(User, R)>> {
     loop {

@@ -145,7 +145,7 @@ async fn home_mfa_counts_only_with_inbound_trust() {
     // Trust on: Contoso's MFA satisfies Fabrikam, and the token says so.
     let mut fabrikam = app.state.store.tenant_by_slug("fabrikam").await.unwrap().unwrap();
     fabrikam.inbound_trust.push(gatehouse::model::InboundTrust {
-        tenant_id: contoso,
+        tenant_id: contoso.0,
         is_mfa_accepted: true,
         ..Default::default()
     });

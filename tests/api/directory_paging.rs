@@ -16,7 +16,7 @@ async fn fill(app: &TestApp) -> Vec<gatehouse::model::User> {
     for i in 0..GUESTS {
         let mail = format!("paged{i:03}@partner.example");
         let g = gatehouse::model::User {
-            id: uuid::Uuid::new_v4(),
+            id: gatehouse::model::UserId::new(),
             tenant_id: tid,
             user_principal_name: gatehouse::model::guest_upn(&mail, "fabrikam.example"),
             mail,

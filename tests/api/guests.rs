@@ -191,7 +191,7 @@ async fn external_oidc_provider_guest_redeems_via_a_second_gatehouse() {
         .state
         .store
         .put_user(&gatehouse::model::User {
-            id: uuid::Uuid::new_v4(),
+            id: gatehouse::model::UserId::new(),
             tenant_id: ptid,
             user_principal_name: "pat@litware.example".into(),
             mail: "pat@litware.example".into(),
@@ -280,7 +280,7 @@ async fn signing_in_at_home_as_another_account_is_refused_and_changes_nothing() 
     app.state
         .store
         .put_user(&gatehouse::model::User {
-            id: uuid::Uuid::new_v4(),
+            id: gatehouse::model::UserId::new(),
             tenant_id: contoso,
             user_principal_name: "bob@contoso.example".into(),
             mail: "bob@contoso.example".into(),

@@ -96,7 +96,7 @@ impl TestApp {
         }
     }
 
-    pub async fn tenant_id(&self, slug: &str) -> uuid::Uuid {
+    pub async fn tenant_id(&self, slug: &str) -> gatehouse::model::TenantId {
         self.state.store.tenant_by_slug(slug).await.unwrap().unwrap().id
     }
 

@@ -20,7 +20,7 @@ fn assert_graph_error(got: &(StatusCode, Value), status: StatusCode, code: &str,
 }
 
 /// The member signs in to test-rp and gets tokens whose `oid` is still theirs.
-async fn member_still_signs_in(app: &TestApp, login: &str, oid: uuid::Uuid) {
+async fn member_still_signs_in(app: &TestApp, login: &str, oid: gatehouse::model::UserId) {
     let rp = app.rp("fabrikam");
     let (tokens, _) = rp.sign_in(&app.browser(), login, &app.password(login), &[]).await;
     let claims = rp.verify(tokens["id_token"].as_str().unwrap(), "JWT").await;
@@ -74,7 +74,7 @@ async fn invitation_cannot_overwrite_an_existing_member() {
     };
     assert!(matches!(app.state.store.insert_user(&clash).await, Err(gatehouse::storage::StoreError::Conflict(_))));
     // And a new id cannot take a name (UPN or mail) another user holds.
-    let name_clash = gatehouse::model::User { id: uuid::Uuid::new_v4(), mail: login.into(), ..clash };
+    let name_clash = gatehouse::model::User { id: gatehouse::model::UserId::new(), mail: login.into(), ..clash };
     assert!(matches!(app.state.store.insert_user(&name_clash).await, Err(gatehouse::storage::StoreError::Conflict(_))));
     assert_same(&before, &app.snapshot().await, "insert_user with a taken id or mail");
     member_still_signs_in(&app, login, iw.id).await;

@@ -1,10 +1,8 @@
 //! Tenants, users and applications.
 use std::collections::HashMap;
 
-use uuid::Uuid;
-
 use super::{Result, SledStore, StoreError, Versioned, api, decode, get, key2, put, uuid_key};
-use crate::model::{Application, Tenant, User, UserType};
+use crate::model::{Application, Tenant, TenantId, User, UserId, UserType};
 
 #[async_trait::async_trait]
 impl api::DirectoryStore for SledStore {
@@ -22,7 +20,7 @@ impl api::DirectoryStore for SledStore {
         Ok(())
     }
 
-    async fn tenant(&self, id: &Uuid) -> Result<Option<Tenant>> {
+    async fn tenant(&self, id: &TenantId) -> Result<Option<Tenant>> {
         get(&self.tenants, &uuid_key(id))
     }
 
@@ -120,7 +118,7 @@ impl api::DirectoryStore for SledStore {
 
     /// Read-modify-write of one user by compare-and-swap (the UPN and mail must not change),
     /// so concurrent MFA checks cannot both spend the same TOTP step or recovery code.
-    async fn user_versioned(&self, tenant: &Uuid, id: &Uuid) -> Result<Option<Versioned<User>>> {
+    async fn user_versioned(&self, tenant: &TenantId, id: &UserId) -> Result<Option<Versioned<User>>> {
         super::versioned(&self.users, &key2(&uuid_key(tenant), id.as_bytes()))
     }
 
@@ -134,20 +132,20 @@ impl api::DirectoryStore for SledStore {
         Ok(swapped)
     }
 
-    async fn user(&self, tenant: &Uuid, id: &Uuid) -> Result<Option<User>> {
+    async fn user(&self, tenant: &TenantId, id: &UserId) -> Result<Option<User>> {
         get(&self.users, &key2(&uuid_key(tenant), id.as_bytes()))
     }
 
     /// Finds a user of the tenant by UPN or mail (case-insensitive).
-    async fn user_by_upn(&self, tenant: &Uuid, upn: &str) -> Result<Option<User>> {
+    async fn user_by_upn(&self, tenant: &TenantId, upn: &str) -> Result<Option<User>> {
         self.by_index(&self.upn_user, tenant, upn)
     }
 
-    async fn user_by_mail(&self, tenant: &Uuid, mail: &str) -> Result<Option<User>> {
+    async fn user_by_mail(&self, tenant: &TenantId, mail: &str) -> Result<Option<User>> {
         self.by_index(&self.mail_user, tenant, mail)
     }
 
-    async fn user_by_login(&self, tenant: &Uuid, login: &str) -> Result<Option<User>> {
+    async fn user_by_login(&self, tenant: &TenantId, login: &str) -> Result<Option<User>> {
         let t = uuid_key(tenant);
         let login = login.trim().to_ascii_lowercase();
         let id = match self.upn_user.get(key2(&t, login.as_bytes()))? {
@@ -160,7 +158,7 @@ impl api::DirectoryStore for SledStore {
         }
     }
 
-    async fn delete_user(&self, tenant: &Uuid, id: &Uuid) -> Result<()> {
+    async fn delete_user(&self, tenant: &TenantId, id: &UserId) -> Result<()> {
         let t = uuid_key(tenant);
         let mut seats = self.seats_lock();
         if let Some(raw) = self.users.remove(key2(&t, id.as_bytes()))? {
@@ -175,11 +173,11 @@ impl api::DirectoryStore for SledStore {
 
     async fn users_page(
         &self,
-        tenant: &Uuid,
+        tenant: &TenantId,
         user_type: Option<UserType>,
-        after: Option<&Uuid>,
+        after: Option<&UserId>,
         limit: usize,
-    ) -> Result<(Vec<User>, Option<Uuid>)> {
+    ) -> Result<(Vec<User>, Option<UserId>)> {
         use std::ops::Bound;
         let t = uuid_key(tenant);
         let start = match after {
@@ -202,11 +200,11 @@ impl api::DirectoryStore for SledStore {
         Ok((out, None))
     }
 
-    async fn seats_used(&self, tenant: &Uuid) -> Result<u32> {
+    async fn seats_used(&self, tenant: &TenantId) -> Result<u32> {
         Ok(self.seats_lock().get(tenant).copied().unwrap_or(0))
     }
 
-    async fn users(&self, tenant: &Uuid) -> Result<Vec<User>> {
+    async fn users(&self, tenant: &TenantId) -> Result<Vec<User>> {
         let mut prefix = uuid_key(tenant).to_vec();
         prefix.push(0xff);
         self.users.scan_prefix(prefix).values().map(|v| decode(&v?)).collect()
@@ -216,11 +214,11 @@ impl api::DirectoryStore for SledStore {
         put(&self.apps, &key2(&uuid_key(&app.tenant_id), app.client_id.as_bytes()), app)
     }
 
-    async fn app(&self, tenant: &Uuid, client_id: &str) -> Result<Option<Application>> {
+    async fn app(&self, tenant: &TenantId, client_id: &str) -> Result<Option<Application>> {
         get(&self.apps, &key2(&uuid_key(tenant), client_id.as_bytes()))
     }
 
-    async fn apps(&self, tenant: &Uuid) -> Result<Vec<Application>> {
+    async fn apps(&self, tenant: &TenantId) -> Result<Vec<Application>> {
         let mut prefix = uuid_key(tenant).to_vec();
         prefix.push(0xff);
         self.apps.scan_prefix(prefix).values().map(|v| decode(&v?)).collect()
@@ -230,7 +228,7 @@ impl api::DirectoryStore for SledStore {
 impl SledStore {
     /// Points an index name at `id` if nobody holds it; `false` when another user does.
     /// A name whose owner record is gone (a crash between claiming and writing) is taken over.
-    fn claim_name(&self, index: &sled::Tree, tenant: &[u8], name_key: &[u8], id: &Uuid) -> Result<bool> {
+    fn claim_name(&self, index: &sled::Tree, tenant: &[u8], name_key: &[u8], id: &UserId) -> Result<bool> {
         let mut expected: Option<sled::IVec> = None;
         // Bounded: each retry means another writer changed the name in between.
         for _ in 0..4 {
@@ -248,7 +246,12 @@ impl SledStore {
 }
 
 /// Moves the tenant's seat count by what this write changed.
-pub(super) fn seat_change(seats: &mut HashMap<Uuid, u32>, tenant: &Uuid, old: Option<&User>, new: Option<&User>) {
+pub(super) fn seat_change(
+    seats: &mut HashMap<TenantId, u32>,
+    tenant: &TenantId,
+    old: Option<&User>,
+    new: Option<&User>,
+) {
     let before = old.is_some_and(User::holds_seat);
     let after = new.is_some_and(User::holds_seat);
     let n = seats.entry(*tenant).or_default();
@@ -260,11 +263,11 @@ pub(super) fn seat_change(seats: &mut HashMap<Uuid, u32>, tenant: &Uuid, old: Op
 }
 
 impl SledStore {
-    pub(super) fn seats_lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, u32>> {
+    pub(super) fn seats_lock(&self) -> std::sync::MutexGuard<'_, HashMap<TenantId, u32>> {
         self.seats.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn by_index(&self, index: &sled::Tree, tenant: &Uuid, name: &str) -> Result<Option<User>> {
+    fn by_index(&self, index: &sled::Tree, tenant: &TenantId, name: &str) -> Result<Option<User>> {
         let t = uuid_key(tenant);
         match index.get(key2(&t, name.trim().to_ascii_lowercase().as_bytes()))? {
             Some(id) => get(&self.users, &key2(&t, &id)),

@@ -3,7 +3,7 @@
 use uuid::Uuid;
 
 use super::{Result, SledStore, api, decode, encode, get, key2, put, update, uuid_key};
-use crate::model::{ExternalUserState, FedState, Identity, OutboxMessage, StubAccount, User};
+use crate::model::{ExternalUserState, FedState, Identity, OutboxMessage, StubAccount, TenantId, User, UserId};
 use crate::model::{Invitation, InvitationStatus, Ticket, TicketState};
 use crate::storage::Redeemed;
 
@@ -13,7 +13,7 @@ impl api::GuestStore for SledStore {
         put(&self.invitations, &key2(&uuid_key(&inv.tenant_id), inv.id.as_bytes()), inv)
     }
 
-    async fn invitation(&self, tenant: &Uuid, id: &Uuid) -> Result<Option<Invitation>> {
+    async fn invitation(&self, tenant: &TenantId, id: &Uuid) -> Result<Option<Invitation>> {
         get(&self.invitations, &key2(&uuid_key(tenant), id.as_bytes()))
     }
 
@@ -25,7 +25,7 @@ impl api::GuestStore for SledStore {
         get(&self.tickets, id)
     }
 
-    async fn void_tickets_of(&self, tenant: &Uuid, user: &Uuid) -> Result<()> {
+    async fn void_tickets_of(&self, tenant: &TenantId, user: &UserId) -> Result<()> {
         let _one_at_a_time = self.tickets_lock.lock().unwrap_or_else(|p| p.into_inner());
         for item in self.tickets.iter() {
             let (k, v) = item?;

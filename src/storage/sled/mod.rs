@@ -71,7 +71,7 @@ pub struct SledStore {
     /// Premium seats held per tenant: counted at open, kept by every user write (sled is
     /// one process, so the count is exact; a crash between a write and its count is healed
     /// by the recount at the next open).
-    seats: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<Uuid, u32>>>,
+    seats: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<crate::model::TenantId, u32>>>,
     signin_log: sled::Tree,
 }
 
@@ -289,6 +289,29 @@ pub(crate) fn replace<T: Serialize>(tree: &sled::Tree, key: &[u8], old: &Version
     Ok(tree.compare_and_swap(key, Some(old.version.as_slice()), Some(encode(new)?))?.is_ok())
 }
 
-pub(crate) fn uuid_key(id: &Uuid) -> [u8; 16] {
-    *id.as_bytes()
+/// Anything keyed by a 16-byte id: a raw uuid, a tenant id, a user id.
+pub(crate) trait Key16 {
+    fn key16(&self) -> [u8; 16];
+}
+
+impl Key16 for Uuid {
+    fn key16(&self) -> [u8; 16] {
+        *self.as_bytes()
+    }
+}
+
+impl Key16 for crate::model::TenantId {
+    fn key16(&self) -> [u8; 16] {
+        *self.as_bytes()
+    }
+}
+
+impl Key16 for crate::model::UserId {
+    fn key16(&self) -> [u8; 16] {
+        *self.as_bytes()
+    }
+}
+
+pub(crate) fn uuid_key(id: &impl Key16) -> [u8; 16] {
+    id.key16()
 }

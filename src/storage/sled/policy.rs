@@ -1,17 +1,16 @@
 //! Conditional access policies, named locations, registered devices and the sign-in log.
-use uuid::Uuid;
 
 use super::{Result, SledStore, api, decode, get, key2, put, uuid_key};
 use crate::model::SignInLogEntry;
-use crate::model::{Consent, Device};
+use crate::model::{Consent, Device, TenantId, UserId};
 use crate::policy::{NamedLocation, Policy};
 use crate::storage::CaRecords;
 
-fn scan<T: serde::de::DeserializeOwned>(tree: &sled::Tree, tenant: &Uuid) -> Result<Vec<T>> {
+fn scan<T: serde::de::DeserializeOwned>(tree: &sled::Tree, tenant: &TenantId) -> Result<Vec<T>> {
     tree.scan_prefix(prefix(tenant)).values().map(|v| decode(&v?)).collect()
 }
 
-fn prefix(tenant: &Uuid) -> Vec<u8> {
+fn prefix(tenant: &TenantId) -> Vec<u8> {
     let mut p = uuid_key(tenant).to_vec();
     p.push(0xff);
     p
@@ -24,23 +23,23 @@ fn prefix(tenant: &Uuid) -> Vec<u8> {
 #[derive(Default)]
 pub(super) struct CaCache {
     generation: std::sync::atomic::AtomicU64,
-    tenants: std::sync::RwLock<std::collections::HashMap<Uuid, CaRecords>>,
+    tenants: std::sync::RwLock<std::collections::HashMap<TenantId, CaRecords>>,
 }
 
 impl CaCache {
-    fn changed(&self, tenant: &Uuid) {
+    fn changed(&self, tenant: &TenantId) {
         self.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.tenants.write().unwrap_or_else(|p| p.into_inner()).remove(tenant);
     }
 }
 
-fn consent_key(tenant: &Uuid, user: &Uuid, client_id: &str) -> Vec<u8> {
+fn consent_key(tenant: &TenantId, user: &UserId, client_id: &str) -> Vec<u8> {
     key2(&key2(&uuid_key(tenant), user.as_bytes()), client_id.as_bytes())
 }
 
 #[async_trait::async_trait]
 impl api::PolicyStore for SledStore {
-    async fn ca_records(&self, tenant: &Uuid) -> Result<CaRecords> {
+    async fn ca_records(&self, tenant: &TenantId) -> Result<CaRecords> {
         let cache = &self.ca_cache;
         let seen = cache.generation.load(std::sync::atomic::Ordering::SeqCst);
         if let Some(r) = cache.tenants.read().unwrap_or_else(|p| p.into_inner()).get(tenant) {
@@ -57,70 +56,70 @@ impl api::PolicyStore for SledStore {
         Ok(records)
     }
 
-    async fn policies(&self, tenant: &Uuid) -> Result<Vec<Policy>> {
+    async fn policies(&self, tenant: &TenantId) -> Result<Vec<Policy>> {
         self.policies.scan_prefix(prefix(tenant)).values().map(|v| decode(&v?)).collect()
     }
 
-    async fn put_policy(&self, tenant: &Uuid, p: &Policy) -> Result<()> {
+    async fn put_policy(&self, tenant: &TenantId, p: &Policy) -> Result<()> {
         put(&self.policies, &key2(&uuid_key(tenant), p.id.as_bytes()), p)?;
         self.ca_cache.changed(tenant);
         Ok(())
     }
 
-    async fn policy(&self, tenant: &Uuid, id: &str) -> Result<Option<Policy>> {
+    async fn policy(&self, tenant: &TenantId, id: &str) -> Result<Option<Policy>> {
         get(&self.policies, &key2(&uuid_key(tenant), id.as_bytes()))
     }
 
-    async fn delete_policy(&self, tenant: &Uuid, id: &str) -> Result<bool> {
+    async fn delete_policy(&self, tenant: &TenantId, id: &str) -> Result<bool> {
         let removed = self.policies.remove(key2(&uuid_key(tenant), id.as_bytes()))?.is_some();
         self.ca_cache.changed(tenant);
         Ok(removed)
     }
 
-    async fn named_locations(&self, tenant: &Uuid) -> Result<Vec<NamedLocation>> {
+    async fn named_locations(&self, tenant: &TenantId) -> Result<Vec<NamedLocation>> {
         self.locations.scan_prefix(prefix(tenant)).values().map(|v| decode(&v?)).collect()
     }
 
-    async fn put_named_location(&self, tenant: &Uuid, l: &NamedLocation) -> Result<()> {
+    async fn put_named_location(&self, tenant: &TenantId, l: &NamedLocation) -> Result<()> {
         put(&self.locations, &key2(&uuid_key(tenant), l.id.as_bytes()), l)?;
         self.ca_cache.changed(tenant);
         Ok(())
     }
 
-    async fn named_location(&self, tenant: &Uuid, id: &str) -> Result<Option<NamedLocation>> {
+    async fn named_location(&self, tenant: &TenantId, id: &str) -> Result<Option<NamedLocation>> {
         get(&self.locations, &key2(&uuid_key(tenant), id.as_bytes()))
     }
 
-    async fn delete_named_location(&self, tenant: &Uuid, id: &str) -> Result<bool> {
+    async fn delete_named_location(&self, tenant: &TenantId, id: &str) -> Result<bool> {
         let removed = self.locations.remove(key2(&uuid_key(tenant), id.as_bytes()))?.is_some();
         self.ca_cache.changed(tenant);
         Ok(removed)
     }
 
-    async fn devices(&self, tenant: &Uuid) -> Result<Vec<Device>> {
+    async fn devices(&self, tenant: &TenantId) -> Result<Vec<Device>> {
         self.devices.scan_prefix(prefix(tenant)).values().map(|v| decode(&v?)).collect()
     }
 
-    async fn device(&self, tenant: &Uuid, id: &str) -> Result<Option<Device>> {
+    async fn device(&self, tenant: &TenantId, id: &str) -> Result<Option<Device>> {
         get(&self.devices, &key2(&uuid_key(tenant), id.as_bytes()))
     }
 
-    async fn put_device(&self, tenant: &Uuid, d: &Device) -> Result<()> {
+    async fn put_device(&self, tenant: &TenantId, d: &Device) -> Result<()> {
         put(&self.devices, &key2(&uuid_key(tenant), d.id.as_bytes()), d)
     }
 
-    async fn consent(&self, tenant: &Uuid, user: &Uuid, client_id: &str) -> Result<Option<Consent>> {
+    async fn consent(&self, tenant: &TenantId, user: &UserId, client_id: &str) -> Result<Option<Consent>> {
         get(&self.consents, &consent_key(tenant, user, client_id))
     }
 
-    async fn put_consent(&self, tenant: &Uuid, user: &Uuid, client_id: &str, c: &Consent) -> Result<()> {
+    async fn put_consent(&self, tenant: &TenantId, user: &UserId, client_id: &str, c: &Consent) -> Result<()> {
         put(&self.consents, &consent_key(tenant, user, client_id), c)
     }
 }
 
 #[async_trait::async_trait]
 impl api::AuditStore for SledStore {
-    async fn append_signin_log(&self, tenant: &Uuid, entry: &mut SignInLogEntry) -> Result<()> {
+    async fn append_signin_log(&self, tenant: &TenantId, entry: &mut SignInLogEntry) -> Result<()> {
         let seq = self.db.generate_id()?;
         entry.seq = seq;
         put(&self.signin_log, &key2(&uuid_key(tenant), &seq.to_be_bytes()), entry)
@@ -161,11 +160,11 @@ impl api::AuditStore for SledStore {
         Ok(removed)
     }
 
-    async fn signin_log_len(&self, tenant: &Uuid) -> usize {
+    async fn signin_log_len(&self, tenant: &TenantId) -> usize {
         self.signin_log.scan_prefix(prefix(tenant)).count()
     }
 
-    async fn signin_log(&self, tenant: &Uuid, limit: usize) -> Result<Vec<SignInLogEntry>> {
+    async fn signin_log(&self, tenant: &TenantId, limit: usize) -> Result<Vec<SignInLogEntry>> {
         self.signin_log.scan_prefix(prefix(tenant)).values().rev().take(limit).map(|v| decode(&v?)).collect()
     }
 }
