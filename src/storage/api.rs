@@ -23,8 +23,8 @@ pub trait DirectoryStore: Send + Sync {
     async fn put_user(&self, user: &User) -> Result<()>;
     /// Creates a user; never replaces one. Fails with `Conflict` when the id, the UPN or
     /// the mail is already taken in the tenant, so no create path can overwrite a record.
-    /// The names are claimed first and the record is written last by compare-and-swap, so
-    /// of two concurrent creates for one id or one address exactly one wins.
+    /// Of concurrent creates for one id, one UPN or one mail exactly one wins; a name left
+    /// claimed by a create that crashed before writing its record can be created again.
     async fn insert_user(&self, user: &User) -> Result<()>;
     /// Read-modify-write of one user by compare-and-swap (the UPN and mail must not change),
     /// so concurrent MFA checks cannot both spend the same TOTP step or recovery code.

@@ -48,6 +48,7 @@ impl api::DirectoryStore for SledStore {
     /// Writes a user, replacing the record with the same id (updates and tests). Creates
     /// go through [`api::DirectoryStore::insert_user`], which refuses an existing id.
     async fn put_user(&self, user: &User) -> Result<()> {
+        let _names = self.names_lock();
         let t = uuid_key(&user.tenant_id);
         let upn = user.user_principal_name.to_ascii_lowercase();
         let mail = user.mail.to_ascii_lowercase();
@@ -74,9 +75,12 @@ impl api::DirectoryStore for SledStore {
 
     /// Creates a user; never replaces one. Fails with `Conflict` when the id, the UPN or
     /// the mail is already taken in the tenant, so no create path can overwrite a record.
-    /// The names are claimed first and the record is written last by compare-and-swap, so
-    /// of two concurrent creates for one id or one address exactly one wins.
+    /// Creates run one at a time (`names_lock`), so of concurrent creates for one id or one
+    /// address exactly one wins. The names are claimed first and the record written last: a
+    /// crash in between leaves claimed names without a record, which the next create of
+    /// them takes over.
     async fn insert_user(&self, user: &User) -> Result<()> {
+        let names = self.names_lock();
         let t = uuid_key(&user.tenant_id);
         let key = key2(&t, user.id.as_bytes());
         let taken = || StoreError::Conflict(format!("a user with the id {} already exists", user.id));
@@ -89,7 +93,7 @@ impl api::DirectoryStore for SledStore {
         let mut outcome = Ok(());
         for (index, name) in [(&self.upn_user, &upn), (&self.mail_user, &mail)] {
             let name_key = key2(&t, name.as_bytes());
-            match self.claim_name(index, &t, &name_key, &user.id) {
+            match self.claim_name(&names, index, &t, &name_key, &user.id) {
                 Ok(true) => claimed.push((index, name_key)),
                 Ok(false) => {
                     outcome = Err(StoreError::Conflict(format!("{name} is already used in this tenant")));
@@ -153,6 +157,8 @@ impl api::DirectoryStore for SledStore {
     }
 
     async fn delete_user(&self, tenant: &Uuid, id: &Uuid) -> Result<()> {
+        // The record goes first, its names after: a create must not take them over between.
+        let _names = self.names_lock();
         let t = uuid_key(tenant);
         let mut seats = self.seats_lock();
         if let Some(raw) = self.users.remove(key2(&t, id.as_bytes()))? {
@@ -221,21 +227,25 @@ impl api::DirectoryStore for SledStore {
 
 impl SledStore {
     /// Points an index name at `id` if nobody holds it; `false` when another user does.
-    /// A name whose owner record is gone (a crash between claiming and writing) is taken over.
-    fn claim_name(&self, index: &sled::Tree, tenant: &[u8], name_key: &[u8], id: &Uuid) -> Result<bool> {
-        let mut expected: Option<sled::IVec> = None;
-        // Bounded: each retry means another writer changed the name in between.
-        for _ in 0..4 {
-            match index.compare_and_swap(name_key, expected.as_ref(), Some(id.as_bytes().as_slice()))? {
-                Ok(()) => return Ok(true),
-                Err(e) => match e.current {
-                    None => expected = None,
-                    Some(owner) if self.users.contains_key(key2(tenant, &owner))? => return Ok(false),
-                    Some(orphan) => expected = Some(orphan),
-                },
-            }
+    /// A name whose owner record is missing was claimed by a create that never wrote its
+    /// record (a crash in between) and is taken over. That is sound only under `names_lock`
+    /// (the guard shows it is held): no create that claimed the name can still be on its way
+    /// to writing its record.
+    fn claim_name(
+        &self,
+        _names: &std::sync::MutexGuard<'_, ()>,
+        index: &sled::Tree,
+        tenant: &[u8],
+        name_key: &[u8],
+        id: &Uuid,
+    ) -> Result<bool> {
+        if let Some(owner) = index.get(name_key)?
+            && self.users.contains_key(key2(tenant, &owner))?
+        {
+            return Ok(false);
         }
-        Err(StoreError::Conflict("the name is being changed concurrently; try again".into()))
+        index.insert(name_key, id.as_bytes().as_slice())?;
+        Ok(true)
     }
 }
 
@@ -252,6 +262,11 @@ pub(super) fn seat_change(seats: &mut HashMap<Uuid, u32>, tenant: &Uuid, old: Op
 }
 
 impl SledStore {
+    /// Orders every writer of the UPN and mail indexes (see the field).
+    fn names_lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.names_lock.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     pub(super) fn seats_lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, u32>> {
         self.seats.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -267,5 +282,40 @@ impl SledStore {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::api::DirectoryStore;
+
+    /// A create killed between claiming its names and writing its record leaves the names
+    /// pointing at a user that does not exist: the next create of those names takes them over.
+    #[tokio::test]
+    async fn names_left_by_a_crashed_create_are_reclaimed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path(), 8).unwrap();
+        let tenant = Uuid::new_v4();
+        let t = uuid_key(&tenant);
+        let crashed = Uuid::new_v4();
+        store.upn_user.insert(key2(&t, b"ada@contoso.example"), crashed.as_bytes()).unwrap();
+        store.mail_user.insert(key2(&t, b"ada@mail.contoso.example"), crashed.as_bytes()).unwrap();
+        drop(store);
+
+        let store = SledStore::open(dir.path(), 8).unwrap();
+        let ada = User {
+            id: Uuid::new_v4(),
+            tenant_id: tenant,
+            user_principal_name: "Ada@contoso.example".into(),
+            mail: "ada@mail.contoso.example".into(),
+            ..Default::default()
+        };
+        store.insert_user(&ada).await.unwrap();
+        for login in ["ada@contoso.example", "ADA@mail.contoso.example"] {
+            assert_eq!(store.user_by_login(&tenant, login).await.unwrap().as_ref(), Some(&ada), "{login}");
+        }
+        let again = User { id: Uuid::new_v4(), ..ada.clone() };
+        assert!(matches!(store.insert_user(&again).await, Err(StoreError::Conflict(_))), "a live owner keeps them");
     }
 }

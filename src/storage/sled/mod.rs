@@ -39,6 +39,12 @@ pub struct SledStore {
     slug_tenant: sled::Tree,
     domain_tenant: sled::Tree,
     users: sled::Tree,
+    /// Held by every write of the UPN and mail indexes (creates, `put_user`, deletes). sled
+    /// locks its directory to one process, so this in-process lock orders every writer:
+    /// under it no create is ever between claiming a name and writing its record, so a name
+    /// whose owner record is missing is a crash leftover and may be taken over. Creates
+    /// are rare and do no disk sync, so one lock for all tenants costs nothing.
+    names_lock: std::sync::Arc<std::sync::Mutex<()>>,
     upn_user: sled::Tree,
     mail_user: sled::Tree,
     apps: sled::Tree,
@@ -126,6 +132,7 @@ impl SledStore {
             slug_tenant: t("slug_tenant")?,
             domain_tenant: t("domain_tenant")?,
             users: t("tenant_users")?,
+            names_lock: Default::default(),
             upn_user: t("upn_user")?,
             mail_user: t("mail_user")?,
             apps: t("tenant_apps")?,
