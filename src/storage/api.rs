@@ -26,12 +26,13 @@ pub trait DirectoryStore: Send + Sync {
     /// Of concurrent creates for one id, one UPN or one mail exactly one wins; a name left
     /// claimed by a create that crashed before writing its record can be created again.
     async fn insert_user(&self, user: &User) -> Result<()>;
-    /// Read-modify-write of one user by compare-and-swap (the UPN and mail must not change),
+    /// Read-modify-write of one user by compare-and-swap (the id, tenant, UPN and mail do not change),
     /// so concurrent MFA checks cannot both spend the same TOTP step or recovery code.
     /// The user with a version for [`DirectoryStore::replace_user`].
     async fn user_versioned(&self, tenant: &Uuid, id: &Uuid) -> Result<Option<Versioned<User>>>;
     /// Replaces the user only if it is still at `old`'s version (compare-and-swap); `false`
-    /// when another writer came first. UPN and mail must not change this way.
+    /// when another writer came first. A change of the id, the tenant, the UPN or the mail is
+    /// refused with `Conflict` and nothing is written (the indexes are keyed by them).
     async fn replace_user(&self, old: &Versioned<User>, new: &User) -> Result<bool>;
     async fn user(&self, tenant: &Uuid, id: &Uuid) -> Result<Option<User>>;
     /// Finds a user of the tenant by UPN or mail (case-insensitive).

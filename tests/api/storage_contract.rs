@@ -392,6 +392,36 @@ async fn concurrent_modify_user_loses_no_update() {
     }
 }
 
+#[tokio::test]
+async fn modify_user_refuses_to_change_what_the_indexes_key() {
+    for (name, store, _dir) in backends().await {
+        let tenant = Uuid::new_v4();
+        let u = user(tenant, "ada");
+        store.insert_user(&u).await.unwrap();
+        let changes: [(&str, fn(&mut User)); 4] = [
+            ("user_principal_name", |u| u.user_principal_name = "grace@contoso.example".into()),
+            ("mail", |u| u.mail = "grace@mail.contoso.example".into()),
+            ("tenant_id", |u| u.tenant_id = Uuid::new_v4()),
+            ("id", |u| u.id = Uuid::new_v4()),
+        ];
+        for (field, change) in changes {
+            let before = store.snapshot().await.unwrap();
+            let changed = gatehouse::storage::modify_user(&store, &tenant, &u.id, |u| {
+                u.display_name = "changed".into();
+                change(u);
+            })
+            .await;
+            assert!(matches!(changed, Err(StoreError::Conflict(_))), "{name}: {field} cannot change this way");
+            assert!(before == store.snapshot().await.unwrap(), "{name}: a refused change of {field} writes nothing");
+        }
+        for login in [&u.user_principal_name, &u.mail] {
+            assert_eq!(store.user_by_login(&tenant, login).await.unwrap().as_ref(), Some(&u), "{name}: {login}");
+        }
+        let renamed = gatehouse::storage::modify_user(&store, &tenant, &u.id, |u| u.display_name = "Ada L.".into());
+        assert_eq!(renamed.await.unwrap().unwrap().0.display_name, "Ada L.", "{name}: other fields still change");
+    }
+}
+
 /// `Ok` or `Conflict` as a label; any other error fails the case.
 fn inserted(r: Result<(), StoreError>) -> &'static str {
     match r {

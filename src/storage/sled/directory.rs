@@ -122,13 +122,25 @@ impl api::DirectoryStore for SledStore {
         outcome
     }
 
-    /// Read-modify-write of one user by compare-and-swap (the UPN and mail must not change),
-    /// so concurrent MFA checks cannot both spend the same TOTP step or recovery code.
+    /// Read-modify-write of one user by compare-and-swap (the id, tenant, UPN and mail do
+    /// not change), so concurrent MFA checks cannot both spend the same TOTP step or recovery code.
     async fn user_versioned(&self, tenant: &Uuid, id: &Uuid) -> Result<Option<Versioned<User>>> {
         super::versioned(&self.users, &key2(&uuid_key(tenant), id.as_bytes()))
     }
 
+    /// Refuses (`Conflict`, nothing written) a change of the id, the tenant, the UPN or the
+    /// mail: the record's key and the name indexes would no longer match it.
     async fn replace_user(&self, old: &Versioned<User>, new: &User) -> Result<bool> {
+        let was = &old.value;
+        if new.id != was.id
+            || new.tenant_id != was.tenant_id
+            || new.user_principal_name != was.user_principal_name
+            || new.mail != was.mail
+        {
+            return Err(StoreError::Conflict(
+                "a user's id, tenant, user principal name and mail cannot change by replace".into(),
+            ));
+        }
         let mut seats = self.seats_lock();
         let swapped =
             super::replace(&self.users, &key2(&uuid_key(&old.value.tenant_id), old.value.id.as_bytes()), old, new)?;
