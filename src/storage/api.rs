@@ -201,8 +201,8 @@ pub trait KeyStore: Send + Sync {
 pub trait Maintenance: Send + Sync {
     /// Waits until everything written so far is durable.
     async fn flush(&self) -> Result<()>;
-    /// Removes expired sign-ins, sessions, codes, refresh tokens, federation states, revoked
-    /// token ids and sign-in log entries past retention.
+    /// Removes expired sign-ins, sessions, codes, grants (past their `expires_at`), refresh
+    /// tokens, federation states, revoked token ids and sign-in log entries past retention.
     async fn sweep(&self, now: i64) -> Result<usize>;
     /// An instance-wide value (serialized record) by name.
     async fn meta_raw(&self, key: &str) -> Result<Option<Vec<u8>>>;

@@ -565,6 +565,32 @@ async fn sweep_removes_what_expired_and_keeps_what_lives() {
 }
 
 #[tokio::test]
+async fn sweep_removes_grants_past_their_lifetime() {
+    for (name, store, _dir) in backends().await {
+        let tenant = Uuid::new_v4();
+        let (dead, live) = (NOW - 1, NOW + LIFE);
+        let (grant_dead, refresh_dead) = issue(&store, tenant, dead, dead).await;
+        // A token dated past its grant's end is dead with the grant.
+        let (grant_ended, refresh_outlives) = issue(&store, tenant, dead, live).await;
+        let (grant_live, refresh_live) = issue(&store, tenant, live, live).await;
+        let (grant_revoked, _) = issue(&store, tenant, live, live).await;
+        store.revoke_grant(&grant_revoked).await.unwrap();
+
+        assert_eq!(store.sweep(NOW).await.unwrap(), 3, "{name}: two grants and one refresh token expired");
+        assert_eq!(store.grant(&grant_dead).await.unwrap(), None, "{name}");
+        assert_eq!(store.refresh_token(&refresh_dead).await.unwrap(), None, "{name}");
+        assert_eq!(store.grant(&grant_ended).await.unwrap(), None, "{name}: a grant past its end is swept");
+        let late = refresh_use(&store.rotate_refresh(&refresh_outlives, &id32(), NOW, LIFE).await.unwrap());
+        assert!(matches!(late, "revoked" | "unknown"), "{name}: its token does not rotate: {late}");
+        assert!(store.grant(&grant_live).await.unwrap().is_some(), "{name}: a live grant is kept");
+        assert!(store.grant(&grant_revoked).await.unwrap().unwrap().revoked, "{name}: a revoked live grant is kept");
+        let next = store.rotate_refresh(&refresh_live, &id32(), NOW, LIFE).await.unwrap();
+        assert_eq!(refresh_use(&next), "rotated", "{name}: the live family still rotates");
+        assert_eq!(store.sweep(NOW).await.unwrap(), 0, "{name}: a second sweep finds nothing");
+    }
+}
+
+#[tokio::test]
 async fn a_rotated_token_presented_again_revokes_the_family() {
     for (name, store, _dir) in backends().await {
         let tenant = Uuid::new_v4();

@@ -217,12 +217,19 @@ impl api::Maintenance for SledStore {
         Ok(out)
     }
 
-    /// Removes expired sign-ins, sessions, codes, refresh tokens and federation states.
+    /// Removes expired sign-ins, sessions, codes, grants, refresh tokens and federation states.
+    ///
+    /// A grant past its `expires_at` is dead whatever its tokens say (a refresh refuses it,
+    /// an access token of it is refused), and its `expires_at` never changes, so it goes;
+    /// a token of it left behind is unknown from then on and goes at its own expiry.
+    /// Tickets are kept: a spent or voided ticket still tells its holder why the link no
+    /// longer works ("already accepted", "replaced"), which an unknown ticket would not.
     async fn sweep(&self, now: i64) -> Result<usize> {
         let mut removed = 0;
         removed += self.sweep_signins(now)?;
         removed += sweep_tree::<crate::model::Session>(&self.sessions, now, |r| r.expires_at)?;
         removed += sweep_tree::<crate::model::AuthCode>(&self.codes, now, |r| r.expires_at)?;
+        removed += sweep_tree::<crate::model::Grant>(&self.grants, now, |r| r.expires_at)?;
         removed += sweep_tree::<crate::model::RefreshToken>(&self.refresh_tokens, now, |r| r.expires_at)?;
         removed += api::GuestStore::sweep_fed_states(self, now).await?;
         // The sign-in log keeps 30 days; the per-tenant count cap is only a last resort.
