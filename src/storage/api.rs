@@ -91,7 +91,8 @@ pub trait GuestStore: Send + Sync {
 pub trait TokenStore: Send + Sync {
     /// Opens a new sign-in transaction within the bounds: at most `per_browser` for its
     /// browser (the browser's oldest are evicted, as Keycloak does with its tab limit) and at
-    /// most `total` on the instance (then nothing is stored and `Full` is answered).
+    /// most `total` on the instance. The browser's own evictions count as room for the total;
+    /// when there is still none, nothing is stored or evicted and `Full` is answered.
     async fn open_signin(
         &self,
         id: &[u8; 32],

@@ -661,13 +661,61 @@ async fn open_signin_evicts_a_browsers_oldest_and_refuses_when_full() {
         assert!(store.signin(&other).await.unwrap().is_some(), "{name}: another browser's sign-in stays");
         assert_eq!(store.signin_count().await, 4, "{name}");
 
+        // From a browser below its cap (one at its cap gives up its oldest to make room).
         let before = store.snapshot().await.unwrap();
         let refused = id32();
-        let full = store.open_signin(&refused, &signin(tenant, browser, NOW + LIFE), per_browser, 4, NOW).await;
+        let full = store.open_signin(&refused, &signin(tenant, other_browser, NOW + LIFE), per_browser, 4, NOW).await;
         assert_eq!(full.unwrap(), SignInAdmission::Full, "{name}: the instance holds its total");
         assert_eq!(store.signin(&refused).await.unwrap(), None, "{name}: Full stores nothing");
         assert_eq!(store.signin_count().await, 4, "{name}");
         assert!(before == store.snapshot().await.unwrap(), "{name}: Full evicts nothing either");
+    }
+}
+
+#[tokio::test]
+async fn open_signin_at_the_total_evicts_a_browser_at_its_cap_first() {
+    for (name, store, _dir) in backends().await {
+        let tenant = Uuid::new_v4();
+        let (per_browser, total) = (3, 4);
+        let (other_browser, other) = (id32(), id32());
+        let s = signin(tenant, other_browser, NOW + LIFE);
+        assert_eq!(store.open_signin(&other, &s, per_browser, total, NOW).await.unwrap(), SignInAdmission::Stored);
+        let browser = id32();
+        let mut ids: Vec<[u8; 32]> = (0..3).map(|_| id32()).collect();
+        for id in &ids {
+            let s = signin(tenant, browser, NOW + LIFE);
+            assert_eq!(store.open_signin(id, &s, per_browser, total, NOW).await.unwrap(), SignInAdmission::Stored);
+        }
+        assert_eq!(store.signin_count().await, total, "{name}: the instance is at its total");
+
+        // The browser is at its cap too: its oldest makes room, as it would below the total.
+        for round in 0..2 {
+            let newest = id32();
+            let s = signin(tenant, browser, NOW + LIFE);
+            let admitted = store.open_signin(&newest, &s, per_browser, total, NOW).await.unwrap();
+            assert_eq!(admitted, SignInAdmission::Stored, "{name}, round {round}");
+            let oldest = ids.remove(0);
+            assert_eq!(store.signin(&oldest).await.unwrap(), None, "{name}, round {round}: the oldest is evicted");
+            ids.push(newest);
+            for id in &ids {
+                assert!(store.signin(id).await.unwrap().is_some(), "{name}, round {round}: the newest are kept");
+            }
+            assert!(store.signin(&other).await.unwrap().is_some(), "{name}, round {round}: another browser's stays");
+            assert_eq!(store.signin_count().await, total, "{name}, round {round}: still at the total, not over");
+        }
+
+        // A browser below its cap has nothing of its own to give up: Full, and nothing changes.
+        let before = store.snapshot().await.unwrap();
+        let refused = id32();
+        let s = signin(tenant, other_browser, NOW + LIFE);
+        let full = store.open_signin(&refused, &s, per_browser, total, NOW).await.unwrap();
+        assert_eq!(full, SignInAdmission::Full, "{name}");
+        assert!(before == store.snapshot().await.unwrap(), "{name}: Full stores and evicts nothing");
+        // At its cap, but the total is now under what the store holds: one eviction makes no room.
+        let s = signin(tenant, browser, NOW + LIFE);
+        let full = store.open_signin(&id32(), &s, per_browser, total - 1, NOW).await.unwrap();
+        assert_eq!(full, SignInAdmission::Full, "{name}: one eviction cannot bring the store under the total");
+        assert!(before == store.snapshot().await.unwrap(), "{name}: and nothing was evicted for it");
     }
 }
 
