@@ -23,15 +23,16 @@ pub trait DirectoryStore: Send + Sync {
     async fn put_user(&self, user: &User) -> Result<()>;
     /// Creates a user; never replaces one. Fails with `Conflict` when the id, the UPN or
     /// the mail is already taken in the tenant, so no create path can overwrite a record.
-    /// The names are claimed first and the record is written last by compare-and-swap, so
-    /// of two concurrent creates for one id or one address exactly one wins.
+    /// Of concurrent creates for one id, one UPN or one mail exactly one wins; a name left
+    /// claimed by a create that crashed before writing its record can be created again.
     async fn insert_user(&self, user: &User) -> Result<()>;
-    /// Read-modify-write of one user by compare-and-swap (the UPN and mail must not change),
+    /// Read-modify-write of one user by compare-and-swap (the id, tenant, UPN and mail do not change),
     /// so concurrent MFA checks cannot both spend the same TOTP step or recovery code.
     /// The user with a version for [`DirectoryStore::replace_user`].
     async fn user_versioned(&self, tenant: &TenantId, id: &UserId) -> Result<Option<Versioned<User>>>;
     /// Replaces the user only if it is still at `old`'s version (compare-and-swap); `false`
-    /// when another writer came first. UPN and mail must not change this way.
+    /// when another writer came first. A change of the id, the tenant, the UPN or the mail is
+    /// refused with `Conflict` and nothing is written (the indexes are keyed by them).
     async fn replace_user(&self, old: &Versioned<User>, new: &User) -> Result<bool>;
     async fn user(&self, tenant: &TenantId, id: &UserId) -> Result<Option<User>>;
     /// Finds a user of the tenant by UPN or mail (case-insensitive).
@@ -94,7 +95,8 @@ pub trait GuestStore: Send + Sync {
 pub trait TokenStore: Send + Sync {
     /// Opens a new sign-in transaction within the bounds: at most `per_browser` for its
     /// browser (the browser's oldest are evicted, as Keycloak does with its tab limit) and at
-    /// most `total` on the instance (then nothing is stored and `Full` is answered).
+    /// most `total` on the instance. The browser's own evictions count as room for the total;
+    /// when there is still none, nothing is stored or evicted and `Full` is answered.
     async fn open_signin(
         &self,
         id: &[u8; 32],
@@ -204,8 +206,8 @@ pub trait KeyStore: Send + Sync {
 pub trait Maintenance: Send + Sync {
     /// Waits until everything written so far is durable.
     async fn flush(&self) -> Result<()>;
-    /// Removes expired sign-ins, sessions, codes, refresh tokens, federation states, revoked
-    /// token ids and sign-in log entries past retention.
+    /// Removes expired sign-ins, sessions, codes, grants (past their `expires_at`), refresh
+    /// tokens, federation states, revoked token ids and sign-in log entries past retention.
     async fn sweep(&self, now: i64) -> Result<usize>;
     /// An instance-wide value (serialized record) by name.
     async fn meta_raw(&self, key: &str) -> Result<Option<Vec<u8>>>;

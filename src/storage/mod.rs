@@ -92,7 +92,8 @@ pub struct CaRecords {
 
 /// Read-modify-write of one user: `f` changes a copy, which replaces the stored user only if
 /// nobody wrote it in between; otherwise it is read again and `f` runs again. `None` when
-/// there is no such user. The closure stays here, above the trait.
+/// there is no such user. `f` must not change the id, tenant, UPN or mail (`Conflict`, nothing
+/// written). The closure stays here, above the trait.
 pub async fn modify_user<R>(
     store: &Store,
     tenant: &TenantId,

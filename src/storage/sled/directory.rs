@@ -46,6 +46,7 @@ impl api::DirectoryStore for SledStore {
     /// Writes a user, replacing the record with the same id (updates and tests). Creates
     /// go through [`api::DirectoryStore::insert_user`], which refuses an existing id.
     async fn put_user(&self, user: &User) -> Result<()> {
+        let _names = self.names_lock();
         let t = uuid_key(&user.tenant_id);
         let upn = user.user_principal_name.to_ascii_lowercase();
         let mail = user.mail.to_ascii_lowercase();
@@ -72,9 +73,12 @@ impl api::DirectoryStore for SledStore {
 
     /// Creates a user; never replaces one. Fails with `Conflict` when the id, the UPN or
     /// the mail is already taken in the tenant, so no create path can overwrite a record.
-    /// The names are claimed first and the record is written last by compare-and-swap, so
-    /// of two concurrent creates for one id or one address exactly one wins.
+    /// Creates run one at a time (`names_lock`), so of concurrent creates for one id or one
+    /// address exactly one wins. The names are claimed first and the record written last: a
+    /// crash in between leaves claimed names without a record, which the next create of
+    /// them takes over.
     async fn insert_user(&self, user: &User) -> Result<()> {
+        let names = self.names_lock();
         let t = uuid_key(&user.tenant_id);
         let key = key2(&t, user.id.as_bytes());
         let taken = || StoreError::Conflict(format!("a user with the id {} already exists", user.id));
@@ -87,7 +91,7 @@ impl api::DirectoryStore for SledStore {
         let mut outcome = Ok(());
         for (index, name) in [(&self.upn_user, &upn), (&self.mail_user, &mail)] {
             let name_key = key2(&t, name.as_bytes());
-            match self.claim_name(index, &t, &name_key, &user.id) {
+            match self.claim_name(&names, index, &t, &name_key, &user.id) {
                 Ok(true) => claimed.push((index, name_key)),
                 Ok(false) => {
                     outcome = Err(StoreError::Conflict(format!("{name} is already used in this tenant")));
@@ -116,13 +120,25 @@ impl api::DirectoryStore for SledStore {
         outcome
     }
 
-    /// Read-modify-write of one user by compare-and-swap (the UPN and mail must not change),
-    /// so concurrent MFA checks cannot both spend the same TOTP step or recovery code.
+    /// Read-modify-write of one user by compare-and-swap (the id, tenant, UPN and mail do
+    /// not change), so concurrent MFA checks cannot both spend the same TOTP step or recovery code.
     async fn user_versioned(&self, tenant: &TenantId, id: &UserId) -> Result<Option<Versioned<User>>> {
         super::versioned(&self.users, &key2(&uuid_key(tenant), id.as_bytes()))
     }
 
+    /// Refuses (`Conflict`, nothing written) a change of the id, the tenant, the UPN or the
+    /// mail: the record's key and the name indexes would no longer match it.
     async fn replace_user(&self, old: &Versioned<User>, new: &User) -> Result<bool> {
+        let was = &old.value;
+        if new.id != was.id
+            || new.tenant_id != was.tenant_id
+            || new.user_principal_name != was.user_principal_name
+            || new.mail != was.mail
+        {
+            return Err(StoreError::Conflict(
+                "a user's id, tenant, user principal name and mail cannot change by replace".into(),
+            ));
+        }
         let mut seats = self.seats_lock();
         let swapped =
             super::replace(&self.users, &key2(&uuid_key(&old.value.tenant_id), old.value.id.as_bytes()), old, new)?;
@@ -159,6 +175,8 @@ impl api::DirectoryStore for SledStore {
     }
 
     async fn delete_user(&self, tenant: &TenantId, id: &UserId) -> Result<()> {
+        // The record goes first, its names after: a create must not take them over between.
+        let _names = self.names_lock();
         let t = uuid_key(tenant);
         let mut seats = self.seats_lock();
         if let Some(raw) = self.users.remove(key2(&t, id.as_bytes()))? {
@@ -227,21 +245,25 @@ impl api::DirectoryStore for SledStore {
 
 impl SledStore {
     /// Points an index name at `id` if nobody holds it; `false` when another user does.
-    /// A name whose owner record is gone (a crash between claiming and writing) is taken over.
-    fn claim_name(&self, index: &sled::Tree, tenant: &[u8], name_key: &[u8], id: &UserId) -> Result<bool> {
-        let mut expected: Option<sled::IVec> = None;
-        // Bounded: each retry means another writer changed the name in between.
-        for _ in 0..4 {
-            match index.compare_and_swap(name_key, expected.as_ref(), Some(id.as_bytes().as_slice()))? {
-                Ok(()) => return Ok(true),
-                Err(e) => match e.current {
-                    None => expected = None,
-                    Some(owner) if self.users.contains_key(key2(tenant, &owner))? => return Ok(false),
-                    Some(orphan) => expected = Some(orphan),
-                },
-            }
+    /// A name whose owner record is missing was claimed by a create that never wrote its
+    /// record (a crash in between) and is taken over. That is sound only under `names_lock`
+    /// (the guard shows it is held): no create that claimed the name can still be on its way
+    /// to writing its record.
+    fn claim_name(
+        &self,
+        _names: &std::sync::MutexGuard<'_, ()>,
+        index: &sled::Tree,
+        tenant: &[u8],
+        name_key: &[u8],
+        id: &UserId,
+    ) -> Result<bool> {
+        if let Some(owner) = index.get(name_key)?
+            && self.users.contains_key(key2(tenant, &owner))?
+        {
+            return Ok(false);
         }
-        Err(StoreError::Conflict("the name is being changed concurrently; try again".into()))
+        index.insert(name_key, id.as_bytes().as_slice())?;
+        Ok(true)
     }
 }
 
@@ -263,6 +285,11 @@ pub(super) fn seat_change(
 }
 
 impl SledStore {
+    /// Orders every writer of the UPN and mail indexes (see the field).
+    fn names_lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.names_lock.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     pub(super) fn seats_lock(&self) -> std::sync::MutexGuard<'_, HashMap<TenantId, u32>> {
         self.seats.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -286,5 +313,40 @@ impl SledStore {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::api::DirectoryStore;
+
+    /// A create killed between claiming its names and writing its record leaves the names
+    /// pointing at a user that does not exist: the next create of those names takes them over.
+    #[tokio::test]
+    async fn names_left_by_a_crashed_create_are_reclaimed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path(), 8).unwrap();
+        let tenant = TenantId::new();
+        let t = uuid_key(&tenant);
+        let crashed = UserId::new();
+        store.upn_user.insert(key2(&t, b"ada@contoso.example"), crashed.as_bytes()).unwrap();
+        store.mail_user.insert(key2(&t, b"ada@mail.contoso.example"), crashed.as_bytes()).unwrap();
+        drop(store);
+
+        let store = SledStore::open(dir.path(), 8).unwrap();
+        let ada = User {
+            id: UserId::new(),
+            tenant_id: tenant,
+            user_principal_name: "Ada@contoso.example".into(),
+            mail: "ada@mail.contoso.example".into(),
+            ..Default::default()
+        };
+        store.insert_user(&ada).await.unwrap();
+        for login in ["ada@contoso.example", "ADA@mail.contoso.example"] {
+            assert_eq!(store.user_by_login(&tenant, login).await.unwrap().as_ref(), Some(&ada), "{login}");
+        }
+        let again = User { id: UserId::new(), ..ada.clone() };
+        assert!(matches!(store.insert_user(&again).await, Err(StoreError::Conflict(_))), "a live owner keeps them");
     }
 }

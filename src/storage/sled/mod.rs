@@ -39,6 +39,12 @@ pub struct SledStore {
     slug_tenant: sled::Tree,
     domain_tenant: sled::Tree,
     users: sled::Tree,
+    /// Held by every write of the UPN and mail indexes (creates, `put_user`, deletes). sled
+    /// locks its directory to one process, so this in-process lock orders every writer:
+    /// under it no create is ever between claiming a name and writing its record, so a name
+    /// whose owner record is missing is a crash leftover and may be taken over. Creates
+    /// are rare and do no disk sync, so one lock for all tenants costs nothing.
+    names_lock: std::sync::Arc<std::sync::Mutex<()>>,
     upn_user: sled::Tree,
     mail_user: sled::Tree,
     apps: sled::Tree,
@@ -126,6 +132,7 @@ impl SledStore {
             slug_tenant: t("slug_tenant")?,
             domain_tenant: t("domain_tenant")?,
             users: t("tenant_users")?,
+            names_lock: Default::default(),
             upn_user: t("upn_user")?,
             mail_user: t("mail_user")?,
             apps: t("tenant_apps")?,
@@ -210,12 +217,19 @@ impl api::Maintenance for SledStore {
         Ok(out)
     }
 
-    /// Removes expired sign-ins, sessions, codes, refresh tokens and federation states.
+    /// Removes expired sign-ins, sessions, codes, grants, refresh tokens and federation states.
+    ///
+    /// A grant past its `expires_at` is dead whatever its tokens say (a refresh refuses it,
+    /// an access token of it is refused), and its `expires_at` never changes, so it goes;
+    /// a token of it left behind is unknown from then on and goes at its own expiry.
+    /// Tickets are kept: a spent or voided ticket still tells its holder why the link no
+    /// longer works ("already accepted", "replaced"), which an unknown ticket would not.
     async fn sweep(&self, now: i64) -> Result<usize> {
         let mut removed = 0;
         removed += self.sweep_signins(now)?;
         removed += sweep_tree::<crate::model::Session>(&self.sessions, now, |r| r.expires_at)?;
         removed += sweep_tree::<crate::model::AuthCode>(&self.codes, now, |r| r.expires_at)?;
+        removed += sweep_tree::<crate::model::Grant>(&self.grants, now, |r| r.expires_at)?;
         removed += sweep_tree::<crate::model::RefreshToken>(&self.refresh_tokens, now, |r| r.expires_at)?;
         removed += api::GuestStore::sweep_fed_states(self, now).await?;
         // The sign-in log keeps 30 days; the per-tenant count cap is only a last resort.

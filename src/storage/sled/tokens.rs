@@ -27,27 +27,22 @@ impl api::TokenStore for SledStore {
         now: i64,
     ) -> Result<SignInAdmission> {
         let _guard = self.signin_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if self.signin_count.load(Ordering::SeqCst) >= total {
+        let per_browser = per_browser.max(1);
+        // Decided before anything changes: the browser's oldest over its cap go to make room
+        // for this one, so they count as free room for the total; Full changes nothing.
+        let mut evict = self.browser_excess(&signin.browser, per_browser)?;
+        if self.signin_count.load(Ordering::SeqCst).saturating_sub(live(&evict)) >= total {
             self.sweep_signins_early(now)?;
-            if self.signin_count.load(Ordering::SeqCst) >= total {
+            evict = self.browser_excess(&signin.browser, per_browser)?;
+            if self.signin_count.load(Ordering::SeqCst).saturating_sub(live(&evict)) >= total {
                 return Ok(SignInAdmission::Full);
             }
         }
-        let mut mine: Vec<(u64, Vec<u8>)> = Vec::new();
-        for item in self.signin_browser.scan_prefix(signin.browser) {
-            let (k, v) = item?;
-            let seq = <[u8; 8]>::try_from(v.as_ref()).map(u64::from_be_bytes).unwrap_or(0);
-            mine.push((seq, k.to_vec()));
-        }
-        if mine.len() >= per_browser.max(1) {
-            mine.sort();
-            let excess = mine.len() + 1 - per_browser.max(1);
-            for (_, k) in mine.into_iter().take(excess) {
-                if let Some(old) = k.get(32..) {
-                    self.remove_signin(old)?;
-                }
-                self.signin_browser.remove(k)?;
+        for (k, _) in evict {
+            if let Some(old) = k.get(32..) {
+                self.remove_signin(old)?;
             }
+            self.signin_browser.remove(k)?;
         }
         self.store_signin(id, signin)?;
         Ok(SignInAdmission::Stored)
@@ -203,7 +198,35 @@ impl api::KeyStore for SledStore {
     }
 }
 
+/// How many of the index entries to evict still have their sign-in (only those free room).
+fn live(evict: &[(Vec<u8>, bool)]) -> usize {
+    evict.iter().filter(|(_, stored)| *stored).count()
+}
+
 impl SledStore {
+    /// The browser's oldest index entries that must go for one more to fit its cap of
+    /// `per_browser`, each with whether its sign-in is still stored (an entry whose sign-in
+    /// is gone is a crash leftover: removing it frees no room).
+    fn browser_excess(&self, browser: &[u8; 32], per_browser: usize) -> Result<Vec<(Vec<u8>, bool)>> {
+        let mut mine: Vec<(u64, Vec<u8>)> = Vec::new();
+        for item in self.signin_browser.scan_prefix(browser) {
+            let (k, v) = item?;
+            let seq = <[u8; 8]>::try_from(v.as_ref()).map(u64::from_be_bytes).unwrap_or(0);
+            mine.push((seq, k.to_vec()));
+        }
+        let excess = (mine.len() + 1).saturating_sub(per_browser);
+        mine.sort();
+        let mut out = Vec::with_capacity(excess);
+        for (_, k) in mine.into_iter().take(excess) {
+            let stored = match k.get(32..) {
+                Some(id) => self.signins.contains_key(id)?,
+                None => false,
+            };
+            out.push((k, stored));
+        }
+        Ok(out)
+    }
+
     fn store_signin(&self, id: &[u8; 32], signin: &SignIn) -> Result<()> {
         if self.signins.insert(id, encode(signin)?)?.is_none() {
             self.signin_count.fetch_add(1, Ordering::SeqCst);
