@@ -10,8 +10,8 @@ pub async fn applications(req: HttpRequest, state: Data) -> Result<HttpResponse,
     let caller = Caller::require(&req, &state, super::users::READ).await?;
     let q = Query::parse(req.query_string(), &["appId", "displayName"])?;
     let items = state.store.apps(&caller.tenant.id).await?.into_iter().map(|a| wire::Application {
-        id: a.client_id.clone(),
-        app_id: a.client_id,
+        id: a.client_id.to_string(),
+        app_id: a.client_id.into(),
         display_name: a.display_name,
         web: wire::WebApplication {
             redirect_uris: a.redirect_uris,

@@ -2,8 +2,8 @@
 use uuid::Uuid;
 
 use crate::model::{
-    DISPLAY_NAME_MAX, ExternalUserState, Invitation, InvitationStatus, MESSAGE_MAX, Tenant, TextError, Ticket,
-    TicketState, User, UserType, display_text, guest_upn, normalize_email,
+    DISPLAY_NAME_MAX, Email, ExternalUserState, Invitation, InvitationStatus, MESSAGE_MAX, Tenant, TextError, Ticket,
+    TicketState, User, UserType, display_text, guest_upn,
 };
 use crate::secrets::{digest, new_token};
 use crate::storage::{Store, StoreError};
@@ -80,8 +80,9 @@ pub async fn invite(
     public_url: &str,
     now: i64,
 ) -> Result<Invited, InviteError> {
-    let email = normalize_email(&req.email).ok_or(InviteError::BadEmail)?;
-    let domain = email.split_once('@').map(|(_, d)| d.to_string()).unwrap_or_default();
+    // The address is parsed here, once; everything below holds an `Email`.
+    let email = Email::parse(&req.email).ok_or(InviteError::BadEmail)?;
+    let domain = email.domain().to_string();
     if tenant.domains.iter().any(|d| d.eq_ignore_ascii_case(&domain)) {
         return Err(InviteError::OwnDomain(domain));
     }
@@ -104,7 +105,7 @@ pub async fn invite(
     if let Some(u) = &existing
         && u.user_type == UserType::Member
     {
-        return Err(InviteError::AlreadyMember(email));
+        return Err(InviteError::AlreadyMember(email.into()));
     }
     // Entra: invitedUser.id names the existing user with this email; it never chooses a new id.
     if let Some(id) = req.user_id
@@ -133,7 +134,7 @@ pub async fn invite(
                 tenant_id: tenant.id,
                 user_type: UserType::Guest,
                 user_principal_name: guest_upn(&email, &tenant.initial_domain),
-                mail: email.clone(),
+                mail: email.to_string(),
                 display_name: display_name.clone(),
                 account_enabled: true,
                 created_at: now,
@@ -153,7 +154,7 @@ pub async fn invite(
     let invitation = Invitation {
         id: Uuid::new_v4(),
         tenant_id: tenant.id,
-        invited_user_email_address: email,
+        invited_user_email_address: email.into(),
         invited_user_display_name: display_name,
         invited_user_id: user.id,
         invite_redirect_url: redirect_url,

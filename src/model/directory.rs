@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::ids::{TenantId, UserId};
+use super::ids::{AppId, TenantId, UserId};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Tenant {
@@ -177,7 +177,7 @@ impl SigningAlg {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Application {
     pub tenant_id: TenantId,
-    pub client_id: String,
+    pub client_id: AppId,
     pub display_name: String,
     pub redirect_uris: Vec<String>,
     #[serde(default)]

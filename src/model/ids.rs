@@ -101,6 +101,24 @@ impl PartialEq<str> for AppId {
     }
 }
 
+impl PartialEq<String> for AppId {
+    fn eq(&self, other: &String) -> bool {
+        &self.0 == other
+    }
+}
+
+impl PartialEq<AppId> for String {
+    fn eq(&self, other: &AppId) -> bool {
+        self == &other.0
+    }
+}
+
+impl From<AppId> for String {
+    fn from(id: AppId) -> String {
+        id.0
+    }
+}
+
 impl PartialEq<&str> for AppId {
     fn eq(&self, other: &&str) -> bool {
         self.0 == *other

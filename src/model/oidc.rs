@@ -4,7 +4,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::ids::{TenantId, UserId};
+use super::ids::{AppId, TenantId, UserId};
 
 /// An authentication method reference (`amr`, RFC 8176): what a sign-in proved. Serialized
 /// as its lowercase name, the spelling records and tokens have always carried.
@@ -87,7 +87,7 @@ impl fmt::Display for Acr {
 /// What the relying party asked for at the authorization endpoint, validated.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct AuthRequest {
-    pub client_id: String,
+    pub client_id: AppId,
     pub redirect_uri: String,
     pub response_mode: ResponseMode,
     pub scope: Vec<String>,
@@ -269,7 +269,7 @@ pub struct Session {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct AuthCode {
     pub tenant_id: TenantId,
-    pub client_id: String,
+    pub client_id: AppId,
     pub redirect_uri: String,
     pub scope: Vec<String>,
     pub nonce: Option<String>,
@@ -286,7 +286,7 @@ pub struct AuthCode {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Grant {
     pub tenant_id: TenantId,
-    pub client_id: String,
+    pub client_id: AppId,
     pub user_id: UserId,
     /// The user's `session_epoch` at the sign-in behind this grant.
     #[serde(default)]
@@ -299,7 +299,7 @@ pub struct Grant {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct RefreshToken {
     pub tenant_id: TenantId,
-    pub client_id: String,
+    pub client_id: AppId,
     pub grant_id: Uuid,
     pub scope: Vec<String>,
     pub sid: String,

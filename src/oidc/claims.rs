@@ -102,7 +102,7 @@ pub fn id_token(state: &AppState, i: &UserTokenInput<'_>) -> Result<String, Stri
     let claims = IdTokenClaims {
         iss: state.issuer(i.tenant),
         sub: pairwise_sub(state, i.tenant, &i.user.id, &i.app.client_id),
-        aud: i.app.client_id.clone(),
+        aud: i.app.client_id.to_string(),
         exp: now + state.config.tokens.id_token_secs,
         iat: now,
         nbf: now,
@@ -128,7 +128,8 @@ pub fn id_token(state: &AppState, i: &UserTokenInput<'_>) -> Result<String, Stri
 pub fn user_access_token(state: &AppState, i: &UserTokenInput<'_>) -> Result<String, String> {
     let now = state.now();
     // One resource per access token: the admin API when its permissions were granted.
-    let aud = if i.scope.iter().any(|s| is_graph_scope(s)) { graph_audience(state) } else { i.app.client_id.clone() };
+    let aud =
+        if i.scope.iter().any(|s| is_graph_scope(s)) { graph_audience(state) } else { i.app.client_id.to_string() };
     let claims = AccessClaims {
         iss: state.issuer(i.tenant),
         sub: pairwise_sub(state, i.tenant, &i.user.id, &i.app.client_id),
@@ -137,7 +138,7 @@ pub fn user_access_token(state: &AppState, i: &UserTokenInput<'_>) -> Result<Str
         iat: now,
         nbf: now,
         jti: uuid::Uuid::new_v4().to_string(),
-        client_id: i.app.client_id.clone(),
+        client_id: i.app.client_id.to_string(),
         tid: i.tenant.id,
         oid: Some(i.user.id),
         scp: Some(i.scope.join(" ")),
@@ -184,13 +185,13 @@ pub fn app_access_token(state: &AppState, tenant: &Tenant, app: &Application) ->
     let now = state.now();
     let claims = AccessClaims {
         iss: state.issuer(tenant),
-        sub: app.client_id.clone(),
+        sub: app.client_id.to_string(),
         aud: graph_audience(state),
         exp: now + state.config.tokens.access_token_secs,
         iat: now,
         nbf: now,
         jti: uuid::Uuid::new_v4().to_string(),
-        client_id: app.client_id.clone(),
+        client_id: app.client_id.to_string(),
         tid: tenant.id,
         oid: None,
         scp: None,

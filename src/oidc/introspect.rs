@@ -73,7 +73,7 @@ pub async fn introspect(
         let sub = super::claims::pairwise_sub(&state, &tenant, &rt.auth.user_id, &rt.client_id);
         return Ok(no_store(HttpResponse::Ok()).json(IntrospectionResponse::active(ActiveToken::Refresh(
             RefreshTokenInfo {
-                client_id: rt.client_id,
+                client_id: rt.client_id.into(),
                 scope: rt.scope.join(" "),
                 sub,
                 exp: rt.expires_at,

@@ -39,7 +39,7 @@ async fn apps(state: &AppState, tenant: &Tenant) -> Result<Vec<(String, String)>
         .await?
         .into_iter()
         .filter(|a| a.home_page_url.is_some())
-        .map(|a| (a.client_id, a.display_name))
+        .map(|a| (a.client_id.into(), a.display_name))
         .collect())
 }
 
@@ -97,7 +97,7 @@ pub async fn submit(
         email: p.email.clone(),
         display_name: Some(p.display_name.clone()),
         redirect_url: app.home_page_url.clone().unwrap_or_else(|| format!("{}/", state.public_url)),
-        app_id: Some(app.client_id.clone()),
+        app_id: Some(app.client_id.to_string()),
         message: Some(p.message.clone()).filter(|m| !m.trim().is_empty()),
         send_message: true,
         reset_redemption: false,
