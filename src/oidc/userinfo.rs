@@ -10,7 +10,6 @@ use crate::app::AppState;
 use crate::keys::TokenType;
 use crate::model::{Tenant, User};
 use crate::web::Data;
-use crate::web::params::Params;
 
 /// Checks an access token we issued for `tenant`: signature, type, issuer, expiry,
 /// and the credential gate (token, grant and user still good).
@@ -81,7 +80,7 @@ fn bearer_error(status: actix_web::http::StatusCode, code: Option<&str>, descrip
 }
 
 pub async fn userinfo_get(req: HttpRequest, path: web::Path<String>, state: Data) -> HttpResponse {
-    let Ok(query) = Params::parse(req.query_string()) else {
+    let Ok(query) = crate::web::form::query(&req) else {
         return bearer_error(
             actix_web::http::StatusCode::BAD_REQUEST,
             Some("invalid_request"),
@@ -92,14 +91,9 @@ pub async fn userinfo_get(req: HttpRequest, path: web::Path<String>, state: Data
 }
 
 pub async fn userinfo_post(req: HttpRequest, path: web::Path<String>, body: web::Bytes, state: Data) -> HttpResponse {
-    let is_form = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
-    let from_body = if is_form {
-        match std::str::from_utf8(&body).ok().map(Params::parse) {
-            Some(Ok(p)) => p.get("access_token").map(String::from),
+    let from_body = if crate::web::form::is_form(&req) {
+        match crate::web::form::body(&req, &body) {
+            Ok(p) => p.get("access_token").map(String::from),
             _ => {
                 return bearer_error(
                     actix_web::http::StatusCode::BAD_REQUEST,

@@ -1,6 +1,5 @@
 //! The authorization endpoint: validate the request, reuse the SSO session or start a
 //! server-side sign-in, and finally send the code back to the relying party.
-use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::app::AppState;
@@ -26,8 +25,7 @@ pub async fn authorize_post(
     body: web::Bytes,
     state: Data,
 ) -> Result<HttpResponse, PageError> {
-    let ct = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    if !ct.starts_with("application/x-www-form-urlencoded") {
+    if !crate::web::form::is_form(&req) {
         return Err(PageError::bad_request("invalid_request", "The sign-in request must be sent as a form."));
     }
     let raw = std::str::from_utf8(&body)
