@@ -3,7 +3,13 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use askama::Template;
 
-use super::pages::ErrorPage;
+/// The human error page every `PageError` renders as.
+#[derive(Template)]
+#[template(path = "error.html")]
+pub struct ErrorPage<'a> {
+    pub code: &'a str,
+    pub message: &'a str,
+}
 
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{code}: {message}")]

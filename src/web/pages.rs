@@ -31,13 +31,6 @@ pub async fn stylesheet() -> HttpResponse {
         .body(include_str!("../../static/style.css"))
 }
 
-#[derive(Template)]
-#[template(path = "error.html")]
-pub struct ErrorPage<'a> {
-    pub code: &'a str,
-    pub message: &'a str,
-}
-
 /// Shared by the sign-in step pages.
 pub struct SignInContext {
     pub tenant_name: String,
