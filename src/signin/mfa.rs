@@ -118,17 +118,28 @@ pub async fn enroll(
     method.last_step = Some(step);
     // Decided in the same compare-and-swap that writes the method: of two proof-up pages
     // (two browsers), only the first enrolment wins; a later one never replaces it.
-    let enrolled = crate::storage::modify_user(&state.store, &tenant.id, &auth.user_id, |u| {
-        if !u.totp_methods.is_empty() {
-            return false;
-        }
-        u.totp_methods = vec![method.clone()];
-        u.recovery_code_hashes = hashes.clone();
-        u.mfa_lockout.clear();
-        true
-    })
-    .await?
-    .is_some_and(|(_, enrolled)| enrolled);
+    // The member takes a Premium seat by enrolling: checked again in the same write, so two
+    // members cannot both take the last one.
+    let enrolled = crate::storage::modify_user_within_seats(
+        &state.store,
+        &tenant.id,
+        &auth.user_id,
+        Some(tenant.premium_seats),
+        |u| {
+            if !u.totp_methods.is_empty() {
+                return false;
+            }
+            u.totp_methods = vec![method.clone()];
+            u.recovery_code_hashes = hashes.clone();
+            u.mfa_lockout.clear();
+            true
+        },
+    )
+    .await;
+    let enrolled = match enrolled {
+        Err(crate::storage::StoreError::NoSeat) => return Err(crate::signin::seat_exhausted(&tenant)),
+        other => other?.is_some_and(|(_, enrolled)| enrolled),
+    };
     if !enrolled {
         return already_enrolled(&state, &tx, signin, auth, ctx).await;
     }

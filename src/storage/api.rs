@@ -32,8 +32,11 @@ pub trait DirectoryStore: Send + Sync {
     async fn user_versioned(&self, tenant: &TenantId, id: &UserId) -> Result<Option<Versioned<User>>>;
     /// Replaces the user only if it is still at `old`'s version (compare-and-swap); `false`
     /// when another writer came first. A change of the id, the tenant, the UPN or the mail is
-    /// refused with `Conflict` and nothing is written (the indexes are keyed by them).
-    async fn replace_user(&self, old: &Versioned<User>, new: &User) -> Result<bool>;
+    /// refused with `Conflict` and nothing is written (the indexes are keyed by them). With a
+    /// `seat_limit`, a change that makes the user take a Premium seat is refused with `NoSeat`
+    /// (nothing written) when the tenant already holds that many: checked and counted in the
+    /// same step, so the last seat has one winner.
+    async fn replace_user(&self, old: &Versioned<User>, new: &User, seat_limit: Option<u32>) -> Result<bool>;
     async fn user(&self, tenant: &TenantId, id: &UserId) -> Result<Option<User>>;
     /// Finds a user of the tenant by UPN or mail (case-insensitive).
     async fn user_by_login(&self, tenant: &TenantId, login: &str) -> Result<Option<User>>;

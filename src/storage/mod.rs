@@ -34,6 +34,8 @@ pub enum StoreError {
     Corrupt(String),
     #[error("{0}")]
     Conflict(String),
+    #[error("no Premium seat is left in this tenant")]
+    NoSeat,
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -98,13 +100,25 @@ pub async fn modify_user<R>(
     store: &Store,
     tenant: &TenantId,
     id: &UserId,
+    f: impl FnMut(&mut User) -> R,
+) -> Result<Option<(User, R)>> {
+    modify_user_within_seats(store, tenant, id, None, f).await
+}
+
+/// [`modify_user`] for a change that may make the user take a Premium seat: with
+/// `seat_limit`, `Err(NoSeat)` (nothing written) when the tenant holds that many already.
+pub async fn modify_user_within_seats<R>(
+    store: &Store,
+    tenant: &TenantId,
+    id: &UserId,
+    seat_limit: Option<u32>,
     mut f: impl FnMut(&mut User) -> R,
 ) -> Result<Option<(User, R)>> {
     loop {
         let Some(current) = store.user_versioned(tenant, id).await? else { return Ok(None) };
         let mut next = current.value.clone();
         let r = f(&mut next);
-        if store.replace_user(&current, &next).await? {
+        if store.replace_user(&current, &next, seat_limit).await? {
             return Ok(Some((next, r)));
         }
     }

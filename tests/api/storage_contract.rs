@@ -365,6 +365,49 @@ async fn concurrent_redemptions_of_one_ticket_have_exactly_one_winner() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_last_seat_goes_to_one_of_n_concurrent_takers() {
+    for (name, store, _dir) in backends().await {
+        let tenant = TenantId::new();
+        let holder = User { per_user_mfa: true, ..user(tenant, "holder") };
+        store.insert_user(&holder).await.unwrap();
+        let takers: Vec<User> = (0..N).map(|i| user(tenant, &format!("m{i}"))).collect();
+        for t in &takers {
+            store.insert_user(t).await.unwrap();
+        }
+        assert_eq!(store.seats_used(&tenant).await.unwrap(), 1, "{name}");
+        // Two seats: one is held, so exactly one of N members enrolling at once gets the other.
+        let answers = race(|i| {
+            let (store, id) = (store.clone(), takers[i].id);
+            async move {
+                match gatehouse::storage::modify_user_within_seats(&store, &tenant, &id, Some(2), |u| {
+                    u.per_user_mfa = true
+                })
+                .await
+                {
+                    Ok(Some(_)) => "took",
+                    Err(StoreError::NoSeat) => "no_seat",
+                    other => panic!("unexpected {:?}", other.map(|o| o.is_some())),
+                }
+            }
+        })
+        .await;
+        assert_eq!(count(&answers, "took"), 1, "{name}: {answers:?}");
+        assert_eq!(count(&answers, "no_seat"), N - 1, "{name}");
+        assert_eq!(store.seats_used(&tenant).await.unwrap(), 2, "{name}: the counter follows");
+        let holding = store.users(&tenant).await.unwrap().iter().filter(|u| u.holds_seat()).count();
+        assert_eq!(holding, 2, "{name}: the records agree with the counter");
+        // A change that takes no seat is never refused, and without a limit nothing is.
+        assert!(
+            gatehouse::storage::modify_user_within_seats(&store, &tenant, &holder.id, Some(0), |u| u.session_epoch +=
+                1)
+            .await
+            .unwrap()
+            .is_some()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_modify_user_loses_no_update() {
     for (name, store, _dir) in backends().await {
         let tenant = TenantId::new();

@@ -128,7 +128,7 @@ impl api::DirectoryStore for SledStore {
 
     /// Refuses (`Conflict`, nothing written) a change of the id, the tenant, the UPN or the
     /// mail: the record's key and the name indexes would no longer match it.
-    async fn replace_user(&self, old: &Versioned<User>, new: &User) -> Result<bool> {
+    async fn replace_user(&self, old: &Versioned<User>, new: &User, seat_limit: Option<u32>) -> Result<bool> {
         let was = &old.value;
         if new.id != was.id
             || new.tenant_id != was.tenant_id
@@ -140,6 +140,13 @@ impl api::DirectoryStore for SledStore {
             ));
         }
         let mut seats = self.seats_lock();
+        if let Some(limit) = seat_limit
+            && new.holds_seat()
+            && !was.holds_seat()
+            && seats.get(&new.tenant_id).copied().unwrap_or(0) >= limit
+        {
+            return Err(StoreError::NoSeat);
+        }
         let swapped =
             super::replace(&self.users, &key2(&uuid_key(&old.value.tenant_id), old.value.id.as_bytes()), old, new)?;
         if swapped {
