@@ -408,9 +408,14 @@ pub struct InboundTrustPatch {
     pub is_mfa_accepted: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub is_compliant_device_accepted: Option<bool>,
-    /// Derived, as before, as `isHybridAzureAdJoinedDeviceAccepted` (not Graph's `…AzureAD…`,
-    /// which is refused as an unknown field); either way only `false` is accepted.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Graph's `isHybridAzureADJoinedDeviceAccepted` (the spelling gatehouse answers with);
+    /// the camel-case `…AzureAd…` it once expected is still read. Only `false` is accepted.
+    #[serde(
+        default,
+        rename = "isHybridAzureADJoinedDeviceAccepted",
+        alias = "isHybridAzureAdJoinedDeviceAccepted",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub is_hybrid_azure_ad_joined_device_accepted: Option<bool>,
 }
 

@@ -258,6 +258,17 @@ async fn policies_and_named_locations_crud_with_validation() {
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     assert!(!app.state.store.tenant_by_slug("fabrikam").await.unwrap().unwrap().inbound_trust[0].is_mfa_accepted);
+    // Graph's own spelling of the hybrid-join flag is read (false is the only value taken).
+    let (status, body) = app
+        .graph(
+            Method::PATCH,
+            &format!("policies/crossTenantAccessPolicy/partners/{contoso}"),
+            Some(&token),
+            Some(json!({"inboundTrust": {"isMfaAccepted": true, "isHybridAzureADJoinedDeviceAccepted": false}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    assert!(app.state.store.tenant_by_slug("fabrikam").await.unwrap().unwrap().inbound_trust[0].is_mfa_accepted);
 }
 
 #[tokio::test]
