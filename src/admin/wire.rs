@@ -429,9 +429,14 @@ pub struct UserPatch {
     pub account_enabled: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub per_user_mfa_enabled: Option<bool>,
-    /// Members only: none, low, medium, high (admin-set user risk).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Members only: none, low, medium, high (admin-set user risk); `null` clears it.
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     pub risk_level: Option<Option<String>>,
+}
+
+/// A PATCH field that may be absent (`None`), `null` (`Some(None)`: clear it) or a value.
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
 }
 
 /// `PATCH devices/{id}`.
@@ -442,7 +447,8 @@ pub struct DevicePatch {
     pub is_managed: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub is_compliant: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// `null` clears it.
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     pub trust_type: Option<Option<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub display_name: Option<String>,

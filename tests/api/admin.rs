@@ -626,3 +626,41 @@ async fn admin_pages_show_guests_policies_log_and_reset_mfa() {
         iw.follow(iw.submit(&p.form("password").set("password", &app.password("iw@fabrikam.example"))).await).await;
     assert_eq!(refused.error_code().as_deref(), Some("admin_only"));
 }
+
+#[tokio::test]
+async fn patch_null_clears_risk_level_and_trust_type() {
+    let app = spawn_app().await;
+    let token = app.admin_token().await;
+    let tid = app.tenant_id("fabrikam").await;
+    let iw = app.user("fabrikam", "iw@fabrikam.example").await;
+    let path = format!("users/{}", iw.id);
+    let (status, body) = app.graph(Method::PATCH, &path, Some(&token), Some(json!({"riskLevel": "high"}))).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    assert_eq!(app.user("fabrikam", "iw@fabrikam.example").await.risk_level.as_deref(), Some("high"));
+    // Absent leaves it; null clears it.
+    let (status, _) = app.graph(Method::PATCH, &path, Some(&token), Some(json!({"displayName": "IW"}))).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(app.user("fabrikam", "iw@fabrikam.example").await.risk_level.as_deref(), Some("high"));
+    let (status, _) = app.graph(Method::PATCH, &path, Some(&token), Some(json!({"riskLevel": null}))).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(app.user("fabrikam", "iw@fabrikam.example").await.risk_level, None);
+
+    let device = gatehouse::model::Device {
+        id: "dev-1".into(),
+        display_name: "Laptop".into(),
+        is_managed: false,
+        is_compliant: false,
+        trust_type: None,
+        registered_owner: Some(iw.id),
+        created_at: app.state.now(),
+    };
+    app.state.store.put_device(&tid, &device).await.unwrap();
+    let stored = || async { app.state.store.device(&tid, "dev-1").await.unwrap().unwrap().trust_type };
+    let (status, body) =
+        app.graph(Method::PATCH, "devices/dev-1", Some(&token), Some(json!({"trustType": "AzureAD"}))).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    assert_eq!(stored().await.as_deref(), Some("AzureAD"));
+    let (status, _) = app.graph(Method::PATCH, "devices/dev-1", Some(&token), Some(json!({"trustType": null}))).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(stored().await, None);
+}
