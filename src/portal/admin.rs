@@ -110,9 +110,7 @@ pub async fn mfa_reset(
     body: web::Bytes,
     state: Data,
 ) -> Result<HttpResponse, PageError> {
-    let tenant = crate::web::tenant(&state, &path).await?;
-    let f = crate::web::form::body(&req, &body)?;
-    csrf::verify(&req, &state, f.get("csrf"))?;
+    let (tenant, f) = super::posted(&req, &state, &path, &body).await?;
     if let Err(redirect) = admin(&req, &state, &tenant).await? {
         return Ok(redirect);
     }
@@ -135,9 +133,7 @@ pub async fn policy_state(
     body: web::Bytes,
     state: Data,
 ) -> Result<HttpResponse, PageError> {
-    let tenant = crate::web::tenant(&state, &path).await?;
-    let f = crate::web::form::body(&req, &body)?;
-    csrf::verify(&req, &state, f.get("csrf"))?;
+    let (tenant, f) = super::posted(&req, &state, &path, &body).await?;
     if let Err(redirect) = admin(&req, &state, &tenant).await? {
         return Ok(redirect);
     }

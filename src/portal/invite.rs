@@ -74,9 +74,7 @@ pub async fn submit(
     body: web::Bytes,
     state: Data,
 ) -> Result<HttpResponse, PageError> {
-    let tenant = crate::web::tenant(&state, &path).await?;
-    let f = crate::web::form::body(&req, &body)?;
-    csrf::verify(&req, &state, f.get("csrf"))?;
+    let (tenant, f) = super::posted(&req, &state, &path, &body).await?;
     let user = match inviter(&req, &state, &tenant).await? {
         Ok(u) => u,
         Err(redirect) => return Ok(redirect),

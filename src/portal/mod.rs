@@ -7,6 +7,20 @@ use actix_web::{HttpRequest, HttpResponse};
 use crate::app::AppState;
 use crate::model::{Tenant, User};
 use crate::web::error::PageError;
+use crate::web::params::Params;
+
+/// A portal form's tenant and fields, after the CSRF check (every portal POST starts here).
+pub(crate) async fn posted(
+    req: &HttpRequest,
+    state: &AppState,
+    slug: &str,
+    body: &actix_web::web::Bytes,
+) -> Result<(Tenant, Params), PageError> {
+    let tenant = crate::web::tenant(state, slug).await?;
+    let f = crate::web::form::body(req, body)?;
+    crate::web::csrf::verify(req, state, f.get("csrf"))?;
+    Ok((tenant, f))
+}
 
 /// The signed-in user of a portal page at `/{tenant}/{page}` who passes `allowed`, or
 /// `Ok(Err(answer))` (the sign-in, a step-up, a block) for the browser to follow first, or
