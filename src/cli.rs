@@ -239,7 +239,14 @@ fn load(file: Option<&std::path::Path>, o: Overrides) -> Result<Config, String> 
 fn execute(cli: Cli) -> Result<(), String> {
     match cli.command {
         Command::Serve { demo, bind, public_url, dirs } => {
-            let o = Overrides { bind, data_dir: dirs.data_dir, keys_dir: dirs.keys_dir, public_url, demo };
+            let o = Overrides {
+                bind,
+                data_dir: dirs.data_dir,
+                keys_dir: dirs.keys_dir,
+                public_url,
+                demo,
+                database_url: None,
+            };
             let config = load(cli.config.as_deref(), o)?;
             actix_web::rt::System::new().block_on(serve(config))
         }

@@ -6,6 +6,10 @@ use std::sync::atomic::{AtomicI64, Ordering};
 pub trait Clock: Send + Sync + 'static {
     /// Seconds since the Unix epoch.
     fn now(&self) -> i64;
+    /// Milliseconds since the Unix epoch (a clock that moves in seconds answers `now() * 1000`).
+    fn now_ms(&self) -> i64 {
+        self.now() * 1000
+    }
 }
 
 pub type SharedClock = Arc<dyn Clock>;
@@ -17,6 +21,10 @@ impl Clock for SystemClock {
     #[allow(clippy::disallowed_methods)]
     fn now(&self) -> i64 {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    }
+    #[allow(clippy::disallowed_methods)]
+    fn now_ms(&self) -> i64 {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
     }
 }
 

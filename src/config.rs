@@ -47,6 +47,33 @@ pub struct Config {
     /// Bounds on the sign-in transactions anonymous requests can open.
     #[serde(default)]
     pub signins: SignInLimits,
+    /// `postgres://…`: store everything in PostgreSQL (any number of nodes share it);
+    /// without it, the embedded store in `data_dir`. TLS when the URL asks (`sslmode=require`).
+    #[serde(default)]
+    pub database_url: Option<crate::secrets::Secret>,
+    /// Base64 of 32 random bytes: seals the private signing keys and the TOTP seal key in
+    /// the database (AES-256-GCM). Required with `database_url`.
+    #[serde(default)]
+    pub key_encryption_key: Option<crate::secrets::Secret>,
+    #[serde(default)]
+    pub database: DatabaseSettings,
+}
+
+/// The PostgreSQL connection pool of one node.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// Connections per node.
+    pub pool_size: usize,
+    /// The bound on getting a connection, connecting and any one statement: past it a
+    /// request is answered 503.
+    pub timeout_ms: u64,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self { pool_size: 16, timeout_ms: 5000 }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -92,6 +119,14 @@ pub struct TokenLifetimes {
     pub session_secs: i64,
     pub signin_secs: i64,
     pub key_rotation_grace_secs: i64,
+    /// How long after a rotation the previous refresh token may come back once as a retry
+    /// of a lost answer (Okta, Auth0 and Hydra do the same); 0 turns retries off.
+    #[serde(default = "default_refresh_reuse_grace_secs")]
+    pub refresh_reuse_grace_secs: i64,
+}
+
+fn default_refresh_reuse_grace_secs() -> i64 {
+    30
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -161,6 +196,7 @@ impl Default for Config {
                 session_secs: 12 * 3600,
                 signin_secs: 15 * 60,
                 key_rotation_grace_secs: 86400,
+                refresh_reuse_grace_secs: default_refresh_reuse_grace_secs(),
             },
             // OWASP's argon2id minimum (19 MiB, t=2, p=1).
             argon2: Argon2Params { memory_kib: 19456, iterations: 2, parallelism: 1 },
@@ -171,6 +207,9 @@ impl Default for Config {
                 invitations_per_minute: default_invitations_per_minute(),
             },
             signins: SignInLimits::default(),
+            database_url: None,
+            key_encryption_key: None,
+            database: DatabaseSettings::default(),
         }
     }
 }
@@ -188,6 +227,8 @@ pub struct Overrides {
     pub public_url: Option<String>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub demo: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<crate::secrets::Secret>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -233,6 +274,28 @@ impl Config {
         ] {
             if v <= 0 {
                 return Err(ConfigError::Invalid(format!("{name} must be positive")));
+            }
+        }
+        if self.tokens.refresh_reuse_grace_secs < 0 {
+            return Err(ConfigError::Invalid("tokens.refresh_reuse_grace_secs must not be negative".into()));
+        }
+        if let Some(url) = &self.database_url {
+            let u = url.expose();
+            if !(u.starts_with("postgres://") || u.starts_with("postgresql://")) {
+                return Err(ConfigError::Invalid("database_url must be a postgres:// URL".into()));
+            }
+            match &self.key_encryption_key {
+                None => {
+                    return Err(ConfigError::Invalid(
+                        "key_encryption_key is required with database_url: it seals the signing keys in the \
+                         database. Make one with `head -c 32 /dev/urandom | base64` and set \
+                         GATEHOUSE__KEY_ENCRYPTION_KEY (the same on every node)"
+                            .into(),
+                    ));
+                }
+                Some(k) => {
+                    crate::secrets::Kek::parse(k.expose()).map_err(ConfigError::Invalid)?;
+                }
             }
         }
         if self.argon2.memory_kib < 8 * self.argon2.parallelism.max(1) || self.argon2.iterations == 0 {

@@ -202,3 +202,81 @@ mod seal_tests {
         assert_eq!(key.open("JBSWY3DPEHPK3PXP").as_deref(), Some("JBSWY3DPEHPK3PXP"), "stored before sealing");
     }
 }
+
+/// The key-encryption key (`key_encryption_key`): seals the private signing keys and the
+/// TOTP seal key kept in a shared database (AES-256-GCM, a fresh nonce per value, the
+/// value's name as associated data, so a sealed value cannot be moved to another name).
+pub struct Kek(aws_lc_rs::aead::LessSafeKey);
+
+impl std::fmt::Debug for Kek {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Kek(REDACTED)")
+    }
+}
+
+impl Kek {
+    /// From base64 (standard or URL-safe, padded or not) of exactly 32 bytes.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        use base64::Engine;
+        let t = text.trim();
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(t)
+            .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(t.trim_end_matches('=')))
+            .map_err(|_| "key_encryption_key must be base64 of 32 random bytes".to_string())?;
+        let bytes: [u8; 32] =
+            bytes.try_into().map_err(|_| "key_encryption_key must be base64 of exactly 32 bytes".to_string())?;
+        let key = aws_lc_rs::aead::UnboundKey::new(&aws_lc_rs::aead::AES_256_GCM, &bytes).map_err(|e| e.to_string())?;
+        Ok(Self(aws_lc_rs::aead::LessSafeKey::new(key)))
+    }
+
+    /// nonce ‖ ciphertext ‖ tag.
+    pub fn seal(&self, name: &str, plain: &[u8]) -> Result<Vec<u8>, String> {
+        let nonce = random_bytes::<12>();
+        let mut data = plain.to_vec();
+        self.0
+            .seal_in_place_append_tag(
+                aws_lc_rs::aead::Nonce::assume_unique_for_key(nonce),
+                aws_lc_rs::aead::Aad::from(name.as_bytes()),
+                &mut data,
+            )
+            .map_err(|_| "sealing failed".to_string())?;
+        Ok([&nonce[..], &data].concat())
+    }
+
+    /// The clear bytes; an error for a value another key (or another name) sealed.
+    pub fn open(&self, name: &str, sealed: &[u8]) -> Result<Vec<u8>, String> {
+        if sealed.len() < 12 + 16 {
+            return Err(format!("{name}: sealed value too short"));
+        }
+        let (nonce, rest) = sealed.split_at(12);
+        let nonce: [u8; 12] = nonce.try_into().map_err(|_| format!("{name}: bad nonce"))?;
+        let mut data = rest.to_vec();
+        let plain = self
+            .0
+            .open_in_place(
+                aws_lc_rs::aead::Nonce::assume_unique_for_key(nonce),
+                aws_lc_rs::aead::Aad::from(name.as_bytes()),
+                &mut data,
+            )
+            .map_err(|_| {
+                format!("{name}: cannot be opened with this key_encryption_key (every node needs the same one)")
+            })?;
+        Ok(plain.to_vec())
+    }
+}
+
+#[cfg(test)]
+mod kek_tests {
+    use super::*;
+
+    #[test]
+    fn sealed_bytes_open_only_with_the_same_key_and_name() {
+        let kek = Kek::parse("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=").unwrap();
+        let sealed = kek.seal("key:a", b"private").unwrap();
+        assert_eq!(kek.open("key:a", &sealed).unwrap(), b"private");
+        assert!(kek.open("key:b", &sealed).is_err(), "another name");
+        let other = Kek::parse(&"B".repeat(43)).unwrap();
+        assert!(other.open("key:a", &sealed).is_err(), "another key");
+        assert!(Kek::parse("c2hvcnQ=").is_err(), "too short");
+    }
+}

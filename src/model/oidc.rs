@@ -306,8 +306,18 @@ pub struct RefreshToken {
     pub auth: Authentication,
     pub issued_at: i64,
     pub expires_at: i64,
-    /// Set when this token was exchanged for a new one; a second use is reuse.
+    /// Set when this token was exchanged for a new one; a second use is reuse (but for
+    /// one retry within the grace window, `storage::RefreshRules`).
     pub rotated: bool,
+    /// When it was rotated (milliseconds since the epoch).
+    #[serde(default)]
+    pub rotated_at_ms: i64,
+    /// The digest of the token it was rotated to: retired if this one comes back as a retry.
+    #[serde(default)]
+    pub successor: Option<[u8; 32]>,
+    /// Whether the one retry was already spent.
+    #[serde(default)]
+    pub retried: bool,
 }
 
 /// What a user agreed to share with one application (scope values), kept so the question is

@@ -167,6 +167,9 @@ async fn authorization_code(
         issued_at: now,
         expires_at: (now + t.refresh_token_secs).min(grant.expires_at),
         rotated: false,
+        rotated_at_ms: 0,
+        successor: None,
+        retried: false,
     };
     let refresh_id = refresh_secret.as_deref().map(digest);
     let outcome = state.store.use_code(&id, &grant, refresh_id.as_ref().map(|i| (i, &refresh_record))).await?;
@@ -248,9 +251,16 @@ async fn refresh(
     let now = state.now();
     let secret = new_token();
     let life = state.config.tokens.refresh_token_secs;
-    let outcome = state.store.rotate_refresh(&old, &digest(&secret), now, life).await?;
+    let rules = crate::storage::RefreshRules {
+        now,
+        now_ms: state.clock.now_ms(),
+        life_secs: life,
+        grace_secs: state.config.tokens.refresh_reuse_grace_secs,
+        retry_after_ms: crate::storage::REFRESH_RETRY_AFTER_MS,
+    };
+    let outcome = state.store.rotate_refresh(&old, &digest(&secret), &rules).await?;
     let next = match outcome {
-        RefreshUse::Rotated(next) => next,
+        RefreshUse::Rotated(next) | RefreshUse::Retried(next) => next,
         RefreshUse::Reused => {
             state.store.flush().await?;
             tracing::warn!(client = %app.client_id, "refresh token reuse: grant revoked");

@@ -5,7 +5,10 @@
 //! suite in tests/api/storage_contract.rs.
 use uuid::Uuid;
 
-use super::{CaRecords, CodeUse, Record, Redeemed, RefreshUse, Result, SignInAdmission, Versioned};
+use super::{
+    CaRecords, Change, CodeUse, Item, Record, Redeemed, RefreshRules, RefreshUse, Reserved, Result, SignInAdmission,
+    Versioned,
+};
 use crate::model::*;
 use crate::policy::{NamedLocation, Policy};
 
@@ -141,12 +144,14 @@ pub trait TokenStore: Send + Sync {
     async fn grant(&self, id: &Uuid) -> Result<Option<Grant>>;
     async fn revoke_grant(&self, id: &Uuid) -> Result<()>;
     async fn refresh_token(&self, id: &[u8; 32]) -> Result<Option<RefreshToken>>;
-    /// Rotates `old` to `new`; `make_new` builds the new token from the old. The new token
-    /// is written first and the old one then marked rotated by compare-and-swap, which
-    /// decides between concurrent uses: a crash in between leaves the old token usable.
-    /// Rotates: the old token is marked rotated and `new` stored as its successor, living
-    /// `life_secs`; a rotated token presented again revokes the whole grant (reuse).
-    async fn rotate_refresh(&self, old: &[u8; 32], new: &[u8; 32], now: i64, life_secs: i64) -> Result<RefreshUse>;
+    /// Rotates `old` to `new` (living `rules.life_secs`) in one step that decides between
+    /// concurrent uses. A rotated token presented again revokes the whole grant (reuse),
+    /// except for one retry ([`RefreshRules`]): the same token once more within the grace
+    /// window, at least `retry_after_ms` after its rotation and before its successor was used
+    /// is a client that lost the answer; it gets `Retried` with `new` as the successor and
+    /// the unused successor is retired. A crash at any point leaves either the old state or
+    /// the new one.
+    async fn rotate_refresh(&self, old: &[u8; 32], new: &[u8; 32], rules: &RefreshRules) -> Result<RefreshUse>;
     async fn revoke_jti(&self, jti: &str, exp: i64) -> Result<()>;
     async fn jti_revoked(&self, jti: &str) -> Result<bool>;
 }
@@ -196,12 +201,37 @@ pub trait OutboxStore: Send + Sync {
     async fn outbox(&self, limit: usize) -> Result<Vec<OutboxMessage>>;
 }
 
-/// Signing-key metadata (the private keys stay in files).
+/// Signing keys: metadata, and (on a shared database) the private key sealed under the
+/// key-encryption key. The embedded store keeps private keys in files (`keys.rs`) and
+/// answers `None` for them.
 #[async_trait::async_trait]
 pub trait KeyStore: Send + Sync {
     async fn key_metas(&self) -> Result<Vec<KeyMeta>>;
     async fn put_key_meta(&self, meta: &KeyMeta) -> Result<()>;
+    /// Stores a new key's metadata with its sealed private key (one write).
+    async fn put_key_sealed(&self, meta: &KeyMeta, sealed: &[u8]) -> Result<()>;
+    /// The sealed private key of `kid`, when the store holds it.
+    async fn key_sealed(&self, kid: &str) -> Result<Option<Vec<u8>>>;
     async fn delete_key_meta(&self, kid: &str) -> Result<()>;
+}
+
+/// Failure and rate counters (lockouts, sends) in a sliding window, shared by every node of
+/// the store, so a limit holds across nodes and cannot be raced past.
+#[async_trait::async_trait]
+pub trait CounterStore: Send + Sync {
+    /// Checks and counts one attempt in one step: concurrent callers cannot all pass the
+    /// check before any is counted.
+    async fn reserve(&self, key: &str, limit: u32, window: i64, now: i64) -> Result<Reserved>;
+    /// Gives back one attempt reserved at `at` (it did not count as a failure).
+    async fn release(&self, key: &str, at: i64) -> Result<()>;
+    /// Counts one event without a check.
+    async fn record(&self, key: &str, window: i64, now: i64) -> Result<()>;
+    /// Events of `key` in the window.
+    async fn count(&self, key: &str, window: i64, now: i64) -> Result<usize>;
+    /// `Some(seconds until a slot frees)` when `key` has `limit` events in the window.
+    async fn retry_after(&self, key: &str, limit: u32, window: i64, now: i64) -> Result<Option<i64>>;
+    /// Forgets every event of `key`.
+    async fn clear(&self, key: &str) -> Result<()>;
 }
 
 /// What every backend also does: durability, expiry, instance metadata, inspection.
@@ -220,15 +250,46 @@ pub trait Maintenance: Send + Sync {
     /// Every record of every relation, in order: lets tests assert that a rejected request
     /// changed nothing.
     async fn snapshot(&self) -> Result<Vec<Record>>;
+    /// Every record, typed (for `gatehouse store copy`): what [`Maintenance::import`] of
+    /// another backend takes.
+    async fn export(&self) -> Result<Vec<Item>>;
+    /// Writes every item, replacing what has the same key: running it twice changes nothing.
+    async fn import(&self, items: &[Item]) -> Result<()>;
+    /// Whether the store holds no tenant and no key (a fresh target for `store copy`).
+    async fn is_empty(&self) -> Result<bool>;
+    /// Whether the store answers now (readiness), within a bounded time.
+    async fn ping(&self) -> Result<()>;
+    /// Changes that invalidate caches (tenants, policies, keys), from this node and, on a
+    /// shared database, from every other node within a second.
+    fn changes(&self) -> tokio::sync::broadcast::Receiver<Change>;
+    /// Waits for the instance-wide lock `name` (across every node of the store) and holds it
+    /// until the returned guard is dropped: demo seeding runs once when nodes start together.
+    async fn hold_lock(&self, name: &str) -> Result<Box<dyn Send + Sync>>;
 }
 
 /// The whole store: what `Store` (`Arc<dyn Storage>`) offers.
 pub trait Storage:
-    DirectoryStore + GuestStore + TokenStore + PolicyStore + AuditStore + OutboxStore + KeyStore + Maintenance
+    DirectoryStore
+    + GuestStore
+    + TokenStore
+    + PolicyStore
+    + AuditStore
+    + OutboxStore
+    + KeyStore
+    + CounterStore
+    + Maintenance
 {
 }
 
 impl<T> Storage for T where
-    T: DirectoryStore + GuestStore + TokenStore + PolicyStore + AuditStore + OutboxStore + KeyStore + Maintenance
+    T: DirectoryStore
+        + GuestStore
+        + TokenStore
+        + PolicyStore
+        + AuditStore
+        + OutboxStore
+        + KeyStore
+        + CounterStore
+        + Maintenance
 {
 }

@@ -3,6 +3,7 @@
 //! contract suite. Nothing above this module knows which database it talks to.
 pub mod api;
 mod codec;
+pub mod postgres;
 pub mod sled;
 
 use std::sync::Arc;
@@ -13,7 +14,7 @@ use serde::de::DeserializeOwned;
 pub use api::Storage;
 pub use codec::{decode, encode};
 
-use crate::model::{AuthCode, RefreshToken, SignIn, TenantId, User, UserId};
+use crate::model::*;
 use crate::policy::{NamedLocation, Policy};
 
 /// The store every layer above uses.
@@ -22,6 +23,24 @@ pub type Store = Arc<dyn Storage>;
 /// Opens the embedded sled store under `path` with a page cache of `cache_mib` MiB.
 pub fn open(path: &std::path::Path, cache_mib: u64) -> Result<Store> {
     Ok(Arc::new(sled::SledStore::open(path, cache_mib)?))
+}
+
+/// Opens the store the configuration names: PostgreSQL when `database_url` is set
+/// (migrating it first), else the embedded sled store in the data dir.
+pub async fn open_configured(config: &crate::config::Config) -> Result<Store> {
+    match &config.database_url {
+        Some(url) => Ok(Arc::new(postgres::PgStore::open(postgres_options(config, url)).await?)),
+        None => open(&config.data_dir, config.cache_mib),
+    }
+}
+
+/// The pool options of `config` for the database at `url`.
+pub fn postgres_options(config: &crate::config::Config, url: &crate::secrets::Secret) -> postgres::PgOptions {
+    postgres::PgOptions {
+        url: url.expose().to_string(),
+        pool_size: config.database.pool_size,
+        timeout: std::time::Duration::from_millis(config.database.timeout_ms),
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +55,10 @@ pub enum StoreError {
     Conflict(String),
     #[error("no Premium seat is left in this tenant")]
     NoSeat,
+    /// The database does not answer (down, unreachable, timed out): a 503 for the caller;
+    /// nothing was written, or the write is all there.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -68,9 +91,30 @@ pub enum CodeUse {
     Unknown,
 }
 
+/// A rotated refresh token presented again sooner than this is a concurrent use, not a retry.
+pub const REFRESH_RETRY_AFTER_MS: i64 = 1000;
+
+/// What decides a refresh rotation: the time, the new token's life and the retry window.
+#[derive(Debug, Clone, Copy)]
+pub struct RefreshRules {
+    pub now: i64,
+    /// The same instant in milliseconds (the retry rule needs sub-second precision).
+    pub now_ms: i64,
+    pub life_secs: i64,
+    /// How long after a rotation the previous token may come back once as a retry.
+    pub grace_secs: i64,
+    /// A token presented again sooner than this after its rotation is a concurrent use,
+    /// never a retry: a client that lost an answer waits at least for its timeout, while
+    /// copies presented at once (theft racing the owner) arrive within milliseconds.
+    pub retry_after_ms: i64,
+}
+
 /// Outcome of presenting a refresh token.
 pub enum RefreshUse {
     Rotated(Box<RefreshToken>),
+    /// The previous token came back within the grace window (a lost answer): a fresh
+    /// successor was issued and the unused one retired.
+    Retried(Box<RefreshToken>),
     /// A rotated token came back: the whole family is revoked now.
     Reused,
     Revoked,
@@ -83,6 +127,48 @@ pub enum Redeemed {
     AlreadyRedeemed,
     Voided,
     Unknown,
+}
+
+/// A change that invalidates caches, published by the store on every node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    Tenant(TenantId),
+    /// Policies or named locations of the tenant.
+    Policies(TenantId),
+    /// Signing keys (rotation, retirement).
+    Keys,
+    /// Changes may have been missed (a node lost its listener connection): drop every cache.
+    Everything,
+}
+
+pub use crate::ratelimit::Reserved;
+
+/// One record of any relation, typed: what `export` gives and `import` takes, so a store
+/// moves between backends whatever their layouts.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub enum Item {
+    Meta(String, Vec<u8>),
+    Tenant(Box<Tenant>),
+    User(Box<User>),
+    App(Box<Application>),
+    Invitation(Box<Invitation>),
+    Ticket([u8; 32], Box<Ticket>),
+    StubAccount(String, Box<StubAccount>),
+    FedState(String, Box<FedState>),
+    SignIn([u8; 32], Box<SignIn>),
+    Session([u8; 32], Box<Session>),
+    Code([u8; 32], Box<AuthCode>),
+    Grant(uuid::Uuid, Box<Grant>),
+    Refresh([u8; 32], Box<RefreshToken>),
+    RevokedJti(String, i64),
+    /// Metadata and, when the store holds it, the sealed private key.
+    Key(Box<KeyMeta>, Option<Vec<u8>>),
+    Policy(TenantId, Box<Policy>),
+    NamedLocation(TenantId, Box<NamedLocation>),
+    Device(TenantId, Box<Device>),
+    Consent(TenantId, UserId, String, Box<Consent>),
+    SignInLog(TenantId, Box<SignInLogEntry>),
+    Outbox(Box<OutboxMessage>),
 }
 
 /// What conditional access evaluates for one tenant.

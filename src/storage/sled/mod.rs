@@ -63,7 +63,13 @@ pub struct SledStore {
     refresh_tokens: sled::Tree,
     revoked_jti: sled::Tree,
     keys: sled::Tree,
+    /// Private keys sealed under the key-encryption key, when one is configured.
+    key_sealed: sled::Tree,
     meta: sled::Tree,
+    /// Cache invalidations (one process: only this node's own writes).
+    changes: tokio::sync::broadcast::Sender<crate::storage::Change>,
+    /// Instance-wide locks (`hold_lock`): one process, so one in-process lock.
+    instance_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
     invitations: sled::Tree,
     tickets: sled::Tree,
     outbox: sled::Tree,
@@ -147,7 +153,10 @@ impl SledStore {
             refresh_tokens: t("refresh_tokens")?,
             revoked_jti: t("revoked_jti")?,
             keys: t("keys")?,
+            key_sealed: t("key_sealed")?,
             meta: t("meta")?,
+            changes: tokio::sync::broadcast::channel(64).0,
+            instance_lock: Default::default(),
             invitations: t("tenant_invitations")?,
             tickets: t("tickets")?,
             outbox: t("outbox")?,
@@ -176,6 +185,34 @@ impl SledStore {
     pub fn flush_blocking(&self) -> Result<()> {
         self.db.flush()?;
         Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+#[allow(unused_variables)]
+impl api::CounterStore for SledStore {
+    async fn reserve(&self, key: &str, limit: u32, window: i64, now: i64) -> Result<crate::storage::Reserved> {
+        todo!()
+    }
+
+    async fn release(&self, key: &str, at: i64) -> Result<()> {
+        todo!()
+    }
+
+    async fn record(&self, key: &str, window: i64, now: i64) -> Result<()> {
+        todo!()
+    }
+
+    async fn count(&self, key: &str, window: i64, now: i64) -> Result<usize> {
+        todo!()
+    }
+
+    async fn retry_after(&self, key: &str, limit: u32, window: i64, now: i64) -> Result<Option<i64>> {
+        todo!()
+    }
+
+    async fn clear(&self, key: &str) -> Result<()> {
+        todo!()
     }
 }
 
@@ -215,6 +252,32 @@ impl api::Maintenance for SledStore {
             }
         }
         Ok(out)
+    }
+
+    #[allow(unused_variables)]
+    async fn export(&self) -> Result<Vec<crate::storage::Item>> {
+        todo!()
+    }
+
+    #[allow(unused_variables)]
+    async fn import(&self, items: &[crate::storage::Item]) -> Result<()> {
+        todo!()
+    }
+
+    async fn is_empty(&self) -> Result<bool> {
+        Ok(self.tenants.is_empty() && self.keys.is_empty())
+    }
+
+    async fn ping(&self) -> Result<()> {
+        Ok(())
+    }
+
+    fn changes(&self) -> tokio::sync::broadcast::Receiver<crate::storage::Change> {
+        self.changes.subscribe()
+    }
+
+    async fn hold_lock(&self, _name: &str) -> Result<Box<dyn Send + Sync>> {
+        Ok(Box::new(self.instance_lock.clone().lock_owned().await))
     }
 
     /// Removes expired sign-ins, sessions, codes, grants, refresh tokens and federation states.

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::{Result, SledStore, Versioned, api, decode, encode, get, put, update, uuid_key};
 use crate::model::{AuthCode, Grant, KeyMeta, RefreshToken, Session, SignIn};
-use crate::storage::{CodeUse, RefreshUse, SignInAdmission};
+use crate::storage::{Change, CodeUse, RefreshRules, RefreshUse, SignInAdmission};
 
 /// The per-browser index key of a sign-in: browser digest, then sign-in id.
 fn browser_key(browser: &[u8; 32], id: &[u8]) -> Vec<u8> {
@@ -148,7 +148,8 @@ impl api::TokenStore for SledStore {
         get(&self.refresh_tokens, id)
     }
 
-    async fn rotate_refresh(&self, old: &[u8; 32], new: &[u8; 32], now: i64, life_secs: i64) -> Result<RefreshUse> {
+    async fn rotate_refresh(&self, old: &[u8; 32], new: &[u8; 32], rules: &RefreshRules) -> Result<RefreshUse> {
+        let (now, life_secs) = (rules.now, rules.life_secs);
         loop {
             let Some(raw) = self.refresh_tokens.get(old)? else { return Ok(RefreshUse::Unknown) };
             let mut rt: RefreshToken = decode(&raw)?;
@@ -189,11 +190,25 @@ impl api::KeyStore for SledStore {
     }
 
     async fn put_key_meta(&self, meta: &KeyMeta) -> Result<()> {
-        put(&self.keys, meta.kid.as_bytes(), meta)
+        put(&self.keys, meta.kid.as_bytes(), meta)?;
+        let _ = self.changes.send(Change::Keys);
+        Ok(())
+    }
+
+    async fn put_key_sealed(&self, meta: &KeyMeta, sealed: &[u8]) -> Result<()> {
+        // The sealed key first: metadata without its key would be a key nobody can load.
+        self.key_sealed.insert(meta.kid.as_bytes(), sealed)?;
+        self.put_key_meta_only(meta)
+    }
+
+    async fn key_sealed(&self, kid: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.key_sealed.get(kid.as_bytes())?.map(|v| v.to_vec()))
     }
 
     async fn delete_key_meta(&self, kid: &str) -> Result<()> {
         self.keys.remove(kid.as_bytes())?;
+        self.key_sealed.remove(kid.as_bytes())?;
+        let _ = self.changes.send(Change::Keys);
         Ok(())
     }
 }
@@ -204,6 +219,12 @@ fn live(evict: &[(Vec<u8>, bool)]) -> usize {
 }
 
 impl SledStore {
+    fn put_key_meta_only(&self, meta: &KeyMeta) -> Result<()> {
+        put(&self.keys, meta.kid.as_bytes(), meta)?;
+        let _ = self.changes.send(Change::Keys);
+        Ok(())
+    }
+
     /// The browser's oldest index entries that must go for one more to fit its cap of
     /// `per_browser`, each with whether its sign-in is still stored (an entry whose sign-in
     /// is gone is a crash leftover: removing it frees no room).
