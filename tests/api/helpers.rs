@@ -33,6 +33,21 @@ impl Drop for TestApp {
     }
 }
 
+/// A new, empty database on the PostgreSQL test cluster named by
+/// `GATEHOUSE_TEST_DATABASE_URL` (a URL of its maintenance database, e.g.
+/// `postgres://postgres@127.0.0.1:55432/postgres`; `.ci/run` starts such a cluster), as a
+/// URL; `None` when no cluster is configured.
+pub async fn fresh_database() -> Option<String> {
+    let admin = std::env::var("GATEHOUSE_TEST_DATABASE_URL").ok().filter(|u| !u.is_empty())?;
+    let (client, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls).await.expect("test cluster answers");
+    tokio::spawn(conn);
+    let name = format!("gh_{}", uuid::Uuid::new_v4().simple());
+    client.batch_execute(&format!("CREATE DATABASE {name}")).await.expect("create test database");
+    let mut url = url::Url::parse(&admin).expect("GATEHOUSE_TEST_DATABASE_URL is a URL");
+    url.set_path(&format!("/{name}"));
+    Some(url.to_string())
+}
+
 pub async fn spawn_app() -> TestApp {
     spawn_with(|_| {}).await
 }

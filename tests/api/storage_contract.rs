@@ -8,7 +8,7 @@ use gatehouse::model::{
     AuthCode, Authentication, ExternalUserState, Grant, Identity, Invitation, InvitationStatus, Purpose, RefreshToken,
     Session, SignIn, SignInLogEntry, Step, TenantId, Ticket, TicketState, User, UserId, UserType,
 };
-use gatehouse::storage::{CodeUse, Redeemed, RefreshUse, SignInAdmission, Store, StoreError};
+use gatehouse::storage::{CodeUse, Redeemed, RefreshRules, RefreshUse, SignInAdmission, Store, StoreError};
 use tempfile::TempDir;
 use uuid::Uuid;
 
@@ -24,9 +24,26 @@ fn sled() -> (&'static str, Store, TempDir) {
     ("sled", store, dir)
 }
 
+/// A fresh, empty PostgreSQL database on the test cluster named by
+/// `GATEHOUSE_TEST_DATABASE_URL` (`.ci/run` starts one), when there is one.
+async fn postgres() -> Option<(&'static str, Store, TempDir)> {
+    let url = crate::helpers::fresh_database().await?;
+    let options =
+        gatehouse::storage::postgres::PgOptions { url, pool_size: 8, timeout: std::time::Duration::from_secs(10) };
+    let store: Store = Arc::new(gatehouse::storage::postgres::PgStore::open(options).await.unwrap());
+    Some(("postgres", store, tempfile::tempdir().unwrap()))
+}
+
 /// A fresh, empty store of every backend (each case gets its own).
 async fn backends() -> Vec<(&'static str, Store, TempDir)> {
-    vec![sled()]
+    let mut all = vec![sled()];
+    all.extend(postgres().await);
+    all
+}
+
+/// Rotation at `now` with the retry window closed (every second use is reuse).
+fn no_grace(now: i64) -> RefreshRules {
+    RefreshRules { now, now_ms: now * 1000, life_secs: LIFE, grace_secs: 0, retry_after_ms: 1000 }
 }
 
 // ---- record builders ----
@@ -103,6 +120,9 @@ fn refresh(tenant: TenantId, grant_id: Uuid, expires_at: i64) -> RefreshToken {
         issued_at: NOW,
         expires_at,
         rotated: false,
+        rotated_at_ms: 0,
+        successor: None,
+        retried: false,
     }
 }
 
@@ -194,6 +214,7 @@ fn code_use(o: &CodeUse) -> &'static str {
 fn refresh_use(o: &RefreshUse) -> &'static str {
     match o {
         RefreshUse::Rotated(_) => "rotated",
+        RefreshUse::Retried(_) => "retried",
         RefreshUse::Reused => "reused",
         RefreshUse::Revoked => "revoked",
         RefreshUse::Unknown => "unknown",
@@ -260,7 +281,7 @@ async fn codes_are_spent_once_and_a_replay_revokes_the_grant() {
         assert_eq!(code_use(&replay), "replayed", "{name}");
         assert!(store.grant(&grant_id).await.unwrap().unwrap().revoked, "{name}: a replay revokes the grant");
         assert_eq!(store.refresh_token(&second).await.unwrap(), None, "{name}: a replay stores no token");
-        let after = store.rotate_refresh(&refresh_id, &id32(), NOW + 1, LIFE).await.unwrap();
+        let after = store.rotate_refresh(&refresh_id, &id32(), &no_grace(NOW + 1)).await.unwrap();
         assert_eq!(refresh_use(&after), "revoked", "{name}: the replayed code's token is dead");
 
         let (unknown, third) = (id32(), id32());
@@ -304,7 +325,7 @@ async fn concurrent_rotations_have_exactly_one_winner() {
         let new_ids: Vec<[u8; 32]> = (0..N).map(|_| id32()).collect();
         let answers = race(|i| {
             let (store, new) = (store.clone(), new_ids[i]);
-            async move { refresh_use(&store.rotate_refresh(&old, &new, NOW + 1, LIFE).await.unwrap()) }
+            async move { refresh_use(&store.rotate_refresh(&old, &new, &no_grace(NOW + 1)).await.unwrap()) }
         })
         .await;
         assert_eq!(count(&answers, "rotated"), 1, "{name}: {answers:?}");
@@ -319,7 +340,7 @@ async fn concurrent_rotations_have_exactly_one_winner() {
             let stored = store.refresh_token(new).await.unwrap().is_some();
             assert_eq!(stored, i == winner, "{name}: only the winner's successor is stored (task {i})");
         }
-        let next = store.rotate_refresh(&new_ids[winner], &id32(), NOW + 2, LIFE).await.unwrap();
+        let next = store.rotate_refresh(&new_ids[winner], &id32(), &no_grace(NOW + 2)).await.unwrap();
         assert_eq!(refresh_use(&next), "revoked", "{name}: the winner's successor died with the family");
     }
 }
@@ -557,16 +578,16 @@ async fn expired_refresh_tokens_and_families_do_not_rotate() {
         let tenant = TenantId::new();
         let (_, token) = issue(&store, tenant, NOW + LIFE, NOW + 10).await;
         let new = id32();
-        let answer = store.rotate_refresh(&token, &new, NOW + 11, LIFE).await.unwrap();
+        let answer = store.rotate_refresh(&token, &new, &no_grace(NOW + 11)).await.unwrap();
         assert_eq!(refresh_use(&answer), "revoked", "{name}: an expired token");
         assert!(!store.refresh_token(&token).await.unwrap().unwrap().rotated, "{name}: it is not marked rotated");
         assert_eq!(store.refresh_token(&new).await.unwrap(), None, "{name}: no successor is stored");
 
         let (_, in_old_family) = issue(&store, tenant, NOW + 10, NOW + LIFE).await;
-        let answer = store.rotate_refresh(&in_old_family, &id32(), NOW + 11, LIFE).await.unwrap();
+        let answer = store.rotate_refresh(&in_old_family, &id32(), &no_grace(NOW + 11)).await.unwrap();
         assert_eq!(refresh_use(&answer), "revoked", "{name}: a live token of an expired grant");
 
-        let unknown = store.rotate_refresh(&id32(), &id32(), NOW, LIFE).await.unwrap();
+        let unknown = store.rotate_refresh(&id32(), &id32(), &no_grace(NOW)).await.unwrap();
         assert_eq!(refresh_use(&unknown), "unknown", "{name}");
     }
 }
@@ -623,11 +644,11 @@ async fn sweep_removes_grants_past_their_lifetime() {
         assert_eq!(store.grant(&grant_dead).await.unwrap(), None, "{name}");
         assert_eq!(store.refresh_token(&refresh_dead).await.unwrap(), None, "{name}");
         assert_eq!(store.grant(&grant_ended).await.unwrap(), None, "{name}: a grant past its end is swept");
-        let late = refresh_use(&store.rotate_refresh(&refresh_outlives, &id32(), NOW, LIFE).await.unwrap());
+        let late = refresh_use(&store.rotate_refresh(&refresh_outlives, &id32(), &no_grace(NOW)).await.unwrap());
         assert!(matches!(late, "revoked" | "unknown"), "{name}: its token does not rotate: {late}");
         assert!(store.grant(&grant_live).await.unwrap().is_some(), "{name}: a live grant is kept");
         assert!(store.grant(&grant_revoked).await.unwrap().unwrap().revoked, "{name}: a revoked live grant is kept");
-        let next = store.rotate_refresh(&refresh_live, &id32(), NOW, LIFE).await.unwrap();
+        let next = store.rotate_refresh(&refresh_live, &id32(), &no_grace(NOW)).await.unwrap();
         assert_eq!(refresh_use(&next), "rotated", "{name}: the live family still rotates");
         assert_eq!(store.sweep(NOW).await.unwrap(), 0, "{name}: a second sweep finds nothing");
     }
@@ -639,7 +660,7 @@ async fn a_rotated_token_presented_again_revokes_the_family() {
         let tenant = TenantId::new();
         let (grant_id, old) = issue(&store, tenant, NOW + 10 * LIFE, NOW + LIFE).await;
         let new = id32();
-        let RefreshUse::Rotated(next) = store.rotate_refresh(&old, &new, NOW + 5, LIFE).await.unwrap() else {
+        let RefreshUse::Rotated(next) = store.rotate_refresh(&old, &new, &no_grace(NOW + 5)).await.unwrap() else {
             panic!("{name}: a live token rotates");
         };
         let expected = RefreshToken { issued_at: NOW + 5, expires_at: NOW + 5 + LIFE, ..refresh(tenant, grant_id, 0) };
@@ -647,11 +668,11 @@ async fn a_rotated_token_presented_again_revokes_the_family() {
         assert_eq!(store.refresh_token(&new).await.unwrap(), Some(expected), "{name}");
 
         let stolen = id32();
-        let reuse = store.rotate_refresh(&old, &stolen, NOW + 6, LIFE).await.unwrap();
+        let reuse = store.rotate_refresh(&old, &stolen, &no_grace(NOW + 6)).await.unwrap();
         assert_eq!(refresh_use(&reuse), "reused", "{name}");
         assert!(store.grant(&grant_id).await.unwrap().unwrap().revoked, "{name}: reuse revokes the grant");
         assert_eq!(store.refresh_token(&stolen).await.unwrap(), None, "{name}: reuse stores no successor");
-        let honest = refresh_use(&store.rotate_refresh(&new, &id32(), NOW + 7, LIFE).await.unwrap());
+        let honest = refresh_use(&store.rotate_refresh(&new, &id32(), &no_grace(NOW + 7)).await.unwrap());
         assert!(matches!(honest, "revoked" | "reused"), "{name}: the successor no longer rotates: {honest}");
     }
 }
