@@ -35,7 +35,7 @@ async fn postgres() -> Option<(&'static str, Store, TempDir)> {
 }
 
 /// A fresh, empty store of every backend (each case gets its own).
-async fn backends() -> Vec<(&'static str, Store, TempDir)> {
+pub async fn backends() -> Vec<(&'static str, Store, TempDir)> {
     let mut all = vec![sled()];
     all.extend(postgres().await);
     all
