@@ -27,6 +27,21 @@ struct DirArgs {
     /// Directory of the signing keys (PEM).
     #[arg(long)]
     keys_dir: Option<PathBuf>,
+    /// PostgreSQL instead of the data dir's embedded store (`postgres://…`; also
+    /// GATEHOUSE__DATABASE_URL). Needs `key_encryption_key`.
+    #[arg(long)]
+    database_url: Option<String>,
+}
+
+impl DirArgs {
+    fn overrides(self) -> Overrides {
+        Overrides {
+            data_dir: self.data_dir,
+            keys_dir: self.keys_dir,
+            database_url: self.database_url.map(crate::secrets::Secret::new),
+            ..Default::default()
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -45,7 +60,18 @@ enum Command {
         #[command(flatten)]
         dirs: DirArgs,
     },
-    /// Manage signing keys (run while the server is stopped).
+    /// Apply the database schema migrations this binary has (PostgreSQL; `serve` also does).
+    Migrate {
+        #[command(flatten)]
+        dirs: DirArgs,
+    },
+    /// Move a store between backends.
+    Store {
+        #[command(subcommand)]
+        action: StoreAction,
+    },
+    /// Manage signing keys (with the embedded store: while the server is stopped; with
+    /// PostgreSQL: any time, every node picks the change up within seconds).
     Keys {
         #[command(subcommand)]
         action: KeysAction,
@@ -193,6 +219,28 @@ enum PolicyAction {
 }
 
 #[derive(Subcommand)]
+enum StoreAction {
+    /// Copy everything of an embedded store (stopped) into PostgreSQL: tenants, users,
+    /// apps, policies, sessions, refresh tokens, the sign-in log, and the keys (sealed
+    /// under key_encryption_key). Running it again changes nothing; a target that already
+    /// holds data is refused unless --force.
+    Copy {
+        /// The data dir of the embedded store.
+        #[arg(long)]
+        from: PathBuf,
+        /// The PostgreSQL URL.
+        #[arg(long)]
+        to: String,
+        /// Where the embedded store's signing keys and seal key are (default: as `serve`).
+        #[arg(long)]
+        keys_dir: Option<PathBuf>,
+        /// Copy into a database that already holds data (records with the same keys are replaced).
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Subcommand)]
 enum KeysAction {
     /// Create a new key: published in JWKS at once, used for signing after the grace period.
     Rotate {
@@ -239,35 +287,54 @@ fn load(file: Option<&std::path::Path>, o: Overrides) -> Result<Config, String> 
 fn execute(cli: Cli) -> Result<(), String> {
     match cli.command {
         Command::Serve { demo, bind, public_url, dirs } => {
-            let o = Overrides {
-                bind,
-                data_dir: dirs.data_dir,
-                keys_dir: dirs.keys_dir,
-                public_url,
-                demo,
-                database_url: None,
-            };
+            let o = Overrides { bind, public_url, demo, ..dirs.overrides() };
             let config = load(cli.config.as_deref(), o)?;
             actix_web::rt::System::new().block_on(serve(config))
         }
         Command::Keys { action: KeysAction::Rotate { alg, grace_secs, dirs } } => {
-            let config = load(
-                cli.config.as_deref(),
-                Overrides { data_dir: dirs.data_dir, keys_dir: dirs.keys_dir, ..Default::default() },
-            )?;
-            let store = crate::storage::open(&config.data_dir, config.cache_mib).map_err(|e| e.to_string())?;
+            let config = load(cli.config.as_deref(), dirs.overrides())?;
             let alg = if alg == "RS256" { SigningAlg::RS256 } else { SigningAlg::ES256 };
             let t = &config.tokens;
             let grace = grace_secs.unwrap_or(t.key_rotation_grace_secs).max(0);
             let max_life = t.access_token_secs.max(t.id_token_secs);
-            let meta = block_on(KeyRing::rotate(&store, &config.keys_dir(), alg, SystemClock.now(), grace, max_life))?
-                .map_err(|e| e.to_string())?;
+            let vault = crate::keys::KeyVault::from_config(&config).map_err(|e| e.to_string())?;
+            let meta = block_on(async {
+                let store = crate::storage::open_configured(&config).await.map_err(|e| e.to_string())?;
+                KeyRing::rotate(&store, &vault, alg, SystemClock.now(), grace, max_life)
+                    .await
+                    .map_err(|e| e.to_string())
+            })??;
             println!(
                 "new {} key {} published; it signs from {}",
                 alg.as_str(),
                 meta.kid,
                 crate::clock::rfc3339(meta.activates_at)
             );
+            Ok(())
+        }
+        Command::Migrate { dirs } => {
+            let config = load(cli.config.as_deref(), dirs.overrides())?;
+            let Some(url) = &config.database_url else {
+                return Err("migrate needs database_url (--database-url or GATEHOUSE__DATABASE_URL)".into());
+            };
+            let options = crate::storage::postgres_options(&config, url);
+            let version = block_on(async {
+                let store = crate::storage::postgres::PgStore::open(options).await.map_err(|e| e.to_string())?;
+                store.migrate().await.map_err(|e| e.to_string())
+            })??;
+            println!("database schema at version {version}");
+            Ok(())
+        }
+        Command::Store { action: StoreAction::Copy { from, to, keys_dir, force } } => {
+            let o = Overrides {
+                data_dir: Some(from),
+                keys_dir,
+                database_url: Some(crate::secrets::Secret::new(to)),
+                ..Default::default()
+            };
+            let config = load(cli.config.as_deref(), o)?;
+            let copied = block_on(copy_store(&config, force))??;
+            println!("copied {copied} records to PostgreSQL");
             Ok(())
         }
         Command::Users { action, conn } => admin_command(cli.config.as_deref(), conn, AdminOp::Users(action)),
@@ -284,19 +351,62 @@ fn execute(cli: Cli) -> Result<(), String> {
             admin_command(cli.config.as_deref(), conn, AdminOp::Signins { user, app, top })
         }
         Command::Keys { action: KeysAction::List { dirs } } => {
-            let config = load(
-                cli.config.as_deref(),
-                Overrides { data_dir: dirs.data_dir, keys_dir: dirs.keys_dir, ..Default::default() },
-            )?;
-            let store = crate::storage::open(&config.data_dir, config.cache_mib).map_err(|e| e.to_string())?;
+            let config = load(cli.config.as_deref(), dirs.overrides())?;
+            let metas = block_on(async {
+                let store = crate::storage::open_configured(&config).await.map_err(|e| e.to_string())?;
+                store.key_metas().await.map_err(|e| e.to_string())
+            })??;
             println!("{:<18} {:<6} {:<22} retires", "kid", "alg", "signs from");
-            for m in block_on(store.key_metas())?.map_err(|e| e.to_string())? {
+            for m in metas {
                 let retires = m.retires_at.map(crate::clock::rfc3339).unwrap_or_else(|| "-".into());
                 println!("{:<18} {:<6} {:<22} {retires}", m.kid, m.alg.as_str(), crate::clock::rfc3339(m.activates_at));
             }
             Ok(())
         }
     }
+}
+
+/// `gatehouse store copy`: the embedded store of `config.data_dir` into `config.database_url`.
+async fn copy_store(config: &Config, force: bool) -> Result<usize, String> {
+    use crate::storage::Item;
+    let kek = match crate::keys::KeyVault::from_config(config).map_err(|e| e.to_string())? {
+        crate::keys::KeyVault::Sealed(kek) => kek,
+        crate::keys::KeyVault::Files(_) => return Err("store copy needs a PostgreSQL target".into()),
+    };
+    let url = config.database_url.as_ref().ok_or("store copy needs --to")?;
+    let source = crate::storage::open(&config.data_dir, config.cache_mib).map_err(|e| e.to_string())?;
+    let target = crate::storage::postgres::PgStore::open(crate::storage::postgres_options(config, url))
+        .await
+        .map_err(|e| e.to_string())?;
+    let target: crate::storage::Store = std::sync::Arc::new(target);
+    if !force && !target.is_empty().await.map_err(|e| e.to_string())? {
+        return Err("the target database already holds data: pass --force to copy into it anyway".into());
+    }
+    let keys_dir = config.keys_dir();
+    let mut items = source.export().await.map_err(|e| e.to_string())?;
+    // Private keys and the TOTP seal key live in files beside the embedded store: on the
+    // database they are sealed under the key-encryption key.
+    for item in &mut items {
+        if let Item::Key(meta, sealed @ None) = item {
+            *sealed = Some(crate::keys::KeyVault::seal_file(&kek, &keys_dir, meta).map_err(|e| e.to_string())?);
+        }
+    }
+    let seal_path = keys_dir.join("seal.key");
+    match std::fs::read(&seal_path) {
+        Ok(bytes) => {
+            let sealed = kek.seal("seal_key_sealed", &bytes)?;
+            items.push(Item::Meta("seal_key_sealed".into(), sealed));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("{}: {e}", seal_path.display())),
+    }
+    // The demo's credentials, for nodes on the database that did not seed it.
+    if let Ok(bytes) = std::fs::read(config.data_dir.join(crate::demo::seed::CREDENTIALS_FILE)) {
+        let name = crate::demo::seed::SEALED_CREDENTIALS;
+        items.push(Item::Meta(name.into(), kek.seal(name, &bytes)?));
+    }
+    target.import(&items).await.map_err(|e| e.to_string())?;
+    Ok(items.len())
 }
 
 async fn serve(config: Config) -> Result<(), String> {

@@ -1,6 +1,9 @@
-//! Signing keys: PEM files in the keys dir (mode 0600), metadata in the store,
-//! parsed once at start into ready signers. JWTs are assembled here so that the
-//! private key is never re-parsed per token.
+//! Signing keys: metadata in the store; the private keys either in PEM files in the keys
+//! dir (mode 0600, the embedded default) or, on a shared database, in the store sealed
+//! under the key-encryption key ([`KeyVault`]). Parsed into ready signers at start and
+//! again whenever the store says the keys changed (a rotation on any node), so every node
+//! serves the new JWKS without a restart. JWTs are assembled here so that the private key
+//! is never re-parsed per token.
 use std::path::{Path, PathBuf};
 
 use aws_lc_rs::encoding::AsDer;
@@ -40,11 +43,97 @@ struct LoadedKey {
     jwk: serde_json::Value,
 }
 
-/// The signing keys of this instance, immutable after start.
-pub struct KeyRing {
+/// One loaded set of keys and its JWKS document.
+struct Ring {
     keys: Vec<LoadedKey>,
     jwks: std::sync::Arc<str>,
+}
+
+/// The signing keys of this instance: replaced as a whole when the keys change.
+pub struct KeyRing {
+    ring: std::sync::RwLock<std::sync::Arc<Ring>>,
+    vault: KeyVault,
     rng: SystemRandom,
+}
+
+/// Where the private keys live.
+pub enum KeyVault {
+    /// PEM files in this directory (one process: the embedded store).
+    Files(PathBuf),
+    /// In the store, sealed under the key-encryption key (every node reads the same keys).
+    Sealed(std::sync::Arc<crate::secrets::Kek>),
+}
+
+impl KeyVault {
+    /// Sealed in the store on a shared database (the configuration requires a key-encryption
+    /// key there), else files in the keys dir.
+    pub fn from_config(config: &crate::config::Config) -> Result<Self, KeyError> {
+        match (&config.database_url, &config.key_encryption_key) {
+            (Some(_), Some(k)) => Ok(Self::Sealed(std::sync::Arc::new(
+                crate::secrets::Kek::parse(k.expose()).map_err(|e| KeyError::Bad("key_encryption_key".into(), e))?,
+            ))),
+            (Some(_), None) => Err(KeyError::Bad("key_encryption_key".into(), "required with database_url".into())),
+            (None, _) => Ok(Self::Files(config.keys_dir())),
+        }
+    }
+
+    /// Seals a private key read from a PEM file for the store (`store copy` to a database).
+    pub fn seal_file(kek: &crate::secrets::Kek, dir: &Path, meta: &KeyMeta) -> Result<Vec<u8>, KeyError> {
+        let path = file_for(dir, meta);
+        let text = std::fs::read_to_string(&path).map_err(|e| KeyError::Io(path.clone(), e))?;
+        let der = pem::parse(&text).map_err(|e| KeyError::Bad(meta.kid.clone(), e.to_string()))?;
+        kek.seal(&Self::sealed_name(&meta.kid), der.contents()).map_err(|e| KeyError::Bad(meta.kid.clone(), e))
+    }
+
+    fn sealed_name(kid: &str) -> String {
+        format!("signing-key:{kid}")
+    }
+
+    /// Keeps a new private key and records its metadata.
+    async fn keep(&self, store: &Store, meta: &KeyMeta, der: Vec<u8>) -> Result<(), KeyError> {
+        match self {
+            Self::Files(dir) => {
+                std::fs::create_dir_all(dir).map_err(|e| KeyError::Io(dir.to_path_buf(), e))?;
+                let path = file_for(dir, meta);
+                let text = pem::encode(&pem::Pem::new("PRIVATE KEY", der));
+                write_private(&path, &text).map_err(|e| KeyError::Io(path.clone(), e))?;
+                store.put_key_meta(meta).await?;
+            }
+            Self::Sealed(kek) => {
+                let sealed =
+                    kek.seal(&Self::sealed_name(&meta.kid), &der).map_err(|e| KeyError::Bad(meta.kid.clone(), e))?;
+                store.put_key_sealed(meta, &sealed).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The PKCS#8 DER of a key.
+    async fn private(&self, store: &Store, meta: &KeyMeta) -> Result<Vec<u8>, KeyError> {
+        match self {
+            Self::Files(dir) => {
+                let path = file_for(dir, meta);
+                let text = std::fs::read_to_string(&path).map_err(|e| KeyError::Io(path.clone(), e))?;
+                let der = pem::parse(&text).map_err(|e| KeyError::Bad(meta.kid.clone(), e.to_string()))?;
+                Ok(der.contents().to_vec())
+            }
+            Self::Sealed(kek) => {
+                let sealed = store
+                    .key_sealed(&meta.kid)
+                    .await?
+                    .ok_or_else(|| KeyError::Bad(meta.kid.clone(), "its private key is not in the store".into()))?;
+                kek.open(&Self::sealed_name(&meta.kid), &sealed).map_err(|e| KeyError::Bad(meta.kid.clone(), e))
+            }
+        }
+    }
+
+    async fn remove(&self, store: &Store, meta: &KeyMeta) -> Result<(), KeyError> {
+        store.delete_key_meta(&meta.kid).await?;
+        if let Self::Files(dir) = self {
+            let _ = std::fs::remove_file(file_for(dir, meta));
+        }
+        Ok(())
+    }
 }
 
 fn file_for(dir: &Path, meta: &KeyMeta) -> PathBuf {
@@ -65,7 +154,7 @@ fn write_private(path: &Path, pem_text: &str) -> std::io::Result<()> {
     f.sync_all()
 }
 
-fn generate(dir: &Path, alg: SigningAlg, now: i64, activates_at: i64) -> Result<KeyMeta, KeyError> {
+fn generate(alg: SigningAlg, now: i64, activates_at: i64) -> Result<(KeyMeta, Vec<u8>), KeyError> {
     let der = match alg {
         SigningAlg::ES256 => {
             EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
@@ -78,22 +167,14 @@ fn generate(dir: &Path, alg: SigningAlg, now: i64, activates_at: i64) -> Result<
             .map_err(|e| KeyError::Bad("new RS256".into(), e.to_string()))?,
     };
     let kid = b64url(&crate::secrets::sha256(&der)[..12]);
-    let meta = KeyMeta { kid, alg, created_at: now, activates_at, retires_at: None };
-    std::fs::create_dir_all(dir).map_err(|e| KeyError::Io(dir.to_path_buf(), e))?;
-    let path = file_for(dir, &meta);
-    let text = pem::encode(&pem::Pem::new("PRIVATE KEY", der));
-    write_private(&path, &text).map_err(|e| KeyError::Io(path.clone(), e))?;
-    Ok(meta)
+    Ok((KeyMeta { kid, alg, created_at: now, activates_at, retires_at: None }, der))
 }
 
-fn load(dir: &Path, meta: KeyMeta) -> Result<LoadedKey, KeyError> {
-    let path = file_for(dir, &meta);
-    let text = std::fs::read_to_string(&path).map_err(|e| KeyError::Io(path.clone(), e))?;
-    let der = pem::parse(&text).map_err(|e| KeyError::Bad(meta.kid.clone(), e.to_string()))?;
+fn load(der: &[u8], meta: KeyMeta) -> Result<LoadedKey, KeyError> {
     let bad = |e: String| KeyError::Bad(meta.kid.clone(), e);
     let (pair, decoding, jwk) = match meta.alg {
         SigningAlg::ES256 => {
-            let pair = EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, der.contents())
+            let pair = EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, der)
                 .map_err(|e| bad(e.to_string()))?;
             let point = pair.public_key().as_ref();
             if point.len() != 65 {
@@ -106,7 +187,7 @@ fn load(dir: &Path, meta: KeyMeta) -> Result<LoadedKey, KeyError> {
             (Pair::Ec(pair), decoding, jwk)
         }
         SigningAlg::RS256 => {
-            let pair = RsaKeyPair::from_pkcs8(der.contents()).map_err(|e| bad(e.to_string()))?;
+            let pair = RsaKeyPair::from_pkcs8(der).map_err(|e| bad(e.to_string()))?;
             let public = pair.public_key();
             let n = public.modulus().big_endian_without_leading_zero().to_vec();
             let e = public.exponent().big_endian_without_leading_zero().to_vec();
@@ -141,27 +222,92 @@ pub enum VerifyError {
     Invalid(String),
 }
 
+/// The lock under which nodes starting together create the first keys (once).
+const CREATE_LOCK: &str = "signing-keys";
+
 impl KeyRing {
     /// Loads the keys recorded in the store, adopts PEM files the store does not know,
     /// generates an ES256 and an RS256 key when none exists, and drops retired keys.
-    pub async fn load_or_create(store: &Store, dir: &Path, now: i64) -> Result<Self, KeyError> {
+    /// Under an instance-wide lock: nodes starting together on one database create one key
+    /// of each algorithm.
+    pub async fn load_or_create(store: &Store, vault: KeyVault, now: i64) -> Result<Self, KeyError> {
+        let lock = store.hold_lock(CREATE_LOCK).await?;
         let mut metas = store.key_metas().await?;
-        adopt_unknown_files(dir, &mut metas, store, now).await?;
+        if let KeyVault::Files(dir) = &vault {
+            adopt_unknown_files(dir, &mut metas, store, now).await?;
+        }
         for alg in [SigningAlg::ES256, SigningAlg::RS256] {
             if !metas.iter().any(|m| m.alg == alg) {
-                let meta = generate(dir, alg, now, now)?;
-                store.put_key_meta(&meta).await?;
+                let (meta, der) = generate(alg, now, now)?;
+                vault.keep(store, &meta, der).await?;
                 metas.push(meta);
             }
         }
+        for meta in metas.iter().filter(|m| m.retires_at.is_some_and(|t| t < now)) {
+            vault.remove(store, meta).await?;
+        }
+        store.flush().await?;
+        drop(lock);
+        let ring = Ring::load(store, &vault, now).await?;
+        Ok(Self { ring: std::sync::RwLock::new(std::sync::Arc::new(ring)), vault, rng: SystemRandom::new() })
+    }
+
+    /// Reads the keys again (another node rotated): the new set replaces the old at once.
+    /// On an error the old set stays.
+    pub async fn reload(&self, store: &Store, now: i64) -> Result<(), KeyError> {
+        let ring = Ring::load(store, &self.vault, now).await?;
+        *self.ring.write().unwrap_or_else(std::sync::PoisonError::into_inner) = std::sync::Arc::new(ring);
+        Ok(())
+    }
+
+    fn current(&self) -> std::sync::Arc<Ring> {
+        self.ring.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// `gatehouse keys rotate`: a new key of `alg`, published at once, signing after `grace`.
+    /// The current key retires once tokens it signed have expired. Every node picks it up
+    /// through the store's change notices.
+    pub async fn rotate(
+        store: &Store,
+        vault: &KeyVault,
+        alg: SigningAlg,
+        now: i64,
+        grace: i64,
+        max_token_life: i64,
+    ) -> Result<KeyMeta, KeyError> {
+        let _lock = store.hold_lock(CREATE_LOCK).await?;
+        let (meta, der) = generate(alg, now, now + grace)?;
+        // The new key first: a crash in between leaves two published keys, never none.
+        vault.keep(store, &meta, der).await?;
+        for mut old in store.key_metas().await? {
+            if old.alg == alg && old.retires_at.is_none() && old.kid != meta.kid {
+                old.retires_at = Some(meta.activates_at + max_token_life);
+                store.put_key_meta(&old).await?;
+            }
+        }
+        store.flush().await?;
+        Ok(meta)
+    }
+
+    pub fn jwks_json(&self) -> std::sync::Arc<str> {
+        self.current().jwks.clone()
+    }
+
+    pub fn metas(&self) -> Vec<KeyMeta> {
+        self.current().keys.iter().map(|k| k.meta.clone()).collect()
+    }
+}
+
+impl Ring {
+    /// The keys the store lists (retired ones past their date left out), sorted.
+    async fn load(store: &Store, vault: &KeyVault, now: i64) -> Result<Self, KeyError> {
         let mut keys = Vec::new();
-        for meta in metas {
+        for meta in store.key_metas().await? {
             if meta.retires_at.is_some_and(|t| t < now) {
-                store.delete_key_meta(&meta.kid).await?;
-                let _ = std::fs::remove_file(file_for(dir, &meta));
                 continue;
             }
-            keys.push(load(dir, meta)?);
+            let der = vault.private(store, &meta).await?;
+            keys.push(load(&der, meta)?);
         }
         keys.sort_by(|a, b| {
             (a.meta.activates_at, a.meta.alg.as_str(), &a.meta.kid).cmp(&(
@@ -171,38 +317,7 @@ impl KeyRing {
             ))
         });
         let jwks = serde_json::json!({"keys": keys.iter().map(|k| &k.jwk).collect::<Vec<_>>()}).to_string();
-        store.flush().await?;
-        Ok(Self { keys, jwks: jwks.into(), rng: SystemRandom::new() })
-    }
-
-    /// `gatehouse keys rotate`: a new key of `alg`, published at once, signing after `grace`.
-    /// The current key retires once tokens it signed have expired.
-    pub async fn rotate(
-        store: &Store,
-        dir: &Path,
-        alg: SigningAlg,
-        now: i64,
-        grace: i64,
-        max_token_life: i64,
-    ) -> Result<KeyMeta, KeyError> {
-        let meta = generate(dir, alg, now, now + grace)?;
-        for mut old in store.key_metas().await? {
-            if old.alg == alg && old.retires_at.is_none() {
-                old.retires_at = Some(meta.activates_at + max_token_life);
-                store.put_key_meta(&old).await?;
-            }
-        }
-        store.put_key_meta(&meta).await?;
-        store.flush().await?;
-        Ok(meta)
-    }
-
-    pub fn jwks_json(&self) -> &str {
-        &self.jwks
-    }
-
-    pub fn metas(&self) -> impl Iterator<Item = &KeyMeta> {
-        self.keys.iter().map(|k| &k.meta)
+        Ok(Self { keys, jwks: jwks.into() })
     }
 
     fn signing_key(&self, alg: SigningAlg, now: i64) -> Option<&LoadedKey> {
@@ -213,10 +328,13 @@ impl KeyRing {
             .filter(|k| k.meta.alg == alg && k.meta.activates_at <= now)
             .max_by_key(|k| (k.meta.retires_at.is_none(), k.meta.activates_at, k.meta.created_at))
     }
+}
 
+impl KeyRing {
     /// Signs claims as a compact JWS with the active key of `alg`.
     pub fn sign<T: Serialize>(&self, alg: SigningAlg, typ: TokenType, now: i64, claims: &T) -> Result<String, String> {
-        let key = self.signing_key(alg, now).ok_or("no active signing key")?;
+        let ring = self.current();
+        let key = ring.signing_key(alg, now).ok_or("no active signing key")?;
         let payload = serde_json::to_vec(claims).map_err(|e| e.to_string())?;
         let header = match typ {
             TokenType::Id => &key.header_b64,
@@ -257,7 +375,8 @@ impl KeyRing {
             return Err(VerifyError::Invalid("wrong token type".into()));
         }
         let kid = header.kid.ok_or(VerifyError::Malformed)?;
-        let key = self.keys.iter().find(|k| k.meta.kid == kid).ok_or(VerifyError::UnknownKey)?;
+        let ring = self.current();
+        let key = ring.keys.iter().find(|k| k.meta.kid == kid).ok_or(VerifyError::UnknownKey)?;
         let alg = match key.meta.alg {
             SigningAlg::ES256 => Algorithm::ES256,
             SigningAlg::RS256 => Algorithm::RS256,

@@ -19,6 +19,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/stub/{name}/token", web::post().to(stub::token))
         .route("/", web::get().to(demo::home))
         .route("/healthz", web::get().to(|| async { "ok" }))
+        .route("/health/live", web::get().to(|| async { "ok" }))
+        .route("/health/ready", web::get().to(ready))
         .route("/static/style.css", web::get().to(pages::stylesheet))
         .route("/demo/{app}", web::get().to(demo::app_page))
         .route("/demo/{app}/login", web::get().to(demo::login))
@@ -52,4 +54,20 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/{tenant}/admin", web::get().to(admin::show))
         .route("/{tenant}/admin/mfa-reset", web::post().to(admin::mfa_reset))
         .route("/{tenant}/admin/policy-state", web::post().to(admin::policy_state));
+}
+
+/// `/health/ready`: 200 when the store answers within two seconds, else 503 (a load
+/// balancer takes the node out of rotation until its database is back).
+async fn ready(state: web::Data<crate::app::AppState>) -> actix_web::HttpResponse {
+    use actix_web::HttpResponse;
+    match tokio::time::timeout(std::time::Duration::from_secs(2), state.store.ping()).await {
+        Ok(Ok(())) => HttpResponse::Ok().content_type("text/plain").body("ready"),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "not ready");
+            HttpResponse::ServiceUnavailable().content_type("text/plain").body("the store does not answer")
+        }
+        Err(_) => {
+            HttpResponse::ServiceUnavailable().content_type("text/plain").body("the store does not answer in time")
+        }
+    }
 }

@@ -88,6 +88,29 @@ where
     }
 }
 
+/// The key that seals TOTP seeds: a file beside the signing keys, or, with a key-encryption
+/// key, in the store sealed under it (so every node of a shared database has the same one;
+/// the first node to start creates it).
+async fn seal_key(
+    store: &crate::storage::Store,
+    config: &Config,
+    kek: Option<&crate::secrets::Kek>,
+) -> Result<crate::secrets::SealKey, StartupError> {
+    let Some(kek) = kek else {
+        return crate::secrets::SealKey::load_or_create(&config.keys_dir().join("seal.key"))
+            .map_err(|e| StartupError::Other(format!("seal key: {e}")));
+    };
+    const NAME: &str = "seal_key_sealed";
+    let fresh = kek.seal(NAME, &random_bytes::<32>()).map_err(StartupError::Other)?;
+    let sealed = store.meta_or_insert_raw(NAME, &fresh).await?;
+    let bytes: [u8; 32] = kek
+        .open(NAME, &sealed)
+        .map_err(|e| StartupError::Other(format!("seal key: {e}")))?
+        .try_into()
+        .map_err(|_| StartupError::Other("seal key: not 32 bytes".into()))?;
+    crate::secrets::SealKey::new(&bytes).map_err(StartupError::Other)
+}
+
 impl Application {
     pub async fn build(config: Config, clock: SharedClock) -> Result<Self, StartupError> {
         let listener = TcpListener::bind(config.bind).map_err(|e| StartupError::Bind(config.bind, e))?;
@@ -96,16 +119,23 @@ impl Application {
         let url =
             config.public_url.clone().unwrap_or_else(|| format!("http://{addr}")).trim_end_matches('/').to_string();
 
-        let store = crate::storage::open(&config.data_dir, config.cache_mib)?;
+        let store = crate::storage::open_configured(&config).await?;
         let now = clock.now();
-        let keys = KeyRing::load_or_create(&store, &config.keys_dir(), now).await?;
+        let vault = crate::keys::KeyVault::from_config(&config)?;
+        let kek = match &vault {
+            crate::keys::KeyVault::Sealed(kek) => Some(kek.clone()),
+            crate::keys::KeyVault::Files(_) => None,
+        };
+        let keys = KeyRing::load_or_create(&store, vault, now).await?;
+        // The instance secret and the TOTP seal key are the same on every node of a store.
         let instance_secret: [u8; 32] =
             crate::storage::meta_or_insert(&store, "instance_secret", random_bytes::<32>()).await?;
-        let seal = crate::secrets::SealKey::load_or_create(&config.keys_dir().join("seal.key"))
-            .map_err(|e| StartupError::Other(format!("seal key: {e}")))?;
+        let seal = seal_key(&store, &config, kek.as_deref()).await?;
         let dummy_hash = password::hash(&new_token(), &config.argon2).map_err(StartupError::Other)?;
         let demo = if config.demo {
-            Some(seed::apply(&store, &config.data_dir, &url, &instance_secret, &config.argon2, now).await?)
+            let creds =
+                seed::apply(&store, &config.data_dir, &url, &instance_secret, &config.argon2, now, kek.as_deref());
+            Some(creds.await?)
         } else {
             None
         };
@@ -171,6 +201,29 @@ impl Application {
         .listen(listener)
         .map_err(|e| StartupError::Bind(addr, e))?
         .run();
+
+        // Keys and discovery documents follow changes made on any node of the store.
+        let watcher = state.clone();
+        tokio::spawn(async move {
+            use tokio::sync::broadcast::error::RecvError;
+            let mut changes = watcher.store.changes();
+            loop {
+                let change = match changes.recv().await {
+                    Ok(c) => c,
+                    Err(RecvError::Lagged(_)) => crate::storage::Change::Everything,
+                    Err(RecvError::Closed) => break,
+                };
+                use crate::storage::Change;
+                if matches!(change, Change::Keys | Change::Everything)
+                    && let Err(e) = watcher.keys.reload(&watcher.store, watcher.now()).await
+                {
+                    tracing::warn!(error = %e, "signing keys not reloaded; the previous set stays");
+                }
+                if matches!(change, Change::Tenant(_) | Change::Keys | Change::Everything) {
+                    watcher.discovery_cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
+                }
+            }
+        });
 
         let sweeper = state.clone();
         tokio::spawn(async move {

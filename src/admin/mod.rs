@@ -49,7 +49,17 @@ impl GraphError {
 
 impl From<crate::storage::StoreError> for GraphError {
     fn from(e: crate::storage::StoreError) -> Self {
-        GraphError::internal(e)
+        match e {
+            crate::storage::StoreError::Unavailable(why) => {
+                tracing::warn!(error = %why, "store unavailable");
+                GraphError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "serviceUnavailable",
+                    "The service is temporarily unavailable. Retry shortly.",
+                )
+            }
+            other => GraphError::internal(other),
+        }
     }
 }
 

@@ -115,6 +115,10 @@ fn confidential(
 
 /// Seeds the demo once; on later starts refreshes what depends on the URL.
 /// Returns the credentials, also written to `{data_dir}/demo-credentials.json`.
+/// The demo credentials in the store, sealed under the key-encryption key, for nodes that
+/// did not seed (a shared database): the demo passwords are never stored in clear.
+pub const SEALED_CREDENTIALS: &str = "demo_credentials_sealed";
+
 pub async fn apply(
     store: &Store,
     data_dir: &Path,
@@ -122,10 +126,23 @@ pub async fn apply(
     instance_secret: &[u8],
     argon2: &Argon2Params,
     now: i64,
+    kek: Option<&crate::secrets::Kek>,
 ) -> Result<DemoCredentials, DemoError> {
+    // Nodes starting together on one database seed once: the first holds the lock, the
+    // others wait and then find the demo seeded.
+    let _lock = store.hold_lock("demo-seed").await?;
     let file = data_dir.join(CREDENTIALS_FILE);
     let mut creds = match crate::storage::meta::<bool>(store, "demo_seeded").await? {
-        Some(true) => serde_json::from_slice::<DemoCredentials>(&std::fs::read(&file)?)?,
+        Some(true) => match (std::fs::read(&file), kek) {
+            (Ok(bytes), _) => serde_json::from_slice::<DemoCredentials>(&bytes)?,
+            // Another node seeded: its credentials are in the store, sealed.
+            (Err(_), Some(kek)) => {
+                let sealed = store.meta_raw(SEALED_CREDENTIALS).await?.unwrap_or_default();
+                let plain = kek.open(SEALED_CREDENTIALS, &sealed).map_err(DemoError::Hash)?;
+                serde_json::from_slice::<DemoCredentials>(&plain)?
+            }
+            (Err(e), None) => return Err(e.into()),
+        },
         // One argon2 block buffer for all the seeded passwords, freed once after them.
         _ => {
             let _blocks = password::ReusedBlocks::start();
@@ -145,6 +162,10 @@ pub async fn apply(
     }
     creds.url = public_url.to_string();
     write_private(&file, &serde_json::to_vec_pretty(&creds)?)?;
+    if let Some(kek) = kek {
+        let sealed = kek.seal(SEALED_CREDENTIALS, &serde_json::to_vec(&creds)?).map_err(DemoError::Hash)?;
+        store.put_meta_raw(SEALED_CREDENTIALS, &sealed).await?;
+    }
     crate::storage::put_meta(store, "demo_seeded", &true).await?;
     store.flush().await?;
     Ok(creds)

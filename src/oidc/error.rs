@@ -16,6 +16,7 @@ pub enum OAuthCode {
     InvalidScope,
     AccessDenied,
     ServerError,
+    TemporarilyUnavailable,
     LoginRequired,
     InteractionRequired,
     ConsentRequired,
@@ -37,6 +38,7 @@ impl OAuthCode {
             OAuthCode::InvalidScope => "invalid_scope",
             OAuthCode::AccessDenied => "access_denied",
             OAuthCode::ServerError => "server_error",
+            OAuthCode::TemporarilyUnavailable => "temporarily_unavailable",
             OAuthCode::LoginRequired => "login_required",
             OAuthCode::InteractionRequired => "interaction_required",
             OAuthCode::ConsentRequired => "consent_required",
@@ -84,7 +86,16 @@ impl From<crate::web::params::FormError> for OAuthError {
 
 impl From<crate::storage::StoreError> for OAuthError {
     fn from(e: crate::storage::StoreError) -> Self {
-        OAuthError::server(e)
+        match e {
+            crate::storage::StoreError::Unavailable(why) => {
+                tracing::warn!(error = %why, "store unavailable");
+                OAuthError::new(
+                    OAuthCode::TemporarilyUnavailable,
+                    "the service is temporarily unavailable; try again shortly",
+                )
+            }
+            other => OAuthError::server(other),
+        }
     }
 }
 
@@ -93,6 +104,7 @@ impl ResponseError for OAuthError {
         match self.code {
             OAuthCode::InvalidClient => StatusCode::UNAUTHORIZED,
             OAuthCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
+            OAuthCode::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             OAuthCode::InvalidToken => StatusCode::UNAUTHORIZED,
             _ => StatusCode::BAD_REQUEST,
         }

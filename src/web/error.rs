@@ -59,7 +59,17 @@ impl From<super::params::FormError> for PageError {
 
 impl From<crate::storage::StoreError> for PageError {
     fn from(e: crate::storage::StoreError) -> Self {
-        PageError::internal(e)
+        match e {
+            crate::storage::StoreError::Unavailable(why) => {
+                tracing::warn!(error = %why, "store unavailable");
+                PageError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "temporarily_unavailable",
+                    "The sign-in service cannot reach its database right now. Nothing was changed; try again in a moment.",
+                )
+            }
+            other => PageError::internal(other),
+        }
     }
 }
 
