@@ -275,7 +275,7 @@ mod kek_tests {
         let sealed = kek.seal("key:a", b"private").unwrap();
         assert_eq!(kek.open("key:a", &sealed).unwrap(), b"private");
         assert!(kek.open("key:b", &sealed).is_err(), "another name");
-        let other = Kek::parse(&"B".repeat(43)).unwrap();
+        let other = Kek::parse("AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=").unwrap();
         assert!(other.open("key:a", &sealed).is_err(), "another key");
         assert!(Kek::parse("c2hvcnQ=").is_err(), "too short");
     }
