@@ -72,6 +72,9 @@ impl ResponseError for GraphError {
         if self.status == StatusCode::UNAUTHORIZED {
             b.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"gatehouse\", error=\"invalid_token\""));
         }
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            b.insert_header((header::RETRY_AFTER, "5"));
+        }
         b.json(wire::ErrorBody { error: wire::ErrorDetail { code: self.code.into(), message: self.message.clone() } })
     }
 }

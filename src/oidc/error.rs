@@ -116,6 +116,9 @@ impl ResponseError for OAuthError {
         if self.basic_challenge {
             resp.insert_header(("WWW-Authenticate", "Basic realm=\"gatehouse\""));
         }
+        if self.code == OAuthCode::TemporarilyUnavailable {
+            resp.insert_header(("Retry-After", "5"));
+        }
         resp.json(serde_json::json!({
             "error": self.code.as_str(),
             "error_description": self.description,

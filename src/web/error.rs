@@ -81,9 +81,11 @@ impl ResponseError for PageError {
     fn error_response(&self) -> HttpResponse {
         let page = ErrorPage { code: self.code, message: &self.message };
         let body = page.render().unwrap_or_else(|_| self.message.clone());
-        HttpResponse::build(self.status)
-            .content_type("text/html; charset=utf-8")
-            .insert_header(("Cache-Control", "no-store"))
-            .body(body)
+        let mut resp = HttpResponse::build(self.status);
+        resp.content_type("text/html; charset=utf-8").insert_header(("Cache-Control", "no-store"));
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            resp.insert_header(("Retry-After", "5"));
+        }
+        resp.body(body)
     }
 }
