@@ -15,6 +15,7 @@ mod helpers;
 mod member_flow;
 mod non_demo;
 mod process;
+mod refresh_retry;
 mod rp_libraries;
 mod sec_admin;
 mod sec_bounds;
