@@ -23,3 +23,4 @@ mod sec_gate;
 mod sec_limits;
 mod sec_session;
 mod storage_contract;
+mod storage_copy;

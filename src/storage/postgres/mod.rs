@@ -20,7 +20,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
-use futures_util::future::BoxFuture;
 use tokio_postgres::error::SqlState;
 
 use super::{Change, Result, StoreError, api};

@@ -8,6 +8,7 @@
 //! ([`update`]), and changes to several records write them in an order where stopping
 //! between two writes (a crash) leaves a safe state; the handlers flush before answering.
 mod directory;
+mod export;
 mod flusher;
 mod guests;
 mod policy;
@@ -254,14 +255,12 @@ impl api::Maintenance for SledStore {
         Ok(out)
     }
 
-    #[allow(unused_variables)]
     async fn export(&self) -> Result<Vec<crate::storage::Item>> {
-        todo!()
+        self.export_items()
     }
 
-    #[allow(unused_variables)]
     async fn import(&self, items: &[crate::storage::Item]) -> Result<()> {
-        todo!()
+        self.import_items(items).await
     }
 
     async fn is_empty(&self) -> Result<bool> {
