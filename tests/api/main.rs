@@ -24,4 +24,5 @@ mod sec_gate;
 mod sec_limits;
 mod sec_session;
 mod storage_contract;
+mod storage_copy;
 mod storage_counters;
