@@ -77,6 +77,7 @@ CREATE TABLE fed_states (
     expires_at bigint NOT NULL,
     doc        bytea NOT NULL
 );
+CREATE INDEX fed_states_expiry ON fed_states (expires_at);
 
 CREATE TABLE signins (
     id         bytea PRIMARY KEY,
