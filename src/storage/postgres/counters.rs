@@ -26,7 +26,6 @@ impl PgStore {
 
     /// Removes the counters whose every event has left its window; how many went. For the
     /// periodic sweep (reservations prune their own key as they go).
-    #[expect(dead_code, reason = "called by the sweep in maintenance.rs, which another change writes")]
     pub(super) async fn sweep_counters(&self, now: i64) -> Result<usize> {
         let c = self.conn().await?;
         let n = c.execute("DELETE FROM counters WHERE expires_at <= $1", &[&now]).await.map_err(pg_error)?;

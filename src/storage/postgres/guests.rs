@@ -9,10 +9,6 @@ use crate::model::{
 };
 use crate::storage::{Redeemed, Result, api};
 
-/// The first key of the advisory lock that serialises seat taking in a tenant that has no
-/// tenant row to count on (the second is taken from the tenant id).
-const SEATS_LOCK: i32 = 0x6768_7374; // "ghst"
-
 #[async_trait::async_trait]
 impl api::GuestStore for PgStore {
     async fn put_invitation(&self, inv: &Invitation) -> Result<()> {
@@ -78,8 +74,8 @@ impl api::GuestStore for PgStore {
 
     /// One transaction that locks the ticket row first: of concurrent redemptions one runs
     /// and the others then find the ticket spent. The seat is taken by the conditional
-    /// `UPDATE tenants SET seats_used = seats_used + 1 WHERE … AND seats_used < limit` in
-    /// the same transaction, so two guests racing for the last seat have one winner.
+    /// upsert of the tenant's `seats` row (`directory::take_seat`) in the same transaction,
+    /// so two guests racing for the last seat have one winner.
     async fn redeem(&self, ticket: &[u8; 32], identity: &Identity, now: i64, seat_limit: u32) -> Result<Redeemed> {
         transact!(self, tx => redeem_in(&tx, ticket, identity, now, seat_limit).await?)
     }
@@ -168,7 +164,7 @@ async fn redeem_in(
     user.external_user_state = Some(ExternalUserState::Accepted);
     user.external_user_state_change_date_time = Some(now);
     user.identities = vec![identity.clone()];
-    if !before.holds_seat() && user.holds_seat() && !take_seat(tx, &t.tenant_id, seat_limit).await? {
+    if !before.holds_seat() && user.holds_seat() && !super::directory::take_seat(tx, &tenant, Some(seat_limit)).await? {
         // Nothing was written yet: the transaction commits no change.
         return Ok(Redeemed::NoSeat);
     }
@@ -196,27 +192,4 @@ async fn redeem_in(
     t.state = TicketState::Redeemed;
     tx.execute("UPDATE tickets SET doc = $2 WHERE id = $1", &[&ticket.as_slice(), &row::enc(&t)?]).await?;
     Ok(Redeemed::Done(Box::new(user)))
-}
-
-/// Takes one Premium seat of the tenant if fewer than `limit` are held; whether it did. The
-/// tenant row's counter decides. Records written without their tenant (a store being filled
-/// by `import`, the contract suite) have no counter: there the holders are counted under a
-/// per-tenant advisory lock, which is as exact.
-async fn take_seat(tx: &Transaction<'_>, tenant: &TenantId, limit: u32) -> PgResult<bool> {
-    let (id, limit) = (tenant.to_string(), i64::from(limit));
-    let taken = tx
-        .execute("UPDATE tenants SET seats_used = seats_used + 1 WHERE id = $1 AND seats_used < $2", &[&id, &limit])
-        .await?;
-    if taken == 1 {
-        return Ok(true);
-    }
-    let exists = tx.query_one("SELECT EXISTS (SELECT 1 FROM tenants WHERE id = $1)", &[&id]).await?;
-    if exists.get::<_, bool>(0) {
-        return Ok(false);
-    }
-    let key =
-        i32::from_be_bytes([tenant.as_bytes()[0], tenant.as_bytes()[1], tenant.as_bytes()[2], tenant.as_bytes()[3]]);
-    tx.execute("SELECT pg_advisory_xact_lock($1, $2)", &[&SEATS_LOCK, &key]).await?;
-    let held = tx.query_one("SELECT count(*) FROM users WHERE tenant_id = $1 AND holds_seat", &[&id]).await?;
-    Ok(held.get::<_, i64>(0) < limit)
 }

@@ -402,11 +402,26 @@ const AFTER_IMPORT: &str = "
         AND NOT EXISTS (SELECT 1 FROM users u WHERE u.tenant_id = seats.tenant_id AND u.holds_seat);
 ";
 
+/// The session advisory lock the sweeping node holds.
+const SWEEP_LOCK: i64 = 0x6768_7377_70;
+
 impl PgStore {
     /// Removes expired rows (see `SledStore::sweep` for what goes and what stays: tickets
     /// are kept), federation states by the guest store's own sweep, and the sign-in log
     /// past its retention.
     pub(super) async fn sweep_expired(&self, now: i64) -> Result<usize> {
+        // One node sweeps at a time: the one that gets the sweep lock; the others skip.
+        let holder = self.conn().await?;
+        let got = holder.query_one("SELECT pg_try_advisory_lock($1)", &[&SWEEP_LOCK]).await.map_err(pg_error)?;
+        if !got.get::<_, bool>(0) {
+            return Ok(0);
+        }
+        let swept = self.sweep_all(now).await;
+        holder.execute("SELECT pg_advisory_unlock($1)", &[&SWEEP_LOCK]).await.map_err(pg_error)?;
+        swept
+    }
+
+    async fn sweep_all(&self, now: i64) -> Result<usize> {
         let mut removed = 0u64;
         for sql in EXPIRED {
             removed += transact!(self, tx => tx.execute(*sql, &[&now]).await?)?;
@@ -414,6 +429,7 @@ impl PgStore {
         let mut removed = usize::try_from(removed).unwrap_or(usize::MAX);
         removed += api::GuestStore::sweep_fed_states(self, now).await?;
         removed += api::AuditStore::trim_signin_log(self, now - LOG_RETENTION_SECS, LOG_MAX_ENTRIES_PER_TENANT).await?;
+        removed += self.sweep_counters(now).await?;
         Ok(removed)
     }
 
