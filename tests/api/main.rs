@@ -24,3 +24,4 @@ mod sec_limits;
 mod sec_session;
 mod storage_contract;
 mod storage_copy;
+mod storage_nodes;

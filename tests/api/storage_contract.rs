@@ -783,9 +783,6 @@ async fn open_signin_at_the_total_evicts_a_browser_at_its_cap_first() {
     }
 }
 
-// TODO(users_page): the trait has no paged user listing yet. When it gains one (a cursor and
-// a limit), test here that walking every page returns each user exactly once, in a stable
-// order, and that no page exceeds its limit. Until then: `users` lists exactly the tenant's.
 #[tokio::test]
 async fn users_lists_exactly_the_tenants_users() {
     for (name, store, _dir) in backends().await {
@@ -808,5 +805,50 @@ async fn users_lists_exactly_the_tenants_users() {
         let gone = of_a.remove(0);
         store.delete_user(&a, &gone.id).await.unwrap();
         assert_eq!(sorted(store.users(&a).await.unwrap()), sorted(of_a), "{name}: a deleted user is not listed");
+    }
+}
+
+#[tokio::test]
+async fn users_pages_walk_each_user_once_in_id_order() {
+    for (name, store, _dir) in backends().await {
+        let (a, b) = (TenantId::new(), TenantId::new());
+        let mut members: Vec<User> = (0..7).map(|i| user(a, &format!("m{i}"))).collect();
+        let mut guests: Vec<User> =
+            (0..3).map(|i| User { user_type: UserType::Guest, ..user(a, &format!("g{i}")) }).collect();
+        for u in members.iter().chain(&guests).chain(&[user(b, "other")]) {
+            store.insert_user(u).await.unwrap();
+        }
+        members.sort_by_key(|u| u.id);
+        guests.sort_by_key(|u| u.id);
+        let mut everyone: Vec<User> = members.iter().chain(&guests).cloned().collect();
+        everyone.sort_by_key(|u| u.id);
+        for (kind, expected) in
+            [(None, &everyone), (Some(UserType::Member), &members), (Some(UserType::Guest), &guests)]
+        {
+            for limit in [1, 3, expected.len(), expected.len() + 1] {
+                let (mut walked, mut after, mut pages) = (Vec::new(), None, 0);
+                loop {
+                    let (page, next) = store.users_page(&a, kind, after.as_ref(), limit).await.unwrap();
+                    assert!(page.len() <= limit, "{name}: a page of {} over its limit {limit}", page.len());
+                    pages += 1;
+                    walked.extend(page);
+                    match next {
+                        Some(cursor) => {
+                            assert_eq!(Some(cursor), walked.last().map(|u| u.id), "{name}: the cursor is the last id");
+                            after = Some(cursor);
+                        }
+                        None => break,
+                    }
+                    assert!(pages <= expected.len(), "{name}: the walk ends");
+                }
+                assert_eq!(&walked, expected, "{name}: {kind:?} by {limit}: each once, in id order");
+                assert_eq!(pages, expected.len().div_ceil(limit).max(1), "{name}: no empty page at the end");
+            }
+        }
+        let (page, next) = store.users_page(&a, None, None, 0).await.unwrap();
+        assert!(page.is_empty() && next.is_none(), "{name}: a page of nothing");
+        let last = everyone.last().unwrap().id;
+        let (page, next) = store.users_page(&a, None, Some(&last), 5).await.unwrap();
+        assert!(page.is_empty() && next.is_none(), "{name}: nothing after the last user");
     }
 }
