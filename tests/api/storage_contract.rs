@@ -852,3 +852,45 @@ async fn users_pages_walk_each_user_once_in_id_order() {
         assert!(page.is_empty() && next.is_none(), "{name}: nothing after the last user");
     }
 }
+
+#[tokio::test]
+async fn trim_drops_old_entries_then_unknown_account_failures_first() {
+    for (name, store, _dir) in backends().await {
+        let (a, b) = (TenantId::new(), TenantId::new());
+        let failure = |id: &str, at: i64, user: Option<UserId>| SignInLogEntry {
+            user_id: user,
+            status: gatehouse::model::Status { error_code: 50126, ..Default::default() },
+            ..log_entry(id, at)
+        };
+        let known = Some(UserId::new());
+        let entries = [
+            log_entry("old-success", NOW - 100),
+            failure("old-anonymous", NOW - 90, None),
+            SignInLogEntry { user_id: known, ..log_entry("success-1", NOW) },
+            failure("anonymous-1", NOW + 1, None),
+            failure("known-failure", NOW + 2, known),
+            failure("anonymous-2", NOW + 3, None),
+            SignInLogEntry { user_id: known, ..log_entry("success-2", NOW + 4) },
+            failure("anonymous-3", NOW + 5, None),
+        ];
+        for e in &entries {
+            store.append_signin_log(&a, &mut e.clone()).await.unwrap();
+        }
+        for i in 0..3 {
+            store.append_signin_log(&b, &mut failure(&format!("b{i}"), NOW + i, None)).await.unwrap();
+        }
+        let ids = |entries: Vec<SignInLogEntry>| entries.into_iter().map(|e| e.id).collect::<Vec<_>>();
+
+        // Retention first (2 old), then a's 6 left are 2 over `keep`: its 2 oldest anonymous failures.
+        assert_eq!(store.trim_signin_log(NOW - 10, 4).await.unwrap(), 4, "{name}");
+        let kept = ids(store.signin_log(&a, 10).await.unwrap());
+        assert_eq!(kept, ["anonymous-3", "success-2", "known-failure", "success-1"], "{name}");
+        assert_eq!(store.signin_log_len(&b).await, 3, "{name}: a tenant under the cap keeps everything");
+
+        // Over the cap with one anonymous failure left: it goes, then the oldest others.
+        assert_eq!(store.trim_signin_log(NOW - 10, 2).await.unwrap(), 2 + 1, "{name}");
+        assert_eq!(ids(store.signin_log(&a, 10).await.unwrap()), ["success-2", "known-failure"], "{name}");
+        assert_eq!(ids(store.signin_log(&b, 10).await.unwrap()), ["b2", "b1"], "{name}: b's oldest goes");
+        assert_eq!(store.trim_signin_log(NOW - 10, 2).await.unwrap(), 0, "{name}: nothing more to trim");
+    }
+}
