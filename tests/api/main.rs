@@ -26,3 +26,4 @@ mod sec_session;
 mod storage_contract;
 mod storage_copy;
 mod storage_counters;
+mod storage_nodes;

@@ -783,9 +783,6 @@ async fn open_signin_at_the_total_evicts_a_browser_at_its_cap_first() {
     }
 }
 
-// TODO(users_page): the trait has no paged user listing yet. When it gains one (a cursor and
-// a limit), test here that walking every page returns each user exactly once, in a stable
-// order, and that no page exceeds its limit. Until then: `users` lists exactly the tenant's.
 #[tokio::test]
 async fn users_lists_exactly_the_tenants_users() {
     for (name, store, _dir) in backends().await {
@@ -933,5 +930,92 @@ async fn concurrent_retries_of_one_token_have_exactly_one_winner() {
             let stored = store.refresh_token(new).await.unwrap().is_some();
             assert_eq!(stored, i == winner, "{name}: only the retry's successor is stored (task {i})");
         }
+    }
+}
+
+#[tokio::test]
+async fn users_pages_walk_each_user_once_in_id_order() {
+    for (name, store, _dir) in backends().await {
+        let (a, b) = (TenantId::new(), TenantId::new());
+        let mut members: Vec<User> = (0..7).map(|i| user(a, &format!("m{i}"))).collect();
+        let mut guests: Vec<User> =
+            (0..3).map(|i| User { user_type: UserType::Guest, ..user(a, &format!("g{i}")) }).collect();
+        for u in members.iter().chain(&guests).chain(&[user(b, "other")]) {
+            store.insert_user(u).await.unwrap();
+        }
+        members.sort_by_key(|u| u.id);
+        guests.sort_by_key(|u| u.id);
+        let mut everyone: Vec<User> = members.iter().chain(&guests).cloned().collect();
+        everyone.sort_by_key(|u| u.id);
+        for (kind, expected) in
+            [(None, &everyone), (Some(UserType::Member), &members), (Some(UserType::Guest), &guests)]
+        {
+            for limit in [1, 3, expected.len(), expected.len() + 1] {
+                let (mut walked, mut after, mut pages) = (Vec::new(), None, 0);
+                loop {
+                    let (page, next) = store.users_page(&a, kind, after.as_ref(), limit).await.unwrap();
+                    assert!(page.len() <= limit, "{name}: a page of {} over its limit {limit}", page.len());
+                    pages += 1;
+                    walked.extend(page);
+                    match next {
+                        Some(cursor) => {
+                            assert_eq!(Some(cursor), walked.last().map(|u| u.id), "{name}: the cursor is the last id");
+                            after = Some(cursor);
+                        }
+                        None => break,
+                    }
+                    assert!(pages <= expected.len(), "{name}: the walk ends");
+                }
+                assert_eq!(&walked, expected, "{name}: {kind:?} by {limit}: each once, in id order");
+                assert_eq!(pages, expected.len().div_ceil(limit).max(1), "{name}: no empty page at the end");
+            }
+        }
+        let (page, next) = store.users_page(&a, None, None, 0).await.unwrap();
+        assert!(page.is_empty() && next.is_none(), "{name}: a page of nothing");
+        let last = everyone.last().unwrap().id;
+        let (page, next) = store.users_page(&a, None, Some(&last), 5).await.unwrap();
+        assert!(page.is_empty() && next.is_none(), "{name}: nothing after the last user");
+    }
+}
+
+#[tokio::test]
+async fn trim_drops_old_entries_then_unknown_account_failures_first() {
+    for (name, store, _dir) in backends().await {
+        let (a, b) = (TenantId::new(), TenantId::new());
+        let failure = |id: &str, at: i64, user: Option<UserId>| SignInLogEntry {
+            user_id: user,
+            status: gatehouse::model::Status { error_code: 50126, ..Default::default() },
+            ..log_entry(id, at)
+        };
+        let known = Some(UserId::new());
+        let entries = [
+            log_entry("old-success", NOW - 100),
+            failure("old-anonymous", NOW - 90, None),
+            SignInLogEntry { user_id: known, ..log_entry("success-1", NOW) },
+            failure("anonymous-1", NOW + 1, None),
+            failure("known-failure", NOW + 2, known),
+            failure("anonymous-2", NOW + 3, None),
+            SignInLogEntry { user_id: known, ..log_entry("success-2", NOW + 4) },
+            failure("anonymous-3", NOW + 5, None),
+        ];
+        for e in &entries {
+            store.append_signin_log(&a, &mut e.clone()).await.unwrap();
+        }
+        for i in 0..3 {
+            store.append_signin_log(&b, &mut failure(&format!("b{i}"), NOW + i, None)).await.unwrap();
+        }
+        let ids = |entries: Vec<SignInLogEntry>| entries.into_iter().map(|e| e.id).collect::<Vec<_>>();
+
+        // Retention first (2 old), then a's 6 left are 2 over `keep`: its 2 oldest anonymous failures.
+        assert_eq!(store.trim_signin_log(NOW - 10, 4).await.unwrap(), 4, "{name}");
+        let kept = ids(store.signin_log(&a, 10).await.unwrap());
+        assert_eq!(kept, ["anonymous-3", "success-2", "known-failure", "success-1"], "{name}");
+        assert_eq!(store.signin_log_len(&b).await, 3, "{name}: a tenant under the cap keeps everything");
+
+        // Over the cap with one anonymous failure left: it goes, then the oldest others.
+        assert_eq!(store.trim_signin_log(NOW - 10, 2).await.unwrap(), 2 + 1, "{name}");
+        assert_eq!(ids(store.signin_log(&a, 10).await.unwrap()), ["success-2", "known-failure"], "{name}");
+        assert_eq!(ids(store.signin_log(&b, 10).await.unwrap()), ["b2", "b1"], "{name}: b's oldest goes");
+        assert_eq!(store.trim_signin_log(NOW - 10, 2).await.unwrap(), 0, "{name}: nothing more to trim");
     }
 }
