@@ -156,7 +156,8 @@ impl api::DirectoryStore for PgStore {
                     Some(old) => {
                         tx.execute(
                             "UPDATE users SET upn = $3, mail = $4, user_type = $5, holds_seat = $6, \
-                             version = version + 1, doc = $7 WHERE tenant_id = $1 AND id = $2",
+                             version = version + CASE WHEN doc = $7 THEN 0 ELSE 1 END, doc = $7 \
+                             WHERE tenant_id = $1 AND id = $2",
                             &[&r.tenant, &r.id, &r.upn, &r.mail, &r.user_type, &r.holds_seat, &r.doc],
                         )
                         .await
@@ -241,7 +242,9 @@ impl api::DirectoryStore for PgStore {
         transact!(self, tx => {
             let swapped = tx
                 .execute(
-                    "UPDATE users SET user_type = $3, holds_seat = $4, version = version + 1, doc = $5 \
+                    // An unchanged record keeps its version (a no-op write changes nothing, as on sled).
+                    "UPDATE users SET user_type = $3, holds_seat = $4, \
+                     version = version + CASE WHEN doc = $5 THEN 0 ELSE 1 END, doc = $5 \
                      WHERE tenant_id = $1 AND id = $2 AND version = $6",
                     &[&r.tenant, &r.id, &r.user_type, &r.holds_seat, &r.doc, &version],
                 )

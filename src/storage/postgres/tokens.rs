@@ -91,7 +91,9 @@ impl api::TokenStore for PgStore {
         let c = self.conn().await?;
         let changed = c
             .execute(
-                "UPDATE signins SET doc = $3, browser = $4, expires_at = $5, version = version + 1 \
+                // An unchanged record keeps its version (a no-op write changes nothing, as on sled).
+                "UPDATE signins SET browser = $4, expires_at = $5, \
+                 version = version + CASE WHEN doc = $3 THEN 0 ELSE 1 END, doc = $3 \
                  WHERE id = $1 AND version = $2",
                 &[&id.as_slice(), &version, &doc, &new.browser.as_slice(), &new.expires_at],
             )
