@@ -810,3 +810,128 @@ async fn users_lists_exactly_the_tenants_users() {
         assert_eq!(sorted(store.users(&a).await.unwrap()), sorted(of_a), "{name}: a deleted user is not listed");
     }
 }
+
+// ---- the retry rule of refresh rotation (RefreshRules) ----
+
+/// The grace window of the retry cases, and the instant (ms) of their first rotation.
+const GRACE: i64 = 30;
+const ROTATED_AT_MS: i64 = (NOW + 1) * 1000;
+
+/// Rotation at `now_ms` with the retry window `GRACE` open.
+fn with_grace(now_ms: i64) -> RefreshRules {
+    RefreshRules { now: now_ms / 1000, now_ms, life_secs: LIFE, grace_secs: GRACE, retry_after_ms: 1000 }
+}
+
+/// A family whose first token was rotated at `ROTATED_AT_MS`: (grant, old token, its successor).
+async fn rotated_family(name: &str, store: &Store) -> (Uuid, [u8; 32], [u8; 32]) {
+    let tenant = TenantId::new();
+    let (grant_id, old) = issue(store, tenant, NOW + 10 * LIFE, NOW + LIFE).await;
+    let first = id32();
+    let answer = store.rotate_refresh(&old, &first, &with_grace(ROTATED_AT_MS)).await.unwrap();
+    assert_eq!(refresh_use(&answer), "rotated", "{name}");
+    (grant_id, old, first)
+}
+
+#[tokio::test]
+async fn a_rotated_token_retried_within_grace_gets_a_fresh_successor_and_retires_the_unused_one() {
+    for (name, store, _dir) in backends().await {
+        let (grant_id, old, first) = rotated_family(name, &store).await;
+        let retry_ms = ROTATED_AT_MS + 1500;
+        let second = id32();
+        let RefreshUse::Retried(next) = store.rotate_refresh(&old, &second, &with_grace(retry_ms)).await.unwrap()
+        else {
+            panic!("{name}: the previous token once more within the grace window is a retry");
+        };
+        let now = retry_ms / 1000;
+        let old_token = store.refresh_token(&old).await.unwrap().unwrap();
+        let expected =
+            RefreshToken { issued_at: now, expires_at: now + LIFE, ..refresh(old_token.tenant_id, grant_id, 0) };
+        assert_eq!(*next, expected, "{name}: the retried successor is fresh and of the same family");
+        assert_eq!(store.refresh_token(&second).await.unwrap(), Some(expected), "{name}: and it is stored");
+        assert_eq!(store.refresh_token(&first).await.unwrap(), None, "{name}: the unused successor is retired");
+        let gone = store.rotate_refresh(&first, &id32(), &with_grace(retry_ms + 10)).await.unwrap();
+        assert_eq!(refresh_use(&gone), "unknown", "{name}: the retired successor is unknown");
+        assert!(!store.grant(&grant_id).await.unwrap().unwrap().revoked, "{name}: a retry revokes nothing");
+
+        let third = id32();
+        let on = store.rotate_refresh(&second, &third, &with_grace(retry_ms + 2000)).await.unwrap();
+        assert_eq!(refresh_use(&on), "rotated", "{name}: the retried successor rotates normally");
+        assert!(store.refresh_token(&third).await.unwrap().is_some(), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn a_second_retry_of_one_token_is_reuse() {
+    for (name, store, _dir) in backends().await {
+        let (grant_id, old, _) = rotated_family(name, &store).await;
+        let retried = store.rotate_refresh(&old, &id32(), &with_grace(ROTATED_AT_MS + 1500)).await.unwrap();
+        assert_eq!(refresh_use(&retried), "retried", "{name}");
+        let again = id32();
+        let answer = store.rotate_refresh(&old, &again, &with_grace(ROTATED_AT_MS + 3000)).await.unwrap();
+        assert_eq!(refresh_use(&answer), "reused", "{name}: only one retry per token");
+        assert!(store.grant(&grant_id).await.unwrap().unwrap().revoked, "{name}: reuse revokes the grant");
+        assert_eq!(store.refresh_token(&again).await.unwrap(), None, "{name}: reuse stores no successor");
+    }
+}
+
+#[tokio::test]
+async fn a_retry_after_the_successor_was_used_is_reuse() {
+    for (name, store, _dir) in backends().await {
+        let (grant_id, old, first) = rotated_family(name, &store).await;
+        let used = store.rotate_refresh(&first, &id32(), &with_grace(ROTATED_AT_MS + 1200)).await.unwrap();
+        assert_eq!(refresh_use(&used), "rotated", "{name}");
+        let late = id32();
+        let answer = store.rotate_refresh(&old, &late, &with_grace(ROTATED_AT_MS + 1500)).await.unwrap();
+        assert_eq!(refresh_use(&answer), "reused", "{name}: the successor was used, so the answer was not lost");
+        assert!(store.grant(&grant_id).await.unwrap().unwrap().revoked, "{name}: reuse revokes the grant");
+        assert_eq!(store.refresh_token(&late).await.unwrap(), None, "{name}: reuse stores no successor");
+    }
+}
+
+#[tokio::test]
+async fn a_rotated_token_presented_again_at_once_is_reuse_not_a_retry() {
+    for (name, store, _dir) in backends().await {
+        let (grant_id, old, first) = rotated_family(name, &store).await;
+        let answer = store.rotate_refresh(&old, &id32(), &with_grace(ROTATED_AT_MS + 10)).await.unwrap();
+        assert_eq!(refresh_use(&answer), "reused", "{name}: sooner than retry_after_ms is a concurrent copy");
+        assert!(store.grant(&grant_id).await.unwrap().unwrap().revoked, "{name}: reuse revokes the grant");
+        let after = store.rotate_refresh(&first, &id32(), &with_grace(ROTATED_AT_MS + 20)).await.unwrap();
+        assert_eq!(refresh_use(&after), "revoked", "{name}: the successor died with the family");
+    }
+}
+
+#[tokio::test]
+async fn a_rotated_token_presented_again_past_the_grace_is_reuse() {
+    for (name, store, _dir) in backends().await {
+        let (grant_id, old, _) = rotated_family(name, &store).await;
+        let past = ROTATED_AT_MS + GRACE * 1000 + 1;
+        let answer = store.rotate_refresh(&old, &id32(), &with_grace(past)).await.unwrap();
+        assert_eq!(refresh_use(&answer), "reused", "{name}: outside the window a second use is reuse");
+        assert!(store.grant(&grant_id).await.unwrap().unwrap().revoked, "{name}: reuse revokes the grant");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_retries_of_one_token_have_exactly_one_winner() {
+    for (name, store, _dir) in backends().await {
+        let (grant_id, old, first) = rotated_family(name, &store).await;
+        let new_ids: Vec<[u8; 32]> = (0..N).map(|_| id32()).collect();
+        let answers =
+            race(|i| {
+                let (store, new) = (store.clone(), new_ids[i]);
+                async move {
+                    refresh_use(&store.rotate_refresh(&old, &new, &with_grace(ROTATED_AT_MS + 1500)).await.unwrap())
+                }
+            })
+            .await;
+        assert_eq!(count(&answers, "retried"), 1, "{name}: {answers:?}");
+        assert_eq!(count(&answers, "reused"), N - 1, "{name}: the one retry is spent: {answers:?}");
+        assert!(store.grant(&grant_id).await.unwrap().unwrap().revoked, "{name}: the copies revoked the grant");
+        assert_eq!(store.refresh_token(&first).await.unwrap(), None, "{name}: the unused successor is retired");
+        let winner = answers.iter().position(|a| *a == "retried").unwrap();
+        for (i, new) in new_ids.iter().enumerate() {
+            let stored = store.refresh_token(new).await.unwrap().is_some();
+            assert_eq!(stored, i == winner, "{name}: only the retry's successor is stored (task {i})");
+        }
+    }
+}

@@ -14,15 +14,22 @@ CREATE TABLE tenants (
     slug       text NOT NULL UNIQUE,
     -- verified domains, lower case
     domains    text[] NOT NULL DEFAULT '{}',
-    -- Premium seats held (User::holds_seat), kept in the same transaction as every user write
-    seats_used integer NOT NULL DEFAULT 0 CHECK (seats_used >= 0),
     doc        bytea NOT NULL
 );
 CREATE INDEX tenants_domains ON tenants USING gin (domains);
 
+-- Premium seats held per tenant (User::holds_seat), kept in the same transaction as every
+-- user write; the conditional upsert that takes a seat decides the last one. Its own table
+-- rather than a tenants column: users (and their seats) do not need a tenant row.
+CREATE TABLE seats (
+    tenant_id text PRIMARY KEY,
+    used      integer NOT NULL CHECK (used >= 0)
+);
+
 CREATE TABLE users (
     tenant_id  text NOT NULL,
-    id         text NOT NULL,
+    -- byte order (as sled's keys), so a page in id order follows the primary key
+    id         text COLLATE "C" NOT NULL,
     -- lower case; the unique indexes decide concurrent creates
     upn        text NOT NULL,
     mail       text,
@@ -70,6 +77,7 @@ CREATE TABLE fed_states (
     expires_at bigint NOT NULL,
     doc        bytea NOT NULL
 );
+CREATE INDEX fed_states_expiry ON fed_states (expires_at);
 
 CREATE TABLE signins (
     id         bytea PRIMARY KEY,
@@ -173,10 +181,15 @@ CREATE TABLE outbox (
     doc bytea NOT NULL
 );
 
--- Failure and rate counters (lockouts, sends): one row per counted event.
-CREATE TABLE counter_events (
-    id  bigserial PRIMARY KEY,
-    key text NOT NULL,
-    at  bigint NOT NULL
+-- Failure and rate counters (lockouts, sends): one row per key, holding the times of its
+-- events in the window. One `INSERT … ON CONFLICT DO UPDATE` checks and counts under the
+-- row's lock, so concurrent attempts on any nodes queue on it and never pass the limit.
+-- `expires_at` is the last event plus its window (the sweep drops rows past it); `taken`
+-- is what the last reservation decided, read back by its RETURNING.
+CREATE TABLE counters (
+    key        text PRIMARY KEY,
+    events     bigint[] NOT NULL,
+    expires_at bigint NOT NULL,
+    taken      boolean NOT NULL
 );
-CREATE INDEX counter_events_key ON counter_events (key, at);
+CREATE INDEX counters_expires ON counters (expires_at);
