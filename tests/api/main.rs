@@ -14,6 +14,7 @@ mod guests;
 mod helpers;
 mod member_flow;
 mod non_demo;
+mod pg_tokens;
 mod process;
 mod rp_libraries;
 mod sec_admin;

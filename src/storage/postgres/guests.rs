@@ -205,7 +205,10 @@ async fn redeem_in(
 async fn take_seat(tx: &Transaction<'_>, tenant: &TenantId, limit: u32) -> PgResult<bool> {
     let (id, limit) = (tenant.to_string(), i64::from(limit));
     let taken = tx
-        .execute("UPDATE tenants SET seats_used = seats_used + 1 WHERE id = $1 AND seats_used < $2", &[&id, &limit])
+        .execute(
+            "UPDATE tenants SET seats_used = seats_used + 1 WHERE id = $1 AND seats_used < $2::bigint",
+            &[&id, &limit],
+        )
         .await?;
     if taken == 1 {
         return Ok(true);
