@@ -14,6 +14,7 @@ mod guests;
 mod helpers;
 mod member_flow;
 mod non_demo;
+mod pg_tokens;
 mod process;
 mod refresh_retry;
 mod rp_libraries;

@@ -13,10 +13,10 @@ use tempfile::TempDir;
 use uuid::Uuid;
 
 /// How many tasks each race runs at once.
-const N: usize = 16;
+pub(crate) const N: usize = 16;
 /// The clock every case runs at.
-const NOW: i64 = 1_700_000_000;
-const LIFE: i64 = 3600;
+pub(crate) const NOW: i64 = 1_700_000_000;
+pub(crate) const LIFE: i64 = 3600;
 
 fn sled() -> (&'static str, Store, TempDir) {
     let dir = tempfile::tempdir().unwrap();
@@ -42,21 +42,21 @@ pub async fn backends() -> Vec<(&'static str, Store, TempDir)> {
 }
 
 /// Rotation at `now` with the retry window closed (every second use is reuse).
-fn no_grace(now: i64) -> RefreshRules {
+pub(crate) fn no_grace(now: i64) -> RefreshRules {
     RefreshRules { now, now_ms: now * 1000, life_secs: LIFE, grace_secs: 0, retry_after_ms: 1000 }
 }
 
 // ---- record builders ----
 
 /// A fresh 32-byte id (a digest-shaped key).
-fn id32() -> [u8; 32] {
+pub(crate) fn id32() -> [u8; 32] {
     let mut id = [0; 32];
     id[..16].copy_from_slice(Uuid::new_v4().as_bytes());
     id[16..].copy_from_slice(Uuid::new_v4().as_bytes());
     id
 }
 
-fn user(tenant: TenantId, name: &str) -> User {
+pub(crate) fn user(tenant: TenantId, name: &str) -> User {
     User {
         id: UserId::new(),
         tenant_id: tenant,
@@ -81,7 +81,7 @@ fn auth(user: UserId) -> Authentication {
     }
 }
 
-fn code(tenant: TenantId, grant_id: Uuid) -> AuthCode {
+pub(crate) fn code(tenant: TenantId, grant_id: Uuid) -> AuthCode {
     AuthCode {
         tenant_id: tenant,
         client_id: "rp".into(),
@@ -97,7 +97,7 @@ fn code(tenant: TenantId, grant_id: Uuid) -> AuthCode {
     }
 }
 
-fn grant(tenant: TenantId, expires_at: i64) -> Grant {
+pub(crate) fn grant(tenant: TenantId, expires_at: i64) -> Grant {
     Grant {
         tenant_id: tenant,
         client_id: "rp".into(),
@@ -109,7 +109,7 @@ fn grant(tenant: TenantId, expires_at: i64) -> Grant {
     }
 }
 
-fn refresh(tenant: TenantId, grant_id: Uuid, expires_at: i64) -> RefreshToken {
+pub(crate) fn refresh(tenant: TenantId, grant_id: Uuid, expires_at: i64) -> RefreshToken {
     RefreshToken {
         tenant_id: tenant,
         client_id: "rp".into(),
@@ -130,7 +130,7 @@ fn session(tenant: TenantId, expires_at: i64) -> Session {
     Session { tenant_id: tenant, sid: "sid-1".into(), auth: auth(UserId::default()), expires_at }
 }
 
-fn signin(tenant: TenantId, browser: [u8; 32], expires_at: i64) -> SignIn {
+pub(crate) fn signin(tenant: TenantId, browser: [u8; 32], expires_at: i64) -> SignIn {
     SignIn {
         tenant_id: tenant,
         browser,
@@ -146,7 +146,7 @@ fn log_entry(id: &str, created_at: i64) -> SignInLogEntry {
     SignInLogEntry { id: id.into(), created_at, app_id: "rp".into(), ..Default::default() }
 }
 
-fn identity(n: usize) -> Identity {
+pub(crate) fn identity(n: usize) -> Identity {
     Identity {
         sign_in_type: "federated".into(),
         issuer: "https://home.example".into(),
@@ -192,7 +192,12 @@ async fn invited_guest(store: &Store, tenant: TenantId) -> (User, Invitation, [u
 }
 
 /// Spends a fresh code: the grant and its first refresh token are stored. Returns their ids.
-async fn issue(store: &Store, tenant: TenantId, grant_expires: i64, refresh_expires: i64) -> (Uuid, [u8; 32]) {
+pub(crate) async fn issue(
+    store: &Store,
+    tenant: TenantId,
+    grant_expires: i64,
+    refresh_expires: i64,
+) -> (Uuid, [u8; 32]) {
     let (grant_id, code_id, refresh_id) = (Uuid::new_v4(), id32(), id32());
     store.put_code(&code_id, &code(tenant, grant_id)).await.unwrap();
     let rt = refresh(tenant, grant_id, refresh_expires);
@@ -203,7 +208,7 @@ async fn issue(store: &Store, tenant: TenantId, grant_expires: i64, refresh_expi
 
 // ---- outcomes as labels (the enums carry no Debug/PartialEq) ----
 
-fn code_use(o: &CodeUse) -> &'static str {
+pub(crate) fn code_use(o: &CodeUse) -> &'static str {
     match o {
         CodeUse::Redeemed(_) => "redeemed",
         CodeUse::Replayed => "replayed",
@@ -211,7 +216,7 @@ fn code_use(o: &CodeUse) -> &'static str {
     }
 }
 
-fn refresh_use(o: &RefreshUse) -> &'static str {
+pub(crate) fn refresh_use(o: &RefreshUse) -> &'static str {
     match o {
         RefreshUse::Rotated(_) => "rotated",
         RefreshUse::Retried(_) => "retried",
@@ -221,7 +226,7 @@ fn refresh_use(o: &RefreshUse) -> &'static str {
     }
 }
 
-fn redeemed(o: &Redeemed) -> &'static str {
+pub(crate) fn redeemed(o: &Redeemed) -> &'static str {
     match o {
         Redeemed::Done(_) => "done",
         Redeemed::AlreadyRedeemed => "already_redeemed",
@@ -231,12 +236,12 @@ fn redeemed(o: &Redeemed) -> &'static str {
     }
 }
 
-fn count(labels: &[&str], label: &str) -> usize {
+pub(crate) fn count(labels: &[&str], label: &str) -> usize {
     labels.iter().filter(|l| **l == label).count()
 }
 
 /// Runs `N` copies of `task` released together by a barrier; their answers in task order.
-async fn race<T, Fut>(task: impl Fn(usize) -> Fut) -> Vec<T>
+pub(crate) async fn race<T, Fut>(task: impl Fn(usize) -> Fut) -> Vec<T>
 where
     T: Send + 'static,
     Fut: Future<Output = T> + Send + 'static,

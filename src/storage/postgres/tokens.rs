@@ -390,6 +390,7 @@ async fn rotate_in(tx: &Transaction<'_>, old: &[u8; 32], new: &[u8; 32], rules: 
         ..rt.clone()
     };
     if rt.rotated {
+        // A retry needs a live family (a dead one is refused as reuse, as before the rule).
         // The successor is locked too: its own rotation either committed before (then it is
         // rotated, and this is reuse) or waits and then finds it gone (Unknown).
         if family_live
