@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use gatehouse::model::{KeyMeta, SigningAlg, TenantId};
+use gatehouse::model::{Application, ClientType, KeyMeta, SigningAlg, Tenant, TenantId};
 use gatehouse::policy::Policy;
 use gatehouse::storage::{Change, Store};
 
@@ -100,4 +100,80 @@ async fn key_changes_on_one_node_are_heard_by_the_other() {
     let change = tokio::time::timeout(WITHIN, heard.recv()).await.expect("B hears within a second").unwrap();
     assert_eq!(change, Change::Keys, "a retired key");
     assert!(b.key_metas().await.unwrap().is_empty());
+}
+
+fn tenant(id: TenantId, slug: &str, name: &str) -> Tenant {
+    Tenant {
+        id,
+        slug: slug.into(),
+        display_name: name.into(),
+        initial_domain: format!("{slug}.example"),
+        domains: vec![],
+        premium_seats: 0,
+        members_can_invite: true,
+        external_idps: vec![],
+        inbound_trust: vec![],
+        require_mfa: false,
+    }
+}
+
+fn app(tenant: TenantId, name: &str) -> Application {
+    Application {
+        tenant_id: tenant,
+        client_id: "rp".into(),
+        display_name: name.into(),
+        redirect_uris: vec!["https://rp.example/cb".into()],
+        post_logout_redirect_uris: vec![],
+        client_type: ClientType::Confidential,
+        secret_hashes: vec![],
+        id_token_signed_response_alg: SigningAlg::ES256,
+        app_roles: vec![],
+        assignment_required: false,
+        home_page_url: None,
+        first_party: false,
+    }
+}
+
+/// What `read` gives once it equals `want` (or whatever it is when `WITHIN` has passed).
+async fn read_within<T: PartialEq, F: std::future::Future<Output = T>>(want: T, mut read: impl FnMut() -> F) -> T {
+    let deadline = tokio::time::Instant::now() + WITHIN;
+    loop {
+        let got = read().await;
+        if got == want || tokio::time::Instant::now() >= deadline {
+            return got;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Tenants (by id and by slug) and applications are cached per node: a change on A reaches
+/// B's cache within a second, and A reads its own write at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_or_app_written_on_one_node_is_read_by_the_other_within_a_second() {
+    let Some((a, b)) = two_nodes().await else { return };
+    let id = TenantId::new();
+    a.put_tenant(&tenant(id, "nodes", "Before")).await.unwrap();
+    a.put_app(&app(id, "Old app")).await.unwrap();
+    let name = |t: Option<Tenant>| t.map(|t| t.display_name);
+    // B reads (and caches) all three; twice, so the second comes from its cache.
+    for _ in 0..2 {
+        assert_eq!(name(b.tenant(&id).await.unwrap()).as_deref(), Some("Before"));
+        assert_eq!(name(b.tenant_by_slug("nodes").await.unwrap()).as_deref(), Some("Before"));
+        assert_eq!(b.app(&id, "rp").await.unwrap().map(|a| a.display_name).as_deref(), Some("Old app"));
+    }
+
+    a.put_tenant(&tenant(id, "renamed", "After")).await.unwrap();
+    assert_eq!(name(a.tenant(&id).await.unwrap()).as_deref(), Some("After"), "the writing node sees its write at once");
+    let got = read_within(Some("After".to_string()), || async { name(b.tenant(&id).await.unwrap()) }).await;
+    assert_eq!(got.as_deref(), Some("After"), "B drops its cached tenant");
+    let got = read_within(None, || async { name(b.tenant_by_slug("nodes").await.unwrap()) }).await;
+    assert_eq!(got, None, "B drops the old slug");
+    assert_eq!(name(b.tenant_by_slug("renamed").await.unwrap()).as_deref(), Some("After"));
+
+    a.put_app(&app(id, "New app")).await.unwrap();
+    assert_eq!(a.app(&id, "rp").await.unwrap().map(|a| a.display_name).as_deref(), Some("New app"));
+    let got =
+        read_within(Some("New app".to_string()), || async { b.app(&id, "rp").await.unwrap().map(|a| a.display_name) })
+            .await;
+    assert_eq!(got.as_deref(), Some("New app"), "B drops its cached application");
 }

@@ -1,8 +1,8 @@
 //! Invitations, tickets and their redemption (one transaction), stub accounts, federation states.
-use tokio_postgres::Transaction;
+use deadpool_postgres::Transaction;
 use uuid::Uuid;
 
-use super::{PgResult, PgStore, pg_error, row, transact};
+use super::{Cached, PgResult, PgStore, pg_error, row, transact};
 use crate::model::{
     ExternalUserState, FedState, Identity, Invitation, InvitationStatus, StubAccount, TenantId, Ticket, TicketState,
     User, UserId,
@@ -14,7 +14,7 @@ impl api::GuestStore for PgStore {
     async fn put_invitation(&self, inv: &Invitation) -> Result<()> {
         let doc = row::enc(inv)?;
         let c = self.conn().await?;
-        c.execute(
+        c.exec(
             "INSERT INTO invitations (tenant_id, id, doc) VALUES ($1, $2, $3) \
              ON CONFLICT (tenant_id, id) DO UPDATE SET doc = excluded.doc",
             &[&inv.tenant_id.to_string(), &inv.id, &doc],
@@ -27,7 +27,7 @@ impl api::GuestStore for PgStore {
     async fn invitation(&self, tenant: &TenantId, id: &Uuid) -> Result<Option<Invitation>> {
         let c = self.conn().await?;
         let found = c
-            .query_opt("SELECT doc FROM invitations WHERE tenant_id = $1 AND id = $2", &[&tenant.to_string(), id])
+            .q_opt("SELECT doc FROM invitations WHERE tenant_id = $1 AND id = $2", &[&tenant.to_string(), id])
             .await
             .map_err(pg_error)?;
         found.map(|r| row::doc(&r, "doc")).transpose()
@@ -36,7 +36,7 @@ impl api::GuestStore for PgStore {
     async fn put_ticket(&self, id: &[u8; 32], t: &Ticket) -> Result<()> {
         let doc = row::enc(t)?;
         let c = self.conn().await?;
-        c.execute(
+        c.exec(
             "INSERT INTO tickets (id, tenant_id, user_id, doc) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (id) DO UPDATE SET tenant_id = excluded.tenant_id, user_id = excluded.user_id, \
              doc = excluded.doc",
@@ -49,7 +49,7 @@ impl api::GuestStore for PgStore {
 
     async fn ticket(&self, id: &[u8; 32]) -> Result<Option<Ticket>> {
         let c = self.conn().await?;
-        let found = c.query_opt("SELECT doc FROM tickets WHERE id = $1", &[&id.as_slice()]).await.map_err(pg_error)?;
+        let found = c.q_opt("SELECT doc FROM tickets WHERE id = $1", &[&id.as_slice()]).await.map_err(pg_error)?;
         found.map(|r| row::doc(&r, "doc")).transpose()
     }
 
@@ -59,14 +59,14 @@ impl api::GuestStore for PgStore {
         let (tenant, user) = (tenant.to_string(), user.to_string());
         transact!(self, tx => {
             let rows = tx
-                .query("SELECT id, doc FROM tickets WHERE tenant_id = $1 AND user_id = $2 FOR UPDATE", &[&tenant, &user])
+                .q("SELECT id, doc FROM tickets WHERE tenant_id = $1 AND user_id = $2 FOR UPDATE", &[&tenant, &user])
                 .await?;
             for r in rows {
                 let mut t: Ticket = row::doc(&r, "doc")?;
                 if t.state == TicketState::Active {
                     t.state = TicketState::Voided;
                     let id: Vec<u8> = r.get("id");
-                    tx.execute("UPDATE tickets SET doc = $2 WHERE id = $1", &[&id, &row::enc(&t)?]).await?;
+                    tx.exec("UPDATE tickets SET doc = $2 WHERE id = $1", &[&id, &row::enc(&t)?]).await?;
                 }
             }
         })
@@ -83,7 +83,7 @@ impl api::GuestStore for PgStore {
     async fn put_stub_account(&self, stub: &str, acct: &StubAccount) -> Result<()> {
         let doc = row::enc(acct)?;
         let c = self.conn().await?;
-        c.execute(
+        c.exec(
             "INSERT INTO stub_accounts (stub, login, doc) VALUES ($1, $2, $3) \
              ON CONFLICT (stub, login) DO UPDATE SET doc = excluded.doc",
             &[&stub, &acct.login, &doc],
@@ -98,7 +98,7 @@ impl api::GuestStore for PgStore {
         let login = login.trim().to_ascii_lowercase();
         let c = self.conn().await?;
         let found = c
-            .query_opt("SELECT doc FROM stub_accounts WHERE stub = $1 AND login = $2", &[&stub, &login])
+            .q_opt("SELECT doc FROM stub_accounts WHERE stub = $1 AND login = $2", &[&stub, &login])
             .await
             .map_err(pg_error)?;
         found.map(|r| row::doc(&r, "doc")).transpose()
@@ -107,7 +107,7 @@ impl api::GuestStore for PgStore {
     async fn put_fed_state(&self, state: &str, record: &FedState) -> Result<()> {
         let doc = row::enc(record)?;
         let c = self.conn().await?;
-        c.execute(
+        c.exec(
             "INSERT INTO fed_states (state, expires_at, doc) VALUES ($1, $2, $3) \
              ON CONFLICT (state) DO UPDATE SET expires_at = excluded.expires_at, doc = excluded.doc",
             &[&state, &record.expires_at, &doc],
@@ -119,7 +119,7 @@ impl api::GuestStore for PgStore {
 
     async fn fed_state(&self, state: &str) -> Result<Option<FedState>> {
         let c = self.conn().await?;
-        let found = c.query_opt("SELECT doc FROM fed_states WHERE state = $1", &[&state]).await.map_err(pg_error)?;
+        let found = c.q_opt("SELECT doc FROM fed_states WHERE state = $1", &[&state]).await.map_err(pg_error)?;
         Ok(found.and_then(|r| row::doc(&r, "doc").ok()))
     }
 
@@ -127,7 +127,7 @@ impl api::GuestStore for PgStore {
     async fn take_fed_state(&self, state: &str) -> Result<Option<FedState>> {
         let c = self.conn().await?;
         let found =
-            c.query_opt("DELETE FROM fed_states WHERE state = $1 RETURNING doc", &[&state]).await.map_err(pg_error)?;
+            c.q_opt("DELETE FROM fed_states WHERE state = $1 RETURNING doc", &[&state]).await.map_err(pg_error)?;
         Ok(found.and_then(|r| row::doc(&r, "doc").ok()))
     }
 
@@ -135,7 +135,7 @@ impl api::GuestStore for PgStore {
     /// schema, so there are no unreadable ones to look for.
     async fn sweep_fed_states(&self, now: i64) -> Result<usize> {
         let c = self.conn().await?;
-        let removed = c.execute("DELETE FROM fed_states WHERE expires_at < $1", &[&now]).await.map_err(pg_error)?;
+        let removed = c.exec("DELETE FROM fed_states WHERE expires_at < $1", &[&now]).await.map_err(pg_error)?;
         Ok(usize::try_from(removed).unwrap_or(usize::MAX))
     }
 }
@@ -147,7 +147,7 @@ async fn redeem_in(
     now: i64,
     seat_limit: u32,
 ) -> PgResult<Redeemed> {
-    let found = tx.query_opt("SELECT doc FROM tickets WHERE id = $1 FOR UPDATE", &[&ticket.as_slice()]).await?;
+    let found = tx.q_opt("SELECT doc FROM tickets WHERE id = $1 FOR UPDATE", &[&ticket.as_slice()]).await?;
     let Some(found) = found else { return Ok(Redeemed::Unknown) };
     let mut t: Ticket = row::doc(&found, "doc")?;
     match t.state {
@@ -157,7 +157,7 @@ async fn redeem_in(
     }
     let (tenant, user_id) = (t.tenant_id.to_string(), t.user_id.to_string());
     let found =
-        tx.query_opt("SELECT doc FROM users WHERE tenant_id = $1 AND id = $2 FOR UPDATE", &[&tenant, &user_id]).await?;
+        tx.q_opt("SELECT doc FROM users WHERE tenant_id = $1 AND id = $2 FOR UPDATE", &[&tenant, &user_id]).await?;
     let Some(found) = found else { return Ok(Redeemed::Unknown) };
     let before: User = row::doc(&found, "doc")?;
     let mut user = before.clone();
@@ -169,27 +169,24 @@ async fn redeem_in(
         return Ok(Redeemed::NoSeat);
     }
     // The UPN, mail and type are unchanged by redemption, so their columns stay as they are.
-    tx.execute(
+    tx.exec(
         "UPDATE users SET doc = $3, holds_seat = $4, version = version + 1 WHERE tenant_id = $1 AND id = $2",
         &[&tenant, &user_id, &row::enc(&user)?, &user.holds_seat()],
     )
     .await?;
     let inv = tx
-        .query_opt(
-            "SELECT doc FROM invitations WHERE tenant_id = $1 AND id = $2 FOR UPDATE",
-            &[&tenant, &t.invitation_id],
-        )
+        .q_opt("SELECT doc FROM invitations WHERE tenant_id = $1 AND id = $2 FOR UPDATE", &[&tenant, &t.invitation_id])
         .await?;
     if let Some(inv) = inv {
         let mut inv: Invitation = row::doc(&inv, "doc")?;
         inv.status = InvitationStatus::Completed;
-        tx.execute(
+        tx.exec(
             "UPDATE invitations SET doc = $3 WHERE tenant_id = $1 AND id = $2",
             &[&tenant, &t.invitation_id, &row::enc(&inv)?],
         )
         .await?;
     }
     t.state = TicketState::Redeemed;
-    tx.execute("UPDATE tickets SET doc = $2 WHERE id = $1", &[&ticket.as_slice(), &row::enc(&t)?]).await?;
+    tx.exec("UPDATE tickets SET doc = $2 WHERE id = $1", &[&ticket.as_slice(), &row::enc(&t)?]).await?;
     Ok(Redeemed::Done(Box::new(user)))
 }

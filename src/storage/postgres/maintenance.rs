@@ -5,7 +5,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{IsolationLevel, Statement, Transaction};
 use uuid::Uuid;
 
-use super::{PgResult, PgStore, pg_error, row, transact};
+use super::{Cached, PgResult, PgStore, pg_error, row, transact};
 use crate::model::*;
 use crate::storage::*;
 
@@ -21,7 +21,7 @@ impl api::AuditStore for PgStore {
     async fn append_signin_log(&self, tenant: &TenantId, entry: &mut SignInLogEntry) -> Result<()> {
         let c = self.conn().await?;
         let inserted = c
-            .query_one(
+            .q_one(
                 "INSERT INTO signin_log (tenant_id, created_at, unknown_account, doc) VALUES ($1, $2, $3, $4) \
                  RETURNING seq",
                 &[&tenant.to_string(), &entry.created_at, &unknown_account(entry), &row::enc(entry)?],
@@ -37,9 +37,9 @@ impl api::AuditStore for PgStore {
     async fn trim_signin_log(&self, before: i64, keep: usize) -> Result<usize> {
         let keep = i64::try_from(keep).unwrap_or(i64::MAX);
         let removed = transact!(self, tx => {
-            let old = tx.execute("DELETE FROM signin_log WHERE created_at < $1", &[&before]).await?;
+            let old = tx.exec("DELETE FROM signin_log WHERE created_at < $1", &[&before]).await?;
             let excess = tx
-                .execute(
+                .exec(
                     "WITH over AS (SELECT tenant_id, count(*) - $1 AS excess FROM signin_log \
                                    GROUP BY tenant_id HAVING count(*) > $1), \
                           ranked AS (SELECT l.tenant_id, l.seq, o.excess, row_number() OVER \
@@ -60,7 +60,7 @@ impl api::AuditStore for PgStore {
         let counted = async {
             let c = self.conn().await?;
             let r = c
-                .query_one("SELECT count(*) FROM signin_log WHERE tenant_id = $1", &[&tenant.to_string()])
+                .q_one("SELECT count(*) FROM signin_log WHERE tenant_id = $1", &[&tenant.to_string()])
                 .await
                 .map_err(pg_error)?;
             Ok::<_, StoreError>(r.get::<_, i64>(0))
@@ -78,7 +78,7 @@ impl api::AuditStore for PgStore {
         let c = self.conn().await?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = c
-            .query(
+            .q(
                 "SELECT seq, doc FROM signin_log WHERE tenant_id = $1 ORDER BY seq DESC LIMIT $2",
                 &[&tenant.to_string(), &limit],
             )
@@ -107,19 +107,17 @@ impl api::OutboxStore for PgStore {
     /// The id comes from the `outbox` bigserial (taken first, so the stored record carries it).
     async fn push_outbox(&self, mut msg: OutboxMessage) -> Result<OutboxMessage> {
         let c = self.conn().await?;
-        let next =
-            c.query_one("SELECT nextval(pg_get_serial_sequence('outbox', 'id'))", &[]).await.map_err(pg_error)?;
+        let next = c.q_one("SELECT nextval(pg_get_serial_sequence('outbox', 'id'))", &[]).await.map_err(pg_error)?;
         let id: i64 = next.get(0);
         msg.id = u64::try_from(id).unwrap_or(0);
-        c.execute("INSERT INTO outbox (id, doc) VALUES ($1, $2)", &[&id, &row::enc(&msg)?]).await.map_err(pg_error)?;
+        c.exec("INSERT INTO outbox (id, doc) VALUES ($1, $2)", &[&id, &row::enc(&msg)?]).await.map_err(pg_error)?;
         Ok(msg)
     }
 
     async fn outbox(&self, limit: usize) -> Result<Vec<OutboxMessage>> {
         let c = self.conn().await?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let rows =
-            c.query("SELECT id, doc FROM outbox ORDER BY id DESC LIMIT $1", &[&limit]).await.map_err(pg_error)?;
+        let rows = c.q("SELECT id, doc FROM outbox ORDER BY id DESC LIMIT $1", &[&limit]).await.map_err(pg_error)?;
         rows.iter().map(outbox_message).collect()
     }
 }
@@ -128,7 +126,7 @@ impl api::OutboxStore for PgStore {
 impl api::KeyStore for PgStore {
     async fn key_metas(&self) -> Result<Vec<KeyMeta>> {
         let c = self.conn().await?;
-        let rows = c.query("SELECT meta FROM signing_keys ORDER BY kid COLLATE \"C\"", &[]).await.map_err(pg_error)?;
+        let rows = c.q("SELECT meta FROM signing_keys ORDER BY kid COLLATE \"C\"", &[]).await.map_err(pg_error)?;
         rows.iter().map(|r| row::doc(r, "meta")).collect()
     }
 
@@ -136,7 +134,7 @@ impl api::KeyStore for PgStore {
     async fn put_key_meta(&self, meta: &KeyMeta) -> Result<()> {
         let doc = row::enc(meta)?;
         transact!(self, tx => {
-            tx.execute(
+            tx.exec(
                 "INSERT INTO signing_keys (kid, meta) VALUES ($1, $2) \
                  ON CONFLICT (kid) DO UPDATE SET meta = excluded.meta",
                 &[&meta.kid, &doc],
@@ -149,7 +147,7 @@ impl api::KeyStore for PgStore {
     async fn put_key_sealed(&self, meta: &KeyMeta, sealed: &[u8]) -> Result<()> {
         let doc = row::enc(meta)?;
         transact!(self, tx => {
-            tx.execute(
+            tx.exec(
                 "INSERT INTO signing_keys (kid, meta, sealed) VALUES ($1, $2, $3) \
                  ON CONFLICT (kid) DO UPDATE SET meta = excluded.meta, sealed = excluded.sealed",
                 &[&meta.kid, &doc, &sealed],
@@ -161,13 +159,13 @@ impl api::KeyStore for PgStore {
 
     async fn key_sealed(&self, kid: &str) -> Result<Option<Vec<u8>>> {
         let c = self.conn().await?;
-        let found = c.query_opt("SELECT sealed FROM signing_keys WHERE kid = $1", &[&kid]).await.map_err(pg_error)?;
+        let found = c.q_opt("SELECT sealed FROM signing_keys WHERE kid = $1", &[&kid]).await.map_err(pg_error)?;
         Ok(found.and_then(|r| r.get::<_, Option<Vec<u8>>>(0)))
     }
 
     async fn delete_key_meta(&self, kid: &str) -> Result<()> {
         transact!(self, tx => {
-            tx.execute("DELETE FROM signing_keys WHERE kid = $1", &[&kid]).await?;
+            tx.exec("DELETE FROM signing_keys WHERE kid = $1", &[&kid]).await?;
             PgStore::notify(&tx, &Change::Keys).await?;
         })
     }
@@ -403,7 +401,7 @@ const AFTER_IMPORT: &str = "
 ";
 
 /// The session advisory lock the sweeping node holds.
-const SWEEP_LOCK: i64 = 0x6768_7377_70;
+const SWEEP_LOCK: i64 = 0x0067_6873_7770;
 
 impl PgStore {
     /// Removes expired rows (see `SledStore::sweep` for what goes and what stays: tickets
@@ -412,19 +410,19 @@ impl PgStore {
     pub(super) async fn sweep_expired(&self, now: i64) -> Result<usize> {
         // One node sweeps at a time: the one that gets the sweep lock; the others skip.
         let holder = self.conn().await?;
-        let got = holder.query_one("SELECT pg_try_advisory_lock($1)", &[&SWEEP_LOCK]).await.map_err(pg_error)?;
+        let got = holder.q_one("SELECT pg_try_advisory_lock($1)", &[&SWEEP_LOCK]).await.map_err(pg_error)?;
         if !got.get::<_, bool>(0) {
             return Ok(0);
         }
         let swept = self.sweep_all(now).await;
-        holder.execute("SELECT pg_advisory_unlock($1)", &[&SWEEP_LOCK]).await.map_err(pg_error)?;
+        holder.exec("SELECT pg_advisory_unlock($1)", &[&SWEEP_LOCK]).await.map_err(pg_error)?;
         swept
     }
 
     async fn sweep_all(&self, now: i64) -> Result<usize> {
         let mut removed = 0u64;
         for sql in EXPIRED {
-            removed += transact!(self, tx => tx.execute(*sql, &[&now]).await?)?;
+            removed += transact!(self, tx => tx.exec(sql, &[&now]).await?)?;
         }
         let mut removed = usize::try_from(removed).unwrap_or(usize::MAX);
         removed += api::GuestStore::sweep_fed_states(self, now).await?;
@@ -568,6 +566,7 @@ impl PgStore {
             PgStore::notify(&tx, &Change::Everything).await?;
         })?;
         self.ca_cache.clear();
+        self.dir_cache.clear();
         Ok(())
     }
 }

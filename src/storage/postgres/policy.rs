@@ -6,7 +6,7 @@
 //! write without waiting for the notification.
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::{PgStore, pg_error, row, transact};
+use super::{Cached, PgStore, pg_error, row, transact};
 use crate::model::*;
 use crate::policy::{NamedLocation, Policy};
 use crate::storage::*;
@@ -27,11 +27,13 @@ impl CaTable {
     }
 }
 
+// The SQL below is formatted from the two table names only: a fixed handful of texts, so
+// it goes through the statement cache like static SQL.
 impl PgStore {
     async fn ca_list<T: serde::de::DeserializeOwned>(&self, table: CaTable, tenant: &TenantId) -> Result<Vec<T>> {
         let c = self.conn().await?;
         let sql = format!("SELECT doc FROM {} WHERE tenant_id = $1 ORDER BY id COLLATE \"C\"", table.name());
-        let rows = c.query(&sql, &[&tenant.to_string()]).await.map_err(pg_error)?;
+        let rows = c.q(&sql, &[&tenant.to_string()]).await.map_err(pg_error)?;
         rows.iter().map(|r| row::doc(r, "doc")).collect()
     }
 
@@ -43,7 +45,7 @@ impl PgStore {
     ) -> Result<Option<T>> {
         let c = self.conn().await?;
         let sql = format!("SELECT doc FROM {} WHERE tenant_id = $1 AND id = $2", table.name());
-        let found = c.query_opt(&sql, &[&tenant.to_string(), &id]).await.map_err(pg_error)?;
+        let found = c.q_opt(&sql, &[&tenant.to_string(), &id]).await.map_err(pg_error)?;
         found.map(|r| row::doc(&r, "doc")).transpose()
     }
 
@@ -55,7 +57,7 @@ impl PgStore {
         );
         let t = tenant.to_string();
         transact!(self, tx => {
-            tx.execute(&sql, &[&t, &id, &doc]).await?;
+            tx.exec(&sql, &[&t, &id, &doc]).await?;
             PgStore::notify(&tx, &Change::Policies(*tenant)).await?;
         })?;
         self.ca_cache.forget(tenant);
@@ -66,7 +68,7 @@ impl PgStore {
         let sql = format!("DELETE FROM {} WHERE tenant_id = $1 AND id = $2", table.name());
         let t = tenant.to_string();
         let removed = transact!(self, tx => {
-            let removed = tx.execute(&sql, &[&t, &id]).await? > 0;
+            let removed = tx.exec(&sql, &[&t, &id]).await? > 0;
             PgStore::notify(&tx, &Change::Policies(*tenant)).await?;
             removed
         })?;
@@ -126,7 +128,7 @@ impl api::PolicyStore for PgStore {
     async fn devices(&self, tenant: &TenantId) -> Result<Vec<Device>> {
         let c = self.conn().await?;
         let rows = c
-            .query("SELECT doc FROM devices WHERE tenant_id = $1 ORDER BY id COLLATE \"C\"", &[&tenant.to_string()])
+            .q("SELECT doc FROM devices WHERE tenant_id = $1 ORDER BY id COLLATE \"C\"", &[&tenant.to_string()])
             .await
             .map_err(pg_error)?;
         rows.iter().map(|r| row::doc(r, "doc")).collect()
@@ -135,7 +137,7 @@ impl api::PolicyStore for PgStore {
     async fn device(&self, tenant: &TenantId, id: &str) -> Result<Option<Device>> {
         let c = self.conn().await?;
         let found = c
-            .query_opt("SELECT doc FROM devices WHERE tenant_id = $1 AND id = $2", &[&tenant.to_string(), &id])
+            .q_opt("SELECT doc FROM devices WHERE tenant_id = $1 AND id = $2", &[&tenant.to_string(), &id])
             .await
             .map_err(pg_error)?;
         found.map(|r| row::doc(&r, "doc")).transpose()
@@ -143,7 +145,7 @@ impl api::PolicyStore for PgStore {
 
     async fn put_device(&self, tenant: &TenantId, d: &Device) -> Result<()> {
         let c = self.conn().await?;
-        c.execute(
+        c.exec(
             "INSERT INTO devices (tenant_id, id, doc) VALUES ($1, $2, $3) \
              ON CONFLICT (tenant_id, id) DO UPDATE SET doc = excluded.doc",
             &[&tenant.to_string(), &d.id, &row::enc(d)?],
@@ -156,7 +158,7 @@ impl api::PolicyStore for PgStore {
     async fn consent(&self, tenant: &TenantId, user: &UserId, client_id: &str) -> Result<Option<Consent>> {
         let c = self.conn().await?;
         let found = c
-            .query_opt(
+            .q_opt(
                 "SELECT doc FROM consents WHERE tenant_id = $1 AND user_id = $2 AND client_id = $3",
                 &[&tenant.to_string(), &user.to_string(), &client_id],
             )
@@ -167,7 +169,7 @@ impl api::PolicyStore for PgStore {
 
     async fn put_consent(&self, tenant: &TenantId, user: &UserId, client_id: &str, c: &Consent) -> Result<()> {
         let conn = self.conn().await?;
-        conn.execute(
+        conn.exec(
             "INSERT INTO consents (tenant_id, user_id, client_id, doc) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (tenant_id, user_id, client_id) DO UPDATE SET doc = excluded.doc",
             &[&tenant.to_string(), &user.to_string(), &client_id, &row::enc(c)?],

@@ -5,10 +5,10 @@
 //! transaction whose row locks decide: a conditional `UPDATE … WHERE NOT used`, or the
 //! presented token's row taken `FOR UPDATE` before anything is read from it. The helpers
 //! below take the transaction, so an early `return` leaves the helper, not `transact!`.
-use tokio_postgres::Transaction;
+use deadpool_postgres::Transaction;
 use uuid::Uuid;
 
-use super::{PgResult, PgStore, pg_error, row, transact};
+use super::{Cached, PgResult, PgStore, pg_error, row, transact};
 use crate::model::{AuthCode, Grant, RefreshToken, Session, SignIn};
 use crate::storage::{CodeUse, RefreshRules, RefreshUse, Result, SignInAdmission, StoreError, Versioned, api};
 
@@ -64,7 +64,7 @@ impl api::TokenStore for PgStore {
     async fn put_signin(&self, id: &[u8; 32], signin: &SignIn) -> Result<()> {
         let doc = row::enc(signin)?;
         let c = self.conn().await?;
-        c.execute(UPSERT_SIGNIN, &[&id.as_slice(), &signin.browser.as_slice(), &signin.expires_at, &doc])
+        c.exec(UPSERT_SIGNIN, &[&id.as_slice(), &signin.browser.as_slice(), &signin.expires_at, &doc])
             .await
             .map_err(pg_error)?;
         Ok(())
@@ -72,14 +72,14 @@ impl api::TokenStore for PgStore {
 
     async fn signin(&self, id: &[u8; 32]) -> Result<Option<SignIn>> {
         let c = self.conn().await?;
-        let found = c.query_opt("SELECT doc FROM signins WHERE id = $1", &[&id.as_slice()]).await.map_err(pg_error)?;
+        let found = c.q_opt("SELECT doc FROM signins WHERE id = $1", &[&id.as_slice()]).await.map_err(pg_error)?;
         found.map(|r| row::doc(&r, "doc")).transpose()
     }
 
     async fn signin_versioned(&self, id: &[u8; 32]) -> Result<Option<Versioned<SignIn>>> {
         let c = self.conn().await?;
         let found =
-            c.query_opt("SELECT doc, version FROM signins WHERE id = $1", &[&id.as_slice()]).await.map_err(pg_error)?;
+            c.q_opt("SELECT doc, version FROM signins WHERE id = $1", &[&id.as_slice()]).await.map_err(pg_error)?;
         found
             .map(|r| Ok(Versioned { value: row::doc(&r, "doc")?, version: version_bytes(r.get("version")) }))
             .transpose()
@@ -90,7 +90,7 @@ impl api::TokenStore for PgStore {
         let doc = row::enc(new)?;
         let c = self.conn().await?;
         let changed = c
-            .execute(
+            .exec(
                 // An unchanged record keeps its version (a no-op write changes nothing, as on sled).
                 "UPDATE signins SET browser = $4, expires_at = $5, \
                  version = version + CASE WHEN doc = $3 THEN 0 ELSE 1 END, doc = $3 \
@@ -104,7 +104,7 @@ impl api::TokenStore for PgStore {
 
     async fn delete_signin(&self, id: &[u8; 32]) -> Result<()> {
         let c = self.conn().await?;
-        c.execute("DELETE FROM signins WHERE id = $1", &[&id.as_slice()]).await.map_err(pg_error)?;
+        c.exec("DELETE FROM signins WHERE id = $1", &[&id.as_slice()]).await.map_err(pg_error)?;
         Ok(())
     }
 
@@ -118,7 +118,7 @@ impl api::TokenStore for PgStore {
     async fn signin_count(&self) -> usize {
         let counted = async {
             let c = self.conn().await?;
-            let r = c.query_one("SELECT count(*) FROM signins", &[]).await.map_err(pg_error)?;
+            let r = c.q_one("SELECT count(*) FROM signins", &[]).await.map_err(pg_error)?;
             Ok::<i64, StoreError>(r.get(0))
         };
         match counted.await {
@@ -133,7 +133,7 @@ impl api::TokenStore for PgStore {
     async fn put_session(&self, id: &[u8; 32], session: &Session) -> Result<()> {
         let doc = row::enc(session)?;
         let c = self.conn().await?;
-        c.execute(
+        c.exec(
             "INSERT INTO sessions (id, expires_at, doc) VALUES ($1, $2, $3) \
              ON CONFLICT (id) DO UPDATE SET expires_at = excluded.expires_at, doc = excluded.doc",
             &[&id.as_slice(), &session.expires_at, &doc],
@@ -145,20 +145,20 @@ impl api::TokenStore for PgStore {
 
     async fn session(&self, id: &[u8; 32]) -> Result<Option<Session>> {
         let c = self.conn().await?;
-        let found = c.query_opt("SELECT doc FROM sessions WHERE id = $1", &[&id.as_slice()]).await.map_err(pg_error)?;
+        let found = c.q_opt("SELECT doc FROM sessions WHERE id = $1", &[&id.as_slice()]).await.map_err(pg_error)?;
         found.map(|r| row::doc(&r, "doc")).transpose()
     }
 
     async fn delete_session(&self, id: &[u8; 32]) -> Result<()> {
         let c = self.conn().await?;
-        c.execute("DELETE FROM sessions WHERE id = $1", &[&id.as_slice()]).await.map_err(pg_error)?;
+        c.exec("DELETE FROM sessions WHERE id = $1", &[&id.as_slice()]).await.map_err(pg_error)?;
         Ok(())
     }
 
     async fn put_code(&self, id: &[u8; 32], code: &AuthCode) -> Result<()> {
         let doc = row::enc(code)?;
         let c = self.conn().await?;
-        c.execute(
+        c.exec(
             "INSERT INTO codes (id, grant_id, used, expires_at, doc) VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (id) DO UPDATE SET grant_id = excluded.grant_id, used = excluded.used, \
              expires_at = excluded.expires_at, doc = excluded.doc",
@@ -183,13 +183,13 @@ impl api::TokenStore for PgStore {
 
     async fn code(&self, id: &[u8; 32]) -> Result<Option<AuthCode>> {
         let c = self.conn().await?;
-        let found = c.query_opt("SELECT doc FROM codes WHERE id = $1", &[&id.as_slice()]).await.map_err(pg_error)?;
+        let found = c.q_opt("SELECT doc FROM codes WHERE id = $1", &[&id.as_slice()]).await.map_err(pg_error)?;
         found.map(|r| row::doc(&r, "doc")).transpose()
     }
 
     async fn grant(&self, id: &Uuid) -> Result<Option<Grant>> {
         let c = self.conn().await?;
-        let found = c.query_opt("SELECT doc FROM grants WHERE id = $1", &[id]).await.map_err(pg_error)?;
+        let found = c.q_opt("SELECT doc FROM grants WHERE id = $1", &[id]).await.map_err(pg_error)?;
         found.map(|r| row::doc(&r, "doc")).transpose()
     }
 
@@ -200,7 +200,7 @@ impl api::TokenStore for PgStore {
     async fn refresh_token(&self, id: &[u8; 32]) -> Result<Option<RefreshToken>> {
         let c = self.conn().await?;
         let found =
-            c.query_opt("SELECT doc FROM refresh_tokens WHERE id = $1", &[&id.as_slice()]).await.map_err(pg_error)?;
+            c.q_opt("SELECT doc FROM refresh_tokens WHERE id = $1", &[&id.as_slice()]).await.map_err(pg_error)?;
         found.map(|r| row::doc(&r, "doc")).transpose()
     }
 
@@ -213,7 +213,7 @@ impl api::TokenStore for PgStore {
 
     async fn revoke_jti(&self, jti: &str, exp: i64) -> Result<()> {
         let c = self.conn().await?;
-        c.execute(
+        c.exec(
             "INSERT INTO revoked_jti (jti, expires_at) VALUES ($1, $2) \
              ON CONFLICT (jti) DO UPDATE SET expires_at = excluded.expires_at",
             &[&jti, &exp],
@@ -225,8 +225,7 @@ impl api::TokenStore for PgStore {
 
     async fn jti_revoked(&self, jti: &str) -> Result<bool> {
         let c = self.conn().await?;
-        let r =
-            c.query_one("SELECT EXISTS (SELECT 1 FROM revoked_jti WHERE jti = $1)", &[&jti]).await.map_err(pg_error)?;
+        let r = c.q_one("SELECT EXISTS (SELECT 1 FROM revoked_jti WHERE jti = $1)", &[&jti]).await.map_err(pg_error)?;
         Ok(r.get(0))
     }
 }
@@ -239,13 +238,13 @@ const UPSERT_SIGNIN: &str = "INSERT INTO signins (id, browser, expires_at, doc) 
 
 /// Waits for the sign-in lock of `browser` until the transaction ends.
 async fn lock_browser(tx: &Transaction<'_>, browser: &[u8; 32]) -> PgResult<()> {
-    tx.execute("SELECT pg_advisory_xact_lock($1, $2)", &[&BROWSER_LOCK, &browser_lock_key(browser)]).await?;
+    tx.exec("SELECT pg_advisory_xact_lock($1, $2)", &[&BROWSER_LOCK, &browser_lock_key(browser)]).await?;
     Ok(())
 }
 
 /// The browser's oldest sign-ins that must go for one more to fit its cap.
 async fn browser_excess(tx: &Transaction<'_>, browser: &[u8; 32], per_browser: usize) -> PgResult<Vec<Vec<u8>>> {
-    let mine = tx.query("SELECT id FROM signins WHERE browser = $1 ORDER BY seq", &[&browser.as_slice()]).await?;
+    let mine = tx.q("SELECT id FROM signins WHERE browser = $1 ORDER BY seq", &[&browser.as_slice()]).await?;
     let excess = (mine.len() + 1).saturating_sub(per_browser);
     Ok(mine.iter().take(excess).map(|r| r.get::<_, Vec<u8>>(0)).collect())
 }
@@ -254,7 +253,7 @@ async fn browser_excess(tx: &Transaction<'_>, browser: &[u8; 32], per_browser: u
 /// most `total + evicting` rows.
 async fn full(tx: &Transaction<'_>, total: usize, evicting: usize) -> PgResult<bool> {
     let bound = big(total.saturating_add(evicting));
-    let r = tx.query_one("SELECT count(*) FROM (SELECT 1 FROM signins LIMIT $1) AS bounded", &[&bound]).await?;
+    let r = tx.q_one("SELECT count(*) FROM (SELECT 1 FROM signins LIMIT $1) AS bounded", &[&bound]).await?;
     let held = usize::try_from(r.get::<_, i64>(0)).unwrap_or(usize::MAX);
     Ok(held.saturating_sub(evicting) >= total)
 }
@@ -275,7 +274,7 @@ async fn open_signin_in(
     if full(tx, total, evict.len()).await? {
         // Expired sign-ins are no one's: removing them before refusing is never wrong, and
         // the expiry index keeps it cheap when there are none.
-        let swept = tx.execute("DELETE FROM signins WHERE expires_at < $1", &[&now]).await?;
+        let swept = tx.exec("DELETE FROM signins WHERE expires_at < $1", &[&now]).await?;
         if swept > 0 {
             evict = browser_excess(tx, &signin.browser, per_browser).await?;
         }
@@ -284,9 +283,9 @@ async fn open_signin_in(
         }
     }
     if !evict.is_empty() {
-        tx.execute("DELETE FROM signins WHERE id = ANY($1)", &[&evict]).await?;
+        tx.exec("DELETE FROM signins WHERE id = ANY($1)", &[&evict]).await?;
     }
-    tx.execute(UPSERT_SIGNIN, &[&id.as_slice(), &signin.browser.as_slice(), &signin.expires_at, &doc]).await?;
+    tx.exec(UPSERT_SIGNIN, &[&id.as_slice(), &signin.browser.as_slice(), &signin.expires_at, &doc]).await?;
     Ok(SignInAdmission::Stored)
 }
 
@@ -294,12 +293,12 @@ async fn rebind_in(tx: &Transaction<'_>, old: &[u8; 32], new: &[u8; 32]) -> PgRe
     let (first, second) = if browser_lock_key(old) <= browser_lock_key(new) { (old, new) } else { (new, old) };
     lock_browser(tx, first).await?;
     lock_browser(tx, second).await?;
-    let rows = tx.query("SELECT id, doc FROM signins WHERE browser = $1 FOR UPDATE", &[&old.as_slice()]).await?;
+    let rows = tx.q("SELECT id, doc FROM signins WHERE browser = $1 FOR UPDATE", &[&old.as_slice()]).await?;
     for r in rows {
         let id: Vec<u8> = r.get("id");
         let mut signin: SignIn = row::doc(&r, "doc")?;
         signin.browser = *new;
-        tx.execute(
+        tx.exec(
             "UPDATE signins SET browser = $2, doc = $3, version = version + 1 WHERE id = $1",
             &[&id, &new.as_slice(), &row::enc(&signin)?],
         )
@@ -314,19 +313,18 @@ async fn use_code_in(
     grant: &Grant,
     refresh: Option<(&[u8; 32], &RefreshToken)>,
 ) -> PgResult<CodeUse> {
-    let spent = tx
-        .query_opt("UPDATE codes SET used = true WHERE id = $1 AND NOT used RETURNING doc", &[&id.as_slice()])
-        .await?;
+    let spent =
+        tx.q_opt("UPDATE codes SET used = true WHERE id = $1 AND NOT used RETURNING doc", &[&id.as_slice()]).await?;
     let Some(spent) = spent else {
-        let code = tx.query_opt("SELECT grant_id FROM codes WHERE id = $1", &[&id.as_slice()]).await?;
+        let code = tx.q_opt("SELECT grant_id FROM codes WHERE id = $1", &[&id.as_slice()]).await?;
         let Some(code) = code else { return Ok(CodeUse::Unknown) };
         revoke_grant_in(tx, &code.get("grant_id")).await?;
         return Ok(CodeUse::Replayed);
     };
     let mut code: AuthCode = row::doc(&spent, "doc")?;
     code.used = true;
-    tx.execute("UPDATE codes SET doc = $2 WHERE id = $1", &[&id.as_slice(), &row::enc(&code)?]).await?;
-    tx.execute(
+    tx.exec("UPDATE codes SET doc = $2 WHERE id = $1", &[&id.as_slice(), &row::enc(&code)?]).await?;
+    tx.exec(
         "INSERT INTO grants (id, revoked, expires_at, doc) VALUES ($1, $2, $3, $4) \
          ON CONFLICT (id) DO UPDATE SET revoked = excluded.revoked, expires_at = excluded.expires_at, doc = excluded.doc",
         &[&code.grant_id, &grant.revoked, &grant.expires_at, &row::enc(grant)?],
@@ -340,20 +338,20 @@ async fn use_code_in(
 
 /// Marks the grant revoked, in its column and in its record alike (no-op without one).
 async fn revoke_grant_in(tx: &Transaction<'_>, id: &Uuid) -> PgResult<()> {
-    let Some(found) = tx.query_opt("SELECT doc FROM grants WHERE id = $1 FOR UPDATE", &[id]).await? else {
+    let Some(found) = tx.q_opt("SELECT doc FROM grants WHERE id = $1 FOR UPDATE", &[id]).await? else {
         return Ok(());
     };
     let mut grant: Grant = row::doc(&found, "doc")?;
     if !grant.revoked {
         grant.revoked = true;
-        tx.execute("UPDATE grants SET revoked = true, doc = $2 WHERE id = $1", &[id, &row::enc(&grant)?]).await?;
+        tx.exec("UPDATE grants SET revoked = true, doc = $2 WHERE id = $1", &[id, &row::enc(&grant)?]).await?;
     }
     Ok(())
 }
 
 /// Writes a refresh token, replacing one with the same id.
 async fn put_refresh(tx: &Transaction<'_>, id: &[u8; 32], rt: &RefreshToken) -> PgResult<()> {
-    tx.execute(
+    tx.exec(
         "INSERT INTO refresh_tokens (id, grant_id, rotated, expires_at, doc) VALUES ($1, $2, $3, $4, $5) \
          ON CONFLICT (id) DO UPDATE SET grant_id = excluded.grant_id, rotated = excluded.rotated, \
          expires_at = excluded.expires_at, doc = excluded.doc",
@@ -365,7 +363,7 @@ async fn put_refresh(tx: &Transaction<'_>, id: &[u8; 32], rt: &RefreshToken) -> 
 
 /// The refresh token `id` with its row locked until the transaction ends.
 async fn lock_refresh(tx: &Transaction<'_>, id: &[u8; 32]) -> PgResult<Option<RefreshToken>> {
-    let found = tx.query_opt("SELECT doc FROM refresh_tokens WHERE id = $1 FOR UPDATE", &[&id.as_slice()]).await?;
+    let found = tx.q_opt("SELECT doc FROM refresh_tokens WHERE id = $1 FOR UPDATE", &[&id.as_slice()]).await?;
     Ok(found.map(|r| row::doc(&r, "doc")).transpose()?)
 }
 
@@ -375,7 +373,7 @@ async fn rotate_in(tx: &Transaction<'_>, old: &[u8; 32], new: &[u8; 32], rules: 
     // The grant is read, not locked: a revocation racing this rotation leaves a successor
     // that is refused at its first use, and not locking it keeps the lock order one way
     // (token, then successor) whatever the family does at the same time.
-    let found = tx.query_opt("SELECT doc FROM grants WHERE id = $1", &[&rt.grant_id]).await?;
+    let found = tx.q_opt("SELECT doc FROM grants WHERE id = $1", &[&rt.grant_id]).await?;
     let Some(found) = found else { return Ok(RefreshUse::Unknown) };
     let grant: Grant = row::doc(&found, "doc")?;
     let family_live = !grant.revoked && grant.expires_at >= now;
@@ -398,7 +396,7 @@ async fn rotate_in(tx: &Transaction<'_>, old: &[u8; 32], new: &[u8; 32], rules: 
             && let Some(unused) = rt.successor
             && lock_refresh(tx, &unused).await?.is_some_and(|s| !s.rotated)
         {
-            tx.execute("DELETE FROM refresh_tokens WHERE id = $1", &[&unused.as_slice()]).await?;
+            tx.exec("DELETE FROM refresh_tokens WHERE id = $1", &[&unused.as_slice()]).await?;
             let next = successor_of(&rt);
             put_refresh(tx, new, &next).await?;
             rt.successor = Some(*new);
