@@ -188,3 +188,32 @@ async fn unknown_configuration_keys_are_rejected_with_their_name() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("acess_token_secs"));
 }
+
+/// A database without a key-encryption key (or with a malformed one) is refused before
+/// anything is opened, with a message that says what to do; nothing is written.
+#[tokio::test]
+async fn postgres_without_a_valid_key_encryption_key_is_refused_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let serve = |kek: Option<&'static str>| {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["serve", "--bind", "127.0.0.1:0", "--database-url", "postgres://nobody@127.0.0.1:1/none"])
+            .arg("--data-dir")
+            .arg(&data)
+            .env_remove("GATEHOUSE__KEY_ENCRYPTION_KEY");
+        if let Some(k) = kek {
+            cmd.env("GATEHOUSE__KEY_ENCRYPTION_KEY", k);
+        }
+        cmd.output()
+    };
+    let out = serve(None).await.unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("key_encryption_key is required with database_url"), "{err}");
+    assert!(err.contains("head -c 32 /dev/urandom | base64"), "says how to make one: {err}");
+    let out = serve(Some("c2hvcnQ=")).await.unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("exactly 32 bytes"), "{err}");
+    assert!(!data.exists(), "nothing was created");
+}

@@ -177,3 +177,30 @@ async fn a_tenant_or_app_written_on_one_node_is_read_by_the_other_within_a_secon
             .await;
     assert_eq!(got.as_deref(), Some("New app"), "B drops its cached application");
 }
+
+/// Two nodes starting together on an empty database migrate it once (the advisory lock),
+/// and a database whose schema is newer than this binary knows is refused with a clear
+/// message, nothing changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nodes_starting_together_migrate_once_and_a_newer_schema_is_refused() {
+    let Some(url) = crate::helpers::fresh_database().await else {
+        println!("storage_nodes: PostgreSQL skipped (GATEHOUSE_TEST_DATABASE_URL is not set)");
+        return;
+    };
+    let (a, b) = tokio::join!(node(&url), node(&url));
+    drop((a, b));
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    let applied = client.query("SELECT version FROM schema_migrations ORDER BY version", &[]).await.unwrap();
+    let versions: Vec<i32> = applied.iter().map(|r| r.get(0)).collect();
+    assert_eq!(versions, [1], "each migration applied once");
+
+    client.execute("INSERT INTO schema_migrations (version, applied_at) VALUES (999, 0)", &[]).await.unwrap();
+    let options =
+        gatehouse::storage::postgres::PgOptions { url: url.clone(), pool_size: 2, timeout: Duration::from_secs(10) };
+    let refused = gatehouse::storage::postgres::PgStore::open(options).await.err().expect("a newer schema is refused");
+    let message = refused.to_string();
+    assert!(message.contains("newer than this gatehouse knows"), "{message}");
+    let after = client.query("SELECT version FROM schema_migrations ORDER BY version", &[]).await.unwrap();
+    assert_eq!(after.len(), 2, "nothing was applied or removed");
+}
