@@ -5,8 +5,7 @@ use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::keys::KeyRing;
 use crate::model::Tenant;
-use crate::ratelimit::Limiter;
-use crate::storage::Store;
+use crate::storage::{Limiter, Store};
 
 /// Everything a handler may use, built once at start.
 pub struct AppState {
@@ -22,7 +21,8 @@ pub struct AppState {
     pub seal: crate::secrets::SealKey,
     /// An argon2id hash of a random password, verified when the login is unknown.
     pub dummy_hash: String,
-    /// Failed passwords per account.
+    /// Failed passwords per account. These limiters count in the store, so on a shared
+    /// database a lockout or a quota holds across every node.
     pub limiter: Limiter,
     /// Failed passwords per client IP: throttles a spraying address for accounts that
     /// already have failures of their own (never an account with none).

@@ -11,8 +11,8 @@ use crate::config::Config;
 use crate::demo::seed::{self, DemoCredentials};
 use crate::keys::{KeyError, KeyRing};
 use crate::password;
-use crate::ratelimit::Limiter;
 use crate::secrets::{new_token, random_bytes};
+use crate::storage::Limiter;
 use crate::storage::StoreError;
 use crate::web::csp::content_security_policy;
 
@@ -152,12 +152,22 @@ impl Application {
         };
         let state = web::Data::new(AppState {
             public_url: url.clone(),
-            limiter: Limiter::new(config.rate_limit.password_failures, config.rate_limit.window_secs),
-            ip_limiter: Limiter::new(config.rate_limit.password_failures * 10, config.rate_limit.window_secs),
-            invite_limiter: Limiter::new(config.rate_limit.invitations_per_minute, 60),
-            otp_send_limiter: Limiter::new(crate::signin::OTP_SENDS_PER_IP, 3600),
-            otp_address_limiter: Limiter::new(crate::signin::OTP_SENDS_PER_ADDRESS, 3600),
-            sso_limiter: Limiter::new(crate::signin::SSO_REUSES_PER_MINUTE, 60),
+            limiter: Limiter::new(
+                store.clone(),
+                "pwd",
+                config.rate_limit.password_failures,
+                config.rate_limit.window_secs,
+            ),
+            ip_limiter: Limiter::new(
+                store.clone(),
+                "pwd_ip",
+                config.rate_limit.password_failures * 10,
+                config.rate_limit.window_secs,
+            ),
+            invite_limiter: Limiter::new(store.clone(), "invite", config.rate_limit.invitations_per_minute, 60),
+            otp_send_limiter: Limiter::new(store.clone(), "otp_send", crate::signin::OTP_SENDS_PER_IP, 3600),
+            otp_address_limiter: Limiter::new(store.clone(), "otp_address", crate::signin::OTP_SENDS_PER_ADDRESS, 3600),
+            sso_limiter: Limiter::new(store.clone(), "sso", crate::signin::SSO_REUSES_PER_MINUTE, 60),
             passwords: password::Checker::new(
                 config.rate_limit.password_queue.unwrap_or_else(|| 5 * password::threads()),
             ),

@@ -87,7 +87,10 @@ pub async fn create(req: HttpRequest, body: web::Bytes, state: Data) -> Result<H
 /// object id on both paths). Every attempt counts, refused ones too.
 pub async fn send_invitation(state: &AppState, tenant: &Tenant, request: InviteRequest) -> Result<Invited, SendError> {
     let now = state.now();
-    state.invite_limiter.take(&format!("{}:{}", tenant.id, request.invited_by), now).map_err(SendError::Throttled)?;
+    let inviter = format!("{}:{}", tenant.id, request.invited_by);
+    if let crate::storage::Reserved::No { retry_after } = state.invite_limiter.try_reserve(&inviter, now).await? {
+        return Err(SendError::Throttled(retry_after));
+    }
     let invited = invite(&state.store, tenant, request, &state.public_url, now).await.map_err(|e| match e {
         InviteError::Store(crate::storage::StoreError::Conflict(m)) => {
             GraphError::new(StatusCode::CONFLICT, "Request_MultipleObjectsWithSameKeyValue", m)

@@ -248,11 +248,10 @@ pub async fn login(
     // Per stub account, the members' limit: the attempt is counted before the hash is
     // checked (so concurrent guesses cannot all slip past) and forgotten on success.
     let account_key = format!("stub:{}:{login}", s.name);
-    if state.limiter.is_limited(&account_key, now) {
+    if let crate::storage::Reserved::No { .. } = state.limiter.try_reserve(&account_key, now).await? {
         tracing::warn!(stub = s.name, login = %login, "stub sign-in refused: account locked");
         return login_page(&state, &req, s, &id, &login, Some(LOCKED.into()));
     }
-    state.limiter.record_failure(&account_key, now);
     let account = state.store.stub_account(s.name, &login).await?;
     let password = f.get("password").unwrap_or_default().to_string();
     let ok = crate::password::verify_blocking(
@@ -265,7 +264,7 @@ pub async fn login(
         tracing::info!(stub = s.name, login = %login, "stub sign-in: wrong account or password");
         return login_page(&state, &req, s, &id, &login, Some("That account or password is not right.".into()));
     };
-    state.limiter.clear(&account_key);
+    state.limiter.clear(&account_key).await?;
     if lock(&stubs.requests).remove(&id).is_none() {
         // A concurrent login spent this request first.
         return Err(PageError::bad_request("signin_expired", "This sign-in has expired. Go back and start again."));

@@ -1,5 +1,6 @@
 //! The token endpoint: authorization_code (PKCE, single use), refresh_token (rotation,
-//! family revocation on reuse) and client_credentials. Client authentication lives here too.
+//! family revocation on reuse, one retry of a lost answer) and client_credentials. Client
+//! authentication lives here too.
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use base64::Engine;
@@ -245,22 +246,28 @@ async fn refresh(
             asked
         }
     };
-    // A refresh is a non-interactive sign-in: the gate decides before anything rotates.
-    // (A rotated token goes straight on to reuse detection below.)
-    let user = if current.rotated { None } else { Some(gate_refresh(state, tenant, app, &current, ip).await?) };
     let now = state.now();
     let secret = new_token();
-    let life = state.config.tokens.refresh_token_secs;
     let rules = crate::storage::RefreshRules {
         now,
         now_ms: state.clock.now_ms(),
-        life_secs: life,
+        life_secs: state.config.tokens.refresh_token_secs,
         grace_secs: state.config.tokens.refresh_reuse_grace_secs,
         retry_after_ms: crate::storage::REFRESH_RETRY_AFTER_MS,
     };
+    // A refresh is a non-interactive sign-in: the gate decides before anything rotates.
+    // A rotated token that cannot be a retry goes straight on to reuse detection below (so
+    // a refusal by the gate never spares a family from revocation); one that may be a
+    // retry issues tokens like a rotation, so it is gated like one.
+    let gate_first = !current.rotated || may_be_retry(state, &current, &rules).await?;
+    let user = if gate_first { Some(gate_refresh(state, tenant, app, &current, ip).await?) } else { None };
     let outcome = state.store.rotate_refresh(&old, &digest(&secret), &rules).await?;
     let next = match outcome {
-        RefreshUse::Rotated(next) | RefreshUse::Retried(next) => next,
+        RefreshUse::Rotated(next) => next,
+        RefreshUse::Retried(next) => {
+            tracing::info!(client = %app.client_id, "refresh retry: a lost answer, its unused successor retired");
+            next
+        }
         RefreshUse::Reused => {
             state.store.flush().await?;
             tracing::warn!(client = %app.client_id, "refresh token reuse: grant revoked");
@@ -272,7 +279,13 @@ async fn refresh(
         }
         RefreshUse::Revoked | RefreshUse::Unknown => return Err(invalid()),
     };
-    let (user, decision) = user.ok_or_else(invalid)?;
+    // Tokens are never issued ungated: should the store have seen a retry where the check
+    // above did not (it reads the same records with the same rules, so it should not), the
+    // gate runs now, before anything is handed out.
+    let (user, decision) = match user {
+        Some(gated) => gated,
+        None => gate_refresh(state, tenant, app, &current, ip).await?,
+    };
     // The original authentication (auth_time, amr, acr) carries over unchanged.
     let input = UserTokenInput {
         tenant,
@@ -289,6 +302,25 @@ async fn refresh(
     let facts = TokenLog { user: Some(&user), amr: &next.auth.amr, ip, decision: Some(&decision) };
     token_log(state, tenant, app, facts, None).await;
     Ok(body)
+}
+
+/// Whether the rotated token `current` may come back as the one retry of a client that
+/// lost its answer (`storage::RefreshRules`): the window is open, the retry unspent and the
+/// successor it names not used. Only a hint for whether to run the gate first: the store
+/// decides, and reads these records again.
+async fn may_be_retry(
+    state: &AppState,
+    current: &RefreshToken,
+    rules: &crate::storage::RefreshRules,
+) -> Result<bool, OAuthError> {
+    let since = rules.now_ms.saturating_sub(current.rotated_at_ms);
+    let window = rules.grace_secs > 0
+        && !current.retried
+        && since >= rules.retry_after_ms
+        && since <= rules.grace_secs.saturating_mul(1000);
+    let Some(successor) = current.successor.filter(|_| window) else { return Ok(false) };
+    // A successor that is gone was retired by an interrupted retry, not used (see the store).
+    Ok(state.store.refresh_token(&successor).await?.is_none_or(|s| !s.rotated))
 }
 
 /// The credential gate and conditional access for a refresh. A user who can never use

@@ -29,7 +29,7 @@ pub async fn after_primary(
         // One session may be reused at most SSO_REUSES_PER_MINUTE times a minute: a script
         // replaying a cookie can neither flood the log nor the store.
         let key = format!("sso:{}", crate::secrets::digest_hex(cookie));
-        if let crate::ratelimit::Reserved::No { retry_after } = state.sso_limiter.try_reserve(&key, state.now()) {
+        if let crate::storage::Reserved::No { retry_after } = state.sso_limiter.try_reserve(&key, state.now()).await? {
             return Ok(too_many_page(
                 "sso_rate_limited",
                 "This browser opened applications too often in a short time. Wait a minute, then try again.",

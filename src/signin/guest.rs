@@ -120,16 +120,16 @@ async fn send_email_code(
     code: &str,
     ip: Option<std::net::IpAddr>,
 ) -> Result<Option<i64>, PageError> {
-    use crate::ratelimit::Reserved;
+    use crate::storage::Reserved;
     let address = email.to_ascii_lowercase();
     let ip_key = format!("otp:{address}:{}", ip.map(|i| i.to_string()).unwrap_or_default());
     let address_key = format!("otp:{address}");
     let now = state.now();
-    if let Reserved::No { retry_after } = state.otp_send_limiter.try_reserve(&ip_key, now) {
+    if let Reserved::No { retry_after } = state.otp_send_limiter.try_reserve(&ip_key, now).await? {
         return Ok(Some(retry_after));
     }
-    if let Reserved::No { retry_after } = state.otp_address_limiter.try_reserve(&address_key, now) {
-        state.otp_send_limiter.release(&ip_key, now);
+    if let Reserved::No { retry_after } = state.otp_address_limiter.try_reserve(&address_key, now).await? {
+        state.otp_send_limiter.release(&ip_key, now).await?;
         return Ok(Some(retry_after));
     }
     let body = format!(

@@ -88,7 +88,7 @@ pub async fn password(
 ) -> Result<HttpResponse, PageError> {
     use crate::access::PORTAL_APP;
     use crate::audit::{LogFacts, log_login_failure};
-    use crate::ratelimit::Reserved;
+    use crate::storage::Reserved;
     let (tenant, f, tx, signin) = posted(&req, &state, &path, &body, |s| *s == Step::Password).await?;
     let now = state.now();
     let login = signin.login.clone().unwrap_or_default().to_ascii_lowercase();
@@ -113,7 +113,7 @@ pub async fn password(
     };
     // The attempt is counted before the hash is checked (and given back if it succeeds),
     // so however many arrive at once, at most the limit are ever checked.
-    let before = match state.limiter.try_reserve(&account_key, now) {
+    let before = match state.limiter.try_reserve(&account_key, now).await? {
         Reserved::Yes { before } => before,
         Reserved::No { .. } => {
             let reason = "too many wrong passwords: the account is locked for a while".to_string();
@@ -127,9 +127,9 @@ pub async fn password(
     // A spraying address is throttled only for logins that already have failures of their
     // own: an account with none always gets its password checked (smart lockout).
     if before > 0
-        && let Some(wait) = state.ip_limiter.retry_after(&ip_key, now)
+        && let Some(wait) = state.ip_limiter.retry_after(&ip_key, now).await?
     {
-        state.limiter.release(&account_key, now);
+        state.limiter.release(&account_key, now).await?;
         if crate::audit::first_in_minute(&state, &format!("{}:pwd:{login}:ip_throttled", tenant.id)) {
             let reason = "too many wrong passwords from this IP address: throttled".to_string();
             log_login_failure(&state, facts(), &login, "ip_throttled", reason).await;
@@ -141,17 +141,17 @@ pub async fn password(
     let stored = user.as_ref().and_then(|u| u.password_hash.clone());
     let Ok(ok) = state.passwords.verify(presented, stored, state.dummy_hash.clone()).await else {
         // Shed, not checked: it does not count against the account.
-        state.limiter.release(&account_key, now);
+        state.limiter.release(&account_key, now).await?;
         let page = step_page(&state, &req, &tenant, &tx, &signin, Some(BUSY.into())).await?;
         return Ok(too_many(page, BUSY_RETRY_SECS));
     };
     if !ok {
-        state.ip_limiter.record_failure(&ip_key, now);
+        state.ip_limiter.record_failure(&ip_key, now).await?;
         log_login_failure(&state, facts(), &login, "wrong_password", "invalid username or password".into()).await;
         return step_page(&state, &req, &tenant, &tx, &signin, Some(WRONG_PASSWORD.into())).await;
     }
     let Some(user) = user else { return Err(PageError::signin_expired()) };
-    state.limiter.clear(&account_key);
+    state.limiter.clear(&account_key).await?;
     if !user.account_enabled {
         return Err(PageError::bad_request("account_disabled", "Your account is disabled. Ask your administrator."));
     }

@@ -3,6 +3,7 @@
 //! contract suite. Nothing above this module knows which database it talks to.
 pub mod api;
 mod codec;
+mod limiter;
 pub mod postgres;
 pub mod sled;
 
@@ -13,6 +14,7 @@ use serde::de::DeserializeOwned;
 
 pub use api::Storage;
 pub use codec::{decode, encode};
+pub use limiter::Limiter;
 
 use crate::model::*;
 use crate::policy::{NamedLocation, Policy};

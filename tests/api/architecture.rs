@@ -45,8 +45,9 @@ const RULES: &[(&[&str], Rule)] = &[
     // State, storage, records and leaves know nothing of HTTP, the kit, a feature or a protocol.
     (LOWER,          Never(&["actix*", "web"])),
     (LOWER,          Never(ABOVE_KIT)),
-    // Storage sees only records and what it needs to open and sweep them.
-    (&["storage"],   Only(&["model", "policy", "secrets", "clock", "config"])),
+    // Storage sees only records and what it needs to open, sweep and count (the in-memory
+    // window of the embedded store) them.
+    (&["storage"],   Only(&["model", "policy", "secrets", "clock", "config", "ratelimit"])),
     // `User` holds its TOTP methods and lockout (`mfa::TotpMethod`, `mfa::Lockout`): mfa is below model.
     (&["model"],     Only(&["policy", "mfa", "secrets"])),
     // The leaves import only what they import today.

@@ -48,16 +48,64 @@ pub async fn fresh_database() -> Option<String> {
     Some(url.to_string())
 }
 
+/// Whether the black-box servers run on PostgreSQL: `GATEHOUSE_TEST_STORE=postgres` (the
+/// second test run of `.ci/run`); unset or `sled`, they run on sled in their temp dir.
+pub fn store_is_postgres() -> bool {
+    match std::env::var("GATEHOUSE_TEST_STORE").as_deref() {
+        Ok("postgres") => true,
+        Ok("sled" | "") | Err(_) => false,
+        Ok(other) => panic!("GATEHOUSE_TEST_STORE={other:?}: expected `sled` or `postgres`"),
+    }
+}
+
+/// Points `config` at a fresh, empty database of the test cluster, with a new random
+/// key-encryption key (PostgreSQL refuses to start without one).
+pub async fn use_postgres(config: &mut Config) {
+    let url = fresh_database().await.expect(
+        "GATEHOUSE_TEST_STORE=postgres needs a cluster in GATEHOUSE_TEST_DATABASE_URL \
+         (`.ci/pg start DIR` starts one and prints its URL)",
+    );
+    let kek = base64::engine::general_purpose::STANDARD.encode(gatehouse::secrets::random_bytes::<32>());
+    config.database_url = Some(gatehouse::secrets::Secret::new(url));
+    config.key_encryption_key = Some(gatehouse::secrets::Secret::new(kek));
+}
+
+/// Fails unless the database at `url` has tables: a server told to use PostgreSQL that
+/// quietly ran on sled would otherwise pass the PostgreSQL run without touching it.
+async fn assert_schema_in(url: &str) {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.expect("test database answers");
+    tokio::spawn(conn);
+    let tables: i64 = client
+        .query_one(
+            "SELECT count(*) FROM information_schema.tables \
+             WHERE table_schema NOT IN ('pg_catalog', 'information_schema')",
+            &[],
+        )
+        .await
+        .expect("count tables")
+        .get(0);
+    assert!(tables > 0, "the server was given a fresh test database but created no tables in it (did it open sled?)");
+}
+
 pub async fn spawn_app() -> TestApp {
     spawn_with(|_| {}).await
 }
 
+/// A server with the test settings changed by `tweak`, on the store `GATEHOUSE_TEST_STORE`
+/// names (`tweak` runs after that choice, so a test may still change it).
 pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut config = Config::for_tests(dir.path().to_path_buf());
+    if store_is_postgres() {
+        use_postgres(&mut config).await;
+    }
     tweak(&mut config);
+    let database = config.database_url.as_ref().map(|u| u.expose().to_string());
     let clock = ManualClock::starting_now();
     let app = Application::build(config, clock.clone()).await.expect("app builds");
+    if let Some(url) = database {
+        assert_schema_in(&url).await;
+    }
     let creds = app.demo_credentials().expect("demo mode").clone();
     let url = app.url().to_string();
     let state = app.state();

@@ -271,7 +271,10 @@ async fn a_spraying_address_cannot_lock_out_an_account_without_failures_of_its_o
     assert!(retry.unwrap().parse::<i64>().unwrap() > 0);
     assert!(throttled.text("p.error").unwrap().contains("Too many sign-in attempts came from your network"));
     assert_eq!(app.state.passwords.checks(), checks, "a throttled attempt is not checked");
-    assert_eq!(app.state.limiter.count(&account_key(&app, "ghost0@fabrikam.example").await, app.clock.now()), 1);
+    assert_eq!(
+        app.state.limiter.count(&account_key(&app, "ghost0@fabrikam.example").await, app.clock.now()).await.unwrap(),
+        1
+    );
     assert_same(&before, &app.snapshot_without_log().await, "a throttled attempt changes nothing");
     assert!(log_codes(&app, "ip_throttled").await >= 1);
     // iw, with no failures of its own, still signs in with the right password from there.
@@ -326,7 +329,11 @@ async fn a_full_password_queue_answers_429_at_once_and_counts_nothing() {
     assert!(busy.text("p.error").unwrap().contains("a great many sign-ins"), "{}", busy.body);
     assert!(busy.has("form#password"), "the person can try again from the same page");
     assert_eq!(app.state.passwords.checks(), 0, "nothing was hashed");
-    assert_eq!(app.state.limiter.count(&account_key(&app, IW).await, app.clock.now()), 0, "not counted as a failure");
+    assert_eq!(
+        app.state.limiter.count(&account_key(&app, IW).await, app.clock.now()).await.unwrap(),
+        0,
+        "not counted as a failure"
+    );
     assert_same(&before, &app.snapshot().await, "a shed attempt changes nothing");
 }
 

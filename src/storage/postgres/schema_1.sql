@@ -173,10 +173,15 @@ CREATE TABLE outbox (
     doc bytea NOT NULL
 );
 
--- Failure and rate counters (lockouts, sends): one row per counted event.
-CREATE TABLE counter_events (
-    id  bigserial PRIMARY KEY,
-    key text NOT NULL,
-    at  bigint NOT NULL
+-- Failure and rate counters (lockouts, sends): one row per key, holding the times of its
+-- events in the window. One `INSERT … ON CONFLICT DO UPDATE` checks and counts under the
+-- row's lock, so concurrent attempts on any nodes queue on it and never pass the limit.
+-- `expires_at` is the last event plus its window (the sweep drops rows past it); `taken`
+-- is what the last reservation decided, read back by its RETURNING.
+CREATE TABLE counters (
+    key        text PRIMARY KEY,
+    events     bigint[] NOT NULL,
+    expires_at bigint NOT NULL,
+    taken      boolean NOT NULL
 );
-CREATE INDEX counter_events_key ON counter_events (key, at);
+CREATE INDEX counters_expires ON counters (expires_at);

@@ -7,6 +7,7 @@
 //! speed). Instead each change decides concurrency with a compare-and-swap on one record
 //! ([`update`]), and changes to several records write them in an order where stopping
 //! between two writes (a crash) leaves a safe state; the handlers flush before answering.
+mod counters;
 mod directory;
 mod flusher;
 mod guests;
@@ -85,6 +86,8 @@ pub struct SledStore {
     /// by the recount at the next open).
     seats: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<crate::model::TenantId, u32>>>,
     signin_log: sled::Tree,
+    /// Failure and rate counters (`counters.rs`): in memory, this process being the only one.
+    counters: counters::Counters,
 }
 
 /// Creates `path` (and parents) if missing and makes it 0700.
@@ -169,6 +172,7 @@ impl SledStore {
             ca_cache: Default::default(),
             seats: Default::default(),
             signin_log: t("tenant_signin_log")?,
+            counters: Default::default(),
             flusher: Default::default(),
             tickets_lock: Default::default(),
             db,
@@ -185,34 +189,6 @@ impl SledStore {
     pub fn flush_blocking(&self) -> Result<()> {
         self.db.flush()?;
         Ok(())
-    }
-}
-
-#[async_trait::async_trait]
-#[allow(unused_variables)]
-impl api::CounterStore for SledStore {
-    async fn reserve(&self, key: &str, limit: u32, window: i64, now: i64) -> Result<crate::storage::Reserved> {
-        todo!()
-    }
-
-    async fn release(&self, key: &str, at: i64) -> Result<()> {
-        todo!()
-    }
-
-    async fn record(&self, key: &str, window: i64, now: i64) -> Result<()> {
-        todo!()
-    }
-
-    async fn count(&self, key: &str, window: i64, now: i64) -> Result<usize> {
-        todo!()
-    }
-
-    async fn retry_after(&self, key: &str, limit: u32, window: i64, now: i64) -> Result<Option<i64>> {
-        todo!()
-    }
-
-    async fn clear(&self, key: &str) -> Result<()> {
-        todo!()
     }
 }
 

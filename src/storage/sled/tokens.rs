@@ -148,28 +148,42 @@ impl api::TokenStore for SledStore {
         get(&self.refresh_tokens, id)
     }
 
+    /// Not rotated: the successor is written first, then a compare-and-swap marks `old`
+    /// rotated (a crash in between leaves an unknown token and `old` still usable). Rotated
+    /// and within the retry rule: see [`SledStore::retry_refresh`]. Otherwise reuse.
     async fn rotate_refresh(&self, old: &[u8; 32], new: &[u8; 32], rules: &RefreshRules) -> Result<RefreshUse> {
-        let (now, life_secs) = (rules.now, rules.life_secs);
         loop {
             let Some(raw) = self.refresh_tokens.get(old)? else { return Ok(RefreshUse::Unknown) };
             let mut rt: RefreshToken = decode(&raw)?;
             let Some(grant) = get::<Grant>(&self.grants, &uuid_key(&rt.grant_id))? else {
                 return Ok(RefreshUse::Unknown);
             };
+            let live = !grant.revoked && rt.expires_at >= rules.now && grant.expires_at >= rules.now;
             if rt.rotated {
-                self.revoke_grant_now(&rt.grant_id)?;
-                return Ok(RefreshUse::Reused);
+                if !in_retry_window(&rt, rules) {
+                    self.revoke_grant_now(&rt.grant_id)?;
+                    return Ok(RefreshUse::Reused);
+                }
+                if !live {
+                    return Ok(RefreshUse::Revoked);
+                }
+                match self.retry_refresh(old, &raw, rt, new, rules)? {
+                    Some(outcome) => return Ok(outcome),
+                    None => continue,
+                }
             }
-            if grant.revoked || rt.expires_at < now || grant.expires_at < now {
+            if !live {
                 return Ok(RefreshUse::Revoked);
             }
-            let next = RefreshToken { issued_at: now, expires_at: now + life_secs, rotated: false, ..rt.clone() };
+            let next = successor_of(&rt, rules);
             put(&self.refresh_tokens, new, &next)?;
             rt.rotated = true;
+            rt.rotated_at_ms = rules.now_ms;
+            rt.successor = Some(*new);
             if self.refresh_tokens.compare_and_swap(old, Some(&raw), Some(encode(&rt)?))?.is_ok() {
                 return Ok(RefreshUse::Rotated(Box::new(next)));
             }
-            // Another request rotated it first: the next round sees a reuse.
+            // Another request rotated it first: the next round sees a reuse (or a retry).
             self.refresh_tokens.remove(new)?;
         }
     }
@@ -210,6 +224,32 @@ impl api::KeyStore for SledStore {
         self.key_sealed.remove(kid.as_bytes())?;
         let _ = self.changes.send(Change::Keys);
         Ok(())
+    }
+}
+
+/// Whether a rotated token presented again may be the one retry of a client that lost the
+/// answer: the window is open, it is not too soon (copies presented at once are concurrent
+/// uses, never a retry), the retry is unspent and the token names its successor. Whether
+/// that successor was used is decided against the successor record itself.
+fn in_retry_window(rt: &RefreshToken, rules: &RefreshRules) -> bool {
+    let since = rules.now_ms.saturating_sub(rt.rotated_at_ms);
+    rules.grace_secs > 0
+        && !rt.retried
+        && rt.successor.is_some()
+        && since >= rules.retry_after_ms
+        && since <= rules.grace_secs.saturating_mul(1000)
+}
+
+/// The token that replaces `rt`: same family and authentication, a fresh life, not rotated.
+fn successor_of(rt: &RefreshToken, rules: &RefreshRules) -> RefreshToken {
+    RefreshToken {
+        issued_at: rules.now,
+        expires_at: rules.now + rules.life_secs,
+        rotated: false,
+        rotated_at_ms: 0,
+        successor: None,
+        retried: false,
+        ..rt.clone()
     }
 }
 
@@ -255,6 +295,64 @@ impl SledStore {
             self.signin_browser.insert(browser_key(&signin.browser, id), &seq.to_be_bytes())?;
         }
         Ok(())
+    }
+
+    /// The one retry of the rotated token `old` (read as `raw`, decoded as `rt`, inside the
+    /// retry window): the fresh successor `new` replaces the unused one. `None` when a record
+    /// changed under it (the caller reads again and decides anew).
+    ///
+    /// Each write below is safe to stop after (a crash: sled recovers a prefix of its log,
+    /// and the handler flushes before it answers, so `new` reaches nobody before all three
+    /// are durable):
+    /// 1. `new` is written: a token nobody knows yet.
+    /// 2. The unused successor is removed by compare-and-swap against the copy read here.
+    ///    That decides against the successor's own rotation running at the same time: if it
+    ///    was used first this is reuse after all (family revoked); if the removal wins, that
+    ///    rotation finds no token. Stopping here leaves `old` with its retry unspent and no
+    ///    successor: the retired token is dead as it would be after the retry, and the client,
+    ///    which got no answer, may retry once more. This is why a successor that is gone
+    ///    counts as unused: a used successor stays stored (rotated) until it expires, so
+    ///    only this step (or expiry, days after the window closed) removes one.
+    /// 3. `old` is marked retried, naming `new`, by compare-and-swap: of two retries at once
+    ///    only one gets here first, the other finds the retry spent (reuse).
+    ///
+    /// So there are never two usable successors that anyone holds: the one handed out before
+    /// is gone before `old` names another, and a thief replaying `old` afterwards is reuse.
+    fn retry_refresh(
+        &self,
+        old: &[u8; 32],
+        raw: &sled::IVec,
+        mut rt: RefreshToken,
+        new: &[u8; 32],
+        rules: &RefreshRules,
+    ) -> Result<Option<RefreshUse>> {
+        let Some(unused) = rt.successor else {
+            // Not reached (the window needs a successor); were it, nothing proves a lost answer.
+            self.revoke_grant_now(&rt.grant_id)?;
+            return Ok(Some(RefreshUse::Reused));
+        };
+        let next = successor_of(&rt, rules);
+        put(&self.refresh_tokens, new, &next)?;
+        if let Some(succ_raw) = self.refresh_tokens.get(unused)? {
+            let succ: RefreshToken = decode(&succ_raw)?;
+            if succ.rotated || succ.grant_id != rt.grant_id {
+                // The successor was used: the previous token coming back now is theft.
+                self.refresh_tokens.remove(new)?;
+                self.revoke_grant_now(&rt.grant_id)?;
+                return Ok(Some(RefreshUse::Reused));
+            }
+            if self.refresh_tokens.compare_and_swap(unused, Some(&succ_raw), None as Option<&[u8]>)?.is_err() {
+                self.refresh_tokens.remove(new)?;
+                return Ok(None);
+            }
+        }
+        rt.successor = Some(*new);
+        rt.retried = true;
+        if self.refresh_tokens.compare_and_swap(old, Some(raw), Some(encode(&rt)?))?.is_ok() {
+            return Ok(Some(RefreshUse::Retried(Box::new(next))));
+        }
+        self.refresh_tokens.remove(new)?;
+        Ok(None)
     }
 
     fn revoke_grant_now(&self, id: &Uuid) -> Result<()> {
