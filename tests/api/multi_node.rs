@@ -542,7 +542,7 @@ async fn postgresql_stopped_under_load_gives_clear_503s_in_bounded_time_and_the_
     if std::env::var("GATEHOUSE_TEST_DATABASE_URL").map(|u| u.is_empty()).unwrap_or(true) {
         return skip("no PostgreSQL test cluster");
     }
-    let Some(pg) = tokio::task::spawn_blocking(OwnCluster::start).await.unwrap() else { return };
+    let pg = tokio::task::spawn_blocking(OwnCluster::start).await.unwrap();
     const TIMEOUT_MS: u64 = 2000;
     let d = Deployment::new(&pg.url).with("GATEHOUSE__DATABASE__TIMEOUT_MS", &TIMEOUT_MS.to_string());
     let node = d.node("a").await;

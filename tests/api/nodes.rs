@@ -136,12 +136,13 @@ pub struct Stopped {
 
 /// A running node. Derefs to process.rs's `Server` (`url` is the node's own address).
 pub struct Node {
+    /// First: fields drop in order, and the log must be read before the data dir goes.
+    _log: LogTail,
     pub name: String,
     pub port: u16,
     pub server: Server,
     dir: tempfile::TempDir,
     env: Vec<(String, String)>,
-    _log: LogTail,
 }
 
 impl std::ops::Deref for Node {
@@ -185,14 +186,14 @@ impl Stopped {
             serde_json::from_slice(&std::fs::read(dir.path().join("demo-credentials.json")).unwrap()).unwrap();
         let url = format!("http://127.0.0.1:{port}");
         let server = Server { child, url, creds };
-        Node { name, port, server, dir, env, _log: tail }
+        Node { _log: tail, name, port, server, dir, env }
     }
 }
 
 impl Node {
     /// kill -9: nothing is flushed or closed; the port and data dir stay for a restart.
     pub async fn kill9(self) -> Stopped {
-        let Node { name, port, server, dir, env, _log } = self;
+        let Node { _log, name, port, server, dir, env } = self;
         server.kill().await;
         Stopped { name, port, dir, env }
     }
@@ -319,9 +320,9 @@ impl Balancer {
 }
 
 /// A PostgreSQL cluster of one test's own (a test that stops the database must never stop
-/// the shared one): `.ci/pg start DIR` when the repository has it, else initdb and pg_ctl
-/// the same way (Debian's binaries, the `postgres` user when we are root, trust on
-/// 127.0.0.1, the socket in DIR). Stopped when dropped.
+/// the shared one), started by `.ci/pg start DIR` (Debian's binaries, the `postgres` user
+/// when we are root, trust on 127.0.0.1, its layout: `DIR/data`, `DIR/bin`, `DIR/port`);
+/// stopped and removed when dropped.
 pub struct OwnCluster {
     pub url: String,
     port: u16,
@@ -333,8 +334,8 @@ fn is_root() -> bool {
     std::process::Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0\n")).unwrap_or(false)
 }
 
-/// A command run as the cluster's owner (initdb refuses root), from `/` (the owner need
-/// not be able to read our working directory).
+/// A command run as the cluster's owner, as `.ci/pg` does: the `postgres` user when we are
+/// root (the server refuses root), from `/` (it need not read our working directory).
 fn as_owner(program: &Path) -> std::process::Command {
     let mut cmd = if is_root() {
         let mut c = std::process::Command::new("runuser");
@@ -349,66 +350,23 @@ fn as_owner(program: &Path) -> std::process::Command {
 
 fn run_ok(mut cmd: std::process::Command, what: &str) {
     let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
-    assert!(
-        out.status.success(),
-        "{what}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let said = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{what}: {said}");
 }
 
+const PG_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/.ci/pg");
+
 impl OwnCluster {
-    /// `None` (and the test skips) when no PostgreSQL server binaries are installed.
-    pub fn start() -> Option<OwnCluster> {
+    /// Blocks while the cluster starts (call it from `spawn_blocking`).
+    pub fn start() -> OwnCluster {
+        // Under /tmp: the postgres user must be able to reach it.
         let dir = tempfile::Builder::new().prefix("gh-own-pg").tempdir_in("/tmp").unwrap();
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci/pg");
-        if script.exists() {
-            let out = std::process::Command::new(&script).arg("start").arg(dir.path()).output().unwrap();
-            assert!(out.status.success(), ".ci/pg start: {}", String::from_utf8_lossy(&out.stderr));
-            let url = String::from_utf8_lossy(&out.stdout).trim().to_string();
-            let bin = PathBuf::from(std::fs::read_to_string(dir.path().join("bin")).unwrap().trim());
-            let port = std::fs::read_to_string(dir.path().join("port")).unwrap().trim().parse().unwrap();
-            return Some(OwnCluster { url, port, bin, dir });
-        }
-        let mut bins: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-            .map(|d| {
-                d.filter_map(Result::ok).map(|e| e.path().join("bin")).filter(|b| b.join("initdb").exists()).collect()
-            })
-            .unwrap_or_default();
-        bins.sort_by_key(|b| {
-            b.parent().and_then(|v| v.file_name()).and_then(|v| v.to_str()).and_then(|v| v.parse::<u32>().ok())
-        });
-        let Some(bin) = bins.pop() else {
-            skip("no PostgreSQL server binaries in /usr/lib/postgresql");
-            return None;
-        };
-        if is_root() {
-            run_ok(
-                {
-                    let mut c = std::process::Command::new("chown");
-                    c.arg("postgres:").arg(dir.path());
-                    c
-                },
-                "chown",
-            );
-        }
-        let data = dir.path().join("data");
-        let mut initdb = as_owner(&bin.join("initdb"));
-        initdb.arg("-D").arg(&data).args(["-U", "postgres", "-E", "UTF8", "--locale=C", "--auth=trust", "--no-sync"]);
-        run_ok(initdb, "initdb");
-        let conf = format!(
-            "\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\nmax_connections = 200\n",
-            dir.path().display()
-        );
-        let mut append = as_owner(Path::new("/usr/bin/tee"));
-        append.arg("-a").arg(data.join("postgresql.conf")).stdin(Stdio::piped()).stdout(Stdio::null());
-        let mut child = append.spawn().unwrap();
-        std::io::Write::write_all(&mut child.stdin.take().unwrap(), conf.as_bytes()).unwrap();
-        assert!(child.wait().unwrap().success());
-        let port = free_port();
-        let cluster = OwnCluster { url: format!("postgres://postgres@127.0.0.1:{port}/postgres"), port, bin, dir };
-        cluster.start_again();
-        Some(cluster)
+        let out = std::process::Command::new(PG_SCRIPT).arg("start").arg(dir.path()).output().unwrap();
+        assert!(out.status.success(), ".ci/pg start: {}", String::from_utf8_lossy(&out.stderr));
+        let url = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let read = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap().trim().to_string();
+        let (bin, port) = (PathBuf::from(read("bin")), read("port").parse().unwrap());
+        OwnCluster { url, port, bin, dir }
     }
 
     /// `pg_ctl stop -m immediate`: the server dies at once, open transactions are lost and
@@ -436,12 +394,7 @@ impl OwnCluster {
 
 impl Drop for OwnCluster {
     fn drop(&mut self) {
-        let data = self.dir.path().join("data");
-        if data.join("postmaster.pid").exists() {
-            let mut stop = as_owner(&self.bin.join("pg_ctl"));
-            stop.arg("-D").arg(&data).args(["-m", "immediate", "-w", "-t", "30", "stop"]);
-            let _ = stop.output();
-        }
+        let _ = std::process::Command::new(PG_SCRIPT).arg("stop").arg(self.dir.path()).output();
     }
 }
 
