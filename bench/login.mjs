@@ -9,6 +9,11 @@
 //       logins in a closed loop for SECONDS with CONCURRENCY in flight; prints one JSON line
 //       {logins, requests, rps, p50_ms, p99_ms, errors, first_error} where rps = full logins/s
 //       and the latencies are of one whole login (4-5 HTTP requests).
+//   node login.mjs session KIND CREDS.json DISCOVERY_URL N OUT.json
+//       N real logins (N browsers, each with its SSO session), then writes what the `code`
+//       case (bench/wrk/code.lua) replays: the N browsers' cookies, an authorize path+query
+//       for `openid profile email` with a fixed PKCE pair, state and nonce, and that
+//       verifier. Checks once that the authorize answers with a code straight away.
 //
 // KIND is `gatehouse` (identify page, then password page, CSRF + tx hidden fields, gh_b
 // cookie) or `peer` (oidc-provider with bench/peer/server.mjs's one-form interaction).
@@ -16,8 +21,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 
 const [mode, kind, credsPath, discoveryUrl, a5, a6, a7] = process.argv.slice(2);
-if (!['prepare', 'bench'].includes(mode) || !['gatehouse', 'peer'].includes(kind)) {
-  console.error('usage: login.mjs prepare|bench gatehouse|peer CREDS.json DISCOVERY_URL ...');
+if (!['prepare', 'bench', 'session'].includes(mode) || !['gatehouse', 'peer'].includes(kind)) {
+  console.error('usage: login.mjs prepare|bench|session gatehouse|peer CREDS.json DISCOVERY_URL ...');
   process.exit(2);
 }
 const creds = JSON.parse(readFileSync(credsPath, 'utf8'));
@@ -88,8 +93,7 @@ function form(html, id, what) {
   return { action, fields };
 }
 
-async function login() {
-  const b = new Browser();
+async function login(b = new Browser()) {
   const verifier = randomBytes(32).toString('base64url');
   const challenge = createHash('sha256').update(verifier).digest('base64url');
   const q = new URLSearchParams({
@@ -135,7 +139,55 @@ async function login() {
   return { tokens, requests: b.requests };
 }
 
-if (mode === 'prepare') {
+if (mode === 'session') {
+  const n = Number(a5);
+  const out = a6;
+  // 4 logins in flight, as in `prepare`.
+  const browsers = [];
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(4, n) }, async () => {
+      while (next < n) {
+        next += 1;
+        const b = new Browser();
+        await login(b);
+        browsers.push(b);
+      }
+    }),
+  );
+  // No offline_access: oidc-provider grants it only with prompt=consent, which would show a
+  // page on every authorize; without it both servers answer the authorize with a code.
+  const verifier = randomBytes(32).toString('base64url');
+  const q = new URLSearchParams({
+    response_type: 'code',
+    client_id: rp.client_id,
+    redirect_uri: redirectUri,
+    scope: 'openid profile email',
+    state: randomBytes(12).toString('base64url'),
+    nonce: randomBytes(12).toString('base64url'),
+    code_challenge: createHash('sha256').update(verifier).digest('base64url'),
+    code_challenge_method: 'S256',
+  });
+  const authorize = new URL(`${disco.authorization_endpoint}?${q}`);
+  const r = await browsers[0].go(authorize.href);
+  if (![302, 303].includes(r.res.status) || !r.location?.startsWith(redirectUri) || !new URL(r.location).searchParams.get('code')) {
+    fail('authorize with the SSO session did not answer with a code', r);
+  }
+  const cookies = browsers.map((b) => b.jar.header());
+  // code.lua reads the file with Lua patterns: no value may hold a quote, backslash or bracket.
+  if (cookies.some((c) => /["\\\[\]]/.test(c))) throw new Error('a cookie holds a character code.lua cannot read');
+  writeFileSync(
+    out,
+    JSON.stringify({
+      cookies,
+      authorize: authorize.pathname + authorize.search,
+      token: new URL(disco.token_endpoint).pathname,
+      verifier,
+      redirect_uri: redirectUri,
+    }),
+  );
+  console.log(`prepared ${cookies.length} SSO sessions for the code case`);
+} else if (mode === 'prepare') {
   const n = Number(a5);
   const out = a6;
   const refresh = [];

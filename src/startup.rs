@@ -120,6 +120,16 @@ impl Application {
             config.public_url.clone().unwrap_or_else(|| format!("http://{addr}")).trim_end_matches('/').to_string();
 
         let store = crate::storage::open_configured(&config).await?;
+        // On a database the data dir holds only demo-credentials.json: made here (0700), as
+        // the embedded store makes its own.
+        if config.demo {
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&config.data_dir)
+                .map_err(|e| StartupError::Other(format!("{}: {e}", config.data_dir.display())))?;
+        }
         let now = clock.now();
         let vault = crate::keys::KeyVault::from_config(&config)?;
         let kek = match &vault {

@@ -13,10 +13,10 @@ use tempfile::TempDir;
 use uuid::Uuid;
 
 /// How many tasks each race runs at once.
-const N: usize = 16;
+pub(crate) const N: usize = 16;
 /// The clock every case runs at.
-const NOW: i64 = 1_700_000_000;
-const LIFE: i64 = 3600;
+pub(crate) const NOW: i64 = 1_700_000_000;
+pub(crate) const LIFE: i64 = 3600;
 
 fn sled() -> (&'static str, Store, TempDir) {
     let dir = tempfile::tempdir().unwrap();
@@ -42,21 +42,21 @@ pub async fn backends() -> Vec<(&'static str, Store, TempDir)> {
 }
 
 /// Rotation at `now` with the retry window closed (every second use is reuse).
-fn no_grace(now: i64) -> RefreshRules {
+pub(crate) fn no_grace(now: i64) -> RefreshRules {
     RefreshRules { now, now_ms: now * 1000, life_secs: LIFE, grace_secs: 0, retry_after_ms: 1000 }
 }
 
 // ---- record builders ----
 
 /// A fresh 32-byte id (a digest-shaped key).
-fn id32() -> [u8; 32] {
+pub(crate) fn id32() -> [u8; 32] {
     let mut id = [0; 32];
     id[..16].copy_from_slice(Uuid::new_v4().as_bytes());
     id[16..].copy_from_slice(Uuid::new_v4().as_bytes());
     id
 }
 
-fn user(tenant: TenantId, name: &str) -> User {
+pub(crate) fn user(tenant: TenantId, name: &str) -> User {
     User {
         id: UserId::new(),
         tenant_id: tenant,
@@ -81,7 +81,7 @@ fn auth(user: UserId) -> Authentication {
     }
 }
 
-fn code(tenant: TenantId, grant_id: Uuid) -> AuthCode {
+pub(crate) fn code(tenant: TenantId, grant_id: Uuid) -> AuthCode {
     AuthCode {
         tenant_id: tenant,
         client_id: "rp".into(),
@@ -97,7 +97,7 @@ fn code(tenant: TenantId, grant_id: Uuid) -> AuthCode {
     }
 }
 
-fn grant(tenant: TenantId, expires_at: i64) -> Grant {
+pub(crate) fn grant(tenant: TenantId, expires_at: i64) -> Grant {
     Grant {
         tenant_id: tenant,
         client_id: "rp".into(),
@@ -109,7 +109,7 @@ fn grant(tenant: TenantId, expires_at: i64) -> Grant {
     }
 }
 
-fn refresh(tenant: TenantId, grant_id: Uuid, expires_at: i64) -> RefreshToken {
+pub(crate) fn refresh(tenant: TenantId, grant_id: Uuid, expires_at: i64) -> RefreshToken {
     RefreshToken {
         tenant_id: tenant,
         client_id: "rp".into(),
@@ -130,7 +130,7 @@ fn session(tenant: TenantId, expires_at: i64) -> Session {
     Session { tenant_id: tenant, sid: "sid-1".into(), auth: auth(UserId::default()), expires_at }
 }
 
-fn signin(tenant: TenantId, browser: [u8; 32], expires_at: i64) -> SignIn {
+pub(crate) fn signin(tenant: TenantId, browser: [u8; 32], expires_at: i64) -> SignIn {
     SignIn {
         tenant_id: tenant,
         browser,
@@ -146,7 +146,7 @@ fn log_entry(id: &str, created_at: i64) -> SignInLogEntry {
     SignInLogEntry { id: id.into(), created_at, app_id: "rp".into(), ..Default::default() }
 }
 
-fn identity(n: usize) -> Identity {
+pub(crate) fn identity(n: usize) -> Identity {
     Identity {
         sign_in_type: "federated".into(),
         issuer: "https://home.example".into(),
@@ -192,7 +192,12 @@ async fn invited_guest(store: &Store, tenant: TenantId) -> (User, Invitation, [u
 }
 
 /// Spends a fresh code: the grant and its first refresh token are stored. Returns their ids.
-async fn issue(store: &Store, tenant: TenantId, grant_expires: i64, refresh_expires: i64) -> (Uuid, [u8; 32]) {
+pub(crate) async fn issue(
+    store: &Store,
+    tenant: TenantId,
+    grant_expires: i64,
+    refresh_expires: i64,
+) -> (Uuid, [u8; 32]) {
     let (grant_id, code_id, refresh_id) = (Uuid::new_v4(), id32(), id32());
     store.put_code(&code_id, &code(tenant, grant_id)).await.unwrap();
     let rt = refresh(tenant, grant_id, refresh_expires);
@@ -203,7 +208,7 @@ async fn issue(store: &Store, tenant: TenantId, grant_expires: i64, refresh_expi
 
 // ---- outcomes as labels (the enums carry no Debug/PartialEq) ----
 
-fn code_use(o: &CodeUse) -> &'static str {
+pub(crate) fn code_use(o: &CodeUse) -> &'static str {
     match o {
         CodeUse::Redeemed(_) => "redeemed",
         CodeUse::Replayed => "replayed",
@@ -211,7 +216,7 @@ fn code_use(o: &CodeUse) -> &'static str {
     }
 }
 
-fn refresh_use(o: &RefreshUse) -> &'static str {
+pub(crate) fn refresh_use(o: &RefreshUse) -> &'static str {
     match o {
         RefreshUse::Rotated(_) => "rotated",
         RefreshUse::Retried(_) => "retried",
@@ -221,7 +226,7 @@ fn refresh_use(o: &RefreshUse) -> &'static str {
     }
 }
 
-fn redeemed(o: &Redeemed) -> &'static str {
+pub(crate) fn redeemed(o: &Redeemed) -> &'static str {
     match o {
         Redeemed::Done(_) => "done",
         Redeemed::AlreadyRedeemed => "already_redeemed",
@@ -231,12 +236,12 @@ fn redeemed(o: &Redeemed) -> &'static str {
     }
 }
 
-fn count(labels: &[&str], label: &str) -> usize {
+pub(crate) fn count(labels: &[&str], label: &str) -> usize {
     labels.iter().filter(|l| **l == label).count()
 }
 
 /// Runs `N` copies of `task` released together by a barrier; their answers in task order.
-async fn race<T, Fut>(task: impl Fn(usize) -> Fut) -> Vec<T>
+pub(crate) async fn race<T, Fut>(task: impl Fn(usize) -> Fut) -> Vec<T>
 where
     T: Send + 'static,
     Fut: Future<Output = T> + Send + 'static,
@@ -783,9 +788,6 @@ async fn open_signin_at_the_total_evicts_a_browser_at_its_cap_first() {
     }
 }
 
-// TODO(users_page): the trait has no paged user listing yet. When it gains one (a cursor and
-// a limit), test here that walking every page returns each user exactly once, in a stable
-// order, and that no page exceeds its limit. Until then: `users` lists exactly the tenant's.
 #[tokio::test]
 async fn users_lists_exactly_the_tenants_users() {
     for (name, store, _dir) in backends().await {
@@ -808,5 +810,217 @@ async fn users_lists_exactly_the_tenants_users() {
         let gone = of_a.remove(0);
         store.delete_user(&a, &gone.id).await.unwrap();
         assert_eq!(sorted(store.users(&a).await.unwrap()), sorted(of_a), "{name}: a deleted user is not listed");
+    }
+}
+
+// ---- the retry rule of refresh rotation (RefreshRules) ----
+
+/// The grace window of the retry cases, and the instant (ms) of their first rotation.
+const GRACE: i64 = 30;
+const ROTATED_AT_MS: i64 = (NOW + 1) * 1000;
+
+/// Rotation at `now_ms` with the retry window `GRACE` open.
+fn with_grace(now_ms: i64) -> RefreshRules {
+    RefreshRules { now: now_ms / 1000, now_ms, life_secs: LIFE, grace_secs: GRACE, retry_after_ms: 1000 }
+}
+
+/// A family whose first token was rotated at `ROTATED_AT_MS`: (grant, old token, its successor).
+async fn rotated_family(name: &str, store: &Store) -> (Uuid, [u8; 32], [u8; 32]) {
+    let tenant = TenantId::new();
+    let (grant_id, old) = issue(store, tenant, NOW + 10 * LIFE, NOW + LIFE).await;
+    let first = id32();
+    let answer = store.rotate_refresh(&old, &first, &with_grace(ROTATED_AT_MS)).await.unwrap();
+    assert_eq!(refresh_use(&answer), "rotated", "{name}");
+    (grant_id, old, first)
+}
+
+#[tokio::test]
+async fn a_rotated_token_retried_within_grace_gets_a_fresh_successor_and_retires_the_unused_one() {
+    for (name, store, _dir) in backends().await {
+        let (grant_id, old, first) = rotated_family(name, &store).await;
+        let retry_ms = ROTATED_AT_MS + 1500;
+        let second = id32();
+        let RefreshUse::Retried(next) = store.rotate_refresh(&old, &second, &with_grace(retry_ms)).await.unwrap()
+        else {
+            panic!("{name}: the previous token once more within the grace window is a retry");
+        };
+        let now = retry_ms / 1000;
+        let old_token = store.refresh_token(&old).await.unwrap().unwrap();
+        let expected =
+            RefreshToken { issued_at: now, expires_at: now + LIFE, ..refresh(old_token.tenant_id, grant_id, 0) };
+        assert_eq!(*next, expected, "{name}: the retried successor is fresh and of the same family");
+        assert_eq!(store.refresh_token(&second).await.unwrap(), Some(expected), "{name}: and it is stored");
+        assert_eq!(store.refresh_token(&first).await.unwrap(), None, "{name}: the unused successor is retired");
+        let gone = store.rotate_refresh(&first, &id32(), &with_grace(retry_ms + 10)).await.unwrap();
+        assert_eq!(refresh_use(&gone), "unknown", "{name}: the retired successor is unknown");
+        assert!(!store.grant(&grant_id).await.unwrap().unwrap().revoked, "{name}: a retry revokes nothing");
+
+        let third = id32();
+        let on = store.rotate_refresh(&second, &third, &with_grace(retry_ms + 2000)).await.unwrap();
+        assert_eq!(refresh_use(&on), "rotated", "{name}: the retried successor rotates normally");
+        assert!(store.refresh_token(&third).await.unwrap().is_some(), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn a_second_retry_of_one_token_is_reuse() {
+    for (name, store, _dir) in backends().await {
+        let (grant_id, old, _) = rotated_family(name, &store).await;
+        let retried = store.rotate_refresh(&old, &id32(), &with_grace(ROTATED_AT_MS + 1500)).await.unwrap();
+        assert_eq!(refresh_use(&retried), "retried", "{name}");
+        let again = id32();
+        let answer = store.rotate_refresh(&old, &again, &with_grace(ROTATED_AT_MS + 3000)).await.unwrap();
+        assert_eq!(refresh_use(&answer), "reused", "{name}: only one retry per token");
+        assert!(store.grant(&grant_id).await.unwrap().unwrap().revoked, "{name}: reuse revokes the grant");
+        assert_eq!(store.refresh_token(&again).await.unwrap(), None, "{name}: reuse stores no successor");
+    }
+}
+
+#[tokio::test]
+async fn a_retry_after_the_successor_was_used_is_reuse() {
+    for (name, store, _dir) in backends().await {
+        let (grant_id, old, first) = rotated_family(name, &store).await;
+        let used = store.rotate_refresh(&first, &id32(), &with_grace(ROTATED_AT_MS + 1200)).await.unwrap();
+        assert_eq!(refresh_use(&used), "rotated", "{name}");
+        let late = id32();
+        let answer = store.rotate_refresh(&old, &late, &with_grace(ROTATED_AT_MS + 1500)).await.unwrap();
+        assert_eq!(refresh_use(&answer), "reused", "{name}: the successor was used, so the answer was not lost");
+        assert!(store.grant(&grant_id).await.unwrap().unwrap().revoked, "{name}: reuse revokes the grant");
+        assert_eq!(store.refresh_token(&late).await.unwrap(), None, "{name}: reuse stores no successor");
+    }
+}
+
+#[tokio::test]
+async fn a_rotated_token_presented_again_at_once_is_reuse_not_a_retry() {
+    for (name, store, _dir) in backends().await {
+        let (grant_id, old, first) = rotated_family(name, &store).await;
+        let answer = store.rotate_refresh(&old, &id32(), &with_grace(ROTATED_AT_MS + 10)).await.unwrap();
+        assert_eq!(refresh_use(&answer), "reused", "{name}: sooner than retry_after_ms is a concurrent copy");
+        assert!(store.grant(&grant_id).await.unwrap().unwrap().revoked, "{name}: reuse revokes the grant");
+        let after = store.rotate_refresh(&first, &id32(), &with_grace(ROTATED_AT_MS + 20)).await.unwrap();
+        assert_eq!(refresh_use(&after), "revoked", "{name}: the successor died with the family");
+    }
+}
+
+#[tokio::test]
+async fn a_rotated_token_presented_again_past_the_grace_is_reuse() {
+    for (name, store, _dir) in backends().await {
+        let (grant_id, old, _) = rotated_family(name, &store).await;
+        let past = ROTATED_AT_MS + GRACE * 1000 + 1;
+        let answer = store.rotate_refresh(&old, &id32(), &with_grace(past)).await.unwrap();
+        assert_eq!(refresh_use(&answer), "reused", "{name}: outside the window a second use is reuse");
+        assert!(store.grant(&grant_id).await.unwrap().unwrap().revoked, "{name}: reuse revokes the grant");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_retries_of_one_token_have_exactly_one_winner() {
+    for (name, store, _dir) in backends().await {
+        let (grant_id, old, first) = rotated_family(name, &store).await;
+        let new_ids: Vec<[u8; 32]> = (0..N).map(|_| id32()).collect();
+        let answers =
+            race(|i| {
+                let (store, new) = (store.clone(), new_ids[i]);
+                async move {
+                    refresh_use(&store.rotate_refresh(&old, &new, &with_grace(ROTATED_AT_MS + 1500)).await.unwrap())
+                }
+            })
+            .await;
+        assert_eq!(count(&answers, "retried"), 1, "{name}: {answers:?}");
+        assert_eq!(count(&answers, "reused"), N - 1, "{name}: the one retry is spent: {answers:?}");
+        assert!(store.grant(&grant_id).await.unwrap().unwrap().revoked, "{name}: the copies revoked the grant");
+        assert_eq!(store.refresh_token(&first).await.unwrap(), None, "{name}: the unused successor is retired");
+        let winner = answers.iter().position(|a| *a == "retried").unwrap();
+        for (i, new) in new_ids.iter().enumerate() {
+            let stored = store.refresh_token(new).await.unwrap().is_some();
+            assert_eq!(stored, i == winner, "{name}: only the retry's successor is stored (task {i})");
+        }
+    }
+}
+
+#[tokio::test]
+async fn users_pages_walk_each_user_once_in_id_order() {
+    for (name, store, _dir) in backends().await {
+        let (a, b) = (TenantId::new(), TenantId::new());
+        let mut members: Vec<User> = (0..7).map(|i| user(a, &format!("m{i}"))).collect();
+        let mut guests: Vec<User> =
+            (0..3).map(|i| User { user_type: UserType::Guest, ..user(a, &format!("g{i}")) }).collect();
+        for u in members.iter().chain(&guests).chain(&[user(b, "other")]) {
+            store.insert_user(u).await.unwrap();
+        }
+        members.sort_by_key(|u| u.id);
+        guests.sort_by_key(|u| u.id);
+        let mut everyone: Vec<User> = members.iter().chain(&guests).cloned().collect();
+        everyone.sort_by_key(|u| u.id);
+        for (kind, expected) in
+            [(None, &everyone), (Some(UserType::Member), &members), (Some(UserType::Guest), &guests)]
+        {
+            for limit in [1, 3, expected.len(), expected.len() + 1] {
+                let (mut walked, mut after, mut pages) = (Vec::new(), None, 0);
+                loop {
+                    let (page, next) = store.users_page(&a, kind, after.as_ref(), limit).await.unwrap();
+                    assert!(page.len() <= limit, "{name}: a page of {} over its limit {limit}", page.len());
+                    pages += 1;
+                    walked.extend(page);
+                    match next {
+                        Some(cursor) => {
+                            assert_eq!(Some(cursor), walked.last().map(|u| u.id), "{name}: the cursor is the last id");
+                            after = Some(cursor);
+                        }
+                        None => break,
+                    }
+                    assert!(pages <= expected.len(), "{name}: the walk ends");
+                }
+                assert_eq!(&walked, expected, "{name}: {kind:?} by {limit}: each once, in id order");
+                assert_eq!(pages, expected.len().div_ceil(limit).max(1), "{name}: no empty page at the end");
+            }
+        }
+        let (page, next) = store.users_page(&a, None, None, 0).await.unwrap();
+        assert!(page.is_empty() && next.is_none(), "{name}: a page of nothing");
+        let last = everyone.last().unwrap().id;
+        let (page, next) = store.users_page(&a, None, Some(&last), 5).await.unwrap();
+        assert!(page.is_empty() && next.is_none(), "{name}: nothing after the last user");
+    }
+}
+
+#[tokio::test]
+async fn trim_drops_old_entries_then_unknown_account_failures_first() {
+    for (name, store, _dir) in backends().await {
+        let (a, b) = (TenantId::new(), TenantId::new());
+        let failure = |id: &str, at: i64, user: Option<UserId>| SignInLogEntry {
+            user_id: user,
+            status: gatehouse::model::Status { error_code: 50126, ..Default::default() },
+            ..log_entry(id, at)
+        };
+        let known = Some(UserId::new());
+        let entries = [
+            log_entry("old-success", NOW - 100),
+            failure("old-anonymous", NOW - 90, None),
+            SignInLogEntry { user_id: known, ..log_entry("success-1", NOW) },
+            failure("anonymous-1", NOW + 1, None),
+            failure("known-failure", NOW + 2, known),
+            failure("anonymous-2", NOW + 3, None),
+            SignInLogEntry { user_id: known, ..log_entry("success-2", NOW + 4) },
+            failure("anonymous-3", NOW + 5, None),
+        ];
+        for e in &entries {
+            store.append_signin_log(&a, &mut e.clone()).await.unwrap();
+        }
+        for i in 0..3 {
+            store.append_signin_log(&b, &mut failure(&format!("b{i}"), NOW + i, None)).await.unwrap();
+        }
+        let ids = |entries: Vec<SignInLogEntry>| entries.into_iter().map(|e| e.id).collect::<Vec<_>>();
+
+        // Retention first (2 old), then a's 6 left are 2 over `keep`: its 2 oldest anonymous failures.
+        assert_eq!(store.trim_signin_log(NOW - 10, 4).await.unwrap(), 4, "{name}");
+        let kept = ids(store.signin_log(&a, 10).await.unwrap());
+        assert_eq!(kept, ["anonymous-3", "success-2", "known-failure", "success-1"], "{name}");
+        assert_eq!(store.signin_log_len(&b).await, 3, "{name}: a tenant under the cap keeps everything");
+
+        // Over the cap with one anonymous failure left: it goes, then the oldest others.
+        assert_eq!(store.trim_signin_log(NOW - 10, 2).await.unwrap(), 2 + 1, "{name}");
+        assert_eq!(ids(store.signin_log(&a, 10).await.unwrap()), ["success-2", "known-failure"], "{name}");
+        assert_eq!(ids(store.signin_log(&b, 10).await.unwrap()), ["b2", "b1"], "{name}: b's oldest goes");
+        assert_eq!(store.trim_signin_log(NOW - 10, 2).await.unwrap(), 0, "{name}: nothing more to trim");
     }
 }

@@ -6,7 +6,7 @@
 //! event) makes that one statement with no explicit transaction or advisory lock, and
 //! keeps each key's row as small as its window. Any database error is returned as such:
 //! an attempt is never let through because the database did not answer.
-use super::{PgStore, pg_error};
+use super::{Cached, PgStore, pg_error};
 use crate::ratelimit::{in_window, wait};
 use crate::storage::{Reserved, Result, api};
 
@@ -19,17 +19,16 @@ impl PgStore {
     /// The events of `key` still in the window at `now`.
     async fn recent_events(&self, key: &str, window: i64, now: i64) -> Result<Vec<i64>> {
         let c = self.conn().await?;
-        let row = c.query_opt("SELECT events FROM counters WHERE key = $1", &[&key]).await.map_err(pg_error)?;
+        let row = c.q_opt("SELECT events FROM counters WHERE key = $1", &[&key]).await.map_err(pg_error)?;
         let events: Vec<i64> = row.map(|r| r.get(0)).unwrap_or_default();
         Ok(events.into_iter().filter(|t| in_window(*t, window, now)).collect())
     }
 
     /// Removes the counters whose every event has left its window; how many went. For the
     /// periodic sweep (reservations prune their own key as they go).
-    #[expect(dead_code, reason = "called by the sweep in maintenance.rs, which another change writes")]
     pub(super) async fn sweep_counters(&self, now: i64) -> Result<usize> {
         let c = self.conn().await?;
-        let n = c.execute("DELETE FROM counters WHERE expires_at <= $1", &[&now]).await.map_err(pg_error)?;
+        let n = c.exec("DELETE FROM counters WHERE expires_at <= $1", &[&now]).await.map_err(pg_error)?;
         Ok(n as usize)
     }
 }
@@ -41,7 +40,7 @@ impl api::CounterStore for PgStore {
         // The SET sees the row as locked (the latest committed version): `kept` is its
         // events still in the window, and the new event is added only under the limit.
         let row = c
-            .query_one(
+            .q_one(
                 "INSERT INTO counters AS c (key, events, expires_at, taken) \
                  VALUES ($1, CASE WHEN $3 > 0 THEN ARRAY[$2::bigint] ELSE '{}' END, $2 + $4, $3 > 0) \
                  ON CONFLICT (key) DO UPDATE SET (events, taken, expires_at) = ( \
@@ -67,7 +66,7 @@ impl api::CounterStore for PgStore {
     async fn release(&self, key: &str, at: i64) -> Result<()> {
         // One event at `at` goes (the first such; they are all alike), under the row lock.
         let c = self.conn().await?;
-        c.execute(
+        c.exec(
             "UPDATE counters SET events = events[:array_position(events, $2) - 1] \
                                        || events[array_position(events, $2) + 1:] \
              WHERE key = $1 AND array_position(events, $2) IS NOT NULL",
@@ -80,7 +79,7 @@ impl api::CounterStore for PgStore {
 
     async fn record(&self, key: &str, window: i64, now: i64) -> Result<()> {
         let c = self.conn().await?;
-        c.execute(
+        c.exec(
             "INSERT INTO counters AS c (key, events, expires_at, taken) VALUES ($1, ARRAY[$2::bigint], $2 + $3, true) \
              ON CONFLICT (key) DO UPDATE SET \
                  events = ARRAY(SELECT t FROM unnest(c.events) t WHERE $2 - t < $3 ORDER BY t) || $2::bigint, \
@@ -104,7 +103,7 @@ impl api::CounterStore for PgStore {
 
     async fn clear(&self, key: &str) -> Result<()> {
         let c = self.conn().await?;
-        c.execute("DELETE FROM counters WHERE key = $1", &[&key]).await.map_err(pg_error)?;
+        c.exec("DELETE FROM counters WHERE key = $1", &[&key]).await.map_err(pg_error)?;
         Ok(())
     }
 }

@@ -7,7 +7,8 @@
 //! serialization failures and deadlocks are retried inside the store, bounded, so none
 //! reaches a client. A database that does not answer is `StoreError::Unavailable` within
 //! the pool's timeouts. Writes of tenants, policies and keys `NOTIFY` every node (the
-//! listener in `listen.rs`), which drops its caches.
+//! listener in `listen.rs`), which drops its caches. Static statements go through each
+//! connection's statement cache ([`Cached`]): one round trip each once prepared.
 mod counters;
 mod directory;
 mod guests;
@@ -21,6 +22,7 @@ use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
 
 use super::{Change, Result, StoreError, api};
 
@@ -48,7 +50,81 @@ pub struct PgStore {
     pool: Pool,
     changes: tokio::sync::broadcast::Sender<Change>,
     ca_cache: Arc<policy::CaCache>,
+    dir_cache: Arc<directory::DirCache>,
 }
+
+/// Statements through the connection's statement cache: the first use of a SQL text on a
+/// connection prepares it (one round trip), every later use only binds and executes it, so
+/// a static statement costs one round trip instead of two (parse, then execute). Only for
+/// static SQL: each distinct text stays prepared for the connection's life.
+pub(crate) trait Cached {
+    fn q_one(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> impl Future<Output = std::result::Result<tokio_postgres::Row, tokio_postgres::Error>> + Send;
+    fn q_opt(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> impl Future<Output = std::result::Result<Option<tokio_postgres::Row>, tokio_postgres::Error>> + Send;
+    fn q(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> impl Future<Output = std::result::Result<Vec<tokio_postgres::Row>, tokio_postgres::Error>> + Send;
+    /// The number of rows changed.
+    fn exec(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> impl Future<Output = std::result::Result<u64, tokio_postgres::Error>> + Send;
+}
+
+/// [`Cached`] for a pooled connection and for a transaction on one (both carry the cache).
+macro_rules! cached_for {
+    ($t:ty) => {
+        impl Cached for $t {
+            async fn q_one(
+                &self,
+                sql: &str,
+                params: &[&(dyn ToSql + Sync)],
+            ) -> std::result::Result<tokio_postgres::Row, tokio_postgres::Error> {
+                let statement = self.prepare_cached(sql).await?;
+                self.query_one(&statement, params).await
+            }
+
+            async fn q_opt(
+                &self,
+                sql: &str,
+                params: &[&(dyn ToSql + Sync)],
+            ) -> std::result::Result<Option<tokio_postgres::Row>, tokio_postgres::Error> {
+                let statement = self.prepare_cached(sql).await?;
+                self.query_opt(&statement, params).await
+            }
+
+            async fn q(
+                &self,
+                sql: &str,
+                params: &[&(dyn ToSql + Sync)],
+            ) -> std::result::Result<Vec<tokio_postgres::Row>, tokio_postgres::Error> {
+                let statement = self.prepare_cached(sql).await?;
+                self.query(&statement, params).await
+            }
+
+            async fn exec(
+                &self,
+                sql: &str,
+                params: &[&(dyn ToSql + Sync)],
+            ) -> std::result::Result<u64, tokio_postgres::Error> {
+                let statement = self.prepare_cached(sql).await?;
+                self.execute(&statement, params).await
+            }
+        }
+    };
+}
+cached_for!(deadpool_postgres::Object);
+cached_for!(deadpool_postgres::Transaction<'_>);
 
 /// Errors inside a transaction: a database error (maybe retryable) or a store error.
 #[derive(Debug)]
@@ -202,7 +278,7 @@ impl PgStore {
             .build()
             .map_err(|e| StoreError::Sled(format!("database pool: {e}")))?;
         let (changes, _) = tokio::sync::broadcast::channel(256);
-        let store = Self { pool, changes, ca_cache: Default::default() };
+        let store = Self { pool, changes, ca_cache: Default::default(), dir_cache: Default::default() };
         store.migrate().await?;
         listen::start(store.clone(), config, tls);
         Ok(store)
@@ -249,8 +325,8 @@ impl PgStore {
     }
 
     /// Publishes a change to every node (delivered when the surrounding transaction commits).
-    pub(super) async fn notify(tx: &tokio_postgres::Transaction<'_>, change: &Change) -> PgResult<()> {
-        tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &listen::payload(change)]).await?;
+    pub(super) async fn notify(tx: &deadpool_postgres::Transaction<'_>, change: &Change) -> PgResult<()> {
+        tx.exec("SELECT pg_notify($1, $2)", &[&CHANNEL, &listen::payload(change)]).await?;
         Ok(())
     }
 
@@ -258,8 +334,12 @@ impl PgStore {
     fn on_change(&self, change: &Change) {
         match change {
             Change::Policies(t) => self.ca_cache.forget(t),
-            Change::Everything => self.ca_cache.clear(),
-            Change::Tenant(_) | Change::Keys => {}
+            Change::Tenant(t) => self.dir_cache.forget(t),
+            Change::Everything => {
+                self.ca_cache.clear();
+                self.dir_cache.clear();
+            }
+            Change::Keys => {}
         }
         let _ = self.changes.send(change.clone());
     }
@@ -288,13 +368,13 @@ impl api::Maintenance for PgStore {
 
     async fn meta_raw(&self, key: &str) -> Result<Option<Vec<u8>>> {
         let c = self.conn().await?;
-        let row = c.query_opt("SELECT value FROM meta WHERE key = $1", &[&key]).await.map_err(pg_error)?;
+        let row = c.q_opt("SELECT value FROM meta WHERE key = $1", &[&key]).await.map_err(pg_error)?;
         Ok(row.map(|r| r.get(0)))
     }
 
     async fn put_meta_raw(&self, key: &str, value: &[u8]) -> Result<()> {
         let c = self.conn().await?;
-        c.execute(
+        c.exec(
             "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             &[&key, &value],
         )
@@ -305,10 +385,10 @@ impl api::Maintenance for PgStore {
 
     async fn meta_or_insert_raw(&self, key: &str, value: &[u8]) -> Result<Vec<u8>> {
         let c = self.conn().await?;
-        c.execute("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING", &[&key, &value])
+        c.exec("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING", &[&key, &value])
             .await
             .map_err(pg_error)?;
-        let row = c.query_one("SELECT value FROM meta WHERE key = $1", &[&key]).await.map_err(pg_error)?;
+        let row = c.q_one("SELECT value FROM meta WHERE key = $1", &[&key]).await.map_err(pg_error)?;
         Ok(row.get(0))
     }
 
@@ -327,7 +407,7 @@ impl api::Maintenance for PgStore {
     async fn is_empty(&self) -> Result<bool> {
         let c = self.conn().await?;
         let row = c
-            .query_one(
+            .q_one(
                 "SELECT NOT EXISTS (SELECT 1 FROM tenants) AND NOT EXISTS (SELECT 1 FROM signing_keys) \
                  AND NOT EXISTS (SELECT 1 FROM meta)",
                 &[],
@@ -349,7 +429,7 @@ impl api::Maintenance for PgStore {
 
     async fn hold_lock(&self, name: &str) -> Result<Box<dyn Send + Sync>> {
         let obj = self.conn().await?;
-        obj.execute("SELECT pg_advisory_lock($1)", &[&lock_id(name)]).await.map_err(pg_error)?;
+        obj.exec("SELECT pg_advisory_lock($1)", &[&lock_id(name)]).await.map_err(pg_error)?;
         Ok(Box::new(HeldLock(deadpool_postgres::Object::take(obj))))
     }
 }

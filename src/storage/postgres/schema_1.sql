@@ -14,15 +14,22 @@ CREATE TABLE tenants (
     slug       text NOT NULL UNIQUE,
     -- verified domains, lower case
     domains    text[] NOT NULL DEFAULT '{}',
-    -- Premium seats held (User::holds_seat), kept in the same transaction as every user write
-    seats_used integer NOT NULL DEFAULT 0 CHECK (seats_used >= 0),
     doc        bytea NOT NULL
 );
 CREATE INDEX tenants_domains ON tenants USING gin (domains);
 
+-- Premium seats held per tenant (User::holds_seat), kept in the same transaction as every
+-- user write; the conditional upsert that takes a seat decides the last one. Its own table
+-- rather than a tenants column: users (and their seats) do not need a tenant row.
+CREATE TABLE seats (
+    tenant_id text PRIMARY KEY,
+    used      integer NOT NULL CHECK (used >= 0)
+);
+
 CREATE TABLE users (
     tenant_id  text NOT NULL,
-    id         text NOT NULL,
+    -- byte order (as sled's keys), so a page in id order follows the primary key
+    id         text COLLATE "C" NOT NULL,
     -- lower case; the unique indexes decide concurrent creates
     upn        text NOT NULL,
     mail       text,
@@ -70,6 +77,7 @@ CREATE TABLE fed_states (
     expires_at bigint NOT NULL,
     doc        bytea NOT NULL
 );
+CREATE INDEX fed_states_expiry ON fed_states (expires_at);
 
 CREATE TABLE signins (
     id         bytea PRIMARY KEY,

@@ -9,6 +9,7 @@
 //! between two writes (a crash) leaves a safe state; the handlers flush before answering.
 mod counters;
 mod directory;
+mod export;
 mod flusher;
 mod guests;
 mod policy;
@@ -230,14 +231,12 @@ impl api::Maintenance for SledStore {
         Ok(out)
     }
 
-    #[allow(unused_variables)]
     async fn export(&self) -> Result<Vec<crate::storage::Item>> {
-        todo!()
+        self.export_items()
     }
 
-    #[allow(unused_variables)]
     async fn import(&self, items: &[crate::storage::Item]) -> Result<()> {
-        todo!()
+        self.import_items(items).await
     }
 
     async fn is_empty(&self) -> Result<bool> {
