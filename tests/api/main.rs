@@ -13,6 +13,8 @@ mod directory_paging;
 mod guests;
 mod helpers;
 mod member_flow;
+mod multi_node;
+mod nodes;
 mod non_demo;
 mod pg_tokens;
 mod process;
