@@ -32,6 +32,9 @@ const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("schema_1.sql"))];
 const MIGRATION_LOCK: i64 = 0x6761_7465_0001;
 /// The channel every node listens on for cache invalidations.
 const CHANNEL: &str = "gatehouse_changes";
+/// How long a node waits for an instance-wide lock another node holds (migration, demo
+/// seeding, first keys): past it, starting fails with a clear error rather than hanging.
+const LOCK_WAIT: &str = "SET LOCAL statement_timeout = '120s'";
 /// How often a transaction that lost a serialization race is tried again.
 const TX_ATTEMPTS: usize = 8;
 
@@ -163,13 +166,18 @@ fn pool_error(e: deadpool_postgres::PoolError) -> StoreError {
 /// A database error as the callers see it: a lost connection or a timeout is `Unavailable`;
 /// a unique violation `Conflict`; anything else a storage error.
 pub(super) fn pg_error(e: tokio_postgres::Error) -> StoreError {
+    // A server error's own text ("db error" alone says nothing).
+    let text = match e.as_db_error() {
+        Some(db) => format!("{}: {}", db.code().code(), db.message()),
+        None => e.to_string(),
+    };
     match e.code() {
-        None => StoreError::Unavailable(e.to_string()),
-        Some(c) if *c == SqlState::UNIQUE_VIOLATION => StoreError::Conflict(e.to_string()),
+        None => StoreError::Unavailable(text),
+        Some(c) if *c == SqlState::UNIQUE_VIOLATION => StoreError::Conflict(text),
         Some(c) if *c == SqlState::QUERY_CANCELED || c.code().starts_with("08") || c.code().starts_with("57P") => {
-            StoreError::Unavailable(e.to_string())
+            StoreError::Unavailable(text)
         }
-        Some(_) => StoreError::Sled(e.to_string()),
+        Some(_) => StoreError::Sled(text),
     }
 }
 
@@ -289,6 +297,8 @@ impl PgStore {
     pub async fn migrate(&self) -> Result<i32> {
         let mut client = self.pool.get().await.map_err(pool_error)?;
         let tx = client.transaction().await.map_err(pg_error)?;
+        // Another node may be migrating: wait for it longer than one statement's bound.
+        tx.batch_execute(LOCK_WAIT).await.map_err(pg_error)?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await.map_err(pg_error)?;
         tx.batch_execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, applied_at bigint NOT NULL)",
@@ -429,6 +439,9 @@ impl api::Maintenance for PgStore {
 
     async fn hold_lock(&self, name: &str) -> Result<Box<dyn Send + Sync>> {
         let obj = self.conn().await?;
+        // The holder (another node seeding the demo) may take longer than one statement's
+        // bound; this connection is closed with the guard, so the setting dies with it.
+        obj.batch_execute(&LOCK_WAIT.replace(" LOCAL", "")).await.map_err(pg_error)?;
         obj.exec("SELECT pg_advisory_lock($1)", &[&lock_id(name)]).await.map_err(pg_error)?;
         Ok(Box::new(HeldLock(deadpool_postgres::Object::take(obj))))
     }
