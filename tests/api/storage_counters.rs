@@ -2,41 +2,16 @@
 //! checked and counted in one step. Each case runs on every backend of
 //! [`backends`](crate::storage_contract::backends); the PostgreSQL-only cases run two stores
 //! on one database, as two nodes would.
-use std::future::Future;
 use std::sync::Arc;
 
 use gatehouse::storage::{Reserved, Store};
 
-use crate::storage_contract::backends;
+// `N` (how many attempts each race runs at once) and `race` are the contract suite's.
+use crate::storage_contract::{N, backends, race};
 
-/// How many attempts each race runs at once.
-const N: usize = 16;
 const NOW: i64 = 1_700_000_000;
 const LIMIT: u32 = 5;
 const WINDOW: i64 = 900;
-
-/// Runs `N` copies of `task` released together by a barrier; their answers in task order.
-async fn race<T, Fut>(task: impl Fn(usize) -> Fut) -> Vec<T>
-where
-    T: Send + 'static,
-    Fut: Future<Output = T> + Send + 'static,
-{
-    let barrier = Arc::new(tokio::sync::Barrier::new(N));
-    let handles: Vec<_> = (0..N)
-        .map(|i| {
-            let (barrier, run) = (barrier.clone(), task(i));
-            tokio::spawn(async move {
-                barrier.wait().await;
-                run.await
-            })
-        })
-        .collect();
-    let mut answers = Vec::with_capacity(N);
-    for h in handles {
-        answers.push(h.await.unwrap());
-    }
-    answers
-}
 
 fn yes(answers: &[Reserved]) -> Vec<usize> {
     let mut before: Vec<usize> =
