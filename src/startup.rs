@@ -155,11 +155,7 @@ impl Application {
             .timeout(std::time::Duration::from_secs(10))
             .build()
             .map_err(|e| StartupError::Other(e.to_string()))?;
-        let workers = if config.workers == 0 {
-            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
-        } else {
-            config.workers
-        };
+        let workers = config.worker_threads();
         let state = web::Data::new(AppState {
             public_url: url.clone(),
             limiter: Limiter::new(

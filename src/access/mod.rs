@@ -81,16 +81,26 @@ pub async fn credential_user(
     presented: &Presented<'_>,
 ) -> Result<Result<User, Refusal>, crate::storage::StoreError> {
     let user = state.store.user(&tenant.id, &presented.user_id).await?;
-    Ok(credential::check(user.as_ref(), presented).map(|()| user.unwrap_or_default()))
+    Ok(credential_user_of(user, presented))
+}
+
+/// [`credential_user`] on the user record already read (`None`: there is none).
+pub fn credential_user_of(user: Option<User>, presented: &Presented<'_>) -> Result<User, Refusal> {
+    credential::check(user.as_ref(), presented).map(|()| user.unwrap_or_default())
 }
 
 /// Whether the grant (refresh-token family) behind a token is live: not revoked, not past
 /// its absolute lifetime.
 pub async fn grant_state(state: &AppState, grant: &uuid::Uuid) -> Result<GrantState, crate::storage::StoreError> {
-    Ok(match state.store.grant(grant).await? {
+    Ok(grant_state_of(state, state.store.grant(grant).await?.as_ref()))
+}
+
+/// [`grant_state`] of a grant already read (`None`: it is gone).
+pub fn grant_state_of(state: &AppState, grant: Option<&crate::model::Grant>) -> GrantState {
+    match grant {
         Some(g) if !g.revoked && g.expires_at > state.now() => GrantState::Live,
         _ => GrantState::Ended,
-    })
+    }
 }
 
 /// Conditional access again for a non-interactive sign-in (a refresh): today's policies

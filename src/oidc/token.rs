@@ -8,8 +8,8 @@ use base64::Engine;
 use super::claims::{UserTokenInput, app_access_token, id_token, user_access_token};
 use super::error::{OAuthCode, OAuthError};
 use super::wire::{BEARER, TokenResponse};
-use crate::access::credential::{Presented, Refusal};
-use crate::access::{credential_user, grant_state, reevaluate};
+use crate::access::credential::{GrantState, Presented, Refusal};
+use crate::access::{credential_user, credential_user_of, grant_state, reevaluate};
 use crate::app::AppState;
 use crate::model::{Amr, Application, ClientType, Tenant};
 use crate::model::{Grant, RefreshToken};
@@ -231,7 +231,9 @@ async fn refresh(
     let presented = p.require("refresh_token")?;
     let old = digest(presented);
     let invalid = || OAuthError::grant("the refresh token is invalid, expired or revoked");
-    let current = state.store.refresh_token(&old).await?.ok_or_else(invalid)?;
+    let read = state.store.refresh_context(&old).await?.ok_or_else(invalid)?;
+    let current = read.token;
+    let known = Known { grant: crate::access::grant_state_of(state, read.grant.as_ref()), user: read.user };
     if current.tenant_id != tenant.id || current.client_id != app.client_id {
         return Err(invalid());
     }
@@ -260,8 +262,8 @@ async fn refresh(
     // a refusal by the gate never spares a family from revocation); one that may be a
     // retry issues tokens like a rotation, so it is gated like one.
     let gate_first = !current.rotated || may_be_retry(state, &current, &rules).await?;
-    let user = if gate_first { Some(gate_refresh(state, tenant, app, &current, ip).await?) } else { None };
-    let outcome = state.store.rotate_refresh(&old, &digest(&secret), &rules).await?;
+    let user = if gate_first { Some(gate_refresh(state, tenant, app, &current, Some(known), ip).await?) } else { None };
+    let outcome = state.store.rotate_refresh_seen(&old, &current, &digest(&secret), &rules).await?;
     let next = match outcome {
         RefreshUse::Rotated(next) => next,
         RefreshUse::Retried(next) => {
@@ -284,7 +286,7 @@ async fn refresh(
     // gate runs now, before anything is handed out.
     let (user, decision) = match user {
         Some(gated) => gated,
-        None => gate_refresh(state, tenant, app, &current, ip).await?,
+        None => gate_refresh(state, tenant, app, &current, None, ip).await?,
     };
     // The original authentication (auth_time, amr, acr) carries over unchanged.
     let input = UserTokenInput {
@@ -302,6 +304,13 @@ async fn refresh(
     let facts = TokenLog { user: Some(&user), amr: &next.auth.amr, ip, decision: Some(&decision) };
     token_log(state, tenant, app, facts, None).await;
     Ok(body)
+}
+
+/// What the refresh read with its token: the grant's state and, when the store read it in
+/// the same step, the user (`storage::RefreshContext`).
+struct Known {
+    grant: GrantState,
+    user: Option<Option<crate::model::User>>,
 }
 
 /// Whether the rotated token `current` may come back as the one retry of a client that
@@ -332,10 +341,19 @@ async fn gate_refresh(
     tenant: &Tenant,
     app: &Application,
     current: &RefreshToken,
+    known: Option<Known>,
     ip: Option<std::net::IpAddr>,
 ) -> Result<(crate::model::User, crate::policy::Decision), OAuthError> {
-    let presented = Presented::of(&current.auth, Some(grant_state(state, &current.grant_id).await?));
-    let user = match credential_user(state, tenant, &presented).await? {
+    let (grant, user) = match known {
+        Some(known) => (known.grant, known.user),
+        None => (grant_state(state, &current.grant_id).await?, None),
+    };
+    let presented = Presented::of(&current.auth, Some(grant));
+    let checked = match user {
+        Some(user) => credential_user_of(user, &presented),
+        None => credential_user(state, tenant, &presented).await?,
+    };
+    let user = match checked {
         Ok(user) => user,
         Err(refusal) => {
             if refusal != Refusal::GrantEnded {

@@ -6,8 +6,8 @@
 use uuid::Uuid;
 
 use super::{
-    CaRecords, Change, CodeUse, Item, Record, Redeemed, RefreshRules, RefreshUse, Reserved, Result, SignInAdmission,
-    Versioned,
+    CaRecords, Change, CodeUse, Item, Record, Redeemed, RefreshContext, RefreshRules, RefreshUse, Reserved, Result,
+    SignInAdmission, Versioned,
 };
 use crate::model::*;
 use crate::policy::{NamedLocation, Policy};
@@ -144,6 +144,13 @@ pub trait TokenStore: Send + Sync {
     async fn grant(&self, id: &Uuid) -> Result<Option<Grant>>;
     async fn revoke_grant(&self, id: &Uuid) -> Result<()>;
     async fn refresh_token(&self, id: &[u8; 32]) -> Result<Option<RefreshToken>>;
+    /// The refresh token `id` with its grant and, where the store can read it in the same
+    /// step, its user: what a refresh is decided on.
+    async fn refresh_context(&self, id: &[u8; 32]) -> Result<Option<RefreshContext>> {
+        let Some(token) = self.refresh_token(id).await? else { return Ok(None) };
+        let grant = self.grant(&token.grant_id).await?;
+        Ok(Some(RefreshContext { token, grant, user: None }))
+    }
     /// Rotates `old` to `new` (living `rules.life_secs`) in one step that decides between
     /// concurrent uses. A rotated token presented again revokes the whole grant (reuse),
     /// except for one retry ([`RefreshRules`]): the same token once more within the grace
@@ -152,6 +159,20 @@ pub trait TokenStore: Send + Sync {
     /// the unused successor is retired. A crash at any point leaves either the old state or
     /// the new one.
     async fn rotate_refresh(&self, old: &[u8; 32], new: &[u8; 32], rules: &RefreshRules) -> Result<RefreshUse>;
+    /// [`Self::rotate_refresh`] for a caller that has just read `old` as `seen`. A store may
+    /// decide the common case with it in one step (an unrotated token of a live family,
+    /// rotated only if it is still unrotated); every other case, and a `seen` that is no
+    /// longer current, is decided exactly as by `rotate_refresh`.
+    async fn rotate_refresh_seen(
+        &self,
+        old: &[u8; 32],
+        seen: &RefreshToken,
+        new: &[u8; 32],
+        rules: &RefreshRules,
+    ) -> Result<RefreshUse> {
+        let _ = seen;
+        self.rotate_refresh(old, new, rules).await
+    }
     async fn revoke_jti(&self, jti: &str, exp: i64) -> Result<()>;
     async fn jti_revoked(&self, jti: &str) -> Result<bool>;
 }

@@ -41,11 +41,12 @@ pub fn postgres_options(config: &crate::config::Config, url: &crate::secrets::Se
     postgres::PgOptions {
         url: url.expose().to_string(),
         pool_size: config.database.pool_size,
+        threads: config.worker_threads(),
         timeout: std::time::Duration::from_millis(config.database.timeout_ms),
     }
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error("the data dir is in use by another gatehouse process (stop it first)")]
     Locked,
@@ -171,6 +172,16 @@ pub enum Item {
     Consent(TenantId, UserId, String, Box<Consent>),
     SignInLog(TenantId, Box<SignInLogEntry>),
     Outbox(Box<OutboxMessage>),
+}
+
+/// What a refresh is decided on ([`api::TokenStore::refresh_context`]).
+pub struct RefreshContext {
+    pub token: crate::model::RefreshToken,
+    /// The token's grant; `None` when it is gone.
+    pub grant: Option<crate::model::Grant>,
+    /// The user the token was issued to, when the store read it in the same step (`None`:
+    /// not read, the caller reads it; `Some(None)`: there is no such user).
+    pub user: Option<Option<crate::model::User>>,
 }
 
 /// What conditional access evaluates for one tenant.

@@ -25,6 +25,7 @@ async fn two_nodes() -> Option<(Store, Store, tokio_postgres::Client)> {
         let options = gatehouse::storage::postgres::PgOptions {
             url: url.clone(),
             pool_size: 8,
+            threads: 1,
             timeout: std::time::Duration::from_secs(10),
         };
         let store: Store = Arc::new(gatehouse::storage::postgres::PgStore::open(options).await.unwrap());

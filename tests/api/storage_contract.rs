@@ -28,8 +28,12 @@ fn sled() -> (&'static str, Store, TempDir) {
 /// `GATEHOUSE_TEST_DATABASE_URL` (`.ci/run` starts one), when there is one.
 async fn postgres() -> Option<(&'static str, Store, TempDir)> {
     let url = crate::helpers::fresh_database().await?;
-    let options =
-        gatehouse::storage::postgres::PgOptions { url, pool_size: 8, timeout: std::time::Duration::from_secs(10) };
+    let options = gatehouse::storage::postgres::PgOptions {
+        url,
+        pool_size: 8,
+        threads: 1,
+        timeout: std::time::Duration::from_secs(10),
+    };
     let store: Store = Arc::new(gatehouse::storage::postgres::PgStore::open(options).await.unwrap());
     Some(("postgres", store, tempfile::tempdir().unwrap()))
 }
@@ -347,6 +351,152 @@ async fn concurrent_rotations_have_exactly_one_winner() {
         }
         let next = store.rotate_refresh(&new_ids[winner], &id32(), &no_grace(NOW + 2)).await.unwrap();
         assert_eq!(refresh_use(&next), "revoked", "{name}: the winner's successor died with the family");
+    }
+}
+
+/// A refresh's context is the token, its grant and (where the store reads it in the same
+/// step, as PostgreSQL does) its user, each as stored at that moment.
+#[tokio::test]
+async fn refresh_context_reads_the_token_its_grant_and_its_user_as_stored() {
+    for (name, store, _dir) in backends().await {
+        let tenant = TenantId::new();
+        let member = user(tenant, "holder");
+        store.insert_user(&member).await.unwrap();
+        let (grant_id, rid) = (Uuid::new_v4(), id32());
+        let code_id = id32();
+        let mut c = code(tenant, grant_id);
+        c.auth = auth(member.id);
+        store.put_code(&code_id, &c).await.unwrap();
+        let rt = RefreshToken { auth: auth(member.id), ..refresh(tenant, grant_id, NOW + LIFE) };
+        let g = Grant { user_id: member.id, ..grant(tenant, NOW + LIFE) };
+        assert_eq!(code_use(&store.use_code(&code_id, &g, Some((&rid, &rt))).await.unwrap()), "redeemed");
+
+        let read = store.refresh_context(&rid).await.unwrap().expect("the token is found");
+        assert_eq!(read.token.grant_id, grant_id, "{name}");
+        assert_eq!(read.token.auth.user_id, member.id, "{name}");
+        assert!(read.grant.as_ref().is_some_and(|g| !g.revoked && g.expires_at == NOW + LIFE), "{name}");
+        if name == "postgres" {
+            assert!(read.user.is_some(), "{name}: the user is read in the same statement");
+        }
+        if let Some(u) = &read.user {
+            assert_eq!(u.as_ref().map(|u| (u.id, u.account_enabled)), Some((member.id, true)), "{name}");
+        }
+
+        // What changes afterwards is what the next read sees: the user disabled, the grant revoked.
+        store.put_user(&User { account_enabled: false, ..member.clone() }).await.unwrap();
+        store.revoke_grant(&grant_id).await.unwrap();
+        let again = store.refresh_context(&rid).await.unwrap().expect("the token is still found");
+        assert!(again.grant.is_some_and(|g| g.revoked), "{name}: the revocation is read");
+        if let Some(u) = &again.user {
+            assert_eq!(u.as_ref().map(|u| u.account_enabled), Some(false), "{name}: the change is read");
+        }
+        // A rotation's successor names the same user.
+        let (_, live) = issue(&store, tenant, NOW + LIFE, NOW + LIFE).await;
+        let seen = store.refresh_token(&live).await.unwrap().unwrap();
+        let next_id = id32();
+        let RefreshUse::Rotated(_) =
+            store.rotate_refresh_seen(&live, &seen, &next_id, &no_grace(NOW + 1)).await.unwrap()
+        else {
+            panic!("{name}: a live token rotates");
+        };
+        let next = store.refresh_context(&next_id).await.unwrap().expect("the successor is found");
+        assert_eq!(next.token.auth.user_id, seen.auth.user_id, "{name}");
+        if name == "postgres" {
+            assert_eq!(next.user.map(|u| u.is_none()), Some(true), "{name}: a token of no stored user reads none");
+        }
+        assert!(store.refresh_context(&id32()).await.unwrap().is_none(), "{name}: an unknown token is none");
+    }
+}
+
+/// `rotate_refresh_seen` with the token every caller read before any rotated it: the same
+/// single winner as `rotate_refresh`, the losers decided as reuse.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_rotations_of_one_seen_token_have_exactly_one_winner() {
+    for (name, store, _dir) in backends().await {
+        let tenant = TenantId::new();
+        let (grant_id, old) = issue(&store, tenant, NOW + LIFE, NOW + LIFE).await;
+        let seen = store.refresh_token(&old).await.unwrap().unwrap();
+        let new_ids: Vec<[u8; 32]> = (0..N).map(|_| id32()).collect();
+        let answers = race(|i| {
+            let (store, new, seen) = (store.clone(), new_ids[i], seen.clone());
+            async move { refresh_use(&store.rotate_refresh_seen(&old, &seen, &new, &no_grace(NOW + 1)).await.unwrap()) }
+        })
+        .await;
+        assert_eq!(count(&answers, "rotated"), 1, "{name}: {answers:?}");
+        assert!(count(&answers, "reused") >= 1, "{name}: {answers:?}");
+        assert_eq!(count(&answers, "reused") + count(&answers, "revoked"), N - 1, "{name}: {answers:?}");
+        assert!(store.grant(&grant_id).await.unwrap().unwrap().revoked, "{name}: reuse revoked the grant");
+        let winner = answers.iter().position(|a| *a == "rotated").unwrap();
+        for (i, new) in new_ids.iter().enumerate() {
+            let stored = store.refresh_token(new).await.unwrap().is_some();
+            assert_eq!(stored, i == winner, "{name}: only the winner's successor is stored (task {i})");
+        }
+    }
+}
+
+/// Rotations at once on one thread (where PostgreSQL sends them as one statement): every
+/// family presented once rotates, and of a token presented twice in the same instant exactly
+/// one presentation rotates and the other is reuse.
+#[tokio::test]
+async fn rotations_at_once_on_one_thread_each_decide_alone() {
+    // F families: tasks 0..F present family i once, tasks F..N present families 0..N-F again.
+    const F: usize = N * 3 / 4;
+    for (name, store, _dir) in backends().await {
+        let tenant = TenantId::new();
+        let mut families = Vec::new();
+        for _ in 0..F {
+            let (grant_id, old) = issue(&store, tenant, NOW + LIFE, NOW + LIFE).await;
+            families.push((grant_id, old, store.refresh_token(&old).await.unwrap().unwrap()));
+        }
+        let families = Arc::new(families);
+        let answers = race(|i| {
+            let (store, families) = (store.clone(), families.clone());
+            async move {
+                let (_, old, seen) = &families[if i < F { i } else { i - F }];
+                refresh_use(&store.rotate_refresh_seen(old, seen, &id32(), &no_grace(NOW + 1)).await.unwrap())
+            }
+        })
+        .await;
+        for (f, family) in families.iter().enumerate() {
+            let mine: Vec<&str> =
+                answers.iter().enumerate().filter(|(i, _)| *i == f || *i == f + F).map(|(_, a)| *a).collect();
+            let twice = f < N - F;
+            assert_eq!(mine.len(), if twice { 2 } else { 1 }, "{name}: family {f}");
+            assert_eq!(mine.iter().filter(|a| **a == "rotated").count(), 1, "{name}: family {f}: {mine:?}");
+            let revoked = store.grant(&family.0).await.unwrap().unwrap().revoked;
+            assert_eq!(revoked, twice, "{name}: family {f} is revoked exactly when presented twice: {mine:?}");
+            if twice {
+                assert!(mine.contains(&"reused"), "{name}: family {f}: {mine:?}");
+            }
+        }
+    }
+}
+
+/// A `seen` copy that is out of date (the token rotated since, or its family revoked) is
+/// decided on what the store holds, never on the copy.
+#[tokio::test]
+async fn a_stale_seen_token_is_decided_on_what_the_store_holds() {
+    for (name, store, _dir) in backends().await {
+        let tenant = TenantId::new();
+        let (grant_id, old) = issue(&store, tenant, NOW + LIFE, NOW + LIFE).await;
+        let seen = store.refresh_token(&old).await.unwrap().unwrap();
+        let first = id32();
+        let RefreshUse::Rotated(next) =
+            store.rotate_refresh_seen(&old, &seen, &first, &no_grace(NOW + 1)).await.unwrap()
+        else {
+            panic!("{name}: the first presentation rotates");
+        };
+        assert_eq!(next.grant_id, grant_id, "{name}: the successor is in the family");
+        assert!(!next.rotated && next.expires_at > NOW + 1, "{name}: the successor is fresh");
+        let stored = store.refresh_token(&old).await.unwrap().unwrap();
+        assert!(stored.rotated && stored.successor == Some(first), "{name}: the old token names its successor");
+        // The same unrotated copy again: the store knows better, and it is reuse.
+        let again = store.rotate_refresh_seen(&old, &seen, &id32(), &no_grace(NOW + 2)).await.unwrap();
+        assert_eq!(refresh_use(&again), "reused", "{name}");
+        assert!(store.grant(&grant_id).await.unwrap().unwrap().revoked, "{name}: reuse revoked the grant");
+        let successor = store.refresh_token(&first).await.unwrap().unwrap();
+        let after = store.rotate_refresh_seen(&first, &successor, &id32(), &no_grace(NOW + 3)).await.unwrap();
+        assert_eq!(refresh_use(&after), "revoked", "{name}: a copy read before the revocation does not rotate");
     }
 }
 

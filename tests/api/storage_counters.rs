@@ -163,8 +163,12 @@ async fn limiters_namespace_their_keys() {
 async fn two_nodes() -> Option<(Store, Store, String)> {
     let url = crate::helpers::fresh_database().await?;
     let open = |url: String| async move {
-        let options =
-            gatehouse::storage::postgres::PgOptions { url, pool_size: 8, timeout: std::time::Duration::from_secs(10) };
+        let options = gatehouse::storage::postgres::PgOptions {
+            url,
+            pool_size: 8,
+            threads: 1,
+            timeout: std::time::Duration::from_secs(10),
+        };
         let store: Store = Arc::new(gatehouse::storage::postgres::PgStore::open(options).await.unwrap());
         store
     };

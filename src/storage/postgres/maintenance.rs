@@ -335,10 +335,14 @@ async fn import_item(
             run(tx, prepared, sql, &[id, &g.revoked, &g.expires_at, &row::enc(g)?]).await
         }
         Item::Refresh(id, rt) => {
-            let sql = "INSERT INTO refresh_tokens (id, grant_id, rotated, expires_at, doc) \
-                       VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO UPDATE SET grant_id = excluded.grant_id, \
-                       rotated = excluded.rotated, expires_at = excluded.expires_at, doc = excluded.doc";
-            run(tx, prepared, sql, &[&id.as_slice(), &rt.grant_id, &rt.rotated, &rt.expires_at, &row::enc(rt)?]).await
+            let sql = "INSERT INTO refresh_tokens (id, grant_id, rotated, expires_at, doc, tenant_id, user_id) \
+                       VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO UPDATE SET grant_id = excluded.grant_id, \
+                       rotated = excluded.rotated, expires_at = excluded.expires_at, doc = excluded.doc, \
+                       tenant_id = excluded.tenant_id, user_id = excluded.user_id";
+            let (tenant, user) = (rt.tenant_id.to_string(), rt.auth.user_id.to_string());
+            let doc = row::enc(rt)?;
+            run(tx, prepared, sql, &[&id.as_slice(), &rt.grant_id, &rt.rotated, &rt.expires_at, &doc, &tenant, &user])
+                .await
         }
         Item::RevokedJti(jti, exp) => {
             let sql = "INSERT INTO revoked_jti (jti, expires_at) VALUES ($1, $2) \

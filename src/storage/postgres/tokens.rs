@@ -10,7 +10,9 @@ use uuid::Uuid;
 
 use super::{Cached, PgResult, PgStore, pg_error, row, transact};
 use crate::model::{AuthCode, Grant, RefreshToken, Session, SignIn};
-use crate::storage::{CodeUse, RefreshRules, RefreshUse, Result, SignInAdmission, StoreError, Versioned, api};
+use crate::storage::{
+    CodeUse, RefreshContext, RefreshRules, RefreshUse, Result, SignInAdmission, StoreError, Versioned, api,
+};
 
 /// The first key of the advisory locks that serialise the sign-in opens of one browser
 /// (the second is taken from the browser digest). Two-key advisory locks never collide
@@ -204,11 +206,72 @@ impl api::TokenStore for PgStore {
         found.map(|r| row::doc(&r, "doc")).transpose()
     }
 
+    /// One statement: the token, its grant and its user. A token stored before its row
+    /// named its user (schema 1) leaves the user to the caller.
+    async fn refresh_context(&self, id: &[u8; 32]) -> Result<Option<RefreshContext>> {
+        let c = self.conn().await?;
+        let found = c
+            .q_opt(
+                // Subqueries, not joins: each is one primary-key lookup, whatever the planner
+                // thinks of the tables' sizes (a join may hash a whole table of users).
+                "SELECT r.doc, r.user_id IS NOT NULL AS keyed, \
+                   (SELECT g.doc FROM grants g WHERE g.id = r.grant_id) AS grant_doc, \
+                   (SELECT u.doc FROM users u WHERE u.tenant_id = r.tenant_id AND u.id = r.user_id) AS user_doc \
+                 FROM refresh_tokens r WHERE r.id = $1",
+                &[&id.as_slice()],
+            )
+            .await
+            .map_err(pg_error)?;
+        let Some(found) = found else { return Ok(None) };
+        let token: RefreshToken = row::doc(&found, "doc")?;
+        let grant = row::doc_opt(&found, "grant_doc")?;
+        let user = if found.get::<_, bool>("keyed") { Some(row::doc_opt(&found, "user_doc")?) } else { None };
+        Ok(Some(RefreshContext { token, grant, user }))
+    }
+
     /// One transaction that takes the presented token's row `FOR UPDATE` first: concurrent
     /// presentations of one token run one after the other, each seeing what the one before
     /// it committed, so exactly one rotates.
     async fn rotate_refresh(&self, old: &[u8; 32], new: &[u8; 32], rules: &RefreshRules) -> Result<RefreshUse> {
         transact!(self, tx => rotate_in(&tx, old, new, rules).await?)
+    }
+
+    /// The common case in one statement, with no transaction around it: `seen` unrotated,
+    /// its family live. The update takes the row only while it is still unrotated, so of
+    /// concurrent presentations exactly one rotates here and the others find nothing to
+    /// update and go through [`Self::rotate_refresh`], which sees the rotation and decides
+    /// (reuse, or a retry). The family is checked as in the transaction, read and not locked.
+    async fn rotate_refresh_seen(
+        &self,
+        old: &[u8; 32],
+        seen: &RefreshToken,
+        new: &[u8; 32],
+        rules: &RefreshRules,
+    ) -> Result<RefreshUse> {
+        if seen.rotated || seen.expires_at < rules.now {
+            return self.rotate_refresh(old, new, rules).await;
+        }
+        let next = successor_of(seen, rules);
+        let spent = RefreshToken { rotated: true, rotated_at_ms: rules.now_ms, successor: Some(*new), ..seen.clone() };
+        let rotation = super::batch::Rotation {
+            old: *old,
+            spent_doc: row::enc(&spent)?,
+            grant_id: seen.grant_id,
+            now: rules.now,
+            new: *new,
+            next_expires: next.expires_at,
+            next_doc: row::enc(&next)?,
+            tenant_id: next.tenant_id.to_string(),
+            user_id: next.auth.user_id.to_string(),
+        };
+        let rotated = match self.thread_local()? {
+            Some(local) => local.rotations.rotate(rotation).await?,
+            None => super::batch::execute(&self.conn().await?, &[&rotation]).await?.contains(new),
+        };
+        if rotated {
+            return Ok(RefreshUse::Rotated(Box::new(next)));
+        }
+        self.rotate_refresh(old, new, rules).await
     }
 
     async fn revoke_jti(&self, jti: &str, exp: i64) -> Result<()> {
@@ -352,10 +415,20 @@ async fn revoke_grant_in(tx: &Transaction<'_>, id: &Uuid) -> PgResult<()> {
 /// Writes a refresh token, replacing one with the same id.
 async fn put_refresh(tx: &Transaction<'_>, id: &[u8; 32], rt: &RefreshToken) -> PgResult<()> {
     tx.exec(
-        "INSERT INTO refresh_tokens (id, grant_id, rotated, expires_at, doc) VALUES ($1, $2, $3, $4, $5) \
+        "INSERT INTO refresh_tokens (id, grant_id, rotated, expires_at, doc, tenant_id, user_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) \
          ON CONFLICT (id) DO UPDATE SET grant_id = excluded.grant_id, rotated = excluded.rotated, \
-         expires_at = excluded.expires_at, doc = excluded.doc",
-        &[&id.as_slice(), &rt.grant_id, &rt.rotated, &rt.expires_at, &row::enc(rt)?],
+         expires_at = excluded.expires_at, doc = excluded.doc, tenant_id = excluded.tenant_id, \
+         user_id = excluded.user_id",
+        &[
+            &id.as_slice(),
+            &rt.grant_id,
+            &rt.rotated,
+            &rt.expires_at,
+            &row::enc(rt)?,
+            &rt.tenant_id.to_string(),
+            &rt.auth.user_id.to_string(),
+        ],
     )
     .await?;
     Ok(())
@@ -377,16 +450,6 @@ async fn rotate_in(tx: &Transaction<'_>, old: &[u8; 32], new: &[u8; 32], rules: 
     let Some(found) = found else { return Ok(RefreshUse::Unknown) };
     let grant: Grant = row::doc(&found, "doc")?;
     let family_live = !grant.revoked && grant.expires_at >= now;
-    // What a fresh successor of `rt` is, whether by rotation or by retry.
-    let successor_of = |rt: &RefreshToken| RefreshToken {
-        issued_at: now,
-        expires_at: now + rules.life_secs,
-        rotated: false,
-        rotated_at_ms: 0,
-        successor: None,
-        retried: false,
-        ..rt.clone()
-    };
     if rt.rotated {
         // A retry needs a live family (a dead one is refused as reuse, as before the rule).
         // The successor is locked too: its own rotation either committed before (then it is
@@ -397,7 +460,7 @@ async fn rotate_in(tx: &Transaction<'_>, old: &[u8; 32], new: &[u8; 32], rules: 
             && lock_refresh(tx, &unused).await?.is_some_and(|s| !s.rotated)
         {
             tx.exec("DELETE FROM refresh_tokens WHERE id = $1", &[&unused.as_slice()]).await?;
-            let next = successor_of(&rt);
+            let next = successor_of(&rt, rules);
             put_refresh(tx, new, &next).await?;
             rt.successor = Some(*new);
             rt.retried = true;
@@ -410,13 +473,26 @@ async fn rotate_in(tx: &Transaction<'_>, old: &[u8; 32], new: &[u8; 32], rules: 
     if !family_live || rt.expires_at < now {
         return Ok(RefreshUse::Revoked);
     }
-    let next = successor_of(&rt);
+    let next = successor_of(&rt, rules);
     put_refresh(tx, new, &next).await?;
     rt.rotated = true;
     rt.rotated_at_ms = rules.now_ms;
     rt.successor = Some(*new);
     put_refresh(tx, old, &rt).await?;
     Ok(RefreshUse::Rotated(Box::new(next)))
+}
+
+/// What a fresh successor of `rt` is, whether by rotation or by retry.
+fn successor_of(rt: &RefreshToken, rules: &RefreshRules) -> RefreshToken {
+    RefreshToken {
+        issued_at: rules.now,
+        expires_at: rules.now + rules.life_secs,
+        rotated: false,
+        rotated_at_ms: 0,
+        successor: None,
+        retried: false,
+        ..rt.clone()
+    }
 }
 
 /// Whether a rotated token presented now may be a retry ([`RefreshRules`]): the window is
