@@ -54,6 +54,45 @@ pub struct KeyRing {
     ring: std::sync::RwLock<std::sync::Arc<Ring>>,
     vault: KeyVault,
     rng: SystemRandom,
+    verified: Verified,
+}
+
+/// Tokens whose signature this instance has verified, by the SHA-256 of the whole token
+/// (only the exact bytes hit): resource servers present one access token on every call, and
+/// its ES256 check was most of userinfo's and introspection's cost. A hit skips only the
+/// signature: the key must still be in the ring and the type the one asked for, the expiry
+/// is checked again, and the caller's checks after the signature (issuer, revocation, the
+/// grant and the user) all run as on a miss. Bounded: past `VERIFIED_MAX` entries the
+/// expired go, then everything.
+#[derive(Default)]
+struct Verified(std::sync::Mutex<std::collections::HashMap<[u8; 32], VerifiedToken>>);
+
+const VERIFIED_MAX: usize = 4096;
+
+struct VerifiedToken {
+    kid: String,
+    typ: TokenType,
+    exp: Option<i64>,
+    /// The payload's JSON, as signed.
+    payload: std::sync::Arc<[u8]>,
+}
+
+impl Verified {
+    fn get(&self, digest: &[u8; 32], typ: TokenType) -> Option<(String, Option<i64>, std::sync::Arc<[u8]>)> {
+        let map = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.get(digest).filter(|t| t.typ == typ).map(|t| (t.kid.clone(), t.exp, t.payload.clone()))
+    }
+
+    fn put(&self, digest: [u8; 32], token: VerifiedToken, now: i64) {
+        let mut map = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if map.len() >= VERIFIED_MAX {
+            map.retain(|_, t| t.exp.is_some_and(|e| e > now));
+            if map.len() >= VERIFIED_MAX {
+                map.clear();
+            }
+        }
+        map.insert(digest, token);
+    }
 }
 
 /// Where the private keys live.
@@ -249,7 +288,12 @@ impl KeyRing {
         store.flush().await?;
         drop(lock);
         let ring = Ring::load(store, &vault, now).await?;
-        Ok(Self { ring: std::sync::RwLock::new(std::sync::Arc::new(ring)), vault, rng: SystemRandom::new() })
+        Ok(Self {
+            ring: std::sync::RwLock::new(std::sync::Arc::new(ring)),
+            vault,
+            rng: SystemRandom::new(),
+            verified: Verified::default(),
+        })
     }
 
     /// Reads the keys again (another node rotated): the new set replaces the old at once.
@@ -366,6 +410,15 @@ impl KeyRing {
         now: i64,
         check_exp: bool,
     ) -> Result<T, VerifyError> {
+        let digest = crate::secrets::sha256(token.as_bytes());
+        if let Some((kid, exp, payload)) = self.verified.get(&digest, typ)
+            && self.current().keys.iter().any(|k| k.meta.kid == kid)
+        {
+            if check_exp && exp.is_none_or(|e| e <= now) {
+                return Err(VerifyError::Invalid("expired".into()));
+            }
+            return serde_json::from_slice(&payload).map_err(|_| VerifyError::Malformed);
+        }
         let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Malformed)?;
         let expected_typ = match typ {
             TokenType::Id => "JWT",
@@ -390,13 +443,15 @@ impl KeyRing {
         v.required_spec_claims.clear();
         let data = jsonwebtoken::decode::<serde_json::Value>(token, &key.decoding, &v)
             .map_err(|e| VerifyError::Invalid(e.to_string()))?;
-        if check_exp {
-            let exp = data.claims.get("exp").and_then(|e| e.as_i64()).ok_or(VerifyError::Malformed)?;
-            if exp <= now {
-                return Err(VerifyError::Invalid("expired".into()));
-            }
+        let exp = data.claims.get("exp").and_then(|e| e.as_i64());
+        if check_exp && exp.is_none_or(|e| e <= now) {
+            return Err(if exp.is_none() { VerifyError::Malformed } else { VerifyError::Invalid("expired".into()) });
         }
-        serde_json::from_value(data.claims).map_err(|_| VerifyError::Malformed)
+        // The signed payload exactly (the signature covers these bytes).
+        let payload = token.split('.').nth(1).and_then(crate::secrets::b64url_decode).ok_or(VerifyError::Malformed)?;
+        let claims = serde_json::from_slice(&payload).map_err(|_| VerifyError::Malformed)?;
+        self.verified.put(digest, VerifiedToken { kid, typ, exp, payload: payload.into() }, now);
+        Ok(claims)
     }
 }
 

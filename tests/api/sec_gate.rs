@@ -387,3 +387,46 @@ async fn the_admin_api_refuses_tokens_of_other_audiences_and_kinds() {
         assert_same(&before, &app.snapshot().await, what);
     }
 }
+
+/// Resource servers present one access token on every call, and this instance keeps the
+/// tokens whose signature it verified: what it keeps skips only the signature. The same
+/// token is refused once it expires or is revoked, and a copy with one altered byte of its
+/// signature is refused. (A key leaving the ring: the kept token names its key, which must
+/// still be in the ring, `keys::Verified`.)
+#[tokio::test]
+async fn an_access_token_verified_before_is_checked_again_on_every_call() {
+    let app = spawn_app().await;
+    let rp = app.rp("fabrikam");
+    let sign_in = || async {
+        let (tokens, _) = rp.sign_in(&app.browser(), IW, &app.password(IW), &[("scope", "openid profile")]).await;
+        tokens["access_token"].as_str().unwrap().to_string()
+    };
+    let access = sign_in().await;
+    for _ in 0..3 {
+        assert_eq!(rp.userinfo(&access).await.status(), StatusCode::OK);
+        assert_eq!(introspect(&app, &access).await["active"], true);
+    }
+    // One byte of the signature changed: another token, which fails its own check.
+    let mut forged = access.clone().into_bytes();
+    let last = forged.len() - 2;
+    forged[last] = if forged[last] == b'A' { b'B' } else { b'A' };
+    let forged = String::from_utf8(forged).unwrap();
+    assert_eq!(rp.userinfo(&forged).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(introspect(&app, &forged).await, json!({"active": false}));
+
+    // Revoked (RFC 7009) after it was verified: refused from then on.
+    let (status, _) = rp.post_authenticated("oauth2/v2.0/revoke", &[("token", access.as_str())]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(rp.userinfo(&access).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(introspect(&app, &access).await, json!({"active": false}));
+
+    // Expired after it was verified: refused, though the signature is still good.
+    let second = sign_in().await;
+    assert_eq!(rp.userinfo(&second).await.status(), StatusCode::OK);
+    app.clock.advance(3601);
+    let answer = rp.userinfo(&second).await;
+    assert_eq!(answer.status(), StatusCode::UNAUTHORIZED);
+    let challenge = answer.headers()["www-authenticate"].to_str().unwrap().to_string();
+    assert!(challenge.contains("invalid_token"), "{challenge}");
+    assert_eq!(introspect(&app, &second).await, json!({"active": false}));
+}
