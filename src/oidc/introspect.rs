@@ -62,7 +62,10 @@ pub async fn introspect(
     let token = p.require("token")?;
     let now = state.now();
     let inactive = || no_store(HttpResponse::Ok()).json(IntrospectionResponse::inactive());
-    if let Some(rt) = state.store.refresh_token(&digest(token)).await? {
+    // Refresh tokens are base64url without dots (`secrets::new_token`); a JWT has two: an
+    // access token is not looked up among the refresh tokens.
+    let refresh = if token.contains('.') { None } else { state.store.refresh_token(&digest(token)).await? };
+    if let Some(rt) = refresh {
         if rt.tenant_id != tenant.id || rt.client_id != app.client_id || rt.rotated || rt.expires_at <= now {
             return Ok(inactive());
         }

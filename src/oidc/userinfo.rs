@@ -44,22 +44,31 @@ pub async fn check_access(
     if claims.nbf > now + 60 {
         return Err("the access token is not valid yet");
     }
-    if state.store.jti_revoked(&claims.jti).await.unwrap_or(true) {
-        return Err(REVOKED);
-    }
     let Some(oid) = claims.oid else {
+        if state.store.jti_revoked(&claims.jti).await.unwrap_or(true) {
+            return Err(REVOKED);
+        }
         return match state.store.app(&tenant.id, &claims.client_id).await {
             Ok(Some(_)) => Ok(CheckedAccess { claims, user: None }),
             _ => Err("the application is no longer registered"),
         };
     };
     let gid = claims.gid.ok_or(REVOKED)?;
-    let grant = state.store.grant(&gid).await.ok().flatten().ok_or(REVOKED)?;
+    let (revoked, grant, user) =
+        state.store.access_context(&claims.jti, &gid, &tenant.id, &oid).await.map_err(|_| REVOKED)?;
+    if revoked {
+        return Err(REVOKED);
+    }
+    let grant = grant.ok_or(REVOKED)?;
     if grant.revoked || grant.expires_at <= now || grant.user_id != oid || grant.client_id != claims.client_id {
         return Err(REVOKED);
     }
     let presented = Presented { user_id: oid, epoch: grant.epoch, idp: None, grant: Some(GrantState::Live) };
-    match crate::access::credential_user(state, tenant, &presented).await {
+    let checked = match user {
+        Some(user) => Ok(crate::access::credential_user_of(user, &presented)),
+        None => crate::access::credential_user(state, tenant, &presented).await,
+    };
+    match checked {
         Ok(Ok(user)) => Ok(CheckedAccess { claims, user: Some(user) }),
         Ok(Err(refusal)) => Err(refusal.reason()),
         Err(_) => Err(REVOKED),

@@ -175,6 +175,19 @@ pub trait TokenStore: Send + Sync {
     }
     async fn revoke_jti(&self, jti: &str, exp: i64) -> Result<()>;
     async fn jti_revoked(&self, jti: &str) -> Result<bool>;
+    /// What a user's access token is checked against on every call, read together where the
+    /// store can: whether its id is revoked, its grant, and (`Some` when read in the same
+    /// step) its user.
+    async fn access_context(
+        &self,
+        jti: &str,
+        grant: &Uuid,
+        tenant: &TenantId,
+        user: &UserId,
+    ) -> Result<(bool, Option<Grant>, Option<Option<User>>)> {
+        let _ = (tenant, user);
+        Ok((self.jti_revoked(jti).await?, self.grant(grant).await?, None))
+    }
 }
 
 /// Conditional access policies, named locations, registered devices, consents.

@@ -408,6 +408,38 @@ async fn refresh_context_reads_the_token_its_grant_and_its_user_as_stored() {
     }
 }
 
+/// An access token's context: its id's revocation, its grant and (where the store reads it
+/// in the same step, as PostgreSQL does) its user, each as stored at that moment.
+#[tokio::test]
+async fn access_context_reads_revocation_grant_and_user_as_stored() {
+    for (name, store, _dir) in backends().await {
+        let tenant = TenantId::new();
+        let member = user(tenant, "bearer");
+        store.insert_user(&member).await.unwrap();
+        let (grant_id, _) = issue(&store, tenant, NOW + LIFE, NOW + LIFE).await;
+        let (revoked, grant, read) = store.access_context("jti-1", &grant_id, &tenant, &member.id).await.unwrap();
+        assert!(!revoked, "{name}");
+        assert!(grant.is_some_and(|g| !g.revoked), "{name}: the grant is read");
+        if name == "postgres" {
+            assert!(read.is_some(), "{name}: the user is read in the same statement");
+        }
+        if let Some(u) = read {
+            assert_eq!(u.map(|u| u.id), Some(member.id), "{name}");
+        }
+        store.revoke_jti("jti-1", NOW + 60).await.unwrap();
+        store.revoke_grant(&grant_id).await.unwrap();
+        let (revoked, grant, _) = store.access_context("jti-1", &grant_id, &tenant, &member.id).await.unwrap();
+        assert!(revoked, "{name}: the revocation is read");
+        assert!(grant.is_some_and(|g| g.revoked), "{name}: the grant's revocation is read");
+        let (revoked, grant, read) =
+            store.access_context("jti-2", &Uuid::new_v4(), &tenant, &UserId::new()).await.unwrap();
+        assert!(!revoked && grant.is_none(), "{name}: unknown ids read as nothing");
+        if let Some(u) = read {
+            assert!(u.is_none(), "{name}: an unknown user reads as none");
+        }
+    }
+}
+
 /// `rotate_refresh_seen` with the token every caller read before any rotated it: the same
 /// single winner as `rotate_refresh`, the losers decided as reuse.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -286,6 +286,27 @@ impl api::TokenStore for PgStore {
         Ok(())
     }
 
+    /// One statement, each part a primary-key lookup.
+    async fn access_context(
+        &self,
+        jti: &str,
+        grant: &Uuid,
+        tenant: &crate::model::TenantId,
+        user: &crate::model::UserId,
+    ) -> Result<(bool, Option<Grant>, Option<Option<crate::model::User>>)> {
+        let c = self.conn().await?;
+        let r = c
+            .q_one(
+                "SELECT EXISTS (SELECT 1 FROM revoked_jti WHERE jti = $1) AS revoked, \
+                   (SELECT doc FROM grants WHERE id = $2) AS grant_doc, \
+                   (SELECT doc FROM users WHERE tenant_id = $3 AND id = $4) AS user_doc",
+                &[&jti, grant, &tenant.to_string(), &user.to_string()],
+            )
+            .await
+            .map_err(pg_error)?;
+        Ok((r.get("revoked"), row::doc_opt(&r, "grant_doc")?, Some(row::doc_opt(&r, "user_doc")?)))
+    }
+
     async fn jti_revoked(&self, jti: &str) -> Result<bool> {
         let c = self.conn().await?;
         let r = c.q_one("SELECT EXISTS (SELECT 1 FROM revoked_jti WHERE jti = $1)", &[&jti]).await.map_err(pg_error)?;
