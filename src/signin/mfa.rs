@@ -85,7 +85,7 @@ pub async fn enroll(
     let now = state.now();
     let ctx = crate::signin::context(&state, &req, &tenant, &tx, &signin).await?;
     let user = state.store.user(&tenant.id, &auth.user_id).await?.ok_or_else(PageError::signin_expired)?;
-    if !user.totp_methods.is_empty() {
+    if user.has_mfa_method() {
         return already_enrolled(&state, &tx, signin, auth, ctx).await;
     }
     if user.mfa_lockout.is_locked(now) {
@@ -126,7 +126,7 @@ pub async fn enroll(
         &auth.user_id,
         Some(tenant.premium_seats),
         |u| {
-            if !u.totp_methods.is_empty() {
+            if u.has_mfa_method() {
                 return false;
             }
             u.totp_methods = vec![method.clone()];
