@@ -339,3 +339,53 @@ async fn without_a_domain_name_proof_up_is_totp_as_before() {
     let (_, page) = step_up(&app, &app.browser()).await;
     assert!(page.has("form#totp-enroll") && !page.has("form#method-choice"), "{}", page.body);
 }
+
+#[tokio::test]
+async fn graph_lists_and_deletes_fido2_methods() {
+    use reqwest::Method;
+    let app = spawn_rp_app().await;
+    let browser = app.browser();
+    let (_, page) = step_up(&app, &browser).await;
+    register(&app, &browser, page).await;
+    let token = app.admin_token().await;
+    let iw = app.user("fabrikam", LOGIN).await;
+    let passkey_id = iw.passkeys[0].id.clone();
+    let (status, body) =
+        app.graph(Method::GET, &format!("users/{}/authentication/methods", iw.id), Some(&token), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let fido2: Vec<&Value> = body["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["@odata.type"] == "#microsoft.graph.fido2AuthenticationMethod")
+        .collect();
+    assert_eq!(fido2.len(), 1, "{body}");
+    assert_eq!(fido2[0]["id"], passkey_id.as_str());
+    assert_eq!(fido2[0]["aaGuid"], uuid::Uuid::from_bytes(AAGUID).to_string());
+    assert_eq!(fido2[0]["displayName"], "Passkey");
+    assert!(fido2[0]["createdDateTime"].as_str().unwrap().ends_with('Z'));
+    assert!(
+        body["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["@odata.type"] == "#microsoft.graph.passwordAuthenticationMethod")
+    );
+
+    let one = format!("users/{}/authentication/fido2Methods/{passkey_id}", iw.id);
+    let (status, got) = app.graph(Method::GET, &one, Some(&token), None).await;
+    assert_eq!((status, got["id"].clone()), (StatusCode::OK, json!(passkey_id)), "{got}");
+    let unknown = format!("users/{}/authentication/fido2Methods/nope", iw.id);
+    let (status, body) = app.graph(Method::GET, &unknown, Some(&token), None).await;
+    assert_graph_error(status, &body, StatusCode::NOT_FOUND, "Request_ResourceNotFound");
+    let (status, body) = app.graph(Method::DELETE, &unknown, Some(&token), None).await;
+    assert_graph_error(status, &body, StatusCode::NOT_FOUND, "Request_ResourceNotFound");
+    assert_eq!(app.user("fabrikam", LOGIN).await.passkeys.len(), 1, "an unknown id removes nothing");
+
+    let (status, _) = app.graph(Method::DELETE, &one, Some(&token), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let user = app.user("fabrikam", LOGIN).await;
+    assert!(user.passkeys.is_empty() && user.recovery_code_hashes.is_empty());
+    let (_, page) = step_up(&app, &app.browser()).await;
+    assert!(page.has("form#method-choice"), "proof-up again: {}", page.body);
+}
