@@ -387,7 +387,8 @@ mod tests {
             assert_eq!(Acr::parse(a.as_str()), Some(a));
             assert_eq!(a.to_string(), a.as_str());
         }
-        assert_eq!(Amr::parse("hwk"), None);
+        assert_eq!(Amr::parse("hwk"), Some(Amr::Hwk));
+        assert_eq!(Amr::parse("sms"), None);
         assert_eq!(Acr::parse("3"), None);
         assert_eq!(Acr::of(&[Amr::Fed]), Acr::SingleFactor);
         assert_eq!(Acr::of(&[Amr::Pwd, Amr::Otp, Amr::Mfa]), Acr::MultiFactor);

@@ -243,6 +243,13 @@ pub async fn challenge(
     let Step::PasskeyChallenge { auth, ceremony, .. } = signin.step.clone() else {
         return Err(PageError::signin_expired());
     };
+    // The second button of the form: a recovery code (or an authenticator app) instead,
+    // on the TOTP challenge that accepts both.
+    if f.get("use") == Some("recovery-code") {
+        signin.step = Step::MfaChallenge { auth };
+        state.store.put_signin(&digest(&tx), &signin).await?;
+        return Ok(crate::signin::to_login_page(&tenant, &tx));
+    }
     let now = state.now();
     let rp = relying_party(&state, &tenant).ok_or_else(PageError::signin_expired)?;
     let result = passkey::finish_authentication(&rp, f.get("credential").unwrap_or_default(), &ceremony);

@@ -175,6 +175,11 @@ async fn answer(browser: &Browser, page: &Page, credential: &str) -> Page {
 /// Proof-up with a passkey: the choice, the registration, the recovery codes, continue.
 /// Returns the key and the page after "continue" (the redirect to the RP).
 async fn register(app: &TestApp, browser: &Browser, page: Page) -> (SoftKey, Page) {
+    let (key, _, next) = register_with_codes(app, browser, page).await;
+    (key, next)
+}
+
+async fn register_with_codes(app: &TestApp, browser: &Browser, page: Page) -> (SoftKey, Vec<String>, Page) {
     assert!(page.has("form#method-choice"), "expected the method choice:\n{}", page.body);
     assert!(page.has("form#method-choice input[type=radio][name=method][value=totp]"));
     assert!(page.has("form#method-choice input[type=radio][name=method][value=passkey]"));
@@ -189,9 +194,11 @@ async fn register(app: &TestApp, browser: &Browser, page: Page) -> (SoftKey, Pag
     let shown = browser.submit(&page.form("passkey-register").set("credential", &cred)).await;
     assert!(shown.has("ul#recovery-codes"), "{}", shown.body);
     let li = scraper::Selector::parse("ul#recovery-codes li").unwrap();
-    assert_eq!(shown.html().select(&li).count(), 10);
+    let codes: Vec<String> =
+        shown.html().select(&li).map(|e| e.text().collect::<String>().trim().to_string()).collect();
+    assert_eq!(codes.len(), 10);
     let next = browser.follow(browser.submit(&shown.form("continue")).await).await;
-    (key, next)
+    (key, codes, next)
 }
 
 #[tokio::test]
@@ -388,4 +395,24 @@ async fn graph_lists_and_deletes_fido2_methods() {
     assert!(user.passkeys.is_empty() && user.recovery_code_hashes.is_empty());
     let (_, page) = step_up(&app, &app.browser()).await;
     assert!(page.has("form#method-choice"), "proof-up again: {}", page.body);
+}
+
+#[tokio::test]
+async fn a_passkey_holder_may_answer_with_a_recovery_code_instead() {
+    let app = spawn_rp_app().await;
+    let browser = app.browser();
+    let (_, page) = step_up(&app, &browser).await;
+    let (_, codes, _) = register_with_codes(&app, &browser, page).await;
+    let browser = app.browser();
+    let (start, page) = step_up(&app, &browser).await;
+    assert!(page.has("form#passkey-challenge button#use-recovery-code"), "{}", page.body);
+    let form = page.form("passkey-challenge").set("use", "recovery-code");
+    let page = browser.follow(browser.submit(&form).await).await;
+    assert!(page.has("form#totp-challenge"), "{}", page.body);
+    let done = browser.follow(browser.submit(&page.form("totp-challenge").set("code", &codes[0])).await).await;
+    let tokens = tokens_from(&app, &done, &start).await;
+    let id = app.rp("fabrikam").verify(tokens["id_token"].as_str().unwrap(), "JWT").await;
+    assert_eq!(id["amr"], json!(["pwd", "otp", "mfa"]));
+    let user = app.user("fabrikam", LOGIN).await;
+    assert_eq!((user.recovery_code_hashes.len(), user.passkeys.len()), (9, 1), "the code is spent, the passkey kept");
 }
