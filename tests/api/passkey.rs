@@ -416,3 +416,36 @@ async fn a_passkey_holder_may_answer_with_a_recovery_code_instead() {
     let user = app.user("fabrikam", LOGIN).await;
     assert_eq!((user.recovery_code_hashes.len(), user.passkeys.len()), (9, 1), "the code is spent, the passkey kept");
 }
+
+#[tokio::test]
+async fn a_user_with_a_passkey_and_totp_chooses_passkey_first() {
+    let app = spawn_rp_app().await;
+    let browser = app.browser();
+    let (_, page) = step_up(&app, &browser).await;
+    let (mut key, _) = register(&app, &browser, page).await;
+    // The same user also has an authenticator app.
+    let secret = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
+    let mut user = app.user("fabrikam", LOGIN).await;
+    user.totp_methods = vec![gatehouse::mfa::TotpMethod::new(app.state.seal.seal(secret), 0)];
+    app.state.store.put_user(&user).await.unwrap();
+
+    let browser = app.browser();
+    let (start, page) = step_up(&app, &browser).await;
+    assert!(page.has("form#method-choice"), "{}", page.body);
+    assert!(page.has("input[name=method][value=passkey][checked]"), "passkey first: {}", page.body);
+    let page = browser.follow(browser.submit(&page.form("method-choice").set("method", "passkey")).await).await;
+    let done = answer(&browser, &page, &key.assert(&options_of(&page), &app.url)).await;
+    let id =
+        app.rp("fabrikam").verify(tokens_from(&app, &done, &start).await["id_token"].as_str().unwrap(), "JWT").await;
+    assert_eq!(id["amr"], json!(["pwd", "hwk", "user", "mfa"]));
+
+    let browser = app.browser();
+    let (start, page) = step_up(&app, &browser).await;
+    let page = browser.follow(browser.submit(&page.form("method-choice").set("method", "totp")).await).await;
+    assert!(page.has("form#totp-challenge"), "{}", page.body);
+    let code = totp_at(secret, gatehouse::clock::Clock::now(&*app.clock));
+    let done = browser.follow(browser.submit(&page.form("totp-challenge").set("code", &code)).await).await;
+    let id =
+        app.rp("fabrikam").verify(tokens_from(&app, &done, &start).await["id_token"].as_str().unwrap(), "JWT").await;
+    assert_eq!(id["amr"], json!(["pwd", "otp", "mfa"]));
+}
