@@ -208,7 +208,7 @@ pub async fn register(
 }
 
 /// A method was set up in another window meanwhile: nothing is added; on to its challenge.
-async fn enrolled_elsewhere(
+pub(crate) async fn enrolled_elsewhere(
     state: &AppState,
     req: &HttpRequest,
     tenant: &Tenant,

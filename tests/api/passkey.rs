@@ -449,3 +449,19 @@ async fn a_user_with_a_passkey_and_totp_chooses_passkey_first() {
         app.rp("fabrikam").verify(tokens_from(&app, &done, &start).await["id_token"].as_str().unwrap(), "JWT").await;
     assert_eq!(id["amr"], json!(["pwd", "otp", "mfa"]));
 }
+
+#[tokio::test]
+async fn a_passkey_set_up_in_another_window_wins_over_a_later_totp_enrolment() {
+    let app = spawn_rp_app().await;
+    let (first, second) = (app.browser(), app.browser());
+    let (_, page1) = step_up(&app, &first).await;
+    let (_, page2) = step_up(&app, &second).await;
+    let totp = second.follow(second.submit(&page2.form("method-choice").set("method", "totp")).await).await;
+    let secret = totp.text("code#totp-secret").unwrap();
+    register(&app, &first, page1).await;
+    let code = totp_at(&secret, gatehouse::clock::Clock::now(&*app.clock));
+    let page = second.submit(&totp.form("totp-enroll").set("code", &code)).await;
+    assert!(page.has("form#passkey-challenge") && page.has("p.error"), "{}", page.body);
+    let user = app.user("fabrikam", LOGIN).await;
+    assert!(user.totp_methods.is_empty() && user.passkeys.len() == 1, "nothing added");
+}
