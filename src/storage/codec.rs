@@ -77,13 +77,13 @@ mod tests {
         old.extend(serde_json::to_vec(&json).unwrap());
         assert_eq!(decode::<crate::model::User>(&old).unwrap(), user);
         let with = crate::model::User {
-            passkeys: vec![crate::mfa::passkey::PasskeyMethod {
-                id: "p1".into(),
-                display_name: "Passkey".into(),
-                aaguid: uuid::Uuid::nil().to_string(),
-                created_at: 120,
-                credential: serde_json::json!({"cred": {"counter": 3}}),
-            }],
+            passkeys: vec![
+                serde_json::from_value(serde_json::json!({
+                    "id": "p1", "display_name": "Passkey", "aaguid": uuid::Uuid::nil().to_string(),
+                    "created_at": 120, "credential": {"cred": {"counter": 3}},
+                }))
+                .unwrap(),
+            ],
             ..user
         };
         assert_eq!(decode::<crate::model::User>(&encode(&with).unwrap()).unwrap(), with);
