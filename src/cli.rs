@@ -519,9 +519,16 @@ async fn run_admin(c: &crate::admin::client::Connection, op: AdminOp, json: bool
         AdminOp::Mfa(MfaAction::Reset { upn }) => {
             let methods: Collection<AuthenticationMethod> =
                 c.get(&format!("users/{}/authentication/softwareOathMethods", enc(&upn))).await?;
-            let ids: Vec<String> = methods.value.iter().map(|m| m.id().to_string()).collect();
+            let mut ids: Vec<String> = methods.value.iter().map(|m| m.id().to_string()).collect();
             for id in &ids {
                 c.delete(&format!("users/{}/authentication/softwareOathMethods/{id}", enc(&upn))).await?;
+            }
+            // Passkeys too: the next MFA sign-in proofs up again.
+            let passkeys: Collection<AuthenticationMethod> =
+                c.get(&format!("users/{}/authentication/fido2Methods", enc(&upn))).await?;
+            for m in &passkeys.value {
+                c.delete(&format!("users/{}/authentication/fido2Methods/{}", enc(&upn), m.id())).await?;
+                ids.push(m.id().to_string());
             }
             Ok(if json {
                 pretty(&Removed { user_principal_name: &upn, removed: &ids })

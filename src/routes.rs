@@ -6,7 +6,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     use crate::demo::{rp as demo, stub_idp as stub};
     use crate::oidc::{discovery, introspect, logout, token, userinfo};
     use crate::portal::{admin, invite};
-    use crate::signin::{self, authorize, flow, guest, member, mfa, redeem};
+    use crate::signin::{self, authorize, flow, guest, member, mfa, passkey, redeem};
     use crate::web::pages;
     crate::admin::configure(cfg);
     cfg.route("/redeem", web::get().to(redeem::redeem))
@@ -22,6 +22,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/health/live", web::get().to(|| async { "ok" }))
         .route("/health/ready", web::get().to(ready))
         .route("/static/style.css", web::get().to(pages::stylesheet))
+        .route("/static/passkey.js", web::get().to(pages::passkey_script))
         .route("/demo/{app}", web::get().to(demo::app_page))
         .route("/demo/{app}/login", web::get().to(demo::login))
         .route("/demo/{app}/callback", web::get().to(demo::callback))
@@ -49,6 +50,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/{tenant}/login/totp-enroll", web::post().to(mfa::enroll))
         .route("/{tenant}/login/continue", web::post().to(mfa::proceed))
         .route("/{tenant}/login/totp", web::post().to(mfa::challenge))
+        .route("/{tenant}/login/method", web::post().to(passkey::choose))
+        .route("/{tenant}/login/passkey-register", web::post().to(passkey::register))
+        .route("/{tenant}/login/passkey", web::post().to(passkey::challenge))
         .route("/{tenant}/invite", web::get().to(invite::show))
         .route("/{tenant}/invite", web::post().to(invite::submit))
         .route("/{tenant}/admin", web::get().to(admin::show))

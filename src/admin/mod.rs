@@ -188,6 +188,12 @@ pub fn configure(cfg: &mut actix_web::web::ServiceConfig) {
             resource("/graph/v1.0/users/{id}/authentication/softwareOathMethods/{method}")
                 .route(delete().to(users::delete_oath_method)),
         )
+        .service(resource("/graph/v1.0/users/{id}/authentication/fido2Methods").route(get().to(users::fido2_list)))
+        .service(
+            resource("/graph/v1.0/users/{id}/authentication/fido2Methods/{method}")
+                .route(get().to(users::fido2_get))
+                .route(delete().to(users::fido2_delete)),
+        )
         .service(resource("/graph/v1.0/applications").route(get().to(directory::applications)))
         .service(resource("/graph/v1.0/devices").route(get().to(directory::devices)))
         .service(resource("/graph/v1.0/devices/{id}").route(patch().to(directory::patch_device)))

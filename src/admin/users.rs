@@ -44,11 +44,59 @@ pub fn graph_user(u: &User) -> wire::User {
     }
 }
 
-/// The user's authentication methods: the password (members), then each software OATH method.
+/// The user's authentication methods: the password (members), then each software OATH
+/// method, then each passkey.
 pub fn authentication_methods(u: &User) -> Vec<AuthenticationMethod> {
     let password = u.password_hash.is_some().then(AuthenticationMethod::password);
     let oath = u.totp_methods.iter().map(|m| AuthenticationMethod::software_oath(m.id.clone(), rfc3339(m.created_at)));
-    password.into_iter().chain(oath).collect()
+    password.into_iter().chain(oath).chain(fido2_methods(u)).collect()
+}
+
+fn fido2_methods(u: &User) -> impl Iterator<Item = AuthenticationMethod> + '_ {
+    u.passkeys.iter().map(|m| {
+        AuthenticationMethod::fido2(m.id.clone(), m.display_name.clone(), m.aaguid.clone(), rfc3339(m.created_at))
+    })
+}
+
+fn fido2_not_found(method: &str) -> GraphError {
+    GraphError::not_found(format!("Authentication method '{method}' does not exist."))
+}
+
+/// `GET …/authentication/fido2Methods`: the user's passkeys.
+pub async fn fido2_list(req: HttpRequest, path: web::Path<String>, state: Data) -> Result<HttpResponse, GraphError> {
+    let caller = Caller::require(&req, &state, READ).await?;
+    let user = find(&state, &caller.tenant, &path).await?;
+    Ok(HttpResponse::Ok().json(OData::of(fido2_methods(&user).collect::<Vec<_>>())))
+}
+
+/// `GET …/authentication/fido2Methods/{id}`.
+pub async fn fido2_get(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    state: Data,
+) -> Result<HttpResponse, GraphError> {
+    let caller = Caller::require(&req, &state, READ).await?;
+    let (key, method) = path.into_inner();
+    let user = find(&state, &caller.tenant, &key).await?;
+    let found = fido2_methods(&user).find(|m| m.id() == method).ok_or_else(|| fido2_not_found(&method))?;
+    Ok(HttpResponse::Ok().json(found))
+}
+
+/// `DELETE …/authentication/fido2Methods/{id}`: the passkey goes (with the last method, the
+/// recovery codes too); the next MFA sign-in asks for proof-up again.
+pub async fn fido2_delete(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    state: Data,
+) -> Result<HttpResponse, GraphError> {
+    let caller = Caller::require(&req, &state, WRITE).await?;
+    let (key, method) = path.into_inner();
+    let user = find(&state, &caller.tenant, &key).await?;
+    if !user.passkeys.iter().any(|m| m.id == method) {
+        return Err(fido2_not_found(&method));
+    }
+    crate::directory::users::reset_method(&state.store, &caller.tenant, &user, Some(&method)).await?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 /// `{id}` may be an object id or a UPN (as in Graph).

@@ -93,6 +93,7 @@ pub struct StrongAuthenticationMethod {
 pub enum MethodType {
     Password,
     SoftwareOath,
+    Fido2,
 }
 
 /// Graph `authenticationMethod`, told apart by its `@odata.type`.
@@ -103,6 +104,8 @@ pub enum AuthenticationMethod {
     Password(PasswordMethod),
     #[serde(rename = "#microsoft.graph.softwareOathAuthenticationMethod")]
     SoftwareOath(SoftwareOathMethod),
+    #[serde(rename = "#microsoft.graph.fido2AuthenticationMethod")]
+    Fido2(Fido2Method),
 }
 
 /// Graph's fixed id of the password method.
@@ -125,6 +128,17 @@ pub struct SoftwareOathMethod {
     pub method_type: MethodType,
 }
 
+/// A passkey (Graph `fido2AuthenticationMethod`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Fido2Method {
+    pub id: String,
+    pub display_name: String,
+    pub aa_guid: String,
+    pub created_date_time: String,
+    pub method_type: MethodType,
+}
+
 impl AuthenticationMethod {
     pub fn password() -> Self {
         Self::Password(PasswordMethod { id: PASSWORD_METHOD_ID.into(), method_type: MethodType::Password })
@@ -139,10 +153,15 @@ impl AuthenticationMethod {
         })
     }
 
+    pub fn fido2(id: String, display_name: String, aa_guid: String, created_date_time: String) -> Self {
+        Self::Fido2(Fido2Method { id, display_name, aa_guid, created_date_time, method_type: MethodType::Fido2 })
+    }
+
     pub fn id(&self) -> &str {
         match self {
             Self::Password(m) => &m.id,
             Self::SoftwareOath(m) => &m.id,
+            Self::Fido2(m) => &m.id,
         }
     }
 
@@ -150,6 +169,7 @@ impl AuthenticationMethod {
         match self {
             Self::Password(m) => m.method_type,
             Self::SoftwareOath(m) => m.method_type,
+            Self::Fido2(m) => m.method_type,
         }
     }
 }

@@ -1,6 +1,8 @@
 //! MFA building blocks (DESIGN §2.4): TOTP enrolment and checking, recovery codes,
 //! email one-time passcodes and failure lockouts. Pure functions: no storage, no I/O,
 //! and time is always passed in as `now` (unix seconds).
+pub mod passkey;
+
 use aws_lc_rs::digest;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;

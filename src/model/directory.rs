@@ -122,6 +122,9 @@ pub struct User {
     pub totp_methods: Vec<crate::mfa::TotpMethod>,
     #[serde(default)]
     pub recovery_code_hashes: Vec<String>,
+    /// Passkeys (WebAuthn) registered at this tenant (DESIGN §10).
+    #[serde(default)]
+    pub passkeys: Vec<crate::mfa::passkey::PasskeyMethod>,
     #[serde(default)]
     pub mfa_lockout: crate::mfa::Lockout,
     /// Raised whenever every credential issued before must stop working (account
@@ -137,8 +140,13 @@ impl User {
         if self.is_guest() {
             self.external_user_state == Some(ExternalUserState::Accepted)
         } else {
-            self.per_user_mfa || !self.totp_methods.is_empty()
+            self.per_user_mfa || self.has_mfa_method()
         }
+    }
+
+    /// Whether the user holds a second factor (a TOTP method or a passkey).
+    pub fn has_mfa_method(&self) -> bool {
+        !self.totp_methods.is_empty() || !self.passkeys.is_empty()
     }
 
     pub fn is_guest(&self) -> bool {

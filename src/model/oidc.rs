@@ -19,10 +19,14 @@ pub enum Amr {
     Otp,
     /// Multiple factors (RFC 8176 `mfa`).
     Mfa,
+    /// Proof of possession of a hardware-secured key: a passkey (RFC 8176 `hwk`).
+    Hwk,
+    /// User presence and verification at the authenticator: a PIN or biometric (RFC 8176 `user`).
+    User,
 }
 
 impl Amr {
-    pub const ALL: [Amr; 4] = [Amr::Pwd, Amr::Fed, Amr::Otp, Amr::Mfa];
+    pub const ALL: [Amr; 6] = [Amr::Pwd, Amr::Fed, Amr::Otp, Amr::Mfa, Amr::Hwk, Amr::User];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -30,6 +34,8 @@ impl Amr {
             Amr::Fed => "fed",
             Amr::Otp => "otp",
             Amr::Mfa => "mfa",
+            Amr::Hwk => "hwk",
+            Amr::User => "user",
         }
     }
 
@@ -182,6 +188,31 @@ pub enum Step {
         auth: Authentication,
         /// The new seed, sealed (`secrets::SealKey`) like the enrolled method's.
         secret_b32: String,
+    },
+    /// MFA is required and the user holds no method yet: TOTP or a passkey (DESIGN §10).
+    MfaChoose {
+        auth: Authentication,
+    },
+    /// Proof-up with a passkey: the registration ceremony, kept server side and spent by
+    /// the first answer (a failed one gets a fresh ceremony).
+    PasskeyEnroll {
+        auth: Authentication,
+        /// The `CreationChallengeResponse` for the browser (JSON).
+        options: String,
+        /// The `PasskeyRegistration` (JSON).
+        ceremony: String,
+    },
+    /// The user holds a passkey and TOTP: which one answers the challenge.
+    MfaChallengeChoose {
+        auth: Authentication,
+    },
+    /// The passkey challenge: the authentication ceremony, single use like the registration.
+    PasskeyChallenge {
+        auth: Authentication,
+        /// The `RequestChallengeResponse` for the browser (JSON).
+        options: String,
+        /// The `PasskeyAuthentication` (JSON).
+        ceremony: String,
     },
     /// TOTP enrolled and recovery codes shown once; waiting for "continue".
     MfaEnrolled {
@@ -356,7 +387,8 @@ mod tests {
             assert_eq!(Acr::parse(a.as_str()), Some(a));
             assert_eq!(a.to_string(), a.as_str());
         }
-        assert_eq!(Amr::parse("hwk"), None);
+        assert_eq!(Amr::parse("hwk"), Some(Amr::Hwk));
+        assert_eq!(Amr::parse("sms"), None);
         assert_eq!(Acr::parse("3"), None);
         assert_eq!(Acr::of(&[Amr::Fed]), Acr::SingleFactor);
         assert_eq!(Acr::of(&[Amr::Pwd, Amr::Otp, Amr::Mfa]), Acr::MultiFactor);

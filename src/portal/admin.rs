@@ -44,8 +44,17 @@ pub async fn show(req: HttpRequest, path: web::Path<String>, state: Data) -> Res
             upn: u.user_principal_name.clone(),
             state: u.external_user_state.unwrap_or(crate::model::ExternalUserState::PendingAcceptance).as_str().into(),
             home: u.identities.first().map(|i| i.issuer.clone()).unwrap_or_else(|| "-".into()),
-            methods: if u.totp_methods.is_empty() { "-".into() } else { "SoftwareOath".into() },
-            has_methods: !u.totp_methods.is_empty(),
+            methods: {
+                let mut kinds = Vec::new();
+                if !u.totp_methods.is_empty() {
+                    kinds.push("SoftwareOath");
+                }
+                if !u.passkeys.is_empty() {
+                    kinds.push("Fido2");
+                }
+                if kinds.is_empty() { "-".into() } else { kinds.join(", ") }
+            },
+            has_methods: u.has_mfa_method(),
         })
         .collect();
     let policies = state

@@ -132,12 +132,7 @@ pub async fn after_primary(
             // Entra logs the MFA interruption (50074) with the policies that asked for it.
             let why = crate::access::mfa_reasons(&decision, &user, tenant, step_up);
             log(facts(auth.amr.clone()), Some(&decision), Some(("mfa_required", why))).await;
-            signin.step = if user.totp_methods.is_empty() {
-                let enrollment = crate::mfa::new_enrollment(&tenant.display_name, &user.user_principal_name);
-                Step::MfaEnroll { auth, secret_b32: state.seal.seal(&enrollment.secret_b32) }
-            } else {
-                Step::MfaChallenge { auth }
-            };
+            signin.step = crate::signin::passkey::mfa_step(state, tenant, &user, auth);
             signin.user_id = Some(user.id);
             state.store.put_signin(&digest(tx), &signin).await?;
             to_login_page(tenant, tx)

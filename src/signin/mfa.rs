@@ -85,7 +85,11 @@ pub async fn enroll(
     let now = state.now();
     let ctx = crate::signin::context(&state, &req, &tenant, &tx, &signin).await?;
     let user = state.store.user(&tenant.id, &auth.user_id).await?.ok_or_else(PageError::signin_expired)?;
-    if !user.totp_methods.is_empty() {
+    if !user.passkeys.is_empty() {
+        // A passkey was registered in another window: on to its challenge.
+        return crate::signin::passkey::enrolled_elsewhere(&state, &req, &tenant, &tx, signin, &user, auth).await;
+    }
+    if user.has_mfa_method() {
         return already_enrolled(&state, &tx, signin, auth, ctx).await;
     }
     if user.mfa_lockout.is_locked(now) {
@@ -126,7 +130,7 @@ pub async fn enroll(
         &auth.user_id,
         Some(tenant.premium_seats),
         |u| {
-            if !u.totp_methods.is_empty() {
+            if u.has_mfa_method() {
                 return false;
             }
             u.totp_methods = vec![method.clone()];
@@ -141,6 +145,11 @@ pub async fn enroll(
         other => other?.is_some_and(|(_, enrolled)| enrolled),
     };
     if !enrolled {
+        let now_held = state.store.user(&tenant.id, &auth.user_id).await?.ok_or_else(PageError::signin_expired)?;
+        if !now_held.passkeys.is_empty() {
+            return crate::signin::passkey::enrolled_elsewhere(&state, &req, &tenant, &tx, signin, &now_held, auth)
+                .await;
+        }
         return already_enrolled(&state, &tx, signin, auth, ctx).await;
     }
     state.store.flush().await?;

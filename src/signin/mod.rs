@@ -10,6 +10,7 @@ pub mod flow;
 pub mod guest;
 pub mod member;
 pub mod mfa;
+pub mod passkey;
 pub mod redeem;
 
 use actix_web::http::{StatusCode, header};
@@ -138,6 +139,11 @@ pub(crate) async fn step_page(
         }
         Step::MfaEnrolled { .. } => crate::signin::mfa::enrolled_page(ctx),
         Step::MfaChallenge { .. } => crate::signin::mfa::challenge_page(ctx, error),
+        Step::MfaChoose { .. }
+        | Step::MfaChallengeChoose { .. }
+        | Step::PasskeyEnroll { .. }
+        | Step::PasskeyChallenge { .. } => crate::signin::passkey::step_page(state, signin, ctx, error)
+            .unwrap_or_else(|| Err(PageError::signin_expired())),
         Step::AppConsent { .. } => {
             let Purpose::Authorize(request) = &signin.purpose else { return Err(PageError::signin_expired()) };
             let shares = request.scope.iter().map(|s| scope_words(s)).collect();

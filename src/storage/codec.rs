@@ -67,4 +67,25 @@ mod tests {
         assert_eq!(json["acr_values"], serde_json::json!(["2", "1"]));
         assert_eq!(decode::<AuthRequest>(&stored).unwrap(), request);
     }
+
+    #[test]
+    fn users_stored_before_passkeys_decode_and_passkeys_round_trip() {
+        let user = crate::model::User { display_name: "Ivan".into(), ..Default::default() };
+        let mut json = serde_json::to_value(&user).unwrap();
+        json.as_object_mut().unwrap().remove("passkeys");
+        let mut old = vec![VERSION];
+        old.extend(serde_json::to_vec(&json).unwrap());
+        assert_eq!(decode::<crate::model::User>(&old).unwrap(), user);
+        let with = crate::model::User {
+            passkeys: vec![
+                serde_json::from_value(serde_json::json!({
+                    "id": "p1", "display_name": "Passkey", "aaguid": uuid::Uuid::nil().to_string(),
+                    "created_at": 120, "credential": {"cred": {"counter": 3}},
+                }))
+                .unwrap(),
+            ],
+            ..user
+        };
+        assert_eq!(decode::<crate::model::User>(&encode(&with).unwrap()).unwrap(), with);
+    }
 }

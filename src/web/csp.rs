@@ -20,6 +20,13 @@ pub fn content_security_policy(form_action: Option<&str>) -> String {
     csp
 }
 
+/// The CSP of the passkey pages (sign-in pages: no `form-action`): the form_post hash and
+/// exactly the file `script_url` (`{public_url}/static/passkey.js`), nothing inline.
+pub fn passkey_page(script_url: &str) -> String {
+    let base = content_security_policy(None);
+    base.replacen("script-src ", &format!("script-src {script_url} "), 1)
+}
+
 /// The CSP source that admits form submissions (and redirects) to `uri`: its origin, or
 /// its scheme for a URI without a host (a native app's private-use scheme).
 pub fn form_action_source(uri: &str) -> Option<String> {

@@ -211,6 +211,42 @@ pub struct TotpChallengePage {
     pub error: Option<String>,
 }
 
+/// Which second factor: at proof-up (`proof_up`) the ones to set up, else the ones held.
+#[derive(Template)]
+#[template(path = "method_choice.html")]
+pub struct MethodChoicePage {
+    pub ctx: SignInContext,
+    pub proof_up: bool,
+    pub error: Option<String>,
+}
+
+/// `form#passkey-register` (`challenge: false`) or `form#passkey-challenge`; `options` is
+/// the ceremony's JSON, already safe inside a `<script type="application/json">` block.
+#[derive(Template)]
+#[template(path = "passkey.html")]
+pub struct PasskeyPage {
+    pub ctx: SignInContext,
+    pub challenge: bool,
+    pub options: String,
+    pub error: Option<String>,
+}
+
+pub async fn passkey_script() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/javascript; charset=utf-8")
+        .insert_header(("Cache-Control", "public, max-age=3600"))
+        .body(PASSKEY_SCRIPT)
+}
+
+/// `static/passkey.js`, the one script the passkey pages may run (see `csp::passkey_page`).
+pub const PASSKEY_SCRIPT: &str = include_str!("../../static/passkey.js");
+
+/// JSON to place inside a `<script type="application/json">` block: `<`, `>` and `&` only
+/// occur inside JSON strings, where their `\u` escapes mean the same.
+pub fn json_in_script(json: &str) -> String {
+    json.replace('<', "\\u003c").replace('>', "\\u003e").replace('&', "\\u0026")
+}
+
 pub struct AdminGuestRow {
     pub id: String,
     pub upn: String,

@@ -16,6 +16,7 @@ mod member_flow;
 mod multi_node;
 mod nodes;
 mod non_demo;
+mod passkey;
 mod pg_tokens;
 mod process;
 mod refresh_retry;
