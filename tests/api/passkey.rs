@@ -465,3 +465,37 @@ async fn a_passkey_set_up_in_another_window_wins_over_a_later_totp_enrolment() {
     let user = app.user("fabrikam", LOGIN).await;
     assert!(user.totp_methods.is_empty() && user.passkeys.len() == 1, "nothing added");
 }
+
+/// The seed's guest: sally redeems an invitation to Foo, signs in at Contoso (her home),
+/// and at Fabrikam's proof-up chooses a passkey instead of TOTP. The method is held at the
+/// resource tenant, nothing changes at home, and her next sign-in to Foo is challenged with
+/// the passkey.
+#[tokio::test]
+async fn a_guest_chooses_a_passkey_at_the_resource_tenants_proof_up() {
+    let app = spawn_rp_app().await;
+    let sally = "sally@contoso.example";
+    let pw = app.password(sally);
+    let inv = app.invite(sally, &format!("{}/demo/foo/login", app.url), Some("foo")).await;
+    let browser = app.browser();
+    let consent = crate::guests::to_consent(&browser, inv["inviteRedeemUrl"].as_str().unwrap(), sally, &pw).await;
+    // Redemption goes on as a sign-in to Foo, which requires MFA at Fabrikam.
+    let page = browser.follow_any(crate::guests::accept(&browser, &consent).await).await;
+    let (mut key, _, shown) = register_with_codes(&app, &browser, page).await;
+    let shown = browser.follow_any(shown).await;
+    let claims = claims_table(&shown);
+    assert_eq!(claims["amr"], "fed hwk user mfa", "{}", shown.body);
+    assert_eq!(claims["acr"], "2");
+    assert_eq!(claims["idp"], app.issuer("contoso"));
+    assert_eq!(app.user("fabrikam", sally).await.passkeys.len(), 1, "held at the resource tenant");
+    assert!(app.user("contoso", sally).await.passkeys.is_empty(), "nothing changes at home");
+
+    // The next sign-in to Foo: home sign-in at Contoso, then the passkey challenge at Fabrikam.
+    let browser = app.browser();
+    let page = browser.follow_any(browser.get(&format!("{}/demo/foo/login", app.url)).await).await;
+    let home = browser.follow_any(browser.post_abs(&page.url, &page.form("identify").set("login", sally)).await).await;
+    let page = browser.home_sign_in(home, sally, &pw).await;
+    assert!(page.has("form#passkey-challenge"), "{}", page.body);
+    let form = page.form("passkey-challenge").set("credential", &key.assert(&options_of(&page), &app.url));
+    let shown = browser.follow_any(browser.post_abs(&page.url, &form).await).await;
+    assert_eq!(claims_table(&shown)["amr"], "fed hwk user mfa", "{}", shown.body);
+}
