@@ -223,6 +223,13 @@ pub fn configure(cfg: &mut actix_web::web::ServiceConfig) {
         )
         .service(resource("/graph/v1.0/identity/conditionalAccess/evaluate").route(post().to(policies::evaluate)))
         .service(
+            resource("/graph/v1.0/policies/authenticationStrengthPolicies").route(get().to(policies::list_strengths)),
+        )
+        .service(
+            resource("/graph/v1.0/policies/authenticationStrengthPolicies/{id}")
+                .route(get().to(policies::get_strength)),
+        )
+        .service(
             resource("/graph/v1.0/policies/crossTenantAccessPolicy/partners")
                 .route(get().to(policies::list_partners))
                 .route(post().to(policies::create_partner)),

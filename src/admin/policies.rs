@@ -390,3 +390,22 @@ pub async fn delete_partner(
     state.store.flush().await?;
     Ok(HttpResponse::NoContent().finish())
 }
+
+/// `GET /policies/authenticationStrengthPolicies`: Entra's built-in strengths.
+pub async fn list_strengths(req: HttpRequest, state: Data) -> Result<HttpResponse, GraphError> {
+    Caller::require(&req, &state, READ).await?;
+    let q = Query::parse(req.query_string(), &["displayName", "policyType", "id"])?;
+    let base = format!("{}/graph/v1.0/policies/authenticationStrengthPolicies", state.public_url);
+    Ok(HttpResponse::Ok().json(q.respond(
+        policy::strength::BUILT_IN.iter(),
+        &base,
+        "#authenticationStrengthPolicies",
+    )?))
+}
+
+pub async fn get_strength(req: HttpRequest, path: web::Path<String>, state: Data) -> Result<HttpResponse, GraphError> {
+    Caller::require(&req, &state, READ).await?;
+    let s =
+        policy::strength::built_in(&path).ok_or_else(|| GraphError::not_found("No such authentication strength."))?;
+    Ok(HttpResponse::Ok().json(s))
+}

@@ -35,6 +35,7 @@ mod decision;
 mod device_rule;
 mod evaluate;
 mod model;
+pub mod strength;
 #[cfg(test)]
 pub(crate) mod testkit;
 mod validate;

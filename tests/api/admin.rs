@@ -667,3 +667,68 @@ async fn patch_null_clears_risk_level_and_trust_type() {
     assert_eq!(status, StatusCode::NO_CONTENT);
     assert_eq!(stored().await, None);
 }
+
+/// Entra's three built-in authentication strengths, read through Graph with their ids and
+/// combinations; an unknown id is a Graph 404, no token a 401. A policy that names a
+/// strength is still refused (the control is not evaluated yet), and nothing is stored.
+#[tokio::test]
+async fn authentication_strength_policies_are_entras_built_in_three() {
+    let app = spawn_app().await;
+    let token = app.admin_token().await;
+    let (status, body) = app.graph(Method::GET, "policies/authenticationStrengthPolicies", Some(&token), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let ids: Vec<&str> = body["value"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap()).collect();
+    assert_eq!(
+        ids,
+        [
+            "00000000-0000-0000-0000-000000000002",
+            "00000000-0000-0000-0000-000000000003",
+            "00000000-0000-0000-0000-000000000004"
+        ]
+    );
+    let phishing = &body["value"][2];
+    assert_eq!(phishing["displayName"], "Phishing-resistant MFA");
+    assert_eq!(phishing["policyType"], "builtIn");
+    assert_eq!(phishing["requirementsSatisfied"], "mfa");
+    let combos: Vec<&str> =
+        phishing["allowedCombinations"].as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
+    assert!(combos.contains(&"fido2") && !combos.contains(&"password,softwareOath"), "{combos:?}");
+    let mfa = &body["value"][0]["allowedCombinations"];
+    for combo in ["password,softwareOath", "federatedSingleFactor,softwareOath", "fido2", "federatedMultiFactor"] {
+        assert!(mfa.as_array().unwrap().iter().any(|c| c == combo), "{combo} in {mfa}");
+    }
+
+    let (status, one) = app
+        .graph(
+            Method::GET,
+            "policies/authenticationStrengthPolicies/00000000-0000-0000-0000-000000000003",
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!((status, one["displayName"].as_str()), (StatusCode::OK, Some("Passwordless MFA")), "{one}");
+    let (status, err) = app
+        .graph(
+            Method::GET,
+            "policies/authenticationStrengthPolicies/00000000-0000-0000-0000-000000000009",
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_graph_error(status, &err, StatusCode::NOT_FOUND, "Request_ResourceNotFound");
+    let (status, _) = app.graph(Method::GET, "policies/authenticationStrengthPolicies", None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    let before = app.snapshot().await;
+    let policy = json!({
+        "displayName": "Phishing-resistant MFA for everyone",
+        "state": "enabled",
+        "conditions": {"users": {"includeUsers": ["All"]}, "applications": {"includeApplications": ["All"]}},
+        "grantControls": {"operator": "AND", "authenticationStrength": {"id": "00000000-0000-0000-0000-000000000004"}},
+    });
+    let (status, err) =
+        app.graph(Method::POST, "identity/conditionalAccess/policies", Some(&token), Some(policy)).await;
+    assert_graph_error(status, &err, StatusCode::BAD_REQUEST, "BadRequest");
+    assert!(err["error"]["message"].as_str().unwrap().contains("authenticationStrength"), "{err}");
+    assert_eq!(before, app.snapshot().await, "a refused policy stores nothing");
+}
