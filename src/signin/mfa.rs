@@ -120,30 +120,8 @@ pub async fn enroll(
     let (codes, hashes) = mfa::new_recovery_codes();
     let mut method = TotpMethod::new(secret_b32.clone(), now);
     method.last_step = Some(step);
-    // Decided in the same compare-and-swap that writes the method: of two proof-up pages
-    // (two browsers), only the first enrolment wins; a later one never replaces it.
-    // The member takes a Premium seat by enrolling: checked again in the same write, so two
-    // members cannot both take the last one.
-    let enrolled = crate::storage::modify_user_within_seats(
-        &state.store,
-        &tenant.id,
-        &auth.user_id,
-        Some(tenant.premium_seats),
-        |u| {
-            if u.has_mfa_method() {
-                return false;
-            }
-            u.totp_methods = vec![method.clone()];
-            u.recovery_code_hashes = hashes.clone();
-            u.mfa_lockout.clear();
-            true
-        },
-    )
-    .await;
-    let enrolled = match enrolled {
-        Err(crate::storage::StoreError::NoSeat) => return Err(crate::signin::seat_exhausted(&tenant)),
-        other => other?.is_some_and(|(_, enrolled)| enrolled),
-    };
+    let enrolled =
+        enroll_first_method(&state, &tenant, &auth.user_id, &hashes, |u| u.totp_methods = vec![method.clone()]).await?;
     if !enrolled {
         let now_held = state.store.user(&tenant.id, &auth.user_id).await?.ok_or_else(PageError::signin_expired)?;
         if !now_held.passkeys.is_empty() {
@@ -176,6 +154,34 @@ async fn already_enrolled(
         ),
     };
     render_status(StatusCode::CONFLICT, &page)
+}
+
+/// Writes a user's first MFA method (`set` puts it on the user) with its recovery codes, in
+/// one compare-and-swap that decides: of two proof-up pages (two browsers) only the first
+/// enrolment wins (`false` for a later one, which changes nothing), and the member's Premium
+/// seat is checked in the same write, so two members cannot both take the last one.
+pub(crate) async fn enroll_first_method(
+    state: &AppState,
+    tenant: &Tenant,
+    user: &crate::model::UserId,
+    recovery_hashes: &[String],
+    mut set: impl FnMut(&mut crate::model::User),
+) -> Result<bool, PageError> {
+    let enrolled =
+        crate::storage::modify_user_within_seats(&state.store, &tenant.id, user, Some(tenant.premium_seats), |u| {
+            if u.has_mfa_method() {
+                return false;
+            }
+            set(u);
+            u.recovery_code_hashes = recovery_hashes.to_vec();
+            u.mfa_lockout.clear();
+            true
+        })
+        .await;
+    match enrolled {
+        Err(crate::storage::StoreError::NoSeat) => Err(crate::signin::seat_exhausted(tenant)),
+        other => Ok(other?.is_some_and(|(_, enrolled)| enrolled)),
+    }
 }
 
 pub async fn proceed(

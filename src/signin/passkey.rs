@@ -176,26 +176,10 @@ pub async fn register(
     };
     let (codes, hashes) = crate::mfa::new_recovery_codes();
     // As for TOTP: the first method wins, and the seat is checked in the same write.
-    let enrolled = crate::storage::modify_user_within_seats(
-        &state.store,
-        &tenant.id,
-        &auth.user_id,
-        Some(tenant.premium_seats),
-        |u| {
-            if u.has_mfa_method() {
-                return false;
-            }
-            u.passkeys = vec![method.clone()];
-            u.recovery_code_hashes = hashes.clone();
-            u.mfa_lockout.clear();
-            true
-        },
-    )
-    .await;
-    let enrolled = match enrolled {
-        Err(crate::storage::StoreError::NoSeat) => return Err(crate::signin::seat_exhausted(&tenant)),
-        other => other?.is_some_and(|(_, enrolled)| enrolled),
-    };
+    let enrolled = crate::signin::mfa::enroll_first_method(&state, &tenant, &auth.user_id, &hashes, |u| {
+        u.passkeys = vec![method.clone()]
+    })
+    .await?;
     if !enrolled {
         return enrolled_elsewhere(&state, &req, &tenant, &tx, signin, &user, auth).await;
     }
