@@ -181,3 +181,42 @@ pub fn mfa_reasons(d: &Decision, user: &User, tenant: &Tenant, step_up: bool) ->
     }
     format!("MFA required: {}", why.join(", "))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::EMAIL_OTP_ISSUER;
+
+    fn auth(amr: &[Amr], idp: Option<&str>) -> Authentication {
+        Authentication {
+            user_id: crate::model::UserId::new(),
+            auth_time: 0,
+            amr: amr.to_vec(),
+            acr: Acr::SingleFactor,
+            idp: idp.map(str::to_owned),
+            epoch: 0,
+            device_id: None,
+        }
+    }
+
+    #[test]
+    fn method_modes_follow_what_each_sign_in_proved() {
+        use Amr::{Fed, Hwk, Mfa, Otp, Pwd, User};
+        let home = Some("https://id.example/contoso/v2.0");
+        let cases: [(&[Amr], Option<&str>, &[&str]); 10] = [
+            (&[Pwd], None, &["password"]),
+            (&[Pwd, Otp, Mfa], None, &["password", "softwareOath"]),
+            (&[Pwd, Hwk, User, Mfa], None, &["password", "fido2"]),
+            (&[Hwk, User, Mfa], None, &["fido2"]),
+            (&[Fed], home, &["federatedSingleFactor"]),
+            (&[Fed, Mfa], home, &["federatedMultiFactor"]),
+            (&[Fed, Otp, Mfa], home, &["federatedSingleFactor", "softwareOath"]),
+            (&[Otp], Some(EMAIL_OTP_ISSUER), &["email"]),
+            (&[Otp, Mfa], Some(EMAIL_OTP_ISSUER), &["email", "softwareOath"]),
+            (&[Otp, Hwk, User, Mfa], Some(EMAIL_OTP_ISSUER), &["email", "fido2"]),
+        ];
+        for (amr, idp, want) in cases {
+            assert_eq!(method_modes(&auth(amr, idp)), want, "{amr:?} {idp:?}");
+        }
+    }
+}
