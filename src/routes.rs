@@ -19,7 +19,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/stub/{name}/token", web::post().to(stub::token))
         .route("/", web::get().to(demo::home))
         .route("/healthz", web::get().to(|| async { "ok" }))
-        .route("/health/live", web::get().to(|| async { "ok" }))
+        .route("/health/live", web::get().to(live))
         .route("/health/ready", web::get().to(ready))
         .route("/static/style.css", web::get().to(pages::stylesheet))
         .route("/static/passkey.js", web::get().to(pages::passkey_script))
@@ -61,18 +61,32 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/{tenant}/admin/policy-state", web::post().to(admin::policy_state));
 }
 
-/// `/health/ready`: 200 when the store answers within two seconds, else 503 (a load
-/// balancer takes the node out of rotation until its database is back).
+/// `/health/live`: the process answers (DESIGN §15).
+async fn live() -> actix_web::HttpResponse {
+    actix_web::HttpResponse::Ok().json(serde_json::json!({ "status": "UP" }))
+}
+
+/// `/health/ready`: 200 `{"status":"UP"}` when the store answers within two seconds, else
+/// 503 `{"status":"DOWN","checks":[…]}` (a load balancer takes the node out of rotation until
+/// its database is back). The reason is generic: no connection string or error text leaks.
 async fn ready(state: web::Data<crate::app::AppState>) -> actix_web::HttpResponse {
     use actix_web::HttpResponse;
-    match tokio::time::timeout(std::time::Duration::from_secs(2), state.store.ping()).await {
-        Ok(Ok(())) => HttpResponse::Ok().content_type("text/plain").body("ready"),
+    let store = match tokio::time::timeout(std::time::Duration::from_secs(2), state.store.ping()).await {
+        Ok(Ok(())) => None,
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "not ready");
-            HttpResponse::ServiceUnavailable().content_type("text/plain").body("the store does not answer")
+            Some("the store does not answer")
         }
-        Err(_) => {
-            HttpResponse::ServiceUnavailable().content_type("text/plain").body("the store does not answer in time")
-        }
+        Err(_) => Some("the store does not answer in time"),
+    };
+    match store {
+        None => HttpResponse::Ok().json(serde_json::json!({
+            "status": "UP",
+            "checks": [{ "name": "store", "status": "UP" }],
+        })),
+        Some(reason) => HttpResponse::ServiceUnavailable().json(serde_json::json!({
+            "status": "DOWN",
+            "checks": [{ "name": "store", "status": "DOWN", "reason": reason }],
+        })),
     }
 }

@@ -572,6 +572,9 @@ async fn postgresql_stopped_under_load_gives_clear_503s_in_bounded_time_and_the_
         let r = http.get(format!("{}/health/ready", node.url)).send().await.unwrap();
         assert!(sent.elapsed() < bound, "/health/ready took {:?}", sent.elapsed());
         if r.status() == StatusCode::SERVICE_UNAVAILABLE {
+            let body: Value = r.json().await.unwrap();
+            assert_eq!((&body["status"], &body["checks"][0]["name"]), (&json!("DOWN"), &json!("store")), "{body}");
+            assert_eq!(body["checks"][0]["status"], "DOWN", "{body}");
             break down.elapsed();
         }
         assert!(

@@ -64,6 +64,12 @@ impl Plain {
     async fn assert_no_demo(&self, passwords: &[String]) {
         let (status, body) = self.get("/healthz").await;
         assert_eq!((status, body.as_str()), (StatusCode::OK, "ok"));
+        let (status, body) = self.get("/health/live").await;
+        assert_eq!((status, body.as_str()), (StatusCode::OK, r#"{"status":"UP"}"#));
+        let (status, body) = self.get("/health/ready").await;
+        let ready: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(ready, serde_json::json!({"status": "UP", "checks": [{"name": "store", "status": "UP"}]}));
         let (status, home) = self.get("/").await;
         assert_eq!(status, StatusCode::OK);
         let page = Page { status, location: None, body: home.clone(), url: self.url.clone() };
