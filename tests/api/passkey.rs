@@ -16,7 +16,7 @@ const AAGUID: [u8; 16] =
 
 /// A server whose public URL has a domain name (WebAuthn has no relying party on an IP
 /// address): `http://localhost:{port}`, the port picked free beforehand.
-async fn spawn_rp_app() -> TestApp {
+pub(crate) async fn spawn_rp_app() -> TestApp {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     spawn_with(|c| {
         c.bind = std::net::SocketAddr::from(([127, 0, 0, 1], port));
@@ -26,7 +26,7 @@ async fn spawn_rp_app() -> TestApp {
 }
 
 /// A software authenticator: one P-256 key, `none` attestation, user presence and verification.
-struct SoftKey {
+pub(crate) struct SoftKey {
     key: EcdsaKeyPair,
     id: Vec<u8>,
     counter: u32,
@@ -149,7 +149,7 @@ fn rand_byte() -> u8 {
 }
 
 /// The member signs in to test-rp with step-up (`acr_values=2`) up to the MFA page.
-async fn step_up(app: &TestApp, browser: &Browser) -> (AuthStart, Page) {
+pub(crate) async fn step_up(app: &TestApp, browser: &Browser) -> (AuthStart, Page) {
     let start = app.rp("fabrikam").authorize_url(&[("acr_values", "2")]);
     let page = browser.sign_in(&start.url, LOGIN, &app.password(LOGIN)).await;
     (start, page)
@@ -179,7 +179,7 @@ async fn register(app: &TestApp, browser: &Browser, page: Page) -> (SoftKey, Pag
     (key, next)
 }
 
-async fn register_with_codes(app: &TestApp, browser: &Browser, page: Page) -> (SoftKey, Vec<String>, Page) {
+pub(crate) async fn register_with_codes(app: &TestApp, browser: &Browser, page: Page) -> (SoftKey, Vec<String>, Page) {
     assert!(page.has("form#method-choice"), "expected the method choice:\n{}", page.body);
     assert!(page.has("form#method-choice input[type=radio][name=method][value=totp]"));
     assert!(page.has("form#method-choice input[type=radio][name=method][value=passkey]"));
