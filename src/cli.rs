@@ -183,7 +183,8 @@ enum UsersAction {
         /// Only guests (userType eq 'Guest').
         #[arg(long)]
         guests: bool,
-        /// Only users with strong authentication methods.
+        /// Only users with strong authentication methods, with a column of their kinds
+        /// (`totp`, `passkey`, `totp+passkey`) read from each user's authentication methods.
         #[arg(long)]
         with_methods: bool,
     },
@@ -493,6 +494,29 @@ struct Removed<'a> {
     removed: &'a [String],
 }
 
+/// What `users list --with-methods --json` prints: the Graph user and its MFA methods.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct UserWithMethods {
+    #[serde(flatten)]
+    user: crate::admin::wire::User,
+    mfa_methods: Vec<crate::admin::wire::AuthenticationMethod>,
+}
+
+/// The kinds of MFA methods held, for a table cell: `totp`, `passkey`, `totp+passkey` or `-`.
+fn mfa_kinds(methods: &[crate::admin::wire::AuthenticationMethod]) -> String {
+    use crate::admin::wire::AuthenticationMethod;
+    let totp = methods.iter().any(|m| matches!(m, AuthenticationMethod::SoftwareOath(_)));
+    let passkey = methods.iter().any(|m| matches!(m, AuthenticationMethod::Fido2(_)));
+    match (totp, passkey) {
+        (true, true) => "totp+passkey",
+        (true, false) => "totp",
+        (false, true) => "passkey",
+        (false, false) => "-",
+    }
+    .into()
+}
+
 async fn run_admin(c: &crate::admin::client::Connection, op: AdminOp, json: bool) -> Result<String, String> {
     use crate::admin::client::table;
     use crate::admin::wire::{self, AuthenticationMethod, Collection};
@@ -500,21 +524,39 @@ async fn run_admin(c: &crate::admin::client::Connection, op: AdminOp, json: bool
         AdminOp::Users(UsersAction::List { guests, with_methods }) => {
             let path = if guests { format!("users?$filter={}", enc("userType eq 'Guest'")) } else { "users".into() };
             let mut users: Vec<wire::User> = c.list(&path).await?;
-            if with_methods {
-                users.retain(|u| !u.strong_authentication_methods.is_empty());
+            let row = |u: &wire::User| {
+                let methods: Vec<String> = u.strong_authentication_methods.iter().map(|m| s(&m.method_type)).collect();
+                vec![s(&u.user_principal_name), s(&u.user_type), s(&u.external_user_state), methods.join(",")]
+            };
+            let headers = ["UserPrincipalName", "UserType", "State", "Methods"];
+            if !with_methods {
+                if json {
+                    return Ok(pretty(&users));
+                }
+                return Ok(table(&headers, &users.iter().map(row).collect::<Vec<_>>()));
+            }
+            users.retain(|u| !u.strong_authentication_methods.is_empty());
+            // One request per listed user: the methods themselves, not the summary on the user.
+            let mut listed = Vec::with_capacity(users.len());
+            for user in users {
+                let methods: Collection<AuthenticationMethod> =
+                    c.get(&format!("users/{}/authentication/methods", user.id)).await?;
+                let mfa_methods =
+                    methods.value.into_iter().filter(|m| !matches!(m, AuthenticationMethod::Password(_))).collect();
+                listed.push(UserWithMethods { user, mfa_methods });
             }
             if json {
-                return Ok(pretty(&users));
+                return Ok(pretty(&listed));
             }
-            let rows: Vec<Vec<String>> = users
+            let rows: Vec<Vec<String>> = listed
                 .iter()
-                .map(|u| {
-                    let methods: Vec<String> =
-                        u.strong_authentication_methods.iter().map(|m| s(&m.method_type)).collect();
-                    vec![s(&u.user_principal_name), s(&u.user_type), s(&u.external_user_state), methods.join(",")]
+                .map(|l| {
+                    let mut r = row(&l.user);
+                    r.push(mfa_kinds(&l.mfa_methods));
+                    r
                 })
                 .collect();
-            Ok(table(&["UserPrincipalName", "UserType", "State", "Methods"], &rows))
+            Ok(table(&[&headers[..], &["MfaMethods"]].concat(), &rows))
         }
         AdminOp::Mfa(MfaAction::Reset { upn }) => {
             let methods: Collection<AuthenticationMethod> =
@@ -678,5 +720,22 @@ async fn run_admin(c: &crate::admin::client::Connection, op: AdminOp, json: bool
                 .collect();
             Ok(table(&["Time", "User", "App", "IP", "Result", "AMR", "CA"], &rows))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mfa_kinds;
+    use crate::admin::wire::AuthenticationMethod;
+
+    #[test]
+    fn mfa_kinds_name_each_kind_once_totp_first() {
+        let totp = AuthenticationMethod::software_oath("t".into(), "1970-01-01T00:00:00Z".into());
+        let key = |id: &str| AuthenticationMethod::fido2(id.into(), "Key".into(), "0".into(), "x".into());
+        assert_eq!(mfa_kinds(&[]), "-");
+        assert_eq!(mfa_kinds(&[AuthenticationMethod::password()]), "-");
+        assert_eq!(mfa_kinds(std::slice::from_ref(&totp)), "totp");
+        assert_eq!(mfa_kinds(&[key("a"), key("b")]), "passkey");
+        assert_eq!(mfa_kinds(&[key("a"), totp]), "totp+passkey");
     }
 }

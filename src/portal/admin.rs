@@ -26,6 +26,18 @@ async fn admin(req: &HttpRequest, state: &AppState, tenant: &Tenant) -> Result<R
     .await
 }
 
+/// The user's MFA methods in words, one per method: "Authenticator app" for each TOTP
+/// method, "Passkey “name”" for each passkey (its display name unless it only says "Passkey").
+fn methods_in_words(u: &User) -> String {
+    let apps = u.totp_methods.iter().map(|_| "Authenticator app".to_string());
+    let passkeys = u.passkeys.iter().map(|p| match p.display_name.trim() {
+        "" | "Passkey" => "Passkey".to_string(),
+        name => format!("Passkey “{name}”"),
+    });
+    let all: Vec<String> = apps.chain(passkeys).collect();
+    if all.is_empty() { "None".into() } else { all.join(", ") }
+}
+
 pub async fn show(req: HttpRequest, path: web::Path<String>, state: Data) -> Result<HttpResponse, PageError> {
     let tenant = crate::web::tenant(&state, &path).await?;
     let me = match admin(&req, &state, &tenant).await? {
@@ -44,16 +56,7 @@ pub async fn show(req: HttpRequest, path: web::Path<String>, state: Data) -> Res
             upn: u.user_principal_name.clone(),
             state: u.external_user_state.unwrap_or(crate::model::ExternalUserState::PendingAcceptance).as_str().into(),
             home: u.identities.first().map(|i| i.issuer.clone()).unwrap_or_else(|| "-".into()),
-            methods: {
-                let mut kinds = Vec::new();
-                if !u.totp_methods.is_empty() {
-                    kinds.push("SoftwareOath");
-                }
-                if !u.passkeys.is_empty() {
-                    kinds.push("Fido2");
-                }
-                if kinds.is_empty() { "-".into() } else { kinds.join(", ") }
-            },
+            methods: methods_in_words(&u),
             has_methods: u.has_mfa_method(),
         })
         .collect();

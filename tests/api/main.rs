@@ -3,6 +3,7 @@
 //! as a browser or a relying party would.
 mod access;
 mod admin;
+mod admin_methods;
 mod architecture;
 mod bad_input;
 mod bad_input_table;
