@@ -162,3 +162,23 @@ fn row_id(page: &Page, upn: &str) -> String {
         .unwrap_or_else(|| panic!("a row for {upn}:\n{}", page.body));
     row.value().attr("data-user").unwrap().to_string()
 }
+
+#[tokio::test]
+async fn cli_mfa_reset_removes_a_real_passkey_and_totp_and_the_next_sign_in_proofs_up_again() {
+    let app = spawn_rp_app().await;
+    let browser = app.browser();
+    let (_, page) = step_up(&app, &browser).await;
+    register_with_codes(&app, &browser, page).await;
+    let mut user = app.user("fabrikam", IW).await;
+    user.totp_methods = vec![gatehouse::mfa::TotpMethod::new(app.state.seal.seal("JBSWY3DPEHPK3PXP"), 0)];
+    app.state.store.put_user(&user).await.unwrap();
+    assert!(row(&cli(&app, &["users", "list", "--with-methods"]).await, IW).unwrap().contains(&"totp+passkey"));
+
+    let out = cli(&app, &["mfa", "reset", "--upn", IW]).await;
+    assert!(out.contains(IW), "{out}");
+    let user = app.user("fabrikam", IW).await;
+    assert!(user.passkeys.is_empty() && user.totp_methods.is_empty() && user.recovery_code_hashes.is_empty());
+    assert!(row(&cli(&app, &["users", "list", "--with-methods"]).await, IW).is_none(), "no method left");
+    let (_, page) = step_up(&app, &app.browser()).await;
+    assert!(page.has("form#method-choice"), "proof-up again: {}", page.body);
+}
