@@ -1,0 +1,326 @@
+// Passkeys in a real browser (DESIGN.md §10): Chromium's CDP virtual authenticator
+// answers navigator.credentials for static/passkey.js. The server runs with public_url
+// http://localhost:PORT (a WebAuthn relying party needs a host name), so each story
+// starts a server of its own on a port picked for it and is independent of the others.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { createServer } from 'node:http';
+import { after, before, test } from 'node:test';
+import { promisify } from 'node:util';
+
+import {
+  LOCALHOST_ARGS, addVirtualAuthenticator, answerPasskey, authenticatorCredentials, chooseMethod, claimsAt,
+  expectPage, gatehouseBinary, inviteOnPage, launchBrowser, openInvitation, password, path, registerPasskey,
+  signInWithPassword, startPasskeyGatehouse, stopGatehouse, story, submitForm,
+} from './lib.mjs';
+
+const FILE = import.meta.filename ?? 'passkey.test.mjs';
+const STORY_TIMEOUT_MS = 90_000;
+const SALLY = 'sally@contoso.example';
+const SALLY_UPN = 'sally_contoso.example#EXT#@fabrikam.example';
+
+let browser;
+before(async () => {
+  browser = await launchBrowser(LOCALHOST_ARGS);
+});
+after(async () => {
+  await browser?.close();
+});
+
+// One story on a server of its own.
+function passkeyStory(name, body, options = {}) {
+  test(name, { timeout: STORY_TIMEOUT_MS, ...options }, async () => {
+    const server = await startPasskeyGatehouse();
+    try {
+      await story(browser, FILE, (s) => body(s, server));
+    } catch (err) {
+      err.message += `\n${server.output().slice(-4000)}`;
+      throw err;
+    } finally {
+      await stopGatehouse(server);
+    }
+  });
+}
+
+// Every URL the browser context requests, to show that no authorization code reached
+// the demo RP's callback (/demo/{app}/callback?code=…).
+function recordRequests(page) {
+  const urls = [];
+  page.context().on('request', (r) => urls.push(r.url()));
+  return urls;
+}
+
+function callbacks(urls) {
+  return urls.filter((u) => /^\/demo\/[^/]+\/callback$/.test(new URL(u).pathname));
+}
+
+// The information worker invites Sally to Foo; Sally redeems at Contoso and consents,
+// and Foo's MFA policy takes her to Fabrikam's proof-up: the method choice.
+async function sallyToProofUp(s, server, guest) {
+  const iw = await s.page('information-worker');
+  const link = await s.step('iw invites sally to Foo', () =>
+    inviteOnPage(iw, server, { email: SALLY, displayName: 'Sally Contoso', app: 'foo', message: '' }));
+  await s.step('sally redeems at contoso and consents', async () => {
+    await openInvitation(guest, server, SALLY, { expectedLink: link });
+    await expectPage(guest, 'form#identify', 'the Contoso sign-in page');
+    assert.match(path(guest), /^\/contoso\//);
+    await signInWithPassword(guest, SALLY, password(server.credentials, 'contoso', SALLY));
+    await expectPage(guest, 'form#consent', 'the consent page');
+    await guest.locator('form#consent #accept').click();
+  });
+  await s.step('Foo requires MFA: fabrikam offers the method choice at proof-up', async () => {
+    const form = await expectPage(guest, 'form#method-choice', 'the proof-up method choice');
+    assert.match(path(guest), /^\/fabrikam\//, 'proof-up happens at the resource tenant');
+    assert.equal(await form.locator('input[type=radio][name=method][value=totp]').count(), 1, 'TOTP offered');
+    assert.equal(await form.locator('input[type=radio][name=method][value=passkey]').count(), 1, 'passkey offered');
+    assert.equal(await guest.locator('code#totp-secret').count(), 0, 'no TOTP secret before choosing');
+  });
+}
+
+// Sally with a passkey at Fabrikam: proof-up through Foo with the page's virtual
+// authenticator. Returns the authenticator.
+async function sallyWithPasskey(s, server, guest) {
+  const auth = await addVirtualAuthenticator(guest);
+  await sallyToProofUp(s, server, guest);
+  await s.step('sally chooses a passkey, creates it and lands on Foo', async () => {
+    await chooseMethod(guest, 'passkey');
+    await registerPasskey(guest);
+    const claims = await claimsAt(guest, 'foo');
+    assert.equal(claims.amr, 'fed hwk user mfa', JSON.stringify(claims));
+  });
+  return auth;
+}
+
+// A later sign-in to Foo in the same tab (the authenticator stays, the cookies go):
+// Fabrikam sends Sally home to Contoso for her password, then asks its second factor.
+async function sallySignsInAgain(s, server, guest) {
+  await s.step('sally signs in to Foo again (cookies cleared)', async () => {
+    await guest.context().clearCookies();
+    await guest.goto(`${server.url}/demo/foo/login`);
+    await expectPage(guest, 'form#identify', 'the Fabrikam sign-in page for Foo');
+    assert.match(path(guest), /^\/fabrikam\//);
+    await submitForm(guest, 'identify', { login: SALLY });
+    await expectPage(guest, 'form#identify', 'the Contoso sign-in page');
+    assert.match(path(guest), /^\/contoso\//, 'a guest from contoso is sent home to sign in');
+    await signInWithPassword(guest, SALLY, password(server.credentials, 'contoso', SALLY));
+  });
+}
+
+async function expectPasskeyChallengeOnly(page) {
+  await expectPage(page, 'form#passkey-challenge', 'the passkey challenge');
+  assert.match(path(page), /^\/fabrikam\//, 'the challenge is the resource tenant\'s');
+  assert.equal(await page.locator('form#method-choice').count(), 0, 'no method choice: only a passkey is held');
+  assert.equal(await page.locator('form#totp-challenge').count(), 0, 'not the TOTP challenge');
+  assert.equal(await page.locator('form#passkey-challenge button#passkey-start').count(), 1);
+  assert.equal(await page.locator('form#passkey-challenge input[type=hidden][name=credential]').count(), 1);
+}
+
+// After a refused answer: the same page again with an error, no redirect, no code.
+async function expectRefused(page, urls, what) {
+  await expectPage(page, 'p.error[role=alert]', `the error line after ${what}`);
+  assert.match(await page.locator('p.error[role=alert]').innerText(), /could not be verified/i, what);
+  assert.equal(await page.locator('form#passkey-challenge').count(), 1, `${what}: still the passkey challenge`);
+  assert.equal(path(page), '/fabrikam/login/passkey', `${what}: no redirect`);
+  assert.equal(await page.locator('table#claims').count(), 0, `${what}: not signed in`);
+  assert.deepEqual(callbacks(urls), [], `${what}: no authorization code reached the RP`);
+}
+
+passkeyStory('the seed\'s guest chooses a passkey at the resource tenant\'s proof-up', async (s, server) => {
+  const guest = await s.page('sally');
+  const auth = await addVirtualAuthenticator(guest);
+  await sallyToProofUp(s, server, guest);
+
+  await s.step('sally chooses a passkey', async () => {
+    await chooseMethod(guest, 'passkey');
+    const form = await expectPage(guest, 'form#passkey-register', 'the passkey registration page');
+    assert.match(path(guest), /^\/fabrikam\//);
+    assert.equal(await form.locator('input[type=hidden][name=credential]').inputValue(), '');
+    assert.equal(await guest.locator('script[src="/static/passkey.js"]').count(), 1);
+    const options = JSON.parse(await guest.locator('script#passkey-options').textContent());
+    assert.equal(options.publicKey.rp.id, 'localhost', 'the RP id is the host of public_url');
+    assert.deepEqual(await authenticatorCredentials(auth), [], 'no credential yet');
+  });
+
+  await s.step('the authenticator creates the passkey; ten recovery codes; continue', async () => {
+    await registerPasskey(guest);
+    const creds = await authenticatorCredentials(auth);
+    assert.equal(creds.length, 1, 'one credential on the authenticator');
+    assert.equal(creds[0].rpId, 'localhost');
+  });
+
+  await s.step('sally lands on Foo with hwk and mfa from Fabrikam', async () => {
+    const claims = await claimsAt(guest, 'foo');
+    const amr = claims.amr.split(' ');
+    assert.ok(amr.includes('hwk') && amr.includes('mfa'), `amr ${claims.amr}`);
+    assert.equal(claims.amr, 'fed hwk user mfa', JSON.stringify(claims));
+    assert.equal(claims.acr, '2');
+    assert.equal(claims.upn, SALLY_UPN);
+    assert.equal(claims.iss, `${server.url}/fabrikam/v2.0`, 'the token comes from the resource tenant');
+    assert.equal(claims.idp, `${server.url}/contoso/v2.0`, 'the home identity provider is contoso');
+  });
+});
+
+passkeyStory('a passkey holder is challenged with the passkey on the next sign-in', async (s, server) => {
+  const guest = await s.page('sally');
+  const auth = await sallyWithPasskey(s, server, guest);
+  const [before] = await authenticatorCredentials(auth);
+  await sallySignsInAgain(s, server, guest);
+
+  await s.step('fabrikam asks for the passkey, and only that', () => expectPasskeyChallengeOnly(guest));
+
+  await s.step('sally answers with the passkey and lands on Foo', async () => {
+    await answerPasskey(guest);
+    const claims = await claimsAt(guest, 'foo');
+    assert.ok(claims.amr.split(' ').includes('hwk'), `amr ${claims.amr}`);
+    assert.equal(claims.amr, 'fed hwk user mfa', JSON.stringify(claims));
+    assert.equal(claims.acr, '2');
+    assert.equal(claims.upn, SALLY_UPN);
+    const [now] = await authenticatorCredentials(auth);
+    assert.equal(now.credentialId, before.credentialId, 'the same credential');
+    assert.ok(now.signCount > before.signCount, `the authenticator signed (count ${before.signCount} -> ${now.signCount})`);
+  });
+});
+
+passkeyStory('a tampered assertion is refused; the next good one is accepted', async (s, server) => {
+  const guest = await s.page('sally');
+  const auth = await sallyWithPasskey(s, server, guest);
+  const urls = recordRequests(guest);
+  await sallySignsInAgain(s, server, guest);
+  await s.step('the passkey challenge', () => expectPasskeyChallengeOnly(guest));
+
+  await s.step('an assertion with a bogus signature is refused', async () => {
+    await auth.cdp.send('WebAuthn.setResponseOverrideBits', {
+      authenticatorId: auth.authenticatorId, isBogusSignature: true,
+    });
+    await answerPasskey(guest);
+    await expectRefused(guest, urls, 'a bogus signature');
+  });
+
+  await s.step('with an honest authenticator again the next attempt signs in', async () => {
+    await auth.cdp.send('WebAuthn.setResponseOverrideBits', {
+      authenticatorId: auth.authenticatorId, isBogusSignature: false, isBadUV: false, isBadUP: false,
+    });
+    await answerPasskey(guest);
+    const claims = await claimsAt(guest, 'foo');
+    assert.equal(claims.amr, 'fed hwk user mfa', JSON.stringify(claims));
+    assert.equal(callbacks(urls).length, 1, `one code for the RP: ${callbacks(urls).join(' ')}`);
+  });
+});
+
+// A page on another origin: http://localhost:EVIL_PORT/ (same host, so the same RP id).
+async function otherOrigin() {
+  const srv = createServer((req, res) => {
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+    res.end('<!doctype html><title>Not gatehouse</title><main><h1>Totally the sign-in page</h1></main>');
+  });
+  await new Promise((resolve, reject) => {
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', resolve);
+  });
+  return { url: `http://localhost:${srv.address().port}`, close: () => new Promise((r) => srv.close(r)) };
+}
+
+passkeyStory('an assertion made on another origin is refused', async (s, server) => {
+  const guest = await s.page('sally');
+  const auth = await sallyWithPasskey(s, server, guest);
+  const urls = recordRequests(guest);
+  await sallySignsInAgain(s, server, guest);
+  await s.step('the passkey challenge', () => expectPasskeyChallengeOnly(guest));
+  const evil = await otherOrigin();
+  try {
+    const phish = await s.page('other-origin');
+    const credential = await s.step('another origin asks the same authenticator for an assertion', async () => {
+      const options = await guest.locator('script#passkey-options').textContent();
+      assert.equal(JSON.parse(options).publicKey.rpId, 'localhost');
+      await addVirtualAuthenticator(phish, await authenticatorCredentials(auth));
+      await phish.goto(`${evil.url}/`);
+      assert.notEqual(new URL(phish.url()).origin, new URL(server.url).origin, 'a different origin');
+      // As static/passkey.js does it, on the other origin.
+      return phish.evaluate(async (text) => {
+        function fromB64u(s) {
+          s = s.replace(/-/g, '+').replace(/_/g, '/');
+          while (s.length % 4) s += '=';
+          const bin = atob(s);
+          const out = new Uint8Array(bin.length);
+          for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+          return out.buffer;
+        }
+        function toB64u(buf) {
+          const bytes = new Uint8Array(buf);
+          let bin = '';
+          for (let i = 0; i < bytes.length; i++) bin += String.fromCharCode(bytes[i]);
+          return btoa(bin).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+        }
+        const pk = JSON.parse(text).publicKey;
+        pk.challenge = fromB64u(pk.challenge);
+        (pk.allowCredentials || []).forEach((c) => { c.id = fromB64u(c.id); });
+        const cred = await navigator.credentials.get({ publicKey: pk });
+        const r = cred.response;
+        const out = { id: cred.id, rawId: toB64u(cred.rawId), type: cred.type, extensions: {}, response: {} };
+        out.response.clientDataJSON = toB64u(r.clientDataJSON);
+        out.response.authenticatorData = toB64u(r.authenticatorData);
+        out.response.signature = toB64u(r.signature);
+        out.response.userHandle = r.userHandle ? toB64u(r.userHandle) : null;
+        return {
+          field: toB64u(new TextEncoder().encode(JSON.stringify(out))),
+          clientData: JSON.parse(new TextDecoder().decode(r.clientDataJSON)),
+        };
+      }, options);
+    });
+    assert.equal(credential.clientData.origin, evil.url, 'the browser names the origin that asked');
+    assert.equal(credential.clientData.type, 'webauthn.get');
+
+    await s.step('the phished assertion, posted to gatehouse, is refused and issues nothing', async () => {
+      await Promise.all([
+        guest.waitForNavigation(),
+        guest.evaluate((value) => {
+          const form = document.getElementById('passkey-challenge');
+          form.elements.credential.value = value;
+          form.submit();
+        }, credential.field),
+      ]);
+      await expectRefused(guest, urls, 'an assertion for another origin');
+    });
+
+    await s.step('the real page still signs in with the passkey', async () => {
+      await answerPasskey(guest);
+      const claims = await claimsAt(guest, 'foo');
+      assert.equal(claims.amr, 'fed hwk user mfa');
+    });
+  } finally {
+    await evil.close();
+  }
+});
+
+passkeyStory('an MFA reset removes the passkey: the next sign-in proofs up again', async (s, server) => {
+  const guest = await s.page('sally');
+  const auth = await sallyWithPasskey(s, server, guest);
+
+  await s.step('the admin resets sally\'s MFA with `gatehouse mfa reset --upn`', async () => {
+    const { stdout } = await promisify(execFile)(gatehouseBinary(),
+      ['mfa', 'reset', '--upn', SALLY_UPN, '--data-dir', server.dataDir, '--json'],
+      { timeout: 30_000, env: { ...process.env, GATEHOUSE_SERVER: server.url } });
+    const out = JSON.parse(stdout);
+    assert.equal(out.userPrincipalName, SALLY_UPN);
+    assert.equal(out.removed.length, 1, `one method removed (the passkey): ${stdout}`);
+  });
+
+  await sallySignsInAgain(s, server, guest);
+  await s.step('fabrikam asks sally to set up MFA again, not for the old passkey', async () => {
+    await expectPage(guest, 'form#method-choice', 'the proof-up method choice (MFA was reset)');
+    assert.match(path(guest), /^\/fabrikam\//);
+    assert.match(await guest.locator('main h1').innerText(), /Set up multi-factor authentication/);
+    assert.equal(await guest.locator('form#passkey-challenge').count(), 0, 'not the passkey challenge');
+    assert.equal(await guest.locator('form#totp-challenge').count(), 0, 'not the TOTP challenge');
+  });
+
+  await s.step('sally creates a new passkey and is back in Foo', async () => {
+    await chooseMethod(guest, 'passkey');
+    const options = JSON.parse(await guest.locator('script#passkey-options').textContent());
+    assert.deepEqual(options.publicKey.excludeCredentials ?? [], [], 'the old passkey is no longer held');
+    await registerPasskey(guest);
+    const claims = await claimsAt(guest, 'foo');
+    assert.equal(claims.amr, 'fed hwk user mfa');
+    assert.ok((await authenticatorCredentials(auth)).length >= 1);
+  });
+});
