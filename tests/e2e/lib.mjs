@@ -459,3 +459,37 @@ export async function answerPasskey(page) {
   const form = await expectPage(page, 'form#passkey-challenge', 'the passkey challenge');
   await form.locator('button#passkey-start').click();
 }
+
+// ---------------------------------------------------------------------------
+// Graph, as the admin CLI does: the demo's admin client (demo-credentials.json)
+// gets an app token from Fabrikam with client_credentials.
+
+export async function graphToken(server) {
+  const { client_id: id, client_secret: secret, tenant } = server.credentials.admin;
+  const resp = await fetch(`${server.url}/${tenant}/oauth2/v2.0/token`, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/x-www-form-urlencoded',
+      authorization: `Basic ${Buffer.from(`${id}:${secret}`).toString('base64')}`,
+    },
+    body: 'grant_type=client_credentials',
+    signal: AbortSignal.timeout(STEP_TIMEOUT_MS),
+  });
+  const body = await resp.json();
+  assert.equal(resp.status, 200, `admin token: ${JSON.stringify(body)}`);
+  return body.access_token;
+}
+
+// One Graph request (`path` below /graph/v1.0/); resolves to { status, body }.
+export async function graph(server, token, method, path, body) {
+  const resp = await fetch(`${server.url}/graph/v1.0/${path}`, {
+    method,
+    headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+    signal: AbortSignal.timeout(STEP_TIMEOUT_MS),
+  });
+  const text = await resp.text();
+  let parsed = text;
+  try { parsed = text ? JSON.parse(text) : null; } catch { /* not JSON */ }
+  return { status: resp.status, body: parsed };
+}

@@ -10,8 +10,8 @@ import { promisify } from 'node:util';
 
 import {
   LOCALHOST_ARGS, addVirtualAuthenticator, answerPasskey, authenticatorCredentials, chooseMethod, claimsAt,
-  expectPage, gatehouseBinary, inviteOnPage, launchBrowser, openInvitation, password, path, registerPasskey,
-  signInWithPassword, startPasskeyGatehouse, stopGatehouse, story, submitForm,
+  expectPage, freshTotp, gatehouseBinary, graph, graphToken, inviteOnPage, launchBrowser, openInvitation, password,
+  path, proofUp, registerPasskey, signInWithPassword, startPasskeyGatehouse, stopGatehouse, story, submitForm,
 } from './lib.mjs';
 
 const FILE = import.meta.filename ?? 'passkey.test.mjs';
@@ -324,3 +324,128 @@ passkeyStory('an MFA reset removes the passkey: the next sign-in proofs up again
     assert.ok((await authenticatorCredentials(auth)).length >= 1);
   });
 });
+
+// The server work stories 6 and 7 need (passwordless sign-in on the identify page; the
+// demo's phishing-resistant policy for Bar) is landing on main; until it has, they wait.
+const WAITING_PASSWORDLESS = 'waiting for the passwordless sign-in (button#passkey-signin) on main';
+const WAITING_STRENGTH = 'waiting for the demo policy "Phishing-resistant MFA for Bar admins" on main';
+
+// A member signs in to `app` with their password at Fabrikam, up to the MFA step.
+async function memberToMfa(page, server, app, login) {
+  await page.goto(`${server.url}/demo/${app}/login`);
+  await expectPage(page, 'form#identify', `the Fabrikam sign-in page for ${app}`);
+  assert.match(path(page), /^\/fabrikam\//);
+  await signInWithPassword(page, login, password(server.credentials, 'fabrikam', login));
+}
+
+function amrOf(claims) {
+  return claims.amr.split(' ');
+}
+
+passkeyStory('a member signs in with their passkey alone, from the identify page', async (s, server) => {
+  const login = 'iw@fabrikam.example';
+  const member = await s.page('member');
+  const auth = await addVirtualAuthenticator(member);
+
+  await s.step('the member proofs up with a passkey through Foo', async () => {
+    await memberToMfa(member, server, 'foo', login);
+    await chooseMethod(member, 'passkey');
+    await registerPasskey(member);
+    const claims = await claimsAt(member, 'foo');
+    assert.equal(claims.amr, 'pwd hwk user mfa', JSON.stringify(claims));
+    assert.equal((await authenticatorCredentials(auth)).length, 1);
+  });
+
+  const requests = [];
+  member.context().on('request', (r) => requests.push(`${r.method()} ${new URL(r.url()).pathname}`));
+  await s.step('later, signed out, the identify page offers a passkey sign-in', async () => {
+    await member.context().clearCookies();
+    await member.goto(`${server.url}/demo/foo/login`);
+    await expectPage(member, 'form#identify', 'the Fabrikam sign-in page for Foo');
+    assert.match(path(member), /^\/fabrikam\//);
+    const form = await expectPage(member, 'form#passkey-signin', 'the passwordless sign-in form');
+    assert.equal(await form.locator('input[type=hidden][name=credential]').count(), 1, 'hidden field credential');
+    assert.equal(await form.locator('button#passkey-signin').count(), 1);
+    const options = JSON.parse(await member.locator('script#passkey-signin-options').textContent());
+    assert.equal(options.publicKey.rpId, 'localhost');
+    assert.equal(await member.locator('form#identify [name=login]').inputValue(), '', 'nothing typed');
+  });
+
+  await s.step('one click on the passkey button signs the member in, without a password', async () => {
+    await member.locator('button#passkey-signin').click();
+    const claims = await claimsAt(member, 'foo');
+    const amr = amrOf(claims);
+    for (const m of ['hwk', 'user', 'mfa']) assert.ok(amr.includes(m), `amr has ${m}: ${claims.amr}`);
+    assert.ok(!amr.includes('pwd'), `no password in amr: ${claims.amr}`);
+    assert.equal(claims.upn, login);
+    assert.equal(claims.acr, '2');
+    const typed = requests.filter((r) => /^POST \/fabrikam\/login\/(identify|password)$/.test(r));
+    assert.deepEqual(typed, [], 'neither the login nor a password was posted');
+  });
+}, { skip: WAITING_PASSWORDLESS });
+
+const PHISHING_RESISTANT = '00000000-0000-0000-0000-000000000004';
+
+passkeyStory('a phishing-resistant policy for Bar: TOTP is not enough, a passkey is added and then asked first', async (s, server) => {
+  const login = 'admin@fabrikam.example';
+  const admin = await s.page('bar-admin');
+  const auth = await addVirtualAuthenticator(admin);
+  const urls = recordRequests(admin);
+
+  const { secret } = await s.step('the Bar admin holds only TOTP (proof-up through Foo)', async () => {
+    await memberToMfa(admin, server, 'foo', login);
+    await chooseMethod(admin, 'totp');
+    const enrolled = await proofUp(admin);
+    const claims = await claimsAt(admin, 'foo');
+    assert.equal(claims.amr, 'pwd otp mfa', JSON.stringify(claims));
+    return enrolled;
+  });
+
+  await s.step('the policy, report-only in the demo, is enabled through Graph', async () => {
+    const token = await graphToken(server);
+    const list = await graph(server, token, 'GET', 'identity/conditionalAccess/policies');
+    assert.equal(list.status, 200, JSON.stringify(list.body));
+    const policy = list.body.value.find((p) => p.displayName === 'Phishing-resistant MFA for Bar admins');
+    assert.ok(policy, `the demo policy exists: ${list.body.value.map((p) => p.displayName).join(', ')}`);
+    assert.equal(policy.state, 'enabledForReportingButNotEnforced', 'report-only by default');
+    assert.equal(policy.grantControls.authenticationStrength.id, PHISHING_RESISTANT);
+    const patched = await graph(server, token, 'PATCH', `identity/conditionalAccess/policies/${policy.id}`, { state: 'enabled' });
+    assert.ok([200, 204].includes(patched.status), `PATCH: ${patched.status} ${JSON.stringify(patched.body)}`);
+    const now = await graph(server, token, 'GET', `identity/conditionalAccess/policies/${policy.id}`);
+    assert.equal(now.body.state, 'enabled');
+  });
+
+  await s.step('signing in to Bar, the TOTP code proves the account but is not enough', async () => {
+    await admin.context().clearCookies();
+    await memberToMfa(admin, server, 'bar', login);
+    await expectPage(admin, 'form#totp-challenge', 'the TOTP challenge (the method held, to add a passkey)');
+    assert.equal(await admin.locator('input[name=method][value=totp]').count(), 0);
+    assert.match(await admin.locator('p#method-reason').innerText(), /passkey/i, 'the page says why');
+    await submitForm(admin, 'totp-challenge', { code: await freshTotp(secret) });
+    await expectPage(admin, 'form#passkey-register', 'the passkey registration after the TOTP code');
+    assert.match(path(admin), /^\/fabrikam\//);
+    assert.deepEqual(callbacks(urls).filter((u) => u.includes('/demo/bar/')), [], 'TOTP alone issued nothing for Bar');
+  });
+
+  await s.step('the admin creates a passkey and lands on Bar with hwk', async () => {
+    await admin.locator('form#passkey-register button#passkey-start').click();
+    const claims = await claimsAt(admin, 'bar');
+    assert.ok(amrOf(claims).includes('hwk'), `amr ${claims.amr}`);
+    assert.ok(amrOf(claims).includes('mfa'), `amr ${claims.amr}`);
+    assert.equal(claims.upn, login);
+    assert.equal((await authenticatorCredentials(auth)).length, 1);
+  });
+
+  await s.step('holding both methods, the next sign-in to Bar goes straight to the passkey', async () => {
+    await admin.context().clearCookies();
+    await memberToMfa(admin, server, 'bar', login);
+    await expectPage(admin, 'form#passkey-challenge', 'the passkey challenge (TOTP does not meet the strength)');
+    assert.equal(await admin.locator('form#method-choice').count(), 0, 'no method choice');
+    assert.equal(await admin.locator('input[name=method][value=totp]').count(), 0, 'TOTP not offered');
+    assert.equal(await admin.locator('form#totp-challenge').count(), 0);
+    await answerPasskey(admin);
+    const claims = await claimsAt(admin, 'bar');
+    assert.ok(amrOf(claims).includes('hwk'), `amr ${claims.amr}`);
+    assert.ok(!amrOf(claims).includes('otp'), `no TOTP this time: ${claims.amr}`);
+  });
+}, { skip: WAITING_STRENGTH });
