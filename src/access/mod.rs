@@ -31,6 +31,37 @@ pub fn has_mfa(auth: &Authentication) -> bool {
     auth.amr.contains(&Amr::Mfa)
 }
 
+/// The Graph `authenticationMethodModes` an authentication proved, for authentication
+/// strengths. The first factor: `password`, a guest's emailed code (`email`) or home sign-in
+/// (`federatedSingleFactor`, or `federatedMultiFactor` when the home's MFA is trusted and
+/// nothing was added here); then `fido2` for a passkey and `softwareOath` for TOTP (or a
+/// recovery code, which stands in for it).
+pub fn method_modes(auth: &Authentication) -> Vec<&'static str> {
+    use crate::policy::strength::{PASSKEY, TOTP};
+    let has = |m: Amr| auth.amr.contains(&m);
+    let email = auth.idp.as_deref() == Some(crate::model::EMAIL_OTP_ISSUER);
+    let mut modes = Vec::new();
+    if has(Amr::Pwd) {
+        modes.push("password");
+    }
+    if email {
+        modes.push("email");
+    } else if has(Amr::Fed) {
+        // amr from the home: `mfa` without a method proven here means the home's MFA.
+        let local = has(Amr::Otp) || has(Amr::Hwk);
+        modes.push(if has(Amr::Mfa) && !local { "federatedMultiFactor" } else { "federatedSingleFactor" });
+    }
+    if has(Amr::Hwk) {
+        modes.push(PASSKEY);
+    }
+    // An emailed code is `otp` too: TOTP is the second `otp`-ish proof, i.e. `mfa` without a passkey.
+    let totp = if email { has(Amr::Mfa) && !has(Amr::Hwk) } else { has(Amr::Otp) };
+    if totp {
+        modes.push(TOTP);
+    }
+    modes
+}
+
 /// The pure inputs of the policy engine for this sign-in.
 pub fn context(
     user: &User,
@@ -56,6 +87,7 @@ pub fn context(
         user_risk: level,
         sign_in_risk: level,
         satisfied: Satisfied { mfa: has_mfa(auth), ..Default::default() },
+        methods: method_modes(auth).into_iter().map(str::to_owned).collect(),
         auth_age_secs: age,
     }
 }
@@ -69,7 +101,7 @@ pub async fn gate(
     step_up: bool,
 ) -> Result<Gate, crate::storage::StoreError> {
     let ca = state.store.ca_records(&tenant.id).await?;
-    let decision = policy::evaluate(ctx, &ca.policies, &ca.locations);
+    let decision = policy::evaluate(ctx, &ca.policies, &ca.locations, &tenant.authentication_strengths);
     Ok(credential::decide(decision, user.per_user_mfa || tenant.require_mfa, step_up, ctx.satisfied.mfa))
 }
 
@@ -129,7 +161,9 @@ pub fn mfa_reasons(d: &Decision, user: &User, tenant: &Tenant, step_up: bool) ->
         .results
         .iter()
         .filter(|r| {
-            r.result == policy::PolicyOutcome::Failure && r.enforced_grant_controls.contains(&policy::Control::Mfa)
+            r.result == policy::PolicyOutcome::Failure
+                && (r.enforced_grant_controls.contains(&policy::Control::Mfa)
+                    || r.enforced_grant_controls.contains(&policy::Control::AuthenticationStrength))
         })
         .map(|r| format!("policy {}", r.display_name))
         .collect();
@@ -141,6 +175,9 @@ pub fn mfa_reasons(d: &Decision, user: &User, tenant: &Tenant, step_up: bool) ->
     }
     if step_up {
         why.push(format!("the application asked for acr {}", Acr::MultiFactor));
+    }
+    for s in &d.strengths {
+        why.push(format!("authentication strength {}", s.display_name));
     }
     format!("MFA required: {}", why.join(", "))
 }

@@ -5,6 +5,7 @@ pub mod directory;
 pub mod invitations;
 pub mod odata;
 pub mod policies;
+pub mod strengths;
 pub mod users;
 pub mod wire;
 
@@ -223,11 +224,19 @@ pub fn configure(cfg: &mut actix_web::web::ServiceConfig) {
         )
         .service(resource("/graph/v1.0/identity/conditionalAccess/evaluate").route(post().to(policies::evaluate)))
         .service(
-            resource("/graph/v1.0/policies/authenticationStrengthPolicies").route(get().to(policies::list_strengths)),
+            resource("/graph/v1.0/policies/authenticationStrengthPolicies")
+                .route(get().to(strengths::list))
+                .route(post().to(strengths::create)),
         )
         .service(
             resource("/graph/v1.0/policies/authenticationStrengthPolicies/{id}")
-                .route(get().to(policies::get_strength)),
+                .route(get().to(strengths::get))
+                .route(patch().to(strengths::patch))
+                .route(delete().to(strengths::delete)),
+        )
+        .service(
+            resource("/graph/v1.0/policies/authenticationStrengthPolicies/{id}/updateAllowedCombinations")
+                .route(post().to(strengths::update_combinations)),
         )
         .service(
             resource("/graph/v1.0/policies/crossTenantAccessPolicy/partners")

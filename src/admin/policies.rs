@@ -54,11 +54,16 @@ fn check_display_name(name: &str) -> Result<(), GraphError> {
         .map_err(|e| GraphError::bad_request(format!("{e}.")))
 }
 
-fn parse_policy(v: Value, locations: &[NamedLocation]) -> Result<Policy, GraphError> {
+fn parse_policy(
+    v: Value,
+    locations: &[NamedLocation],
+    strengths: &[policy::AuthenticationStrength],
+) -> Result<Policy, GraphError> {
     check_strings(&v, "")?;
     let p: Policy = serde_json::from_value(v).map_err(|e| GraphError::bad_request(format!("Invalid policy: {e}")))?;
     policy::validate(&p).map_err(|e| GraphError::bad_request(format!("Invalid policy: {e}")))?;
-    policy::validate_references(&p, locations).map_err(|e| GraphError::bad_request(format!("Invalid policy: {e}")))?;
+    policy::validate_references(&p, locations, strengths)
+        .map_err(|e| GraphError::bad_request(format!("Invalid policy: {e}")))?;
     check_display_name(&p.display_name)?;
     Ok(p)
 }
@@ -93,7 +98,7 @@ pub async fn create(req: HttpRequest, body: web::Bytes, state: Data) -> Result<H
     let mut v: Value = json_body(&req, &body)?;
     assign_id(&mut v)?;
     let locations = state.store.named_locations(&caller.tenant.id).await?;
-    let p = parse_policy(v, &locations)?;
+    let p = parse_policy(v, &locations, &caller.tenant.authentication_strengths)?;
     state.store.put_policy(&caller.tenant.id, &p).await?;
     state.store.flush().await?;
     Ok(HttpResponse::Created().json(p))
@@ -118,7 +123,7 @@ pub async fn patch(
     let mut v = serde_json::to_value(&existing).map_err(GraphError::internal)?;
     merge(&mut v, &patch);
     let locations = state.store.named_locations(&caller.tenant.id).await?;
-    let p = parse_policy(v, &locations)?;
+    let p = parse_policy(v, &locations, &caller.tenant.authentication_strengths)?;
     state.store.put_policy(&caller.tenant.id, &p).await?;
     state.store.flush().await?;
     Ok(HttpResponse::NoContent().finish())
@@ -389,23 +394,4 @@ pub async fn delete_partner(
     state.store.put_tenant(&tenant).await?;
     state.store.flush().await?;
     Ok(HttpResponse::NoContent().finish())
-}
-
-/// `GET /policies/authenticationStrengthPolicies`: Entra's built-in strengths.
-pub async fn list_strengths(req: HttpRequest, state: Data) -> Result<HttpResponse, GraphError> {
-    Caller::require(&req, &state, READ).await?;
-    let q = Query::parse(req.query_string(), &["displayName", "policyType", "id"])?;
-    let base = format!("{}/graph/v1.0/policies/authenticationStrengthPolicies", state.public_url);
-    Ok(HttpResponse::Ok().json(q.respond(
-        policy::strength::BUILT_IN.iter(),
-        &base,
-        "#authenticationStrengthPolicies",
-    )?))
-}
-
-pub async fn get_strength(req: HttpRequest, path: web::Path<String>, state: Data) -> Result<HttpResponse, GraphError> {
-    Caller::require(&req, &state, READ).await?;
-    let s =
-        policy::strength::built_in(&path).ok_or_else(|| GraphError::not_found("No such authentication strength."))?;
-    Ok(HttpResponse::Ok().json(s))
 }

@@ -85,6 +85,7 @@ fn tenant(slug: &str, name: &str, domain: &str, seats: u32) -> Tenant {
         external_idps: vec![],
         inbound_trust: vec![],
         require_mfa: false,
+        authentication_strengths: vec![],
     }
 }
 

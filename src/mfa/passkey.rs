@@ -10,6 +10,9 @@ use webauthn_rs::prelude::{
     PublicKeyCredential, RegisterPublicKeyCredential, RequestChallengeResponse, Url, Uuid, Webauthn, WebauthnBuilder,
 };
 
+/// The passkeys one user may hold (Entra allows several; a bound keeps records small).
+pub const MAX_PASSKEYS: usize = 10;
+
 /// A passkey as stored on a user (Graph `fido2AuthenticationMethod`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct PasskeyMethod {

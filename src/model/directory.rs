@@ -23,6 +23,9 @@ pub struct Tenant {
     /// Tenant-level MFA for members (like security defaults / per-user MFA for everyone).
     #[serde(default)]
     pub require_mfa: bool,
+    /// Custom authentication strengths (Graph `authenticationStrengthPolicies`, `custom`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub authentication_strengths: Vec<crate::policy::AuthenticationStrength>,
 }
 
 /// A home identity provider configured on a resource tenant (DESIGN §1 case 2).

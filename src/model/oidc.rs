@@ -257,6 +257,10 @@ pub struct SignIn {
     pub login: Option<String>,
     pub user_id: Option<UserId>,
     pub expires_at: i64,
+    /// The authentication strengths conditional access requires of the MFA step (the
+    /// methods offered are the ones that meet them all); empty: any method.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub strengths: Vec<crate::policy::AuthenticationStrength>,
 }
 
 impl SignIn {

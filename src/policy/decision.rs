@@ -18,6 +18,9 @@ pub struct SignInContext {
     pub user_risk: Option<RiskLevel>,
     pub sign_in_risk: Option<RiskLevel>,
     pub satisfied: Satisfied,
+    /// Graph `authenticationMethodModes` the sign-in proved (`password`, `softwareOath`,
+    /// `fido2`, …), for authentication strengths.
+    pub methods: Vec<String>,
     /// Seconds since the authentication being reused; `None` for a fresh one.
     pub auth_age_secs: Option<i64>,
 }
@@ -55,6 +58,10 @@ pub struct Decision {
     pub required: Vec<Vec<Control>>,
     /// An enforced sign-in frequency is exceeded by `auth_age_secs`.
     pub reauthenticate: bool,
+    /// The authentication strengths that unmet enforced policies require: the MFA step
+    /// offers only methods that meet every one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub strengths: Vec<AuthenticationStrength>,
     /// Indexes into `results` of policies that MFA alone cannot satisfy.
     #[serde(skip)]
     pub(super) unsatisfiable: Vec<usize>,
@@ -66,7 +73,9 @@ impl Decision {
     }
 
     pub fn needs_mfa(&self) -> bool {
-        self.required.iter().any(|alternatives| alternatives.contains(&Control::Mfa))
+        self.required.iter().any(|alternatives| {
+            alternatives.contains(&Control::Mfa) || alternatives.contains(&Control::AuthenticationStrength)
+        })
     }
 
     /// Enforced policies that fail and that an interactive MFA would not fix (e.g. they need a
@@ -94,10 +103,35 @@ pub struct PolicyResult {
     /// `signInFrequency` when the policy applies with it enabled.
     #[serde(default)]
     pub enforced_session_controls: Vec<String>,
+    /// The policy's authentication strength and whether the sign-in met it (and how).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authentication_strength: Option<StrengthOutcome>,
     #[serde(default, with = "wire::condition_flags")]
     pub conditions_satisfied: Vec<String>,
     #[serde(default, with = "wire::condition_flags")]
     pub conditions_not_satisfied: Vec<String>,
+}
+
+/// A policy's authentication strength in a sign-in (Entra's sign-in log
+/// `authenticationStrength` of an applied policy).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StrengthOutcome {
+    pub authentication_strength_id: String,
+    pub display_name: String,
+    pub authentication_strength_result: StrengthResult,
+    /// The allowed combination the sign-in's methods met (`fido2`, `password,softwareOath`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub satisfied_by: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum StrengthResult {
+    Satisfied,
+    NotSatisfied,
+    /// The policy names a strength that does not exist (deleted): it cannot be met.
+    UnknownStrength,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -3,7 +3,13 @@ use super::*;
 
 /// Evaluates every policy against one sign-in. Report-only policies are evaluated and reported
 /// but never contribute to `block`, `required` or `reauthenticate`.
-pub fn evaluate(ctx: &SignInContext, policies: &[Policy], locations: &[NamedLocation]) -> Decision {
+/// `strengths` are the tenant's custom authentication strengths (the built-in ones are known).
+pub fn evaluate(
+    ctx: &SignInContext,
+    policies: &[Policy],
+    locations: &[NamedLocation],
+    strengths: &[AuthenticationStrength],
+) -> Decision {
     let env = Env { ctx, locations, device: DeviceView::new(ctx) };
     let mut decision = Decision {
         matched_locations: ctx
@@ -33,7 +39,26 @@ pub fn evaluate(ctx: &SignInContext, policies: &[Policy], locations: &[NamedLoca
         }
 
         let grant = policy.grant_controls.as_ref();
-        res.enforced_grant_controls = grant.map(|g| g.built_in_controls.clone()).unwrap_or_default();
+        res.enforced_grant_controls = grant.map(controls_of).unwrap_or_default();
+        // The strength named (`Some(None)`: no strength has that id, it cannot be met).
+        let named = grant.and_then(|g| g.authentication_strength.as_ref());
+        let strength = named.map(|r| (r, strength::find(&r.id, strengths)));
+        let mut have = env.have();
+        if let Some((r, found)) = strength {
+            let satisfied_by = found.and_then(|s| s.satisfied_by(&ctx.methods)).map(str::to_owned);
+            have.strength_met = satisfied_by.is_some();
+            have.strength_reachable = found.is_some_and(|s| s.reachable(&ctx.methods));
+            res.authentication_strength = Some(StrengthOutcome {
+                authentication_strength_id: r.id.clone(),
+                display_name: found.map(|s| s.display_name.clone()).unwrap_or_default(),
+                authentication_strength_result: match (found, &satisfied_by) {
+                    (None, _) => StrengthResult::UnknownStrength,
+                    (Some(_), Some(_)) => StrengthResult::Satisfied,
+                    (Some(_), None) => StrengthResult::NotSatisfied,
+                },
+                satisfied_by,
+            });
+        }
         let frequency = policy.session_controls.as_ref().and_then(|s| s.sign_in_frequency.as_ref());
         if let Some(f) = frequency.filter(|f| f.is_enabled) {
             res.enforced_session_controls.push("signInFrequency".to_owned());
@@ -42,7 +67,7 @@ pub fn evaluate(ctx: &SignInContext, policies: &[Policy], locations: &[NamedLoca
             }
         }
 
-        res.result = match (grant_state(grant, env.have()), enforced) {
+        res.result = match (grant_state(grant, have), enforced) {
             (GrantState::Satisfied, true) => PolicyOutcome::Success,
             (GrantState::Satisfied, false) => PolicyOutcome::ReportOnlySuccess,
             (GrantState::Blocked, true) => {
@@ -51,6 +76,13 @@ pub fn evaluate(ctx: &SignInContext, policies: &[Policy], locations: &[NamedLoca
             }
             (GrantState::Blocked, false) => PolicyOutcome::ReportOnlyFailure,
             (GrantState::Unmet { required, mfa_fixes }, true) => {
+                let wants_strength = required.iter().any(|a| a.contains(&Control::AuthenticationStrength));
+                if let Some((_, Some(s))) = strength
+                    && wants_strength
+                    && !decision.strengths.iter().any(|k| k.id == s.id)
+                {
+                    decision.strengths.push(s.clone());
+                }
                 decision.required.extend(required);
                 if !mfa_fixes {
                     decision.unsatisfiable.push(decision.results.len());
@@ -72,6 +104,7 @@ pub(super) fn result(policy: &Policy, outcome: PolicyOutcome) -> PolicyResult {
         result: outcome,
         enforced_grant_controls: Vec::new(),
         enforced_session_controls: Vec::new(),
+        authentication_strength: None,
         conditions_satisfied: Vec::new(),
         conditions_not_satisfied: Vec::new(),
     }
@@ -89,6 +122,8 @@ impl Env<'_> {
             mfa: self.ctx.satisfied.mfa,
             compliant: self.device.compliant,
             domain_joined: self.device.domain_joined(),
+            strength_met: false,
+            strength_reachable: false,
         }
     }
 }
@@ -223,6 +258,10 @@ pub(super) struct Have {
     mfa: bool,
     compliant: bool,
     domain_joined: bool,
+    /// The policy's authentication strength is met by the methods proven.
+    strength_met: bool,
+    /// A second factor held here (TOTP or a passkey) would meet it.
+    strength_reachable: bool,
 }
 
 impl Have {
@@ -232,8 +271,23 @@ impl Have {
             Control::Mfa => self.mfa,
             Control::CompliantDevice => self.compliant,
             Control::DomainJoinedDevice => self.domain_joined,
+            Control::AuthenticationStrength => self.strength_met,
         }
     }
+
+    /// What the sign-in would have after an interactive MFA step.
+    fn after_mfa(self) -> Have {
+        Have { mfa: true, strength_met: self.strength_met || self.strength_reachable, ..self }
+    }
+}
+
+/// The grant's controls, its authentication strength counted as one of them.
+pub(super) fn controls_of(grant: &GrantControls) -> Vec<Control> {
+    let mut controls = grant.built_in_controls.clone();
+    if grant.authentication_strength.is_some() {
+        controls.push(Control::AuthenticationStrength);
+    }
+    controls
 }
 
 pub(super) enum GrantState {
@@ -250,15 +304,16 @@ pub(super) fn grant_state(grant: Option<&GrantControls>, have: Have) -> GrantSta
     if grant_met(grant, have) {
         return GrantState::Satisfied;
     }
+    let controls = controls_of(grant);
     let required = match grant.operator {
-        GrantOperator::And => grant.built_in_controls.iter().filter(|c| !have.has(**c)).map(|c| vec![*c]).collect(),
-        GrantOperator::Or => vec![grant.built_in_controls.clone()],
+        GrantOperator::And => controls.iter().filter(|c| !have.has(**c)).map(|c| vec![*c]).collect(),
+        GrantOperator::Or => vec![controls],
     };
-    GrantState::Unmet { required, mfa_fixes: grant_met(grant, Have { mfa: true, ..have }) }
+    GrantState::Unmet { required, mfa_fixes: grant_met(grant, have.after_mfa()) }
 }
 
 pub(super) fn grant_met(grant: &GrantControls, have: Have) -> bool {
-    let controls = &grant.built_in_controls;
+    let controls = controls_of(grant);
     controls.is_empty()
         || match grant.operator {
             GrantOperator::And => controls.iter().all(|c| have.has(*c)),
@@ -469,6 +524,94 @@ mod tests {
         assert_eq!(d.results[0].conditions_not_satisfied, strs(&["signInRisk", "userRisk"]));
         assert_eq!(d.results[0].conditions_satisfied, strs(&["application", "users"]));
         assert!(d.allowed());
+    }
+
+    #[test]
+    fn authentication_strengths() {
+        use crate::policy::strength::{MFA_ID, PHISHING_RESISTANT_ID};
+        let strong = |id: &str, state: PolicyState| {
+            pol(|p| {
+                p.state = state;
+                p.grant_controls = Some(GrantControls {
+                    operator: GrantOperator::And,
+                    built_in_controls: vec![],
+                    authentication_strength: Some(StrengthRef { id: id.into() }),
+                })
+            })
+        };
+        let proved = |m: &[&str]| {
+            with(member(), |c| {
+                c.methods = strs(m);
+                c.satisfied.mfa = m.len() > 1 || m == ["fido2"];
+            })
+        };
+        let totp = proved(&["password", "softwareOath"]);
+        let passkey = proved(&["password", "fido2"]);
+
+        let d = evaluate(&totp, &[strong(PHISHING_RESISTANT_ID, PolicyState::Enabled)], &[], &[]);
+        let r = &d.results[0];
+        assert_eq!(r.result, PolicyOutcome::Failure, "TOTP is MFA but not phishing resistant");
+        assert_eq!(r.enforced_grant_controls, vec![Control::AuthenticationStrength]);
+        let s = r.authentication_strength.as_ref().unwrap();
+        assert_eq!(
+            (s.authentication_strength_result, s.display_name.as_str()),
+            (StrengthResult::NotSatisfied, "Phishing-resistant MFA")
+        );
+        assert_eq!(d.required, vec![vec![Control::AuthenticationStrength]]);
+        assert!(d.needs_mfa() && d.unsatisfiable().is_empty(), "a passkey can still satisfy it");
+        assert_eq!(d.strengths.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), [PHISHING_RESISTANT_ID]);
+
+        let d = evaluate(&passkey, &[strong(PHISHING_RESISTANT_ID, PolicyState::Enabled)], &[], &[]);
+        assert!(d.allowed(), "{d:?}");
+        let s = d.results[0].authentication_strength.as_ref().unwrap();
+        assert_eq!(s.satisfied_by.as_deref(), Some("fido2"));
+        assert!(d.strengths.is_empty());
+
+        let d = evaluate(&totp, &[strong(MFA_ID, PolicyState::Enabled)], &[], &[]);
+        assert!(d.allowed());
+        assert_eq!(
+            d.results[0].authentication_strength.as_ref().unwrap().satisfied_by.as_deref(),
+            Some("password,softwareOath")
+        );
+
+        // Report-only: evaluated and reported, never required.
+        let d =
+            evaluate(&totp, &[strong(PHISHING_RESISTANT_ID, PolicyState::EnabledForReportingButNotEnforced)], &[], &[]);
+        assert_eq!(d.results[0].result, PolicyOutcome::ReportOnlyInterrupted);
+        assert!(d.allowed() && d.strengths.is_empty());
+
+        // A custom strength, and a policy naming one that is gone (fails closed).
+        let custom = AuthenticationStrength {
+            id: "c1".into(),
+            display_name: "App and password only".into(),
+            description: String::new(),
+            policy_type: "custom".into(),
+            requirements_satisfied: "mfa".into(),
+            allowed_combinations: strs(&["password,softwareOath"]),
+            created_date_time: String::new(),
+            modified_date_time: String::new(),
+        };
+        let d = evaluate(&passkey, &[strong("c1", PolicyState::Enabled)], &[], std::slice::from_ref(&custom));
+        assert_eq!(d.results[0].result, PolicyOutcome::Failure, "a passkey is not in this strength");
+        assert!(d.unsatisfiable().is_empty(), "TOTP can still be added");
+        assert!(evaluate(&totp, &[strong("c1", PolicyState::Enabled)], &[], &[custom]).allowed());
+        let d = evaluate(&passkey, &[strong("gone", PolicyState::Enabled)], &[], &[]);
+        let s = d.results[0].authentication_strength.as_ref().unwrap();
+        assert_eq!(s.authentication_strength_result, StrengthResult::UnknownStrength);
+        assert_eq!(d.unsatisfiable().len(), 1, "no method meets a strength that does not exist");
+
+        // OR with a compliant device: either satisfies.
+        let either = pol(|p| {
+            p.grant_controls = Some(GrantControls {
+                operator: GrantOperator::Or,
+                built_in_controls: vec![Control::CompliantDevice],
+                authentication_strength: Some(StrengthRef { id: PHISHING_RESISTANT_ID.into() }),
+            })
+        });
+        let d = evaluate(&totp, std::slice::from_ref(&either), &[], &[]);
+        assert_eq!(d.required, vec![vec![Control::CompliantDevice, Control::AuthenticationStrength]]);
+        let compliant = with(totp.clone(), |c| c.satisfied.compliant_device = true);
+        assert!(evaluate(&compliant, &[either], &[], &[]).allowed());
     }
 
     #[test]

@@ -45,4 +45,5 @@ pub use decision::*;
 use device_rule::*;
 pub use evaluate::*;
 pub use model::*;
+pub use strength::AuthenticationStrength;
 pub use validate::*;

@@ -123,6 +123,16 @@ pub enum RiskLevel {
 pub struct GrantControls {
     pub operator: GrantOperator,
     pub built_in_controls: Vec<Control>,
+    /// Graph `authenticationStrength`: the strength (by id) the sign-in's methods must meet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authentication_strength: Option<StrengthRef>,
+}
+
+/// A policy's reference to an authentication strength (built in or the tenant's).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StrengthRef {
+    pub id: String,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -140,6 +150,9 @@ pub enum Control {
     Mfa,
     CompliantDevice,
     DomainJoinedDevice,
+    /// Not one of Graph's `builtInControls`: stands for `grantControls.authenticationStrength`
+    /// in decisions (`required`, `enforcedGrantControls`); refused in policy input.
+    AuthenticationStrength,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -57,7 +57,11 @@ pub(crate) fn base(id: &str) -> Policy {
             applications: ApplicationsCondition { include_applications: strs(&[ALL]), exclude_applications: vec![] },
             ..Default::default()
         },
-        grant_controls: Some(GrantControls { operator: GrantOperator::And, built_in_controls: vec![Control::Mfa] }),
+        grant_controls: Some(GrantControls {
+            operator: GrantOperator::And,
+            built_in_controls: vec![Control::Mfa],
+            authentication_strength: None,
+        }),
         session_controls: None,
     }
 }
@@ -69,7 +73,7 @@ pub(crate) fn pol(f: impl FnOnce(&mut Policy)) -> Policy {
 }
 
 pub(crate) fn grant(op: GrantOperator, controls: &[Control]) -> Option<GrantControls> {
-    Some(GrantControls { operator: op, built_in_controls: controls.to_vec() })
+    Some(GrantControls { operator: op, built_in_controls: controls.to_vec(), authentication_strength: None })
 }
 
 pub(crate) fn users(include: &[&str], exclude: &[&str]) -> UsersCondition {
@@ -113,5 +117,5 @@ pub(crate) fn ip(s: &str) -> Option<IpAddr> {
 }
 
 pub(crate) fn eval(ctx: &SignInContext, policies: &[Policy]) -> Decision {
-    evaluate(ctx, policies, &locations())
+    evaluate(ctx, policies, &locations(), &[])
 }

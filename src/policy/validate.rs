@@ -130,7 +130,16 @@ pub(super) fn keyword_rules(
 
 /// Checks that every named location id a policy references exists: a dangling id never
 /// matches, which would silently narrow an include or widen an exclude.
-pub fn validate_references(policy: &Policy, locations: &[NamedLocation]) -> Result<(), String> {
+pub fn validate_references(
+    policy: &Policy,
+    locations: &[NamedLocation],
+    strengths: &[AuthenticationStrength],
+) -> Result<(), String> {
+    if let Some(r) = policy.grant_controls.as_ref().and_then(|g| g.authentication_strength.as_ref())
+        && strength::find(&r.id, strengths).is_none()
+    {
+        return Err(format!("unknown authentication strength: {}", r.id));
+    }
     let Some(l) = &policy.conditions.locations else { return Ok(()) };
     let missing: Vec<&str> = l
         .include_locations
@@ -237,7 +246,21 @@ mod tests {
         }
 
         let dangling = by_locs(&[BRANCH, "gone"], &[ALL_TRUSTED, "lost"]);
-        assert_eq!(validate_references(&dangling, &locations()), Err("unknown named location(s): gone, lost".into()));
-        assert_eq!(validate_references(&base("p1"), &[]), Ok(()));
+        assert_eq!(
+            validate_references(&dangling, &locations(), &[]),
+            Err("unknown named location(s): gone, lost".into())
+        );
+        assert_eq!(validate_references(&base("p1"), &[], &[]), Ok(()));
+        let strong = |id: &str| {
+            pol(|p| {
+                p.grant_controls = Some(GrantControls {
+                    operator: GrantOperator::And,
+                    built_in_controls: vec![],
+                    authentication_strength: Some(StrengthRef { id: id.into() }),
+                })
+            })
+        };
+        assert_eq!(validate_references(&strong(strength::PHISHING_RESISTANT_ID), &[], &[]), Ok(()));
+        assert_eq!(validate_references(&strong("gone"), &[], &[]), Err("unknown authentication strength: gone".into()));
     }
 }

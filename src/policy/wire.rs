@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::{
     ApplicationsCondition, Conditions, Control, DevicesCondition, FrequencyType, GrantControls, GrantOperator, IpRange,
     LocationsCondition, NamedLocation, ODATA_IP_LOCATION, ODATA_V4_RANGE, ODATA_V6_RANGE, Policy, PolicyState,
-    RiskLevel, SessionControls, SignInFrequency, UsersCondition,
+    RiskLevel, SessionControls, SignInFrequency, StrengthRef, UsersCondition,
 };
 
 /// Graph's multi-valued `conditionalAccessConditions` enum: `"application,users"` or `"none"`.
@@ -262,15 +262,37 @@ impl TryFrom<GrantControlsIn> for GrantControls {
         unsupported(&[
             ("customAuthenticationFactors", &g.custom_authentication_factors),
             ("termsOfUse", &g.terms_of_use),
-            ("authenticationStrength", &g.authentication_strength),
         ])?;
+        if g.built_in_controls.contains(&Control::AuthenticationStrength) {
+            return Err("builtInControls: authenticationStrength is not a built-in control; name the strength in grantControls.authenticationStrength".into());
+        }
+        let authentication_strength = strength_ref(g.authentication_strength)?;
+        if authentication_strength.is_some() && g.built_in_controls.contains(&Control::Mfa) {
+            return Err(
+                "grantControls: mfa and authenticationStrength cannot be combined (a strength already requires MFA)"
+                    .into(),
+            );
+        }
         // With one control the operator is moot; with more, guessing could loosen the policy.
-        let operator = match (g.operator, g.built_in_controls.len()) {
+        let count = g.built_in_controls.len() + usize::from(authentication_strength.is_some());
+        let operator = match (g.operator, count) {
             (Some(op), _) => op,
             (None, 0 | 1) => GrantOperator::And,
             (None, _) => return Err("grantControls.operator (AND or OR) is required with several controls".into()),
         };
-        Ok(GrantControls { operator, built_in_controls: g.built_in_controls })
+        Ok(GrantControls { operator, built_in_controls: g.built_in_controls, authentication_strength })
+    }
+}
+
+/// Graph sends the whole `authenticationStrengthPolicy` (or just `{ "id" }`); only the id counts.
+fn strength_ref(v: Extra) -> Result<Option<StrengthRef>, String> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(map)) => match map.get("id") {
+            Some(Value::String(id)) if !id.trim().is_empty() => Ok(Some(StrengthRef { id: id.trim().to_owned() })),
+            _ => Err("grantControls.authenticationStrength.id is required".into()),
+        },
+        Some(_) => Err("grantControls.authenticationStrength must be an object with an id".into()),
     }
 }
 
@@ -503,7 +525,8 @@ mod tests {
             p.grant_controls,
             Some(GrantControls {
                 operator: GrantOperator::Or,
-                built_in_controls: vec![Control::Mfa, Control::CompliantDevice]
+                built_in_controls: vec![Control::Mfa, Control::CompliantDevice],
+                authentication_strength: None,
             })
         );
         assert_eq!(
@@ -511,7 +534,7 @@ mod tests {
             Some(SignInFrequency { value: 12, r#type: FrequencyType::Hours, is_enabled: true })
         );
         assert_eq!(validate(&p), Ok(()));
-        assert_eq!(validate_references(&p, &locations()), Ok(()));
+        assert_eq!(validate_references(&p, &locations(), &[]), Ok(()));
 
         let out = serde_json::to_value(&p).unwrap();
         assert_eq!(out["state"], "enabledForReportingButNotEnforced");
@@ -637,6 +660,43 @@ mod tests {
         // Disabled session controls are empty, hence accepted.
         let ok = enabled("sessionControls", json!({ "persistentBrowser": { "mode": "never", "isEnabled": false } }));
         assert!(serde_json::from_value::<Policy>(ok).is_ok());
+    }
+
+    #[test]
+    fn authentication_strength_in_grant_controls() {
+        let parse = |grant: serde_json::Value| {
+            let mut v = graph_policy_json();
+            v["grantControls"] = grant;
+            serde_json::from_value::<Policy>(v).map(|p| p.grant_controls.unwrap())
+        };
+        let g = parse(serde_json::json!({
+            "operator": "OR",
+            "builtInControls": [],
+            "authenticationStrength@odata.context": "https://graph.microsoft.com/v1.0/$metadata#…",
+            "authenticationStrength": { "id": "00000000-0000-0000-0000-000000000004", "displayName": "Phishing-resistant MFA" }
+        }))
+        .unwrap();
+        assert_eq!(g.authentication_strength, Some(StrengthRef { id: "00000000-0000-0000-0000-000000000004".into() }));
+        assert_eq!(
+            serde_json::to_value(&g).unwrap()["authenticationStrength"],
+            serde_json::json!({ "id": "00000000-0000-0000-0000-000000000004" })
+        );
+        for (bad, why) in [
+            (
+                serde_json::json!({ "builtInControls": ["mfa"], "operator": "AND", "authenticationStrength": { "id": "x" } }),
+                "cannot be combined",
+            ),
+            (serde_json::json!({ "builtInControls": ["authenticationStrength"] }), "not a built-in control"),
+            (serde_json::json!({ "authenticationStrength": { "displayName": "x" } }), "id is required"),
+            (serde_json::json!({ "authenticationStrength": "x" }), "must be an object"),
+            (
+                serde_json::json!({ "builtInControls": ["compliantDevice"], "authenticationStrength": { "id": "x" } }),
+                "operator",
+            ),
+        ] {
+            let err = parse(bad.clone()).unwrap_err().to_string();
+            assert!(err.contains(why), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -129,6 +129,7 @@ async fn authorize(req: &HttpRequest, slug: &str, raw: &str, state: &AppState) -
                 step: Step::Identify,
                 user_id: Some(user.id),
                 expires_at: now + state.config.tokens.signin_secs,
+                strengths: vec![],
             };
             let auth = session.auth.clone();
             let mut resp =

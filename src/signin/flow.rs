@@ -132,7 +132,14 @@ pub async fn after_primary(
             // Entra logs the MFA interruption (50074) with the policies that asked for it.
             let why = crate::access::mfa_reasons(&decision, &user, tenant, step_up);
             log(facts(auth.amr.clone()), Some(&decision), Some(("mfa_required", why))).await;
-            signin.step = crate::signin::passkey::mfa_step(state, tenant, &user, auth);
+            signin.strengths = decision.strengths.clone();
+            signin.step = match crate::signin::passkey::mfa_step(state, tenant, &signin, &user, auth) {
+                Ok(step) => step,
+                Err(stop) => {
+                    state.store.delete_signin(&digest(tx)).await?;
+                    return Err(stop);
+                }
+            };
             signin.user_id = Some(user.id);
             state.store.put_signin(&digest(tx), &signin).await?;
             to_login_page(tenant, tx)
@@ -287,6 +294,7 @@ pub async fn portal_user(
         login: Some(user.mail.clone()),
         user_id: Some(user.id),
         expires_at: state.now() + state.config.tokens.signin_secs,
+        strengths: vec![],
     };
     let auth = session.auth.clone();
     let mut resp = after_primary(state, req, tenant, &new_token(), signin, auth, Some((cookie, session))).await?;

@@ -96,7 +96,12 @@ async fn home_freshness(
         };
         let ctx = crate::access::context(&user, app_id, None, None, &probe, None);
         let policies = state.store.policies(&tenant.id).await?;
-        let decision = crate::policy::evaluate(&ctx, &policies, &state.store.named_locations(&tenant.id).await?);
+        let decision = crate::policy::evaluate(
+            &ctx,
+            &policies,
+            &state.store.named_locations(&tenant.id).await?,
+            &tenant.authentication_strengths,
+        );
         let frequencies = decision
             .results
             .iter()

@@ -105,12 +105,38 @@ pub(crate) async fn context(
         None => tenant.display_name.clone(),
     };
     let browser = csrf::issued(req, state).unwrap_or_default();
+    let strength_note = match &signin.step {
+        Step::MfaEnroll { auth, .. }
+        | Step::MfaChoose { auth }
+        | Step::PasskeyEnroll { auth, .. }
+        | Step::MfaChallengeChoose { auth }
+        | Step::PasskeyChallenge { auth, .. }
+        | Step::MfaChallenge { auth } => {
+            let offer = passkey::offer(state, tenant, signin, auth);
+            let note = passkey::strength_note(tenant, &app_name, signin, offer);
+            // Asked for a method that falls short: it proves the account before a passkey is added.
+            let first = match &signin.step {
+                Step::MfaChallenge { .. } => !offer.totp,
+                Step::PasskeyChallenge { .. } => !offer.passkey,
+                _ => false,
+            };
+            note.map(|n| {
+                if first {
+                    format!("{n} First confirm it is you with a method you have; then you create a passkey.")
+                } else {
+                    n
+                }
+            })
+        }
+        _ => None,
+    };
     Ok(SignInContext {
         tenant_name: tenant.display_name.clone(),
         tenant_slug: tenant.slug.clone(),
         app_name,
         tx: tx.to_string(),
         csrf: csrf::token(state, &browser),
+        strength_note,
     })
 }
 
@@ -142,7 +168,7 @@ pub(crate) async fn step_page(
         Step::MfaChoose { .. }
         | Step::MfaChallengeChoose { .. }
         | Step::PasskeyEnroll { .. }
-        | Step::PasskeyChallenge { .. } => crate::signin::passkey::step_page(state, signin, ctx, error)
+        | Step::PasskeyChallenge { .. } => crate::signin::passkey::step_page(state, tenant, signin, ctx, error)
             .unwrap_or_else(|| Err(PageError::signin_expired())),
         Step::AppConsent { .. } => {
             let Purpose::Authorize(request) = &signin.purpose else { return Err(PageError::signin_expired()) };
@@ -222,6 +248,7 @@ pub async fn begin(
         login,
         user_id: None,
         expires_at: now + state.config.tokens.signin_secs,
+        strengths: vec![],
     };
     let limits = &state.config.signins;
     match state.store.open_signin(&digest(&tx), &signin, limits.per_browser, limits.total, now).await? {

@@ -21,27 +21,105 @@ pub fn relying_party(state: &AppState, tenant: &Tenant) -> Option<webauthn_rs::p
     passkey::relying_party(&state.public_url, &tenant.display_name)
 }
 
-/// The MFA step for a user who must prove a second factor: proof-up (a choice when passkeys
-/// are possible here, else TOTP as before), the passkey first for a passkey holder (a choice
-/// when they hold TOTP too), else the TOTP challenge.
-pub fn mfa_step(state: &AppState, tenant: &Tenant, user: &User, auth: Authentication) -> Step {
-    let rp = relying_party(state, tenant);
-    if !user.has_mfa_method() {
-        if rp.is_some() {
-            return Step::MfaChoose { auth };
-        }
-        return totp_enroll_step(state, tenant, user, auth);
+/// Which second factors the MFA step may use: those that, added to what the sign-in proved,
+/// meet every authentication strength conditional access requires (any, without one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Offer {
+    pub totp: bool,
+    pub passkey: bool,
+}
+
+/// The methods `signin`'s strengths allow after `auth`; passkeys only where they are possible.
+pub fn offer(state: &AppState, tenant: &Tenant, signin: &SignIn, auth: &Authentication) -> Offer {
+    use crate::policy::strength::{PASSKEY, TOTP};
+    let modes: Vec<String> = crate::access::method_modes(auth).into_iter().map(str::to_owned).collect();
+    let allows = |m: &str| signin.strengths.iter().all(|s| s.satisfiable_with(&modes, m));
+    Offer { totp: allows(TOTP), passkey: allows(PASSKEY) && relying_party(state, tenant).is_some() }
+}
+
+/// Whether `auth` already used a second factor held here (TOTP, a recovery code or a
+/// passkey): only then may the sign-in add another method (a strength asks for one).
+fn proved_held_method(auth: &Authentication) -> bool {
+    use crate::policy::strength::{PASSKEY, TOTP};
+    crate::access::method_modes(auth).iter().any(|m| *m == TOTP || *m == PASSKEY)
+}
+
+/// The one sentence the MFA pages say when a strength narrows the methods (no policy named).
+pub fn strength_note(tenant: &Tenant, app_name: &str, signin: &SignIn, offer: Offer) -> Option<String> {
+    if signin.strengths.is_empty() {
+        return None;
     }
-    match rp {
-        Some(_) if !user.passkeys.is_empty() && !user.totp_methods.is_empty() => Step::MfaChallengeChoose { auth },
-        Some(rp) if !user.passkeys.is_empty() => match passkey::start_authentication(&rp, &user.passkeys) {
-            Ok((options, ceremony)) => Step::PasskeyChallenge { auth, options, ceremony },
-            Err(e) => {
-                tracing::warn!(error = %e, "passkey challenge could not start");
-                Step::MfaChallenge { auth }
-            }
-        },
-        _ => Step::MfaChallenge { auth },
+    let names: Vec<&str> = signin.strengths.iter().map(|s| s.display_name.as_str()).collect();
+    let only = match (offer.totp, offer.passkey) {
+        (false, true) => " Only a passkey meets it.",
+        (true, false) => " Only an authenticator app meets it.",
+        _ => "",
+    };
+    Some(format!("{} requires {} for {app_name}.{only}", tenant.display_name, names.join(" and ")))
+}
+
+/// A strength that no method possible here meets: a clear stop, nothing changed.
+fn strength_unavailable(tenant: &Tenant, signin: &SignIn) -> PageError {
+    let names: Vec<&str> = signin.strengths.iter().map(|s| s.display_name.as_str()).collect();
+    PageError::new(
+        actix_web::http::StatusCode::FORBIDDEN,
+        "strength_unavailable",
+        format!(
+            "{} requires {} for this application, and none of the methods you can use here meets it. Ask its administrator.",
+            tenant.display_name,
+            names.join(" and ")
+        ),
+    )
+}
+
+/// The MFA step for a user who must prove a second factor, among the methods the required
+/// strengths allow ([`offer`]): proof-up (a choice when both are allowed), the passkey first
+/// for a passkey holder (a choice when they hold TOTP too), else the TOTP challenge. A user
+/// whose methods all fall short proves one of them first, then registers a passkey.
+pub fn mfa_step(
+    state: &AppState,
+    tenant: &Tenant,
+    signin: &SignIn,
+    user: &User,
+    auth: Authentication,
+) -> Result<Step, PageError> {
+    let offer = offer(state, tenant, signin, &auth);
+    if !offer.totp && !offer.passkey {
+        return Err(strength_unavailable(tenant, signin));
+    }
+    if !user.has_mfa_method() {
+        return match (offer.totp, offer.passkey) {
+            (true, true) => Ok(Step::MfaChoose { auth }),
+            (true, false) => Ok(totp_enroll_step(state, tenant, user, auth)),
+            _ => register_step(state, tenant, user, auth),
+        };
+    }
+    let held_totp = offer.totp && !user.totp_methods.is_empty();
+    let held_passkey = offer.passkey && !user.passkeys.is_empty();
+    Ok(match (held_totp, held_passkey) {
+        (true, true) => Step::MfaChallengeChoose { auth },
+        (_, true) => passkey_challenge_step(state, tenant, user, auth),
+        (true, false) => Step::MfaChallenge { auth },
+        // Nothing held meets the strength: a passkey is added once a held method was proven.
+        (false, false) if proved_held_method(&auth) && offer.passkey => register_step(state, tenant, user, auth)?,
+        (false, false) if proved_held_method(&auth) => return Err(strength_unavailable(tenant, signin)),
+        (false, false) if !user.passkeys.is_empty() && relying_party(state, tenant).is_some() => {
+            passkey_challenge_step(state, tenant, user, auth)
+        }
+        (false, false) => Step::MfaChallenge { auth },
+    })
+}
+
+fn passkey_challenge_step(state: &AppState, tenant: &Tenant, user: &User, auth: Authentication) -> Step {
+    let started = relying_party(state, tenant)
+        .ok_or(passkey::PasskeyError::Unavailable)
+        .and_then(|rp| passkey::start_authentication(&rp, &user.passkeys));
+    match started {
+        Ok((options, ceremony)) => Step::PasskeyChallenge { auth, options, ceremony },
+        Err(e) => {
+            tracing::warn!(error = %e, "passkey challenge could not start");
+            Step::MfaChallenge { auth }
+        }
     }
 }
 
@@ -81,13 +159,18 @@ fn passkey_page(
 /// The page of a passkey step, or `None` for another step.
 pub fn step_page(
     state: &AppState,
+    tenant: &Tenant,
     signin: &SignIn,
     ctx: SignInContext,
     error: Option<String>,
 ) -> Option<Result<HttpResponse, PageError>> {
+    let choice = |auth: &Authentication, proof_up: bool, ctx: SignInContext| {
+        let o = offer(state, tenant, signin, auth);
+        render(&MethodChoicePage { ctx, proof_up, error: error.clone(), totp: o.totp, passkey: o.passkey }, vec![])
+    };
     Some(match &signin.step {
-        Step::MfaChoose { .. } => render(&MethodChoicePage { ctx, proof_up: true, error }, vec![]),
-        Step::MfaChallengeChoose { .. } => render(&MethodChoicePage { ctx, proof_up: false, error }, vec![]),
+        Step::MfaChoose { auth } => choice(auth, true, ctx),
+        Step::MfaChallengeChoose { auth } => choice(auth, false, ctx),
         Step::PasskeyEnroll { options, .. } => passkey_page(ctx, false, options, state, error),
         Step::PasskeyChallenge { options, .. } => passkey_page(ctx, true, options, state, error),
         _ => return None,
@@ -124,21 +207,22 @@ pub async fn choose(
             .await?;
     let user = crate::signin::signin_user(&state, &tenant, &signin).await?;
     let method = f.get("method").unwrap_or_default();
-    signin.step = match (signin.step.clone(), method) {
-        (Step::MfaChoose { auth }, _) if user.has_mfa_method() => mfa_step(&state, &tenant, &user, auth),
-        (Step::MfaChoose { auth }, "totp") => totp_enroll_step(&state, &tenant, &user, auth),
-        (Step::MfaChoose { auth }, "passkey") => register_step(&state, &tenant, &user, auth)?,
-        (Step::MfaChallengeChoose { auth }, "totp") => Step::MfaChallenge { auth },
-        (Step::MfaChallengeChoose { auth }, "passkey") => {
-            let rp = relying_party(&state, &tenant).ok_or_else(PageError::signin_expired)?;
-            let (options, ceremony) =
-                passkey::start_authentication(&rp, &user.passkeys).map_err(PageError::internal)?;
-            Step::PasskeyChallenge { auth, options, ceremony }
-        }
+    let (Step::MfaChoose { auth } | Step::MfaChallengeChoose { auth }) = signin.step.clone() else {
+        return Err(PageError::signin_expired());
+    };
+    let o = offer(&state, &tenant, &signin, &auth);
+    let offered = (method == "totp" && o.totp) || (method == "passkey" && o.passkey);
+    signin.step = match (&signin.step, offered) {
+        (Step::MfaChoose { .. }, _) if user.has_mfa_method() => mfa_step(&state, &tenant, &signin, &user, auth)?,
+        (Step::MfaChoose { .. }, true) if method == "totp" => totp_enroll_step(&state, &tenant, &user, auth),
+        (Step::MfaChoose { .. }, true) => register_step(&state, &tenant, &user, auth)?,
+        (Step::MfaChallengeChoose { .. }, true) if method == "totp" => Step::MfaChallenge { auth },
+        (Step::MfaChallengeChoose { .. }, true) => passkey_challenge_step(&state, &tenant, &user, auth),
         _ => {
             let ctx = crate::signin::context(&state, &req, &tenant, &tx, &signin).await?;
             let proof_up = matches!(signin.step, Step::MfaChoose { .. });
-            return render(&MethodChoicePage { ctx, proof_up, error: Some("Choose a method.".into()) }, vec![]);
+            let error = Some("Choose one of the methods offered.".into());
+            return render(&MethodChoicePage { ctx, proof_up, error, totp: o.totp, passkey: o.passkey }, vec![]);
         }
     };
     state.store.put_signin(&digest(&tx), &signin).await?;
@@ -159,7 +243,9 @@ pub async fn register(
     };
     let now = state.now();
     let user = state.store.user(&tenant.id, &auth.user_id).await?.ok_or_else(PageError::signin_expired)?;
-    if user.has_mfa_method() {
+    // A holder adds a passkey only after proving a method they hold, in this sign-in.
+    let adding = user.has_mfa_method() && proved_held_method(&auth);
+    if user.has_mfa_method() && !adding {
         return enrolled_elsewhere(&state, &req, &tenant, &tx, signin, &user, auth).await;
     }
     let rp = relying_party(&state, &tenant).ok_or_else(PageError::signin_expired)?;
@@ -174,6 +260,26 @@ pub async fn register(
             return crate::signin::step_page(&state, &req, &tenant, &tx, &signin, Some(REFUSED.into())).await;
         }
     };
+    if adding {
+        let added = crate::storage::modify_user(&state.store, &tenant.id, &auth.user_id, |u| {
+            if u.passkeys.len() >= crate::mfa::passkey::MAX_PASSKEYS {
+                return false;
+            }
+            u.passkeys.push(method.clone());
+            true
+        })
+        .await?
+        .is_some_and(|(_, added)| added);
+        if !added {
+            return Err(PageError::bad_request(
+                "too_many_passkeys",
+                "Your account has as many passkeys as it may hold. Ask your administrator to remove one.",
+            ));
+        }
+        state.store.flush().await?;
+        tracing::info!(user = %user.id, "passkey added after a held method was proven");
+        return after_primary(&state, &req, &tenant, &tx, signin, with_passkey(auth, true), None).await;
+    }
     let (codes, hashes) = crate::mfa::new_recovery_codes();
     // As for TOTP: the first method wins, and the seat is checked in the same write.
     let enrolled = crate::signin::mfa::enroll_first_method(&state, &tenant, &auth.user_id, &hashes, |u| {
@@ -202,7 +308,7 @@ pub(crate) async fn enrolled_elsewhere(
     auth: Authentication,
 ) -> Result<HttpResponse, PageError> {
     let user = state.store.user(&tenant.id, &user.id).await?.ok_or_else(PageError::signin_expired)?;
-    signin.step = mfa_step(state, tenant, &user, auth);
+    signin.step = mfa_step(state, tenant, &signin, &user, auth)?;
     state.store.put_signin(&digest(tx), &signin).await?;
     let msg = "Your account already has a second factor, set up in another window, so nothing was added. Use that one.";
     crate::signin::step_page(state, req, tenant, tx, &signin, Some(msg.into())).await

@@ -80,6 +80,7 @@ pub async fn redeem(
         login: Some(guest.mail.clone()),
         user_id: Some(guest.id),
         expires_at: state.now() + state.config.tokens.signin_secs,
+        strengths: vec![],
     };
     let mut resp = crate::signin::guest::begin_home(&state, &homes, &tenant, &tx, signin, home).await?;
     if let Some(c) = new_cookie {

@@ -38,6 +38,8 @@ pub struct SignInContext {
     pub app_name: String,
     pub tx: String,
     pub csrf: String,
+    /// Why the MFA step offers only some methods (an authentication strength), in one sentence.
+    pub strength_note: Option<String>,
 }
 
 #[derive(Template)]
@@ -218,6 +220,9 @@ pub struct MethodChoicePage {
     pub ctx: SignInContext,
     pub proof_up: bool,
     pub error: Option<String>,
+    /// The methods offered (an authentication strength may allow only one).
+    pub totp: bool,
+    pub passkey: bool,
 }
 
 /// `form#passkey-register` (`challenge: false`) or `form#passkey-challenge`; `options` is

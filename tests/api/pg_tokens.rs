@@ -55,6 +55,7 @@ fn tenant(seats: u32) -> Tenant {
         external_idps: vec![],
         inbound_trust: vec![],
         require_mfa: false,
+        authentication_strengths: vec![],
     }
 }
 

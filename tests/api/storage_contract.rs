@@ -143,6 +143,7 @@ pub(crate) fn signin(tenant: TenantId, browser: [u8; 32], expires_at: i64) -> Si
         login: None,
         user_id: None,
         expires_at,
+        strengths: vec![],
     }
 }
 

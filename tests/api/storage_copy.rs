@@ -47,6 +47,7 @@ fn signin(tenant: TenantId, browser: [u8; 32], login: &str) -> SignIn {
         login: Some(login.into()),
         user_id: None,
         expires_at: NOW + LIFE,
+        strengths: vec![],
     }
 }
 
@@ -95,6 +96,7 @@ async fn fill(store: &Store) -> Filled {
         external_idps: vec![],
         inbound_trust: vec![],
         require_mfa: false,
+        authentication_strengths: vec![],
     };
     store.put_tenant(&tenant).await.unwrap();
     let member = User {

@@ -118,6 +118,7 @@ fn tenant(id: TenantId, slug: &str, name: &str) -> Tenant {
         external_idps: vec![],
         inbound_trust: vec![],
         require_mfa: false,
+        authentication_strengths: vec![],
     }
 }
 
