@@ -20,9 +20,11 @@ async fn browser_end_to_end_stories() {
         .env("GATEHOUSE_BIN", super::process::BIN)
         .kill_on_drop(true)
         .output();
-    let out = tokio::time::timeout(Duration::from_secs(240), run)
+    // About 35 s of stories before the passkey ones, which add about 100 s (each starts a
+    // server of its own); the bound leaves room for a loaded 2-core machine.
+    let out = tokio::time::timeout(Duration::from_secs(480), run)
         .await
-        .expect("the browser stories finish within 240 s")
+        .expect("the browser stories finish within 480 s")
         .expect("node runs");
     let text = format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "browser stories failed (screenshots and HTML in tests/e2e/artifacts/):\n{text}");
