@@ -6,7 +6,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     use crate::demo::{rp as demo, stub_idp as stub};
     use crate::oidc::{discovery, introspect, logout, token, userinfo};
     use crate::portal::{admin, invite};
-    use crate::signin::{self, authorize, flow, guest, member, mfa, passkey, redeem};
+    use crate::signin::{self, authorize, flow, guest, member, mfa, passkey, passwordless, redeem};
     use crate::web::pages;
     crate::admin::configure(cfg);
     cfg.route("/redeem", web::get().to(redeem::redeem))
@@ -53,6 +53,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/{tenant}/login/method", web::post().to(passkey::choose))
         .route("/{tenant}/login/passkey-register", web::post().to(passkey::register))
         .route("/{tenant}/login/passkey", web::post().to(passkey::challenge))
+        .route("/{tenant}/login/passkey-signin", web::post().to(passwordless::sign_in))
         .route("/{tenant}/invite", web::get().to(invite::show))
         .route("/{tenant}/invite", web::post().to(invite::submit))
         .route("/{tenant}/admin", web::get().to(admin::show))

@@ -1,11 +1,13 @@
-// Passkey ceremonies of form#passkey-register and form#passkey-challenge (DESIGN §10): reads
-// the options the server put in script#passkey-options, asks navigator.credentials, puts the
+// Passkey ceremonies of form#passkey-register, form#passkey-challenge and the identify page's
+// passwordless form#passwordless-signin (DESIGN §10): reads the options the server put in
+// script#passkey-options (or #passkey-signin-options), asks navigator.credentials, puts the
 // credential (its JSON, base64url-encoded) into the hidden field `credential` and submits.
 (function () {
   "use strict";
-  var form = document.getElementById("passkey-register") || document.getElementById("passkey-challenge");
-  var button = document.getElementById("passkey-start");
-  var data = document.getElementById("passkey-options");
+  var passwordless = document.getElementById("passwordless-signin");
+  var form = passwordless || document.getElementById("passkey-register") || document.getElementById("passkey-challenge");
+  var button = document.getElementById(passwordless ? "passkey-signin" : "passkey-start");
+  var data = document.getElementById(passwordless ? "passkey-signin-options" : "passkey-options");
   var status = document.getElementById("passkey-status");
   if (!form || !button || !data) {
     return;

@@ -179,6 +179,7 @@ async fn seed(store: &Store, argon2: &Argon2Params, now: i64) -> Result<DemoCred
     store.put_tenant(&contoso).await?;
 
     let mut users = Vec::new();
+    let mut fabrikam_admin = crate::model::UserId::new();
     for (t, login, name, roles) in [
         (&fabrikam, "admin@fabrikam.example", "Fabrikam Admin", vec!["Global Administrator".to_string()]),
         (&fabrikam, "iw@fabrikam.example", "Ivan Worker", vec![]),
@@ -188,9 +189,13 @@ async fn seed(store: &Store, argon2: &Argon2Params, now: i64) -> Result<DemoCred
     ] {
         let pw = password_like();
         let hash = password::hash(&pw, argon2).map_err(DemoError::Hash)?;
+        let id = crate::model::UserId::new();
+        if login == "admin@fabrikam.example" {
+            fabrikam_admin = id;
+        }
         store
             .insert_user(&User {
-                id: crate::model::UserId::new(),
+                id,
                 tenant_id: t.id,
                 user_type: UserType::Member,
                 user_principal_name: login.into(),
@@ -241,7 +246,7 @@ async fn seed(store: &Store, argon2: &Argon2Params, now: i64) -> Result<DemoCred
         });
     }
 
-    seed_policies(store, &fabrikam, &contoso).await?;
+    seed_policies(store, &fabrikam, &contoso, &fabrikam_admin).await?;
 
     let admin_secret = crate::secrets::new_token();
     let mut admin = confidential(&fabrikam, "gatehouse-admin", "gatehouse admin CLI", &admin_secret, &[], &[]);
@@ -261,8 +266,15 @@ async fn seed(store: &Store, argon2: &Argon2Params, now: i64) -> Result<DemoCred
 }
 
 /// Fabrikam: "Require MFA for Foo" (app level), the trusted "Partner network", a report-only
-/// device policy for guests. Contoso: its own MFA policy, off until an admin turns it on.
-async fn seed_policies(store: &Store, fabrikam: &Tenant, contoso: &Tenant) -> Result<(), DemoError> {
+/// device policy for guests, and a report-only phishing-resistant strength for its admin on
+/// Bar (the sign-in log shows which strength it wanted and what met it). Contoso: its own MFA
+/// policy, off until an admin turns it on.
+async fn seed_policies(
+    store: &Store,
+    fabrikam: &Tenant,
+    contoso: &Tenant,
+    fabrikam_admin: &crate::model::UserId,
+) -> Result<(), DemoError> {
     let location: crate::policy::NamedLocation = serde_json::from_value(serde_json::json!({
         "id": Uuid::new_v4().to_string(),
         "displayName": "Partner network",
@@ -295,6 +307,23 @@ async fn seed_policies(store: &Store, fabrikam: &Tenant, contoso: &Tenant) -> Re
                     "applications": {"includeApplications": ["All"]},
                 },
                 "grantControls": {"operator": "OR", "builtInControls": ["compliantDevice"]},
+            }),
+        ),
+        (
+            fabrikam,
+            serde_json::json!({
+                "id": Uuid::new_v4().to_string(),
+                "displayName": "Phishing-resistant MFA for Bar admins",
+                "state": "enabledForReportingButNotEnforced",
+                "conditions": {
+                    "users": {"includeUsers": [fabrikam_admin.to_string()]},
+                    "applications": {"includeApplications": ["bar"]},
+                },
+                "grantControls": {
+                    "operator": "OR",
+                    "builtInControls": [],
+                    "authenticationStrength": {"id": crate::policy::strength::PHISHING_RESISTANT_ID},
+                },
             }),
         ),
         (

@@ -6,8 +6,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use webauthn_rs::prelude::{
-    AuthenticationResult, CreationChallengeResponse, Passkey, PasskeyAuthentication, PasskeyRegistration,
-    PublicKeyCredential, RegisterPublicKeyCredential, RequestChallengeResponse, Url, Uuid, Webauthn, WebauthnBuilder,
+    AuthenticationResult, CreationChallengeResponse, DiscoverableAuthentication, DiscoverableKey, Passkey,
+    PasskeyAuthentication, PasskeyRegistration, PublicKeyCredential, RegisterPublicKeyCredential,
+    RequestChallengeResponse, Url, Uuid, Webauthn, WebauthnBuilder,
 };
 
 /// The passkeys one user may hold (Entra allows several; a bound keeps records small).
@@ -108,6 +109,12 @@ pub fn start_registration(
     let exclude: Vec<_> = held.iter().filter_map(|m| m.passkey()).map(|p| p.cred_id().clone()).collect();
     let (options, state): (CreationChallengeResponse, PasskeyRegistration) =
         rp.start_passkey_registration(Uuid::from_bytes(*user_id.as_bytes()), user_name, display_name, Some(exclude))?;
+    // Asked to be discoverable, so a member can later sign in with it alone (the server's
+    // checks do not depend on it; an authenticator that cannot still registers the key).
+    let mut options = serde_json::to_value(&options).map_err(|e| PasskeyError::State(e.to_string()))?;
+    if let Some(sel) = options.pointer_mut("/publicKey/authenticatorSelection").and_then(|v| v.as_object_mut()) {
+        sel.insert("residentKey".into(), "preferred".into());
+    }
     Ok((to_json(&options)?, to_json(&state)?))
 }
 
@@ -134,6 +141,46 @@ pub fn finish_authentication(rp: &Webauthn, posted: &str, state: &str) -> Result
     let cred: PublicKeyCredential = decode_credential(posted).ok_or(PasskeyError::Malformed)?;
     let state: PasskeyAuthentication = from_json(state)?;
     Ok(rp.finish_passkey_authentication(&cred, &state)?)
+}
+
+/// A passwordless ceremony (discoverable credential: no account named first): options for
+/// the browser (a button, not autofill) and the state to keep (JSON).
+pub fn start_passwordless(rp: &Webauthn) -> Result<(String, String), PasskeyError> {
+    let (mut options, state): (RequestChallengeResponse, DiscoverableAuthentication) =
+        rp.start_discoverable_authentication()?;
+    options.mediation = None;
+    Ok((to_json(&options)?, to_json(&state)?))
+}
+
+/// The posted passwordless assertion and whose it says it is: the user id (the user handle
+/// given at registration) and the credential id.
+pub fn passwordless_claim(
+    rp: &Webauthn,
+    posted: &str,
+) -> Result<(PublicKeyCredential, uuid::Uuid, Vec<u8>), PasskeyError> {
+    let cred: PublicKeyCredential = decode_credential(posted).ok_or(PasskeyError::Malformed)?;
+    let (user, cred_id) = rp.identify_discoverable_authentication(&cred)?;
+    let (user, cred_id) = (uuid::Uuid::from_bytes(*user.as_bytes()), cred_id.to_vec());
+    Ok((cred, user, cred_id))
+}
+
+/// Checks a passwordless assertion against the kept state and the one passkey it names.
+pub fn finish_passwordless(
+    rp: &Webauthn,
+    cred: &PublicKeyCredential,
+    state: &str,
+    method: &PasskeyMethod,
+) -> Result<AuthenticationResult, PasskeyError> {
+    let state: DiscoverableAuthentication = from_json(state)?;
+    let key = method.passkey().ok_or_else(|| PasskeyError::State("stored passkey".into()))?;
+    Ok(rp.finish_discoverable_authentication(cred, state, &[DiscoverableKey::from(&key)])?)
+}
+
+impl PasskeyMethod {
+    /// Whether this is the credential with id `cred_id`.
+    pub fn has_id(&self, cred_id: &[u8]) -> bool {
+        self.passkey().is_some_and(|p| p.cred_id().as_ref() == cred_id)
+    }
 }
 
 fn to_json(v: &impl Serialize) -> Result<String, PasskeyError> {

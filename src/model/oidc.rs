@@ -261,6 +261,16 @@ pub struct SignIn {
     /// methods offered are the ones that meet them all); empty: any method.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub strengths: Vec<crate::policy::AuthenticationStrength>,
+    /// The passwordless passkey ceremony the identify page offers (single use).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passwordless: Option<Ceremony>,
+}
+
+/// A WebAuthn ceremony kept with a sign-in: the options the browser got and the state.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Ceremony {
+    pub options: String,
+    pub state: String,
 }
 
 impl SignIn {

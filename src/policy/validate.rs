@@ -83,7 +83,8 @@ pub fn validate(policy: &Policy) -> Result<(), String> {
     }
 
     let grants = policy.grant_controls.as_ref().map(|g| g.built_in_controls.as_slice()).unwrap_or_default();
-    if policy.grant_controls.is_some() && grants.is_empty() {
+    let strength = policy.grant_controls.as_ref().is_some_and(|g| g.authentication_strength.is_some());
+    if policy.grant_controls.is_some() && grants.is_empty() && !strength {
         errors.push("grantControls.builtInControls is empty".into());
     }
     if grants.contains(&Control::Block) && grants.len() > 1 {
@@ -105,7 +106,7 @@ pub fn validate(policy: &Policy) -> Result<(), String> {
             ));
         }
     }
-    if grants.is_empty() && frequency.is_none() {
+    if grants.is_empty() && !strength && frequency.is_none() {
         errors.push("a policy needs grantControls or an enabled sessionControls.signInFrequency".into());
     }
 

@@ -130,6 +130,7 @@ async fn authorize(req: &HttpRequest, slug: &str, raw: &str, state: &AppState) -
                 user_id: Some(user.id),
                 expires_at: now + state.config.tokens.signin_secs,
                 strengths: vec![],
+                passwordless: None,
             };
             let auth = session.auth.clone();
             let mut resp =

@@ -295,6 +295,7 @@ pub async fn portal_user(
         user_id: Some(user.id),
         expires_at: state.now() + state.config.tokens.signin_secs,
         strengths: vec![],
+        passwordless: None,
     };
     let auth = session.auth.clone();
     let mut resp = after_primary(state, req, tenant, &new_token(), signin, auth, Some((cookie, session))).await?;

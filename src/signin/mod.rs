@@ -11,6 +11,7 @@ pub mod guest;
 pub mod member;
 pub mod mfa;
 pub mod passkey;
+pub mod passwordless;
 pub mod redeem;
 
 use actix_web::http::{StatusCode, header};
@@ -22,7 +23,7 @@ use crate::oidc::error::{OAuthCode, OAuthError};
 use crate::oidc::session::Reply;
 use crate::secrets::{ct_eq, digest, new_token};
 use crate::web::error::PageError;
-use crate::web::pages::{AppConsentPage, ConsentPage, EmailOtpPage, IdentifyPage, PasswordPage, SignInContext, render};
+use crate::web::pages::{AppConsentPage, ConsentPage, EmailOtpPage, PasswordPage, SignInContext, render};
 use crate::web::params::Params;
 use crate::web::{Data, csrf};
 
@@ -151,7 +152,7 @@ pub(crate) async fn step_page(
     let ctx = context(state, req, tenant, tx, signin).await?;
     let login = signin.login.clone().unwrap_or_default();
     match &signin.step {
-        Step::Identify => render(&IdentifyPage { ctx, login, error }, vec![]),
+        Step::Identify => passwordless::identify_page(state, tenant, tx, signin, ctx, login, error).await,
         Step::Password => render(&PasswordPage { ctx, login, error }, vec![]),
         Step::EmailOtp { sends, .. } => render(&EmailOtpPage { ctx, email: login, sent: *sends > 0, error }, vec![]),
         Step::Consent { idp, .. } => {
@@ -249,6 +250,7 @@ pub async fn begin(
         user_id: None,
         expires_at: now + state.config.tokens.signin_secs,
         strengths: vec![],
+        passwordless: None,
     };
     let limits = &state.config.signins;
     match state.store.open_signin(&digest(&tx), &signin, limits.per_browser, limits.total, now).await? {

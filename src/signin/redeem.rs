@@ -81,6 +81,7 @@ pub async fn redeem(
         user_id: Some(guest.id),
         expires_at: state.now() + state.config.tokens.signin_secs,
         strengths: vec![],
+        passwordless: None,
     };
     let mut resp = crate::signin::guest::begin_home(&state, &homes, &tenant, &tx, signin, home).await?;
     if let Some(c) = new_cookie {

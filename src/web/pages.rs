@@ -48,6 +48,9 @@ pub struct IdentifyPage {
     pub ctx: SignInContext,
     pub login: String,
     pub error: Option<String>,
+    /// The passwordless ceremony's options (JSON safe in a script block), when passkeys
+    /// are possible here.
+    pub passwordless: Option<String>,
 }
 
 #[derive(Template)]

@@ -17,6 +17,7 @@ mod multi_node;
 mod nodes;
 mod non_demo;
 mod passkey;
+mod passkey_strength;
 mod pg_tokens;
 mod process;
 mod refresh_retry;

@@ -10,13 +10,13 @@ use sha2::{Digest, Sha256};
 
 use crate::helpers::*;
 
-const LOGIN: &str = "iw@fabrikam.example";
+pub(crate) const LOGIN: &str = "iw@fabrikam.example";
 const AAGUID: [u8; 16] =
     [0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xf0, 0x01];
 
 /// A server whose public URL has a domain name (WebAuthn has no relying party on an IP
 /// address): `http://localhost:{port}`, the port picked free beforehand.
-async fn spawn_rp_app() -> TestApp {
+pub(crate) async fn spawn_rp_app() -> TestApp {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     spawn_with(|c| {
         c.bind = std::net::SocketAddr::from(([127, 0, 0, 1], port));
@@ -26,10 +26,12 @@ async fn spawn_rp_app() -> TestApp {
 }
 
 /// A software authenticator: one P-256 key, `none` attestation, user presence and verification.
-struct SoftKey {
+pub(crate) struct SoftKey {
     key: EcdsaKeyPair,
     id: Vec<u8>,
     counter: u32,
+    /// The user handle the registration options named (`publicKey.user.id`).
+    user_handle: Option<String>,
 }
 
 fn cbor_head(major: u8, len: usize, out: &mut Vec<u8>) {
@@ -52,12 +54,12 @@ fn cbor_bytes(b: &[u8], out: &mut Vec<u8>) {
 }
 
 impl SoftKey {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let rng = SystemRandom::new();
         let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
         let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref()).unwrap();
         let id: Vec<u8> = (0..16).map(|_| rand_byte()).collect();
-        Self { key, id, counter: 0 }
+        Self { key, id, counter: 0, user_handle: None }
     }
 
     fn client_data(kind: &str, options: &Value, origin: &str) -> Vec<u8> {
@@ -72,8 +74,9 @@ impl SoftKey {
 
     /// `navigator.credentials.create` for the options of `script#passkey-options`: the
     /// value of the hidden field `credential` (base64url of the credential JSON).
-    fn register(&mut self, options: &str, origin: &str) -> String {
+    pub(crate) fn register(&mut self, options: &str, origin: &str) -> String {
         let options: Value = serde_json::from_str(options).expect("options JSON");
+        self.user_handle = options["publicKey"]["user"]["id"].as_str().map(str::to_owned);
         let rp_id = options["publicKey"]["rp"]["id"].as_str().expect("rp id");
         self.counter += 1;
         let public = self.key.public_key().as_ref().to_vec();
@@ -111,14 +114,39 @@ impl SoftKey {
     }
 
     /// `navigator.credentials.get`: an assertion over the page's challenge, from `origin`.
-    fn assert(&mut self, options: &str, origin: &str) -> String {
+    pub(crate) fn assert(&mut self, options: &str, origin: &str) -> String {
         let options: Value = serde_json::from_str(options).expect("options JSON");
         let rp_id = options["publicKey"]["rpId"].as_str().expect("rpId");
         self.counter += 1;
         self.assert_with_counter(&options, rp_id, origin, self.counter)
     }
 
-    fn assert_with_counter(&self, options: &Value, rp_id: &str, origin: &str, counter: u32) -> String {
+    /// A key nobody registered, answering with `handle` (someone else's user handle).
+    pub(crate) fn with_handle(handle: String) -> Self {
+        Self { user_handle: Some(handle), ..Self::new() }
+    }
+
+    /// This key answering with another user handle.
+    pub(crate) fn rehandled(self, handle: String) -> Self {
+        Self { user_handle: Some(handle), ..self }
+    }
+
+    pub(crate) fn handle(&self) -> String {
+        self.user_handle.clone().expect("registered first")
+    }
+
+    /// A passwordless assertion (discoverable credential): it carries the user handle.
+    pub(crate) fn assert_discoverable(&mut self, options: &str, origin: &str) -> String {
+        let options: Value = serde_json::from_str(options).expect("options JSON");
+        let rp_id = options["publicKey"]["rpId"].as_str().expect("rpId");
+        self.counter += 1;
+        let plain = self.assert_with_counter(&options, rp_id, origin, self.counter);
+        let mut cred: Value = serde_json::from_slice(&B64U.decode(plain).unwrap()).unwrap();
+        cred["response"]["userHandle"] = json!(self.user_handle.clone().expect("registered first"));
+        B64U.encode(serde_json::to_vec(&cred).unwrap())
+    }
+
+    pub(crate) fn assert_with_counter(&self, options: &Value, rp_id: &str, origin: &str, counter: u32) -> String {
         let mut auth_data = Self::rp_hash(rp_id);
         auth_data.push(0x05); // UP | UV
         auth_data.extend(counter.to_be_bytes());
@@ -142,24 +170,24 @@ impl SoftKey {
     }
 }
 
-fn rand_byte() -> u8 {
+pub(crate) fn rand_byte() -> u8 {
     let mut b = [0u8; 1];
     aws_lc_rs::rand::SecureRandom::fill(&SystemRandom::new(), &mut b).unwrap();
     b[0]
 }
 
 /// The member signs in to test-rp with step-up (`acr_values=2`) up to the MFA page.
-async fn step_up(app: &TestApp, browser: &Browser) -> (AuthStart, Page) {
+pub(crate) async fn step_up(app: &TestApp, browser: &Browser) -> (AuthStart, Page) {
     let start = app.rp("fabrikam").authorize_url(&[("acr_values", "2")]);
     let page = browser.sign_in(&start.url, LOGIN, &app.password(LOGIN)).await;
     (start, page)
 }
 
-fn options_of(page: &Page) -> String {
+pub(crate) fn options_of(page: &Page) -> String {
     page.text("script#passkey-options").unwrap_or_else(|| panic!("no passkey options in:\n{}", page.body))
 }
 
-async fn tokens_from(app: &TestApp, page: &Page, start: &AuthStart) -> Value {
+pub(crate) async fn tokens_from(app: &TestApp, page: &Page, start: &AuthStart) -> Value {
     let location = page.location.as_deref().unwrap_or_else(|| panic!("redirect to the RP: {}", page.body));
     let code = query_param(location, "code").unwrap();
     let (status, tokens) = app.rp("fabrikam").exchange(&code, &start.verifier).await;
@@ -167,19 +195,19 @@ async fn tokens_from(app: &TestApp, page: &Page, start: &AuthStart) -> Value {
     tokens
 }
 
-async fn answer(browser: &Browser, page: &Page, credential: &str) -> Page {
+pub(crate) async fn answer(browser: &Browser, page: &Page, credential: &str) -> Page {
     assert!(page.has("form#passkey-challenge"), "expected the passkey challenge:\n{}", page.body);
     browser.follow(browser.submit(&page.form("passkey-challenge").set("credential", credential)).await).await
 }
 
 /// Proof-up with a passkey: the choice, the registration, the recovery codes, continue.
 /// Returns the key and the page after "continue" (the redirect to the RP).
-async fn register(app: &TestApp, browser: &Browser, page: Page) -> (SoftKey, Page) {
+pub(crate) async fn register(app: &TestApp, browser: &Browser, page: Page) -> (SoftKey, Page) {
     let (key, _, next) = register_with_codes(app, browser, page).await;
     (key, next)
 }
 
-async fn register_with_codes(app: &TestApp, browser: &Browser, page: Page) -> (SoftKey, Vec<String>, Page) {
+pub(crate) async fn register_with_codes(app: &TestApp, browser: &Browser, page: Page) -> (SoftKey, Vec<String>, Page) {
     assert!(page.has("form#method-choice"), "expected the method choice:\n{}", page.body);
     assert!(page.has("form#method-choice input[type=radio][name=method][value=totp]"));
     assert!(page.has("form#method-choice input[type=radio][name=method][value=passkey]"));

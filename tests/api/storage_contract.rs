@@ -144,6 +144,7 @@ pub(crate) fn signin(tenant: TenantId, browser: [u8; 32], expires_at: i64) -> Si
         user_id: None,
         expires_at,
         strengths: vec![],
+        passwordless: None,
     }
 }
 

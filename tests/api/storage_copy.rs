@@ -48,6 +48,7 @@ fn signin(tenant: TenantId, browser: [u8; 32], login: &str) -> SignIn {
         user_id: None,
         expires_at: NOW + LIFE,
         strengths: vec![],
+        passwordless: None,
     }
 }
 
