@@ -146,6 +146,7 @@ passkeyStory('the seed\'s guest chooses a passkey at the resource tenant\'s proo
     const creds = await authenticatorCredentials(auth);
     assert.equal(creds.length, 1, 'one credential on the authenticator');
     assert.equal(creds[0].rpId, 'localhost');
+    assert.equal(creds[0].isResidentCredential, true, 'a discoverable credential (a passkey)');
   });
 
   await s.step('sally lands on Foo with hwk and mfa from Fabrikam', async () => {
@@ -325,11 +326,6 @@ passkeyStory('an MFA reset removes the passkey: the next sign-in proofs up again
   });
 });
 
-// The server work stories 6 and 7 need (passwordless sign-in on the identify page; the
-// demo's phishing-resistant policy for Bar) is landing on main; until it has, they wait.
-const WAITING_PASSWORDLESS = 'waiting for the passwordless sign-in (button#passkey-signin) on main';
-const WAITING_STRENGTH = 'waiting for the demo policy "Phishing-resistant MFA for Bar admins" on main';
-
 // A member signs in to `app` with their password at Fabrikam, up to the MFA step.
 async function memberToMfa(page, server, app, login) {
   await page.goto(`${server.url}/demo/${app}/login`);
@@ -363,7 +359,10 @@ passkeyStory('a member signs in with their passkey alone, from the identify page
     await member.goto(`${server.url}/demo/foo/login`);
     await expectPage(member, 'form#identify', 'the Fabrikam sign-in page for Foo');
     assert.match(path(member), /^\/fabrikam\//);
-    const form = await expectPage(member, 'form#passkey-signin', 'the passwordless sign-in form');
+    // DESIGN §6 names the button; the form is the one that holds it (the server renders
+    // form#passwordless-signin, its own doc comment says form#passkey-signin).
+    const form = await expectPage(member, 'form:has(button#passkey-signin)', 'the passwordless sign-in form');
+    assert.equal(await form.getAttribute('method'), 'post');
     assert.equal(await form.locator('input[type=hidden][name=credential]').count(), 1, 'hidden field credential');
     assert.equal(await form.locator('button#passkey-signin').count(), 1);
     const options = JSON.parse(await member.locator('script#passkey-signin-options').textContent());
@@ -377,12 +376,13 @@ passkeyStory('a member signs in with their passkey alone, from the identify page
     const amr = amrOf(claims);
     for (const m of ['hwk', 'user', 'mfa']) assert.ok(amr.includes(m), `amr has ${m}: ${claims.amr}`);
     assert.ok(!amr.includes('pwd'), `no password in amr: ${claims.amr}`);
+    assert.equal(claims.amr, 'hwk user mfa');
     assert.equal(claims.preferred_username, login);
     assert.equal(claims.acr, '2');
     const typed = requests.filter((r) => /^POST \/fabrikam\/login\/(identify|password)$/.test(r));
     assert.deepEqual(typed, [], 'neither the login nor a password was posted');
   });
-}, { skip: WAITING_PASSWORDLESS });
+});
 
 const PHISHING_RESISTANT = '00000000-0000-0000-0000-000000000004';
 
@@ -451,4 +451,4 @@ passkeyStory('a phishing-resistant policy for Bar: TOTP is not enough, a passkey
     assert.ok(amrOf(claims).includes('hwk'), `amr ${claims.amr}`);
     assert.ok(!amrOf(claims).includes('otp'), `no TOTP this time: ${claims.amr}`);
   });
-}, { skip: WAITING_STRENGTH });
+});
