@@ -672,7 +672,7 @@ async fn patch_null_clears_risk_level_and_trust_type() {
 /// combinations; an unknown id is a Graph 404, no token a 401. A policy that names a
 /// strength is still refused (the control is not evaluated yet), and nothing is stored.
 #[tokio::test]
-async fn authentication_strength_policies_are_entras_built_in_three() {
+async fn authentication_strength_policies_start_with_entras_built_in_three() {
     let app = spawn_app().await;
     let token = app.admin_token().await;
     let (status, body) = app.graph(Method::GET, "policies/authenticationStrengthPolicies", Some(&token), None).await;
@@ -724,11 +724,18 @@ async fn authentication_strength_policies_are_entras_built_in_three() {
         "displayName": "Phishing-resistant MFA for everyone",
         "state": "enabled",
         "conditions": {"users": {"includeUsers": ["All"]}, "applications": {"includeApplications": ["All"]}},
-        "grantControls": {"operator": "AND", "authenticationStrength": {"id": "00000000-0000-0000-0000-000000000004"}},
+        "grantControls": {
+            "operator": "AND",
+            "builtInControls": ["mfa"],
+            "authenticationStrength": {"id": "00000000-0000-0000-0000-000000000004"},
+        },
     });
     let (status, err) =
         app.graph(Method::POST, "identity/conditionalAccess/policies", Some(&token), Some(policy)).await;
     assert_graph_error(status, &err, StatusCode::BAD_REQUEST, "BadRequest");
-    assert!(err["error"]["message"].as_str().unwrap().contains("authenticationStrength"), "{err}");
+    assert!(
+        err["error"]["message"].as_str().unwrap().contains("mfa and authenticationStrength cannot be combined"),
+        "{err}"
+    );
     assert_eq!(before, app.snapshot().await, "a refused policy stores nothing");
 }
