@@ -65,8 +65,9 @@ export function password(credentials, tenant, login) {
 // The browser
 
 // Launches the machine's Debian Chromium (never a downloaded one). Playwright
-// gives every launch a new, empty profile (user-data-dir) of its own.
-export async function launchBrowser() {
+// gives every launch a new, empty profile (user-data-dir) of its own. `args` are
+// added to the command line.
+export async function launchBrowser(args = []) {
   let chromium;
   try {
     ({ chromium } = await import('playwright-core'));
@@ -89,6 +90,7 @@ export async function launchBrowser() {
       '--disable-background-networking',
       '--disable-component-update',
       '--disable-sync',
+      ...args,
     ],
   });
 }
@@ -361,4 +363,133 @@ export function adminRow(page, sectionId, name) {
   return page.locator(`section#${sectionId} tbody tr`).filter({
     has: page.locator('td:first-child', { hasText: new RegExp(`^${escapeRegExp(name)}$`) }),
   });
+}
+
+// ---------------------------------------------------------------------------
+// Passkeys (DESIGN.md §10): a server whose public URL has a host name, Chromium's
+// CDP virtual authenticator, and the passkey pages.
+
+// Chromium may try ::1 for localhost first; the server listens on 127.0.0.1 only.
+export const LOCALHOST_ARGS = ['--host-resolver-rules=MAP localhost 127.0.0.1'];
+
+// A free loopback port (picked by the kernel, then released for the server to take).
+export async function freePort() {
+  const { createServer } = await import('node:net');
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+// As startGatehouse(), but listening on 127.0.0.1:PORT with public_url
+// http://localhost:PORT: WebAuthn needs a relying party id that is a host name.
+export async function startPasskeyGatehouse() {
+  const port = await freePort();
+  const publicUrl = `http://localhost:${port}`;
+  const server = await start({
+    prefix: 'gatehouse-e2e-passkey-',
+    bind: `127.0.0.1:${port}`,
+    publicUrl,
+    env: { GATEHOUSE__ARGON2__MEMORY_KIB: '1024', GATEHOUSE__ARGON2__ITERATIONS: '1' },
+  });
+  try {
+    assert.equal(server.url, publicUrl, 'the server announces its public URL');
+    assert.equal(server.credentials.url, server.url, 'demo-credentials.json names the public URL');
+  } catch (err) {
+    await stopGatehouse(server);
+    throw err;
+  }
+  return server;
+}
+
+// Attaches a CDP virtual authenticator (CTAP2, platform, resident keys, user
+// verification, presence simulated) to `page`; it stays with the tab across
+// navigations and cookie clearing. Resolves to { cdp, authenticatorId }.
+// `credentials` (from WebAuthn.getCredentials of another one) are copied in.
+export async function addVirtualAuthenticator(page, credentials = []) {
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send('WebAuthn.enable');
+  const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
+    options: {
+      protocol: 'ctap2',
+      transport: 'internal',
+      hasResidentKey: true,
+      hasUserVerification: true,
+      isUserVerified: true,
+      automaticPresenceSimulation: true,
+    },
+  });
+  for (const credential of credentials) {
+    await cdp.send('WebAuthn.addCredential', { authenticatorId, credential });
+  }
+  return { cdp, authenticatorId };
+}
+
+export async function authenticatorCredentials({ cdp, authenticatorId }) {
+  return (await cdp.send('WebAuthn.getCredentials', { authenticatorId })).credentials;
+}
+
+// At form#method-choice: picks `method` (totp | passkey) and continues.
+export async function chooseMethod(page, method) {
+  const form = await expectPage(page, 'form#method-choice', 'the MFA method choice');
+  await form.locator(`input[type=radio][name=method][value=${method}]`).check();
+  await form.locator('button[type=submit]').click();
+}
+
+// At form#passkey-register: the browser creates the passkey (static/passkey.js and
+// the virtual authenticator); checks the ten recovery codes and continues.
+export async function registerPasskey(page) {
+  const form = await expectPage(page, 'form#passkey-register', 'the passkey registration page');
+  assert.equal(await form.locator('input[type=hidden][name=credential]').count(), 1, 'hidden field credential');
+  await form.locator('button#passkey-start').click();
+  await expectPage(page, 'ul#recovery-codes', 'the recovery codes after the passkey was created');
+  const codes = (await page.locator('ul#recovery-codes li').allInnerTexts()).map((c) => c.trim());
+  assert.equal(codes.length, 10, `ten recovery codes: ${codes.join(' ')}`);
+  assert.equal(new Set(codes).size, 10, 'the recovery codes differ');
+  await submitForm(page, 'continue');
+  return { codes };
+}
+
+// At form#passkey-challenge: answers with the passkey (button#passkey-start).
+export async function answerPasskey(page) {
+  const form = await expectPage(page, 'form#passkey-challenge', 'the passkey challenge');
+  await form.locator('button#passkey-start').click();
+}
+
+// ---------------------------------------------------------------------------
+// Graph, as the admin CLI does: the demo's admin client (demo-credentials.json)
+// gets an app token from Fabrikam with client_credentials.
+
+export async function graphToken(server) {
+  const { client_id: id, client_secret: secret, tenant } = server.credentials.admin;
+  const resp = await fetch(`${server.url}/${tenant}/oauth2/v2.0/token`, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/x-www-form-urlencoded',
+      authorization: `Basic ${Buffer.from(`${id}:${secret}`).toString('base64')}`,
+    },
+    body: 'grant_type=client_credentials',
+    signal: AbortSignal.timeout(STEP_TIMEOUT_MS),
+  });
+  const body = await resp.json();
+  assert.equal(resp.status, 200, `admin token: ${JSON.stringify(body)}`);
+  return body.access_token;
+}
+
+// One Graph request (`path` below /graph/v1.0/); resolves to { status, body }.
+export async function graph(server, token, method, path, body) {
+  const resp = await fetch(`${server.url}/graph/v1.0/${path}`, {
+    method,
+    headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+    signal: AbortSignal.timeout(STEP_TIMEOUT_MS),
+  });
+  const text = await resp.text();
+  let parsed = text;
+  try { parsed = text ? JSON.parse(text) : null; } catch { /* not JSON */ }
+  return { status: resp.status, body: parsed };
 }

@@ -22,8 +22,11 @@ const running = new Set();
 
 // Starts `gatehouse serve --demo` on an ephemeral loopback port with a fresh
 // data directory named after `prefix`, with `env` added to the environment.
+// Optional: `bind` (an address:port instead of 127.0.0.1:0) and `publicUrl`
+// (GATEHOUSE__PUBLIC_URL, e.g. http://localhost:PORT for passkeys, whose relying
+// party needs a host name).
 // Resolves to { url, dataDir, credentials, child, output() }.
-export async function startGatehouse({ prefix = 'gatehouse-test-', env = {} } = {}) {
+export async function startGatehouse({ prefix = 'gatehouse-test-', env = {}, bind, publicUrl } = {}) {
   const bin = gatehouseBinary();
   if (!existsSync(bin)) {
     throw new Error(`gatehouse binary not found at ${bin}: build gatehouse first: cargo build ` +
@@ -31,9 +34,10 @@ export async function startGatehouse({ prefix = 'gatehouse-test-', env = {} } = 
   }
 
   const dataDir = mkdtempSync(join(tmpdir(), prefix));
-  const child = spawn(bin, ['serve', '--demo', '--bind', '127.0.0.1:0', '--data-dir', dataDir], {
+  const extra = publicUrl === undefined ? {} : { GATEHOUSE__PUBLIC_URL: publicUrl };
+  const child = spawn(bin, ['serve', '--demo', '--bind', bind ?? '127.0.0.1:0', '--data-dir', dataDir], {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, ...env },
+    env: { ...process.env, ...env, ...extra },
   });
   const server = { child, dataDir, url: undefined, credentials: undefined };
   running.add(server);
