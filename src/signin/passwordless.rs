@@ -1,5 +1,5 @@
 //! Passwordless sign-in with a passkey (DESIGN §10): the identify page offers a
-//! discoverable-credential ceremony (`form#passkey-signin`, `button#passkey-signin`) bound
+//! discoverable-credential ceremony (`form#passwordless-signin`, `button#passkey-signin`) bound
 //! to the sign-in transaction and spent by its first answer. A member's passkey with user
 //! verification proves two factors (`hwk user mfa`); guests sign in at home instead.
 use actix_web::http::header::{CONTENT_SECURITY_POLICY, HeaderValue};
