@@ -361,7 +361,8 @@ export async function adminPage(page, server) {
 // Row `tr` of the admin page table in `section#id` whose first cell is exactly `name`.
 export function adminRow(page, sectionId, name) {
   return page.locator(`section#${sectionId} tbody tr`).filter({
-    has: page.locator('td:first-child', { hasText: new RegExp(`^${escapeRegExp(name)}$`) }),
+    // The first cell is a row header (th scope=row) in the guest table, a td elsewhere.
+    has: page.locator(':is(th, td):first-child', { hasText: new RegExp(`^${escapeRegExp(name)}$`) }),
   });
 }
 

@@ -1,6 +1,6 @@
 // The seed's "MFA reset for B2B collaboration users", done in the admin page:
 // Sally sets up MFA at Fabrikam through Foo; the admin sees her method
-// (SoftwareOath) and resets it; on her next sign-in to Foo she is asked to
+// (an authenticator app) and resets it; on her next sign-in to Foo she is asked to
 // proof up again instead of being challenged.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -38,19 +38,19 @@ test('admin resets a guest\'s MFA and the guest proofs up again', async () => {
     });
 
     const admin = await s.page('admin');
-    await s.step('the admin sees sally with her SoftwareOath method and resets it', async () => {
+    await s.step('the admin sees sally with her authenticator app and resets it', async () => {
       await adminPage(admin, server);
       const row = adminRow(admin, 'guests', upn);
       assert.equal(await row.count(), 1, `one guest row for ${upn}`);
-      const cells = (await row.locator('td').allInnerTexts()).map((c) => c.trim());
+      const cells = (await row.locator('th, td').allInnerTexts()).map((c) => c.trim());
       assert.equal(cells[1], 'Accepted', `state: ${cells.join(' | ')}`);
       assert.equal(cells[2], `${server.url}/contoso/v2.0`, 'home identity provider');
-      assert.equal(cells[3], 'SoftwareOath', 'MFA methods');
+      assert.equal(cells[3], 'Authenticator app', 'MFA methods');
       await row.locator('form.mfa-reset button[type=submit]').click();
       await expectPage(admin, 'main#admin', 'the admin page after the reset');
       assert.equal(path(admin), '/fabrikam/admin');
       const after = adminRow(admin, 'guests', upn);
-      assert.equal((await after.locator('td').nth(3).innerText()).trim(), '-', 'no methods any more');
+      assert.equal((await after.locator('td.methods').innerText()).trim(), 'None', 'no methods any more');
       assert.equal(await after.locator('form.mfa-reset').count(), 0, 'nothing left to reset');
     });
 
