@@ -314,10 +314,39 @@ pub(crate) async fn enrolled_elsewhere(
     crate::signin::step_page(state, req, tenant, tx, &signin, Some(msg.into())).await
 }
 
-enum Outcome {
+/// What an assertion that webauthn-rs verified did at the user's record.
+pub(crate) enum Outcome {
     Ok,
+    /// No passkey of the user's has that credential, or its counter did not grow.
     Refused,
     Locked,
+}
+
+/// Accepts a verified assertion in one write: refused while MFA is locked, or when the
+/// counter did not grow (a cloned authenticator or a replay); else the passkey's counter and
+/// backup state move on. `None`: the user is gone.
+pub(crate) async fn accept_assertion(
+    state: &AppState,
+    tenant: &Tenant,
+    user: &crate::model::UserId,
+    result: &webauthn_rs::prelude::AuthenticationResult,
+) -> Result<Option<Outcome>, crate::storage::StoreError> {
+    let now = state.now();
+    let outcome = crate::storage::modify_user(&state.store, &tenant.id, user, |u| {
+        if u.mfa_lockout.is_locked(now) {
+            return Outcome::Locked;
+        }
+        for m in u.passkeys.iter_mut() {
+            match m.update(result) {
+                Update::Updated => return Outcome::Ok,
+                Update::CounterRegressed => return Outcome::Refused,
+                Update::OtherCredential => {}
+            }
+        }
+        Outcome::Refused
+    })
+    .await?;
+    Ok(outcome.map(|(_, o)| o))
 }
 
 /// `form#passkey-challenge`: the assertion, checked against this transaction's ceremony;
@@ -340,25 +369,10 @@ pub async fn challenge(
         state.store.put_signin(&digest(&tx), &signin).await?;
         return Ok(crate::signin::to_login_page(&tenant, &tx));
     }
-    let now = state.now();
     let rp = relying_party(&state, &tenant).ok_or_else(PageError::signin_expired)?;
     let result = passkey::finish_authentication(&rp, f.get("credential").unwrap_or_default(), &ceremony);
     let outcome = match &result {
-        Ok(res) => crate::storage::modify_user(&state.store, &tenant.id, &auth.user_id, |u| {
-            if u.mfa_lockout.is_locked(now) {
-                return Outcome::Locked;
-            }
-            for m in u.passkeys.iter_mut() {
-                match m.update(res) {
-                    Update::Updated => return Outcome::Ok,
-                    Update::CounterRegressed => return Outcome::Refused,
-                    Update::OtherCredential => {}
-                }
-            }
-            Outcome::Refused
-        })
-        .await?
-        .map(|(_, o)| o),
+        Ok(res) => accept_assertion(&state, &tenant, &auth.user_id, res).await?,
         Err(e) => {
             tracing::info!(user = %auth.user_id, error = %e, "passkey assertion refused");
             Some(Outcome::Refused)

@@ -6,11 +6,11 @@ use actix_web::http::header::{CONTENT_SECURITY_POLICY, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::app::AppState;
-use crate::mfa::passkey::{self, Update};
+use crate::mfa::passkey;
 use crate::model::{Acr, Amr, Authentication, Ceremony, SignIn, Step, Tenant};
 use crate::secrets::digest;
 use crate::signin::flow::after_primary;
-use crate::signin::passkey::relying_party;
+use crate::signin::passkey::{Outcome, accept_assertion, relying_party};
 use crate::signin::posted;
 use crate::web::Data;
 use crate::web::error::PageError;
@@ -48,12 +48,6 @@ pub async fn identify_page(
     let csp = crate::web::csp::passkey_page(&format!("{}/static/passkey.js", state.public_url));
     resp.headers_mut().insert(CONTENT_SECURITY_POLICY, HeaderValue::from_str(&csp).map_err(PageError::internal)?);
     Ok(resp)
-}
-
-enum Outcome {
-    Ok,
-    Refused,
-    Locked,
 }
 
 /// `form#passkey-signin`: the assertion names its user (the user handle) and credential;
@@ -98,21 +92,7 @@ pub async fn sign_in(
             return refused(&signin, REFUSED).await;
         }
     };
-    let outcome = crate::storage::modify_user(&state.store, &tenant.id, &user.id, |u| {
-        if u.mfa_lockout.is_locked(now) {
-            return Outcome::Locked;
-        }
-        for m in u.passkeys.iter_mut() {
-            match m.update(&result) {
-                Update::Updated => return Outcome::Ok,
-                Update::CounterRegressed => return Outcome::Refused,
-                Update::OtherCredential => {}
-            }
-        }
-        Outcome::Refused
-    })
-    .await?
-    .map(|(_, o)| o);
+    let outcome = accept_assertion(&state, &tenant, &user.id, &result).await?;
     match outcome {
         Some(Outcome::Ok) => {}
         Some(Outcome::Locked) => {
