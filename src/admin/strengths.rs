@@ -147,21 +147,19 @@ pub async fn patch(
     }
     let name = b.display_name.as_deref().map(|n| check_name(n, "displayName", DISPLAY_NAME_MAX)).transpose()?;
     let description = b.description.as_deref().map(check_description).transpose()?;
-    let mut tenant = caller.tenant;
+    let tenant = caller.tenant;
     if let Some(n) = &name {
         unique_name(&tenant, n, Some(path.as_str()))?;
     }
-    let now = rfc3339(state.now());
-    let s = custom_mut(&mut tenant, &path)?;
-    if let Some(n) = name {
-        s.display_name = n;
-    }
-    if let Some(d) = description {
-        s.description = d;
-    }
-    s.modified_date_time = now;
-    state.store.put_tenant(&tenant).await?;
-    state.store.flush().await?;
+    save_custom(&state, tenant, &path, |s| {
+        if let Some(n) = name {
+            s.display_name = n;
+        }
+        if let Some(d) = description {
+            s.description = d;
+        }
+    })
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -176,16 +174,13 @@ pub async fn update_combinations(
     built_in_refused(&path)?;
     let b: CombinationsIn = json_body(&req, &body)?;
     let allowed = combinations(&b.allowed_combinations)?;
-    let mut tenant = caller.tenant;
-    let now = rfc3339(state.now());
-    let s = custom_mut(&mut tenant, &path)?;
-    s.allowed_combinations = allowed;
-    s.modified_date_time = now;
-    let out = s.clone();
-    state.store.put_tenant(&tenant).await?;
-    state.store.flush().await?;
+    let mut previous = Vec::new();
+    let out = save_custom(&state, caller.tenant, &path, |s| {
+        previous = std::mem::replace(&mut s.allowed_combinations, allowed);
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({
-        "previousCombinations": null,
+        "previousCombinations": previous,
         "currentCombinations": out.allowed_combinations,
     })))
 }
@@ -219,6 +214,23 @@ pub async fn delete(req: HttpRequest, path: web::Path<String>, state: Data) -> R
     state.store.put_tenant(&tenant).await?;
     state.store.flush().await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Changes the tenant's custom strength `id` with `f`, stamps it modified and stores the tenant.
+async fn save_custom(
+    state: &crate::app::AppState,
+    mut tenant: crate::model::Tenant,
+    id: &str,
+    f: impl FnOnce(&mut AuthenticationStrength),
+) -> Result<AuthenticationStrength, GraphError> {
+    let now = rfc3339(state.now());
+    let s = custom_mut(&mut tenant, id)?;
+    f(s);
+    s.modified_date_time = now;
+    let out = s.clone();
+    state.store.put_tenant(&tenant).await?;
+    state.store.flush().await?;
+    Ok(out)
 }
 
 fn custom_mut<'a>(

@@ -324,6 +324,8 @@ async fn custom_strengths_through_graph_and_a_strength_that_allows_only_totp() {
     let (status, body) =
         g(Method::POST, &action, Some(json!({ "allowedCombinations": ["fido2", "password,softwareOath"] }))).await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["previousCombinations"], json!(["password,softwareOath"]), "{body}");
+    assert_eq!(body["currentCombinations"], json!(["fido2", "password,softwareOath"]), "{body}");
     let (_, one) = g(Method::GET, &format!("{path}/{id}"), None).await;
     assert_eq!(one["allowedCombinations"], json!(["fido2", "password,softwareOath"]));
     let (status, _) = g(Method::DELETE, &format!("identity/conditionalAccess/policies/{policy}"), None).await;
