@@ -21,6 +21,8 @@ struct Clause {
     path: Vec<String>,
     op: Op,
     value: Value,
+    /// The value as a date-time when it is one: compared as an instant, not as text.
+    date: Option<chrono::DateTime<chrono::FixedOffset>>,
 }
 
 #[derive(Debug, Default)]
@@ -77,7 +79,9 @@ fn parse_clause(s: &str, allowed: &[&str]) -> Result<Clause, GraphError> {
         "le" => Op::Le,
         other => return Err(bad(format!("Unsupported filter operator: {other}"))),
     };
-    Ok(Clause { path: field.split('/').map(String::from).collect(), op, value: parse_value(value)? })
+    let value = parse_value(value)?;
+    let date = value.as_str().and_then(|v| chrono::DateTime::parse_from_rfc3339(v).ok());
+    Ok(Clause { path: field.split('/').map(String::from).collect(), op, value, date })
 }
 
 /// Splits on ` and ` outside quotes.
@@ -157,6 +161,39 @@ impl Query {
             .transpose()
     }
 
+    /// Refuses a filter on one of the date-time properties `props` whose value is not a
+    /// date-time (`null` only with `eq` and `ne`): a clause that could never match otherwise.
+    pub fn require_dates(&self, props: &[&str]) -> Result<(), GraphError> {
+        for c in &self.clauses {
+            let name = c.path.join("/");
+            if !props.contains(&name.as_str()) {
+                continue;
+            }
+            let ok = c.date.is_some() || (c.value.is_null() && matches!(c.op, Op::Eq | Op::Ne));
+            if !ok {
+                return Err(bad(format!(
+                    "Invalid filter value for {name}: expected a date-time such as 2026-01-01T00:00:00Z"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `$select` names `prop`.
+    pub fn selects(&self, prop: &str) -> bool {
+        self.select.iter().any(|s| s == prop)
+    }
+
+    /// Whether a `$filter` clause is on `prop` or one of its sub-properties (`prop/…`).
+    pub fn filters_on(&self, prop: &str) -> bool {
+        self.clauses.iter().any(|c| c.path.first().is_some_and(|p| p == prop))
+    }
+
+    /// One item as its JSON, projected by `$select`.
+    pub fn project_one<T: Serialize>(&self, item: &T) -> Result<Value, GraphError> {
+        Ok(self.project(serde_json::to_value(item).map_err(GraphError::internal)?))
+    }
+
     /// The value of a `prop eq 'text'` clause, when the filter has one.
     pub fn eq_text(&self, prop: &str) -> Option<&str> {
         self.clauses.iter().find_map(|c| match (&c.op, c.path.as_slice(), &c.value) {
@@ -211,7 +248,10 @@ impl Query {
                     None => &Value::Null,
                 };
             }
-            let ord = compare(v, &c.value);
+            let ord = match (c.date, v.as_str().and_then(|x| chrono::DateTime::parse_from_rfc3339(x).ok())) {
+                (Some(want), Some(have)) => Some(have.cmp(&want)),
+                _ => compare(v, &c.value),
+            };
             match c.op {
                 Op::Eq => ord == Some(std::cmp::Ordering::Equal),
                 Op::Ne => ord != Some(std::cmp::Ordering::Equal),

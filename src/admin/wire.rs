@@ -71,6 +71,17 @@ pub struct User {
     pub risk_level: Option<String>,
     /// The user's methods other than the password (as MSOnline's `StrongAuthenticationMethods`).
     pub strong_authentication_methods: Vec<StrongAuthenticationMethod>,
+    /// Only with `$select=signInActivity` (as in Graph, not in the default set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sign_in_activity: Option<SignInActivity>,
+}
+
+/// Graph `signInActivity`: RFC 3339 UTC times, `null` for never.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct SignInActivity {
+    pub last_sign_in_date_time: Option<String>,
+    pub last_non_interactive_sign_in_date_time: Option<String>,
 }
 
 /// Graph `objectIdentity`.

@@ -134,6 +134,14 @@ pub struct User {
     /// disabled, redemption reset, sessions revoked); see `access::credential`.
     #[serde(default)]
     pub session_epoch: u64,
+    /// Unix time of the last successful interactive sign-in (Graph
+    /// `signInActivity/lastSignInDateTime`); `None`: never (or before it was recorded).
+    #[serde(default)]
+    pub last_sign_in: Option<i64>,
+    /// Unix time of the last successful refresh (`lastNonInteractiveSignInDateTime`),
+    /// written at most once a minute per user, so it is approximate (as in Entra).
+    #[serde(default)]
+    pub last_non_interactive_sign_in: Option<i64>,
 }
 
 impl User {

@@ -300,6 +300,9 @@ async fn refresh(
         grant_id: Some(next.grant_id),
     };
     let body = token_response(state, &input, Some(secret))?;
+    // signInActivity: written at most once a minute per user, not on every refresh.
+    use crate::directory::users::{SignInKind, record_sign_in};
+    record_sign_in(&state.store, &user, SignInKind::NonInteractive, now).await;
     state.store.flush().await?;
     let facts = TokenLog { user: Some(&user), amr: &next.auth.amr, ip, decision: Some(&decision) };
     token_log(state, tenant, app, facts, None).await;
@@ -371,6 +374,12 @@ async fn gate_refresh(
             let why = refusal.to_string();
             let facts = TokenLog { user: Some(&user), amr: &current.auth.amr, ip, decision: Some(&decision) };
             token_log(state, tenant, app, facts, Some((refusal.log_code(), &why))).await;
+            // Like Entra's continuous access evaluation, a block tells the client to bring the
+            // user back too (DESIGN §14); `Interaction` says so already.
+            let why = match refusal {
+                Refusal::Blocked(_) => format!("interaction_required: {why}"),
+                _ => why,
+            };
             Err(OAuthError::grant(why))
         }
     }

@@ -100,6 +100,8 @@ pub async fn after_primary(
     let mut resp = match gate {
         Gate::Allow(decision) => {
             log(facts(auth.amr.clone()), Some(&decision), None).await;
+            use crate::directory::users::{SignInKind, record_sign_in};
+            record_sign_in(&state.store, &user, SignInKind::Interactive, state.now()).await;
             finish(state, tenant, tx, signin, auth, existing).await?
         }
         Gate::Block { decision, code, policies } => {
