@@ -9,6 +9,8 @@ use crate::config::{Config, Overrides};
 use crate::keys::KeyRing;
 use crate::model::SigningAlg;
 
+mod guests;
+
 #[derive(Parser)]
 #[command(name = "gatehouse", version, about = "OpenID Connect identity provider for guest (B2B) collaboration")]
 struct Cli {
@@ -141,6 +143,13 @@ enum Command {
         #[command(flatten)]
         conn: ConnArgs,
     },
+    /// Guest lifecycle (DESIGN §14).
+    Guests {
+        #[command(subcommand)]
+        action: GuestsAction,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
     /// The sign-in log, newest first.
     Signins {
         #[arg(long)]
@@ -187,6 +196,23 @@ enum UsersAction {
         /// (`totp`, `passkey`, `totp+passkey`) read from each user's authentication methods.
         #[arg(long)]
         with_methods: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum GuestsAction {
+    /// Guests with no sign-in (interactive or not), redemption or invitation for N days;
+    /// a dry run that changes nothing unless --disable or --delete.
+    Inactive {
+        /// Days without activity (at least 1).
+        #[arg(long, value_parser = guests::parse_days)]
+        days: u32,
+        /// Disable them (accountEnabled: false; their sessions and tokens end).
+        #[arg(long, conflicts_with = "delete")]
+        disable: bool,
+        /// Delete them.
+        #[arg(long)]
+        delete: bool,
     },
 }
 
@@ -351,6 +377,7 @@ fn execute(cli: Cli) -> Result<(), String> {
         Command::Signins { user, app, top, conn } => {
             admin_command(cli.config.as_deref(), conn, AdminOp::Signins { user, app, top })
         }
+        Command::Guests { action, conn } => admin_command(cli.config.as_deref(), conn, AdminOp::Guests(action)),
         Command::Keys { action: KeysAction::List { dirs } } => {
             let config = load(cli.config.as_deref(), dirs.overrides())?;
             let metas = block_on(async {
@@ -440,6 +467,7 @@ enum AdminOp {
     Policy(PolicyAction),
     Whatif { user: String, app: String, ip: Option<std::net::IpAddr>, device: Option<String>, methods: Vec<String> },
     Signins { user: Option<String>, app: Option<String>, top: usize },
+    Guests(GuestsAction),
 }
 
 fn admin_command(config: Option<&std::path::Path>, conn: ConnArgs, op: AdminOp) -> Result<(), String> {
@@ -521,6 +549,14 @@ async fn run_admin(c: &crate::admin::client::Connection, op: AdminOp, json: bool
     use crate::admin::client::table;
     use crate::admin::wire::{self, AuthenticationMethod, Collection};
     match op {
+        AdminOp::Guests(GuestsAction::Inactive { days, disable, delete }) => {
+            let act = match (disable, delete) {
+                (true, _) => guests::Act::Disable,
+                (false, true) => guests::Act::Delete,
+                (false, false) => guests::Act::DryRun,
+            };
+            guests::inactive(c, days, act, SystemClock.now(), json).await
+        }
         AdminOp::Users(UsersAction::List { guests, with_methods }) => {
             let path = if guests { format!("users?$filter={}", enc("userType eq 'Guest'")) } else { "users".into() };
             let mut users: Vec<wire::User> = c.list(&path).await?;

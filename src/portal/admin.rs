@@ -58,6 +58,7 @@ pub async fn show(req: HttpRequest, path: web::Path<String>, state: Data) -> Res
             home: u.identities.first().map(|i| i.issuer.clone()).unwrap_or_else(|| "-".into()),
             methods: methods_in_words(&u),
             has_methods: u.has_mfa_method(),
+            last_sign_in: u.last_sign_in.max(u.last_non_interactive_sign_in).map(crate::clock::rfc3339),
         })
         .collect();
     let policies = state

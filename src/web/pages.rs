@@ -262,6 +262,8 @@ pub struct AdminGuestRow {
     pub home: String,
     pub methods: String,
     pub has_methods: bool,
+    /// The later of the last interactive and non-interactive sign-in (RFC 3339); `None`: never.
+    pub last_sign_in: Option<String>,
 }
 
 pub struct AdminPolicyRow {
