@@ -94,6 +94,12 @@ pub async fn spawn_app() -> TestApp {
 /// A server with the test settings changed by `tweak`, on the store `GATEHOUSE_TEST_STORE`
 /// names (`tweak` runs after that choice, so a test may still change it).
 pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
+    spawn_with_clock(ManualClock::starting_now(), tweak).await
+}
+
+/// [`spawn_with`] on a clock that starts at `clock` (e.g. weeks ago, so that the server
+/// itself records old times: its signing keys are created then too).
+pub async fn spawn_with_clock(clock: Arc<ManualClock>, tweak: impl FnOnce(&mut Config)) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut config = Config::for_tests(dir.path().to_path_buf());
     if store_is_postgres() {
@@ -101,7 +107,6 @@ pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     }
     tweak(&mut config);
     let database = config.database_url.as_ref().map(|u| u.expose().to_string());
-    let clock = ManualClock::starting_now();
     let app = Application::build(config, clock.clone()).await.expect("app builds");
     if let Some(url) = database {
         assert_schema_in(&url).await;

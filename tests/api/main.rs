@@ -13,6 +13,7 @@ mod crash;
 mod directory_paging;
 mod guests;
 mod helpers;
+mod lifecycle;
 mod member_flow;
 mod multi_node;
 mod nodes;
