@@ -293,9 +293,10 @@ async fn signing_in_at_home_as_another_account_is_refused_and_changes_nothing() 
         .unwrap();
     let inv = app.invite("sally@contoso.example", LANDING, None).await;
     // Bob's sign-in at his home tenant is real (same server): it writes Contoso's session, code,
-    // grant, transaction, device and log, and the redemption keeps its own sign-in transaction
-    // (signins). The other trees of those are compared apart: no Fabrikam record changed.
-    let home_trees = ["sessions", "codes", "grants", "signins", "tenant_devices", "tenant_signin_log"];
+    // grant, transaction, device, log and his last sign-in (users), and the redemption keeps its
+    // own sign-in transaction (signins). The other trees of those are compared apart: no
+    // Fabrikam record changed.
+    let home_trees = ["sessions", "codes", "grants", "signins", "tenant_devices", "tenant_signin_log", "tenant_users"];
     let before_all = app.snapshot().await;
     let before = app.snapshot_except(&home_trees).await;
     let browser = app.browser();
