@@ -46,7 +46,8 @@ pub fn graph_user(u: &User) -> wire::User {
 }
 
 /// The date-time properties of `signInActivity` that `$filter` may use.
-const SIGN_IN_DATES: &[&str] = &["signInActivity/lastSignInDateTime", "signInActivity/lastNonInteractiveSignInDateTime"];
+const SIGN_IN_DATES: &[&str] =
+    &["signInActivity/lastSignInDateTime", "signInActivity/lastNonInteractiveSignInDateTime"];
 
 /// [`graph_user`] with `signInActivity`, which Graph returns only when `$select` names it.
 pub fn graph_user_with_activity(u: &User) -> wire::User {

@@ -47,9 +47,9 @@ impl Guest {
     /// The later of the two sign-in times; `None`: never signed in (since it was recorded).
     fn last_sign_in(&self) -> Option<i64> {
         let a = self.sign_in_activity.as_ref();
-        let times = a.into_iter().flat_map(|a| {
-            [&a.last_sign_in_date_time, &a.last_non_interactive_sign_in_date_time].into_iter().flatten()
-        });
+        let times = a
+            .into_iter()
+            .flat_map(|a| [&a.last_sign_in_date_time, &a.last_non_interactive_sign_in_date_time].into_iter().flatten());
         times.filter_map(|t| unix(t)).max()
     }
 

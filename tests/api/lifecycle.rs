@@ -127,29 +127,28 @@ async fn a_filter_on_the_last_sign_in_selects_by_instant_and_never_matches_null(
     let t1 = app.clock.now();
     rp.sign_in(&app.browser(), ADMIN, &app.password(ADMIN), &[]).await;
     let token = app.admin_token().await;
-    let sally = "sally_contoso.example#EXT#@fabrikam.example".to_string();
-    let (iw, admin) = (IW.to_string(), ADMIN.to_string());
+    let (sally, iw, admin) = ("sally_contoso.example#EXT#@fabrikam.example", IW, ADMIN);
     let mid = rfc3339(t0 + DAY);
     let at = |op: &str, t: &str| format!("signInActivity/lastSignInDateTime {op} {t}");
 
-    assert_eq!(filtered(&app, &token, &at("le", &mid)).await, [iw.clone(), sally.clone()]);
-    assert_eq!(filtered(&app, &token, &at("lt", &rfc3339(t1))).await, [iw.clone(), sally.clone()]);
-    assert_eq!(filtered(&app, &token, &at("ge", &mid)).await, [admin.clone()]);
+    assert_eq!(filtered(&app, &token, &at("le", &mid)).await, [iw, sally]);
+    assert_eq!(filtered(&app, &token, &at("lt", &rfc3339(t1))).await, [iw, sally]);
+    assert_eq!(filtered(&app, &token, &at("ge", &mid)).await, [admin]);
     assert_eq!(filtered(&app, &token, &at("gt", &rfc3339(t1))).await, Vec::<String>::new());
-    assert_eq!(filtered(&app, &token, &at("ge", &rfc3339(t1))).await, [admin.clone()]);
+    assert_eq!(filtered(&app, &token, &at("ge", &rfc3339(t1))).await, [admin]);
     // The same instant in another offset, and with fractional seconds, compares as an instant.
     let t1_plus2 = chrono::DateTime::from_timestamp(t1, 0)
         .unwrap()
         .with_timezone(&chrono::FixedOffset::east_opt(2 * 3600).unwrap())
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, false);
     assert!(t1_plus2.ends_with("+02:00"), "{t1_plus2}");
-    assert_eq!(filtered(&app, &token, &at("eq", &t1_plus2)).await, [admin.clone()]);
+    assert_eq!(filtered(&app, &token, &at("eq", &t1_plus2)).await, [admin]);
     // Combined with the guest filter; a user who never signed in matches no comparison.
-    assert_eq!(filtered(&app, &token, &format!("userType eq 'Guest' and {}", at("le", &mid))).await, [sally.clone()]);
-    assert_eq!(filtered(&app, &token, &format!("userType eq 'Member' and {}", at("le", &mid))).await, [iw.clone()]);
+    assert_eq!(filtered(&app, &token, &format!("userType eq 'Guest' and {}", at("le", &mid))).await, [sally]);
+    assert_eq!(filtered(&app, &token, &format!("userType eq 'Member' and {}", at("le", &mid))).await, [iw]);
     // `eq null` finds who never signed in: pat, invited and not redeemed.
     let never = filtered(&app, &token, "signInActivity/lastSignInDateTime eq null").await;
-    assert_eq!(never, ["pat_northwind.example#EXT#@fabrikam.example".to_string()]);
+    assert_eq!(never, ["pat_northwind.example#EXT#@fabrikam.example"]);
     // Non-interactive: only refreshes count.
     assert_eq!(
         filtered(&app, &token, &format!("signInActivity/lastNonInteractiveSignInDateTime ge {}", rfc3339(t0))).await,
@@ -213,9 +212,9 @@ async fn revoking_sign_in_sessions_ends_refresh_tokens_sessions_and_earlier_acce
 
     // Bad input first: an unknown user, and a caller who may only read.
     let before = app.snapshot_without_log().await;
-    let (status, err) =
-        app.graph(Method::POST, &format!("users/{}/revokeSignInSessions", uuid::Uuid::new_v4()), Some(&app_token), None)
-            .await;
+    let (status, err) = app
+        .graph(Method::POST, &format!("users/{}/revokeSignInSessions", uuid::Uuid::new_v4()), Some(&app_token), None)
+        .await;
     assert_graph_error(status, &err, StatusCode::NOT_FOUND, "Request_ResourceNotFound");
     let iw_id = app.user("fabrikam", IW).await.id;
     let (status, err) =
@@ -430,7 +429,9 @@ async fn the_admin_page_shows_each_guests_last_sign_in() {
     let cell = |upn: &str| {
         page.html()
             .select(&scraper::Selector::parse("section#guests tbody tr").unwrap())
-            .find(|tr| tr.select(&scraper::Selector::parse("th[scope=row]").unwrap()).any(|th| th.text().any(|t| t == upn)))
+            .find(|tr| {
+                tr.select(&scraper::Selector::parse("th[scope=row]").unwrap()).any(|th| th.text().any(|t| t == upn))
+            })
             .and_then(|tr| tr.select(&scraper::Selector::parse("td.last-sign-in").unwrap()).next())
             .map(|td| td.text().collect::<String>().trim().to_string())
     };
