@@ -334,4 +334,23 @@ mod tests {
             Query::parse("$filter=userPrincipalName eq 'a and b'", &["userPrincipalName"]).unwrap().clauses.len() == 1
         );
     }
+
+    #[test]
+    fn dates_compare_as_instants_and_null_matches_no_comparison() {
+        let props = ["a/t"];
+        let item = |t: Value| serde_json::json!({"a": {"t": t}});
+        let q = |f: &str| Query::parse(&format!("$filter={}", f.replace('+', "%2B")), &props).unwrap();
+        let at = item("2026-01-01T10:00:00Z".into());
+        assert!(q("a/t le 2026-01-01T12:00:00+02:00").matches(&at), "the same instant in another offset");
+        assert!(!q("a/t lt 2026-01-01T12:00:00+02:00").matches(&at));
+        assert!(q("a/t lt 2026-01-01T10:00:00.5Z").matches(&at), "fractions count");
+        assert!(!q("a/t le 2026-01-01T12:00:00Z").matches(&item(Value::Null)), "null is never le");
+        assert!(q("a/t eq null").matches(&item(Value::Null)));
+        for ok in ["a/t le 2026-01-01T00:00:00Z", "a/t eq null", "a/t ne null"] {
+            assert!(q(ok).require_dates(&props).is_ok(), "{ok}");
+        }
+        for bad in ["a/t le 'x'", "a/t le 42", "a/t le null", "a/t gt true"] {
+            assert!(q(bad).require_dates(&props).is_err(), "{bad}");
+        }
+    }
 }
