@@ -86,6 +86,7 @@ fn tenant(slug: &str, name: &str, domain: &str, seats: u32) -> Tenant {
         inbound_trust: vec![],
         require_mfa: false,
         authentication_strengths: vec![],
+        groups: vec![],
     }
 }
 
@@ -111,6 +112,7 @@ fn confidential(
         home_page_url: None,
         // Every app the demo declares (its own apps, test-rp, the admin client) is first-party.
         first_party: true,
+        group_membership_claims: None,
     }
 }
 
