@@ -85,6 +85,13 @@ enum Command {
         #[command(flatten)]
         conn: ConnArgs,
     },
+    /// Security groups (list, add a member).
+    Groups {
+        #[command(subcommand)]
+        action: GroupsAction,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
     /// MFA methods (like Reset-MsolStrongAuthenticationMethodByUpn).
     Mfa {
         #[command(subcommand)]
@@ -213,6 +220,21 @@ enum GuestsAction {
         /// Delete them.
         #[arg(long)]
         delete: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum GroupsAction {
+    /// List groups: id, name, member count.
+    List,
+    /// Add a user (member or guest) to a group.
+    AddMember {
+        /// The group's object id or displayName.
+        #[arg(long)]
+        group: String,
+        /// The user's UPN (a guest's `…#EXT#@…` UPN or mail) or object id.
+        #[arg(long)]
+        upn: String,
     },
 }
 
@@ -365,6 +387,7 @@ fn execute(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Users { action, conn } => admin_command(cli.config.as_deref(), conn, AdminOp::Users(action)),
+        Command::Groups { action, conn } => admin_command(cli.config.as_deref(), conn, AdminOp::Groups(action)),
         Command::Mfa { action, conn } => admin_command(cli.config.as_deref(), conn, AdminOp::Mfa(action)),
         Command::Invite { email, redirect, app, display_name, send, conn } => {
             admin_command(cli.config.as_deref(), conn, AdminOp::Invite { email, redirect, app, display_name, send })
@@ -461,6 +484,7 @@ async fn serve(config: Config) -> Result<(), String> {
 
 enum AdminOp {
     Users(UsersAction),
+    Groups(GroupsAction),
     Mfa(MfaAction),
     Invite { email: String, redirect: String, app: Option<String>, display_name: Option<String>, send: bool },
     Redemption(RedemptionAction),
@@ -593,6 +617,30 @@ async fn run_admin(c: &crate::admin::client::Connection, op: AdminOp, json: bool
                 })
                 .collect();
             Ok(table(&[&headers[..], &["MfaMethods"]].concat(), &rows))
+        }
+        AdminOp::Groups(GroupsAction::List) => {
+            let groups: Vec<wire::Group> = c.list("groups").await?;
+            let mut rows = Vec::with_capacity(groups.len());
+            for g in &groups {
+                let members: Vec<serde_json::Value> = c.list(&format!("groups/{}/members", g.id)).await?;
+                rows.push(vec![s(&g.id), s(&g.display_name), members.len().to_string()]);
+            }
+            if json {
+                return Ok(pretty(&groups));
+            }
+            Ok(table(&["Id", "DisplayName", "Members"], &rows))
+        }
+        AdminOp::Groups(GroupsAction::AddMember { group, upn }) => {
+            let groups: Vec<wire::Group> = c.list("groups").await?;
+            let g = groups
+                .iter()
+                .find(|g| g.id.to_string().eq_ignore_ascii_case(&group))
+                .or_else(|| groups.iter().find(|g| g.display_name.eq_ignore_ascii_case(&group)))
+                .ok_or_else(|| format!("no group {group:?}"))?;
+            let user: wire::User = c.get(&format!("users/{}", enc(&upn))).await?;
+            let body = wire::ObjectRef { odata_id: format!("{}/graph/v1.0/directoryObjects/{}", c.base, user.id) };
+            c.post_no_content(&format!("groups/{}/members/$ref", g.id), &body).await?;
+            Ok(format!("added {} to {}", user.user_principal_name, g.display_name))
         }
         AdminOp::Mfa(MfaAction::Reset { upn }) => {
             let methods: Collection<AuthenticationMethod> =

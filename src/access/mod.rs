@@ -89,6 +89,7 @@ pub fn context(
         satisfied: Satisfied { mfa: has_mfa(auth), ..Default::default() },
         methods: method_modes(auth).into_iter().map(str::to_owned).collect(),
         auth_age_secs: age,
+        groups: user.member_of.iter().map(|g| g.to_string()).collect(),
     }
 }
 

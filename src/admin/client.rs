@@ -128,6 +128,12 @@ impl Connection {
         self.call(reqwest::Method::POST, path, Some(body)).await
     }
 
+    /// POSTs `body` to an action that answers 204 No Content (e.g. a `$ref`).
+    pub async fn post_no_content(&self, path: &str, body: &impl Serialize) -> Result<(), String> {
+        self.send(reqwest::Method::POST, path, Some(serde_json::to_vec(body).map_err(|e| e.to_string())?)).await?;
+        Ok(())
+    }
+
     pub async fn patch(&self, path: &str, body: &impl Serialize) -> Result<(), String> {
         self.send(reqwest::Method::PATCH, path, Some(serde_json::to_vec(body).map_err(|e| e.to_string())?)).await?;
         Ok(())

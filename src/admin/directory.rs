@@ -20,6 +20,7 @@ pub async fn applications(req: HttpRequest, state: Data) -> Result<HttpResponse,
         },
         is_fallback_public_client: a.client_type == crate::model::ClientType::Public,
         app_roles: a.app_roles,
+        group_membership_claims: a.group_membership_claims,
     });
     let base = format!("{}/graph/v1.0/applications", state.public_url);
     Ok(HttpResponse::Ok().json(q.respond(items, &base, "#applications")?))

@@ -2,6 +2,7 @@
 //! bearer token gatehouse issued; the tenant comes from the token.
 pub mod client;
 pub mod directory;
+pub mod groups;
 pub mod invitations;
 pub mod odata;
 pub mod policies;
@@ -195,6 +196,17 @@ pub fn configure(cfg: &mut actix_web::web::ServiceConfig) {
                 .route(get().to(users::fido2_get))
                 .route(delete().to(users::fido2_delete)),
         )
+        .service(resource("/graph/v1.0/users/{id}/memberOf").route(get().to(groups::member_of)))
+        .service(resource("/graph/v1.0/groups").route(get().to(groups::list)).route(post().to(groups::create)))
+        .service(
+            resource("/graph/v1.0/groups/{id}")
+                .route(get().to(groups::get))
+                .route(patch().to(groups::patch))
+                .route(delete().to(groups::delete)),
+        )
+        .service(resource("/graph/v1.0/groups/{id}/members").route(get().to(groups::list_members)))
+        .service(resource("/graph/v1.0/groups/{id}/members/$ref").route(post().to(groups::add_member)))
+        .service(resource("/graph/v1.0/groups/{id}/members/{member}/$ref").route(delete().to(groups::remove_member)))
         .service(resource("/graph/v1.0/applications").route(get().to(directory::applications)))
         .service(resource("/graph/v1.0/devices").route(get().to(directory::devices)))
         .service(resource("/graph/v1.0/devices/{id}").route(patch().to(directory::patch_device)))

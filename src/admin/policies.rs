@@ -68,6 +68,12 @@ fn parse_policy(
     Ok(p)
 }
 
+/// Every group the policy names (`includeGroups`, `excludeGroups`) is one of the tenant's.
+fn check_groups(p: &Policy, tenant: &crate::model::Tenant) -> Result<(), GraphError> {
+    let known: Vec<Uuid> = tenant.groups.iter().map(|g| g.id).collect();
+    policy::validate_group_references(p, &known).map_err(|e| GraphError::bad_request(format!("Invalid policy: {e}")))
+}
+
 /// New resources get a server-assigned id; the body must be a JSON object.
 fn assign_id(v: &mut Value) -> Result<(), GraphError> {
     let Value::Object(map) = v else { return Err(GraphError::bad_request("The body must be a JSON object.")) };
@@ -99,6 +105,7 @@ pub async fn create(req: HttpRequest, body: web::Bytes, state: Data) -> Result<H
     assign_id(&mut v)?;
     let locations = state.store.named_locations(&caller.tenant.id).await?;
     let p = parse_policy(v, &locations, &caller.tenant.authentication_strengths)?;
+    check_groups(&p, &caller.tenant)?;
     state.store.put_policy(&caller.tenant.id, &p).await?;
     state.store.flush().await?;
     Ok(HttpResponse::Created().json(p))
@@ -124,6 +131,7 @@ pub async fn patch(
     merge(&mut v, &patch);
     let locations = state.store.named_locations(&caller.tenant.id).await?;
     let p = parse_policy(v, &locations, &caller.tenant.authentication_strengths)?;
+    check_groups(&p, &caller.tenant)?;
     state.store.put_policy(&caller.tenant.id, &p).await?;
     state.store.flush().await?;
     Ok(HttpResponse::NoContent().finish())

@@ -269,6 +269,9 @@ pub struct Application {
     pub is_fallback_public_client: bool,
     /// The app roles granted to the client (names).
     pub app_roles: Vec<String>,
+    /// `SecurityGroup` or `All`: tokens carry a `groups` claim; `null`: they do not.
+    #[serde(default)]
+    pub group_membership_claims: Option<String>,
 }
 
 /// Graph `webApplication`.
@@ -485,6 +488,68 @@ pub struct DevicePatch {
     pub display_name: Option<String>,
 }
 
+/// Graph `group`: a security group with assigned membership (`groupTypes` empty, not
+/// mail-enabled). Listed and in `memberOf` with its `@odata.type`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Group {
+    #[serde(rename = "@odata.type")]
+    pub odata_type: String,
+    pub id: Uuid,
+    pub display_name: String,
+    pub description: Option<String>,
+    pub mail_nickname: String,
+    pub mail_enabled: bool,
+    pub security_enabled: bool,
+    pub group_types: Vec<String>,
+    pub created_date_time: String,
+}
+
+/// A member in `GET /groups/{id}/members`: the Graph user with its `@odata.type`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupMember {
+    #[serde(rename = "@odata.type")]
+    pub odata_type: String,
+    #[serde(flatten)]
+    pub user: User,
+}
+
+/// `POST /groups` and `PATCH /groups/{id}`. Only security groups with assigned membership
+/// exist here, so `mailEnabled`, `securityEnabled` and `groupTypes` are accepted only with
+/// those values.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GroupIn {
+    #[serde(default, rename = "@odata.type", skip_serializing_if = "Option::is_none")]
+    pub odata_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// `null` clears it (PATCH).
+    #[serde(default, deserialize_with = "some_or_null", skip_serializing_if = "Option::is_none")]
+    pub description: Option<Option<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mail_nickname: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mail_enabled: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_enabled: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_types: Option<Vec<String>>,
+}
+
+/// A present field (even `null`) is `Some`; an absent one stays `None` (via `default`).
+fn some_or_null<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// The body of `POST /groups/{id}/members/$ref`: `{"@odata.id": ".../directoryObjects/{id}"}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectRef {
+    #[serde(rename = "@odata.id")]
+    pub odata_id: String,
+}
+
 #[cfg(test)]
 mod tests {
     use serde::de::DeserializeOwned;
@@ -550,7 +615,11 @@ mod tests {
             "prepaidUnits": {"enabled": 25, "suspended": 0, "warning": 0}, "consumedUnits": 1}));
         round_trip::<Application>(json!({"id": "foo", "appId": "foo", "displayName": "Foo",
             "web": {"redirectUris": ["http://x/cb"], "logoutUrl": null, "homePageUrl": null},
-            "isFallbackPublicClient": false, "appRoles": []}));
+            "isFallbackPublicClient": false, "appRoles": [], "groupMembershipClaims": null}));
+        round_trip::<Group>(json!({"@odata.type": "#microsoft.graph.group",
+            "id": "00000000-0000-0000-0000-000000000009", "displayName": "Partner auditors", "description": null,
+            "mailNickname": "partner-auditors", "mailEnabled": false, "securityEnabled": true, "groupTypes": [],
+            "createdDateTime": "1970-01-01T00:00:00Z"}));
         round_trip::<SignIn>(json!({"id": "1", "createdDateTime": "1970-01-01T00:00:00Z", "createdAt": 0,
             "userId": null, "userPrincipalName": null, "userDisplayName": null, "userType": null, "appId": "foo",
             "appDisplayName": null, "ipAddress": "203.0.113.9", "namedLocations": [],

@@ -20,6 +20,9 @@ pub const DEMO_APPS: &[(&str, &str, &str, &str, &str)] = &[
 
 pub const CREDENTIALS_FILE: &str = "demo-credentials.json";
 
+/// Fabrikam's group that its guest device policy excludes.
+pub const PARTNER_AUDITORS: &str = "Partner auditors";
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct DemoUser {
     pub tenant: String,
@@ -86,6 +89,7 @@ fn tenant(slug: &str, name: &str, domain: &str, seats: u32) -> Tenant {
         inbound_trust: vec![],
         require_mfa: false,
         authentication_strengths: vec![],
+        groups: vec![],
     }
 }
 
@@ -111,6 +115,7 @@ fn confidential(
         home_page_url: None,
         // Every app the demo declares (its own apps, test-rp, the admin client) is first-party.
         first_party: true,
+        group_membership_claims: None,
     }
 }
 
@@ -158,6 +163,10 @@ pub async fn apply(
             let logout = vec![format!("{public_url}/demo/{path}")];
             let mut app = confidential(&t, client_id, name, &secret, &redirect, &logout);
             app.home_page_url = Some(format!("{public_url}/demo/{path}/login"));
+            // Bar's tokens name the user's groups (DESIGN §11).
+            if *client_id == "bar" {
+                app.group_membership_claims = Some("SecurityGroup".into());
+            }
             store.put_app(&app).await?;
         }
     }
@@ -173,7 +182,17 @@ pub async fn apply(
 }
 
 async fn seed(store: &Store, argon2: &Argon2Params, now: i64) -> Result<DemoCredentials, DemoError> {
-    let fabrikam = tenant("fabrikam", "Fabrikam", "fabrikam.example", 25);
+    let mut fabrikam = tenant("fabrikam", "Fabrikam", "fabrikam.example", 25);
+    // The seed's "exclusion list of specific partner users", as a group the device policy
+    // excludes. Guests exist only once invited, so it starts empty (README: how to add Sally).
+    fabrikam.groups.push(crate::model::Group {
+        id: Uuid::new_v4(),
+        display_name: PARTNER_AUDITORS.into(),
+        description: Some("Partner users the guest device policy does not apply to".into()),
+        mail_nickname: "partner-auditors".into(),
+        security_enabled: true,
+        created_date_time: crate::clock::rfc3339(now),
+    });
     let contoso = tenant("contoso", "Contoso", "contoso.example", 5);
     store.put_tenant(&fabrikam).await?;
     store.put_tenant(&contoso).await?;
@@ -266,7 +285,7 @@ async fn seed(store: &Store, argon2: &Argon2Params, now: i64) -> Result<DemoCred
 }
 
 /// Fabrikam: "Require MFA for Foo" (app level), the trusted "Partner network", a report-only
-/// device policy for guests, and a report-only phishing-resistant strength for its admin on
+/// device policy for guests that excludes the "Partner auditors" group, and a report-only phishing-resistant strength for its admin on
 /// Bar (the sign-in log shows which strength it wanted and what met it). Contoso: its own MFA
 /// policy, off until an admin turns it on.
 async fn seed_policies(
@@ -282,6 +301,8 @@ async fn seed_policies(
         "ipRanges": [{"@odata.type": "#microsoft.graph.iPv4CidrRange", "cidrAddress": "203.0.113.0/24"}],
     }))?;
     store.put_named_location(&fabrikam.id, &location).await?;
+    let auditors: Vec<String> =
+        fabrikam.groups.iter().filter(|g| g.display_name == PARTNER_AUDITORS).map(|g| g.id.to_string()).collect();
     let policies = [
         (
             fabrikam,
@@ -303,7 +324,7 @@ async fn seed_policies(
                 "displayName": "Guests need a compliant device (report-only)",
                 "state": "enabledForReportingButNotEnforced",
                 "conditions": {
-                    "users": {"includeUsers": ["GuestsOrExternalUsers"]},
+                    "users": {"includeUsers": ["GuestsOrExternalUsers"], "excludeGroups": auditors},
                     "applications": {"includeApplications": ["All"]},
                 },
                 "grantControls": {"operator": "OR", "builtInControls": ["compliantDevice"]},

@@ -145,6 +145,7 @@ pub async fn ensure_b2b_clients(
             home_page_url: None,
             // The instance's own federation between its tenants: consent is the redemption's.
             first_party: true,
+            group_membership_claims: None,
         };
         if store.app(&t.id, B2B_CLIENT_ID).await?.as_ref() != Some(&app) {
             store.put_app(&app).await?;

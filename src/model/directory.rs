@@ -26,6 +26,22 @@ pub struct Tenant {
     /// Custom authentication strengths (Graph `authenticationStrengthPolicies`, `custom`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub authentication_strengths: Vec<crate::policy::AuthenticationStrength>,
+    /// Security groups with assigned membership (DESIGN §11); members hold the id in `User::member_of`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<Group>,
+}
+
+/// A security group (Graph `group`, assigned membership). Members are users only.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Group {
+    pub id: Uuid,
+    pub display_name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    pub mail_nickname: String,
+    pub security_enabled: bool,
+    /// RFC 3339.
+    pub created_date_time: String,
 }
 
 /// A home identity provider configured on a resource tenant (DESIGN §1 case 2).
@@ -142,6 +158,9 @@ pub struct User {
     /// written at most once a minute per user, so it is approximate (as in Entra).
     #[serde(default)]
     pub last_non_interactive_sign_in: Option<i64>,
+    /// Ids of the tenant's groups this user is a member of (DESIGN §11).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub member_of: Vec<Uuid>,
 }
 
 impl User {
@@ -218,9 +237,21 @@ pub struct Application {
     /// First-party by configuration: gets `offline_access` without a consent question (OIDC Core §11).
     #[serde(default)]
     pub first_party: bool,
+    /// Graph `groupMembershipClaims`: `SecurityGroup` or `All` puts a `groups` claim (group
+    /// object ids) in ID and access tokens; `None` (or absent) does not.
+    #[serde(default)]
+    pub group_membership_claims: Option<String>,
 }
 
 impl Application {
+    /// Whether tokens for this app carry the `groups` claim (`SecurityGroup` and `All` alike:
+    /// every group here is a security group).
+    pub fn wants_groups_claim(&self) -> bool {
+        self.group_membership_claims
+            .as_deref()
+            .is_some_and(|v| v.eq_ignore_ascii_case("SecurityGroup") || v.eq_ignore_ascii_case("All"))
+    }
+
     /// Exact match, except that loopback http redirect URIs match on any port (RFC 8252 §7.3).
     pub fn redirect_uri_registered(&self, candidate: &str) -> bool {
         self.redirect_uris.iter().any(|r| redirect_matches(r, candidate))
@@ -373,6 +404,7 @@ mod tests {
             assignment_required: false,
             home_page_url: None,
             first_party: false,
+            group_membership_claims: None,
         }
     }
 

@@ -44,6 +44,9 @@ pub struct IdTokenClaims {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub idp: Option<String>,
     pub ver: String,
+    /// Group object ids, for apps with `groupMembershipClaims` (Entra's `groups`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<Uuid>,
 }
 
 /// RFC 9068 access token, with Entra's `scp`/`roles`, `tid`, `oid`.
@@ -77,6 +80,9 @@ pub struct AccessClaims {
     pub amr: Vec<Amr>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acr: Option<Acr>,
+    /// Group object ids, for apps with `groupMembershipClaims` (Entra's `groups`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<Uuid>,
 }
 
 pub struct UserTokenInput<'a> {
@@ -88,6 +94,15 @@ pub struct UserTokenInput<'a> {
     pub nonce: Option<&'a str>,
     pub scope: &'a [String],
     pub grant_id: Option<Uuid>,
+}
+
+/// The `groups` claim: the user's groups that still exist in the tenant, when the app asks
+/// for it (`groupMembershipClaims`); otherwise none.
+fn groups_claim(i: &UserTokenInput<'_>) -> Vec<Uuid> {
+    if !i.app.wants_groups_claim() {
+        return Vec::new();
+    }
+    i.tenant.groups.iter().map(|g| g.id).filter(|id| i.user.member_of.contains(id)).collect()
 }
 
 fn has(scope: &[String], s: &str) -> bool {
@@ -121,6 +136,7 @@ pub fn id_token(state: &AppState, i: &UserTokenInput<'_>) -> Result<String, Stri
         upn: guest.then(|| i.user.user_principal_name.clone()),
         idp: i.auth.idp.clone(),
         ver: "2.0".into(),
+        groups: groups_claim(i),
     };
     state.keys.sign(i.app.id_token_signed_response_alg, TokenType::Id, now, &claims)
 }
@@ -149,6 +165,7 @@ pub fn user_access_token(state: &AppState, i: &UserTokenInput<'_>) -> Result<Str
         auth_time: Some(i.auth.auth_time),
         amr: i.auth.amr.clone(),
         acr: Some(i.auth.acr),
+        groups: groups_claim(i),
     };
     state.keys.sign(SigningAlg::ES256, TokenType::Access, now, &claims)
 }
@@ -202,6 +219,7 @@ pub fn app_access_token(state: &AppState, tenant: &Tenant, app: &Application) ->
         auth_time: None,
         amr: vec![],
         acr: None,
+        groups: vec![],
     };
     state.keys.sign(SigningAlg::ES256, TokenType::Access, now, &claims)
 }

@@ -23,6 +23,8 @@ pub struct SignInContext {
     pub methods: Vec<String>,
     /// Seconds since the authentication being reused; `None` for a fresh one.
     pub auth_age_secs: Option<i64>,
+    /// Object ids of the groups the user is a member of (`includeGroups` / `excludeGroups`).
+    pub groups: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -166,7 +166,7 @@ pub(super) fn check_conditions(c: &Conditions, env: &Env) -> (Vec<String>, Vec<S
                 app_matches(v, ctx)
             }),
         ),
-        (condition::USERS, included(&c.users.include_users, &c.users.exclude_users, |v| user_matches(v, ctx))),
+        (condition::USERS, users_condition(&c.users, ctx)),
     ];
     if let Some(l) = &c.locations {
         checks.push((condition::LOCATION, location_condition(l, env)));
@@ -190,6 +190,21 @@ pub(super) fn check_conditions(c: &Conditions, env: &Env) -> (Vec<String>, Vec<S
 /// Exclusions always win over inclusions.
 pub(super) fn included(include: &[String], exclude: &[String], matches: impl Fn(&str) -> bool) -> bool {
     include.iter().any(|v| matches(v)) && !exclude.iter().any(|v| matches(v))
+}
+
+/// Included by a user value or a group, excluded by neither: an exclusion by group wins
+/// over an inclusion by user (`All`, `GuestsOrExternalUsers`, the id) and the other way round.
+pub(super) fn users_condition(u: &UsersCondition, ctx: &SignInContext) -> bool {
+    let user = |v: &str| user_matches(v, ctx);
+    let group = |v: &str| group_matches(v, ctx);
+    let include = u.include_users.iter().any(|v| user(v)) || u.include_groups.iter().any(|v| group(v));
+    let exclude = u.exclude_users.iter().any(|v| user(v)) || u.exclude_groups.iter().any(|v| group(v));
+    include && !exclude
+}
+
+/// Group object ids are UUIDs (case-insensitive text); an empty id never matches.
+pub(super) fn group_matches(value: &str, ctx: &SignInContext) -> bool {
+    !value.is_empty() && ctx.groups.iter().any(|g| g.eq_ignore_ascii_case(value))
 }
 
 pub(super) fn user_matches(value: &str, ctx: &SignInContext) -> bool {
@@ -373,6 +388,176 @@ mod tests {
             ("exclude Guests keeps members", by_users(&[ALL], &[GUESTS]), member(), Failure),
             ("empty user id never matches", by_users(&[""], &[]), with(member(), |c| c.user_id.clear()), NotApplied),
         ]);
+    }
+
+    #[test]
+    fn groups_condition() {
+        let auditor = in_groups(guest(), &[AUDITORS]);
+        let staff = in_groups(member(), &[STAFF]);
+        let both = in_groups(member(), &[AUDITORS, STAFF]);
+        let upper = AUDITORS.to_ascii_uppercase();
+        run(vec![
+            ("include group: a member of it", by_groups(&[], &[], &[AUDITORS], &[]), auditor.clone(), Failure),
+            ("include group: a member of another", by_groups(&[], &[], &[AUDITORS], &[]), staff.clone(), NotApplied),
+            ("include group: in no group", by_groups(&[], &[], &[AUDITORS], &[]), guest(), NotApplied),
+            ("group ids compare case-insensitively", by_groups(&[], &[], &[&upper], &[]), auditor.clone(), Failure),
+            ("one of several groups", by_groups(&[], &[], &[STAFF, AUDITORS], &[]), auditor.clone(), Failure),
+            ("users OR groups: by user id", by_groups(&[ALICE], &[], &[AUDITORS], &[]), member(), Failure),
+            ("users OR groups: by group", by_groups(&[ALICE], &[], &[AUDITORS], &[]), auditor.clone(), Failure),
+            ("users OR groups: neither", by_groups(&[ALICE], &[], &[AUDITORS], &[]), guest(), NotApplied),
+            ("None users, by group", by_groups(&[NONE], &[], &[AUDITORS], &[]), auditor.clone(), Failure),
+            ("exclude group wins over All", by_groups(&[ALL], &[], &[], &[AUDITORS]), auditor.clone(), NotApplied),
+            (
+                "exclude group wins over Guests",
+                by_groups(&[GUESTS], &[], &[], &[AUDITORS]),
+                auditor.clone(),
+                NotApplied,
+            ),
+            (
+                "exclude group wins over user id",
+                by_groups(&[SALLY], &[], &[], &[AUDITORS]),
+                auditor.clone(),
+                NotApplied,
+            ),
+            (
+                "exclude group wins over same group",
+                by_groups(&[], &[], &[AUDITORS], &[AUDITORS]),
+                auditor.clone(),
+                NotApplied,
+            ),
+            (
+                "exclude group wins over other group",
+                by_groups(&[], &[], &[STAFF], &[AUDITORS]),
+                both.clone(),
+                NotApplied,
+            ),
+            (
+                "exclude user wins over include group",
+                by_groups(&[], &[ALICE], &[STAFF], &[]),
+                staff.clone(),
+                NotApplied,
+            ),
+            (
+                "exclude Guests wins over include group",
+                by_groups(&[], &[GUESTS], &[AUDITORS], &[]),
+                auditor.clone(),
+                NotApplied,
+            ),
+            ("exclude other group keeps All", by_groups(&[ALL], &[], &[], &[AUDITORS]), staff.clone(), Failure),
+            ("exclude group, in no group", by_groups(&[ALL], &[], &[], &[AUDITORS]), member(), Failure),
+            ("exclude group, Guests, a member", by_groups(&[GUESTS], &[], &[], &[AUDITORS]), staff, NotApplied),
+            ("empty group id never matches", by_groups(&[], &[], &[""], &[]), in_groups(member(), &[""]), NotApplied),
+        ]);
+        // The users flag is what a group decides, next to the other conditions.
+        let d = eval(&auditor, &[by_groups(&[ALL], &[], &[], &[AUDITORS])]);
+        assert_eq!(d.results[0].conditions_not_satisfied, strs(&["users"]));
+        assert!(d.allowed());
+    }
+
+    #[test]
+    fn groups_with_the_other_conditions_and_grants() {
+        use Control::{Block, CompliantDevice, Mfa};
+        use GrantOperator::{And, Or};
+        let auditor = in_groups(guest(), &[AUDITORS]);
+        let on_bar = |c: SignInContext| with(c, |c| c.app_id = "bar".into());
+        /// A policy for the auditors group, changed by `f`.
+        fn scoped(f: impl FnOnce(&mut Policy)) -> Policy {
+            pol(|p| {
+                p.conditions.users = users_groups(&[], &[], &[AUDITORS], &[]);
+                f(p);
+            })
+        }
+        fn report(f: impl FnOnce(&mut Policy)) -> Policy {
+            scoped(|p| {
+                p.state = PolicyState::EnabledForReportingButNotEnforced;
+                f(p)
+            })
+        }
+        let mfa = with(auditor.clone(), |c| c.satisfied.mfa = true);
+        let compliant = with(auditor.clone(), |c| c.satisfied.compliant_device = true);
+        let both = with(mfa.clone(), |c| c.satisfied.compliant_device = true);
+        run(vec![
+            (
+                "AND with the app: other app",
+                scoped(|p| p.conditions.applications = apps(&["foo"], &[])),
+                on_bar(auditor.clone()),
+                NotApplied,
+            ),
+            (
+                "AND with the app: the app",
+                scoped(|p| p.conditions.applications = apps(&["foo"], &[])),
+                auditor.clone(),
+                Failure,
+            ),
+            (
+                "AND with the location",
+                scoped(|p| p.conditions.locations = locs(&[ALL], &[ALL_TRUSTED])),
+                with(auditor.clone(), |c| c.ip = ip("203.0.113.9")),
+                NotApplied,
+            ),
+            (
+                "grant AND: one of two",
+                scoped(|p| p.grant_controls = grant(And, &[Mfa, CompliantDevice])),
+                mfa.clone(),
+                Failure,
+            ),
+            (
+                "grant AND: both",
+                scoped(|p| p.grant_controls = grant(And, &[Mfa, CompliantDevice])),
+                both.clone(),
+                Success,
+            ),
+            (
+                "grant OR: one of two",
+                scoped(|p| p.grant_controls = grant(Or, &[Mfa, CompliantDevice])),
+                compliant.clone(),
+                Success,
+            ),
+            (
+                "grant OR: none",
+                scoped(|p| p.grant_controls = grant(Or, &[Mfa, CompliantDevice])),
+                auditor.clone(),
+                Failure,
+            ),
+            ("block for the group", scoped(|p| p.grant_controls = grant(And, &[Block])), both.clone(), Failure),
+            (
+                "block for the group, not a member",
+                scoped(|p| p.grant_controls = grant(And, &[Block])),
+                guest(),
+                NotApplied,
+            ),
+            (
+                "report-only block",
+                report(|p| p.grant_controls = grant(And, &[Block])),
+                auditor.clone(),
+                ReportOnlyFailure,
+            ),
+            ("report-only mfa", report(|_| {}), auditor.clone(), ReportOnlyInterrupted),
+            ("report-only, not a member", report(|_| {}), guest(), ReportOnlyNotApplied),
+        ]);
+
+        // Block wins over every other policy; an exclusion by group beats the block.
+        let block_group = pol(|p| {
+            p.id = "block-auditors".into();
+            p.conditions.users = users_groups(&[], &[], &[AUDITORS], &[]);
+            p.grant_controls = grant(And, &[Block]);
+        });
+        let d = eval(&both, &[base("mfa-all"), block_group.clone()]);
+        assert!(d.is_blocked() && !d.allowed());
+        assert_eq!(d.block, strs(&["block-auditors"]));
+        assert_eq!(d.results[0].result, Success);
+        let excluded = pol(|p| {
+            p.conditions.users = users_groups(&[ALL], &[], &[], &[AUDITORS]);
+            p.grant_controls = grant(And, &[Block]);
+        });
+        assert!(eval(&auditor, std::slice::from_ref(&excluded)).allowed());
+        assert!(eval(&guest(), &[excluded]).is_blocked(), "only the group's members are excluded");
+
+        // Report-only group policies are never enforced.
+        for p in [report(|p| p.grant_controls = grant(And, &[Block])), report(|_| {})] {
+            let d = eval(&auditor, &[p]);
+            assert!(d.allowed() && d.block.is_empty() && d.required.is_empty() && d.unsatisfiable().is_empty());
+        }
     }
 
     #[test]
@@ -898,6 +1083,35 @@ mod tests {
         assert!(eval(&trusted_home_device, std::slice::from_ref(&policy)).allowed());
 
         assert!(eval(&member(), &[policy]).allowed(), "members are out of scope");
+    }
+
+    /// (b') The seed's "exclusion lists containing specific partner users", as a group: the
+    /// device policy excludes "Partner auditors", whose guests pass on unmanaged devices.
+    #[test]
+    fn story_device_policy_excludes_a_partner_group() {
+        let policy = Policy {
+            id: "guest-devices".into(),
+            display_name: "Guests need a compliant device".into(),
+            state: PolicyState::Enabled,
+            conditions: Conditions {
+                users: users_groups(&[GUESTS], &[], &[], &[AUDITORS]),
+                applications: apps(&[ALL], &[]),
+                ..Default::default()
+            },
+            grant_controls: grant(GrantOperator::And, &[Control::CompliantDevice]),
+            session_controls: None,
+        };
+        let unmanaged = with(guest(), |c| c.device = device(false, false, None));
+        let d = eval(&unmanaged, std::slice::from_ref(&policy));
+        assert!(!d.allowed() && d.unsatisfiable().len() == 1);
+
+        let auditor = in_groups(unmanaged, &[AUDITORS]);
+        let d = eval(&auditor, std::slice::from_ref(&policy));
+        assert!(d.allowed());
+        assert_eq!(d.results[0].conditions_not_satisfied, strs(&["users"]));
+        // Another policy still applies to the excluded guest.
+        let d = eval(&auditor, &[policy, base("mfa-all")]);
+        assert!(d.needs_mfa() && d.unsatisfiable().is_empty());
     }
 
     /// (c) Location-based: from the trusted partner range allowed, elsewhere MFA.

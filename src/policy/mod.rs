@@ -3,7 +3,7 @@
 //! clock: the caller passes the age of the authentication it wants to reuse.
 //!
 //! Input is parsed strictly: unknown fields are rejected, and Graph fields gatehouse does not
-//! evaluate (groups, roles, platforms, …) are accepted only when empty or null, so a policy
+//! evaluate (roles, platforms, …) are accepted only when empty or null, so a policy
 //! never silently means less than the admin wrote.
 const ALL: &str = "All";
 const NONE: &str = "None";

@@ -55,12 +55,16 @@ pub struct Conditions {
     pub user_risk_levels: Vec<RiskLevel>,
 }
 
-/// Values: `All`, `None`, `GuestsOrExternalUsers`, or user object ids.
+/// Users: `All`, `None`, `GuestsOrExternalUsers`, or user object ids. Groups: group object
+/// ids. A user is in scope when included by `includeUsers` or `includeGroups`, and excluded
+/// by neither `excludeUsers` nor `excludeGroups` (exclusions win).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", try_from = "wire::UsersIn")]
 pub struct UsersCondition {
     pub include_users: Vec<String>,
     pub exclude_users: Vec<String>,
+    pub include_groups: Vec<String>,
+    pub exclude_groups: Vec<String>,
 }
 
 /// Values: `All`, `None`, or app ids (client ids).

@@ -9,6 +9,8 @@ pub(crate) const SALLY: &str = "5a11e000-0000-4000-8000-000000000002"; // guest
 pub(crate) const PARTNER: &str = "9a27e000-0000-4000-8000-000000000003"; // excluded guest
 pub(crate) const PARTNER_NET: &str = "c0ffee00-0000-4000-8000-00000000000a";
 pub(crate) const BRANCH: &str = "c0ffee00-0000-4000-8000-00000000000b";
+pub(crate) const AUDITORS: &str = "6a0c0000-0000-4000-8000-0000000000a1"; // group
+pub(crate) const STAFF: &str = "6a0c0000-0000-4000-8000-0000000000a2"; // group
 
 pub(crate) fn locations() -> Vec<NamedLocation> {
     let range = |c: &str| IpRange { cidr_address: c.parse().unwrap() };
@@ -53,7 +55,7 @@ pub(crate) fn base(id: &str) -> Policy {
         display_name: format!("Policy {id}"),
         state: PolicyState::Enabled,
         conditions: Conditions {
-            users: UsersCondition { include_users: strs(&[ALL]), exclude_users: vec![] },
+            users: users(&[ALL], &[]),
             applications: ApplicationsCondition { include_applications: strs(&[ALL]), exclude_applications: vec![] },
             ..Default::default()
         },
@@ -77,7 +79,36 @@ pub(crate) fn grant(op: GrantOperator, controls: &[Control]) -> Option<GrantCont
 }
 
 pub(crate) fn users(include: &[&str], exclude: &[&str]) -> UsersCondition {
-    UsersCondition { include_users: strs(include), exclude_users: strs(exclude) }
+    UsersCondition { include_users: strs(include), exclude_users: strs(exclude), ..Default::default() }
+}
+
+/// A users condition of users and groups (include users, exclude users, include groups, exclude groups).
+pub(crate) fn users_groups(
+    include: &[&str],
+    exclude: &[&str],
+    include_groups: &[&str],
+    exclude_groups: &[&str],
+) -> UsersCondition {
+    UsersCondition {
+        include_users: strs(include),
+        exclude_users: strs(exclude),
+        include_groups: strs(include_groups),
+        exclude_groups: strs(exclude_groups),
+    }
+}
+
+pub(crate) fn by_groups(
+    include: &[&str],
+    exclude: &[&str],
+    include_groups: &[&str],
+    exclude_groups: &[&str],
+) -> Policy {
+    pol(|p| p.conditions.users = users_groups(include, exclude, include_groups, exclude_groups))
+}
+
+/// `ctx` as a member of `groups`.
+pub(crate) fn in_groups(ctx: SignInContext, groups: &[&str]) -> SignInContext {
+    with(ctx, |c| c.groups = strs(groups))
 }
 
 pub(crate) fn apps(include: &[&str], exclude: &[&str]) -> ApplicationsCondition {

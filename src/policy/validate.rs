@@ -11,8 +11,13 @@ pub fn validate(policy: &Policy) -> Result<(), String> {
     }
 
     let users = &c.users;
-    if users.include_users.is_empty() {
+    if users.include_users.is_empty() && users.include_groups.is_empty() {
         errors.push("conditions.users.includeUsers is empty".into());
+    }
+    for (name, ids) in [("includeGroups", &users.include_groups), ("excludeGroups", &users.exclude_groups)] {
+        for v in ids.iter().filter(|v| uuid::Uuid::parse_str(v).is_err()) {
+            errors.push(format!("conditions.users.{name}: {v:?} is not a group object id"));
+        }
     }
     for v in users.include_users.iter().chain(&users.exclude_users) {
         let keyword = [ALL, NONE, GUESTS].iter().any(|k| v.eq_ignore_ascii_case(k));
@@ -153,6 +158,20 @@ pub fn validate_references(
     if missing.is_empty() { Ok(()) } else { Err(format!("unknown named location(s): {}", missing.join(", "))) }
 }
 
+/// Checks that every group a policy names is one of the tenant's (`known`): a dangling id
+/// never matches, which would silently narrow an include or widen an exclude.
+pub fn validate_group_references(policy: &Policy, known: &[uuid::Uuid]) -> Result<(), String> {
+    let u = &policy.conditions.users;
+    let missing: Vec<&str> = u
+        .include_groups
+        .iter()
+        .chain(&u.exclude_groups)
+        .map(String::as_str)
+        .filter(|v| !uuid::Uuid::parse_str(v).is_ok_and(|id| known.contains(&id)))
+        .collect();
+    if missing.is_empty() { Ok(()) } else { Err(format!("unknown group(s): {}", missing.join(", "))) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,6 +203,9 @@ mod tests {
                 }),
             ),
             ("365 days", pol(|p| p.session_controls = freq(365, FrequencyType::Days))),
+            ("groups only", by_groups(&[], &[], &[AUDITORS], &[])),
+            ("users and groups", by_groups(&[GUESTS], &[PARTNER], &[AUDITORS], &[STAFF])),
+            ("exclude group only beside All", by_groups(&[ALL], &[], &[], &[AUDITORS])),
         ];
         for (name, p) in valid {
             assert_eq!(validate(&p), Ok(()), "case: {name}");
@@ -202,6 +224,17 @@ mod tests {
                 "includeUsers is empty; conditions.applications.includeApplications is empty",
             ),
             ("user that is not an id", by_users(&["sally@contoso.example"], &[]), "neither All"),
+            (
+                "group that is not an id",
+                by_groups(&[], &[], &["Partner auditors"], &[]),
+                "includeGroups: \"Partner auditors\" is not a group object id",
+            ),
+            (
+                "excluded group keyword",
+                by_groups(&[ALL], &[], &[], &[ALL]),
+                "excludeGroups: \"All\" is not a group object id",
+            ),
+            ("exclude groups only", by_groups(&[], &[], &[], &[AUDITORS]), "includeUsers is empty"),
             ("None with others", by_users(&[NONE, ALICE], &[]), "None cannot be combined"),
             ("exclude All users", by_users(&[ALL], &[ALL]), "excludeUsers cannot contain All"),
             ("exclude All apps", by_apps(&[ALL], &[ALL]), "excludeApplications cannot contain All"),
@@ -262,6 +295,14 @@ mod tests {
             })
         };
         assert_eq!(validate_references(&strong(strength::PHISHING_RESISTANT_ID), &[], &[]), Ok(()));
+        let known = [uuid::Uuid::parse_str(AUDITORS).unwrap()];
+        let upper = AUDITORS.to_ascii_uppercase();
+        assert_eq!(validate_group_references(&by_groups(&[], &[], &[&upper], &[]), &known), Ok(()));
+        assert_eq!(validate_group_references(&base("p1"), &[]), Ok(()));
+        assert_eq!(
+            validate_group_references(&by_groups(&[ALL], &[], &[AUDITORS], &[STAFF]), &known),
+            Err(format!("unknown group(s): {STAFF}"))
+        );
         assert_eq!(validate_references(&strong("gone"), &[], &[]), Err("unknown authentication strength: gone".into()));
     }
 }

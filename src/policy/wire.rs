@@ -180,10 +180,10 @@ pub struct UsersIn {
     include_users: Vec<String>,
     #[serde(default, deserialize_with = "null_default")]
     exclude_users: Vec<String>,
-    #[serde(default)]
-    include_groups: Extra,
-    #[serde(default)]
-    exclude_groups: Extra,
+    #[serde(default, deserialize_with = "null_default")]
+    include_groups: Vec<String>,
+    #[serde(default, deserialize_with = "null_default")]
+    exclude_groups: Vec<String>,
     #[serde(default)]
     include_roles: Extra,
     #[serde(default)]
@@ -198,14 +198,17 @@ impl TryFrom<UsersIn> for UsersCondition {
     type Error = String;
     fn try_from(u: UsersIn) -> Result<Self, String> {
         unsupported(&[
-            ("includeGroups", &u.include_groups),
-            ("excludeGroups", &u.exclude_groups),
             ("includeRoles", &u.include_roles),
             ("excludeRoles", &u.exclude_roles),
             ("includeGuestsOrExternalUsers", &u.include_guests_or_external_users),
             ("excludeGuestsOrExternalUsers", &u.exclude_guests_or_external_users),
         ])?;
-        Ok(UsersCondition { include_users: u.include_users, exclude_users: u.exclude_users })
+        Ok(UsersCondition {
+            include_users: u.include_users,
+            exclude_users: u.exclude_users,
+            include_groups: u.include_groups,
+            exclude_groups: u.exclude_groups,
+        })
     }
 }
 
@@ -580,6 +583,28 @@ mod tests {
     }
 
     #[test]
+    fn groups_parse_and_always_show_as_lists() {
+        let p: Policy = serde_json::from_value(enabled(
+            "conditions",
+            json!({ "users": { "includeUsers": [], "includeGroups": [AUDITORS], "excludeGroups": null } }),
+        ))
+        .unwrap();
+        assert_eq!(p.conditions.users, users_groups(&[], &[], &[AUDITORS], &[]));
+        let out = serde_json::to_value(&p).unwrap();
+        assert_eq!(
+            out["conditions"]["users"],
+            json!({ "includeUsers": [], "excludeUsers": [], "includeGroups": [AUDITORS], "excludeGroups": [] })
+        );
+        assert_eq!(serde_json::from_value::<Policy>(out).unwrap(), p);
+        // As Graph, a policy without groups shows them as empty lists.
+        let base = serde_json::to_value(base("p1")).unwrap();
+        assert_eq!(
+            (&base["conditions"]["users"]["includeGroups"], &base["conditions"]["users"]["excludeGroups"]),
+            (&json!([]), &json!([]))
+        );
+    }
+
+    #[test]
     fn rejects_unknown_and_unsupported_policy_input() {
         let cases: Vec<(&str, serde_json::Value, &str)> = vec![
             ("unknown top-level field", json!({ "state": "enabled", "colour": "red" }), "unknown field `colour`"),
@@ -587,9 +612,14 @@ mod tests {
             ("bad state", json!({ "state": "on" }), "unknown variant `on`"),
             ("unknown condition", enabled("conditions", json!({ "weather": "rain" })), "unknown field `weather`"),
             (
-                "groups are not supported",
-                enabled("conditions", json!({ "users": { "includeGroups": ["g1"] } })),
-                "includeGroups is not supported",
+                "roles are not supported",
+                enabled("conditions", json!({ "users": { "includeRoles": ["r1"] } })),
+                "includeRoles is not supported",
+            ),
+            (
+                "groups are lists of ids",
+                enabled("conditions", json!({ "users": { "includeGroups": "g1" } })),
+                "invalid type",
             ),
             (
                 "platforms are not supported",

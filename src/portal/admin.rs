@@ -9,7 +9,7 @@ use crate::app::AppState;
 use crate::model::{Tenant, User};
 use crate::policy::PolicyState;
 use crate::web::error::PageError;
-use crate::web::pages::{AdminGuestRow, AdminPage, AdminPolicyRow, AdminSignInRow, render};
+use crate::web::pages::{AdminGroupRow, AdminGuestRow, AdminPage, AdminPolicyRow, AdminSignInRow, render};
 use crate::web::{Data, csrf};
 
 async fn admin(req: &HttpRequest, state: &AppState, tenant: &Tenant) -> Result<Result<User, HttpResponse>, PageError> {
@@ -38,6 +38,24 @@ fn methods_in_words(u: &User) -> String {
     if all.is_empty() { "None".into() } else { all.join(", ") }
 }
 
+/// The tenant's groups with their members' UPNs (read from the users already listed).
+fn group_rows(tenant: &Tenant, users: &[User]) -> Vec<AdminGroupRow> {
+    tenant
+        .groups
+        .iter()
+        .map(|g| {
+            let upns: Vec<&str> =
+                users.iter().filter(|u| u.member_of.contains(&g.id)).map(|u| u.user_principal_name.as_str()).collect();
+            AdminGroupRow {
+                id: g.id.to_string(),
+                name: g.display_name.clone(),
+                count: upns.len(),
+                members: if upns.is_empty() { "None".into() } else { upns.join(", ") },
+            }
+        })
+        .collect()
+}
+
 pub async fn show(req: HttpRequest, path: web::Path<String>, state: Data) -> Result<HttpResponse, PageError> {
     let tenant = crate::web::tenant(&state, &path).await?;
     let me = match admin(&req, &state, &tenant).await? {
@@ -45,10 +63,9 @@ pub async fn show(req: HttpRequest, path: web::Path<String>, state: Data) -> Res
         Err(redirect) => return Ok(redirect),
     };
     let browser = csrf::issued(&req, &state).unwrap_or_default();
-    let guests = state
-        .store
-        .users(&tenant.id)
-        .await?
+    let users = state.store.users(&tenant.id).await?;
+    let groups = group_rows(&tenant, &users);
+    let guests = users
         .into_iter()
         .filter(|u| u.is_guest())
         .map(|u| AdminGuestRow {
@@ -111,6 +128,7 @@ pub async fn show(req: HttpRequest, path: web::Path<String>, state: Data) -> Res
         seats_used: crate::licensing::seats_used(&state.store, &tenant).await?,
         seats: tenant.premium_seats,
         guests,
+        groups,
         policies,
         sign_ins,
     };

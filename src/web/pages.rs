@@ -266,6 +266,14 @@ pub struct AdminGuestRow {
     pub last_sign_in: Option<String>,
 }
 
+/// A group on the admin page: its name, how many members, and their UPNs.
+pub struct AdminGroupRow {
+    pub id: String,
+    pub name: String,
+    pub count: usize,
+    pub members: String,
+}
+
 pub struct AdminPolicyRow {
     pub id: String,
     pub name: String,
@@ -292,6 +300,7 @@ pub struct AdminPage {
     pub seats_used: u32,
     pub seats: u32,
     pub guests: Vec<AdminGuestRow>,
+    pub groups: Vec<AdminGroupRow>,
     pub policies: Vec<AdminPolicyRow>,
     pub sign_ins: Vec<AdminSignInRow>,
 }

@@ -56,6 +56,7 @@ fn tenant(seats: u32) -> Tenant {
         inbound_trust: vec![],
         require_mfa: false,
         authentication_strengths: vec![],
+        groups: vec![],
     }
 }
 

@@ -98,6 +98,7 @@ async fn fill(store: &Store) -> Filled {
         inbound_trust: vec![],
         require_mfa: false,
         authentication_strengths: vec![],
+        groups: vec![],
     };
     store.put_tenant(&tenant).await.unwrap();
     let member = User {
@@ -140,6 +141,7 @@ async fn fill(store: &Store) -> Filled {
         assignment_required: false,
         home_page_url: None,
         first_party: false,
+        group_membership_claims: None,
     };
     store.put_app(&app).await.unwrap();
 

@@ -129,6 +129,7 @@ fn tenant(id: TenantId, slug: &str, name: &str) -> Tenant {
         inbound_trust: vec![],
         require_mfa: false,
         authentication_strengths: vec![],
+        groups: vec![],
     }
 }
 
@@ -146,6 +147,7 @@ fn app(tenant: TenantId, name: &str) -> Application {
         assignment_required: false,
         home_page_url: None,
         first_party: false,
+        group_membership_claims: None,
     }
 }
 
