@@ -165,7 +165,8 @@ async fn domains(
     let mut out: Vec<String> = Vec::new();
     for d in given {
         let d = dns_name(d).ok_or_else(|| bad(format!("{d:?} is not a valid domain name.")))?;
-        let own = tenant.initial_domain.eq_ignore_ascii_case(&d) || tenant.domains.iter().any(|x| x.eq_ignore_ascii_case(&d));
+        let own =
+            tenant.initial_domain.eq_ignore_ascii_case(&d) || tenant.domains.iter().any(|x| x.eq_ignore_ascii_case(&d));
         if own {
             return Err(bad(format!("{d} is a domain of this tenant.")));
         }
@@ -177,7 +178,9 @@ async fn domains(
             return Err(bad(format!("{d} is already claimed by the identity provider {}.", other.id)));
         }
         if state.store.tenant_by_domain(&d).await?.is_some_and(|t| t.id != tenant.id) {
-            return Err(bad(format!("{d} is verified by a tenant on this instance, which home realm discovery prefers.")));
+            return Err(bad(format!(
+                "{d} is verified by a tenant on this instance, which home realm discovery prefers."
+            )));
         }
         if !out.contains(&d) {
             out.push(d);
@@ -347,7 +350,8 @@ mod tests {
     fn domains_are_dns_names_lowercased() {
         assert_eq!(dns_name("Partner.Example").as_deref(), Some("partner.example"));
         assert_eq!(dns_name("a-b.c.example.").as_deref(), Some("a-b.c.example"));
-        for bad in ["partner", "-a.example", "a-.example", "a..example", "a b.example", "ä.example", "", "@x.example"] {
+        for bad in ["partner", "-a.example", "a-.example", "a..example", "a b.example", "ä.example", "", "@x.example"]
+        {
             assert_eq!(dns_name(bad), None, "{bad:?}");
         }
     }

@@ -47,7 +47,8 @@ fn get(url: &url::Url) -> Result<HttpRequest, String> {
 
 /// One capped GET: the body of a 200 answer, or why there is none.
 async fn fetch(state: &AppState, url: &url::Url) -> Result<Vec<u8>, String> {
-    let response = capped_call(&state.http, get(url)?, HOME_BODY_LIMIT, HOME_TIMEOUT).await.map_err(|e| e.to_string())?;
+    let response =
+        capped_call(&state.http, get(url)?, HOME_BODY_LIMIT, HOME_TIMEOUT).await.map_err(|e| e.to_string())?;
     if response.status() != openidconnect::http::StatusCode::OK {
         return Err(format!("HTTP {}", response.status().as_u16()));
     }
@@ -94,7 +95,8 @@ pub async fn check(state: &AppState, metadata_url: &str) -> Result<Checked, Prov
     }
     let jwks = metadata.jwks_uri().to_string();
     let jwks_url = url::Url::parse(&jwks).map_err(|e| not_oidc(format!("jwks_uri: {e}")))?;
-    let body = fetch(state, &jwks_url).await.map_err(|why| ProviderError::JwksUnreachable { url: jwks.clone(), why })?;
+    let body =
+        fetch(state, &jwks_url).await.map_err(|why| ProviderError::JwksUnreachable { url: jwks.clone(), why })?;
     let set: Value = serde_json::from_slice(&body)
         .map_err(|_| ProviderError::JwksUnreachable { url: jwks.clone(), why: "not JSON".into() })?;
     match set.get("keys").and_then(Value::as_array) {

@@ -119,7 +119,10 @@ fn provider(state: &AppState, resource: &Tenant, home: &Home) -> Result<Provider
                 issuer: idp.issuer.clone(),
                 client_id: idp.client_id.clone(),
                 // Sealed since Graph configures it; a record written before that holds it in clear.
-                client_secret: state.seal.open(idp.client_secret.expose()).ok_or("the provider's secret cannot be opened")?,
+                client_secret: state
+                    .seal
+                    .open(idp.client_secret.expose())
+                    .ok_or("the provider's secret cannot be opened")?,
                 scopes: idp.scope.split_whitespace().filter(|s| *s != "openid").map(String::from).collect(),
             })
         }

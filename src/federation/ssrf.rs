@@ -256,7 +256,10 @@ mod tests {
         assert!(matches!(check("https://127.0.0.1:1/x", &none).await, Err(Refused::PrivateAddress { .. })));
         assert!(matches!(check("https://10.0.0.1/x", &none).await, Err(Refused::PrivateAddress { .. })));
         assert!(matches!(check("https://[::ffff:127.0.0.1]/x", &none).await, Err(Refused::PrivateAddress { .. })));
-        assert!(matches!(check("https://localhost/x", &none).await, Err(Refused::PrivateAddress { .. } | Refused::Unresolved(_))));
+        assert!(matches!(
+            check("https://localhost/x", &none).await,
+            Err(Refused::PrivateAddress { .. } | Refused::Unresolved(_))
+        ));
         assert!(matches!(check("ftp://partner.example/", &none).await, Err(Refused::NotAUrl(_))));
         assert!(matches!(check("https://u:p@8.8.8.8/", &none).await, Err(Refused::Credentials(_))));
         assert!(check("https://8.8.8.8/x", &none).await.is_ok());

@@ -11,6 +11,7 @@ mod browser;
 mod conformance;
 mod crash;
 mod directory_paging;
+mod external_idp;
 mod guests;
 mod helpers;
 mod member_flow;
