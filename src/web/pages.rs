@@ -270,6 +270,13 @@ pub struct AdminPolicyRow {
     pub state: String,
 }
 
+/// An external identity provider on the admin page (read only).
+pub struct AdminIdpRow {
+    pub name: String,
+    pub issuer: String,
+    pub domains: String,
+}
+
 pub struct AdminSignInRow {
     pub time: String,
     pub user: String,
@@ -292,4 +299,5 @@ pub struct AdminPage {
     pub guests: Vec<AdminGuestRow>,
     pub policies: Vec<AdminPolicyRow>,
     pub sign_ins: Vec<AdminSignInRow>,
+    pub identity_providers: Vec<AdminIdpRow>,
 }

@@ -357,6 +357,24 @@ async fn identity_providers_round_trip_and_never_show_the_secret() {
     assert!(stored[0].client_secret.expose().starts_with("s1."), "sealed");
     assert!(!store_holds(&app.snapshot().await, PARTNER_SECRET));
 
+    // The admin page lists it (read only), never the secret.
+    let browser = app.browser();
+    let login = browser.follow(browser.get("/fabrikam/admin").await).await;
+    let admin = "admin@fabrikam.example";
+    let p = browser.follow(browser.submit(&login.form("identify").set("login", admin)).await).await;
+    let page = browser.follow(browser.submit(&p.form("password").set("password", &app.password(admin))).await).await;
+    assert!(page.has("table#identity-providers caption"), "{}", page.body);
+    let cells: Vec<String> = page
+        .html()
+        .select(&scraper::Selector::parse("table#identity-providers tbody tr > *").unwrap())
+        .map(|c| c.text().collect())
+        .collect();
+    assert_eq!(cells, vec!["Partner".to_string(), format!("{}/good", docs.base), "partner.example".into()]);
+    let headers =
+        page.html().select(&scraper::Selector::parse("table#identity-providers th[scope=col]").unwrap()).count();
+    assert_eq!(headers, 3);
+    assert!(!page.body.contains(PARTNER_SECRET));
+
     // PATCH: names, secret, domains and a new metadata URL (checked, issuer follows).
     let patch = json!({
         "displayName": "Partner Two",
@@ -429,4 +447,66 @@ async fn members_without_a_role_and_foreign_tokens_are_refused_and_change_nothin
             assert_same(&before, &app.snapshot().await, format!("{m} {p}"));
         }
     }
+}
+
+/// Runs the CLI against `app` with its admin credential and `env`; returns (success, stdout + stderr).
+async fn cli(app: &TestApp, args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
+    let out = tokio::process::Command::new(crate::process::BIN)
+        .args(args)
+        .args(["--server", &app.url, "--tenant", "fabrikam", "--client-id", &app.creds.admin.client_id])
+        .args(["--client-secret", &app.creds.admin.client_secret, "--data-dir"])
+        .arg(app.dir.path())
+        .envs(env.iter().copied())
+        .output()
+        .await
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
+#[tokio::test]
+async fn the_cli_adds_lists_and_removes_a_provider_with_the_secret_from_the_environment() {
+    let docs = partner_docs();
+    let allow = vec![host_port(&docs.base)];
+    let app = spawn_with(move |c| c.federation.allow_insecure_hosts = allow).await;
+    let url = format!("{}/good/.well-known/openid-configuration", docs.base);
+    let add = [
+        "idp",
+        "add",
+        "--name",
+        "Partner",
+        "--metadata-url",
+        &url,
+        "--partner-client-id",
+        "gatehouse-fabrikam",
+        "--client-secret-env",
+        "PARTNER_SECRET",
+        "--domain",
+        "partner.example",
+        "--domain",
+        "second.example",
+    ];
+    // The CLI's own client-credentials sign-in is logged; nothing else may change.
+    let before = app.snapshot_without_log().await;
+    let (ok, out) = cli(&app, &add, &[]).await;
+    assert!(!ok && out.contains("PARTNER_SECRET"), "an unset variable is refused: {out}");
+    assert_same(&before, &app.snapshot_without_log().await, "no secret, nothing stored");
+    let (ok, out) = cli(&app, &add, &[("PARTNER_SECRET", PARTNER_SECRET)]).await;
+    assert!(ok, "{out}");
+    let stored = app.state.store.tenant_by_slug("fabrikam").await.unwrap().unwrap().external_idps;
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].domains, vec!["partner.example", "second.example"]);
+    assert_eq!(app.state.seal.open(stored[0].client_secret.expose()).as_deref(), Some(PARTNER_SECRET));
+    let (ok, list) = cli(&app, &["idp", "list"], &[]).await;
+    assert!(ok, "{list}");
+    let row: Vec<&str> =
+        list.lines().find(|l| l.starts_with(&stored[0].id)).expect("a row").split_whitespace().collect();
+    assert_eq!(
+        row,
+        vec![stored[0].id.as_str(), "Partner", &format!("{}/good", docs.base), "partner.example,second.example"]
+    );
+    assert!(!list.contains(PARTNER_SECRET));
+    let (ok, out) = cli(&app, &["idp", "remove", &stored[0].id], &[]).await;
+    assert!(ok, "{out}");
+    assert!(app.state.store.tenant_by_slug("fabrikam").await.unwrap().unwrap().external_idps.is_empty());
 }
