@@ -132,6 +132,13 @@ enum Command {
         #[command(flatten)]
         conn: ConnArgs,
     },
+    /// External identity providers: a partner's own OpenID Connect provider (DESIGN §16).
+    Idp {
+        #[command(subcommand)]
+        action: IdpAction,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
     /// What If: which policies apply to a sign-in, and what they require.
     Whatif {
         /// User object id or UPN.
@@ -268,6 +275,34 @@ enum PolicyAction {
 }
 
 #[derive(Subcommand)]
+enum IdpAction {
+    /// Federate with a partner's provider for its email domains (its discovery is checked first).
+    Add {
+        #[arg(long)]
+        name: String,
+        /// The provider's discovery document (…/.well-known/openid-configuration).
+        #[arg(long)]
+        metadata_url: String,
+        /// The client id the partner registered for us (`--client-id` is the admin credential's).
+        #[arg(long)]
+        partner_client_id: String,
+        /// The environment variable holding the client secret (never given on the command line).
+        #[arg(long)]
+        client_secret_env: String,
+        /// An email domain of the partner (repeat for more).
+        #[arg(long = "domain", required = true)]
+        domains: Vec<String>,
+        /// Scopes to ask (default `openid profile email`).
+        #[arg(long)]
+        scope: Option<String>,
+    },
+    List,
+    Remove {
+        id: String,
+    },
+}
+
+#[derive(Subcommand)]
 enum StoreAction {
     /// Copy everything of an embedded store (stopped) into PostgreSQL: tenants, users,
     /// apps, policies, sessions, refresh tokens, the sign-in log, and the keys (sealed
@@ -394,6 +429,7 @@ fn execute(cli: Cli) -> Result<(), String> {
         }
         Command::Redemption { action, conn } => admin_command(cli.config.as_deref(), conn, AdminOp::Redemption(action)),
         Command::Policy { action, conn } => admin_command(cli.config.as_deref(), conn, AdminOp::Policy(action)),
+        Command::Idp { action, conn } => admin_command(cli.config.as_deref(), conn, AdminOp::Idp(action)),
         Command::Whatif { user, app, ip, device, methods, conn } => {
             admin_command(cli.config.as_deref(), conn, AdminOp::Whatif { user, app, ip, device, methods })
         }
@@ -489,6 +525,7 @@ enum AdminOp {
     Invite { email: String, redirect: String, app: Option<String>, display_name: Option<String>, send: bool },
     Redemption(RedemptionAction),
     Policy(PolicyAction),
+    Idp(IdpAction),
     Whatif { user: String, app: String, ip: Option<std::net::IpAddr>, device: Option<String>, methods: Vec<String> },
     Signins { user: Option<String>, app: Option<String>, top: usize },
     Guests(GuestsAction),
@@ -770,6 +807,7 @@ async fn run_admin(c: &crate::admin::client::Connection, op: AdminOp, json: bool
                 .collect();
             Ok(format!("outcome: {}\n{}", s(&r.outcome), table(&["Policy", "Result", "Grant"], &rows)))
         }
+        AdminOp::Idp(action) => idp_command(c, action, json).await,
         AdminOp::Signins { user, app, top } => {
             let mut filters = Vec::new();
             if let Some(u) = user {
@@ -803,6 +841,52 @@ async fn run_admin(c: &crate::admin::client::Connection, op: AdminOp, json: bool
                 })
                 .collect();
             Ok(table(&["Time", "User", "App", "IP", "Result", "AMR", "CA"], &rows))
+        }
+    }
+}
+
+/// `gatehouse idp add|list|remove`, through `identity/identityProviders`.
+async fn idp_command(c: &crate::admin::client::Connection, action: IdpAction, json: bool) -> Result<String, String> {
+    use crate::admin::client::table;
+    use crate::admin::identity_providers::{IdentityProvider, IdentityProviderIn, ODATA_TYPE};
+    const PATH: &str = "identity/identityProviders";
+    match action {
+        IdpAction::Add { name, metadata_url, partner_client_id, client_secret_env, domains, scope } => {
+            let secret = std::env::var(&client_secret_env)
+                .ok()
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| format!("the environment variable {client_secret_env} holds no client secret"))?;
+            let body = IdentityProviderIn {
+                odata_type: Some(ODATA_TYPE.into()),
+                display_name: Some(name),
+                client_id: Some(partner_client_id),
+                client_secret: Some(secret),
+                metadata_url: Some(metadata_url),
+                scope,
+                domains: Some(domains),
+                ..Default::default()
+            };
+            let idp: IdentityProvider = c.post(PATH, &body).await?;
+            Ok(if json {
+                pretty(&idp)
+            } else {
+                format!("added {} ({}): issuer {}", idp.display_name, idp.id, idp.issuer)
+            })
+        }
+        IdpAction::List => {
+            let idps: Vec<IdentityProvider> = c.list(PATH).await?;
+            if json {
+                return Ok(pretty(&idps));
+            }
+            let rows: Vec<Vec<String>> = idps
+                .iter()
+                .map(|i| vec![i.id.clone(), i.display_name.clone(), i.issuer.clone(), i.domains.join(",")])
+                .collect();
+            Ok(table(&["Id", "DisplayName", "Issuer", "Domains"], &rows))
+        }
+        IdpAction::Remove { id } => {
+            c.delete(&format!("{PATH}/{}", enc(&id))).await?;
+            Ok(if json { pretty(&serde_json::json!({ "removed": id })) } else { format!("removed {id}") })
         }
     }
 }

@@ -57,6 +57,18 @@ pub struct Config {
     pub key_encryption_key: Option<crate::secrets::Secret>,
     #[serde(default)]
     pub database: DatabaseSettings,
+    /// Outbound federation to external identity providers (DESIGN §16).
+    #[serde(default)]
+    pub federation: FederationSettings,
+}
+
+/// Outbound federation to external identity providers.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FederationSettings {
+    /// Hosts (`host` or `host:port`) an external provider may be reached at over plain
+    /// http or on a loopback/private address (the request forgery guard lets them pass).
+    pub allow_insecure_hosts: Vec<String>,
 }
 
 /// The PostgreSQL connection pool of one node.
@@ -210,6 +222,7 @@ impl Default for Config {
             database_url: None,
             key_encryption_key: None,
             database: DatabaseSettings::default(),
+            federation: FederationSettings::default(),
         }
     }
 }

@@ -3,6 +3,7 @@
 pub mod client;
 pub mod directory;
 pub mod groups;
+pub mod identity_providers;
 pub mod invitations;
 pub mod odata;
 pub mod policies;
@@ -260,6 +261,17 @@ pub fn configure(cfg: &mut actix_web::web::ServiceConfig) {
                 .route(get().to(policies::get_partner))
                 .route(patch().to(policies::patch_partner))
                 .route(delete().to(policies::delete_partner)),
+        )
+        .service(
+            resource("/graph/v1.0/identity/identityProviders")
+                .route(get().to(identity_providers::list))
+                .route(post().to(identity_providers::create)),
+        )
+        .service(
+            resource("/graph/v1.0/identity/identityProviders/{id}")
+                .route(get().to(identity_providers::get))
+                .route(patch().to(identity_providers::patch))
+                .route(delete().to(identity_providers::delete)),
         )
         .service(actix_web::web::resource("/graph/v1.0/{rest:.*}").to(not_found));
 }

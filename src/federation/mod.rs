@@ -1,6 +1,8 @@
 //! Home identity providers: home realm discovery, and outbound OpenID Connect (code +
 //! PKCE + nonce, ID token validated against the home issuer's JWKS) with `openidconnect`.
 //! Sibling tenants, external providers and the built-in stubs all take this one path.
+pub mod external;
+pub mod ssrf;
 pub mod stub;
 
 use std::collections::HashMap;
@@ -44,6 +46,13 @@ struct Provider {
     issuer: String,
     client_id: String,
     client_secret: String,
+    /// Scopes asked besides `openid` (which openidconnect always sends).
+    scopes: Vec<String>,
+}
+
+/// What gatehouse asks of its own tenants and the stubs besides `openid`.
+fn default_scopes() -> Vec<String> {
+    vec!["email".into(), "profile".into()]
 }
 
 pub fn callback_url(state: &AppState) -> String {
@@ -102,19 +111,26 @@ fn provider(state: &AppState, resource: &Tenant, home: &Home) -> Result<Provider
             issuer: state.issuer_of_slug(slug),
             client_id: B2B_CLIENT_ID.into(),
             client_secret: b2b_secret(&state.instance_secret, slug),
+            scopes: default_scopes(),
         }),
         Home::External { idp_id } => {
             let idp = resource.external_idps.iter().find(|i| &i.id == idp_id).ok_or("the home provider is gone")?;
             Ok(Provider {
                 issuer: idp.issuer.clone(),
                 client_id: idp.client_id.clone(),
-                client_secret: idp.client_secret.expose().to_string(),
+                // Sealed since Graph configures it; a record written before that holds it in clear.
+                client_secret: state
+                    .seal
+                    .open(idp.client_secret.expose())
+                    .ok_or("the provider's secret cannot be opened")?,
+                scopes: idp.scope.split_whitespace().filter(|s| *s != "openid").map(String::from).collect(),
             })
         }
         Home::Stub { name } => Ok(Provider {
             issuer: format!("{}/stub/{name}", state.public_url),
             client_id: stub::CLIENT_ID.into(),
             client_secret: stub::client_secret(&state.instance_secret, name),
+            scopes: default_scopes(),
         }),
         Home::EmailOtp => Err("email one-time passcode is not federation".into()),
     }
@@ -342,8 +358,7 @@ pub async fn start(
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let mut request = client
         .authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random)
-        .add_scope(Scope::new("email".into()))
-        .add_scope(Scope::new("profile".into()))
+        .add_scopes(p.scopes.iter().map(|s| Scope::new(s.clone())))
         .add_extra_param("login_hint", login_hint)
         .set_pkce_challenge(challenge);
     if fresh.prompt_login {

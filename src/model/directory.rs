@@ -54,6 +54,18 @@ pub struct ExternalIdp {
     /// Our credential at the provider; it must be sent, so it cannot be stored hashed.
     pub client_secret: crate::secrets::Secret,
     pub domains: Vec<String>,
+    /// The discovery document it was configured with (empty for records from before §16).
+    #[serde(default)]
+    pub metadata_url: String,
+    /// The scopes asked of it, space separated (always holds `openid`).
+    #[serde(default = "default_idp_scope")]
+    pub scope: String,
+}
+
+pub const DEFAULT_IDP_SCOPE: &str = "openid profile email";
+
+fn default_idp_scope() -> String {
+    DEFAULT_IDP_SCOPE.into()
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]

@@ -9,7 +9,7 @@ use crate::app::AppState;
 use crate::model::{Tenant, User};
 use crate::policy::PolicyState;
 use crate::web::error::PageError;
-use crate::web::pages::{AdminGroupRow, AdminGuestRow, AdminPage, AdminPolicyRow, AdminSignInRow, render};
+use crate::web::pages::{AdminGroupRow, AdminGuestRow, AdminIdpRow, AdminPage, AdminPolicyRow, AdminSignInRow, render};
 use crate::web::{Data, csrf};
 
 async fn admin(req: &HttpRequest, state: &AppState, tenant: &Tenant) -> Result<Result<User, HttpResponse>, PageError> {
@@ -131,6 +131,15 @@ pub async fn show(req: HttpRequest, path: web::Path<String>, state: Data) -> Res
         groups,
         policies,
         sign_ins,
+        identity_providers: tenant
+            .external_idps
+            .iter()
+            .map(|i| AdminIdpRow {
+                name: i.display_name.clone(),
+                issuer: i.issuer.clone(),
+                domains: i.domains.join(", "),
+            })
+            .collect(),
     };
     render(&page, vec![])
 }

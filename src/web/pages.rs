@@ -280,6 +280,13 @@ pub struct AdminPolicyRow {
     pub state: String,
 }
 
+/// An external identity provider on the admin page (read only).
+pub struct AdminIdpRow {
+    pub name: String,
+    pub issuer: String,
+    pub domains: String,
+}
+
 pub struct AdminSignInRow {
     pub time: String,
     pub user: String,
@@ -303,4 +310,5 @@ pub struct AdminPage {
     pub groups: Vec<AdminGroupRow>,
     pub policies: Vec<AdminPolicyRow>,
     pub sign_ins: Vec<AdminSignInRow>,
+    pub identity_providers: Vec<AdminIdpRow>,
 }

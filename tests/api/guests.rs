@@ -215,6 +215,8 @@ async fn external_oidc_provider_guest_redeems_via_a_second_gatehouse() {
         client_id: "resource-fabrikam".into(),
         client_secret: gatehouse::secrets::Secret::new("partner-secret-123"),
         domains: vec!["litware.example".into()],
+        metadata_url: String::new(),
+        scope: gatehouse::model::DEFAULT_IDP_SCOPE.into(),
     });
     app.state.store.put_tenant(&fabrikam).await.unwrap();
 

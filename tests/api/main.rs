@@ -11,6 +11,7 @@ mod browser;
 mod conformance;
 mod crash;
 mod directory_paging;
+mod external_idp;
 mod groups;
 mod guests;
 mod helpers;

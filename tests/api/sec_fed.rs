@@ -239,6 +239,8 @@ async fn add_external_idp(app: &TestApp, issuer: &str) {
         client_id: "resource-fabrikam".into(),
         client_secret: gatehouse::secrets::Secret::new("partner-secret-123"),
         domains: vec!["litware.example".into()],
+        metadata_url: String::new(),
+        scope: gatehouse::model::DEFAULT_IDP_SCOPE.into(),
     });
     app.state.store.put_tenant(&fabrikam).await.unwrap();
 }
