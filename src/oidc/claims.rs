@@ -44,6 +44,9 @@ pub struct IdTokenClaims {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub idp: Option<String>,
     pub ver: String,
+    /// The device of this sign-in, for sibling tenants' inbound trust (B2B client only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xms_dev: Option<crate::model::HomeDevice>,
 }
 
 /// RFC 9068 access token, with Entra's `scp`/`roles`, `tid`, `oid`.
@@ -88,6 +91,8 @@ pub struct UserTokenInput<'a> {
     pub nonce: Option<&'a str>,
     pub scope: &'a [String],
     pub grant_id: Option<Uuid>,
+    /// `xms_dev`: the device state told to a sibling tenant's federation (B2B) client.
+    pub device: Option<crate::model::HomeDevice>,
 }
 
 fn has(scope: &[String], s: &str) -> bool {
@@ -121,6 +126,7 @@ pub fn id_token(state: &AppState, i: &UserTokenInput<'_>) -> Result<String, Stri
         upn: guest.then(|| i.user.user_principal_name.clone()),
         idp: i.auth.idp.clone(),
         ver: "2.0".into(),
+        xms_dev: i.device.clone(),
     };
     state.keys.sign(i.app.id_token_signed_response_alg, TokenType::Id, now, &claims)
 }
