@@ -56,11 +56,14 @@ pub enum Refusal {
     Blocked(String),
     #[error("interaction_required: {0}")]
     Interaction(String),
+    /// Cross-tenant access settings refuse the collaboration (the reason names the setting).
+    #[error("{0}")]
+    CrossTenant(String),
 }
 
 impl Refusal {
     pub fn is_permanent(&self) -> bool {
-        !matches!(self, Refusal::Blocked(_) | Refusal::Interaction(_))
+        !matches!(self, Refusal::Blocked(_) | Refusal::Interaction(_) | Refusal::CrossTenant(_))
     }
 
     /// A fixed description for protocol answers (`invalid_token`, `invalid_grant`).
@@ -73,6 +76,7 @@ impl Refusal {
             Refusal::GrantEnded => "the grant was revoked or has expired",
             Refusal::Blocked(_) => "blocked by conditional access",
             Refusal::Interaction(_) => "interaction_required: sign in again",
+            Refusal::CrossTenant(_) => "blocked by cross-tenant access settings",
         }
     }
 
@@ -82,6 +86,7 @@ impl Refusal {
             Refusal::Blocked(_) => "access_blocked",
             Refusal::Interaction(_) => "interaction_required",
             Refusal::Disabled => "account_disabled",
+            Refusal::CrossTenant(_) => "cross_tenant_blocked",
             _ => "invalid_grant",
         }
     }

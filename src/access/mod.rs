@@ -2,6 +2,7 @@
 //! (and again when an SSO session is reused) gatehouse evaluates the tenant's policies,
 //! per-user and tenant MFA, step-up and licensing, and decides: allow, MFA, or block.
 pub mod credential;
+pub mod cross_tenant;
 
 use std::net::IpAddr;
 
@@ -152,7 +153,13 @@ pub async fn reevaluate(
         None => None,
     };
     let age = state.now() - auth.auth_time;
-    let ctx = context(user, app_id, ip, device.as_ref(), auth, Some(age));
+    let ctx = cross_tenant::vouch(tenant, auth, context(user, app_id, ip, device.as_ref(), auth, Some(age)));
+    // Only guests from a sibling tenant carry `home`: members pay no extra read.
+    if let Some(home) = &auth.home
+        && let Some(blocked) = cross_tenant::check(state, tenant, home, Some(app_id)).await?
+    {
+        return Ok((Decision::default(), Some(Refusal::CrossTenant(blocked.reason()))));
+    }
     Ok(credential::non_interactive(gate(state, tenant, user, &ctx, false).await?))
 }
 
@@ -197,6 +204,7 @@ mod tests {
             idp: idp.map(str::to_owned),
             epoch: 0,
             device_id: None,
+            home: None,
         }
     }
 

@@ -1,6 +1,7 @@
 //! The admin API in Microsoft Graph's shapes, under `/graph/v1.0`. Callers present a
 //! bearer token gatehouse issued; the tenant comes from the token.
 pub mod client;
+pub mod cross_tenant;
 pub mod directory;
 pub mod groups;
 pub mod identity_providers;
@@ -252,15 +253,20 @@ pub fn configure(cfg: &mut actix_web::web::ServiceConfig) {
                 .route(post().to(strengths::update_combinations)),
         )
         .service(
+            resource("/graph/v1.0/policies/crossTenantAccessPolicy/default")
+                .route(get().to(cross_tenant::get_default))
+                .route(patch().to(cross_tenant::patch_default)),
+        )
+        .service(
             resource("/graph/v1.0/policies/crossTenantAccessPolicy/partners")
-                .route(get().to(policies::list_partners))
-                .route(post().to(policies::create_partner)),
+                .route(get().to(cross_tenant::list_partners))
+                .route(post().to(cross_tenant::create_partner)),
         )
         .service(
             resource("/graph/v1.0/policies/crossTenantAccessPolicy/partners/{tenantId}")
-                .route(get().to(policies::get_partner))
-                .route(patch().to(policies::patch_partner))
-                .route(delete().to(policies::delete_partner)),
+                .route(get().to(cross_tenant::get_partner))
+                .route(patch().to(cross_tenant::patch_partner))
+                .route(delete().to(cross_tenant::delete_partner)),
         )
         .service(
             resource("/graph/v1.0/identity/identityProviders")

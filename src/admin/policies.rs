@@ -1,15 +1,14 @@
 //! Conditional access: `identity/conditionalAccess/policies` and `namedLocations` (CRUD
-//! with validation), `evaluate` (What If), and cross-tenant inbound trust per partner.
+//! with validation) and `evaluate` (What If). Cross-tenant access settings: `cross_tenant`.
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::Value;
 use uuid::Uuid;
 
 use super::odata::Query;
-use super::wire::{self, OData, PartnerPatch, WhatIfOutcome, WhatIfRequest};
+use super::wire::{self, WhatIfOutcome, WhatIfRequest};
 use super::{Caller, GraphError, ROLE_DIRECTORY_RW, ROLE_GLOBAL_ADMIN, json_body};
 use crate::access::{Gate, gate};
-use crate::app::AppState;
-use crate::model::{Acr, Amr, DISPLAY_NAME_MAX, InboundTrust, display_text};
+use crate::model::{Acr, Amr, DISPLAY_NAME_MAX, display_text};
 use crate::policy::{self, NamedLocation, Policy};
 use crate::web::Data;
 
@@ -262,6 +261,7 @@ pub async fn evaluate(req: HttpRequest, body: web::Bytes, state: Data) -> Result
         idp: None,
         epoch: user.session_epoch,
         device_id: None,
+        home: None,
     };
     let ctx = crate::access::context(&user, &w.app_id, w.ip_address, device.as_ref(), &auth, w.auth_age_secs);
     // The same rule as a sign-in: the first supported acr value ("1" or "2") is the aim.
@@ -283,123 +283,4 @@ pub async fn evaluate(req: HttpRequest, body: web::Bytes, state: Data) -> Result
         reauthenticate: decision.reauthenticate,
         context: ctx,
     }))
-}
-
-fn graph_partner(t: &InboundTrust) -> wire::Partner {
-    wire::Partner {
-        tenant_id: t.tenant_id,
-        inbound_trust: wire::InboundTrust {
-            is_mfa_accepted: t.is_mfa_accepted,
-            is_compliant_device_accepted: t.is_compliant_device_accepted,
-            is_hybrid_azure_ad_joined_device_accepted: false,
-        },
-    }
-}
-
-pub async fn list_partners(req: HttpRequest, state: Data) -> Result<HttpResponse, GraphError> {
-    let caller = Caller::require(&req, &state, READ).await?;
-    Ok(HttpResponse::Ok().json(OData::of(caller.tenant.inbound_trust.iter().map(graph_partner).collect::<Vec<_>>())))
-}
-
-fn partner_id(raw: &str) -> Result<Uuid, GraphError> {
-    Uuid::parse_str(raw).map_err(|_| GraphError::not_found("No configuration for this partner (not a tenant id)."))
-}
-
-pub async fn get_partner(req: HttpRequest, path: web::Path<String>, state: Data) -> Result<HttpResponse, GraphError> {
-    let caller = Caller::require(&req, &state, READ).await?;
-    let id = partner_id(&path)?;
-    let t = caller
-        .tenant
-        .inbound_trust
-        .iter()
-        .find(|t| t.tenant_id == id)
-        .ok_or_else(|| GraphError::not_found("No configuration for this partner."))?;
-    Ok(HttpResponse::Ok().json(graph_partner(t)))
-}
-
-async fn save_partner(
-    state: &AppState,
-    caller: Caller,
-    tenant_id: Uuid,
-    body: PartnerPatch,
-    create: bool,
-) -> Result<HttpResponse, GraphError> {
-    if body.tenant_id.is_some_and(|t| t != tenant_id) {
-        return Err(GraphError::bad_request("tenantId does not match."));
-    }
-    if tenant_id == caller.tenant.id.0 {
-        return Err(GraphError::bad_request("A tenant is not its own partner."));
-    }
-    let mut tenant = caller.tenant;
-    let exists = tenant.inbound_trust.iter().any(|t| t.tenant_id == tenant_id);
-    if create && exists {
-        return Err(GraphError::new(
-            actix_web::http::StatusCode::CONFLICT,
-            "Request_MultipleObjectsWithSameKeyValue",
-            "This partner is already configured.",
-        ));
-    }
-    if !create && !exists {
-        return Err(GraphError::not_found("No configuration for this partner."));
-    }
-    if !exists {
-        tenant.inbound_trust.push(InboundTrust { tenant_id, ..Default::default() });
-    }
-    let entry = tenant
-        .inbound_trust
-        .iter_mut()
-        .find(|t| t.tenant_id == tenant_id)
-        .ok_or_else(|| GraphError::internal("partner"))?;
-    if let Some(tr) = body.inbound_trust {
-        if tr.is_hybrid_azure_ad_joined_device_accepted == Some(true) {
-            return Err(GraphError::bad_request("isHybridAzureADJoinedDeviceAccepted is not supported."));
-        }
-        if let Some(m) = tr.is_mfa_accepted {
-            entry.is_mfa_accepted = m;
-        }
-        if let Some(d) = tr.is_compliant_device_accepted {
-            entry.is_compliant_device_accepted = d;
-        }
-    }
-    let out = graph_partner(entry);
-    state.store.put_tenant(&tenant).await?;
-    state.store.flush().await?;
-    Ok(if create { HttpResponse::Created().json(out) } else { HttpResponse::NoContent().finish() })
-}
-
-pub async fn create_partner(req: HttpRequest, body: web::Bytes, state: Data) -> Result<HttpResponse, GraphError> {
-    let caller = Caller::require(&req, &state, WRITE).await?;
-    let b: PartnerPatch = json_body(&req, &body)?;
-    let tid = b.tenant_id.ok_or_else(|| GraphError::bad_request("tenantId is required."))?;
-    save_partner(&state, caller, tid, b, true).await
-}
-
-pub async fn patch_partner(
-    req: HttpRequest,
-    path: web::Path<String>,
-    body: web::Bytes,
-    state: Data,
-) -> Result<HttpResponse, GraphError> {
-    let caller = Caller::require(&req, &state, WRITE).await?;
-    let id = partner_id(&path)?;
-    let b: PartnerPatch = json_body(&req, &body)?;
-    save_partner(&state, caller, id, b, false).await
-}
-
-pub async fn delete_partner(
-    req: HttpRequest,
-    path: web::Path<String>,
-    state: Data,
-) -> Result<HttpResponse, GraphError> {
-    let caller = Caller::require(&req, &state, WRITE).await?;
-    let id = partner_id(&path)?;
-    let mut tenant = caller.tenant;
-    let before = tenant.inbound_trust.len();
-    tenant.inbound_trust.retain(|t| t.tenant_id != id);
-    if tenant.inbound_trust.len() == before {
-        return Err(GraphError::not_found("No configuration for this partner."));
-    }
-    state.store.put_tenant(&tenant).await?;
-    state.store.flush().await?;
-    Ok(HttpResponse::NoContent().finish())
 }

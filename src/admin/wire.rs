@@ -406,33 +406,46 @@ pub struct WhatIfResult {
     pub context: SignInContext,
 }
 
-/// Graph `crossTenantAccessPolicyConfigurationPartner`: inbound trust only.
+/// Graph `crossTenantAccessPolicyConfigurationPartner`. A null setting inherits the default.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Partner {
     pub tenant_id: Uuid,
+    pub is_service_provider: bool,
+    pub b2b_collaboration_inbound: Option<B2bSetting>,
+    pub b2b_collaboration_outbound: Option<B2bSetting>,
+    pub inbound_trust: Option<InboundTrust>,
+}
+
+/// Graph `crossTenantAccessPolicyConfigurationDefault`: the effective values (Entra's service
+/// default where the tenant configured nothing, then `isServiceDefault` is true).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CrossTenantDefault {
+    pub is_service_default: bool,
+    pub b2b_collaboration_inbound: B2bSetting,
+    pub b2b_collaboration_outbound: B2bSetting,
     pub inbound_trust: InboundTrust,
 }
 
-/// Graph `crossTenantAccessPolicyInboundTrust`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct InboundTrust {
-    pub is_mfa_accepted: bool,
-    pub is_compliant_device_accepted: bool,
-    /// Always false: hybrid-joined devices are not supported.
-    #[serde(rename = "isHybridAzureADJoinedDeviceAccepted")]
-    pub is_hybrid_azure_ad_joined_device_accepted: bool,
-}
+pub use crate::policy::cross_tenant::{B2bSetting, InboundTrustSettings as InboundTrust};
 
-/// `POST` / `PATCH` of a partner.
+/// `POST` / `PATCH` of a partner, and `PATCH` of the default: absent fields stay as they
+/// are; `null` returns a partner's setting to the default (the default's to the service's).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PartnerPatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tenant_id: Option<Uuid>,
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    pub b2b_collaboration_inbound: Option<Option<B2bSetting>>,
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    pub b2b_collaboration_outbound: Option<Option<B2bSetting>>,
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    pub inbound_trust: Option<Option<InboundTrustPatch>>,
+    /// Read-only in Graph; accepted when false (gatehouse has no service providers).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub inbound_trust: Option<InboundTrustPatch>,
+    pub is_service_provider: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -443,7 +456,7 @@ pub struct InboundTrustPatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub is_compliant_device_accepted: Option<bool>,
     /// Graph's `isHybridAzureADJoinedDeviceAccepted` (the spelling gatehouse answers with);
-    /// the camel-case `…AzureAd…` it once expected is still read. Only `false` is accepted.
+    /// the camel-case `…AzureAd…` it once expected is still read.
     #[serde(
         default,
         rename = "isHybridAzureADJoinedDeviceAccepted",

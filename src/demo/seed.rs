@@ -86,7 +86,7 @@ fn tenant(slug: &str, name: &str, domain: &str, seats: u32) -> Tenant {
         premium_seats: seats,
         members_can_invite: true,
         external_idps: vec![],
-        inbound_trust: vec![],
+        cross_tenant: Default::default(),
         require_mfa: false,
         authentication_strengths: vec![],
         groups: vec![],

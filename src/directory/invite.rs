@@ -40,6 +40,9 @@ pub enum InviteError {
     AlreadyMember(String),
     #[error("invitedUser.id must be the object id of the existing user with this email address")]
     UserMismatch,
+    /// The message names the organisations and the setting (DESIGN §13).
+    #[error("{0}")]
+    CrossTenantBlocked(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -87,6 +90,21 @@ pub async fn invite(
         return Err(InviteError::OwnDomain(domain));
     }
     let redirect_url = redirect_url(&req.redirect_url)?;
+    // A sibling tenant's address: both tenants' cross-tenant access settings must allow
+    // collaboration with at least some of its users.
+    if let Some(home) = store.tenant_by_domain(&domain).await?
+        && home.id != tenant.id
+        && let Some(b) = crate::access::cross_tenant::blocks_invitation(tenant, &home)
+    {
+        let whose = match b.setting.direction {
+            crate::policy::cross_tenant::Direction::Inbound => &b.resource,
+            crate::policy::cross_tenant::Direction::Outbound => &b.home,
+        };
+        return Err(InviteError::CrossTenantBlocked(format!(
+            "{whose}'s cross-tenant access settings block collaboration between {} and {} ({} setting)",
+            b.resource, b.home, b.setting
+        )));
+    }
     if let Some(app) = &req.app_id
         && store.app(&tenant.id, app).await?.is_none()
     {

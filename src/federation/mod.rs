@@ -40,6 +40,25 @@ pub struct HomeIdentity {
     pub email_verified: bool,
     /// The methods of the home's `amr` that gatehouse knows (only `mfa` counts here).
     pub amr: Vec<Amr>,
+    /// A sibling home tenant's `tid`, `oid` and `xms_dev` (cross-tenant access); `None` for
+    /// every other home, whose claims of that name mean nothing here.
+    pub sibling: Option<crate::model::HomeSignIn>,
+}
+
+/// The claims only a sibling tenant's ID token carries for gatehouse (read after validation).
+#[derive(serde::Deserialize)]
+struct SiblingClaims {
+    tid: crate::model::TenantId,
+    oid: crate::model::UserId,
+    #[serde(default)]
+    xms_dev: Option<crate::model::HomeDevice>,
+}
+
+/// `tid`, `oid` and `xms_dev` of an ID token whose signature and claims were already checked.
+fn sibling_claims(id_token: &str) -> Option<crate::model::HomeSignIn> {
+    let payload = id_token.split('.').nth(1)?;
+    let c: SiblingClaims = serde_json::from_slice(&crate::secrets::b64url_decode(payload)?).ok()?;
+    Some(crate::model::HomeSignIn { tenant_id: c.tid, user_id: c.oid, device: c.xms_dev })
 }
 
 struct Provider {
@@ -453,6 +472,10 @@ pub async fn finish(
         email: claims.email().map(|e| e.to_string().to_ascii_lowercase()),
         email_verified: claims.email_verified().unwrap_or(false),
         amr: claims.auth_method_refs().map(|a| a.iter().filter_map(|r| Amr::parse(r)).collect()).unwrap_or_default(),
+        sibling: match home {
+            Home::Tenant { .. } => sibling_claims(&id_token.to_string()),
+            _ => None,
+        },
     };
     Ok((identity, claims.auth_time().map(|t| t.timestamp())))
 }

@@ -17,9 +17,10 @@ pub struct Tenant {
     /// External OpenID Connect providers this tenant federates with, by email domain.
     #[serde(default)]
     pub external_idps: Vec<ExternalIdp>,
-    /// Cross-tenant inbound trust, per partner tenant id.
-    #[serde(default)]
-    pub inbound_trust: Vec<InboundTrust>,
+    /// Cross-tenant access settings (DESIGN §13): the default and one entry per partner.
+    /// Records from before them hold only the partners' inbound trust, as `inbound_trust`.
+    #[serde(default, alias = "inbound_trust", deserialize_with = "cross_tenant_or_legacy")]
+    pub cross_tenant: crate::policy::CrossTenantPolicy,
     /// Tenant-level MFA for members (like security defaults / per-user MFA for everyone).
     #[serde(default)]
     pub require_mfa: bool,
@@ -68,6 +69,7 @@ fn default_idp_scope() -> String {
     DEFAULT_IDP_SCOPE.into()
 }
 
+/// A partner's inbound trust as records before cross-tenant access settings kept it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct InboundTrust {
@@ -76,6 +78,39 @@ pub struct InboundTrust {
     pub is_mfa_accepted: bool,
     #[serde(default)]
     pub is_compliant_device_accepted: bool,
+}
+
+/// Reads `cross_tenant`, or the older `inbound_trust` list into its partners' trust.
+fn cross_tenant_or_legacy<'de, D>(d: D) -> Result<crate::policy::CrossTenantPolicy, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    use crate::policy::cross_tenant::{InboundTrustSettings, PartnerSettings};
+    // The list first: a struct would also accept a JSON array (as a sequence of its fields).
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Stored {
+        Legacy(Vec<InboundTrust>),
+        Current(crate::policy::CrossTenantPolicy),
+    }
+    Ok(match Stored::deserialize(d)? {
+        Stored::Current(p) => p,
+        Stored::Legacy(list) => crate::policy::CrossTenantPolicy {
+            default: Default::default(),
+            partners: list
+                .into_iter()
+                .map(|t| PartnerSettings {
+                    tenant_id: t.tenant_id,
+                    inbound_trust: Some(InboundTrustSettings {
+                        is_mfa_accepted: t.is_mfa_accepted,
+                        is_compliant_device_accepted: t.is_compliant_device_accepted,
+                        is_hybrid_azure_ad_joined_device_accepted: false,
+                    }),
+                    ..Default::default()
+                })
+                .collect(),
+        },
+    })
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -400,6 +435,26 @@ mod tests {
         for s in [ExternalUserState::PendingAcceptance, ExternalUserState::Accepted] {
             assert_eq!(serde_json::to_value(s).unwrap(), serde_json::json!(s.as_str()));
         }
+    }
+
+    #[test]
+    fn tenants_written_before_cross_tenant_settings_keep_their_inbound_trust() {
+        let partner = uuid::Uuid::from_u128(7);
+        let base = serde_json::json!({
+            "id": uuid::Uuid::from_u128(1), "slug": "f", "display_name": "F", "initial_domain": "f.example",
+            "domains": [], "premium_seats": 1, "members_can_invite": true,
+        });
+        let mut old = base.clone();
+        old["inbound_trust"] =
+            serde_json::json!([{"tenantId": partner, "isMfaAccepted": true, "isCompliantDeviceAccepted": false}]);
+        let t: Tenant = serde_json::from_value(old).unwrap();
+        let trust = t.cross_tenant.trust_for(partner);
+        assert!(trust.is_mfa_accepted && !trust.is_compliant_device_accepted);
+        let none: Tenant = serde_json::from_value(base).unwrap();
+        assert_eq!(none.cross_tenant, Default::default());
+        // Written again, the record keeps the new shape and reads back the same.
+        let again: Tenant = serde_json::from_value(serde_json::to_value(&t).unwrap()).unwrap();
+        assert_eq!(again, t);
     }
 
     fn app(uris: &[&str]) -> Application {

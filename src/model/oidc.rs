@@ -182,6 +182,9 @@ pub enum Step {
         identity: crate::model::Identity,
         amr: Vec<Amr>,
         idp: String,
+        /// A sibling home's facts (cross-tenant access), carried into the guest's session.
+        #[serde(default)]
+        home: Option<HomeSignIn>,
     },
     /// Primary authentication is done and MFA is required: first-time TOTP proof-up.
     MfaEnroll {
@@ -299,6 +302,32 @@ pub struct Authentication {
     /// The registered device this sign-in came from, when known (re-checked on refresh).
     #[serde(default)]
     pub device_id: Option<String>,
+    /// A guest whose home is a tenant on this instance: who they are there and their home
+    /// device (cross-tenant access settings and inbound trust, re-checked on refresh).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub home: Option<HomeSignIn>,
+}
+
+/// What a sibling home tenant's ID token says about the guest (DESIGN §13): the home user's
+/// object id (`oid`), the home tenant (`tid`) and the device they signed in with (`xms_dev`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct HomeSignIn {
+    pub tenant_id: crate::model::TenantId,
+    pub user_id: crate::model::UserId,
+    #[serde(default)]
+    pub device: Option<HomeDevice>,
+}
+
+/// The `xms_dev` claim: the home's registered device for that browser and user.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct HomeDevice {
+    #[serde(default)]
+    pub is_compliant: bool,
+    #[serde(default)]
+    pub is_managed: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trust_type: Option<String>,
 }
 
 /// An SSO session (cookie per tenant).

@@ -66,6 +66,8 @@ pub fn error_number(code: &str) -> u32 {
         "license_exhausted" => 65005,
         "wrong_password" => 50126,
         "invalid_grant" => 70008,
+        // AADSTS500213: the resource tenant's (or the home tenant's) cross-tenant access policy.
+        "cross_tenant_blocked" => 500213,
         _ => 90000,
     }
 }

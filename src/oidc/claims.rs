@@ -47,6 +47,9 @@ pub struct IdTokenClaims {
     /// Group object ids, for apps with `groupMembershipClaims` (Entra's `groups`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<Uuid>,
+    /// The device of this sign-in, for sibling tenants' inbound trust (B2B client only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xms_dev: Option<crate::model::HomeDevice>,
 }
 
 /// RFC 9068 access token, with Entra's `scp`/`roles`, `tid`, `oid`.
@@ -94,6 +97,8 @@ pub struct UserTokenInput<'a> {
     pub nonce: Option<&'a str>,
     pub scope: &'a [String],
     pub grant_id: Option<Uuid>,
+    /// `xms_dev`: the device state told to a sibling tenant's federation (B2B) client.
+    pub device: Option<crate::model::HomeDevice>,
 }
 
 /// The `groups` claim: the user's groups that still exist in the tenant, when the app asks
@@ -137,6 +142,7 @@ pub fn id_token(state: &AppState, i: &UserTokenInput<'_>) -> Result<String, Stri
         idp: i.auth.idp.clone(),
         ver: "2.0".into(),
         groups: groups_claim(i),
+        xms_dev: i.device.clone(),
     };
     state.keys.sign(i.app.id_token_signed_response_alg, TokenType::Id, now, &claims)
 }

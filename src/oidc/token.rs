@@ -183,6 +183,7 @@ async fn authorization_code(
         CodeUse::Unknown => return Err(invalid()),
     };
     let user = state.store.user(&tenant.id, &code.auth.user_id).await?.ok_or_else(invalid)?;
+    let device = home_device(state, tenant, app, &user, &code.auth).await?;
     let input = UserTokenInput {
         tenant,
         app,
@@ -192,11 +193,33 @@ async fn authorization_code(
         nonce: code.nonce.as_deref(),
         scope: &scope,
         grant_id: Some(code.grant_id),
+        device,
     };
     let body = token_response(state, &input, refresh_secret)?;
     // The code is spent and the refresh token stored before the client sees them.
     state.store.flush().await?;
     Ok(body)
+}
+
+/// `xms_dev` for a sibling tenant's federation client: the state of the device the user
+/// signed in with here (their own registered device), so the resource's inbound trust can
+/// accept it (DESIGN §13). Other clients get none.
+async fn home_device(
+    state: &AppState,
+    tenant: &Tenant,
+    app: &Application,
+    user: &crate::model::User,
+    auth: &crate::model::Authentication,
+) -> Result<Option<crate::model::HomeDevice>, OAuthError> {
+    let Some(id) = auth.device_id.as_ref().filter(|_| app.client_id == crate::federation::B2B_CLIENT_ID) else {
+        return Ok(None);
+    };
+    let device = state.store.device(&tenant.id, id).await?.filter(|d| d.registered_owner == Some(user.id));
+    Ok(device.map(|d| crate::model::HomeDevice {
+        is_compliant: d.is_compliant,
+        is_managed: d.is_managed,
+        trust_type: d.trust_type,
+    }))
 }
 
 fn token_response(
@@ -298,6 +321,7 @@ async fn refresh(
         nonce: None,
         scope: &scope,
         grant_id: Some(next.grant_id),
+        device: None,
     };
     let body = token_response(state, &input, Some(secret))?;
     // signInActivity: written at most once a minute per user, not on every refresh.

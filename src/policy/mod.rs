@@ -31,6 +31,7 @@ pub mod condition {
     pub const DEVICE_STATE: &str = "deviceState";
 }
 
+pub mod cross_tenant;
 mod decision;
 mod device_rule;
 mod evaluate;
@@ -41,6 +42,7 @@ pub(crate) mod testkit;
 mod validate;
 mod wire;
 
+pub use cross_tenant::CrossTenantPolicy;
 pub use decision::*;
 use device_rule::*;
 pub use evaluate::*;

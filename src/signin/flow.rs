@@ -66,6 +66,7 @@ pub async fn after_primary(
     auth.device_id = Some(device.id.clone());
     let age = existing.as_ref().map(|(_, s)| state.now() - s.auth.auth_time);
     let ctx = crate::access::context(&user, &app_id, ip, Some(&device), &auth, age);
+    let ctx = crate::access::cross_tenant::vouch(tenant, &auth, ctx);
     let step_up = match &signin.purpose {
         // acr_values is a preference list: the first value gatehouse supports (all it kept) is the aim.
         Purpose::Authorize(r) => r.acr_values.first() == Some(&Acr::MultiFactor),
@@ -85,6 +86,18 @@ pub async fn after_primary(
         Purpose::Authorize(r) => r.prompt.iter().any(|p| p == "none"),
         _ => false,
     };
+    // A guest from a sibling tenant: both tenants' cross-tenant access settings must allow it.
+    if let Some(home) = &auth.home
+        && let Some(blocked) = crate::access::cross_tenant::check(state, tenant, home, Some(&app_id)).await?
+    {
+        log(facts(auth.amr.clone()), None, Some(("cross_tenant_blocked", blocked.reason()))).await;
+        state.store.delete_signin(&digest(tx)).await?;
+        if let (true, Purpose::Authorize(r)) = (no_prompt, &signin.purpose) {
+            let denied = OAuthError::new(OAuthCode::AccessDenied, "cross-tenant access settings block this sign-in");
+            return Ok(Reply::for_request(state, tenant, r).error(&denied));
+        }
+        return Err(crate::signin::guest::cross_tenant_blocked(&blocked));
+    }
     let gate = crate::access::gate(state, tenant, &user, &ctx, step_up).await?;
     if no_prompt && !matches!(gate, Gate::Allow(_)) {
         // prompt=none: anything but a silent success goes back to the RP (OIDC Core §3.1.2.6).
@@ -284,7 +297,12 @@ pub async fn portal_user(
     let device = device::known_device(req, state, tenant, &user).await?;
     let age = state.now() - session.auth.auth_time;
     let ctx = crate::access::context(&user, PORTAL_APP, ip, device.as_ref(), &session.auth, Some(age));
-    if let Gate::Allow(_) = crate::access::gate(state, tenant, &user, &ctx, false).await? {
+    let ctx = crate::access::cross_tenant::vouch(tenant, &session.auth, ctx);
+    let collaborates = match &session.auth.home {
+        Some(home) => crate::access::cross_tenant::check(state, tenant, home, Some(PORTAL_APP)).await?.is_none(),
+        None => true,
+    };
+    if collaborates && let Gate::Allow(_) = crate::access::gate(state, tenant, &user, &ctx, false).await? {
         return Ok(Ok(user));
     }
     let (browser, new_cookie) = csrf::browser(req, state);

@@ -93,6 +93,7 @@ async fn home_freshness(
             idp: None,
             epoch: user.session_epoch,
             device_id: None,
+            home: None,
         };
         let ctx = crate::access::context(&user, app_id, None, None, &probe, None);
         let policies = state.store.policies(&tenant.id).await?;
@@ -255,12 +256,15 @@ async fn home_proven_at(
     auth_time: i64,
 ) -> Result<HttpResponse, PageError> {
     let user = signin_user(state, tenant, &signin).await?;
+    let home = sibling_home(state, &proven).await?;
     // Home MFA counts only where this tenant's inbound trust accepts that partner's MFA.
     let mut acr = Acr::SingleFactor;
-    if proven.amr.contains(&Amr::Mfa) && trusts_home_mfa(state, tenant, &proven.issuer).await? {
+    let trust = home.as_ref().map(|(t, _)| tenant.cross_tenant.trust_for(t.id.0)).unwrap_or_default();
+    if proven.amr.contains(&Amr::Mfa) && trust.is_mfa_accepted {
         amr.push(Amr::Mfa);
         acr = Acr::MultiFactor;
     }
+    let home = home.map(|(_, h)| h);
     let identity = Identity {
         sign_in_type: if proven.issuer == EMAIL_OTP_ISSUER { "emailAddress".into() } else { "federated".into() },
         issuer: proven.issuer.clone(),
@@ -272,7 +276,10 @@ async fn home_proven_at(
             if !proven.email_verified || !email.eq_ignore_ascii_case(&user.mail) {
                 return Err(wrong_account(&email, &user.mail));
             }
-            signin.step = Step::Consent { identity, amr, idp: proven.issuer };
+            if let Some(h) = &home {
+                refuse_if_blocked(state, req, tenant, tx, &user, h, &amr, &proven.issuer).await?;
+            }
+            signin.step = Step::Consent { identity, amr, idp: proven.issuer, home };
             state.store.put_signin(&digest(tx), &signin).await?;
             Ok(to_login_page(tenant, tx))
         }
@@ -292,20 +299,63 @@ async fn home_proven_at(
                 idp: Some(proven.issuer),
                 epoch: user.session_epoch,
                 device_id: None,
+                home,
             };
             after_primary(state, req, tenant, tx, signin, auth, None).await
         }
     }
 }
 
-/// Whether `tenant` accepts MFA done at the home tenant behind `issuer` (inbound trust).
-async fn trusts_home_mfa(state: &AppState, tenant: &Tenant, issuer: &str) -> Result<bool, PageError> {
+/// The home tenant on this instance behind the proven issuer, with what its ID token said
+/// (`tid`, `oid`, `xms_dev`), when the token's `tid` is that tenant. Any other home: `None`.
+async fn sibling_home(
+    state: &AppState,
+    proven: &HomeIdentity,
+) -> Result<Option<(Tenant, crate::model::HomeSignIn)>, PageError> {
+    let Some(claimed) = &proven.sibling else { return Ok(None) };
+    let issuer = &proven.issuer;
     let Some(slug) = issuer.strip_prefix(&format!("{}/", state.public_url)).and_then(|r| r.strip_suffix("/v2.0"))
     else {
-        return Ok(false);
+        return Ok(None);
     };
-    let Some(home) = state.store.tenant_by_slug(slug).await? else { return Ok(false) };
-    Ok(tenant.inbound_trust.iter().any(|t| t.tenant_id == home.id.0 && t.is_mfa_accepted))
+    let Some(home) = state.store.tenant_by_slug(slug).await? else { return Ok(None) };
+    Ok((home.id == claimed.tenant_id).then(|| (home, claimed.clone())))
+}
+
+/// Redemption: the cross-tenant access settings of both tenants must allow the guest before
+/// the invitation is accepted; a refusal ends the sign-in, is logged, and changes nothing.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn refuse_if_blocked(
+    state: &AppState,
+    req: &HttpRequest,
+    tenant: &Tenant,
+    tx: &str,
+    user: &crate::model::User,
+    home: &crate::model::HomeSignIn,
+    amr: &[Amr],
+    idp: &str,
+) -> Result<(), PageError> {
+    let Some(blocked) = crate::access::cross_tenant::check(state, tenant, home, None).await? else {
+        return Ok(());
+    };
+    let facts = crate::audit::LogFacts {
+        tenant,
+        user: Some(user),
+        app_id: crate::access::PORTAL_APP,
+        ip: crate::web::net::client_ip(req, &state.config.trusted_proxies),
+        device: None,
+        idp: Some(idp.to_string()),
+        amr: amr.to_vec(),
+        interactive: true,
+    };
+    crate::audit::log(state, facts, None, Some(("cross_tenant_blocked", blocked.reason()))).await;
+    state.store.delete_signin(&digest(tx)).await?;
+    Err(cross_tenant_blocked(&blocked))
+}
+
+/// The page for a collaboration the cross-tenant access settings refuse (`cross_tenant_blocked`).
+pub(crate) fn cross_tenant_blocked(blocked: &crate::access::cross_tenant::Blocked) -> PageError {
+    PageError::new(StatusCode::FORBIDDEN, "cross_tenant_blocked", blocked.message())
 }
 
 fn wrong_account(signed_in_as: &str, invited: &str) -> PageError {
@@ -366,6 +416,7 @@ pub async fn email_otp(
                 email: Some(email),
                 email_verified: true,
                 amr: vec![Amr::Otp],
+                sibling: None,
             };
             return home_proven(&state, &req, &tenant, &tx, signin, proven, vec![Amr::Otp]).await;
         }

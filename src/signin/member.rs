@@ -163,6 +163,7 @@ pub async fn password(
         idp: None,
         epoch: user.session_epoch,
         device_id: None,
+        home: None,
     };
     after_primary(&state, &req, &tenant, &tx, signin, auth, None).await
 }

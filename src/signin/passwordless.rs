@@ -115,6 +115,7 @@ pub async fn sign_in(
         idp: None,
         epoch: user.session_epoch,
         device_id: None,
+        home: None,
     };
     signin.login = Some(user.mail.clone());
     signin.user_id = Some(user.id);

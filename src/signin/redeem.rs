@@ -99,7 +99,7 @@ pub async fn consent(
     state: Data,
 ) -> Result<HttpResponse, PageError> {
     let (tenant, f, tx, signin) = posted(&req, &state, &path, &body, |s| matches!(s, Step::Consent { .. })).await?;
-    let (Step::Consent { identity, amr, idp }, Purpose::Redeem { ticket }) =
+    let (Step::Consent { identity, amr, idp, home }, Purpose::Redeem { ticket }) =
         (signin.step.clone(), signin.purpose.clone())
     else {
         return Err(PageError::signin_expired());
@@ -119,6 +119,10 @@ pub async fn consent(
         _ => return Err(PageError::bad_request("invalid_request", "Choose Accept or Decline.")),
     }
     let user = signin_user(&state, &tenant, &signin).await?;
+    // The settings may have changed while the guest read the consent page.
+    if let Some(h) = &home {
+        crate::signin::guest::refuse_if_blocked(&state, &req, &tenant, &tx, &user, h, &amr, &idp).await?;
+    }
     if !crate::licensing::can_take_seat(&state.store, &tenant, &user).await? {
         return Err(seat_exhausted(&tenant));
     }
@@ -167,6 +171,7 @@ pub async fn consent(
         idp: Some(idp),
         epoch: user.session_epoch,
         device_id: None,
+        home,
     };
     let previous = crate::web::cookie_value(&req, crate::oidc::session::SSO_COOKIE);
     let (cookie, _) = open_session(&state, &tenant, auth).await?;

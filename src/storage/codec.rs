@@ -39,6 +39,7 @@ mod tests {
             idp: Some(EMAIL_OTP_ISSUER.into()),
             epoch: 3,
             device_id: None,
+            home: None,
         };
         assert_eq!(decode::<Authentication>(STRINGLY).unwrap(), typed);
         assert_eq!(encode(&typed).unwrap(), STRINGLY);

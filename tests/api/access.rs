@@ -144,9 +144,12 @@ async fn home_mfa_counts_only_with_inbound_trust() {
 
     // Trust on: Contoso's MFA satisfies Fabrikam, and the token says so.
     let mut fabrikam = app.state.store.tenant_by_slug("fabrikam").await.unwrap().unwrap();
-    fabrikam.inbound_trust.push(gatehouse::model::InboundTrust {
+    fabrikam.cross_tenant.partners.push(gatehouse::policy::cross_tenant::PartnerSettings {
         tenant_id: contoso.0,
-        is_mfa_accepted: true,
+        inbound_trust: Some(gatehouse::policy::cross_tenant::InboundTrustSettings {
+            is_mfa_accepted: true,
+            ..Default::default()
+        }),
         ..Default::default()
     });
     app.state.store.put_tenant(&fabrikam).await.unwrap();

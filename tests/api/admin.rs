@@ -238,7 +238,8 @@ async fn policies_and_named_locations_crud_with_validation() {
     assert_eq!(status, StatusCode::NO_CONTENT);
 
     // Inbound trust per partner.
-    let contoso = app.tenant_id("contoso").await.to_string();
+    let contoso_id = app.tenant_id("contoso").await.0;
+    let contoso = contoso_id.to_string();
     let (status, p) = app
         .graph(
             Method::POST,
@@ -257,7 +258,17 @@ async fn policies_and_named_locations_crud_with_validation() {
         )
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    assert!(!app.state.store.tenant_by_slug("fabrikam").await.unwrap().unwrap().inbound_trust[0].is_mfa_accepted);
+    assert!(
+        !app.state
+            .store
+            .tenant_by_slug("fabrikam")
+            .await
+            .unwrap()
+            .unwrap()
+            .cross_tenant
+            .trust_for(contoso_id)
+            .is_mfa_accepted
+    );
     // Graph's own spelling of the hybrid-join flag is read (false is the only value taken).
     let (status, body) = app
         .graph(
@@ -268,7 +279,17 @@ async fn policies_and_named_locations_crud_with_validation() {
         )
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
-    assert!(app.state.store.tenant_by_slug("fabrikam").await.unwrap().unwrap().inbound_trust[0].is_mfa_accepted);
+    assert!(
+        app.state
+            .store
+            .tenant_by_slug("fabrikam")
+            .await
+            .unwrap()
+            .unwrap()
+            .cross_tenant
+            .trust_for(contoso_id)
+            .is_mfa_accepted
+    );
 }
 
 #[tokio::test]

@@ -1554,10 +1554,18 @@ async fn admin_surface_table() {
         )
         .expect(bad.clone()),
         g(
-            "POST partner: hybrid-joined devices (unsupported)",
+            "POST partner: a tenant id that is no tenant here",
             Method::POST,
             "policies/crossTenantAccessPolicy/partners",
-            Some(json!({"tenantId": contoso, "inboundTrust": {"isHybridAzureADJoinedDeviceAccepted": true}})),
+            Some(json!({"tenantId": "00000000-0000-0000-0000-00000000abcd"})),
+        )
+        .expect(bad.clone()),
+        g(
+            "POST partner: accessType not allowed or blocked",
+            Method::POST,
+            "policies/crossTenantAccessPolicy/partners",
+            Some(json!({"tenantId": contoso, "b2bCollaborationInbound": {"usersAndGroups": {
+                "accessType": "maybe", "targets": [{"target": "AllUsers", "targetType": "user"}]}}})),
         )
         .expect(bad.clone()),
         g(

@@ -10,6 +10,7 @@ mod bad_input_table;
 mod browser;
 mod conformance;
 mod crash;
+mod cross_tenant;
 mod directory_paging;
 mod external_idp;
 mod groups;

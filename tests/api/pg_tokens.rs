@@ -53,7 +53,7 @@ fn tenant(seats: u32) -> Tenant {
         premium_seats: seats,
         members_can_invite: false,
         external_idps: vec![],
-        inbound_trust: vec![],
+        cross_tenant: Default::default(),
         require_mfa: false,
         authentication_strengths: vec![],
         groups: vec![],

@@ -82,6 +82,7 @@ fn auth(user: UserId) -> Authentication {
         idp: None,
         epoch: 0,
         device_id: None,
+        home: None,
     }
 }
 

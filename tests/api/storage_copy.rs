@@ -35,6 +35,7 @@ fn auth(user: UserId) -> Authentication {
         idp: None,
         epoch: 2,
         device_id: Some("dev-1".into()),
+        home: None,
     }
 }
 
@@ -95,7 +96,7 @@ async fn fill(store: &Store) -> Filled {
         premium_seats: 5,
         members_can_invite: true,
         external_idps: vec![],
-        inbound_trust: vec![],
+        cross_tenant: Default::default(),
         require_mfa: false,
         authentication_strengths: vec![],
         groups: vec![],

@@ -126,7 +126,7 @@ fn tenant(id: TenantId, slug: &str, name: &str) -> Tenant {
         premium_seats: 0,
         members_can_invite: true,
         external_idps: vec![],
-        inbound_trust: vec![],
+        cross_tenant: Default::default(),
         require_mfa: false,
         authentication_strengths: vec![],
         groups: vec![],
