@@ -621,7 +621,8 @@ mod tests {
             "invitedUser": {"id": "00000000-0000-0000-0000-000000000002", "userPrincipalName": "s_c#EXT#@f"},
             "appId": null,
         }));
-        round_trip::<Partner>(json!({"tenantId": "00000000-0000-0000-0000-000000000003", "inboundTrust":
+        round_trip::<Partner>(json!({"tenantId": "00000000-0000-0000-0000-000000000003", "isServiceProvider": false,
+            "b2bCollaborationInbound": null, "b2bCollaborationOutbound": null, "inboundTrust":
             {"isMfaAccepted": true, "isCompliantDeviceAccepted": false, "isHybridAzureADJoinedDeviceAccepted": false}}));
         round_trip::<SubscribedSku>(json!({"id": "t_premium", "skuPartNumber": "AAD_PREMIUM",
             "capabilityStatus": "Enabled", "appliesTo": "User",
