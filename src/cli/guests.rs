@@ -117,7 +117,7 @@ pub async fn inactive(c: &Connection, days: u32, act: Act, now: i64, json: bool)
     }
     let answer = Answer { cutoff_date_time: crate::clock::rfc3339(cutoff), dry_run: act == Act::DryRun, guests: rows };
     if json {
-        return Ok(super::pretty(&answer));
+        return Ok(super::admin::pretty(&answer));
     }
     let cells: Vec<Vec<String>> = answer
         .guests
@@ -125,7 +125,7 @@ pub async fn inactive(c: &Connection, days: u32, act: Act, now: i64, json: bool)
         .map(|r| {
             vec![
                 r.user_principal_name.clone(),
-                super::s(&r.external_user_state),
+                super::admin::s(&r.external_user_state),
                 r.account_enabled.to_string(),
                 r.last_sign_in_date_time.clone().unwrap_or_else(|| "never".into()),
                 r.last_activity_date_time.clone().unwrap_or_else(|| "-".into()),
