@@ -6,7 +6,7 @@
 // each open page into tests/e2e/artifacts/ before a failure is reported.
 
 import assert from 'node:assert/strict';
-import { createHmac } from 'node:crypto';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { after, before } from 'node:test';
@@ -493,4 +493,48 @@ export async function graph(server, token, method, path, body) {
   let parsed = text;
   try { parsed = text ? JSON.parse(text) : null; } catch { /* not JSON */ }
   return { status: resp.status, body: parsed };
+}
+
+// A person's own (delegated) token for the admin API of `tenant`, as an admin's script or a
+// device-management console gets one: `login` signs in in `page` through the tenant's
+// test-rp (demo-credentials.json) asking for `scope`; the browser is sent to the loopback
+// redirect URI (nothing listens there: the request itself carries the code), and the code
+// is exchanged with test-rp's secret and the PKCE verifier. Resolves to the access token.
+export async function delegatedGraphToken(page, server, tenant, login, scope = 'openid Directory.ReadWrite.All') {
+  const client = server.credentials.clients.find((c) => c.tenant === tenant && c.client_id === 'test-rp');
+  assert.ok(client, `demo-credentials.json has test-rp in ${tenant}`);
+  const redirectUri = 'http://127.0.0.1:9/callback';
+  const verifier = randomBytes(32).toString('base64url');
+  const challenge = createHash('sha256').update(verifier).digest('base64url');
+  const state = randomBytes(16).toString('base64url');
+  const authorize = new URL(`${server.url}/${tenant}/oauth2/v2.0/authorize`);
+  for (const [k, v] of Object.entries({
+    client_id: client.client_id, response_type: 'code', redirect_uri: redirectUri, scope, state,
+    nonce: randomBytes(16).toString('base64url'), code_challenge: challenge, code_challenge_method: 'S256',
+  })) authorize.searchParams.set(k, v);
+  const callback = page.waitForRequest((r) => r.url().startsWith(`${redirectUri}?`));
+  callback.catch(() => {}); // awaited below; a sign-in that fails first reports its own error
+  await page.goto(authorize.href);
+  await signInWithPassword(page, login, password(server.credentials, tenant, login));
+  const back = new URL((await callback).url());
+  assert.equal(back.searchParams.get('state'), state, 'the state comes back');
+  const code = back.searchParams.get('code');
+  assert.ok(code, `a code at the redirect URI: ${back.href}`);
+  const resp = await fetch(`${server.url}/${tenant}/oauth2/v2.0/token`, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/x-www-form-urlencoded',
+      authorization: `Basic ${Buffer.from(`${client.client_id}:${client.client_secret}`).toString('base64')}`,
+    },
+    body: new URLSearchParams({ grant_type: 'authorization_code', code, redirect_uri: redirectUri, code_verifier: verifier }),
+    signal: AbortSignal.timeout(STEP_TIMEOUT_MS),
+  });
+  const body = await resp.json();
+  assert.equal(resp.status, 200, `token for ${login}: ${JSON.stringify(body)}`);
+  return body.access_token;
+}
+
+// The claims of a JWT (its signature is the server's business; the stories read them).
+export function jwtClaims(token) {
+  return JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString('utf8'));
 }
