@@ -122,6 +122,9 @@ test('Fabrikam blocks Contoso, then trusts its compliant devices: sally is stopp
       assert.match(body.error.message, /block collaboration/, JSON.stringify(body));
       assert.match(body.error.message, /Contoso/);
       assert.deepEqual(await ids(), before, 'no guest was created');
+      const outbox = await (await fetch(`${server.url}/outbox`, { signal: AbortSignal.timeout(15_000) })).text();
+      assert.ok(!outbox.includes('bob@contoso.example'), 'no invitation email went out');
+      assert.ok(outbox.includes(SALLY), "the outbox does list sally's invitation");
     });
 
     const guest = await s.page('sally');
