@@ -205,6 +205,7 @@ mod tests {
             epoch: 0,
             device_id: None,
             home: None,
+            mfa_time: None,
         }
     }
 

@@ -262,6 +262,7 @@ pub async fn evaluate(req: HttpRequest, body: web::Bytes, state: Data) -> Result
         epoch: user.session_epoch,
         device_id: None,
         home: None,
+        mfa_time: None,
     };
     let ctx = crate::access::context(&user, &w.app_id, w.ip_address, device.as_ref(), &auth, w.auth_age_secs);
     // The same rule as a sign-in: the first supported acr value ("1" or "2") is the aim.

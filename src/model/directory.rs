@@ -30,6 +30,42 @@ pub struct Tenant {
     /// Security groups with assigned membership (DESIGN §11); members hold the id in `User::member_of`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<Group>,
+    /// Terms of use (Graph `agreement`) that conditional access can require.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub agreements: Vec<Agreement>,
+}
+
+/// Terms of use a user accepts in the sign-in (Graph `agreement`, DESIGN §12).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Agreement {
+    pub id: Uuid,
+    pub display_name: String,
+    /// The terms, shown as text on the sign-in page.
+    pub text: String,
+    pub is_viewing_before_acceptance_required: bool,
+    /// How long an acceptance lasts (ISO 8601 duration as given); `None`: for ever.
+    #[serde(default)]
+    pub user_reaccept_required_frequency: Option<String>,
+    /// The same frequency in seconds.
+    #[serde(default)]
+    pub reaccept_secs: Option<i64>,
+    pub created_at: i64,
+}
+
+/// A user's acceptance of an agreement (the latest; Graph `agreementAcceptance`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AgreementAcceptance {
+    pub agreement_id: Uuid,
+    pub accepted_at: i64,
+}
+
+impl Agreement {
+    /// Whether `user` accepted this agreement and need not accept it again at `now`.
+    pub fn accepted_by(&self, user: &User, now: i64) -> bool {
+        user.agreement_acceptances.iter().any(|a| {
+            a.agreement_id == self.id && self.reaccept_secs.is_none_or(|secs| now - a.accepted_at < secs)
+        })
+    }
 }
 
 /// A security group (Graph `group`, assigned membership). Members are users only.
@@ -208,6 +244,9 @@ pub struct User {
     /// Ids of the tenant's groups this user is a member of (DESIGN §11).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub member_of: Vec<Uuid>,
+    /// Terms of use accepted, the latest acceptance per agreement.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub agreement_acceptances: Vec<AgreementAcceptance>,
 }
 
 impl User {

@@ -230,6 +230,11 @@ pub enum Step {
     AppConsent {
         auth: Authentication,
     },
+    /// Conditional access requires terms of use (DESIGN §12): the agreements to accept.
+    Terms {
+        auth: Authentication,
+        agreements: Vec<String>,
+    },
 }
 
 /// What the sign-in is for.
@@ -267,6 +272,9 @@ pub struct SignIn {
     /// The passwordless passkey ceremony the identify page offers (single use).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub passwordless: Option<Ceremony>,
+    /// Conditional access's `persistentBrowser` for the SSO session this sign-in opens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persistent_browser: Option<bool>,
 }
 
 /// A WebAuthn ceremony kept with a sign-in: the options the browser got and the state.
@@ -306,6 +314,10 @@ pub struct Authentication {
     /// device (cross-tenant access settings and inbound trust, re-checked on refresh).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub home: Option<HomeSignIn>,
+    /// When the second factor was last proven, if later than `auth_time` (a
+    /// `secondaryAuthentication` sign-in frequency asks only it again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mfa_time: Option<i64>,
 }
 
 /// What a sibling home tenant's ID token says about the guest (DESIGN §13): the home user's

@@ -25,6 +25,11 @@ pub struct SignInContext {
     pub auth_age_secs: Option<i64>,
     /// Object ids of the groups the user is a member of (`includeGroups` / `excludeGroups`).
     pub groups: Vec<String>,
+    /// Seconds since its second factor was proven (`secondaryAuthentication` frequencies);
+    /// `None` for a fresh authentication.
+    pub mfa_age_secs: Option<i64>,
+    /// Agreements (terms of use) the user has accepted and need not accept again yet.
+    pub accepted_terms: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,11 +65,23 @@ pub struct Decision {
     pub required: Vec<Vec<Control>>,
     /// An enforced sign-in frequency is exceeded by `auth_age_secs`.
     pub reauthenticate: bool,
+    /// An enforced `secondaryAuthentication` frequency is exceeded by `mfa_age_secs`: only
+    /// the second factor is asked again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reauthenticate_mfa: bool,
+    /// Agreements (terms of use) the user must accept before the sign-in can finish
+    /// (those an MFA step would not make unnecessary).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub terms: Vec<String>,
+    /// `Some(true)`: the SSO cookie persists (`persistentBrowser: always`); `Some(false)`:
+    /// a browser-session cookie (`never`, which wins); `None`: no policy says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persistent_browser: Option<bool>,
     /// The authentication strengths that unmet enforced policies require: the MFA step
     /// offers only methods that meet every one.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub strengths: Vec<AuthenticationStrength>,
-    /// Indexes into `results` of policies that MFA alone cannot satisfy.
+    /// Indexes into `results` of policies that the user's steps (MFA, terms) cannot satisfy.
     #[serde(skip)]
     pub(super) unsatisfiable: Vec<usize>,
 }
@@ -87,8 +104,13 @@ impl Decision {
         self.unsatisfiable.iter().filter_map(|&i| self.results.get(i)).collect()
     }
 
+    /// Only terms of use are left to satisfy: no MFA is asked and nothing blocks.
+    pub fn needs_terms(&self) -> bool {
+        !self.terms.is_empty()
+    }
+
     pub fn allowed(&self) -> bool {
-        !self.is_blocked() && self.required.is_empty() && !self.reauthenticate
+        !self.is_blocked() && self.required.is_empty() && !self.reauthenticate && !self.reauthenticate_mfa
     }
 }
 

@@ -59,13 +59,10 @@ pub fn evaluate(
                 satisfied_by,
             });
         }
-        let frequency = policy.session_controls.as_ref().and_then(|s| s.sign_in_frequency.as_ref());
-        if let Some(f) = frequency.filter(|f| f.is_enabled) {
-            res.enforced_session_controls.push("signInFrequency".to_owned());
-            if enforced && ctx.auth_age_secs.is_some_and(|age| age > f.max_age_secs()) {
-                decision.reauthenticate = true;
-            }
+        if let Some(g) = grant.filter(|g| !g.terms_of_use.is_empty()) {
+            have.terms_met = g.terms_of_use.iter().all(|t| ctx.accepted_terms.contains(t));
         }
+        session_controls(policy, ctx, enforced, &mut res, &mut decision);
 
         res.result = match (grant_state(grant, have), enforced) {
             (GrantState::Satisfied, true) => PolicyOutcome::Success,
@@ -75,7 +72,18 @@ pub fn evaluate(
                 PolicyOutcome::Failure
             }
             (GrantState::Blocked, false) => PolicyOutcome::ReportOnlyFailure,
-            (GrantState::Unmet { required, mfa_fixes }, true) => {
+            (GrantState::Unmet { required, interaction_fixes }, true) => {
+                // Terms are asked once MFA (when it would do) has not made them unnecessary.
+                if let Some(g) = grant
+                    && !have.terms_met
+                    && !grant_met(g, have.after_mfa())
+                {
+                    for t in g.terms_of_use.iter().filter(|t| !ctx.accepted_terms.contains(t)) {
+                        if !decision.terms.contains(t) {
+                            decision.terms.push(t.clone());
+                        }
+                    }
+                }
                 let wants_strength = required.iter().any(|a| a.contains(&Control::AuthenticationStrength));
                 if let Some((_, Some(s))) = strength
                     && wants_strength
@@ -84,17 +92,40 @@ pub fn evaluate(
                     decision.strengths.push(s.clone());
                 }
                 decision.required.extend(required);
-                if !mfa_fixes {
+                if !interaction_fixes {
                     decision.unsatisfiable.push(decision.results.len());
                 }
                 PolicyOutcome::Failure
             }
-            (GrantState::Unmet { mfa_fixes: true, .. }, false) => PolicyOutcome::ReportOnlyInterrupted,
-            (GrantState::Unmet { mfa_fixes: false, .. }, false) => PolicyOutcome::ReportOnlyFailure,
+            (GrantState::Unmet { interaction_fixes: true, .. }, false) => PolicyOutcome::ReportOnlyInterrupted,
+            (GrantState::Unmet { interaction_fixes: false, .. }, false) => PolicyOutcome::ReportOnlyFailure,
         };
         decision.results.push(res);
     }
     decision
+}
+
+/// Sign-in frequency and persistent browser of a policy that applies.
+fn session_controls(policy: &Policy, ctx: &SignInContext, enforced: bool, res: &mut PolicyResult, d: &mut Decision) {
+    let Some(controls) = policy.session_controls.as_ref() else { return };
+    if let Some(f) = controls.sign_in_frequency.as_ref().filter(|f| f.is_enabled) {
+        res.enforced_session_controls.push("signInFrequency".to_owned());
+        let (age, again) = match f.authentication_type {
+            FrequencyAuthentication::PrimaryAndSecondaryAuthentication => (ctx.auth_age_secs, &mut d.reauthenticate),
+            FrequencyAuthentication::SecondaryAuthentication => (ctx.mfa_age_secs, &mut d.reauthenticate_mfa),
+        };
+        if enforced && age.is_some_and(|age| age > f.max_age_secs()) {
+            *again = true;
+        }
+    }
+    if let Some(p) = controls.persistent_browser.as_ref().filter(|p| p.is_enabled) {
+        res.enforced_session_controls.push("persistentBrowser".to_owned());
+        if enforced {
+            // `never` wins over `always`, as the more restrictive.
+            let persist = p.mode == PersistentBrowserMode::Always;
+            d.persistent_browser = Some(d.persistent_browser.unwrap_or(true) && persist);
+        }
+    }
 }
 
 pub(super) fn result(policy: &Policy, outcome: PolicyOutcome) -> PolicyResult {
@@ -124,6 +155,7 @@ impl Env<'_> {
             domain_joined: self.device.domain_joined(),
             strength_met: false,
             strength_reachable: false,
+            terms_met: false,
         }
     }
 }
@@ -277,6 +309,8 @@ pub(super) struct Have {
     strength_met: bool,
     /// A second factor held here (TOTP or a passkey) would meet it.
     strength_reachable: bool,
+    /// Every agreement the policy names is accepted.
+    terms_met: bool,
 }
 
 impl Have {
@@ -287,12 +321,18 @@ impl Have {
             Control::CompliantDevice => self.compliant,
             Control::DomainJoinedDevice => self.domain_joined,
             Control::AuthenticationStrength => self.strength_met,
+            Control::TermsOfUse => self.terms_met,
         }
     }
 
     /// What the sign-in would have after an interactive MFA step.
     fn after_mfa(self) -> Have {
         Have { mfa: true, strength_met: self.strength_met || self.strength_reachable, ..self }
+    }
+
+    /// What the sign-in would have after the steps a person can take: MFA and the terms.
+    fn after_interaction(self) -> Have {
+        Have { terms_met: true, ..self.after_mfa() }
     }
 }
 
@@ -302,13 +342,16 @@ pub(super) fn controls_of(grant: &GrantControls) -> Vec<Control> {
     if grant.authentication_strength.is_some() {
         controls.push(Control::AuthenticationStrength);
     }
+    if !grant.terms_of_use.is_empty() {
+        controls.push(Control::TermsOfUse);
+    }
     controls
 }
 
 pub(super) enum GrantState {
     Satisfied,
     Blocked,
-    Unmet { required: Vec<Vec<Control>>, mfa_fixes: bool },
+    Unmet { required: Vec<Vec<Control>>, interaction_fixes: bool },
 }
 
 pub(super) fn grant_state(grant: Option<&GrantControls>, have: Have) -> GrantState {
@@ -324,7 +367,7 @@ pub(super) fn grant_state(grant: Option<&GrantControls>, have: Have) -> GrantSta
         GrantOperator::And => controls.iter().filter(|c| !have.has(**c)).map(|c| vec![*c]).collect(),
         GrantOperator::Or => vec![controls],
     };
-    GrantState::Unmet { required, mfa_fixes: grant_met(grant, have.after_mfa()) }
+    GrantState::Unmet { required, interaction_fixes: grant_met(grant, have.after_interaction()) }
 }
 
 pub(super) fn grant_met(grant: &GrantControls, have: Have) -> bool {

@@ -130,6 +130,10 @@ pub struct GrantControls {
     /// Graph `authenticationStrength`: the strength (by id) the sign-in's methods must meet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authentication_strength: Option<StrengthRef>,
+    /// Graph `termsOfUse`: agreement ids the user must have accepted (all of them); counts
+    /// as one control under the operator.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub terms_of_use: Vec<String>,
 }
 
 /// A policy's reference to an authentication strength (built in or the tenant's).
@@ -157,31 +161,109 @@ pub enum Control {
     /// Not one of Graph's `builtInControls`: stands for `grantControls.authenticationStrength`
     /// in decisions (`required`, `enforcedGrantControls`); refused in policy input.
     AuthenticationStrength,
+    /// Likewise for `grantControls.termsOfUse` (the agreements to accept).
+    TermsOfUse,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", try_from = "wire::SessionControlsIn")]
 pub struct SessionControls {
     pub sign_in_frequency: Option<SignInFrequency>,
+    /// Graph `persistentBrowser`: whether the SSO cookie outlives the browser session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persistent_browser: Option<PersistentBrowser>,
 }
 
+/// Graph's `persistentBrowserSessionControl`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", try_from = "wire::SignInFrequencyIn")]
-pub struct SignInFrequency {
-    pub value: u32,
-    pub r#type: FrequencyType,
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PersistentBrowser {
+    pub mode: PersistentBrowserMode,
+    #[serde(default = "yes")]
     pub is_enabled: bool,
 }
 
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum PersistentBrowserMode {
+    /// The SSO cookie is kept for the session's lifetime, across browser restarts.
+    Always,
+    /// The SSO cookie is a browser-session cookie.
+    Never,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "wire::SignInFrequencyIn")]
+pub struct SignInFrequency {
+    /// With `timeBased`: the period (`value` `type`); unused with `everyTime`.
+    pub value: u32,
+    pub r#type: FrequencyType,
+    pub is_enabled: bool,
+    pub authentication_type: FrequencyAuthentication,
+    pub frequency_interval: FrequencyInterval,
+}
+
+/// Entra never asks again within five minutes, even with `everyTime` (clock skew).
+pub const EVERY_TIME_GRACE_SECS: i64 = 300;
+
 impl SignInFrequency {
+    /// A time-based frequency of `value` `type` for primary and secondary authentication.
+    pub fn time_based(value: u32, r#type: FrequencyType) -> Self {
+        Self {
+            value,
+            r#type,
+            is_enabled: true,
+            authentication_type: FrequencyAuthentication::PrimaryAndSecondaryAuthentication,
+            frequency_interval: FrequencyInterval::TimeBased,
+        }
+    }
+
     /// The longest an authentication may be reused under this control.
     pub fn max_age_secs(&self) -> i64 {
+        if self.frequency_interval == FrequencyInterval::EveryTime {
+            return EVERY_TIME_GRACE_SECS;
+        }
         let unit = match self.r#type {
             FrequencyType::Hours => 3600,
             FrequencyType::Days => 86_400,
         };
         i64::from(self.value) * unit
     }
+}
+
+/// Graph's shape: `value` and `type` are null with `everyTime`.
+impl Serialize for SignInFrequency {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let every = self.frequency_interval == FrequencyInterval::EveryTime;
+        let mut st = s.serialize_struct("SignInFrequency", 5)?;
+        st.serialize_field("value", &(!every).then_some(self.value))?;
+        st.serialize_field("type", &(!every).then_some(self.r#type))?;
+        st.serialize_field("authenticationType", &self.authentication_type)?;
+        st.serialize_field("frequencyInterval", &self.frequency_interval)?;
+        st.serialize_field("isEnabled", &self.is_enabled)?;
+        st.end()
+    }
+}
+
+/// What a sign-in frequency asks again: everything, or only the second factor.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum FrequencyAuthentication {
+    #[default]
+    PrimaryAndSecondaryAuthentication,
+    SecondaryAuthentication,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum FrequencyInterval {
+    #[default]
+    TimeBased,
+    EveryTime,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -7,9 +7,10 @@ use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
 use super::{
-    ApplicationsCondition, Conditions, Control, DevicesCondition, FrequencyType, GrantControls, GrantOperator, IpRange,
-    LocationsCondition, NamedLocation, ODATA_IP_LOCATION, ODATA_V4_RANGE, ODATA_V6_RANGE, Policy, PolicyState,
-    RiskLevel, SessionControls, SignInFrequency, StrengthRef, UsersCondition,
+    ApplicationsCondition, Conditions, Control, DevicesCondition, FrequencyAuthentication, FrequencyInterval,
+    FrequencyType, GrantControls, GrantOperator, IpRange, LocationsCondition, NamedLocation, ODATA_IP_LOCATION,
+    ODATA_V4_RANGE, ODATA_V6_RANGE, PersistentBrowser, Policy, PolicyState, RiskLevel, SessionControls,
+    SignInFrequency, StrengthRef, UsersCondition,
 };
 
 /// Graph's multi-valued `conditionalAccessConditions` enum: `"application,users"` or `"none"`.
@@ -252,7 +253,7 @@ pub struct GrantControlsIn {
     #[serde(default)]
     custom_authentication_factors: Extra,
     #[serde(default)]
-    terms_of_use: Extra,
+    terms_of_use: Option<Vec<String>>,
     #[serde(default)]
     authentication_strength: Extra,
     #[serde(default, rename = "authenticationStrength@odata.context")]
@@ -262,12 +263,22 @@ pub struct GrantControlsIn {
 impl TryFrom<GrantControlsIn> for GrantControls {
     type Error = String;
     fn try_from(g: GrantControlsIn) -> Result<Self, String> {
-        unsupported(&[
-            ("customAuthenticationFactors", &g.custom_authentication_factors),
-            ("termsOfUse", &g.terms_of_use),
-        ])?;
+        unsupported(&[("customAuthenticationFactors", &g.custom_authentication_factors)])?;
         if g.built_in_controls.contains(&Control::AuthenticationStrength) {
             return Err("builtInControls: authenticationStrength is not a built-in control; name the strength in grantControls.authenticationStrength".into());
+        }
+        if g.built_in_controls.contains(&Control::TermsOfUse) {
+            return Err("builtInControls: termsOfUse is not a built-in control; list the agreements in grantControls.termsOfUse".into());
+        }
+        let mut terms_of_use: Vec<String> = Vec::new();
+        for id in g.terms_of_use.unwrap_or_default() {
+            let id = id.trim().to_owned();
+            if id.is_empty() {
+                return Err("grantControls.termsOfUse: an agreement id is empty".into());
+            }
+            if !terms_of_use.contains(&id) {
+                terms_of_use.push(id);
+            }
         }
         let authentication_strength = strength_ref(g.authentication_strength)?;
         if authentication_strength.is_some() && g.built_in_controls.contains(&Control::Mfa) {
@@ -277,13 +288,15 @@ impl TryFrom<GrantControlsIn> for GrantControls {
             );
         }
         // With one control the operator is moot; with more, guessing could loosen the policy.
-        let count = g.built_in_controls.len() + usize::from(authentication_strength.is_some());
+        let count = g.built_in_controls.len()
+            + usize::from(authentication_strength.is_some())
+            + usize::from(!terms_of_use.is_empty());
         let operator = match (g.operator, count) {
             (Some(op), _) => op,
             (None, 0 | 1) => GrantOperator::And,
             (None, _) => return Err("grantControls.operator (AND or OR) is required with several controls".into()),
         };
-        Ok(GrantControls { operator, built_in_controls: g.built_in_controls, authentication_strength })
+        Ok(GrantControls { operator, built_in_controls: g.built_in_controls, authentication_strength, terms_of_use })
     }
 }
 
@@ -313,7 +326,7 @@ pub struct SessionControlsIn {
     #[serde(default)]
     disable_resilience_defaults: Extra,
     #[serde(default)]
-    persistent_browser: Extra,
+    persistent_browser: Option<PersistentBrowser>,
     #[serde(default)]
     secure_sign_in_session: Extra,
 }
@@ -326,10 +339,11 @@ impl TryFrom<SessionControlsIn> for SessionControls {
             ("cloudAppSecurity", &s.cloud_app_security),
             ("continuousAccessEvaluation", &s.continuous_access_evaluation),
             ("disableResilienceDefaults", &s.disable_resilience_defaults),
-            ("persistentBrowser", &s.persistent_browser),
             ("secureSignInSession", &s.secure_sign_in_session),
         ])?;
-        Ok(SessionControls { sign_in_frequency: s.sign_in_frequency })
+        // A disabled control is the same as none.
+        let persistent_browser = s.persistent_browser.filter(|p| p.is_enabled);
+        Ok(SessionControls { sign_in_frequency: s.sign_in_frequency, persistent_browser })
     }
 }
 
@@ -351,21 +365,30 @@ pub struct SignInFrequencyIn {
 impl TryFrom<SignInFrequencyIn> for SignInFrequency {
     type Error = String;
     fn try_from(f: SignInFrequencyIn) -> Result<Self, String> {
-        if f.authentication_type.as_deref().is_some_and(|t| t != "primaryAndSecondaryAuthentication") {
-            return Err("signInFrequency.authenticationType must be primaryAndSecondaryAuthentication".into());
-        }
-        if f.frequency_interval.as_deref().is_some_and(|t| t != "timeBased") {
-            return Err("signInFrequency.frequencyInterval must be timeBased".into());
-        }
-        // A frequency written without isEnabled is meant to apply.
-        let is_enabled = f.is_enabled.unwrap_or(f.value.is_some());
-        match (is_enabled, f.value, f.r#type) {
-            (true, Some(value), Some(r#type)) => Ok(SignInFrequency { value, r#type, is_enabled }),
-            (true, _, _) => Err("signInFrequency needs value and type when enabled".into()),
-            (false, value, r#type) => {
-                Ok(SignInFrequency { value: value.unwrap_or_default(), r#type: r#type.unwrap_or_default(), is_enabled })
+        let authentication_type = match f.authentication_type.as_deref() {
+            None | Some("primaryAndSecondaryAuthentication") => FrequencyAuthentication::PrimaryAndSecondaryAuthentication,
+            Some("secondaryAuthentication") => FrequencyAuthentication::SecondaryAuthentication,
+            Some(_) => {
+                return Err("signInFrequency.authenticationType must be primaryAndSecondaryAuthentication or secondaryAuthentication".into());
             }
-        }
+        };
+        let frequency_interval = match f.frequency_interval.as_deref() {
+            None | Some("timeBased") => FrequencyInterval::TimeBased,
+            Some("everyTime") => FrequencyInterval::EveryTime,
+            Some(_) => return Err("signInFrequency.frequencyInterval must be timeBased or everyTime".into()),
+        };
+        let every = frequency_interval == FrequencyInterval::EveryTime;
+        // A frequency written without isEnabled is meant to apply.
+        let is_enabled = f.is_enabled.unwrap_or(f.value.is_some() || every);
+        let (value, r#type) = match (is_enabled && !every, f.value, f.r#type) {
+            (true, Some(value), Some(r#type)) => (value, r#type),
+            (true, _, _) => return Err("signInFrequency needs value and type when enabled".into()),
+            (false, value, r#type) if every && (value.is_some() || r#type.is_some()) => {
+                return Err("signInFrequency: value and type must be null with frequencyInterval everyTime".into());
+            }
+            (false, value, r#type) => (value.unwrap_or_default(), r#type.unwrap_or_default()),
+        };
+        Ok(SignInFrequency { value, r#type, is_enabled, authentication_type, frequency_interval })
     }
 }
 

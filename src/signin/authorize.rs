@@ -131,6 +131,7 @@ async fn authorize(req: &HttpRequest, slug: &str, raw: &str, state: &AppState) -
                 expires_at: now + state.config.tokens.signin_secs,
                 strengths: vec![],
                 passwordless: None,
+                persistent_browser: None,
             };
             let auth = session.auth.clone();
             let mut resp =

@@ -316,6 +316,7 @@ pub async fn portal_user(
         expires_at: state.now() + state.config.tokens.signin_secs,
         strengths: vec![],
         passwordless: None,
+        persistent_browser: None,
     };
     let auth = session.auth.clone();
     let mut resp = after_primary(state, req, tenant, &new_token(), signin, auth, Some((cookie, session))).await?;

@@ -94,6 +94,7 @@ async fn home_freshness(
             epoch: user.session_epoch,
             device_id: None,
             home: None,
+            mfa_time: None,
         };
         let ctx = crate::access::context(&user, app_id, None, None, &probe, None);
         let policies = state.store.policies(&tenant.id).await?;
@@ -300,6 +301,7 @@ async fn home_proven_at(
                 epoch: user.session_epoch,
                 device_id: None,
                 home,
+                mfa_time: None,
             };
             after_primary(state, req, tenant, tx, signin, auth, None).await
         }

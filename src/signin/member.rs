@@ -164,6 +164,7 @@ pub async fn password(
         epoch: user.session_epoch,
         device_id: None,
         home: None,
+        mfa_time: None,
     };
     after_primary(&state, &req, &tenant, &tx, signin, auth, None).await
 }

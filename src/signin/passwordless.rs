@@ -116,6 +116,7 @@ pub async fn sign_in(
         epoch: user.session_epoch,
         device_id: None,
         home: None,
+        mfa_time: None,
     };
     signin.login = Some(user.mail.clone());
     signin.user_id = Some(user.id);

@@ -82,6 +82,7 @@ pub async fn redeem(
         expires_at: state.now() + state.config.tokens.signin_secs,
         strengths: vec![],
         passwordless: None,
+        persistent_browser: None,
     };
     let mut resp = crate::signin::guest::begin_home(&state, &homes, &tenant, &tx, signin, home).await?;
     if let Some(c) = new_cookie {
@@ -172,6 +173,7 @@ pub async fn consent(
         epoch: user.session_epoch,
         device_id: None,
         home,
+        mfa_time: None,
     };
     let previous = crate::web::cookie_value(&req, crate::oidc::session::SSO_COOKIE);
     let (cookie, _) = open_session(&state, &tenant, auth).await?;
