@@ -47,6 +47,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/{tenant}/login/email-otp/resend", web::post().to(guest::email_otp_resend))
         .route("/{tenant}/login/consent", web::post().to(redeem::consent))
         .route("/{tenant}/login/app-consent", web::post().to(flow::app_consent))
+        .route("/{tenant}/login/terms", web::post().to(crate::signin::terms::answer))
         .route("/{tenant}/login/totp-enroll", web::post().to(mfa::enroll))
         .route("/{tenant}/login/continue", web::post().to(mfa::proceed))
         .route("/{tenant}/login/totp", web::post().to(mfa::challenge))

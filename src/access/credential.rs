@@ -124,6 +124,8 @@ pub enum Gate {
     Mfa(Decision),
     Block { decision: Decision, code: &'static str, policies: Vec<String> },
     Reauthenticate(Decision),
+    /// Only terms of use are left: the user accepts them (DESIGN §12).
+    Terms(Decision),
 }
 
 /// Turns a policy decision into what the sign-in must do. `require_mfa`: per-user or
@@ -140,8 +142,12 @@ pub fn decide(decision: Decision, require_mfa: bool, step_up: bool, mfa_proven: 
     if decision.reauthenticate {
         return Gate::Reauthenticate(decision);
     }
-    if decision.needs_mfa() || ((require_mfa || step_up) && !mfa_proven) {
+    // `secondaryAuthentication`: only the second factor is asked again.
+    if decision.needs_mfa() || decision.reauthenticate_mfa || ((require_mfa || step_up) && !mfa_proven) {
         return Gate::Mfa(decision);
+    }
+    if decision.needs_terms() {
+        return Gate::Terms(decision);
     }
     Gate::Allow(decision)
 }
@@ -162,6 +168,7 @@ pub fn non_interactive(gate: Gate) -> (Decision, Option<Refusal>) {
         Gate::Reauthenticate(d) => {
             (d, Some(Refusal::Interaction("the sign-in frequency has passed; sign in again".into())))
         }
+        Gate::Terms(d) => (d, Some(Refusal::Interaction("terms of use must be accepted; sign in again".into()))),
     }
 }
 

@@ -90,7 +90,11 @@ pub fn context(
         satisfied: Satisfied { mfa: has_mfa(auth), ..Default::default() },
         methods: method_modes(auth).into_iter().map(str::to_owned).collect(),
         auth_age_secs: age,
+        // A later second factor (a `secondaryAuthentication` re-prompt) is younger.
+        mfa_age_secs: age.map(|a| a - auth.mfa_time.map_or(0, |t| (t - auth.auth_time).max(0))),
         groups: user.member_of.iter().map(|g| g.to_string()).collect(),
+        // Filled in by `gate`, which knows the tenant's agreements and the time.
+        accepted_terms: vec![],
     }
 }
 
@@ -103,8 +107,15 @@ pub async fn gate(
     step_up: bool,
 ) -> Result<Gate, crate::storage::StoreError> {
     let ca = state.store.ca_records(&tenant.id).await?;
+    let now = state.now();
+    let ctx = &SignInContext { accepted_terms: accepted_terms(tenant, user, now), ..ctx.clone() };
     let decision = policy::evaluate(ctx, &ca.policies, &ca.locations, &tenant.authentication_strengths);
     Ok(credential::decide(decision, user.per_user_mfa || tenant.require_mfa, step_up, ctx.satisfied.mfa))
+}
+
+/// The ids of the tenant's agreements `user` has accepted and need not accept again at `now`.
+pub fn accepted_terms(tenant: &Tenant, user: &User, now: i64) -> Vec<String> {
+    tenant.agreements.iter().filter(|a| a.accepted_by(user, now)).map(|a| a.id.to_string()).collect()
 }
 
 /// The gate for an existing credential (`credential::check`): the user behind it, when

@@ -264,7 +264,8 @@ pub async fn evaluate(req: HttpRequest, body: web::Bytes, state: Data) -> Result
         home: None,
         mfa_time: None,
     };
-    let ctx = crate::access::context(&user, &w.app_id, w.ip_address, device.as_ref(), &auth, w.auth_age_secs);
+    let mut ctx = crate::access::context(&user, &w.app_id, w.ip_address, device.as_ref(), &auth, w.auth_age_secs);
+    ctx.accepted_terms = crate::access::accepted_terms(&caller.tenant, &user, state.now());
     // The same rule as a sign-in: the first supported acr value ("1" or "2") is the aim.
     let aim = w.acr_values.iter().find_map(|a| Acr::parse(a));
     let step_up = aim == Some(Acr::MultiFactor);
@@ -274,6 +275,7 @@ pub async fn evaluate(req: HttpRequest, body: web::Bytes, state: Data) -> Result
         Gate::Mfa(d) => (WhatIfOutcome::Mfa, d),
         Gate::Block { decision, .. } => (WhatIfOutcome::Block, decision),
         Gate::Reauthenticate(d) => (WhatIfOutcome::Reauthenticate, d),
+        Gate::Terms(d) => (WhatIfOutcome::Terms, d),
     };
     Ok(HttpResponse::Ok().json(wire::WhatIfResult {
         outcome,
@@ -282,6 +284,9 @@ pub async fn evaluate(req: HttpRequest, body: web::Bytes, state: Data) -> Result
         grant_controls_required: decision.required,
         blocking_policies: decision.block,
         reauthenticate: decision.reauthenticate,
+        reauthenticate_mfa: decision.reauthenticate_mfa,
+        terms_of_use_required: decision.terms,
+        persistent_browser: decision.persistent_browser,
         context: ctx,
     }))
 }

@@ -391,6 +391,8 @@ pub enum WhatIfOutcome {
     Mfa,
     Block,
     Reauthenticate,
+    /// Only terms of use are left to accept.
+    Terms,
 }
 
 /// The What If answer: the outcome, the decision behind it and the context evaluated.
@@ -403,6 +405,15 @@ pub struct WhatIfResult {
     pub grant_controls_required: Vec<Vec<Control>>,
     pub blocking_policies: Vec<String>,
     pub reauthenticate: bool,
+    /// A `secondaryAuthentication` sign-in frequency asks only the second factor again.
+    #[serde(default)]
+    pub reauthenticate_mfa: bool,
+    /// Agreements (ids) the user would be asked to accept.
+    #[serde(default)]
+    pub terms_of_use_required: Vec<String>,
+    /// `persistentBrowser`: `true` always, `false` never (which wins), `null` no policy says.
+    #[serde(default)]
+    pub persistent_browser: Option<bool>,
     pub context: SignInContext,
 }
 

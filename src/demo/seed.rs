@@ -90,6 +90,7 @@ fn tenant(slug: &str, name: &str, domain: &str, seats: u32) -> Tenant {
         require_mfa: false,
         authentication_strengths: vec![],
         groups: vec![],
+        agreements: vec![],
     }
 }
 

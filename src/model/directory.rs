@@ -62,9 +62,9 @@ pub struct AgreementAcceptance {
 impl Agreement {
     /// Whether `user` accepted this agreement and need not accept it again at `now`.
     pub fn accepted_by(&self, user: &User, now: i64) -> bool {
-        user.agreement_acceptances.iter().any(|a| {
-            a.agreement_id == self.id && self.reaccept_secs.is_none_or(|secs| now - a.accepted_at < secs)
-        })
+        user.agreement_acceptances
+            .iter()
+            .any(|a| a.agreement_id == self.id && self.reaccept_secs.is_none_or(|secs| now - a.accepted_at < secs))
     }
 }
 

@@ -104,6 +104,7 @@ pub async fn issue_code(
     auth: Authentication,
     existing: Option<(String, Session)>,
     browser: &[u8; 32],
+    persist: bool,
 ) -> Result<HttpResponse, PageError> {
     let now = state.now();
     let (new_cookie, session) = match existing {
@@ -135,7 +136,7 @@ pub async fn issue_code(
     state.store.put_code(&digest(&code), &record).await?;
     let mut resp = Reply::for_request(state, tenant, request).code(code);
     if let Some(c) = new_cookie {
-        resp.add_cookie(&session_cookie(state, tenant, c)).map_err(PageError::internal)?;
+        resp.add_cookie(&session_cookie(state, tenant, c, persist)).map_err(PageError::internal)?;
         resp.add_cookie(&csrf::rotate(state, browser).await?).map_err(PageError::internal)?;
     }
     Ok(resp)
@@ -166,6 +167,14 @@ pub async fn open_session(
     Ok((cookie, s))
 }
 
-pub fn session_cookie(state: &AppState, tenant: &Tenant, value: String) -> actix_web::cookie::Cookie<'static> {
-    state.cookie(SSO_COOKIE, value, format!("/{}", tenant.slug), None)
+/// The SSO cookie: a browser-session cookie, or with `persist` (conditional access's
+/// `persistentBrowser: always`) one that lasts as long as the session.
+pub fn session_cookie(
+    state: &AppState,
+    tenant: &Tenant,
+    value: String,
+    persist: bool,
+) -> actix_web::cookie::Cookie<'static> {
+    let max_age = persist.then_some(state.config.tokens.session_secs);
+    state.cookie(SSO_COOKIE, value, format!("/{}", tenant.slug), max_age)
 }

@@ -764,6 +764,7 @@ mod tests {
                     operator: GrantOperator::And,
                     built_in_controls: vec![],
                     authentication_strength: Some(StrengthRef { id: id.into() }),
+                    terms_of_use: vec![],
                 })
             })
         };
@@ -834,6 +835,7 @@ mod tests {
                 operator: GrantOperator::Or,
                 built_in_controls: vec![Control::CompliantDevice],
                 authentication_strength: Some(StrengthRef { id: PHISHING_RESISTANT_ID.into() }),
+                terms_of_use: vec![],
             })
         });
         let d = evaluate(&totp, std::slice::from_ref(&either), &[], &[]);
@@ -854,7 +856,8 @@ mod tests {
         let session_only = pol(|p| {
             p.grant_controls = None;
             p.session_controls = Some(SessionControls {
-                sign_in_frequency: Some(SignInFrequency { value: 1, r#type: FrequencyType::Hours, is_enabled: true }),
+                sign_in_frequency: Some(SignInFrequency::time_based(1, FrequencyType::Hours)),
+                persistent_browser: None,
             });
         });
         run(vec![
@@ -937,7 +940,8 @@ mod tests {
             })
         };
         let freq = Some(SessionControls {
-            sign_in_frequency: Some(SignInFrequency { value: 1, r#type: FrequencyType::Hours, is_enabled: true }),
+            sign_in_frequency: Some(SignInFrequency::time_based(1, FrequencyType::Hours)),
+            persistent_browser: None,
         });
         let stale = with(member(), |c| c.auth_age_secs = Some(7200));
         let cases = vec![
@@ -973,11 +977,8 @@ mod tests {
                 "mfa grant with a stale sign-in frequency",
                 report(|p| {
                     p.session_controls = Some(SessionControls {
-                        sign_in_frequency: Some(SignInFrequency {
-                            value: 1,
-                            r#type: FrequencyType::Hours,
-                            is_enabled: true,
-                        }),
+                        sign_in_frequency: Some(SignInFrequency::time_based(1, FrequencyType::Hours)),
+                        persistent_browser: None,
                     })
                 }),
                 stale.clone(),
@@ -1017,8 +1018,13 @@ mod tests {
         let freq = |value: u32, r#type: FrequencyType, is_enabled: bool| {
             pol(|p| {
                 p.grant_controls = None;
-                p.session_controls =
-                    Some(SessionControls { sign_in_frequency: Some(SignInFrequency { value, r#type, is_enabled }) });
+                p.session_controls = Some(SessionControls {
+                    sign_in_frequency: Some(SignInFrequency {
+                        is_enabled,
+                        ..SignInFrequency::time_based(value, r#type)
+                    }),
+                    persistent_browser: None,
+                });
             })
         };
         let age = |secs: Option<i64>| with(member(), |c| c.auth_age_secs = secs);
@@ -1046,7 +1052,7 @@ mod tests {
             assert_eq!(d.allowed(), !expected, "case: {name}");
             assert_eq!(d.results[0].result, if name == "policy not applying" { NotApplied } else { Success });
         }
-        assert_eq!(SignInFrequency { value: 7, r#type: FrequencyType::Days, is_enabled: true }.max_age_secs(), 604_800);
+        assert_eq!(SignInFrequency::time_based(7, FrequencyType::Days).max_age_secs(), 604_800);
     }
 
     #[test]

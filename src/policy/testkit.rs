@@ -63,6 +63,7 @@ pub(crate) fn base(id: &str) -> Policy {
             operator: GrantOperator::And,
             built_in_controls: vec![Control::Mfa],
             authentication_strength: None,
+            terms_of_use: vec![],
         }),
         session_controls: None,
     }
@@ -75,7 +76,12 @@ pub(crate) fn pol(f: impl FnOnce(&mut Policy)) -> Policy {
 }
 
 pub(crate) fn grant(op: GrantOperator, controls: &[Control]) -> Option<GrantControls> {
-    Some(GrantControls { operator: op, built_in_controls: controls.to_vec(), authentication_strength: None })
+    Some(GrantControls {
+        operator: op,
+        built_in_controls: controls.to_vec(),
+        authentication_strength: None,
+        terms_of_use: vec![],
+    })
 }
 
 pub(crate) fn users(include: &[&str], exclude: &[&str]) -> UsersCondition {

@@ -181,7 +181,10 @@ mod tests {
     fn validation() {
         use Control::{Block, Mfa};
         let freq = |value: u32, r#type: FrequencyType| {
-            Some(SessionControls { sign_in_frequency: Some(SignInFrequency { value, r#type, is_enabled: true }) })
+            Some(SessionControls {
+                sign_in_frequency: Some(SignInFrequency::time_based(value, r#type)),
+                persistent_browser: None,
+            })
         };
         let valid = vec![
             ("base", base("p1")),
@@ -291,6 +294,7 @@ mod tests {
                     operator: GrantOperator::And,
                     built_in_controls: vec![],
                     authentication_strength: Some(StrengthRef { id: id.into() }),
+                    terms_of_use: vec![],
                 })
             })
         };

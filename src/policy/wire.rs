@@ -366,7 +366,9 @@ impl TryFrom<SignInFrequencyIn> for SignInFrequency {
     type Error = String;
     fn try_from(f: SignInFrequencyIn) -> Result<Self, String> {
         let authentication_type = match f.authentication_type.as_deref() {
-            None | Some("primaryAndSecondaryAuthentication") => FrequencyAuthentication::PrimaryAndSecondaryAuthentication,
+            None | Some("primaryAndSecondaryAuthentication") => {
+                FrequencyAuthentication::PrimaryAndSecondaryAuthentication
+            }
             Some("secondaryAuthentication") => FrequencyAuthentication::SecondaryAuthentication,
             Some(_) => {
                 return Err("signInFrequency.authenticationType must be primaryAndSecondaryAuthentication or secondaryAuthentication".into());
@@ -553,11 +555,12 @@ mod tests {
                 operator: GrantOperator::Or,
                 built_in_controls: vec![Control::Mfa, Control::CompliantDevice],
                 authentication_strength: None,
+                terms_of_use: vec![],
             })
         );
         assert_eq!(
             p.session_controls.as_ref().and_then(|s| s.sign_in_frequency.clone()),
-            Some(SignInFrequency { value: 12, r#type: FrequencyType::Hours, is_enabled: true })
+            Some(SignInFrequency::time_based(12, FrequencyType::Hours))
         );
         assert_eq!(validate(&p), Ok(()));
         assert_eq!(validate_references(&p, &locations(), &[]), Ok(()));

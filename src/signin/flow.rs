@@ -113,6 +113,7 @@ pub async fn after_primary(
     let mut resp = match gate {
         Gate::Allow(decision) => {
             log(facts(auth.amr.clone()), Some(&decision), None).await;
+            signin.persistent_browser = decision.persistent_browser;
             use crate::directory::users::{SignInKind, record_sign_in};
             record_sign_in(&state.store, &user, SignInKind::Interactive, state.now()).await;
             finish(state, tenant, tx, signin, auth, existing).await?
@@ -134,6 +135,23 @@ pub async fn after_primary(
         Gate::Reauthenticate(_) => {
             signin.step = Step::Identify;
             signin.login = Some(user.mail.clone());
+            state.store.put_signin(&digest(tx), &signin).await?;
+            to_login_page(tenant, tx)
+        }
+        Gate::Terms(decision) => {
+            let names: Vec<&str> = decision
+                .results
+                .iter()
+                .filter(|r| {
+                    r.result == crate::policy::PolicyOutcome::Failure
+                        && r.enforced_grant_controls.contains(&crate::policy::Control::TermsOfUse)
+                })
+                .map(|r| r.display_name.as_str())
+                .collect();
+            let why = format!("terms of use required: policy {}", names.join(", policy "));
+            log(facts(auth.amr.clone()), Some(&decision), Some(("terms_required", why))).await;
+            signin.step = Step::Terms { auth, agreements: decision.terms.clone() };
+            signin.user_id = Some(user.id);
             state.store.put_signin(&digest(tx), &signin).await?;
             to_login_page(tenant, tx)
         }
@@ -190,8 +208,9 @@ pub async fn finish(
     }
     state.store.delete_signin(&digest(tx)).await?;
     let browser = signin.browser;
+    let persist = signin.persistent_browser == Some(true);
     match signin.purpose {
-        Purpose::Authorize(request) => issue_code(state, tenant, &request, auth, existing, &browser).await,
+        Purpose::Authorize(request) => issue_code(state, tenant, &request, auth, existing, &browser, persist).await,
         Purpose::Portal { return_to, replaces_session } => {
             let (cookie, _) = open_session(state, tenant, auth).await?;
             if let Some(old) = replaces_session {
@@ -199,7 +218,7 @@ pub async fn finish(
             }
             Ok(HttpResponse::SeeOther()
                 .insert_header((header::LOCATION, return_to))
-                .cookie(session_cookie(state, tenant, cookie))
+                .cookie(session_cookie(state, tenant, cookie, persist))
                 .cookie(csrf::rotate(state, &browser).await?)
                 .finish())
         }
@@ -263,7 +282,8 @@ pub async fn app_consent(
     let existing = crate::oidc::session::current_session(&req, &state, &tenant)
         .await?
         .filter(|(_, s)| s.auth.user_id == auth.user_id && s.auth.auth_time == auth.auth_time);
-    issue_code(&state, &tenant, &request, auth, existing, &signin.browser).await
+    let persist = signin.persistent_browser == Some(true);
+    issue_code(&state, &tenant, &request, auth, existing, &signin.browser, persist).await
 }
 
 /// Starts a sign-in for gatehouse's own pages (e.g. the invite page).

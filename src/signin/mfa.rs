@@ -47,13 +47,15 @@ pub fn challenge_page(ctx: SignInContext, error: Option<String>) -> Result<HttpR
 }
 
 /// After a second factor: `otp` and `mfa` join what the primary authentication proved.
-fn with_mfa(mut auth: Authentication) -> Authentication {
+/// `now` is when: a `secondaryAuthentication` sign-in frequency counts from it.
+fn with_mfa(mut auth: Authentication, now: i64) -> Authentication {
     for m in [Amr::Otp, Amr::Mfa] {
         if !auth.amr.contains(&m) {
             auth.amr.push(m);
         }
     }
     auth.acr = Acr::MultiFactor;
+    auth.mfa_time = Some(now);
     auth
 }
 
@@ -131,7 +133,7 @@ pub async fn enroll(
         return already_enrolled(&state, &tx, signin, auth, ctx).await;
     }
     state.store.flush().await?;
-    signin.step = Step::MfaEnrolled { auth: with_mfa(auth) };
+    signin.step = Step::MfaEnrolled { auth: with_mfa(auth, state.now()) };
     state.store.put_signin(&digest(&tx), &signin).await?;
     render(&RecoveryCodesPage { ctx, codes }, vec![])
 }
@@ -248,7 +250,7 @@ pub async fn challenge(
     match outcome.map(|(_, a)| a) {
         Some(Answer::Ok) => {
             state.store.flush().await?;
-            after_primary(&state, &req, &tenant, &tx, signin, with_mfa(auth), None).await
+            after_primary(&state, &req, &tenant, &tx, signin, with_mfa(auth, now), None).await
         }
         Some(Answer::Replayed) => {
             challenge_page(ctx, Some("That code was already used. Wait for the next code and enter it.".into()))

@@ -13,6 +13,7 @@ pub mod mfa;
 pub mod passkey;
 pub mod passwordless;
 pub mod redeem;
+pub mod terms;
 
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -176,6 +177,7 @@ pub(crate) async fn step_page(
             let shares = request.scope.iter().map(|s| scope_words(s)).collect();
             render(&AppConsentPage { ctx, shares }, vec![])
         }
+        Step::Terms { agreements, .. } => terms::page(tenant, ctx, agreements),
         Step::Federating { .. } => Err(PageError::bad_request(
             "home_signin_pending",
             "You are signing in at your home organisation in another step. Go back to the application and start again.",
@@ -251,6 +253,7 @@ pub async fn begin(
         expires_at: now + state.config.tokens.signin_secs,
         strengths: vec![],
         passwordless: None,
+        persistent_browser: None,
     };
     let limits = &state.config.signins;
     match state.store.open_signin(&digest(&tx), &signin, limits.per_browser, limits.total, now).await? {

@@ -178,8 +178,8 @@ pub fn step_page(
 }
 
 /// After a passkey: `hwk`, `user` when the authenticator verified the person, and `mfa`
-/// (with the primary factor, two factors).
-fn with_passkey(mut auth: Authentication, user_verified: bool) -> Authentication {
+/// (with the primary factor, two factors), proven at `now`.
+fn with_passkey(mut auth: Authentication, user_verified: bool, now: i64) -> Authentication {
     let mut add = vec![Amr::Hwk];
     if user_verified {
         add.push(Amr::User);
@@ -191,6 +191,7 @@ fn with_passkey(mut auth: Authentication, user_verified: bool) -> Authentication
         }
     }
     auth.acr = Acr::MultiFactor;
+    auth.mfa_time = Some(now);
     auth
 }
 
@@ -278,7 +279,7 @@ pub async fn register(
         }
         state.store.flush().await?;
         tracing::info!(user = %user.id, "passkey added after a held method was proven");
-        return after_primary(&state, &req, &tenant, &tx, signin, with_passkey(auth, true), None).await;
+        return after_primary(&state, &req, &tenant, &tx, signin, with_passkey(auth, true, state.now()), None).await;
     }
     let (codes, hashes) = crate::mfa::new_recovery_codes();
     // As for TOTP: the first method wins, and the seat is checked in the same write.
@@ -291,7 +292,7 @@ pub async fn register(
     }
     state.store.flush().await?;
     // webauthn-rs registers passkeys with user verification required.
-    signin.step = Step::MfaEnrolled { auth: with_passkey(auth, true) };
+    signin.step = Step::MfaEnrolled { auth: with_passkey(auth, true, state.now()) };
     state.store.put_signin(&digest(&tx), &signin).await?;
     let ctx = crate::signin::context(&state, &req, &tenant, &tx, &signin).await?;
     render(&RecoveryCodesPage { ctx, codes }, vec![])
@@ -381,7 +382,7 @@ pub async fn challenge(
     match (outcome, result) {
         (Some(Outcome::Ok), Ok(res)) => {
             state.store.flush().await?;
-            after_primary(&state, &req, &tenant, &tx, signin, with_passkey(auth, res.user_verified()), None).await
+            after_primary(&state, &req, &tenant, &tx, signin, with_passkey(auth, res.user_verified(), state.now()), None).await
         }
         (None, _) => Err(PageError::signin_expired()),
         (Some(o), _) => {

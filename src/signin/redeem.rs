@@ -182,7 +182,7 @@ pub async fn consent(
     }
     Ok(HttpResponse::SeeOther()
         .insert_header((header::LOCATION, target))
-        .cookie(session_cookie(&state, &tenant, cookie))
+        .cookie(session_cookie(&state, &tenant, cookie, false))
         .cookie(csrf::rotate(&state, &signin.browser).await?)
         .finish())
 }

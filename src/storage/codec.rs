@@ -38,6 +38,7 @@ mod tests {
             acr: Acr::MultiFactor,
             idp: Some(EMAIL_OTP_ISSUER.into()),
             epoch: 3,
+            mfa_time: None,
             device_id: None,
             home: None,
         };

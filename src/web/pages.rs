@@ -154,6 +154,20 @@ pub struct AppConsentPage {
 }
 
 #[derive(Template)]
+#[template(path = "terms.html")]
+pub struct TermsPage {
+    pub ctx: SignInContext,
+    pub agreements: Vec<TermsView>,
+}
+
+/// One agreement on the terms page: its text split into paragraphs at blank lines.
+pub struct TermsView {
+    pub id: String,
+    pub name: String,
+    pub paragraphs: Vec<String>,
+}
+
+#[derive(Template)]
 #[template(path = "message.html")]
 pub struct MessagePage {
     pub id: String,

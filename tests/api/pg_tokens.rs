@@ -57,6 +57,7 @@ fn tenant(seats: u32) -> Tenant {
         require_mfa: false,
         authentication_strengths: vec![],
         groups: vec![],
+        agreements: vec![],
     }
 }
 

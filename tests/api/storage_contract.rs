@@ -82,6 +82,7 @@ fn auth(user: UserId) -> Authentication {
         idp: None,
         epoch: 0,
         device_id: None,
+        mfa_time: None,
         home: None,
     }
 }
@@ -146,6 +147,7 @@ pub(crate) fn signin(tenant: TenantId, browser: [u8; 32], expires_at: i64) -> Si
         expires_at,
         strengths: vec![],
         passwordless: None,
+        persistent_browser: None,
     }
 }
 

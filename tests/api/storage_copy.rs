@@ -35,6 +35,7 @@ fn auth(user: UserId) -> Authentication {
         idp: None,
         epoch: 2,
         device_id: Some("dev-1".into()),
+        mfa_time: None,
         home: None,
     }
 }
@@ -50,6 +51,7 @@ fn signin(tenant: TenantId, browser: [u8; 32], login: &str) -> SignIn {
         expires_at: NOW + LIFE,
         strengths: vec![],
         passwordless: None,
+        persistent_browser: None,
     }
 }
 
@@ -100,6 +102,7 @@ async fn fill(store: &Store) -> Filled {
         require_mfa: false,
         authentication_strengths: vec![],
         groups: vec![],
+        agreements: vec![],
     };
     store.put_tenant(&tenant).await.unwrap();
     let member = User {

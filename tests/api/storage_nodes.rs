@@ -130,6 +130,7 @@ fn tenant(id: TenantId, slug: &str, name: &str) -> Tenant {
         require_mfa: false,
         authentication_strengths: vec![],
         groups: vec![],
+        agreements: vec![],
     }
 }
 
