@@ -122,7 +122,11 @@ pub fn check(user: Option<&User>, p: &Presented<'_>) -> Result<(), Refusal> {
 pub enum Gate {
     Allow(Decision),
     Mfa(Decision),
-    Block { decision: Decision, code: &'static str, policies: Vec<String> },
+    Block {
+        decision: Decision,
+        code: &'static str,
+        policies: Vec<String>,
+    },
     Reauthenticate(Decision),
     /// Only terms of use are left: the user accepts them (DESIGN §12).
     Terms(Decision),

@@ -1,5 +1,6 @@
 //! The admin API in Microsoft Graph's shapes, under `/graph/v1.0`. Callers present a
 //! bearer token gatehouse issued; the tenant comes from the token.
+pub mod agreements;
 pub mod client;
 pub mod cross_tenant;
 pub mod directory;
@@ -209,6 +210,21 @@ pub fn configure(cfg: &mut actix_web::web::ServiceConfig) {
         .service(resource("/graph/v1.0/groups/{id}/members").route(get().to(groups::list_members)))
         .service(resource("/graph/v1.0/groups/{id}/members/$ref").route(post().to(groups::add_member)))
         .service(resource("/graph/v1.0/groups/{id}/members/{member}/$ref").route(delete().to(groups::remove_member)))
+        .service(
+            resource("/graph/v1.0/identityGovernance/termsOfUse/agreements")
+                .route(get().to(agreements::list))
+                .route(post().to(agreements::create)),
+        )
+        .service(
+            resource("/graph/v1.0/identityGovernance/termsOfUse/agreements/{id}")
+                .route(get().to(agreements::get))
+                .route(patch().to(agreements::patch))
+                .route(delete().to(agreements::delete)),
+        )
+        .service(
+            resource("/graph/v1.0/identityGovernance/termsOfUse/agreements/{id}/acceptances")
+                .route(get().to(agreements::acceptances)),
+        )
         .service(resource("/graph/v1.0/applications").route(get().to(directory::applications)))
         .service(resource("/graph/v1.0/devices").route(get().to(directory::devices)))
         .service(resource("/graph/v1.0/devices/{id}").route(patch().to(directory::patch_device)))

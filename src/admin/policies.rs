@@ -67,10 +67,14 @@ fn parse_policy(
     Ok(p)
 }
 
-/// Every group the policy names (`includeGroups`, `excludeGroups`) is one of the tenant's.
+/// Every group the policy names (`includeGroups`, `excludeGroups`) and every agreement
+/// (`termsOfUse`) is one of the tenant's.
 fn check_groups(p: &Policy, tenant: &crate::model::Tenant) -> Result<(), GraphError> {
+    let invalid = |e: String| GraphError::bad_request(format!("Invalid policy: {e}"));
     let known: Vec<Uuid> = tenant.groups.iter().map(|g| g.id).collect();
-    policy::validate_group_references(p, &known).map_err(|e| GraphError::bad_request(format!("Invalid policy: {e}")))
+    policy::validate_group_references(p, &known).map_err(invalid)?;
+    let agreements: Vec<Uuid> = tenant.agreements.iter().map(|a| a.id).collect();
+    policy::validate_terms_references(p, &agreements).map_err(invalid)
 }
 
 /// New resources get a server-assigned id; the body must be a JSON object.

@@ -40,8 +40,13 @@ pub struct Tenant {
 pub struct Agreement {
     pub id: Uuid,
     pub display_name: String,
-    /// The terms, shown as text on the sign-in page.
+    /// The terms, shown as text on the sign-in page (Graph: the default file's data).
     pub text: String,
+    /// The file name and language the admin gave the text (Graph `agreementFile`).
+    #[serde(default = "default_terms_file")]
+    pub file_name: String,
+    #[serde(default = "default_terms_language")]
+    pub language: String,
     pub is_viewing_before_acceptance_required: bool,
     /// How long an acceptance lasts (ISO 8601 duration as given); `None`: for ever.
     #[serde(default)]
@@ -50,6 +55,14 @@ pub struct Agreement {
     #[serde(default)]
     pub reaccept_secs: Option<i64>,
     pub created_at: i64,
+}
+
+fn default_terms_file() -> String {
+    "terms.txt".into()
+}
+
+fn default_terms_language() -> String {
+    "en".into()
 }
 
 /// A user's acceptance of an agreement (the latest; Graph `agreementAcceptance`).

@@ -89,6 +89,11 @@ pub fn validate(policy: &Policy) -> Result<(), String> {
 
     let grants = policy.grant_controls.as_ref().map(|g| g.built_in_controls.as_slice()).unwrap_or_default();
     let strength = policy.grant_controls.as_ref().is_some_and(|g| g.authentication_strength.is_some());
+    let terms = policy.grant_controls.as_ref().map(|g| g.terms_of_use.as_slice()).unwrap_or_default();
+    for v in terms.iter().filter(|v| uuid::Uuid::parse_str(v).is_err()) {
+        errors.push(format!("grantControls.termsOfUse: {v:?} is not an agreement id"));
+    }
+    let strength = strength || !terms.is_empty();
     if policy.grant_controls.is_some() && grants.is_empty() && !strength {
         errors.push("grantControls.builtInControls is empty".into());
     }
@@ -97,7 +102,7 @@ pub fn validate(policy: &Policy) -> Result<(), String> {
     }
     let frequency =
         policy.session_controls.as_ref().and_then(|s| s.sign_in_frequency.as_ref()).filter(|f| f.is_enabled);
-    if let Some(f) = frequency {
+    if let Some(f) = frequency.filter(|f| f.frequency_interval == FrequencyInterval::TimeBased) {
         let range = match f.r#type {
             FrequencyType::Hours => 1..=23,
             FrequencyType::Days => 1..=365,
@@ -111,8 +116,15 @@ pub fn validate(policy: &Policy) -> Result<(), String> {
             ));
         }
     }
-    if grants.is_empty() && !strength && frequency.is_none() {
-        errors.push("a policy needs grantControls or an enabled sessionControls.signInFrequency".into());
+    let persistent = policy.session_controls.as_ref().and_then(|s| s.persistent_browser.as_ref());
+    // Entra's rule: the SSO cookie is one for every application, so only a policy for all of them may set it.
+    if persistent.is_some() && !apps.include_applications.iter().any(|a| a.eq_ignore_ascii_case(ALL)) {
+        errors.push("sessionControls.persistentBrowser needs conditions.applications.includeApplications All".into());
+    }
+    if grants.is_empty() && !strength && frequency.is_none() && persistent.is_none() {
+        errors.push(
+            "a policy needs grantControls or an enabled session control (signInFrequency, persistentBrowser)".into(),
+        );
     }
 
     if errors.is_empty() { Ok(()) } else { Err(errors.join("; ")) }
@@ -156,6 +168,18 @@ pub fn validate_references(
         .filter(|v| !locations.iter().any(|n| n.id.eq_ignore_ascii_case(v)))
         .collect();
     if missing.is_empty() { Ok(()) } else { Err(format!("unknown named location(s): {}", missing.join(", "))) }
+}
+
+/// Checks that every agreement a policy's `termsOfUse` names is one of the tenant's (`known`):
+/// a dangling id could never be accepted, which would lock everyone out.
+pub fn validate_terms_references(policy: &Policy, known: &[uuid::Uuid]) -> Result<(), String> {
+    let terms = policy.grant_controls.as_ref().map(|g| g.terms_of_use.as_slice()).unwrap_or_default();
+    let missing: Vec<&str> = terms
+        .iter()
+        .map(String::as_str)
+        .filter(|v| !uuid::Uuid::parse_str(v).is_ok_and(|id| known.contains(&id)))
+        .collect();
+    if missing.is_empty() { Ok(()) } else { Err(format!("unknown agreement(s) in termsOfUse: {}", missing.join(", "))) }
 }
 
 /// Checks that every group a policy names is one of the tenant's (`known`): a dangling id

@@ -673,22 +673,48 @@ mod tests {
                 "unknown variant `or`",
             ),
             (
-                "terms of use are not supported",
-                enabled("grantControls", json!({ "operator": "OR", "builtInControls": ["mfa"], "termsOfUse": ["t"] })),
-                "termsOfUse is not supported",
+                "terms of use are ids, not a string",
+                enabled("grantControls", json!({ "operator": "OR", "builtInControls": ["mfa"], "termsOfUse": "t" })),
+                "invalid type",
             ),
             (
-                "persistent browser is not supported",
-                enabled("sessionControls", json!({ "persistentBrowser": { "mode": "never", "isEnabled": true } })),
-                "persistentBrowser is not supported",
+                "termsOfUse is not a built-in control",
+                enabled("grantControls", json!({ "builtInControls": ["termsOfUse"] })),
+                "not a built-in control",
             ),
             (
-                "every-time frequency is not supported",
+                "empty agreement id",
+                enabled("grantControls", json!({ "builtInControls": [], "termsOfUse": [" "] })),
+                "agreement id is empty",
+            ),
+            (
+                "unknown persistent browser mode",
+                enabled("sessionControls", json!({ "persistentBrowser": { "mode": "sometimes", "isEnabled": true } })),
+                "unknown variant `sometimes`",
+            ),
+            (
+                "unknown frequency interval",
                 enabled(
                     "sessionControls",
-                    json!({ "signInFrequency": { "frequencyInterval": "everyTime", "isEnabled": true } }),
+                    json!({ "signInFrequency": { "frequencyInterval": "daily", "isEnabled": true } }),
                 ),
                 "frequencyInterval",
+            ),
+            (
+                "every-time frequency with a value",
+                enabled(
+                    "sessionControls",
+                    json!({ "signInFrequency": { "frequencyInterval": "everyTime", "value": 1, "type": "hours", "isEnabled": true } }),
+                ),
+                "must be null with frequencyInterval everyTime",
+            ),
+            (
+                "unknown authentication type",
+                enabled(
+                    "sessionControls",
+                    json!({ "signInFrequency": { "authenticationType": "primaryOnly", "value": 1, "type": "hours" } }),
+                ),
+                "authenticationType",
             ),
             (
                 "enabled frequency without a value",
@@ -713,6 +739,22 @@ mod tests {
             let err = serde_json::from_value::<Policy>(input).unwrap_err().to_string();
             assert!(err.contains(expected), "case {name}: {err}");
         }
+        // The session controls of §12 round-trip in Graph's shape.
+        let every = enabled(
+            "sessionControls",
+            json!({
+                "signInFrequency": { "frequencyInterval": "everyTime", "authenticationType": "secondaryAuthentication", "isEnabled": true },
+                "persistentBrowser": { "mode": "never", "isEnabled": true }
+            }),
+        );
+        let p: Policy = serde_json::from_value(every).unwrap();
+        let back = serde_json::to_value(&p).unwrap();
+        assert_eq!(
+            back["sessionControls"]["signInFrequency"],
+            json!({ "value": null, "type": null, "authenticationType": "secondaryAuthentication", "frequencyInterval": "everyTime", "isEnabled": true })
+        );
+        assert_eq!(back["sessionControls"]["persistentBrowser"], json!({ "mode": "never", "isEnabled": true }));
+        assert_eq!(serde_json::from_value::<Policy>(back).unwrap(), p);
         // Disabled session controls are empty, hence accepted.
         let ok = enabled("sessionControls", json!({ "persistentBrowser": { "mode": "never", "isEnabled": false } }));
         assert!(serde_json::from_value::<Policy>(ok).is_ok());

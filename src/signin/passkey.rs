@@ -382,7 +382,16 @@ pub async fn challenge(
     match (outcome, result) {
         (Some(Outcome::Ok), Ok(res)) => {
             state.store.flush().await?;
-            after_primary(&state, &req, &tenant, &tx, signin, with_passkey(auth, res.user_verified(), state.now()), None).await
+            after_primary(
+                &state,
+                &req,
+                &tenant,
+                &tx,
+                signin,
+                with_passkey(auth, res.user_verified(), state.now()),
+                None,
+            )
+            .await
         }
         (None, _) => Err(PageError::signin_expired()),
         (Some(o), _) => {
