@@ -12,7 +12,7 @@ fn now(app: &TestApp) -> i64 {
 
 /// At the proof-up page: enrols with a code computed from the shown secret, checks the
 /// recovery codes, continues. Returns the secret, the recovery codes and the next page.
-async fn proof_up(app: &TestApp, browser: &Browser, page: Page) -> (String, Vec<String>, Page) {
+pub(crate) async fn proof_up(app: &TestApp, browser: &Browser, page: Page) -> (String, Vec<String>, Page) {
     assert!(
         page.has("code#totp-secret") && page.has("img#totp-qr"),
         "expected proof-up at {}:\n{}",
@@ -32,7 +32,7 @@ async fn proof_up(app: &TestApp, browser: &Browser, page: Page) -> (String, Vec<
     (secret, codes, next)
 }
 
-async fn answer_challenge(browser: &Browser, page: &Page, code: &str) -> Page {
+pub(crate) async fn answer_challenge(browser: &Browser, page: &Page, code: &str) -> Page {
     assert!(page.has("form#totp-challenge"), "expected the MFA challenge at {}:\n{}", page.url, page.body);
     browser.follow_any(browser.post_abs(&page.url, &page.form("totp-challenge").set("code", code)).await).await
 }

@@ -37,3 +37,4 @@ mod storage_contract;
 mod storage_copy;
 mod storage_counters;
 mod storage_nodes;
+mod terms;
