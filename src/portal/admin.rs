@@ -65,6 +65,8 @@ pub async fn show(req: HttpRequest, path: web::Path<String>, state: Data) -> Res
     let browser = csrf::issued(&req, &state).unwrap_or_default();
     let users = state.store.users(&tenant.id).await?;
     let groups = group_rows(&tenant, &users);
+    let agreements = super::admin_rows::agreement_rows(&tenant, &users);
+    let partners = super::admin_rows::partner_rows(&state, &tenant).await?;
     let guests = users
         .into_iter()
         .filter(|u| u.is_guest())
@@ -140,6 +142,8 @@ pub async fn show(req: HttpRequest, path: web::Path<String>, state: Data) -> Res
                 domains: i.domains.join(", "),
             })
             .collect(),
+        agreements,
+        partners,
     };
     render(&page, vec![])
 }

@@ -301,6 +301,23 @@ pub struct AdminIdpRow {
     pub domains: String,
 }
 
+/// Terms of use on the admin page: how often they are asked again and by how many accepted.
+pub struct AdminAgreementRow {
+    pub id: String,
+    pub name: String,
+    pub reaccept: String,
+    pub accepted: usize,
+}
+
+/// Cross-tenant access settings on the admin page, in words.
+pub struct AdminPartnerRow {
+    pub name: String,
+    pub tenant_id: String,
+    pub inbound: String,
+    pub outbound: String,
+    pub trust: String,
+}
+
 pub struct AdminSignInRow {
     pub time: String,
     pub user: String,
@@ -325,4 +342,6 @@ pub struct AdminPage {
     pub policies: Vec<AdminPolicyRow>,
     pub sign_ins: Vec<AdminSignInRow>,
     pub identity_providers: Vec<AdminIdpRow>,
+    pub agreements: Vec<AdminAgreementRow>,
+    pub partners: Vec<AdminPartnerRow>,
 }

@@ -457,3 +457,40 @@ async fn persistent_browser_always_keeps_the_sso_cookie_and_never_wins() {
         .await;
     assert_eq!(what_if["persistentBrowser"], false, "{what_if}");
 }
+
+#[tokio::test]
+async fn the_admin_page_shows_agreements_and_partner_settings() {
+    let app = spawn_app().await;
+    let token = app.admin_token().await;
+    let terms = create_agreement(&app, &token, agreement("Partner terms", "Be careful.", Some("P90D"))).await;
+    create_agreement(&app, &token, agreement("Unused terms", "Nothing.", None)).await;
+    let iw = user_id(&app, IW).await;
+    create_policy(&app, &token, terms_policy("t", &[&iw], "test-rp", &[], &terms)).await;
+    let browser = app.browser();
+    let page = browser.sign_in(&app.rp("fabrikam").authorize_url(&[]).url, IW, &app.password(IW)).await;
+    let done = browser.post_abs(&page.url, &page.form("terms").set("decision", "accept")).await;
+    assert!(done.location.as_deref().is_some_and(|l| l.contains("code=")), "{}", done.body);
+    let browser = app.browser();
+    let contoso = app.tenant_id("contoso").await.to_string();
+    let partner = json!({"tenantId": contoso, "inboundTrust": {"isMfaAccepted": true, "isCompliantDeviceAccepted": true},
+                         "b2bCollaborationInbound": {"usersAndGroups": {"accessType": "blocked", "targets": [{"target": "AllUsers", "targetType": "user"}]}}});
+    let (status, body) =
+        app.graph(Method::POST, "policies/crossTenantAccessPolicy/partners", Some(&token), Some(partner)).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+
+    let admin = "admin@fabrikam.example";
+    let login = browser.follow(browser.get("/fabrikam/admin").await).await;
+    let p = browser.follow(browser.submit(&login.form("identify").set("login", admin)).await).await;
+    let page = browser.follow(browser.submit(&p.form("password").set("password", &app.password(admin))).await).await;
+    assert!(page.has("table#agreements caption") && page.has("table#partners caption"), "{}", page.body);
+    let cell = |css: &str| page.text(css).unwrap_or_else(|| panic!("{css} in {}", page.body));
+    let row = format!("table#agreements tr[data-agreement=\"{terms}\"]");
+    assert_eq!(cell(&format!("{row} th")), "Partner terms");
+    assert_eq!(cell(&format!("{row} td.count")), "1", "iw accepted");
+    assert!(page.body.contains("Unused terms"));
+    let row = format!("table#partners tr[data-tenant=\"{contoso}\"]");
+    assert_eq!(cell(&format!("{row} th")), "Contoso");
+    assert_eq!(cell(&format!("{row} td.trust")), "MFA, compliant devices");
+    assert!(cell(&format!("{row} td.inbound")).contains("all users: blocked"), "{}", page.body);
+    assert_eq!(cell(&format!("{row} td.outbound")), "as the default");
+}
