@@ -55,7 +55,12 @@ pub async fn check(
     app_id: Option<&str>,
 ) -> Result<Option<Blocked>, StoreError> {
     let home_tenant = state.store.tenant(&home.tenant_id).await?;
-    Ok(decide(resource, home_tenant.as_ref(), home, app_id))
+    // Group targets name the home tenant's groups: the home user's memberships there.
+    let groups = match &home_tenant {
+        Some(t) => state.store.user(&t.id, &home.user_id).await?.map(|u| u.member_of).unwrap_or_default(),
+        None => vec![],
+    };
+    Ok(decide(resource, home_tenant.as_ref(), home, &groups, app_id))
 }
 
 /// [`check`] with the home tenant already read.
@@ -63,10 +68,10 @@ pub fn decide(
     resource: &Tenant,
     home_tenant: Option<&Tenant>,
     home: &HomeSignIn,
+    groups: &[uuid::Uuid],
     app_id: Option<&str>,
 ) -> Option<Blocked> {
-    // TODO(member_of): pass the home user's groups once `User.member_of` exists.
-    let who = Collaborator { user_id: home.user_id.0, groups: &[], app_id };
+    let who = Collaborator { user_id: home.user_id.0, groups, app_id };
     let home_name = home_tenant.map_or_else(|| home.tenant_id.to_string(), |t| t.display_name.clone());
     let blocked = |setting| Blocked { resource: resource.display_name.clone(), home: home_name.clone(), setting };
     if let Verdict::Blocked(s) = resource.cross_tenant.inbound_decision(home.tenant_id.0, &who) {

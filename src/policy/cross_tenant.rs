@@ -171,8 +171,7 @@ impl CrossTenantPolicy {
         if let Some(t) = users
             && !t.admits(|target| match target.target_type {
                 TargetType::User => target.target == ALL_USERS || same_id(&target.target, who.user_id),
-                // TODO(member_of): group targets match once users carry `member_of`; the caller
-                // passes the home user's groups, empty until then.
+                // The caller passes the home user's groups (their `member_of` at the home tenant).
                 TargetType::Group => who.groups.iter().any(|g| same_id(&target.target, *g)),
                 TargetType::Application => false,
             })

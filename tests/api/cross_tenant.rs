@@ -612,3 +612,59 @@ async fn a_compliant_contoso_device_passes_fabrikams_device_policy_only_with_inb
     let (status, body) = app.rp("fabrikam").refresh(tokens["refresh_token"].as_str().unwrap()).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 }
+
+#[tokio::test]
+async fn group_targets_decide_by_the_home_users_groups_at_home() {
+    let app = spawn_app().await;
+    redeem_sally(&app).await;
+    // A Contoso group, written at Contoso (its admin would use Graph groups there).
+    let mut contoso = app.state.store.tenant_by_slug("contoso").await.unwrap().unwrap();
+    let contractors = uuid::Uuid::new_v4();
+    contoso.groups.push(gatehouse::model::Group {
+        id: contractors,
+        display_name: "Contractors".into(),
+        description: None,
+        mail_nickname: "contractors".into(),
+        security_enabled: true,
+        created_date_time: "2026-01-01T00:00:00Z".into(),
+    });
+    app.state.store.put_tenant(&contoso).await.unwrap();
+    let group = contractors.to_string();
+    // Fabrikam lets in only that Contoso group.
+    let only_group = Some(B2bSetting {
+        users_and_groups: Some(targets(AccessType::Allowed, &[(&group, TargetType::Group)])),
+        applications: None,
+    });
+    set_partner(
+        &app,
+        "fabrikam",
+        PartnerSettings { b2b_collaboration_inbound: only_group, ..partner_of(&app, "contoso").await },
+    )
+    .await;
+    let page = rp_sign_in(&app, &app.browser()).await.expect_err("sally is not in Contractors");
+    assert_cross_tenant_blocked(&page, &["Fabrikam", "Contoso"]);
+
+    // At Contoso, sally joins Contractors: Fabrikam's inbound setting now lets her in.
+    let mut sally = app.user("contoso", SALLY).await;
+    sally.member_of.push(contractors);
+    app.state.store.put_user(&sally).await.unwrap();
+    if let Err(page) = rp_sign_in(&app, &app.browser()).await {
+        panic!("a member of the allowed home group passes: {} {}", page.url, page.body);
+    }
+
+    // Contoso blocks its Contractors from collaborating with Fabrikam: the home decides too.
+    let blocked_group = Some(B2bSetting {
+        users_and_groups: Some(targets(AccessType::Blocked, &[(&group, TargetType::Group)])),
+        applications: None,
+    });
+    set_partner(
+        &app,
+        "contoso",
+        PartnerSettings { b2b_collaboration_outbound: blocked_group, ..partner_of(&app, "fabrikam").await },
+    )
+    .await;
+    let page = rp_sign_in(&app, &app.browser()).await.expect_err("Contoso's outbound block of the group");
+    assert_cross_tenant_blocked(&page, &["Contoso"]);
+    let why = blocked_entry(&app, "fabrikam").await.status.failure_reason.unwrap();
+    assert!(why.contains("Contoso outbound settings"), "{why}");
+}
