@@ -137,7 +137,14 @@ impl MailJob {
     /// The job after a failed attempt at `now_ms`: retried after `base_ms` doubled per
     /// attempt already made (`base`, `2 × base`, `4 × base` …), or failed for good when the
     /// failure is `permanent` or this was attempt `max_attempts`.
-    pub fn failed_attempt(&self, now_ms: i64, error: &str, permanent: bool, base_ms: i64, max_attempts: u32) -> MailJob {
+    pub fn failed_attempt(
+        &self,
+        now_ms: i64,
+        error: &str,
+        permanent: bool,
+        base_ms: i64,
+        max_attempts: u32,
+    ) -> MailJob {
         let mut next = MailJob { last_error: Some(error.to_string()), lease: None, ..self.clone() };
         if permanent || self.attempts >= max_attempts {
             next.state = MailState::Failed;

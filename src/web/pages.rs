@@ -297,6 +297,19 @@ pub struct AdminSignInRow {
     pub why: String,
 }
 
+/// A message the tenant sent over SMTP, on the admin page (its state, never its body).
+pub struct AdminMailRow {
+    pub id: String,
+    pub created: String,
+    pub to: String,
+    pub subject: String,
+    pub kind: String,
+    pub state: String,
+    pub attempts: String,
+    pub error: String,
+    pub next: String,
+}
+
 #[derive(Template)]
 #[template(path = "admin.html")]
 pub struct AdminPage {
@@ -311,4 +324,7 @@ pub struct AdminPage {
     pub policies: Vec<AdminPolicyRow>,
     pub sign_ins: Vec<AdminSignInRow>,
     pub identity_providers: Vec<AdminIdpRow>,
+    /// Whether mail is delivered over SMTP (else it only goes to the outbox).
+    pub smtp: bool,
+    pub mail: Vec<AdminMailRow>,
 }

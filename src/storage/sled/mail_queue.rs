@@ -89,7 +89,10 @@ impl api::MailQueueStore for SledStore {
         for item in tree.iter() {
             let (key, raw) = item?;
             let job: MailJob = decode(&raw)?;
-            if job.state.is_final() && job.created_at < before && tree.compare_and_swap(&key, Some(&raw), None as Option<&[u8]>)?.is_ok() {
+            if job.state.is_final()
+                && job.created_at < before
+                && tree.compare_and_swap(&key, Some(&raw), None as Option<&[u8]>)?.is_ok()
+            {
                 removed += 1;
             }
         }
