@@ -52,6 +52,10 @@ pub fn spawn(state: Arc<AppState>) {
                 }
             };
             let busy = !claimed.is_empty();
+            // The attempt is counted durably before it starts, so a crash cannot hide it.
+            if busy && let Err(e) = state.store.flush().await {
+                tracing::warn!(error = %e, "mail claim not flushed");
+            }
             for job in claimed {
                 attempt(&state, &smtp, &host, attempt_bound, job).await;
             }
@@ -104,7 +108,12 @@ async fn attempt(state: &AppState, smtp: &crate::config::Smtp, host: &str, bound
             )
         }
     };
-    match state.store.finish_mail(&lease, &next).await {
+    // Durable before the next claim: a crash right after a delivery must not send it again.
+    let finished = match state.store.finish_mail(&lease, &next).await {
+        Ok(true) => state.store.flush().await.map(|()| true),
+        other => other,
+    };
+    match finished {
         Ok(true) => match next.state {
             MailState::Sent => {
                 tracing::info!(id = %job.id, kind = job.kind.as_str(), attempts = next.attempts, "mail sent")

@@ -71,7 +71,9 @@ impl Sink {
         let mut names: Vec<PathBuf> = std::fs::read_dir(self.dir.path())
             .unwrap()
             .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|x| x == "json") && !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+            .filter(|p| {
+                p.extension().is_some_and(|x| x == "json") && !p.file_name().unwrap().to_string_lossy().starts_with('.')
+            })
             .collect();
         names.sort();
         names.iter().map(|p| serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()).collect()
@@ -81,8 +83,10 @@ impl Sink {
     async fn wait_for(&self, to: &str, subject: &str) -> Value {
         let found = tokio::time::timeout(BOUND, async {
             loop {
-                if let Some(m) =
-                    self.messages().into_iter().find(|m| m["rcpt_tos"] == json!([to]) && header(m, "Subject").contains(subject))
+                if let Some(m) = self
+                    .messages()
+                    .into_iter()
+                    .find(|m| m["rcpt_tos"] == json!([to]) && header(m, "Subject").contains(subject))
                 {
                     return m;
                 }
@@ -112,11 +116,12 @@ fn header(m: &Value, name: &str) -> String {
     all.into_iter().next().unwrap_or_default()
 }
 
-/// The decoded content of the part of type `ty`.
+/// The decoded content of the part of type `ty`, with its lines ending in `\n` (SMTP carries
+/// them as CRLF).
 fn part(m: &Value, ty: &str) -> String {
     let parts: Vec<&Value> = m["parts"].as_array().unwrap().iter().filter(|p| p["content_type"] == ty).collect();
     assert_eq!(parts.len(), 1, "one {ty} part: {m}");
-    parts[0]["content"].as_str().unwrap().to_string()
+    parts[0]["content"].as_str().unwrap().replace("\r\n", "\n")
 }
 
 /// The headers every message carries: one `Message-ID` `<uuid@host>`, a `Date`, the tenant's
@@ -124,7 +129,8 @@ fn part(m: &Value, ty: &str) -> String {
 fn assert_well_formed(m: &Value, host: &str, tenant_name: &str) -> String {
     assert_eq!(m["mail_from"], FROM, "envelope sender");
     let id = header(m, "Message-ID");
-    let inner = id.strip_prefix('<').and_then(|i| i.strip_suffix(&format!("@{host}>"))).unwrap_or_else(|| panic!("{id}"));
+    let inner =
+        id.strip_prefix('<').and_then(|i| i.strip_suffix(&format!("@{host}>"))).unwrap_or_else(|| panic!("{id}"));
     assert!(uuid::Uuid::parse_str(inner).is_ok(), "Message-ID {id}");
     let date = header(m, "Date");
     assert!(chrono::DateTime::parse_from_rfc2822(&date).is_ok(), "Date {date:?}");
@@ -152,7 +158,8 @@ fn smtp_to(port: u16) -> gatehouse::config::Smtp {
 
 /// The tenant's mail queue as the admin API shows it.
 async fn mail_queue(base: &str, token: &str) -> Vec<Value> {
-    let resp = plain_client().get(format!("{base}/graph/v1.0/admin/mailQueue")).bearer_auth(token).send().await.unwrap();
+    let resp =
+        plain_client().get(format!("{base}/graph/v1.0/admin/mailQueue")).bearer_auth(token).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     let body: Value = resp.json().await.unwrap();
     body["value"].as_array().unwrap().clone()
@@ -214,11 +221,18 @@ async fn a_mailed_invitation_and_a_mailed_code_arrive_well_formed_and_work() {
     let c = sink.wait_for(email, "verification code").await;
     assert_ne!(assert_well_formed(&c, &host, &tenant.display_name), invitation_id, "each message its own id");
     let code_text = part(&c, "text/plain");
-    let code: String = code_text.split_whitespace().find(|w| w.trim_end_matches('.').len() == 8 && w.starts_with(|ch: char| ch.is_ascii_digit())).unwrap().trim_end_matches('.').into();
+    let code: String = code_text
+        .split_whitespace()
+        .find(|w| w.trim_end_matches('.').len() == 8 && w.starts_with(|ch: char| ch.is_ascii_digit()))
+        .unwrap()
+        .trim_end_matches('.')
+        .into();
     let code_html = scraper::Html::parse_document(&part(&c, "text/html"));
-    let shown: String = code_html.select(&sel("strong#otp")).next().expect("the code in the HTML part").text().collect();
+    let shown: String =
+        code_html.select(&sel("strong#otp")).next().expect("the code in the HTML part").text().collect();
     assert_eq!(shown, code, "the same code in both parts");
-    let consent = browser.follow_any(browser.post_abs(&page.url, &page.form("email-otp").set("code", &code)).await).await;
+    let consent =
+        browser.follow_any(browser.post_abs(&page.url, &page.form("email-otp").set("code", &code)).await).await;
     assert!(consent.has("form#consent"), "{}", consent.body);
     assert_eq!(accept(&browser, &consent).await.location.as_deref(), Some(LANDING));
 
@@ -251,7 +265,9 @@ async fn a_member_invitation_answers_to_the_inviter() {
     let page = browser.follow(browser.submit(&start.form("identify").set("login", login)).await).await;
     let page = browser.follow(browser.submit(&page.form("password").set("password", &app.password(login))).await).await;
     let sent = browser
-        .submit(&page.form("invite").set("email", "sally@contoso.example").set("display_name", "Sally").set("app", "foo"))
+        .submit(
+            &page.form("invite").set("email", "sally@contoso.example").set("display_name", "Sally").set("app", "foo"),
+        )
         .await;
     let link = sent.attr("a#redeem-link", "href").expect("redeem link shown");
     let m = sink.wait_for("sally@contoso.example", "invited").await;
@@ -358,9 +374,8 @@ async fn mail_queued_while_smtp_is_down_is_retried_survives_a_restart_and_is_del
         .to_string();
     let page = admin_page(&Browser::new(&url), &password).await;
     let html = page.html();
-    let text = |css: &str| -> String {
-        html.select(&scraper::Selector::parse(css).unwrap()).next().unwrap().text().collect()
-    };
+    let text =
+        |css: &str| -> String { html.select(&scraper::Selector::parse(css).unwrap()).next().unwrap().text().collect() };
     assert!(["retrying", "sending"].contains(&text("table#mail-queue td.state").as_str()), "{}", page.body);
     assert!(text("table#mail-queue td.attempts").parse::<u32>().unwrap() >= 2);
 
