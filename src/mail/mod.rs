@@ -49,6 +49,7 @@ pub async fn send(state: &AppState, mail: Outgoing) -> Result<(), StoreError> {
     if state.config.smtp.is_some() {
         let job = MailJob {
             id: uuid::Uuid::new_v4(),
+            seq: 0,
             tenant_id: mail.tenant_id,
             kind: mail.kind,
             to: mail.to,

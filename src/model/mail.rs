@@ -68,6 +68,9 @@ pub struct MailAddress {
 pub struct MailJob {
     /// Also the left part of its `Message-ID` (the same on every attempt).
     pub id: Uuid,
+    /// The order of enqueueing, given by the store (`MailQueueStore::enqueue_mail`).
+    #[serde(default)]
+    pub seq: u64,
     pub tenant_id: Option<TenantId>,
     pub kind: MailKind,
     pub to: String,
@@ -166,6 +169,7 @@ mod tests {
     fn job() -> MailJob {
         MailJob {
             id: Uuid::nil(),
+            seq: 0,
             tenant_id: None,
             kind: MailKind::Invitation,
             to: "pat@northwind.example".into(),

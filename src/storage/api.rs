@@ -240,8 +240,9 @@ pub trait OutboxStore: Send + Sync {
 /// attempt.
 #[async_trait::async_trait]
 pub trait MailQueueStore: Send + Sync {
-    /// Adds a new job (its id is new: an existing id is a `Conflict`, nothing written).
-    async fn enqueue_mail(&self, job: &MailJob) -> Result<()>;
+    /// Adds a new job with the next `seq` (the order of enqueueing) and returns it as stored;
+    /// an existing id is a `Conflict`, nothing written.
+    async fn enqueue_mail(&self, job: &MailJob) -> Result<MailJob>;
     /// Claims up to `limit` jobs due at `now_ms` (oldest due first), each in one step that
     /// decides between concurrent claimers: the winner gets it as `MailJob::claimed` with a
     /// fresh lease of `lease_ms`, every other claimer does not get it.
@@ -251,7 +252,7 @@ pub trait MailQueueStore: Send + Sync {
     /// another claimer after it lapsed).
     async fn finish_mail(&self, lease: &Uuid, job: &MailJob) -> Result<bool>;
     async fn mail_job(&self, id: &Uuid) -> Result<Option<MailJob>>;
-    /// The tenant's jobs, newest first, at most `limit`.
+    /// The tenant's jobs, newest first (by `created_at`, then `seq`), at most `limit`.
     async fn mail_jobs(&self, tenant: &TenantId, limit: usize) -> Result<Vec<MailJob>>;
     /// Retention: removes sent and failed jobs written before `before` (Unix seconds).
     async fn trim_mail(&self, before: i64) -> Result<usize>;

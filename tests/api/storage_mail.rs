@@ -14,6 +14,7 @@ const LEASE: i64 = 10_000;
 fn job(tenant: TenantId, created_at: i64) -> MailJob {
     MailJob {
         id: Uuid::new_v4(),
+        seq: 0,
         tenant_id: Some(tenant),
         kind: MailKind::Invitation,
         to: "pat@northwind.example".into(),
@@ -41,8 +42,7 @@ async fn stored(store: &Store, id: &Uuid) -> MailJob {
 #[tokio::test]
 async fn a_job_is_stored_once_and_claimed_once_under_a_lease() {
     for (name, store, _dir) in backends().await {
-        let j = job(TenantId::new(), NOW);
-        store.enqueue_mail(&j).await.unwrap();
+        let j = store.enqueue_mail(&job(TenantId::new(), NOW)).await.unwrap();
         let before = store.snapshot().await.unwrap();
         let again = store.enqueue_mail(&MailJob { subject: "other".into(), ..j.clone() }).await;
         assert!(matches!(again, Err(StoreError::Conflict(_))), "{name}: {again:?}");
@@ -125,12 +125,14 @@ async fn jobs_are_listed_per_tenant_newest_first_and_trimmed_only_when_final() {
         let (t, other) = (TenantId::new(), TenantId::new());
         let old = job(t, NOW - 100);
         let new = job(t, NOW);
+        // Written in the same second: the later one is listed first all the same.
+        let newer = job(t, NOW);
         let theirs = job(other, NOW);
-        for j in [&old, &new, &theirs] {
+        for j in [&old, &new, &newer, &theirs] {
             store.enqueue_mail(j).await.unwrap();
         }
         let ids: Vec<Uuid> = store.mail_jobs(&t, 10).await.unwrap().iter().map(|j| j.id).collect();
-        assert_eq!(ids, [new.id, old.id], "{name}");
+        assert_eq!(ids, [newer.id, new.id, old.id], "{name}");
         assert_eq!(store.mail_jobs(&t, 1).await.unwrap().len(), 1, "{name}: capped");
         // The old one is sent; a trim after both were written removes only it.
         let c = store.claim_mail(old.next_attempt_ms, LEASE, 1).await.unwrap().remove(0);
@@ -138,7 +140,7 @@ async fn jobs_are_listed_per_tenant_newest_first_and_trimmed_only_when_final() {
         assert!(store.finish_mail(&c.lease.unwrap(), &c.sent(NOW_MS)).await.unwrap(), "{name}");
         assert_eq!(store.trim_mail(NOW + 1).await.unwrap(), 1, "{name}");
         let ids: Vec<Uuid> = store.mail_jobs(&t, 10).await.unwrap().iter().map(|j| j.id).collect();
-        assert_eq!(ids, [new.id], "{name}: a queued job is never trimmed");
+        assert_eq!(ids, [newer.id, new.id], "{name}: a queued job is never trimmed");
         assert_eq!(store.mail_jobs(&other, 10).await.unwrap().len(), 1, "{name}");
     }
 }

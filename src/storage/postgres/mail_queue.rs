@@ -11,21 +11,26 @@ use crate::storage::{Result, StoreError, api};
 
 #[async_trait::async_trait]
 impl api::MailQueueStore for PgStore {
-    async fn enqueue_mail(&self, job: &MailJob) -> Result<()> {
+    /// The `seq` comes from the `mail_queue` bigserial (taken first, so the stored record carries it).
+    async fn enqueue_mail(&self, job: &MailJob) -> Result<MailJob> {
         let c = self.conn().await?;
+        let next =
+            c.q_one("SELECT nextval(pg_get_serial_sequence('mail_queue', 'seq'))", &[]).await.map_err(pg_error)?;
+        let seq: i64 = next.get(0);
+        let job = MailJob { seq: u64::try_from(seq).unwrap_or(0), ..job.clone() };
         let tenant = job.tenant_id.map(|t| t.to_string());
         let inserted = c
             .exec(
-                "INSERT INTO mail_queue (id, tenant_id, created_at, due_at, lease, doc) VALUES ($1, $2, $3, $4, $5, $6) \
-                 ON CONFLICT (id) DO NOTHING",
-                &[&job.id, &tenant, &job.created_at, &job.due_at_ms(), &job.lease, &row::enc(job)?],
+                "INSERT INTO mail_queue (id, seq, tenant_id, created_at, due_at, lease, doc) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING",
+                &[&job.id, &seq, &tenant, &job.created_at, &job.due_at_ms(), &job.lease, &row::enc(&job)?],
             )
             .await
             .map_err(pg_error)?;
         if inserted == 0 {
             return Err(StoreError::Conflict(format!("mail job {} exists", job.id)));
         }
-        Ok(())
+        Ok(job)
     }
 
     async fn claim_mail(&self, now_ms: i64, lease_ms: i64, limit: usize) -> Result<Vec<MailJob>> {
@@ -75,7 +80,7 @@ impl api::MailQueueStore for PgStore {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = c
             .q(
-                "SELECT doc FROM mail_queue WHERE tenant_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2",
+                "SELECT doc FROM mail_queue WHERE tenant_id = $1 ORDER BY created_at DESC, seq DESC LIMIT $2",
                 &[&tenant.to_string(), &limit],
             )
             .await

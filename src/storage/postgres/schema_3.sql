@@ -5,6 +5,7 @@
 -- never claim the same attempt; an outcome is written only under the lease it was claimed with.
 CREATE TABLE mail_queue (
     id         uuid PRIMARY KEY,
+    seq        bigserial NOT NULL,
     tenant_id  text,
     created_at bigint NOT NULL,
     due_at     bigint,
@@ -12,4 +13,4 @@ CREATE TABLE mail_queue (
     doc        bytea NOT NULL
 );
 CREATE INDEX mail_queue_due ON mail_queue (due_at) WHERE due_at IS NOT NULL;
-CREATE INDEX mail_queue_tenant ON mail_queue (tenant_id, created_at);
+CREATE INDEX mail_queue_tenant ON mail_queue (tenant_id, created_at, seq);

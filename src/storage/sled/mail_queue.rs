@@ -17,10 +17,11 @@ impl SledStore {
 
 #[async_trait::async_trait]
 impl api::MailQueueStore for SledStore {
-    async fn enqueue_mail(&self, job: &MailJob) -> Result<()> {
+    async fn enqueue_mail(&self, job: &MailJob) -> Result<MailJob> {
         let tree = self.mail_tree()?;
-        match tree.compare_and_swap(job.id.as_bytes(), None as Option<&[u8]>, Some(encode(job)?))? {
-            Ok(()) => Ok(()),
+        let job = MailJob { seq: self.db.generate_id()?, ..job.clone() };
+        match tree.compare_and_swap(job.id.as_bytes(), None as Option<&[u8]>, Some(encode(&job)?))? {
+            Ok(()) => Ok(job),
             Err(_) => Err(StoreError::Conflict(format!("mail job {} exists", job.id))),
         }
     }
@@ -78,7 +79,7 @@ impl api::MailQueueStore for SledStore {
                 jobs.push(job);
             }
         }
-        jobs.sort_by(|a, b| (b.created_at, b.id).cmp(&(a.created_at, a.id)));
+        jobs.sort_by(|a, b| (b.created_at, b.seq).cmp(&(a.created_at, a.seq)));
         jobs.truncate(limit);
         Ok(jobs)
     }
