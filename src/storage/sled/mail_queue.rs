@@ -79,7 +79,7 @@ impl api::MailQueueStore for SledStore {
                 jobs.push(job);
             }
         }
-        jobs.sort_by(|a, b| (b.created_at, b.seq).cmp(&(a.created_at, a.seq)));
+        jobs.sort_by_key(|j| std::cmp::Reverse((j.created_at, j.seq)));
         jobs.truncate(limit);
         Ok(jobs)
     }
