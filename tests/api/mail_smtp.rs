@@ -392,3 +392,64 @@ async fn mail_queued_while_smtp_is_down_is_retried_survives_a_restart_and_is_del
     assert!(sent["attempts"].as_u64().unwrap() > retrying["attempts"].as_u64().unwrap(), "{sent}");
     assert_eq!(sink.messages().len(), 1, "delivered once");
 }
+
+#[tokio::test]
+async fn the_mail_queue_api_refuses_bad_queries_and_methods_and_changes_nothing() {
+    let port = free_port();
+    let sink = Sink::start(port).await;
+    let app = spawn_with(|c| c.smtp = Some(smtp_to(port))).await;
+    let token = app.admin_token().await;
+    app.invite("pat@northwind.example", LANDING, None).await;
+    sink.wait_for("pat@northwind.example", "invited").await;
+    wait_for_state(&app.url, &token, |d| d["status"] == "sent").await;
+    let before = app.snapshot().await;
+    for (method, path, status, code) in [
+        (Method::GET, "admin/mailQueue?$filter=body%20eq%20'x'", StatusCode::BAD_REQUEST, "BadRequest"),
+        (Method::GET, "admin/mailQueue?$top=-1", StatusCode::BAD_REQUEST, "BadRequest"),
+        (Method::POST, "admin/mailQueue", StatusCode::METHOD_NOT_ALLOWED, "Request_BadRequest"),
+        (Method::DELETE, "admin/mailQueue", StatusCode::METHOD_NOT_ALLOWED, "Request_BadRequest"),
+    ] {
+        let (got, err) = app.graph(method.clone(), path, Some(&token), None).await;
+        assert_graph_error(got, &err, status, code);
+    }
+    let (status, sent) =
+        app.graph(Method::GET, "admin/mailQueue?$filter=status%20eq%20'sent'", Some(&token), None).await;
+    assert_eq!((status, sent["value"].as_array().map(Vec::len)), (StatusCode::OK, Some(1)), "{sent}");
+    assert_same(&before, &app.snapshot().await, "refused and read-only calls change nothing");
+}
+
+#[tokio::test]
+async fn without_smtp_the_admin_page_says_mail_stays_in_the_outbox() {
+    let app = spawn_app().await;
+    app.invite("pat@northwind.example", LANDING, None).await;
+    let page = admin_page(&app.browser(), &app.password("admin@fabrikam.example")).await;
+    assert!(page.has("#mail-no-smtp"), "{}", page.body);
+    assert!(!page.has("table#mail-queue tbody tr"), "nothing is queued without SMTP");
+    assert!(app.state.store.outbox(10).await.unwrap().iter().any(|m| m.to == "pat@northwind.example"));
+}
+
+#[tokio::test]
+async fn bad_smtp_settings_are_refused_with_their_name_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    for (key, value, named) in [
+        ("GATEHOUSE__SMTP__MAX_ATTEMPTS", "0", "smtp.max_attempts"),
+        ("GATEHOUSE__SMTP__RETRY_BASE_MS", "0", "smtp.retry_base_ms"),
+        ("GATEHOUSE__SMTP__TIMEOUT_SECS", "0", "smtp.timeout_secs"),
+        ("GATEHOUSE__SMTP__FROM", "not an address", "smtp.from"),
+    ] {
+        let out = Command::new(crate::process::BIN)
+            .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+            .arg(&data)
+            .env("GATEHOUSE__SMTP__HOST", "127.0.0.1")
+            .env("GATEHOUSE__SMTP__FROM", FROM)
+            .env(key, value)
+            .output()
+            .await
+            .unwrap();
+        assert!(!out.status.success(), "{key}={value} is refused");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(named), "{key}={value}: {err}");
+        assert!(!data.exists(), "{key}={value}: nothing written");
+    }
+}
