@@ -144,3 +144,37 @@ async fn jobs_are_listed_per_tenant_newest_first_and_trimmed_only_when_final() {
         assert_eq!(store.mail_jobs(&other, 10).await.unwrap().len(), 1, "{name}");
     }
 }
+
+/// Two nodes on one PostgreSQL database drain one queue together: every message is claimed
+/// by exactly one of them, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_nodes_draining_one_queue_claim_each_message_once() {
+    let Some((a, b, _)) = crate::storage_counters::two_nodes().await else { return };
+    let tenant = TenantId::new();
+    let mut ids = Vec::new();
+    for _ in 0..(2 * N) {
+        ids.push(a.enqueue_mail(&job(tenant, NOW)).await.unwrap().id);
+    }
+    let claims = race(|i| {
+        let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+        async move {
+            let mut mine = Vec::new();
+            for _ in 0..(4 * N) {
+                let got = store.claim_mail(NOW_MS, LEASE, 1).await.unwrap();
+                if got.is_empty() {
+                    break;
+                }
+                mine.extend(got.into_iter().map(|j| j.id));
+            }
+            mine
+        }
+    })
+    .await;
+    let mut claimed: Vec<Uuid> = claims.into_iter().flatten().collect();
+    claimed.sort();
+    ids.sort();
+    assert_eq!(claimed, ids, "every message claimed, none twice");
+    for id in &ids {
+        assert_eq!(stored(&b, id).await.attempts, 1, "one attempt each");
+    }
+}
