@@ -102,6 +102,43 @@ pub struct Smtp {
     /// STARTTLS (on by default); off only for a local relay.
     #[serde(default = "default_true")]
     pub starttls: bool,
+    /// The wait before the first retry of a failed delivery; each later wait doubles.
+    #[serde(default = "default_retry_base_ms")]
+    pub retry_base_ms: u64,
+    /// Delivery attempts before a message is marked failed.
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    /// The bound on one delivery attempt's connection and each of its SMTP commands.
+    #[serde(default = "default_smtp_timeout_secs")]
+    pub timeout_secs: u64,
+}
+
+impl Default for Smtp {
+    fn default() -> Self {
+        Self {
+            host: "localhost".into(),
+            port: default_smtp_port(),
+            from: String::new(),
+            username: None,
+            password: None,
+            starttls: true,
+            retry_base_ms: default_retry_base_ms(),
+            max_attempts: default_max_attempts(),
+            timeout_secs: default_smtp_timeout_secs(),
+        }
+    }
+}
+
+fn default_retry_base_ms() -> u64 {
+    60_000
+}
+
+fn default_max_attempts() -> u32 {
+    8
+}
+
+fn default_smtp_timeout_secs() -> u64 {
+    30
 }
 
 fn default_cache_mib() -> u64 {
@@ -295,6 +332,20 @@ impl Config {
         ] {
             if v <= 0 {
                 return Err(ConfigError::Invalid(format!("{name} must be positive")));
+            }
+        }
+        if let Some(smtp) = &self.smtp {
+            smtp.from
+                .parse::<lettre::message::Mailbox>()
+                .map_err(|e| ConfigError::Invalid(format!("smtp.from {:?} is not an address: {e}", smtp.from)))?;
+            for (name, v) in [
+                ("smtp.retry_base_ms", smtp.retry_base_ms),
+                ("smtp.max_attempts", u64::from(smtp.max_attempts)),
+                ("smtp.timeout_secs", smtp.timeout_secs),
+            ] {
+                if v == 0 {
+                    return Err(ConfigError::Invalid(format!("{name} must be positive")));
+                }
             }
         }
         if self.tokens.refresh_reuse_grace_secs < 0 {

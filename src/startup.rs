@@ -241,6 +241,9 @@ impl Application {
             }
         });
 
+        // Queued mail goes out from here, never from a request (src/mail/worker.rs).
+        crate::mail::worker::spawn(state.clone().into_inner());
+
         let sweeper = state.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(300));

@@ -100,27 +100,15 @@ pub async fn send_invitation(state: &AppState, tenant: &Tenant, request: InviteR
     })?;
     if invited.invitation.send_invitation_message {
         let inv = &invited.invitation;
-        let mut body = format!(
-            "{} has invited you, {}, to collaborate{}.\n",
-            tenant.display_name,
-            inv.invited_user_display_name,
-            inv.app_id.as_deref().map(|a| format!(" in {a}")).unwrap_or_default()
-        );
-        if let Some(m) = &inv.message {
-            body.push_str(&format!("\nMessage: {m}\n"));
-        }
-        body.push_str(&format!("\nAccept the invitation: {}\n", invited.redeem_url));
-        crate::mail::send(
-            state,
-            Some(tenant.id),
-            &inv.invited_user_email_address,
-            &format!("You're invited to {}", tenant.display_name),
-            &body,
-            Some(&invited.redeem_url),
-            None,
-        )
-        .await
-        .map_err(|e| SendError::Graph(GraphError::internal(e)))?;
+        // Replies go to the inviter when the inviter is a user of the tenant (not an app).
+        let inviter = match inv.invited_by.parse::<crate::model::UserId>() {
+            Ok(id) => state.store.user(&tenant.id, &id).await?,
+            Err(_) => None,
+        };
+        let reply_to = inviter.map(|u| crate::model::MailAddress { name: Some(u.display_name), address: u.mail });
+        crate::mail::send(state, crate::mail::compose::invitation(tenant, inv, &invited.redeem_url, reply_to))
+            .await
+            .map_err(|e| SendError::Graph(GraphError::internal(e)))?;
     }
     Ok(invited)
 }

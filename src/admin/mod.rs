@@ -7,6 +7,7 @@ pub mod directory;
 pub mod groups;
 pub mod identity_providers;
 pub mod invitations;
+pub mod mail;
 pub mod odata;
 pub mod policies;
 pub mod strengths;
@@ -229,6 +230,7 @@ pub fn configure(cfg: &mut actix_web::web::ServiceConfig) {
         .service(resource("/graph/v1.0/devices").route(get().to(directory::devices)))
         .service(resource("/graph/v1.0/devices/{id}").route(patch().to(directory::patch_device)))
         .service(resource("/graph/v1.0/auditLogs/signIns").route(get().to(directory::sign_ins)))
+        .service(resource("/graph/v1.0/admin/mailQueue").route(get().to(mail::list)))
         .service(resource("/graph/v1.0/subscribedSkus").route(get().to(directory::subscribed_skus)))
         .service(
             resource("/graph/v1.0/identity/conditionalAccess/policies")

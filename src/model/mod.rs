@@ -2,6 +2,7 @@
 pub mod directory;
 pub mod guests;
 pub mod ids;
+pub mod mail;
 pub mod oidc;
 pub mod outbox;
 pub mod signin_log;
@@ -9,6 +10,7 @@ pub mod signin_log;
 pub use directory::*;
 pub use guests::*;
 pub use ids::*;
+pub use mail::*;
 pub use oidc::*;
 pub use outbox::*;
 pub use signin_log::*;

@@ -9,7 +9,9 @@ use crate::app::AppState;
 use crate::model::{Tenant, User};
 use crate::policy::PolicyState;
 use crate::web::error::PageError;
-use crate::web::pages::{AdminGroupRow, AdminGuestRow, AdminIdpRow, AdminPage, AdminPolicyRow, AdminSignInRow, render};
+use crate::web::pages::{
+    AdminGroupRow, AdminGuestRow, AdminIdpRow, AdminMailRow, AdminPage, AdminPolicyRow, AdminSignInRow, render,
+};
 use crate::web::{Data, csrf};
 
 async fn admin(req: &HttpRequest, state: &AppState, tenant: &Tenant) -> Result<Result<User, HttpResponse>, PageError> {
@@ -144,8 +146,29 @@ pub async fn show(req: HttpRequest, path: web::Path<String>, state: Data) -> Res
             .collect(),
         agreements,
         partners,
+        smtp: state.config.smtp.is_some(),
+        mail: mail_rows(&state, &tenant).await?,
     };
     render(&page, vec![])
+}
+
+/// The newest messages sent over SMTP with their delivery state (never a body).
+async fn mail_rows(state: &AppState, tenant: &Tenant) -> Result<Vec<AdminMailRow>, PageError> {
+    Ok(crate::mail::deliveries(state, &tenant.id, 50)
+        .await?
+        .into_iter()
+        .map(|d| AdminMailRow {
+            id: d.id.to_string(),
+            created: d.created_date_time,
+            to: d.recipient,
+            subject: d.subject,
+            kind: d.kind.into(),
+            state: d.status.into(),
+            attempts: d.attempts.to_string(),
+            error: d.last_error.unwrap_or_else(|| "-".into()),
+            next: d.next_attempt_date_time.unwrap_or_else(|| "-".into()),
+        })
+        .collect())
 }
 
 pub async fn mfa_reset(

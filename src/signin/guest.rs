@@ -139,21 +139,9 @@ async fn send_email_code(
         state.otp_send_limiter.release(&ip_key, now).await?;
         return Ok(Some(retry_after));
     }
-    let body = format!(
-        "Your {} verification code is {code}.\n\nIt is valid for 30 minutes and works once. If you did not try to sign in, ignore this email.",
-        tenant.display_name
-    );
-    crate::mail::send(
-        state,
-        Some(tenant.id),
-        email,
-        &format!("{} verification code", tenant.display_name),
-        &body,
-        None,
-        Some(code),
-    )
-    .await
-    .map_err(PageError::internal)?;
+    crate::mail::send(state, crate::mail::compose::one_time_code(tenant, email, code))
+        .await
+        .map_err(PageError::internal)?;
     Ok(None)
 }
 

@@ -235,6 +235,29 @@ pub trait OutboxStore: Send + Sync {
     async fn outbox(&self, limit: usize) -> Result<Vec<OutboxMessage>>;
 }
 
+/// The mail delivery queue (`MailJob`): persisted, so a restart loses no queued message,
+/// and claimed under a lease, so of several workers (on any nodes) exactly one sends each
+/// attempt.
+#[async_trait::async_trait]
+pub trait MailQueueStore: Send + Sync {
+    /// Adds a new job with the next `seq` (the order of enqueueing) and returns it as stored;
+    /// an existing id is a `Conflict`, nothing written.
+    async fn enqueue_mail(&self, job: &MailJob) -> Result<MailJob>;
+    /// Claims up to `limit` jobs due at `now_ms` (oldest due first), each in one step that
+    /// decides between concurrent claimers: the winner gets it as `MailJob::claimed` with a
+    /// fresh lease of `lease_ms`, every other claimer does not get it.
+    async fn claim_mail(&self, now_ms: i64, lease_ms: i64, limit: usize) -> Result<Vec<MailJob>>;
+    /// Writes `job`, the outcome of the attempt claimed under `lease`: only while the stored
+    /// job is still sending under that lease (`false`, nothing written, when it was lost to
+    /// another claimer after it lapsed).
+    async fn finish_mail(&self, lease: &Uuid, job: &MailJob) -> Result<bool>;
+    async fn mail_job(&self, id: &Uuid) -> Result<Option<MailJob>>;
+    /// The tenant's jobs, newest first (by `created_at`, then `seq`), at most `limit`.
+    async fn mail_jobs(&self, tenant: &TenantId, limit: usize) -> Result<Vec<MailJob>>;
+    /// Retention: removes sent and failed jobs written before `before` (Unix seconds).
+    async fn trim_mail(&self, before: i64) -> Result<usize>;
+}
+
 /// Signing keys: metadata, and (on a shared database) the private key sealed under the
 /// key-encryption key. The embedded store keeps private keys in files (`keys.rs`) and
 /// answers `None` for them.
@@ -309,6 +332,7 @@ pub trait Storage:
     + PolicyStore
     + AuditStore
     + OutboxStore
+    + MailQueueStore
     + KeyStore
     + CounterStore
     + Maintenance
@@ -322,6 +346,7 @@ impl<T> Storage for T where
         + PolicyStore
         + AuditStore
         + OutboxStore
+        + MailQueueStore
         + KeyStore
         + CounterStore
         + Maintenance

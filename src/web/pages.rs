@@ -328,6 +328,19 @@ pub struct AdminSignInRow {
     pub why: String,
 }
 
+/// A message the tenant sent over SMTP, on the admin page (its state, never its body).
+pub struct AdminMailRow {
+    pub id: String,
+    pub created: String,
+    pub to: String,
+    pub subject: String,
+    pub kind: String,
+    pub state: String,
+    pub attempts: String,
+    pub error: String,
+    pub next: String,
+}
+
 #[derive(Template)]
 #[template(path = "admin.html")]
 pub struct AdminPage {
@@ -344,4 +357,7 @@ pub struct AdminPage {
     pub identity_providers: Vec<AdminIdpRow>,
     pub agreements: Vec<AdminAgreementRow>,
     pub partners: Vec<AdminPartnerRow>,
+    /// Whether mail is delivered over SMTP (else it only goes to the outbox).
+    pub smtp: bool,
+    pub mail: Vec<AdminMailRow>,
 }

@@ -332,6 +332,7 @@ async fn every_endpoint_rejects_missing_expired_and_foreign_tokens_and_members_w
         ),
         (Method::GET, "policies/crossTenantAccessPolicy/partners".into(), None),
         (Method::GET, "auditLogs/signIns".into(), None),
+        (Method::GET, "admin/mailQueue".into(), None),
         (Method::GET, "subscribedSkus".into(), None),
         (
             Method::POST,

@@ -581,6 +581,7 @@ async fn invitations_are_delivered_over_smtp_when_configured() {
             username: None,
             password: None,
             starttls: false,
+            ..Default::default()
         })
     })
     .await;

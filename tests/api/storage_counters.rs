@@ -160,7 +160,7 @@ async fn limiters_namespace_their_keys() {
 // ---- two nodes on one database (PostgreSQL) ----
 
 /// Two stores on one fresh database (two nodes), when a test cluster is configured.
-async fn two_nodes() -> Option<(Store, Store, String)> {
+pub(crate) async fn two_nodes() -> Option<(Store, Store, String)> {
     let url = crate::helpers::fresh_database().await?;
     let open = |url: String| async move {
         let options = gatehouse::storage::postgres::PgOptions {

@@ -207,6 +207,7 @@ const SNAPSHOT: &[(&str, &str, &str)] = &[
     ("tenant_consents", "consents", "tenant_id || '/' || user_id || '/' || client_id"),
     ("tenant_signin_log", "signin_log", "tenant_id || '/' || lpad(seq::text, 20, '0')"),
     ("outbox", "outbox", "lpad(id::text, 20, '0')"),
+    ("mail_queue", "mail_queue", "id::text"),
 ];
 
 fn id32(bytes: &[u8], what: &str) -> Result<[u8; 32]> {

@@ -14,6 +14,7 @@ mod counters;
 mod directory;
 mod guests;
 mod listen;
+mod mail_queue;
 mod maintenance;
 mod policy;
 mod tokens;
@@ -28,7 +29,8 @@ use tokio_postgres::types::ToSql;
 use super::{Change, Result, StoreError, api};
 
 /// The schema versions this binary knows, in order; `schema_N.sql` is applied as version N.
-const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("schema_1.sql")), (2, include_str!("schema_2.sql"))];
+const MIGRATIONS: &[(i32, &str)] =
+    &[(1, include_str!("schema_1.sql")), (2, include_str!("schema_2.sql")), (3, include_str!("schema_3.sql"))];
 /// The advisory lock every migration runs under (two nodes starting together migrate once).
 const MIGRATION_LOCK: i64 = 0x6761_7465_0001;
 /// The channel every node listens on for cache invalidations.

@@ -12,6 +12,7 @@ mod directory;
 mod export;
 mod flusher;
 mod guests;
+mod mail_queue;
 mod policy;
 mod tokens;
 
