@@ -21,8 +21,6 @@ pub const MAX_TEXT_BYTES: usize = 16 * 1024;
 /// The shortest and longest re-acceptance period.
 const MIN_REACCEPT_SECS: i64 = 60;
 const MAX_REACCEPT_SECS: i64 = 3650 * 86_400;
-/// Users read per store page while acceptances are collected.
-const SCAN_CHUNK: usize = 200;
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -372,28 +370,24 @@ pub async fn acceptances(req: HttpRequest, path: web::Path<String>, state: Data)
     let caller = Caller::require(&req, &state, READ).await?;
     let q = Query::parse(req.query_string(), &["userId", "userPrincipalName", "state"])?;
     let agreement = find(&caller.tenant, &path)?.clone();
+    let accepted = crate::directory::users::users_where(&state.store, &caller.tenant, |u| {
+        u.agreement_acceptances.iter().any(|a| a.agreement_id == agreement.id)
+    })
+    .await?;
     let mut out = Vec::new();
-    let mut after: Option<UserId> = None;
-    loop {
-        let (chunk, more) = state.store.users_page(&caller.tenant.id, None, after.as_ref(), SCAN_CHUNK).await?;
-        for u in chunk {
-            let Some(a) = u.agreement_acceptances.iter().find(|a| a.agreement_id == agreement.id) else { continue };
-            out.push(AcceptanceOut {
-                id: format!("{}_{}", agreement.id, u.id),
-                agreement_id: agreement.id,
-                user_id: u.id,
-                user_display_name: u.display_name.clone(),
-                user_principal_name: u.user_principal_name.clone(),
-                user_email: u.mail.clone(),
-                state: "accepted",
-                recorded_date_time: rfc3339(a.accepted_at),
-                expiration_date_time: agreement.reaccept_secs.map(|s| rfc3339(a.accepted_at + s)),
-            });
-        }
-        match more {
-            Some(cursor) => after = Some(cursor),
-            None => break,
-        }
+    for u in accepted {
+        let Some(a) = u.agreement_acceptances.iter().find(|a| a.agreement_id == agreement.id) else { continue };
+        out.push(AcceptanceOut {
+            id: format!("{}_{}", agreement.id, u.id),
+            agreement_id: agreement.id,
+            user_id: u.id,
+            user_display_name: u.display_name.clone(),
+            user_principal_name: u.user_principal_name.clone(),
+            user_email: u.mail.clone(),
+            state: "accepted",
+            recorded_date_time: rfc3339(a.accepted_at),
+            expiration_date_time: agreement.reaccept_secs.map(|s| rfc3339(a.accepted_at + s)),
+        });
     }
     let base = format!(
         "{}/graph/v1.0/identityGovernance/termsOfUse/agreements/{}/acceptances",

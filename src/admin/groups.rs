@@ -20,8 +20,6 @@ pub const MAX_GROUPS: usize = 500;
 /// Graph's limit on `mailNickname`.
 const MAIL_NICKNAME_MAX: usize = 64;
 const DESCRIPTION_MAX: usize = 1024;
-/// Users read per store page while members are collected.
-const SCAN_CHUNK: usize = 200;
 
 pub const ODATA_GROUP: &str = "#microsoft.graph.group";
 const ODATA_USER: &str = "#microsoft.graph.user";
@@ -228,16 +226,7 @@ pub fn policy_names_group(p: &crate::policy::Policy, id: Uuid) -> bool {
 
 /// Every member of group `id`: one walk over the tenant's users in store pages.
 pub async fn members(state: &AppState, tenant: &Tenant, id: Uuid) -> Result<Vec<User>, GraphError> {
-    let mut out = Vec::new();
-    let mut after: Option<UserId> = None;
-    loop {
-        let (chunk, more) = state.store.users_page(&tenant.id, None, after.as_ref(), SCAN_CHUNK).await?;
-        out.extend(chunk.into_iter().filter(|u| u.member_of.contains(&id)));
-        match more {
-            Some(cursor) => after = Some(cursor),
-            None => return Ok(out),
-        }
-    }
+    Ok(crate::directory::users::users_where(&state.store, tenant, |u| u.member_of.contains(&id)).await?)
 }
 
 /// `GET /groups/{id}/members`: the member users, each with its `@odata.type`.

@@ -20,6 +20,28 @@ pub async fn reset_method(store: &Store, tenant: &Tenant, user: &User, method: O
     Ok(())
 }
 
+/// Users read per store page by [`users_where`].
+const SCAN_CHUNK: usize = 200;
+
+/// Every user of the tenant that `keep` accepts, read a page at a time (group members,
+/// acceptances of an agreement: properties each user carries).
+pub async fn users_where(
+    store: &Store,
+    tenant: &Tenant,
+    keep: impl Fn(&User) -> bool,
+) -> Result<Vec<User>, StoreError> {
+    let mut out = Vec::new();
+    let mut after = None;
+    loop {
+        let (chunk, more) = store.users_page(&tenant.id, None, after.as_ref(), SCAN_CHUNK).await?;
+        out.extend(chunk.into_iter().filter(|u| keep(u)));
+        match more {
+            Some(cursor) => after = Some(cursor),
+            None => return Ok(out),
+        }
+    }
+}
+
 /// Which sign-in [`record_sign_in`] records (Graph `signInActivity`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SignInKind {
