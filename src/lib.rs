@@ -29,4 +29,5 @@ pub mod secrets;
 pub mod signin;
 pub mod startup;
 pub mod storage;
+pub mod telemetry;
 pub mod web;

@@ -37,6 +37,8 @@ pub struct Application {
     state: web::Data<AppState>,
     stubs: web::Data<crate::demo::stub_idp::StubState>,
     demo: Option<DemoCredentials>,
+    /// The `/metrics` listener's port and server, when `metrics_bind` is set.
+    metrics: Option<(u16, actix_web::dev::ServerHandle)>,
 }
 
 fn security_headers() -> DefaultHeaders {
@@ -119,7 +121,15 @@ impl Application {
         let url =
             config.public_url.clone().unwrap_or_else(|| format!("http://{addr}")).trim_end_matches('/').to_string();
 
-        let store = crate::storage::open_configured(&config).await?;
+        let mut store = crate::storage::open_configured(&config).await?;
+        // With metrics on, every store operation is timed (before anything else uses it).
+        let prometheus = match config.metrics_bind {
+            Some(_) => Some(crate::telemetry::recorder().map_err(StartupError::Other)?),
+            None => None,
+        };
+        if prometheus.is_some() {
+            store = crate::telemetry::store::Timed::wrap(store);
+        }
         // On a database the data dir holds only demo-credentials.json: made here (0700), as
         // the embedded store makes its own.
         if config.demo {
@@ -197,7 +207,10 @@ impl Application {
         // Home IdPs' discovery documents and JWKS, reused for a few minutes.
         let homes = web::Data::new(crate::federation::MetadataCache::default());
         let body_secs = state.config.body_timeout_secs;
+        let trusted = state.config.trusted_proxies.clone();
+        let shutdown_secs = state.config.shutdown_timeout_secs;
         let server = HttpServer::new(move || {
+            let trusted = trusted.clone();
             App::new()
                 .app_data(shared.clone())
                 .app_data(demo_rp.clone())
@@ -210,13 +223,21 @@ impl Application {
                     actix_web::dev::Service::call(srv, req)
                 })
                 .wrap_fn(with_csp)
+                .wrap_fn(move |req, srv| crate::telemetry::http::observe(req, srv, &trusted))
                 .configure(crate::routes::configure)
         })
         .client_request_timeout(std::time::Duration::from_secs(body_secs))
         .workers(workers)
+        // Signals are handled by `run_until_signal` (graceful on SIGINT too, then a flush).
+        .disable_signals()
+        .shutdown_timeout(shutdown_secs)
         .listen(listener)
         .map_err(|e| StartupError::Bind(addr, e))?
         .run();
+        let metrics = match (state.config.metrics_bind, prometheus) {
+            (Some(bind), Some(handle)) => Some(metrics_server(bind, handle)?),
+            _ => None,
+        };
 
         // Keys and discovery documents follow changes made on any node of the store.
         let watcher = state.clone();
@@ -252,7 +273,7 @@ impl Application {
                 let _ = tokio::task::spawn_blocking(move || handle.block_on(s.store.sweep(s.now()))).await;
             }
         });
-        Ok(Self { url, port, server, state, stubs: stubs_handle, demo })
+        Ok(Self { url, port, server, state, stubs: stubs_handle, demo, metrics })
     }
 
     pub fn url(&self) -> &str {
@@ -280,7 +301,72 @@ impl Application {
         self.server.handle()
     }
 
-    pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+    /// The port `/metrics` is served on, when `metrics_bind` is set.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(|(port, _)| *port)
     }
+
+    /// Serves until the server is stopped (its handle), then stops the metrics listener and
+    /// flushes the store.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let served = self.server.await;
+        if let Some((_, metrics)) = &self.metrics {
+            metrics.stop(false).await;
+        }
+        if let Err(e) = self.state.store.flush().await {
+            tracing::error!(error = %e, "the store could not be flushed at shutdown");
+            return Err(std::io::Error::other(e.to_string()));
+        }
+        tracing::info!("stopped");
+        served
+    }
+
+    /// Serves until SIGTERM or SIGINT, then shuts down gracefully: the listeners close at
+    /// once (new connections are refused), requests in flight get `shutdown_timeout_secs`
+    /// to finish, and the store is flushed before this returns.
+    pub async fn run_until_signal(self) -> std::io::Result<()> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        let handle = self.server.handle();
+        tokio::spawn(async move {
+            let name = tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = int.recv() => "SIGINT",
+            };
+            tracing::info!(signal = name, "shutting down: new connections refused, requests in flight finish");
+            handle.stop(true).await;
+        });
+        self.run_until_stopped().await
+    }
+}
+
+/// The `/metrics` listener: its own server with one worker, so the public port never
+/// serves it.
+fn metrics_server(
+    bind: std::net::SocketAddr,
+    handle: metrics_exporter_prometheus::PrometheusHandle,
+) -> Result<(u16, actix_web::dev::ServerHandle), StartupError> {
+    let listener = TcpListener::bind(bind).map_err(|e| StartupError::Bind(bind, e))?;
+    let port = listener.local_addr().map_err(|e| StartupError::Bind(bind, e))?.port();
+    let upkeep = handle.clone();
+    // Histograms are folded in on every scrape; upkeep bounds their memory between scrapes.
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            upkeep.run_upkeep();
+        }
+    });
+    let data = web::Data::new(handle);
+    let server = HttpServer::new(move || App::new().app_data(data.clone()).configure(crate::routes::configure_metrics))
+        .workers(1)
+        .disable_signals()
+        .listen(listener)
+        .map_err(|e| StartupError::Bind(bind, e))?
+        .run();
+    let server_handle = server.handle();
+    tokio::spawn(server);
+    tracing::info!(port, "metrics served at /metrics");
+    Ok((port, server_handle))
 }

@@ -104,7 +104,9 @@ pub async fn gate(
 ) -> Result<Gate, crate::storage::StoreError> {
     let ca = state.store.ca_records(&tenant.id).await?;
     let decision = policy::evaluate(ctx, &ca.policies, &ca.locations, &tenant.authentication_strengths);
-    Ok(credential::decide(decision, user.per_user_mfa || tenant.require_mfa, step_up, ctx.satisfied.mfa))
+    let gate = credential::decide(decision, user.per_user_mfa || tenant.require_mfa, step_up, ctx.satisfied.mfa);
+    crate::telemetry::ca_decision(&tenant.slug, gate.label());
+    Ok(gate)
 }
 
 /// The gate for an existing credential (`credential::check`): the user behind it, when
