@@ -1,6 +1,8 @@
 //! Builds the application: binds (port 0 picks a free port), opens the store, loads keys,
 //! seeds the demo, and returns a server ready to run.
 use std::net::TcpListener;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use actix_web::middleware::DefaultHeaders;
 use actix_web::{App, HttpServer, web};
@@ -39,7 +41,17 @@ pub struct Application {
     demo: Option<DemoCredentials>,
     /// The `/metrics` listener's port and server, when `metrics_bind` is set.
     metrics: Option<(u16, actix_web::dev::ServerHandle)>,
+    /// The public listening socket (a second handle on it): a shutdown stops it listening
+    /// before the server drains. Dropped once the server has stopped.
+    listening: TcpListener,
+    /// Set at shutdown: every response from then on closes its connection.
+    draining: Arc<AtomicBool>,
 }
+
+/// From a shutdown signal to the server's drain: connections in use get one more answer,
+/// with `Connection: close`, so their clients do not send another request on a connection
+/// the drain then closes; new connections are refused meanwhile.
+const DRAIN: std::time::Duration = std::time::Duration::from_millis(1000);
 
 fn security_headers() -> DefaultHeaders {
     DefaultHeaders::new()
@@ -118,6 +130,7 @@ impl Application {
         let listener = TcpListener::bind(config.bind).map_err(|e| StartupError::Bind(config.bind, e))?;
         let addr = listener.local_addr().map_err(|e| StartupError::Bind(config.bind, e))?;
         let port = addr.port();
+        let listening = listener.try_clone().map_err(|e| StartupError::Bind(config.bind, e))?;
         let url =
             config.public_url.clone().unwrap_or_else(|| format!("http://{addr}")).trim_end_matches('/').to_string();
 
@@ -209,8 +222,11 @@ impl Application {
         let body_secs = state.config.body_timeout_secs;
         let trusted = state.config.trusted_proxies.clone();
         let shutdown_secs = state.config.shutdown_timeout_secs;
+        let draining = Arc::new(AtomicBool::new(false));
+        let drain_flag = draining.clone();
         let server = HttpServer::new(move || {
             let trusted = trusted.clone();
+            let draining = drain_flag.clone();
             App::new()
                 .app_data(shared.clone())
                 .app_data(demo_rp.clone())
@@ -223,7 +239,7 @@ impl Application {
                     actix_web::dev::Service::call(srv, req)
                 })
                 .wrap_fn(with_csp)
-                .wrap_fn(move |req, srv| crate::telemetry::http::observe(req, srv, &trusted))
+                .wrap_fn(move |req, srv| crate::telemetry::http::observe(req, srv, &trusted, &draining))
                 .configure(crate::routes::configure)
         })
         .client_request_timeout(std::time::Duration::from_secs(body_secs))
@@ -273,7 +289,7 @@ impl Application {
                 let _ = tokio::task::spawn_blocking(move || handle.block_on(s.store.sweep(s.now()))).await;
             }
         });
-        Ok(Self { url, port, server, state, stubs: stubs_handle, demo, metrics })
+        Ok(Self { url, port, server, state, stubs: stubs_handle, demo, metrics, listening, draining })
     }
 
     pub fn url(&self) -> &str {
@@ -310,6 +326,7 @@ impl Application {
     /// flushes the store.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let served = self.server.await;
+        drop(self.listening);
         if let Some((_, metrics)) = &self.metrics {
             metrics.stop(false).await;
         }
@@ -329,12 +346,21 @@ impl Application {
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
         let handle = self.server.handle();
+        let listening = self.listening.try_clone()?;
+        let draining = self.draining.clone();
         tokio::spawn(async move {
             let name = tokio::select! {
                 _ = term.recv() => "SIGTERM",
                 _ = int.recv() => "SIGINT",
             };
             tracing::info!(signal = name, "shutting down: new connections refused, requests in flight finish");
+            draining.store(true, Ordering::SeqCst);
+            // Shut down for reading, a listening socket stops listening: connects are refused.
+            if let Err(e) = socket2::SockRef::from(&listening).shutdown(std::net::Shutdown::Read) {
+                tracing::warn!(error = %e, "the listener could not be closed ahead of the drain");
+            }
+            drop(listening);
+            tokio::time::sleep(DRAIN).await;
             handle.stop(true).await;
         });
         self.run_until_stopped().await

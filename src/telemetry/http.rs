@@ -12,6 +12,9 @@ use ipnet::IpNet;
 use metrics::{counter, histogram};
 use tracing::Instrument;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use super::{HTTP_DURATION, HTTP_REQUESTS};
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -57,16 +60,19 @@ fn is_admin_change(method: &Method, route: &str) -> bool {
     write && (route.starts_with("/graph/") || route.starts_with("/{tenant}/admin/"))
 }
 
-/// The middleware (`App::wrap_fn`): the span, the header, the metrics and the log lines.
+/// The middleware (`App::wrap_fn`): the span, the header, the metrics and the log lines;
+/// once `draining` (a shutdown began) every response closes its connection.
 pub fn observe<S, B>(
     req: ServiceRequest,
     srv: &S,
     trusted: &[IpNet],
+    draining: &Arc<AtomicBool>,
 ) -> impl Future<Output = Result<ServiceResponse<B>, actix_web::Error>> + use<S, B>
 where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
 {
     let id = request_id(&req, trusted);
+    let draining = draining.clone();
     let method = req.method().clone();
     let span = tracing::info_span!("request", request_id = %id);
     let start = std::time::Instant::now();
@@ -106,6 +112,9 @@ where
         }
         if let Ok(v) = HeaderValue::from_str(&id) {
             res.headers_mut().insert(REQUEST_ID, v);
+        }
+        if draining.load(Ordering::SeqCst) {
+            res.response_mut().head_mut().set_connection_type(actix_web::http::ConnectionType::Close);
         }
         Ok(res)
     }
