@@ -25,7 +25,7 @@ enum End {
 
 async fn one(http: &reqwest::Client, url: &str, i: usize) -> End {
     // Two reads, alternately (discovery reads the tenant from the store).
-    let req = if i % 2 == 0 {
+    let req = if i.is_multiple_of(2) {
         http.get(format!("{url}/fabrikam/discovery/v2.0/keys"))
     } else {
         http.get(format!("{url}/fabrikam/v2.0/.well-known/openid-configuration"))
