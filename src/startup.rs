@@ -131,12 +131,17 @@ impl Application {
         let addr = listener.local_addr().map_err(|e| StartupError::Bind(config.bind, e))?;
         let port = addr.port();
         let listening = listener.try_clone().map_err(|e| StartupError::Bind(config.bind, e))?;
+        // Both listeners first: an address in use changes nothing.
+        let metrics_listener = match config.metrics_bind {
+            Some(bind) => Some(TcpListener::bind(bind).map_err(|e| StartupError::Bind(bind, e))?),
+            None => None,
+        };
         let url =
             config.public_url.clone().unwrap_or_else(|| format!("http://{addr}")).trim_end_matches('/').to_string();
 
         let mut store = crate::storage::open_configured(&config).await?;
         // With metrics on, every store operation is timed (before anything else uses it).
-        let prometheus = match config.metrics_bind {
+        let prometheus = match &metrics_listener {
             Some(_) => Some(crate::telemetry::recorder().map_err(StartupError::Other)?),
             None => None,
         };
@@ -250,8 +255,8 @@ impl Application {
         .listen(listener)
         .map_err(|e| StartupError::Bind(addr, e))?
         .run();
-        let metrics = match (state.config.metrics_bind, prometheus) {
-            (Some(bind), Some(handle)) => Some(metrics_server(bind, handle)?),
+        let metrics = match (metrics_listener, prometheus) {
+            (Some(listener), Some(handle)) => Some(metrics_server(listener, handle)?),
             _ => None,
         };
 
@@ -370,10 +375,10 @@ impl Application {
 /// The `/metrics` listener: its own server with one worker, so the public port never
 /// serves it.
 fn metrics_server(
-    bind: std::net::SocketAddr,
+    listener: TcpListener,
     handle: metrics_exporter_prometheus::PrometheusHandle,
 ) -> Result<(u16, actix_web::dev::ServerHandle), StartupError> {
-    let listener = TcpListener::bind(bind).map_err(|e| StartupError::Bind(bind, e))?;
+    let bind = listener.local_addr().map_err(|e| StartupError::Other(e.to_string()))?;
     let port = listener.local_addr().map_err(|e| StartupError::Bind(bind, e))?.port();
     let upkeep = handle.clone();
     // Histograms are folded in on every scrape; upkeep bounds their memory between scrapes.

@@ -146,7 +146,12 @@ fn is_uuid(s: &str) -> bool {
 async fn json_log_lines_carry_the_request_id_that_the_response_returns() {
     let dir = tempfile::tempdir().unwrap();
     // The test client is on 127.0.0.1: as a trusted proxy its request ids are taken.
-    let env = [("GATEHOUSE__LOG_FORMAT", "json"), ("GATEHOUSE__TRUSTED_PROXIES", "[\"127.0.0.1/32\"]")];
+    let env = [
+        ("GATEHOUSE__LOG_FORMAT", "json"),
+        ("GATEHOUSE__TRUSTED_PROXIES", "[\"127.0.0.1/32\"]"),
+        // The access line of every request is at debug.
+        ("RUST_LOG", "info,gatehouse::telemetry::http=debug"),
+    ];
     let mut server = start_logged(dir.path(), &env).await;
     let http = plain_client();
     let discovery = format!("{}/fabrikam/v2.0/.well-known/openid-configuration", server.url);
@@ -179,7 +184,7 @@ async fn json_log_lines_carry_the_request_id_that_the_response_returns() {
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .find(|v| v["span"]["request_id"] == made.as_str() && v["fields"]["message"] == "request")
         .expect("an access line for the request");
-    assert_eq!(access["level"], "INFO");
+    assert_eq!(access["level"], "DEBUG");
     assert_eq!(access["fields"]["route"], "/{tenant}/v2.0/.well-known/openid-configuration", "{access}");
     assert_eq!(access["fields"]["status"], 200);
     assert_eq!(access["fields"]["method"], "GET");
@@ -328,4 +333,33 @@ async fn a_full_run_leaves_no_secret_it_handed_out_in_the_log() {
         assert!(secret.len() >= 6, "{what} is long enough to search for");
         assert!(!log.contains(secret.as_str()), "the log holds a {what}:\n{log}");
     }
+}
+
+#[tokio::test]
+async fn a_bad_log_format_or_metrics_bind_is_refused_by_name_and_creates_nothing() {
+    let parent = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = taken.local_addr().unwrap().to_string();
+    for (key, value, says) in [
+        ("GATEHOUSE__LOG_FORMAT", "xml", "log_format"),
+        ("GATEHOUSE__METRICS_BIND", "not-an-address", "metrics_bind"),
+        ("GATEHOUSE__SHUTDOWN_TIMEOUT_SECS", "-1", "shutdown_timeout_secs"),
+        ("GATEHOUSE__METRICS_BIND", busy.as_str(), "cannot listen on"),
+    ] {
+        let data = parent.path().join("data");
+        let out = Command::new(BIN)
+            .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+            .arg(&data)
+            .env("GATEHOUSE__ARGON2__MEMORY_KIB", "1024")
+            .env_remove("GATEHOUSE_CONFIG")
+            .env(key, value)
+            .kill_on_drop(true)
+            .output();
+        let out = tokio::time::timeout(std::time::Duration::from_secs(30), out).await.unwrap().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{key}={value} is refused");
+        assert!(err.to_lowercase().contains(says), "{key}={value}: the error names {says}: {err}");
+        assert!(!data.exists(), "{key}={value}: refused before anything is created");
+    }
+    drop(taken);
 }
