@@ -289,6 +289,24 @@ async fn a_full_run_leaves_no_secret_it_handed_out_in_the_log() {
     for c in &recovery {
         keep("recovery code", c);
     }
+    // An email guest: the one-time code it is mailed (read from the demo outbox page).
+    let pat = "pat@northwind.example";
+    let body = json!({"invitedUserEmailAddress": pat, "inviteRedirectUrl": "http://127.0.0.1:9/landing",
+        "sendInvitationMessage": true});
+    let (status, inv) = server.graph(Method::POST, "invitations", &token, Some(body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{inv}");
+    let pat_url = inv["inviteRedeemUrl"].as_str().unwrap().to_string();
+    keep("invitation ticket", &query_param(&pat_url, "ticket").unwrap());
+    let browser = Browser::new(&server.url);
+    let page = browser.send_email_code(browser.follow_any(browser.get(&pat_url).await).await).await;
+    assert!(page.has("form#email-otp"), "{}", page.body);
+    let outbox = browser.get(&format!("{}/outbox", server.url)).await;
+    let otp = outbox.text("code.otp").expect("the code in the outbox");
+    keep("email one-time code", &otp);
+    let consent =
+        browser.follow_any(browser.post_abs(&page.url, &page.form("email-otp").set("code", &otp)).await).await;
+    assert!(consent.has("form#consent"), "{}", consent.body);
+
     // An admin resets sally's MFA (an audited change).
     let guest = sally.replace('@', "_") + "#EXT#@fabrikam.example";
     let (status, users) = server.graph(Method::GET, "users", &token, None).await;
