@@ -343,9 +343,10 @@ impl Application {
         served
     }
 
-    /// Serves until SIGTERM or SIGINT, then shuts down gracefully: the listeners close at
-    /// once (new connections are refused), requests in flight get `shutdown_timeout_secs`
-    /// to finish, and the store is flushed before this returns.
+    /// Serves until SIGTERM or SIGINT, then shuts down gracefully: the listener stops at once
+    /// (new connections are refused), connections in use are answered for [`DRAIN`] with
+    /// `Connection: close`, then requests in flight get `shutdown_timeout_secs` to finish, and
+    /// the store is flushed before this returns. A second signal stops at once.
     pub async fn run_until_signal(self) -> std::io::Result<()> {
         use tokio::signal::unix::{SignalKind, signal};
         let mut term = signal(SignalKind::terminate())?;
@@ -365,8 +366,15 @@ impl Application {
                 tracing::warn!(error = %e, "the listener could not be closed ahead of the drain");
             }
             drop(listening);
-            tokio::time::sleep(DRAIN).await;
-            handle.stop(true).await;
+            let graceful = async {
+                tokio::time::sleep(DRAIN).await;
+                handle.stop(true).await;
+            };
+            tokio::select! {
+                _ = graceful => {}
+                _ = term.recv() => handle.stop(false).await,
+                _ = int.recv() => handle.stop(false).await,
+            }
         });
         self.run_until_stopped().await
     }

@@ -57,7 +57,8 @@ fn method_label(m: &Method) -> &'static str {
 /// and the portal's admin actions.
 fn is_admin_change(method: &Method, route: &str) -> bool {
     let write = !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
-    write && (route.starts_with("/graph/") || route.starts_with("/{tenant}/admin/"))
+    // What If (`…/evaluate`) is a POST that changes nothing.
+    write && !route.ends_with("/evaluate") && (route.starts_with("/graph/") || route.starts_with("/{tenant}/admin/"))
 }
 
 /// The middleware (`App::wrap_fn`): the span, the header, the metrics and the log lines;
