@@ -348,10 +348,10 @@ enum KeysAction {
 
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .init();
+    // `serve` logs as its configuration says (`log_format`), once it is loaded.
+    if !matches!(cli.command, Command::Serve { .. }) {
+        crate::telemetry::init_logs(crate::config::LogFormat::Text);
+    }
     match execute(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(msg) => {
@@ -376,6 +376,7 @@ fn execute(cli: Cli) -> Result<(), String> {
         Command::Serve { demo, bind, public_url, dirs } => {
             let o = Overrides { bind, public_url, demo, ..dirs.overrides() };
             let config = load(cli.config.as_deref(), o)?;
+            crate::telemetry::init_logs(config.log_format);
             actix_web::rt::System::new().block_on(serve(config))
         }
         Command::Keys { action: KeysAction::Rotate { alg, grace_secs, dirs } } => {
@@ -391,6 +392,8 @@ fn execute(cli: Cli) -> Result<(), String> {
                     .await
                     .map_err(|e| e.to_string())
             })??;
+            let signs_from = crate::clock::rfc3339(meta.activates_at);
+            tracing::info!(kid = %meta.kid, alg = alg.as_str(), %signs_from, "signing key rotated");
             println!(
                 "new {} key {} published; it signs from {}",
                 alg.as_str(),
@@ -518,5 +521,5 @@ async fn serve(config: Config) -> Result<(), String> {
     let _ = out.flush();
     drop(out);
     tracing::info!(url = app.url(), "started");
-    app.run_until_stopped().await.map_err(|e| e.to_string())
+    app.run_until_signal().await.map_err(|e| e.to_string())
 }

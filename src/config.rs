@@ -60,6 +60,30 @@ pub struct Config {
     /// Outbound federation to external identity providers (DESIGN §16).
     #[serde(default)]
     pub federation: FederationSettings,
+    /// Where `/metrics` (Prometheus text format) is served, on a listener of its own; off
+    /// when unset, so it is never on the public port unless asked.
+    #[serde(default)]
+    pub metrics_bind: Option<SocketAddr>,
+    /// `text` (default) or `json`: one JSON object a line, with the request's id.
+    #[serde(default)]
+    pub log_format: LogFormat,
+    /// On SIGTERM or SIGINT: how long in-flight requests may take to finish once the
+    /// listeners are closed; past it their connections are dropped.
+    #[serde(default = "default_shutdown_timeout_secs")]
+    pub shutdown_timeout_secs: u64,
+}
+
+/// How the process logs: human-readable text (default) or one JSON object a line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+fn default_shutdown_timeout_secs() -> u64 {
+    30
 }
 
 /// Outbound federation to external identity providers.
@@ -260,6 +284,9 @@ impl Default for Config {
             key_encryption_key: None,
             database: DatabaseSettings::default(),
             federation: FederationSettings::default(),
+            metrics_bind: None,
+            log_format: LogFormat::Text,
+            shutdown_timeout_secs: default_shutdown_timeout_secs(),
         }
     }
 }

@@ -3,7 +3,8 @@
 //! The layers, top down (docs/architecture.md): `routes` → features (`signin`, `portal`,
 //! `admin`, `demo`) → protocol and domain (`oidc`, `directory`, `federation`, `access`,
 //! `audit`, `mail`) → the HTTP kit (`web`) → `app` → `keys`, `licensing` → `storage` →
-//! `model` → `policy`, `mfa`, `password`, `secrets`, `ratelimit`, `clock`, `config`.
+//! `model` → `policy`, `mfa`, `password`, `secrets`, `ratelimit`, `clock`, `config`;
+//! `telemetry` (metrics, logs) sits beside the kit, above `storage`.
 pub mod access;
 pub mod admin;
 pub mod app;
@@ -29,4 +30,5 @@ pub mod secrets;
 pub mod signin;
 pub mod startup;
 pub mod storage;
+pub mod telemetry;
 pub mod web;

@@ -62,6 +62,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/{tenant}/admin/policy-state", web::post().to(admin::policy_state));
 }
 
+/// The metrics listener's one route (`metrics_bind`, DESIGN §15).
+pub fn configure_metrics(cfg: &mut web::ServiceConfig) {
+    cfg.route("/metrics", web::get().to(crate::telemetry::http::metrics));
+}
+
 /// `/health/live`: the process answers (DESIGN §15).
 async fn live() -> actix_web::HttpResponse {
     actix_web::HttpResponse::Ok().json(serde_json::json!({ "status": "UP" }))

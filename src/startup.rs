@@ -1,6 +1,8 @@
 //! Builds the application: binds (port 0 picks a free port), opens the store, loads keys,
 //! seeds the demo, and returns a server ready to run.
 use std::net::TcpListener;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use actix_web::middleware::DefaultHeaders;
 use actix_web::{App, HttpServer, web};
@@ -37,7 +39,19 @@ pub struct Application {
     state: web::Data<AppState>,
     stubs: web::Data<crate::demo::stub_idp::StubState>,
     demo: Option<DemoCredentials>,
+    /// The `/metrics` listener's port and server, when `metrics_bind` is set.
+    metrics: Option<(u16, actix_web::dev::ServerHandle)>,
+    /// The public listening socket (a second handle on it): a shutdown stops it listening
+    /// before the server drains. Dropped once the server has stopped.
+    listening: TcpListener,
+    /// Set at shutdown: every response from then on closes its connection.
+    draining: Arc<AtomicBool>,
 }
+
+/// From a shutdown signal to the server's drain: connections in use get one more answer,
+/// with `Connection: close`, so their clients do not send another request on a connection
+/// the drain then closes; new connections are refused meanwhile.
+const DRAIN: std::time::Duration = std::time::Duration::from_millis(1000);
 
 fn security_headers() -> DefaultHeaders {
     DefaultHeaders::new()
@@ -116,10 +130,24 @@ impl Application {
         let listener = TcpListener::bind(config.bind).map_err(|e| StartupError::Bind(config.bind, e))?;
         let addr = listener.local_addr().map_err(|e| StartupError::Bind(config.bind, e))?;
         let port = addr.port();
+        let listening = listener.try_clone().map_err(|e| StartupError::Bind(config.bind, e))?;
+        // Both listeners first: an address in use changes nothing.
+        let metrics_listener = match config.metrics_bind {
+            Some(bind) => Some(TcpListener::bind(bind).map_err(|e| StartupError::Bind(bind, e))?),
+            None => None,
+        };
         let url =
             config.public_url.clone().unwrap_or_else(|| format!("http://{addr}")).trim_end_matches('/').to_string();
 
-        let store = crate::storage::open_configured(&config).await?;
+        let mut store = crate::storage::open_configured(&config).await?;
+        // With metrics on, every store operation is timed (before anything else uses it).
+        let prometheus = match &metrics_listener {
+            Some(_) => Some(crate::telemetry::recorder().map_err(StartupError::Other)?),
+            None => None,
+        };
+        if prometheus.is_some() {
+            store = crate::telemetry::store::Timed::wrap(store);
+        }
         // On a database the data dir holds only demo-credentials.json: made here (0700), as
         // the embedded store makes its own.
         if config.demo {
@@ -197,7 +225,13 @@ impl Application {
         // Home IdPs' discovery documents and JWKS, reused for a few minutes.
         let homes = web::Data::new(crate::federation::MetadataCache::default());
         let body_secs = state.config.body_timeout_secs;
+        let trusted = state.config.trusted_proxies.clone();
+        let shutdown_secs = state.config.shutdown_timeout_secs;
+        let draining = Arc::new(AtomicBool::new(false));
+        let drain_flag = draining.clone();
         let server = HttpServer::new(move || {
+            let trusted = trusted.clone();
+            let draining = drain_flag.clone();
             App::new()
                 .app_data(shared.clone())
                 .app_data(demo_rp.clone())
@@ -210,13 +244,21 @@ impl Application {
                     actix_web::dev::Service::call(srv, req)
                 })
                 .wrap_fn(with_csp)
+                .wrap_fn(move |req, srv| crate::telemetry::http::observe(req, srv, &trusted, &draining))
                 .configure(crate::routes::configure)
         })
         .client_request_timeout(std::time::Duration::from_secs(body_secs))
         .workers(workers)
+        // Signals are handled by `run_until_signal` (graceful on SIGINT too, then a flush).
+        .disable_signals()
+        .shutdown_timeout(shutdown_secs)
         .listen(listener)
         .map_err(|e| StartupError::Bind(addr, e))?
         .run();
+        let metrics = match (metrics_listener, prometheus) {
+            (Some(listener), Some(handle)) => Some(metrics_server(listener, handle)?),
+            _ => None,
+        };
 
         // Keys and discovery documents follow changes made on any node of the store.
         let watcher = state.clone();
@@ -255,7 +297,7 @@ impl Application {
                 let _ = tokio::task::spawn_blocking(move || handle.block_on(s.store.sweep(s.now()))).await;
             }
         });
-        Ok(Self { url, port, server, state, stubs: stubs_handle, demo })
+        Ok(Self { url, port, server, state, stubs: stubs_handle, demo, metrics, listening, draining })
     }
 
     pub fn url(&self) -> &str {
@@ -283,7 +325,90 @@ impl Application {
         self.server.handle()
     }
 
-    pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+    /// The port `/metrics` is served on, when `metrics_bind` is set.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(|(port, _)| *port)
     }
+
+    /// Serves until the server is stopped (its handle), then stops the metrics listener and
+    /// flushes the store.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let served = self.server.await;
+        drop(self.listening);
+        if let Some((_, metrics)) = &self.metrics {
+            metrics.stop(false).await;
+        }
+        if let Err(e) = self.state.store.flush().await {
+            tracing::error!(error = %e, "the store could not be flushed at shutdown");
+            return Err(std::io::Error::other(e.to_string()));
+        }
+        tracing::info!("stopped");
+        served
+    }
+
+    /// Serves until SIGTERM or SIGINT, then shuts down gracefully: the listener stops at once
+    /// (new connections are refused), connections in use are answered for [`DRAIN`] with
+    /// `Connection: close`, then requests in flight get `shutdown_timeout_secs` to finish, and
+    /// the store is flushed before this returns. A second signal stops at once.
+    pub async fn run_until_signal(self) -> std::io::Result<()> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        let handle = self.server.handle();
+        let listening = self.listening.try_clone()?;
+        let draining = self.draining.clone();
+        tokio::spawn(async move {
+            let name = tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = int.recv() => "SIGINT",
+            };
+            tracing::info!(signal = name, "shutting down: new connections refused, requests in flight finish");
+            draining.store(true, Ordering::SeqCst);
+            // Shut down for reading, a listening socket stops listening: connects are refused.
+            if let Err(e) = socket2::SockRef::from(&listening).shutdown(std::net::Shutdown::Read) {
+                tracing::warn!(error = %e, "the listener could not be closed ahead of the drain");
+            }
+            drop(listening);
+            let graceful = async {
+                tokio::time::sleep(DRAIN).await;
+                handle.stop(true).await;
+            };
+            tokio::select! {
+                _ = graceful => {}
+                _ = term.recv() => handle.stop(false).await,
+                _ = int.recv() => handle.stop(false).await,
+            }
+        });
+        self.run_until_stopped().await
+    }
+}
+
+/// The `/metrics` listener: its own server with one worker, so the public port never
+/// serves it.
+fn metrics_server(
+    listener: TcpListener,
+    handle: metrics_exporter_prometheus::PrometheusHandle,
+) -> Result<(u16, actix_web::dev::ServerHandle), StartupError> {
+    let bind = listener.local_addr().map_err(|e| StartupError::Other(e.to_string()))?;
+    let port = listener.local_addr().map_err(|e| StartupError::Bind(bind, e))?.port();
+    let upkeep = handle.clone();
+    // Histograms are folded in on every scrape; upkeep bounds their memory between scrapes.
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            upkeep.run_upkeep();
+        }
+    });
+    let data = web::Data::new(handle);
+    let server = HttpServer::new(move || App::new().app_data(data.clone()).configure(crate::routes::configure_metrics))
+        .workers(1)
+        .disable_signals()
+        .listen(listener)
+        .map_err(|e| StartupError::Bind(bind, e))?
+        .run();
+    let server_handle = server.handle();
+    tokio::spawn(server);
+    tracing::info!(port, "metrics served at /metrics");
+    Ok((port, server_handle))
 }

@@ -132,6 +132,19 @@ pub enum Gate {
     Terms(Decision),
 }
 
+impl Gate {
+    /// The decision as a metric label.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Gate::Allow(_) => "allow",
+            Gate::Mfa(_) => "mfa",
+            Gate::Block { .. } => "block",
+            Gate::Reauthenticate(_) => "reauthenticate",
+            Gate::Terms(_) => "terms",
+        }
+    }
+}
+
 /// Turns a policy decision into what the sign-in must do. `require_mfa`: per-user or
 /// tenant-wide MFA; `mfa_proven`: what the authentication already proved.
 pub fn decide(decision: Decision, require_mfa: bool, step_up: bool, mfa_proven: bool) -> Gate {

@@ -110,7 +110,9 @@ pub async fn gate(
     let now = state.now();
     let ctx = &SignInContext { accepted_terms: accepted_terms(tenant, user, now), ..ctx.clone() };
     let decision = policy::evaluate(ctx, &ca.policies, &ca.locations, &tenant.authentication_strengths);
-    Ok(credential::decide(decision, user.per_user_mfa || tenant.require_mfa, step_up, ctx.satisfied.mfa))
+    let gate = credential::decide(decision, user.per_user_mfa || tenant.require_mfa, step_up, ctx.satisfied.mfa);
+    crate::telemetry::ca_decision(&tenant.slug, gate.label());
+    Ok(gate)
 }
 
 /// The ids of the tenant's agreements `user` has accepted and need not accept again at `now`.

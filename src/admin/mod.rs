@@ -124,7 +124,9 @@ impl Caller {
         if checked.claims.aud != graph_audience(state) {
             return Err(GraphError::unauthorized("The token's audience is not this API."));
         }
-        Ok(Self { tenant, claims: checked.claims, user: checked.user })
+        let caller = Self { tenant, claims: checked.claims, user: checked.user };
+        actix_web::HttpMessage::extensions_mut(req).insert(crate::telemetry::http::Actor(caller.display()));
+        Ok(caller)
     }
 
     /// An app holds one of `roles` as an app role; a user needs both a delegated scope and

@@ -31,6 +31,7 @@ pub struct LogFacts<'a> {
 
 /// Writes one sign-in log entry; `error` is `None` for success.
 pub async fn log(state: &AppState, f: LogFacts<'_>, decision: Option<&Decision>, error: Option<(&str, String)>) {
+    count(&f, error.as_ref().map(|(c, _)| *c));
     let tenant = f.tenant.id;
     record(&state.store, &tenant, entry(state, f, decision, error).await).await;
 }
@@ -38,6 +39,7 @@ pub async fn log(state: &AppState, f: LogFacts<'_>, decision: Option<&Decision>,
 /// A failed password step: like `log`, and for a login that names no account the attempted
 /// name as its UPN, as Entra logs it (the log is for admins; the page says the same either way).
 pub async fn log_login_failure(state: &AppState, f: LogFacts<'_>, login: &str, code: &str, reason: String) {
+    count(&f, Some(code));
     let tenant = f.tenant.id;
     let known = f.user.is_some();
     let mut e = entry(state, f, None, Some((code, reason))).await;
@@ -45,6 +47,11 @@ pub async fn log_login_failure(state: &AppState, f: LogFacts<'_>, login: &str, c
         e.user_principal_name = Some(login.chars().take(320).collect());
     }
     record(&state.store, &tenant, e).await;
+}
+
+/// The sign-in metric of one entry (also of one the per-minute aggregation leaves out).
+fn count(f: &LogFacts<'_>, error: Option<&str>) {
+    crate::telemetry::signin(&f.tenant.slug, f.user.map(|u| u.user_type.as_str()), f.interactive, error);
 }
 
 async fn entry(
@@ -130,5 +137,7 @@ pub async fn log_aggregated(
     let result = error.as_ref().map(|(c, _)| *c).unwrap_or("ok");
     if first_in_minute(state, &format!("{}:{key}:{result}", f.tenant.id)) {
         log(state, f, decision, error).await;
+    } else {
+        count(&f, error.as_ref().map(|(c, _)| *c));
     }
 }

@@ -78,14 +78,21 @@ pub async fn token(
 ) -> Result<HttpResponse, OAuthError> {
     let tenant = tenant_of(&state, &path).await?;
     let p = crate::web::form::body(&req, &body)?;
-    let app = authenticate_client(&req, &p, &state, &tenant).await?;
+    let grant_type = p.get("grant_type").unwrap_or_default().to_string();
+    let answer = grant(&req, &p, &state, &tenant).await;
+    crate::telemetry::token_grant(&tenant.slug, &grant_type, answer.as_ref().err().map(|e| e.code.as_str()));
+    answer
+}
+
+async fn grant(req: &HttpRequest, p: &Params, state: &Data, tenant: &Tenant) -> Result<HttpResponse, OAuthError> {
+    let app = authenticate_client(req, p, state, tenant).await?;
     match p.require("grant_type")? {
-        "authorization_code" => authorization_code(&state, &tenant, &app, &p).await,
+        "authorization_code" => authorization_code(state, tenant, &app, p).await,
         "refresh_token" => {
-            let ip = crate::web::net::client_ip(&req, &state.config.trusted_proxies);
-            refresh(&state, &tenant, &app, &p, ip).await
+            let ip = crate::web::net::client_ip(req, &state.config.trusted_proxies);
+            refresh(state, tenant, &app, p, ip).await
         }
-        "client_credentials" => client_credentials(&state, &tenant, &app).await,
+        "client_credentials" => client_credentials(state, tenant, &app).await,
         other => Err(OAuthError::new(OAuthCode::UnsupportedGrantType, format!("grant_type {other} is not supported"))),
     }
 }

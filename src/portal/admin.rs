@@ -17,6 +17,7 @@ use crate::web::{Data, csrf};
 async fn admin(req: &HttpRequest, state: &AppState, tenant: &Tenant) -> Result<Result<User, HttpResponse>, PageError> {
     super::signed_in(req, state, tenant, "admin", |user| {
         if user.roles.iter().any(|r| r == ROLE_GLOBAL_ADMIN) {
+            actix_web::HttpMessage::extensions_mut(req).insert(crate::telemetry::http::Actor(user.id.to_string()));
             return Ok(());
         }
         Err(PageError::new(

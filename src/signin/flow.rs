@@ -174,6 +174,7 @@ pub async fn after_primary(
                 }
             };
             signin.user_id = Some(user.id);
+            crate::telemetry::mfa_prompt(&tenant.slug, &signin.step);
             state.store.put_signin(&digest(tx), &signin).await?;
             to_login_page(tenant, tx)
         }

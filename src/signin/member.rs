@@ -146,6 +146,9 @@ pub async fn password(
         return Ok(too_many(page, BUSY_RETRY_SECS));
     };
     if !ok {
+        if before + 1 >= state.config.rate_limit.password_failures as usize {
+            crate::telemetry::lockout(&tenant.slug, "password", user.as_ref().map(|u| &u.id));
+        }
         state.ip_limiter.record_failure(&ip_key, now).await?;
         log_login_failure(&state, facts(), &login, "wrong_password", "invalid username or password".into()).await;
         return step_page(&state, &req, &tenant, &tx, &signin, Some(WRONG_PASSWORD.into())).await;

@@ -71,6 +71,7 @@ async fn log_lock(state: &AppState, req: &HttpRequest, tenant: &Tenant, signin: 
         amr: auth.amr.clone(),
         interactive: true,
     };
+    crate::telemetry::lockout(&tenant.slug, "mfa", Some(&auth.user_id));
     crate::audit::log(state, facts, None, Some(("mfa_locked", "5 wrong MFA codes: locked for 15 minutes".into())))
         .await;
 }
@@ -98,7 +99,9 @@ pub async fn enroll(
         return enroll_page(&state, &tenant, &signin, ctx, &secret_b32, Some(LOCKED.into()));
     }
     let clear = state.seal.open(&secret_b32).ok_or_else(PageError::signin_expired)?;
-    let step = match mfa::check_totp(&clear, f.get("code").unwrap_or_default(), now, None) {
+    let checked = mfa::check_totp(&clear, f.get("code").unwrap_or_default(), now, None);
+    crate::telemetry::mfa_verification(&tenant.slug, "totp", matches!(checked, TotpCheck::Ok { .. }));
+    let step = match checked {
         TotpCheck::Ok { step } => step,
         _ => {
             let locked = crate::storage::modify_user(&state.store, &tenant.id, &auth.user_id, |u| {
@@ -198,9 +201,12 @@ pub async fn proceed(
 }
 
 enum Answer {
-    Ok,
+    /// Proven by this method (`totp` or `recovery_code`).
+    Ok(&'static str),
     Replayed,
-    Wrong { locked: bool },
+    Wrong {
+        locked: bool,
+    },
     Locked,
 }
 
@@ -227,7 +233,7 @@ pub async fn challenge(
                 TotpCheck::Ok { step } => {
                     m.last_step = Some(step);
                     u.mfa_lockout.clear();
-                    return Answer::Ok;
+                    return Answer::Ok("totp");
                 }
                 TotpCheck::Replayed => replayed = true,
                 TotpCheck::Wrong => {}
@@ -239,7 +245,7 @@ pub async fn challenge(
         if let Some(i) = mfa::match_recovery_code(&code, &u.recovery_code_hashes) {
             u.recovery_code_hashes.remove(i);
             u.mfa_lockout.clear();
-            return Answer::Ok;
+            return Answer::Ok("recovery_code");
         }
         let locked =
             u.mfa_lockout.record_failure(now, mfa::MFA_MAX_FAILURES, mfa::MFA_FAILURE_WINDOW_SECS, mfa::MFA_LOCK_SECS);
@@ -247,8 +253,16 @@ pub async fn challenge(
     })
     .await?;
     let ctx = crate::signin::context(&state, &req, &tenant, &tx, &signin).await?;
-    match outcome.map(|(_, a)| a) {
-        Some(Answer::Ok) => {
+    let outcome = outcome.map(|(_, a)| a);
+    match &outcome {
+        Some(Answer::Ok(method)) => crate::telemetry::mfa_verification(&tenant.slug, method, true),
+        Some(Answer::Wrong { .. } | Answer::Replayed) => {
+            crate::telemetry::mfa_verification(&tenant.slug, "totp", false)
+        }
+        _ => {}
+    }
+    match outcome {
+        Some(Answer::Ok(_)) => {
             state.store.flush().await?;
             after_primary(&state, &req, &tenant, &tx, signin, with_mfa(auth, now), None).await
         }

@@ -379,6 +379,9 @@ pub async fn challenge(
             Some(Outcome::Refused)
         }
     };
+    if let Some(o) = &outcome {
+        crate::telemetry::mfa_verification(&tenant.slug, "passkey", matches!(o, Outcome::Ok));
+    }
     match (outcome, result) {
         (Some(Outcome::Ok), Ok(res)) => {
             state.store.flush().await?;

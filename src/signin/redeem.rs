@@ -147,7 +147,9 @@ pub async fn consent(
         None => header::HeaderValue::from_static("/"),
     };
     let now = state.now();
-    let user = match state.store.redeem(&ticket, &identity, now, tenant.premium_seats).await? {
+    let outcome = state.store.redeem(&ticket, &identity, now, tenant.premium_seats).await?;
+    crate::telemetry::redemption(&tenant.slug, &outcome);
+    let user = match outcome {
         Redeemed::Done(u) => *u,
         // The last seat went to a concurrent redemption since the check above.
         Redeemed::NoSeat => return Err(seat_exhausted(&tenant)),

@@ -20,7 +20,7 @@ use Rule::{Never, Only};
 const BELOW_TOP: &[&str] = &[
     "signin", "portal", "admin", "demo",                                // features
     "oidc", "directory", "federation", "access", "audit", "mail",       // protocol and domain
-    "web",                                                              // the HTTP kit
+    "web", "telemetry",                                                 // the HTTP kit, observability
     "app", "keys", "licensing", "storage", "model",                     // state, storage, records
     "policy", "mfa", "password", "secrets", "clock", "ratelimit", "config", // leaves
 ];
@@ -56,6 +56,8 @@ const RULES: &[(&[&str], Rule)] = &[
     (&["password"],  Only(&["config", "secrets"])),
     // The HTTP kit serves every feature and so imports none of them.
     (&["web"],       Never(ABOVE_KIT)),
+    // Metrics, logs and the timed store: beside the kit, above the store it times.
+    (&["telemetry"], Only(&["storage", "model", "policy", "config", "secrets"])),
     // Only startup and cli sit above routes.
     (BELOW_TOP,      Never(&["routes", "startup", "cli"])),
 ];

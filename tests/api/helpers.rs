@@ -23,6 +23,8 @@ pub struct TestApp {
     pub state: actix_web::web::Data<AppState>,
     pub stubs: actix_web::web::Data<gatehouse::demo::stub_idp::StubState>,
     pub dir: tempfile::TempDir,
+    /// The `/metrics` listener's port, when the test set `metrics_bind`.
+    pub metrics_port: Option<u16>,
     handle: actix_web::dev::ServerHandle,
 }
 
@@ -116,8 +118,9 @@ pub async fn spawn_with_clock(clock: Arc<ManualClock>, tweak: impl FnOnce(&mut C
     let state = app.state();
     let stubs = app.stubs();
     let handle = app.handle();
+    let metrics_port = app.metrics_port();
     tokio::spawn(app.run_until_stopped());
-    TestApp { url, clock, creds, state, stubs, dir, handle }
+    TestApp { url, clock, creds, state, stubs, dir, metrics_port, handle }
 }
 
 impl TestApp {
