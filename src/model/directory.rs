@@ -208,6 +208,10 @@ pub struct User {
     /// Ids of the tenant's groups this user is a member of (DESIGN §11).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub member_of: Vec<Uuid>,
+    /// Graph `passwordProfile.forceChangePasswordNextSignIn`: the next sign-in asks for a
+    /// new password right after the current one is verified.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub force_change_password: bool,
 }
 
 impl User {
