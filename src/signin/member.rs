@@ -165,5 +165,8 @@ pub async fn password(
         device_id: None,
         home: None,
     };
+    if user.force_change_password {
+        return crate::signin::change_password::start(&state, &tenant, &tx, signin, auth).await;
+    }
     after_primary(&state, &req, &tenant, &tx, signin, auth, None).await
 }
