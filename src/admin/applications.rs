@@ -124,7 +124,9 @@ pub async fn delete(req: HttpRequest, path: web::Path<String>, state: Data) -> R
 
 fn parse_end(s: &str, now: i64) -> Result<i64, GraphError> {
     let end = chrono::DateTime::parse_from_rfc3339(s)
-        .map_err(|_| GraphError::bad_request(format!("endDateTime: '{s}' is not an ISO 8601 date-time with a zone.")))?
+        .map_err(|_| {
+            GraphError::bad_request("endDateTime is not an ISO 8601 date-time with a zone (e.g. 2027-01-31T00:00:00Z).")
+        })?
         .timestamp();
     if end <= now {
         return Err(GraphError::bad_request("endDateTime must be in the future."));
@@ -202,8 +204,7 @@ pub async fn remove_password(
     let mut app = find_editable(&state, &caller.tenant, &path).await?;
     let r: RemovePasswordRequest = json_body(&req, &body)?;
     let raw = r.key_id.ok_or_else(|| GraphError::bad_request("keyId is required."))?;
-    let key_id =
-        Uuid::parse_str(&raw).map_err(|_| GraphError::bad_request(format!("keyId: '{raw}' is not a GUID.")))?;
+    let key_id = Uuid::parse_str(&raw).map_err(|_| GraphError::bad_request("keyId is not a GUID."))?;
     let before = app.registration.password_credentials.len();
     app.registration.password_credentials.retain(|c| c.key_id != key_id);
     if app.registration.password_credentials.len() == before {

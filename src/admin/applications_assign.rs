@@ -56,15 +56,14 @@ pub async fn create(
         return Err(GraphError::bad_request("principalId must be the id of the user in the URL."));
     }
     let resource = r.resource_id.ok_or_else(|| GraphError::bad_request("resourceId is required."))?;
-    let mut app =
-        state.store.app(&caller.tenant.id, &resource).await?.ok_or_else(|| {
-            GraphError::bad_request(format!("resourceId: no application '{resource}' in this tenant."))
-        })?;
+    let mut app = state
+        .store
+        .app(&caller.tenant.id, &resource)
+        .await?
+        .ok_or_else(|| GraphError::bad_request("resourceId names no application of this tenant."))?;
     let role = match r.app_role_id.as_deref() {
         None => Uuid::nil(),
-        Some(s) => {
-            Uuid::parse_str(s).map_err(|_| GraphError::bad_request(format!("appRoleId: '{s}' is not a GUID.")))?
-        }
+        Some(s) => Uuid::parse_str(s).map_err(|_| GraphError::bad_request("appRoleId is not a GUID."))?,
     };
     let role_ok = role.is_nil()
         || app

@@ -29,6 +29,11 @@ fn bad(message: impl Into<String>) -> GraphError {
     GraphError::bad_request(message)
 }
 
+/// A value as a message names it: escaped and at most 80 characters.
+fn short(s: &str) -> String {
+    s.escape_debug().take(80).collect()
+}
+
 fn is_loopback(u: &url::Url) -> bool {
     matches!(u.host_str(), Some("127.0.0.1") | Some("[::1]"))
 }
@@ -36,18 +41,21 @@ fn is_loopback(u: &url::Url) -> bool {
 /// An absolute URI without fragment, user information or wildcard; `https`, or `http` on
 /// loopback (any port matches there, RFC 8252 §7.3); native apps also a private-use scheme
 /// in reverse-domain form (RFC 8252 §7.1, e.g. `com.example.app:/callback`).
-pub fn check_uri(field: &str, uri: &str, platform: Platform) -> Result<(), GraphError> {
-    if uri.is_empty() || uri.len() > URI_MAX {
+pub fn check_uri(field: &str, raw: &str, platform: Platform) -> Result<(), GraphError> {
+    if raw.is_empty() || raw.len() > URI_MAX {
         return Err(bad(format!("{field}: a URI must have 1 to {URI_MAX} characters.")));
     }
-    if uri.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(bad(format!("{field}: '{}' must not contain spaces or control characters.", uri.escape_debug())));
+    // Named in the message, shortened so that the message stays one short line.
+    let uri = short(raw);
+    if raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(bad(format!("{field}: '{uri}' must not contain spaces or control characters.")));
     }
-    if uri.contains('*') {
+    let uri = uri.as_str();
+    if raw.contains('*') {
         return Err(bad(format!("{field}: '{uri}': wildcards are not allowed; register each URI exactly.")));
     }
-    let u = url::Url::parse(uri).map_err(|_| bad(format!("{field}: '{uri}' is not an absolute URI.")))?;
-    if uri.contains('#') {
+    let u = url::Url::parse(raw).map_err(|_| bad(format!("{field}: '{uri}' is not an absolute URI.")))?;
+    if raw.contains('#') {
         return Err(bad(format!("{field}: '{uri}' must not contain a fragment (#).")));
     }
     if !u.username().is_empty() || u.password().is_some() {
@@ -173,7 +181,7 @@ fn roles(req: &[AppRoleRequest]) -> Result<Vec<AppRoleDefinition>, GraphError> {
             )));
         }
         if out.iter().any(|d| d.value.eq_ignore_ascii_case(v)) {
-            return Err(bad(format!("{field}.value: '{v}' is defined twice; role values must be unique.")));
+            return Err(bad(format!("{field}.value: '{}' is defined twice; role values must be unique.", short(v))));
         }
         let id = r.id.unwrap_or_else(Uuid::new_v4);
         if out.iter().any(|d| d.id == id) {
@@ -207,7 +215,9 @@ fn alg(s: &str) -> Result<SigningAlg, GraphError> {
     match s {
         "ES256" => Ok(SigningAlg::ES256),
         "RS256" => Ok(SigningAlg::RS256),
-        other => Err(bad(format!("idTokenSignedResponseAlg: '{other}' is not supported; use ES256 or RS256."))),
+        other => {
+            Err(bad(format!("idTokenSignedResponseAlg: '{}' is not supported; use ES256 or RS256.", short(other))))
+        }
     }
 }
 
@@ -217,7 +227,9 @@ fn group_claims(s: &Option<String>) -> Result<Option<String>, GraphError> {
         Some(v) if v.eq_ignore_ascii_case("None") => Ok(None),
         Some(v) if v.eq_ignore_ascii_case("SecurityGroup") => Ok(Some("SecurityGroup".into())),
         Some(v) if v.eq_ignore_ascii_case("All") => Ok(Some("All".into())),
-        Some(v) => Err(bad(format!("groupMembershipClaims: '{v}' is not supported; use None, SecurityGroup or All."))),
+        Some(v) => {
+            Err(bad(format!("groupMembershipClaims: '{}' is not supported; use None, SecurityGroup or All.", short(v))))
+        }
     }
 }
 
@@ -290,7 +302,7 @@ pub fn apply(app: &mut Application, req: &ApplicationRequest, creating: bool) ->
     let mut all: Vec<String> = Vec::new();
     for u in web.iter().chain(&spa).chain(&native) {
         if all.contains(u) {
-            return Err(bad(format!("The redirect URI '{u}' is registered twice.")));
+            return Err(bad(format!("The redirect URI '{}' is registered twice.", short(u))));
         }
         all.push(u.clone());
     }

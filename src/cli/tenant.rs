@@ -18,8 +18,22 @@ const ADMIN_ROLES: [&str; 3] = ["Directory.ReadWrite.All", "User.Invite.All", "A
 const ADMIN_SECRET_SECS: i64 = 2 * 365 * 86_400;
 /// Path segments the server itself routes: a tenant slug must not shadow them.
 const RESERVED_SLUGS: &[&str] = &[
-    "graph", "stub", "demo", "outbox", "static", "health", "healthz", "metrics", "federation", "redeem", "admin",
-    "common", "organizations", "consumers", "style.css", "favicon.ico",
+    "graph",
+    "stub",
+    "demo",
+    "outbox",
+    "static",
+    "health",
+    "healthz",
+    "metrics",
+    "federation",
+    "redeem",
+    "admin",
+    "common",
+    "organizations",
+    "consumers",
+    "style.css",
+    "favicon.ico",
 ];
 
 /// What `tenant create` is given.
@@ -49,8 +63,7 @@ fn domain(d: &str) -> Result<String, String> {
 }
 
 fn slug_of(name: &str) -> String {
-    let mut s: String =
-        name.to_lowercase().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+    let mut s: String = name.to_lowercase().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
     while s.contains("--") {
         s = s.replace("--", "-");
     }
@@ -63,7 +76,9 @@ fn check_slug(s: &str) -> Result<(), String> {
         && !s.starts_with('-')
         && !s.ends_with('-');
     if !ok {
-        return Err(format!("{s:?}: a slug is 2 to 40 lower-case letters, digits and dashes (it is the tenant's URL path)"));
+        return Err(format!(
+            "{s:?}: a slug is 2 to 40 lower-case letters, digits and dashes (it is the tenant's URL path)"
+        ));
     }
     if RESERVED_SLUGS.contains(&s) {
         return Err(format!("{s:?} is a path the server uses: choose another --slug"));
@@ -87,7 +102,8 @@ async fn free_domains(store: &Store, domains: &[String]) -> Result<(), String> {
 
 /// `tenant create`: checks everything (and reads the secrets) before writing anything.
 pub async fn create(config: &Config, n: NewTenant, now: i64) -> Result<String, String> {
-    let name = crate::model::display_text("--name", &n.name, crate::model::DISPLAY_NAME_MAX).map_err(|e| e.to_string())?;
+    let name =
+        crate::model::display_text("--name", &n.name, crate::model::DISPLAY_NAME_MAX).map_err(|e| e.to_string())?;
     let slug = n.slug.clone().unwrap_or_else(|| slug_of(&name));
     check_slug(&slug)?;
     let mut domains: Vec<String> = Vec::new();
@@ -104,7 +120,8 @@ pub async fn create(config: &Config, n: NewTenant, now: i64) -> Result<String, S
     }
     let admin = match (&n.admin_upn, &n.admin_password_env) {
         (Some(upn), Some(var)) => {
-            let upn = normalize_email(upn).ok_or_else(|| format!("--admin-upn {upn:?} is not of the form name@domain"))?;
+            let upn =
+                normalize_email(upn).ok_or_else(|| format!("--admin-upn {upn:?} is not of the form name@domain"))?;
             if !domains.iter().any(|d| upn.ends_with(&format!("@{d}"))) {
                 return Err(format!("--admin-upn {upn} is not in the tenant's domains ({})", domains.join(", ")));
             }
@@ -214,7 +231,13 @@ pub async fn list(config: &Config) -> Result<String, String> {
     let rows: Vec<Vec<String>> = tenants
         .iter()
         .map(|t| {
-            vec![t.slug.clone(), t.id.to_string(), t.display_name.clone(), t.domains.join(","), t.premium_seats.to_string()]
+            vec![
+                t.slug.clone(),
+                t.id.to_string(),
+                t.display_name.clone(),
+                t.domains.join(","),
+                t.premium_seats.to_string(),
+            ]
         })
         .collect();
     Ok(crate::admin::client::table(&["Slug", "Id", "Name", "Domains", "Seats"], &rows))
