@@ -7,7 +7,7 @@ use uuid::Uuid;
 use super::applications_validate::{apply, graph_app};
 use super::applications_wire::{self as w, AddPasswordRequest, ApplicationRequest, RemovePasswordRequest};
 use super::odata::Query;
-use super::{Caller, GraphError, ROLE_DIRECTORY_RW, ROLE_GLOBAL_ADMIN, json_body};
+use super::{Caller, GraphError, ROLE_DIRECTORY_RW, ROLE_GLOBAL_ADMIN};
 use crate::app::AppState;
 use crate::clock::rfc3339;
 use crate::model::{
@@ -67,7 +67,7 @@ pub async fn get(req: HttpRequest, path: web::Path<String>, state: Data) -> Resu
 /// `POST /applications`: a new registration; `appId` (= `id`) is a new UUID.
 pub async fn create(req: HttpRequest, body: web::Bytes, state: Data) -> Result<HttpResponse, GraphError> {
     let caller = Caller::require(&req, &state, WRITE).await?;
-    let r: ApplicationRequest = json_body(&req, &body)?;
+    let r: ApplicationRequest = super::applications_validate::body(&req, &body)?;
     let mut app = Application {
         tenant_id: caller.tenant.id,
         client_id: Uuid::new_v4().to_string().into(),
@@ -101,7 +101,7 @@ pub async fn patch(
 ) -> Result<HttpResponse, GraphError> {
     let caller = Caller::require(&req, &state, WRITE).await?;
     let mut app = find_editable(&state, &caller.tenant, &path).await?;
-    let r: ApplicationRequest = json_body(&req, &body)?;
+    let r: ApplicationRequest = super::applications_validate::body(&req, &body)?;
     apply(&mut app, &r, false)?;
     state.store.put_app(&app).await?;
     state.store.flush().await?;
@@ -147,7 +147,8 @@ pub async fn add_password(
 ) -> Result<HttpResponse, GraphError> {
     let caller = Caller::require(&req, &state, WRITE).await?;
     let mut app = find_editable(&state, &caller.tenant, &path).await?;
-    let r: AddPasswordRequest = if body.is_empty() { AddPasswordRequest::default() } else { json_body(&req, &body)? };
+    let r: AddPasswordRequest =
+        if body.is_empty() { AddPasswordRequest::default() } else { super::applications_validate::body(&req, &body)? };
     let p = r.password_credential.unwrap_or_default();
     if app.client_type == ClientType::Public {
         return Err(GraphError::bad_request(
@@ -202,7 +203,7 @@ pub async fn remove_password(
 ) -> Result<HttpResponse, GraphError> {
     let caller = Caller::require(&req, &state, WRITE).await?;
     let mut app = find_editable(&state, &caller.tenant, &path).await?;
-    let r: RemovePasswordRequest = json_body(&req, &body)?;
+    let r: RemovePasswordRequest = super::applications_validate::body(&req, &body)?;
     let raw = r.key_id.ok_or_else(|| GraphError::bad_request("keyId is required."))?;
     let key_id = Uuid::parse_str(&raw).map_err(|_| GraphError::bad_request("keyId is not a GUID."))?;
     let before = app.registration.password_credentials.len();

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::applications_wire::{AppRoleAssignment, AppRoleAssignmentRequest};
 use super::users::find as find_user;
 use super::wire::OData;
-use super::{Caller, GraphError, json_body};
+use super::{Caller, GraphError};
 use crate::clock::rfc3339;
 use crate::model::{AppAssignment, Application, User};
 use crate::web::Data;
@@ -50,7 +50,7 @@ pub async fn create(
 ) -> Result<HttpResponse, GraphError> {
     let caller = Caller::require(&req, &state, super::users::WRITE).await?;
     let user = find_user(&state, &caller.tenant, &path).await?;
-    let r: AppRoleAssignmentRequest = json_body(&req, &body)?;
+    let r: AppRoleAssignmentRequest = super::applications_validate::body(&req, &body)?;
     let principal = r.principal_id.ok_or_else(|| GraphError::bad_request("principalId is required."))?;
     if Uuid::parse_str(&principal).ok() != Some(*user.id.as_uuid()) {
         return Err(GraphError::bad_request("principalId must be the id of the user in the URL."));

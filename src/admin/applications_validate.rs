@@ -29,6 +29,18 @@ fn bad(message: impl Into<String>) -> GraphError {
     GraphError::bad_request(message)
 }
 
+/// [`super::json_body`] with serde's list of expected fields left out of the message (it
+/// would outgrow one short line); the unknown field is still named.
+pub fn body<T: serde::de::DeserializeOwned>(req: &actix_web::HttpRequest, raw: &[u8]) -> Result<T, GraphError> {
+    super::json_body(req, raw).map_err(|mut e| {
+        if let Some(cut) = e.message.find(", expected") {
+            e.message.truncate(cut);
+            e.message.push('.');
+        }
+        e
+    })
+}
+
 /// A value as a message names it: escaped and at most 80 characters.
 fn short(s: &str) -> String {
     s.escape_debug().take(80).collect()

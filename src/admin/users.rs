@@ -4,7 +4,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::odata::Query;
 use super::wire::{self, AuthenticationMethod, OData, PasswordProfile, UserCreate, UserPatch};
-use super::{Caller, GraphError, ROLE_DIRECTORY_RW, ROLE_GLOBAL_ADMIN, json_body};
+use super::{Caller, GraphError, ROLE_DIRECTORY_RW, ROLE_GLOBAL_ADMIN};
 use crate::app::AppState;
 use crate::clock::rfc3339;
 use crate::model::{DISPLAY_NAME_MAX, Tenant, User, UserId, UserType, display_text, normalize_email};
@@ -262,7 +262,7 @@ async fn hash_profile(state: &AppState, p: &PasswordProfile) -> Result<String, G
 /// `POST /users`: a member (`userType` Member) with a password; guests come by invitation.
 pub async fn create(req: HttpRequest, body: web::Bytes, state: Data) -> Result<HttpResponse, GraphError> {
     let caller = Caller::require(&req, &state, WRITE).await?;
-    let b: UserCreate = json_body(&req, &body)?;
+    let b: UserCreate = super::applications_validate::body(&req, &body)?;
     if b.user_type.as_deref().is_some_and(|t| !t.eq_ignore_ascii_case("Member")) {
         return Err(bad("Only members are created here: invite guests (POST /invitations)."));
     }
@@ -325,7 +325,7 @@ pub async fn patch(
 ) -> Result<HttpResponse, GraphError> {
     let caller = Caller::require(&req, &state, WRITE).await?;
     let user = find(&state, &caller.tenant, &path).await?;
-    let p: UserPatch = json_body(&req, &body)?;
+    let p: UserPatch = super::applications_validate::body(&req, &body)?;
     let display_name = match &p.display_name {
         Some(n) => Some(
             display_text("displayName", n, DISPLAY_NAME_MAX).map_err(|e| GraphError::bad_request(format!("{e}.")))?,
