@@ -54,7 +54,7 @@ pub async fn list(req: HttpRequest, state: Data) -> Result<HttpResponse, GraphEr
     let q = Query::parse(req.query_string(), &["appId", "displayName"])?;
     let items = state.store.apps(&caller.tenant.id).await?.iter().map(graph_app).collect::<Vec<_>>();
     let base = format!("{}/graph/v1.0/applications", state.public_url);
-    Ok(HttpResponse::Ok().json(q.respond(items.into_iter(), &base, "#applications")?))
+    Ok(HttpResponse::Ok().json(q.respond(items, &base, "#applications")?))
 }
 
 pub async fn get(req: HttpRequest, path: web::Path<String>, state: Data) -> Result<HttpResponse, GraphError> {
