@@ -24,6 +24,36 @@ pub const PASSWORDS_MAX: usize = 16;
 pub const PASSWORD_LIFE_MAX_SECS: i64 = 2 * 365 * 86_400 + 86_400;
 const PASSWORD_LIFE_DEFAULT_SECS: i64 = 2 * 365 * 86_400;
 
+/// The admin API's own permissions: an app role with one of these names lets its app call
+/// the API, so only a caller that holds the permission itself may give it (no escalation
+/// from `Application.ReadWrite.All` to `Directory.ReadWrite.All`).
+const API_PERMISSIONS: &[&str] = &[
+    "Application.Read.All",
+    "Application.ReadWrite.All",
+    "AuditLog.Read.All",
+    "Directory.Read.All",
+    ROLE_DIRECTORY_RW,
+    "Policy.Read.All",
+    "Policy.ReadWrite.ConditionalAccess",
+    super::ROLE_USER_INVITE,
+    "User.Read.All",
+    ROLE_GLOBAL_ADMIN,
+];
+
+fn no_escalation(caller: &Caller, before: &[String], after: &Application) -> Result<(), GraphError> {
+    let gained = after.app_roles.iter().filter(|r| !before.contains(r));
+    for role in gained {
+        if let Some(p) = API_PERMISSIONS.iter().find(|p| p.eq_ignore_ascii_case(role))
+            && !caller.has_any(&[*p])
+        {
+            return Err(GraphError::forbidden(format!(
+                "The app role {p} is a permission of the admin API that you do not hold: you cannot give it."
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Applications gatehouse itself keeps (federation between its tenants, its own pages).
 fn built_in(client_id: &str) -> bool {
     client_id == crate::federation::B2B_CLIENT_ID || client_id == crate::access::PORTAL_APP
@@ -86,6 +116,7 @@ pub async fn create(req: HttpRequest, body: web::Bytes, state: Data) -> Result<H
         registration: Registration::default(),
     };
     apply(&mut app, &r, true)?;
+    no_escalation(&caller, &[], &app)?;
     state.store.put_app(&app).await?;
     state.store.flush().await?;
     tracing::info!(tenant = %caller.tenant.slug, app = %app.client_id, by = %caller.display(), "application created");
@@ -102,7 +133,9 @@ pub async fn patch(
     let caller = Caller::require(&req, &state, WRITE).await?;
     let mut app = find_editable(&state, &caller.tenant, &path).await?;
     let r: ApplicationRequest = super::applications_validate::body(&req, &body)?;
+    let before = app.app_roles.clone();
     apply(&mut app, &r, false)?;
+    no_escalation(&caller, &before, &app)?;
     state.store.put_app(&app).await?;
     state.store.flush().await?;
     tracing::info!(tenant = %caller.tenant.slug, app = %app.client_id, by = %caller.display(), "application updated");

@@ -190,6 +190,21 @@ async fn bad_application_bodies_get_graph_errors_and_change_nothing() {
         assert_same(&before, &app.snapshot().await, format!("POST {what}"));
     }
 
+    // An app role that is a permission of the admin API only from a caller that holds it.
+    let escalate = json!({"displayName": "X", "appRoles": [{"value": "Application.ReadWrite.All"}]});
+    let (status, answer) = app.graph(Method::POST, "applications", Some(&token), Some(escalate)).await;
+    assert_graph_error(status, &answer, StatusCode::FORBIDDEN, "Authorization_RequestDenied");
+    assert_same(&before, &app.snapshot().await, "POST a permission the caller lacks");
+    let held =
+        post_app(&app, &token, json!({"displayName": "Inviter", "appRoles": [{"value": "User.Invite.All"}]})).await;
+    let inviter = held["appId"].as_str().unwrap();
+    let before = app.snapshot().await;
+    let escalate = json!({"appRoles": [{"value": "User.Invite.All"}, {"value": "AuditLog.Read.All"}]});
+    let (status, answer) =
+        app.graph(Method::PATCH, &format!("applications/{inviter}"), Some(&token), Some(escalate)).await;
+    assert_graph_error(status, &answer, StatusCode::FORBIDDEN, "Authorization_RequestDenied");
+    assert_same(&before, &app.snapshot().await, "PATCH a permission the caller lacks");
+
     // The same on an existing app, plus what only a PATCH can get wrong.
     let (id, _) = registered_rp(&app, &token, json!({})).await;
     let path = format!("applications/{id}");
