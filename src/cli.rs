@@ -1,4 +1,5 @@
-//! The command line: `serve`, `keys rotate|list`.
+//! The command line: `serve`, `keys rotate|list`, `tenant create|list|add-domain`, and the
+//! admin-API commands (`cli/admin.rs`).
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -11,6 +12,7 @@ use crate::model::SigningAlg;
 
 mod admin;
 mod guests;
+mod tenant;
 
 use admin::{AdminOp, admin_command};
 
@@ -80,6 +82,12 @@ enum Command {
     Keys {
         #[command(subcommand)]
         action: KeysAction,
+    },
+    /// Tenants and their verified domains (on the store, offline: with the embedded store
+    /// while the server is stopped).
+    Tenant {
+        #[command(subcommand)]
+        action: TenantAction,
     },
     /// Users of the tenant (like Get-MsolUser).
     Users {
@@ -328,6 +336,53 @@ enum StoreAction {
 }
 
 #[derive(Subcommand)]
+enum TenantAction {
+    /// Create a tenant; optionally its admin client and first admin member, so that the
+    /// admin API (Graph) can be used at once.
+    Create {
+        /// Display name (e.g. "Fabrikam").
+        #[arg(long)]
+        name: String,
+        /// URL path of the tenant (default: from the name, e.g. `fabrikam`); never changes.
+        #[arg(long)]
+        slug: Option<String>,
+        /// A domain the tenant verified (repeat for more); the first is the initial domain.
+        #[arg(long = "domain", required = true)]
+        domains: Vec<String>,
+        /// Premium seats (MFA, conditional access, redeemed guests).
+        #[arg(long, default_value_t = 25)]
+        seats: u32,
+        /// Register the admin client `gatehouse-admin` with the secret held by this environment
+        /// variable (never given on the command line; at least 32 characters).
+        #[arg(long)]
+        client_secret_env: Option<String>,
+        /// Create this member as a Global Administrator (with --admin-password-env).
+        #[arg(long, requires = "admin_password_env")]
+        admin_upn: Option<String>,
+        /// The environment variable holding the admin member's password.
+        #[arg(long, requires = "admin_upn")]
+        admin_password_env: Option<String>,
+        #[command(flatten)]
+        dirs: DirArgs,
+    },
+    /// List the tenants: slug, id, name, domains, seats.
+    List {
+        #[command(flatten)]
+        dirs: DirArgs,
+    },
+    /// Add a domain the tenant's admin verified.
+    AddDomain {
+        /// The tenant's slug.
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        domain: String,
+        #[command(flatten)]
+        dirs: DirArgs,
+    },
+}
+
+#[derive(Subcommand)]
 enum KeysAction {
     /// Create a new key: published in JWKS at once, used for signing after the grace period.
     Rotate {
@@ -425,6 +480,42 @@ fn execute(cli: Cli) -> Result<(), String> {
             let config = load(cli.config.as_deref(), o)?;
             let copied = block_on(copy_store(&config, force))??;
             println!("copied {copied} records to PostgreSQL");
+            Ok(())
+        }
+        Command::Tenant { action } => {
+            let out = match action {
+                TenantAction::Create {
+                    name,
+                    slug,
+                    domains,
+                    seats,
+                    client_secret_env,
+                    admin_upn,
+                    admin_password_env,
+                    dirs,
+                } => {
+                    let config = load(cli.config.as_deref(), dirs.overrides())?;
+                    let n = tenant::NewTenant {
+                        name,
+                        slug,
+                        domains,
+                        seats,
+                        client_secret_env,
+                        admin_upn,
+                        admin_password_env,
+                    };
+                    block_on(tenant::create(&config, n, SystemClock.now()))??
+                }
+                TenantAction::List { dirs } => {
+                    let config = load(cli.config.as_deref(), dirs.overrides())?;
+                    block_on(tenant::list(&config))??
+                }
+                TenantAction::AddDomain { tenant: slug, domain, dirs } => {
+                    let config = load(cli.config.as_deref(), dirs.overrides())?;
+                    block_on(tenant::add_domain(&config, &slug, &domain))??
+                }
+            };
+            println!("{}", out.trim_end());
             Ok(())
         }
         Command::Users { action, conn } => admin_command(cli.config.as_deref(), conn, AdminOp::Users(action)),

@@ -128,6 +128,34 @@ fn pool() -> Option<&'static Queue> {
     .as_ref()
 }
 
+/// Longest password accepted (Entra's limit).
+pub const PASSWORD_MAX: usize = 256;
+
+/// Entra's password rule for members: 8 to 256 characters with three of lower case, upper
+/// case, digits and symbols. `None` when `p` meets it, else what is wrong, in words.
+pub fn policy_problem(p: &str) -> Option<&'static str> {
+    let n = p.chars().count();
+    if n < 8 {
+        return Some("A password has at least 8 characters.");
+    }
+    if n > PASSWORD_MAX {
+        return Some("A password has at most 256 characters.");
+    }
+    if p.chars().any(char::is_control) {
+        return Some("A password must not contain control characters.");
+    }
+    let classes = [
+        p.chars().any(|c| c.is_lowercase()),
+        p.chars().any(|c| c.is_uppercase()),
+        p.chars().any(|c| c.is_ascii_digit()),
+        p.chars().any(|c| !c.is_alphanumeric()),
+    ];
+    if classes.iter().filter(|c| **c).count() < 3 {
+        return Some("A password needs three of: lower case letters, upper case letters, digits, symbols.");
+    }
+    None
+}
+
 /// The argon2 threads (one per core).
 pub fn threads() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)

@@ -41,6 +41,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/{tenant}/login", web::get().to(signin::show))
         .route("/{tenant}/login/identify", web::post().to(member::identify))
         .route("/{tenant}/login/password", web::post().to(member::password))
+        .route("/{tenant}/login/change-password", web::post().to(signin::change_password::change))
         .route("/{tenant}/login/cancel", web::post().to(signin::cancel))
         .route("/{tenant}/login/email-otp", web::post().to(guest::email_otp))
         .route("/{tenant}/login/email-otp/send", web::post().to(guest::email_otp_resend))

@@ -1,6 +1,7 @@
 //! Conditional access inside a sign-in (DESIGN §2.3, §4): after primary authentication
 //! (and again when an SSO session is reused) gatehouse evaluates the tenant's policies,
 //! per-user and tenant MFA, step-up and licensing, and decides: allow, MFA, or block.
+pub mod assignment;
 pub mod credential;
 pub mod cross_tenant;
 

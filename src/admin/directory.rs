@@ -1,30 +1,10 @@
-//! `applications`, `devices`, `auditLogs/signIns`, `subscribedSkus`.
+//! `devices`, `auditLogs/signIns`, `subscribedSkus`.
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::odata::Query;
 use super::wire::{self, DevicePatch, OData};
 use super::{Caller, GraphError, json_body};
 use crate::web::Data;
-
-pub async fn applications(req: HttpRequest, state: Data) -> Result<HttpResponse, GraphError> {
-    let caller = Caller::require(&req, &state, super::users::READ).await?;
-    let q = Query::parse(req.query_string(), &["appId", "displayName"])?;
-    let items = state.store.apps(&caller.tenant.id).await?.into_iter().map(|a| wire::Application {
-        id: a.client_id.to_string(),
-        app_id: a.client_id.into(),
-        display_name: a.display_name,
-        web: wire::WebApplication {
-            redirect_uris: a.redirect_uris,
-            logout_url: a.post_logout_redirect_uris.into_iter().next(),
-            home_page_url: a.home_page_url,
-        },
-        is_fallback_public_client: a.client_type == crate::model::ClientType::Public,
-        app_roles: a.app_roles,
-        group_membership_claims: a.group_membership_claims,
-    });
-    let base = format!("{}/graph/v1.0/applications", state.public_url);
-    Ok(HttpResponse::Ok().json(q.respond(items, &base, "#applications")?))
-}
 
 pub async fn devices(req: HttpRequest, state: Data) -> Result<HttpResponse, GraphError> {
     let caller = Caller::require(&req, &state, super::users::READ).await?;

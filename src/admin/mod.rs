@@ -1,6 +1,10 @@
 //! The admin API in Microsoft Graph's shapes, under `/graph/v1.0`. Callers present a
 //! bearer token gatehouse issued; the tenant comes from the token.
 pub mod agreements;
+pub mod applications;
+pub mod applications_assign;
+pub mod applications_validate;
+pub mod applications_wire;
 pub mod client;
 pub mod cross_tenant;
 pub mod directory;
@@ -178,7 +182,7 @@ pub fn configure(cfg: &mut actix_web::web::ServiceConfig) {
     // Every resource answers a wrong method with a Graph error too.
     let resource = |path: &str| actix_web::web::resource(path).default_service(actix_web::web::to(method_not_allowed));
     cfg.service(resource("/graph/v1.0/invitations").route(post().to(invitations::create)))
-        .service(resource("/graph/v1.0/users").route(get().to(users::list)))
+        .service(resource("/graph/v1.0/users").route(get().to(users::list)).route(post().to(users::create)))
         .service(
             resource("/graph/v1.0/users/{id}")
                 .route(get().to(users::get))
@@ -228,7 +232,30 @@ pub fn configure(cfg: &mut actix_web::web::ServiceConfig) {
             resource("/graph/v1.0/identityGovernance/termsOfUse/agreements/{id}/acceptances")
                 .route(get().to(agreements::acceptances)),
         )
-        .service(resource("/graph/v1.0/applications").route(get().to(directory::applications)))
+        .service(
+            resource("/graph/v1.0/applications")
+                .route(get().to(applications::list))
+                .route(post().to(applications::create)),
+        )
+        .service(
+            resource("/graph/v1.0/applications/{id}")
+                .route(get().to(applications::get))
+                .route(patch().to(applications::patch))
+                .route(delete().to(applications::delete)),
+        )
+        .service(resource("/graph/v1.0/applications/{id}/addPassword").route(post().to(applications::add_password)))
+        .service(
+            resource("/graph/v1.0/applications/{id}/removePassword").route(post().to(applications::remove_password)),
+        )
+        .service(
+            resource("/graph/v1.0/users/{id}/appRoleAssignments")
+                .route(get().to(applications_assign::list))
+                .route(post().to(applications_assign::create)),
+        )
+        .service(
+            resource("/graph/v1.0/users/{id}/appRoleAssignments/{assignment}")
+                .route(delete().to(applications_assign::delete)),
+        )
         .service(resource("/graph/v1.0/devices").route(get().to(directory::devices)))
         .service(resource("/graph/v1.0/devices/{id}").route(patch().to(directory::patch_device)))
         .service(resource("/graph/v1.0/auditLogs/signIns").route(get().to(directory::sign_ins)))

@@ -3,11 +3,11 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::odata::Query;
-use super::wire::{self, AuthenticationMethod, OData, UserPatch};
-use super::{Caller, GraphError, ROLE_DIRECTORY_RW, ROLE_GLOBAL_ADMIN, json_body};
+use super::wire::{self, AuthenticationMethod, OData, PasswordProfile, UserCreate, UserPatch};
+use super::{Caller, GraphError, ROLE_DIRECTORY_RW, ROLE_GLOBAL_ADMIN};
 use crate::app::AppState;
 use crate::clock::rfc3339;
-use crate::model::{DISPLAY_NAME_MAX, Tenant, User, UserType, display_text};
+use crate::model::{DISPLAY_NAME_MAX, Tenant, User, UserId, UserType, display_text, normalize_email};
 use crate::web::Data;
 
 pub const READ: &[&str] = &[ROLE_DIRECTORY_RW, "Directory.Read.All", "User.Read.All", ROLE_GLOBAL_ADMIN];
@@ -220,6 +220,103 @@ pub async fn get(req: HttpRequest, path: web::Path<String>, state: Data) -> Resu
     Ok(HttpResponse::Ok().json(q.project_one(&found)?))
 }
 
+fn bad(message: impl Into<String>) -> GraphError {
+    GraphError::bad_request(message)
+}
+
+/// Graph's `mailNickname` rule: 1 to 64 ASCII characters, none of `@ () \ [] " ; : <> ,` or space.
+fn check_mail_nickname(s: &str) -> Result<(), GraphError> {
+    let ok = (1..=64).contains(&s.len()) && s.chars().all(|c| c.is_ascii_graphic() && !"@()\\[]\";:<>,".contains(c));
+    if !ok {
+        return Err(bad(
+            "mailNickname must be 1 to 64 ASCII characters without spaces or any of @ ( ) \\ [ ] \" ; : < > ,.",
+        ));
+    }
+    Ok(())
+}
+
+/// A member's UPN: `local@domain` with a domain the tenant verified, lowercased.
+fn check_upn(tenant: &Tenant, upn: &str) -> Result<String, GraphError> {
+    let parsed = normalize_email(upn)
+        .filter(|u| !u.contains('#'))
+        .ok_or_else(|| bad("userPrincipalName is not of the form name@domain."))?;
+    let domain = parsed.rsplit_once('@').map(|(_, d)| d).unwrap_or_default();
+    if !tenant.domains.iter().any(|d| d.eq_ignore_ascii_case(domain)) {
+        let shown: String = domain.chars().take(80).collect();
+        return Err(bad(format!("userPrincipalName: '{shown}' is not a verified domain of this tenant.")));
+    }
+    Ok(parsed)
+}
+
+/// The password of a `passwordProfile`, checked against the policy, hashed off the async threads.
+async fn hash_profile(state: &AppState, p: &PasswordProfile) -> Result<String, GraphError> {
+    let password = p.password.as_deref().ok_or_else(|| bad("passwordProfile.password is required."))?;
+    if let Some(problem) = crate::password::policy_problem(password) {
+        return Err(bad(format!("passwordProfile.password: {problem}")));
+    }
+    crate::password::hash_blocking(password.to_string(), state.config.argon2.clone())
+        .await
+        .map_err(GraphError::internal)
+}
+
+/// `POST /users`: a member (`userType` Member) with a password; guests come by invitation.
+pub async fn create(req: HttpRequest, body: web::Bytes, state: Data) -> Result<HttpResponse, GraphError> {
+    let caller = Caller::require(&req, &state, WRITE).await?;
+    let b: UserCreate = super::applications_validate::body(&req, &body)?;
+    if b.user_type.as_deref().is_some_and(|t| !t.eq_ignore_ascii_case("Member")) {
+        return Err(bad("Only members are created here: invite guests (POST /invitations)."));
+    }
+    let enabled = b.account_enabled.ok_or_else(|| bad("accountEnabled is required."))?;
+    let name = b.display_name.as_deref().ok_or_else(|| bad("displayName is required."))?;
+    let name = display_text("displayName", name, DISPLAY_NAME_MAX).map_err(|e| bad(format!("{e}.")))?;
+    check_mail_nickname(b.mail_nickname.as_deref().ok_or_else(|| bad("mailNickname is required."))?)?;
+    let upn = check_upn(
+        &caller.tenant,
+        b.user_principal_name.as_deref().ok_or_else(|| bad("userPrincipalName is required."))?,
+    )?;
+    let mail = match b.mail.as_deref() {
+        Some(m) => normalize_email(m).ok_or_else(|| bad("mail is not an email address."))?,
+        None => upn.clone(),
+    };
+    let profile = b.password_profile.as_ref().ok_or_else(|| bad("passwordProfile is required."))?;
+    // Taken names answer before the (slow) hash; the insert below still decides a race.
+    let taken = |what: &str| {
+        GraphError::new(
+            actix_web::http::StatusCode::BAD_REQUEST,
+            "Request_BadRequest",
+            format!("Another object with the same value for property {what} already exists."),
+        )
+    };
+    if state.store.user_by_upn(&caller.tenant.id, &upn).await?.is_some() {
+        return Err(taken("userPrincipalName"));
+    }
+    if state.store.user_by_mail(&caller.tenant.id, &mail).await?.is_some() {
+        return Err(taken("mail"));
+    }
+    let hash = hash_profile(&state, profile).await?;
+    let user = User {
+        id: UserId::new(),
+        tenant_id: caller.tenant.id,
+        user_type: UserType::Member,
+        user_principal_name: upn,
+        mail,
+        display_name: name,
+        account_enabled: enabled,
+        password_hash: Some(hash),
+        created_at: state.now(),
+        force_change_password: profile.force_change_password_next_sign_in,
+        ..Default::default()
+    };
+    match state.store.insert_user(&user).await {
+        Ok(()) => {}
+        Err(crate::storage::StoreError::Conflict(_)) => return Err(taken("userPrincipalName")),
+        Err(e) => return Err(e.into()),
+    }
+    state.store.flush().await?;
+    tracing::info!(tenant = %caller.tenant.slug, user = %user.id, by = %caller.display(), "member created");
+    Ok(HttpResponse::Created().json(graph_user(&user)))
+}
+
 pub async fn patch(
     req: HttpRequest,
     path: web::Path<String>,
@@ -228,7 +325,7 @@ pub async fn patch(
 ) -> Result<HttpResponse, GraphError> {
     let caller = Caller::require(&req, &state, WRITE).await?;
     let user = find(&state, &caller.tenant, &path).await?;
-    let p: UserPatch = json_body(&req, &body)?;
+    let p: UserPatch = super::applications_validate::body(&req, &body)?;
     let display_name = match &p.display_name {
         Some(n) => Some(
             display_text("displayName", n, DISPLAY_NAME_MAX).map_err(|e| GraphError::bad_request(format!("{e}.")))?,
@@ -243,6 +340,11 @@ pub async fn patch(
             return Err(GraphError::bad_request("A guest's risk is evaluated at their home organisation."));
         }
     }
+    let reset = match &p.password_profile {
+        Some(_) if user.is_guest() => return Err(bad("A guest's password is kept by their home organisation.")),
+        Some(profile) => Some((hash_profile(&state, profile).await?, profile.force_change_password_next_sign_in)),
+        None => None,
+    };
     crate::storage::modify_user(&state.store, &caller.tenant.id, &user.id, |u| {
         if let Some(n) = &display_name {
             u.display_name = n.clone();
@@ -259,6 +361,12 @@ pub async fn patch(
         }
         if let Some(r) = &p.risk_level {
             u.risk_level = r.clone();
+        }
+        if let Some((hash, force)) = &reset {
+            // A reset password ends what the old one opened (sessions, refresh tokens).
+            u.password_hash = Some(hash.clone());
+            u.force_change_password = *force;
+            u.session_epoch += 1;
         }
     })
     .await?;

@@ -258,30 +258,7 @@ pub struct InvitedUser {
     pub user_principal_name: String,
 }
 
-/// Graph `application`: the parts gatehouse has.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Application {
-    pub id: String,
-    pub app_id: String,
-    pub display_name: String,
-    pub web: WebApplication,
-    pub is_fallback_public_client: bool,
-    /// The app roles granted to the client (names).
-    pub app_roles: Vec<String>,
-    /// `SecurityGroup` or `All`: tokens carry a `groups` claim; `null`: they do not.
-    #[serde(default)]
-    pub group_membership_claims: Option<String>,
-}
-
-/// Graph `webApplication`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct WebApplication {
-    pub redirect_uris: Vec<String>,
-    pub logout_url: Option<String>,
-    pub home_page_url: Option<String>,
-}
+pub use super::applications_wire::{Application, WebApplication};
 
 /// Graph `device`: a browser registered by its device cookie.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -490,6 +467,40 @@ pub struct UserPatch {
     /// Members only: none, low, medium, high (admin-set user risk); `null` clears it.
     #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     pub risk_level: Option<Option<String>>,
+    /// Members only: an admin's password reset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_profile: Option<PasswordProfile>,
+}
+
+/// Graph `passwordProfile` (write-only: never returned).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PasswordProfile {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    #[serde(default)]
+    pub force_change_password_next_sign_in: bool,
+}
+
+/// `POST users`: a member in one of the tenant's verified domains.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UserCreate {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_enabled: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mail_nickname: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_principal_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_profile: Option<PasswordProfile>,
+    /// Defaults to the UPN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mail: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_type: Option<String>,
 }
 
 /// A PATCH field that may be absent (`None`), `null` (`Some(None)`: clear it) or a value.
@@ -640,7 +651,14 @@ mod tests {
             "prepaidUnits": {"enabled": 25, "suspended": 0, "warning": 0}, "consumedUnits": 1}));
         round_trip::<Application>(json!({"id": "foo", "appId": "foo", "displayName": "Foo",
             "web": {"redirectUris": ["http://x/cb"], "logoutUrl": null, "homePageUrl": null},
-            "isFallbackPublicClient": false, "appRoles": [], "groupMembershipClaims": null}));
+            "spa": {"redirectUris": []}, "publicClient": {"redirectUris": ["http://127.0.0.1/cb"]},
+            "isFallbackPublicClient": true, "groupMembershipClaims": null,
+            "appRoles": [{"id": "00000000-0000-0000-0000-000000000001", "value": "Reader", "displayName": "Reader",
+                "description": null, "allowedMemberTypes": ["Application"], "isEnabled": true}],
+            "passwordCredentials": [{"keyId": "00000000-0000-0000-0000-000000000002", "displayName": "ci",
+                "hint": "abc", "startDateTime": "1970-01-01T00:00:00Z", "endDateTime": "1970-01-02T00:00:00Z",
+                "secretText": null}],
+            "idTokenSignedResponseAlg": "RS256", "postLogoutRedirectUris": [], "appRoleAssignmentRequired": true}));
         round_trip::<Group>(json!({"@odata.type": "#microsoft.graph.group",
             "id": "00000000-0000-0000-0000-000000000009", "displayName": "Partner auditors", "description": null,
             "mailNickname": "partner-auditors", "mailEnabled": false, "securityEnabled": true, "groupTypes": [],

@@ -117,6 +117,7 @@ fn confidential(
         // Every app the demo declares (its own apps, test-rp, the admin client) is first-party.
         first_party: true,
         group_membership_claims: None,
+        registration: Default::default(),
     }
 }
 

@@ -181,6 +181,7 @@ pub async fn ensure_b2b_clients(
             // The instance's own federation between its tenants: consent is the redemption's.
             first_party: true,
             group_membership_claims: None,
+            registration: Default::default(),
         };
         if store.app(&t.id, B2B_CLIENT_ID).await?.as_ref() != Some(&app) {
             store.put_app(&app).await?;

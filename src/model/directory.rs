@@ -260,6 +260,10 @@ pub struct User {
     /// Terms of use accepted, the latest acceptance per agreement.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub agreement_acceptances: Vec<AgreementAcceptance>,
+    /// Graph `passwordProfile.forceChangePasswordNextSignIn`: the next sign-in asks for a
+    /// new password right after the current one is verified.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub force_change_password: bool,
 }
 
 impl User {
@@ -340,6 +344,83 @@ pub struct Application {
     /// object ids) in ID and access tokens; `None` (or absent) does not.
     #[serde(default)]
     pub group_membership_claims: Option<String>,
+    /// What a Graph registration adds (records from before it read as empty).
+    #[serde(default, skip_serializing_if = "Registration::is_empty")]
+    pub registration: Registration,
+}
+
+/// The parts of an application that Graph `POST/PATCH /applications` manages beyond the
+/// redirect URIs' union: which platform each URI was registered for, the password
+/// credentials (client secrets with expiry) and who is assigned to the app.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct Registration {
+    /// Of `redirect_uris`, those registered as `spa.redirectUris`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub spa_redirect_uris: Vec<String>,
+    /// Of `redirect_uris`, those registered as `publicClient.redirectUris` (native apps).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub public_client_redirect_uris: Vec<String>,
+    /// Graph `appRoles` as defined (their `value`s are `Application::app_roles`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub app_role_definitions: Vec<AppRoleDefinition>,
+    /// Client secrets added with `addPassword` (each hashed, with an expiry).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub password_credentials: Vec<PasswordCredential>,
+    /// Users assigned to the app (what `assignment_required` checks).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub assignments: Vec<AppAssignment>,
+}
+
+impl Registration {
+    pub fn is_empty(&self) -> bool {
+        *self == Registration::default()
+    }
+}
+
+/// An app role as Graph defines it (`appRole`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AppRoleDefinition {
+    pub id: Uuid,
+    pub value: String,
+    pub display_name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// `User` and/or `Application`.
+    pub allowed_member_types: Vec<String>,
+    pub is_enabled: bool,
+}
+
+/// A client secret (Graph `passwordCredential`): only its SHA-256 is kept.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PasswordCredential {
+    pub key_id: Uuid,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// The secret's first three characters (Graph `hint`).
+    pub hint: String,
+    /// SHA-256 (hex) of the secret.
+    pub hash: String,
+    pub start: i64,
+    /// Unix time after which the secret no longer authenticates.
+    pub end: i64,
+}
+
+/// A user assigned to an application (Graph `appRoleAssignment`, default access role).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AppAssignment {
+    pub id: Uuid,
+    pub principal_id: UserId,
+    pub app_role_id: Uuid,
+    pub created_at: i64,
+}
+
+/// What a presented client secret is to an application.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretCheck {
+    Valid,
+    /// It is one of the app's secrets, but its `endDateTime` has passed.
+    Expired,
+    Wrong,
 }
 
 impl Application {
@@ -360,10 +441,28 @@ impl Application {
         self.post_logout_redirect_uris.iter().any(|r| redirect_matches(r, candidate))
     }
 
-    pub fn verify_secret(&self, secret: &str) -> bool {
+    /// Whether `user` is assigned to the app, directly (Graph `appRoleAssignments`).
+    pub fn is_assigned(&self, user: &UserId) -> bool {
+        self.registration.assignments.iter().any(|a| a.principal_id == *user)
+    }
+
+    /// Checks a presented secret against the legacy hashes (no expiry) and every password
+    /// credential (valid until its end), all of them so timing does not say which matched.
+    pub fn check_secret(&self, secret: &str, now: i64) -> SecretCheck {
         let presented = crate::secrets::digest_hex(secret);
-        // Check every stored hash so timing does not say which one matched.
-        self.secret_hashes.iter().fold(false, |ok, h| crate::secrets::ct_eq(h.as_bytes(), presented.as_bytes()) | ok)
+        let eq = |h: &str| crate::secrets::ct_eq(h.as_bytes(), presented.as_bytes());
+        let legacy = self.secret_hashes.iter().fold(false, |ok, h| eq(h) | ok);
+        let (mut live, mut expired) = (false, false);
+        for c in &self.registration.password_credentials {
+            let hit = eq(&c.hash);
+            live |= hit & (c.start <= now && now < c.end);
+            expired |= hit & (now >= c.end);
+        }
+        match (legacy | live, expired) {
+            (true, _) => SecretCheck::Valid,
+            (false, true) => SecretCheck::Expired,
+            (false, false) => SecretCheck::Wrong,
+        }
     }
 }
 
@@ -524,7 +623,32 @@ mod tests {
             home_page_url: None,
             first_party: false,
             group_membership_claims: None,
+            registration: Default::default(),
         }
+    }
+
+    #[test]
+    fn secrets_authenticate_until_their_end_and_legacy_hashes_always() {
+        let mut a = app(&[]);
+        a.secret_hashes = vec![crate::secrets::digest_hex("legacy")];
+        a.registration.password_credentials.push(PasswordCredential {
+            key_id: Uuid::from_u128(1),
+            display_name: None,
+            hint: "new".into(),
+            hash: crate::secrets::digest_hex("new-secret"),
+            start: 100,
+            end: 200,
+        });
+        assert_eq!(a.check_secret("legacy", 10_000), SecretCheck::Valid);
+        assert_eq!(a.check_secret("new-secret", 150), SecretCheck::Valid);
+        assert_eq!(a.check_secret("new-secret", 200), SecretCheck::Expired);
+        assert_eq!(a.check_secret("new-secret", 99), SecretCheck::Wrong);
+        assert_eq!(a.check_secret("other", 150), SecretCheck::Wrong);
+        // A record from before registrations reads back with none.
+        let mut old = serde_json::to_value(&a).unwrap();
+        old.as_object_mut().unwrap().remove("registration");
+        let back: Application = serde_json::from_value(old).unwrap();
+        assert!(back.registration.is_empty() && back.secret_hashes == a.secret_hashes);
     }
 
     #[test]

@@ -225,6 +225,11 @@ pub enum Step {
     MfaChallenge {
         auth: Authentication,
     },
+    /// The password was verified and the admin asked for a new one
+    /// (`forceChangePasswordNextSignIn`): waiting for it before conditional access.
+    ChangePassword {
+        auth: Authentication,
+    },
     /// Everything is satisfied; the user is asked what the application may have (OIDC Core
     /// §11: `prompt=consent`, or an application that is not first-party by configuration).
     AppConsent {

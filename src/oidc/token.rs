@@ -11,7 +11,7 @@ use super::wire::{BEARER, TokenResponse};
 use crate::access::credential::{GrantState, Presented, Refusal};
 use crate::access::{credential_user, credential_user_of, grant_state, reevaluate};
 use crate::app::AppState;
-use crate::model::{Amr, Application, ClientType, Tenant};
+use crate::model::{Amr, Application, ClientType, SecretCheck, Tenant};
 use crate::model::{Grant, RefreshToken};
 use crate::secrets::{b64url, ct_eq, digest, new_token, sha256};
 use crate::storage::{CodeUse, RefreshUse};
@@ -54,7 +54,12 @@ pub async fn authenticate_client(
     let fail = |msg: &str| OAuthError { basic_challenge: via_basic, ..OAuthError::client(msg) };
     let app = state.store.app(&tenant.id, &client_id).await?.ok_or_else(|| fail("client authentication failed"))?;
     match (app.client_type, secret) {
-        (ClientType::Confidential, Some(s)) if app.verify_secret(&s) => Ok(app),
+        (ClientType::Confidential, Some(s)) => match app.check_secret(&s, state.now()) {
+            SecretCheck::Valid => Ok(app),
+            // The caller holds a real secret: saying it expired tells it nothing new.
+            SecretCheck::Expired => Err(fail("the client secret has expired: add a new one")),
+            SecretCheck::Wrong => Err(fail("client authentication failed")),
+        },
         (ClientType::Public, None) => Ok(app),
         _ => Err(fail("client authentication failed")),
     }

@@ -52,6 +52,7 @@ pub async fn after_primary(
     }
     let user = user.ok_or_else(PageError::signin_expired)?;
     let app_id = signin.client_id().unwrap_or(PORTAL_APP).to_string();
+    crate::access::assignment::require(state, tenant, &user, &app_id, tx).await?;
     // SSO reuse is logged once a minute per app, user and result (like token sign-ins).
     let sso_key = existing.as_ref().map(|_| format!("sso:{app_id}:{}", user.id));
     let log = async |facts: LogFacts<'_>, decision: Option<&crate::policy::Decision>, error: Option<(&str, String)>| {

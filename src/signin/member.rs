@@ -169,5 +169,8 @@ pub async fn password(
         home: None,
         mfa_time: None,
     };
+    if user.force_change_password {
+        return crate::signin::change_password::start(&state, &tenant, &tx, signin, auth).await;
+    }
     after_primary(&state, &req, &tenant, &tx, signin, auth, None).await
 }

@@ -5,6 +5,7 @@
 //! password) · `guest` (home IdP, federation callback, email code) · `redeem` (ticket,
 //! consent) · `mfa` · `flow` (conditional access, app consent, finish, portal user).
 pub mod authorize;
+pub mod change_password;
 pub mod device;
 pub mod flow;
 pub mod guest;
@@ -155,6 +156,7 @@ pub(crate) async fn step_page(
     match &signin.step {
         Step::Identify => passwordless::identify_page(state, tenant, tx, signin, ctx, login, error).await,
         Step::Password => render(&PasswordPage { ctx, login, error }, vec![]),
+        Step::ChangePassword { .. } => change_password::page(ctx, login, error),
         Step::EmailOtp { sends, .. } => render(&EmailOtpPage { ctx, email: login, sent: *sends > 0, error }, vec![]),
         Step::Consent { idp, .. } => {
             let user = signin_user(state, tenant, signin).await?;

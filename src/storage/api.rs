@@ -64,6 +64,8 @@ pub trait DirectoryStore: Send + Sync {
     async fn put_app(&self, app: &Application) -> Result<()>;
     async fn app(&self, tenant: &TenantId, client_id: &str) -> Result<Option<Application>>;
     async fn apps(&self, tenant: &TenantId) -> Result<Vec<Application>>;
+    /// Removes the application; `false` when there was none.
+    async fn delete_app(&self, tenant: &TenantId, client_id: &str) -> Result<bool>;
 }
 
 /// Invitations, redemption tickets (keyed by digest) and their redemption, stub IdP accounts, pending federation states.

@@ -58,6 +58,7 @@ timed_impl! {
         users_page(tenant: &TenantId, user_type: Option<UserType>, after: Option<&UserId>, limit: usize) -> Result<(Vec<User>, Option<UserId>)>;
         seats_used(tenant: &TenantId) -> Result<u32>;
         put_app(app: &Application) -> Result<()>;
+        delete_app(tenant: &TenantId, client_id: &str) -> Result<bool>;
         app(tenant: &TenantId, client_id: &str) -> Result<Option<Application>>;
         apps(tenant: &TenantId) -> Result<Vec<Application>>;
     }

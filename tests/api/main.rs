@@ -4,6 +4,7 @@
 mod access;
 mod admin;
 mod admin_methods;
+mod applications;
 mod architecture;
 mod bad_input;
 mod bad_input_table;
@@ -36,6 +37,7 @@ mod sec_fed;
 mod sec_gate;
 mod sec_limits;
 mod sec_session;
+mod setup_non_demo;
 mod shutdown;
 mod storage_contract;
 mod storage_copy;

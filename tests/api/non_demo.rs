@@ -13,13 +13,13 @@ use tokio::process::{Child, Command};
 use crate::helpers::*;
 use crate::process::BIN;
 
-struct Plain {
+pub struct Plain {
     child: Child,
-    url: String,
+    pub url: String,
 }
 
 /// `gatehouse serve` (no `--demo`) on `data_dir`, port 0; returns once it prints its URL.
-async fn start_plain(data_dir: &Path) -> Plain {
+pub async fn start_plain(data_dir: &Path) -> Plain {
     let mut child = Command::new(BIN)
         .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
@@ -50,18 +50,18 @@ async fn start_plain(data_dir: &Path) -> Plain {
 }
 
 impl Plain {
-    async fn get(&self, path: &str) -> (StatusCode, String) {
+    pub async fn get(&self, path: &str) -> (StatusCode, String) {
         let resp = plain_client().get(format!("{}{path}", self.url)).send().await.unwrap();
         (resp.status(), resp.text().await.unwrap())
     }
 
-    async fn kill(mut self) {
+    pub async fn kill(mut self) {
         self.child.kill().await.unwrap();
         self.child.wait().await.unwrap();
     }
 
     /// What a demo serves, none of which may be served here; `passwords` must not appear on `/`.
-    async fn assert_no_demo(&self, passwords: &[String]) {
+    pub async fn assert_no_demo(&self, passwords: &[String]) {
         let (status, body) = self.get("/healthz").await;
         assert_eq!((status, body.as_str()), (StatusCode::OK, "ok"));
         let (status, body) = self.get("/health/live").await;

@@ -146,6 +146,7 @@ async fn fill(store: &Store) -> Filled {
         home_page_url: None,
         first_party: false,
         group_membership_claims: None,
+        registration: Default::default(),
     };
     store.put_app(&app).await.unwrap();
 

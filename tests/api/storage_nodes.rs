@@ -149,6 +149,7 @@ fn app(tenant: TenantId, name: &str) -> Application {
         home_page_url: None,
         first_party: false,
         group_membership_claims: None,
+        registration: Default::default(),
     }
 }
 

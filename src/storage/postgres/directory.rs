@@ -440,6 +440,18 @@ impl api::DirectoryStore for PgStore {
             .map_err(pg_error)?;
         rows.iter().map(|r| row::doc(r, "doc")).collect()
     }
+
+    /// Notifies `Change::Tenant` as [`Self::put_app`] does.
+    async fn delete_app(&self, tenant: &TenantId, client_id: &str) -> Result<bool> {
+        let tid = tenant.to_string();
+        let removed = transact!(self, tx => {
+            let n = tx.exec("DELETE FROM apps WHERE tenant_id = $1 AND client_id = $2", &[&tid, &client_id]).await?;
+            PgStore::notify(&tx, &Change::Tenant(*tenant)).await?;
+            n > 0
+        })?;
+        self.dir_cache.forget(tenant);
+        Ok(removed)
+    }
 }
 
 /// What [`DirCache`] holds: tenants by id and by slug, applications by tenant and client id.

@@ -248,6 +248,10 @@ impl api::DirectoryStore for SledStore {
         prefix.push(0xff);
         self.apps.scan_prefix(prefix).values().map(|v| decode(&v?)).collect()
     }
+
+    async fn delete_app(&self, tenant: &TenantId, client_id: &str) -> Result<bool> {
+        Ok(self.apps.remove(key2(&uuid_key(tenant), client_id.as_bytes()))?.is_some())
+    }
 }
 
 impl SledStore {
