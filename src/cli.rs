@@ -10,6 +10,7 @@ use crate::keys::KeyRing;
 use crate::model::SigningAlg;
 
 mod admin;
+mod apply;
 mod guests;
 
 use admin::{AdminOp, admin_command};
@@ -80,6 +81,24 @@ enum Command {
     Keys {
         #[command(subcommand)]
         action: KeysAction,
+    },
+    /// Create or update tenants, apps, members, groups, named locations and policies from a
+    /// TOML file (offline; a plan first, all checked before any write).
+    Apply {
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+        /// Print the plan and write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        dirs: DirArgs,
+    },
+    /// Write the store in the `apply` format to stdout (no secrets, no password hashes).
+    Export {
+        #[arg(long)]
+        tenant: Option<String>,
+        #[command(flatten)]
+        dirs: DirArgs,
     },
     /// Users of the tenant (like Get-MsolUser).
     Users {
@@ -424,6 +443,10 @@ fn execute(cli: Cli) -> Result<(), String> {
             println!("copied {copied} records to PostgreSQL");
             Ok(())
         }
+        Command::Apply { file, dry_run, dirs } => {
+            apply::apply(&load(cli.config.as_deref(), dirs.overrides())?, &file, dry_run)
+        }
+        Command::Export { tenant, dirs } => apply::export(&load(cli.config.as_deref(), dirs.overrides())?, tenant.as_deref()),
         Command::Users { action, conn } => admin_command(cli.config.as_deref(), conn, AdminOp::Users(action)),
         Command::Groups { action, conn } => admin_command(cli.config.as_deref(), conn, AdminOp::Groups(action)),
         Command::Mfa { action, conn } => admin_command(cli.config.as_deref(), conn, AdminOp::Mfa(action)),
