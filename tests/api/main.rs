@@ -4,6 +4,7 @@
 mod access;
 mod admin;
 mod admin_methods;
+mod apply;
 mod architecture;
 mod bad_input;
 mod bad_input_table;
