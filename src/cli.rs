@@ -446,7 +446,9 @@ fn execute(cli: Cli) -> Result<(), String> {
         Command::Apply { file, dry_run, dirs } => {
             apply::apply(&load(cli.config.as_deref(), dirs.overrides())?, &file, dry_run)
         }
-        Command::Export { tenant, dirs } => apply::export(&load(cli.config.as_deref(), dirs.overrides())?, tenant.as_deref()),
+        Command::Export { tenant, dirs } => {
+            apply::export(&load(cli.config.as_deref(), dirs.overrides())?, tenant.as_deref())
+        }
         Command::Users { action, conn } => admin_command(cli.config.as_deref(), conn, AdminOp::Users(action)),
         Command::Groups { action, conn } => admin_command(cli.config.as_deref(), conn, AdminOp::Groups(action)),
         Command::Mfa { action, conn } => admin_command(cli.config.as_deref(), conn, AdminOp::Mfa(action)),

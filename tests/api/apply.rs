@@ -69,14 +69,12 @@ fn changes(stdout: &str) -> Vec<&str> {
     stdout.lines().filter(|l| l.starts_with("+ ") || l.starts_with("~ ")).collect()
 }
 
-fn applied_example() -> impl std::future::Future<Output = tempfile::TempDir> {
-    async {
-        let dir = tempfile::tempdir().unwrap();
-        let out = apply(dir.path(), EXAMPLE, &[]).await;
-        assert!(out.ok, "the example applies: {}", out.stderr);
-        assert!(out.stdout.contains("+ create tenant northwind"), "{}", out.stdout);
-        dir
-    }
+async fn applied_example() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let out = apply(dir.path(), EXAMPLE, &[]).await;
+    assert!(out.ok, "the example applies: {}", out.stderr);
+    assert!(out.stdout.contains("+ create tenant northwind"), "{}", out.stdout);
+    dir
 }
 
 #[tokio::test]
@@ -88,7 +86,8 @@ async fn the_example_round_trips_through_export_and_a_second_apply_changes_nothi
     for secret in ["crm-example-secret", ALICE_PASSWORD, "argon2", "secret", "password"] {
         assert!(!body.contains(secret), "export holds no {secret}: {exported}");
     }
-    for name in ["northwind-spa", "northwind-crm", "alice@northwind.example", "Sales", "Head office", "Guests need MFA"] {
+    for name in ["northwind-spa", "northwind-crm", "alice@northwind.example", "Sales", "Head office", "Guests need MFA"]
+    {
         assert!(exported.contains(name), "export names {name}: {exported}");
     }
 
@@ -181,10 +180,16 @@ async fn a_bad_file_changes_nothing_and_names_the_path() {
             "tenants[0].groups[0].members[0]: nobody@northwind.example is not a member",
         ),
         (
-            EXAMPLE.replace("conditions.users.includeUsers = [\"GuestsOrExternalUsers\"]", "conditions.users.includeGroups = [\"Nope\"]"),
+            EXAMPLE.replace(
+                "conditions.users.includeUsers = [\"GuestsOrExternalUsers\"]",
+                "conditions.users.includeGroups = [\"Nope\"]",
+            ),
             "tenants[0].policies[0].conditions.users.includeGroups[0]: unknown \"Nope\"",
         ),
-        (EXAMPLE.replace("cidrs = [\"198.51.100.0/24\"]", "cidrs = [\"198.51.100.0/33\"]"), "tenants[0].locations[0].cidrs[0]"),
+        (
+            EXAMPLE.replace("cidrs = [\"198.51.100.0/24\"]", "cidrs = [\"198.51.100.0/33\"]"),
+            "tenants[0].locations[0].cidrs[0]",
+        ),
     ];
     let before = snapshot(dir.path()).await;
     let exported = export(dir.path()).await;

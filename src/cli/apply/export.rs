@@ -120,7 +120,8 @@ async fn tenant(store: &Store, t: &Tenant) -> Result<TenantDecl, String> {
             ("locations", "includeLocations"),
             ("locations", "excludeLocations"),
         ] {
-            if let Some(Value::Array(items)) = v.get_mut("conditions").and_then(|c| c.get_mut(a)).and_then(|c| c.get_mut(b))
+            if let Some(Value::Array(items)) =
+                v.get_mut("conditions").and_then(|c| c.get_mut(a)).and_then(|c| c.get_mut(b))
             {
                 for item in items.iter_mut() {
                     if let Some(n) = item.as_str().and_then(|s| names.get(s)) {

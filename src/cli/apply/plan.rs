@@ -77,7 +77,9 @@ fn dup<'a>(path: &str, what: &str, names: impl Iterator<Item = &'a str>) -> Resu
 fn reference(ctx: &Ctx, path: &str, env: &Option<String>, file: &Option<String>) -> Result<Option<String>, String> {
     let value = match (env, file) {
         (Some(_), Some(_)) => return Err(format!("{path}: give either an environment variable or a file, not both")),
-        (Some(var), None) => std::env::var(var).map_err(|_| format!("{path}: environment variable {var} is not set"))?,
+        (Some(var), None) => {
+            std::env::var(var).map_err(|_| format!("{path}: environment variable {var} is not set"))?
+        }
         (None, Some(f)) => {
             let p = ctx.base.join(f);
             let s = std::fs::read_to_string(&p).map_err(|e| format!("{path}: {}: {e}", p.display()))?;
@@ -106,7 +108,9 @@ fn se(e: crate::storage::StoreError) -> String {
 
 async fn plan_tenant(ctx: &Ctx<'_>, plan: &mut Plan, p: &str, d: &TenantDecl) -> Result<(), String> {
     let slug = d.slug.trim();
-    if slug.is_empty() || slug.len() > 63 || !slug.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    if slug.is_empty()
+        || slug.len() > 63
+        || !slug.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
     {
         return Err(format!("{p}.slug: lowercase letters, digits and '-' only (1 to 63)"));
     }
@@ -201,8 +205,10 @@ fn plan_groups(ctx: &Ctx, plan: &mut Plan, p: &str, d: &TenantDecl, tenant: &mut
                 plan.update(label, f, None);
             }
             None => {
-                let nick: String =
-                    name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect();
+                let nick: String = name
+                    .chars()
+                    .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+                    .collect();
                 tenant.groups.push(Group {
                     id: Uuid::new_v4(),
                     display_name: name,
@@ -314,7 +320,9 @@ fn user_decl(ctx: &Ctx, up: &str, u: &UserDecl, tenant: &Tenant, stored: &[User]
         return Err(format!("{up}.password: passwords are never inline; use password_env or password_file"));
     }
     let upn = u.upn.trim().to_ascii_lowercase();
-    let Some((local, domain)) = upn.split_once('@') else { return Err(format!("{up}.upn: {upn:?} is not user@domain")) };
+    let Some((local, domain)) = upn.split_once('@') else {
+        return Err(format!("{up}.upn: {upn:?} is not user@domain"));
+    };
     if local.is_empty() || upn.chars().any(|c| c.is_whitespace() || crate::model::forbidden_in_text(c)) {
         return Err(format!("{up}.upn: {upn:?} is not user@domain"));
     }
@@ -335,13 +343,19 @@ fn user_decl(ctx: &Ctx, up: &str, u: &UserDecl, tenant: &Tenant, stored: &[User]
             return Err(format!("{up}.mail: the mail of an existing user does not change (is {})", old.mail));
         }
     }
-    if let Some(other) = stored.iter().find(|s| s.mail.eq_ignore_ascii_case(&mail) && !s.user_principal_name.eq_ignore_ascii_case(&upn)) {
+    if let Some(other) =
+        stored.iter().find(|s| s.mail.eq_ignore_ascii_case(&mail) && !s.user_principal_name.eq_ignore_ascii_case(&upn))
+    {
         return Err(format!("{up}.mail: {mail} is already the mail of {}", other.user_principal_name));
     }
     let secret = reference(ctx, up, &u.password_env, &u.password_file)?;
     let mut changed = false;
     let hash = match secret {
-        Some(pw) if old.is_some_and(|o| o.password_hash.as_deref().is_some_and(|h| crate::password::verify(&pw, Some(h), h))) => {
+        Some(pw)
+            if old.is_some_and(|o| {
+                o.password_hash.as_deref().is_some_and(|h| crate::password::verify(&pw, Some(h), h))
+            }) =>
+        {
             old.and_then(|o| o.password_hash.clone())
         }
         Some(pw) => {
@@ -483,8 +497,10 @@ async fn plan_locations(
         }
         let mut ranges = vec![];
         for (k, c) in l.cidrs.iter().enumerate() {
-            let net: ipnet::IpNet = c.trim().parse().map_err(|_| format!("{lp}.cidrs[{k}]: {c:?} is not a CIDR range"))?;
-            let odata = if net.addr().is_ipv4() { "#microsoft.graph.iPv4CidrRange" } else { "#microsoft.graph.iPv6CidrRange" };
+            let net: ipnet::IpNet =
+                c.trim().parse().map_err(|_| format!("{lp}.cidrs[{k}]: {c:?} is not a CIDR range"))?;
+            let odata =
+                if net.addr().is_ipv4() { "#microsoft.graph.iPv4CidrRange" } else { "#microsoft.graph.iPv6CidrRange" };
             ranges.push(json!({"@odata.type": odata, "cidrAddress": net.to_string()}));
         }
         let pos = all.iter().position(|x| x.display_name.eq_ignore_ascii_case(&name));
@@ -532,7 +548,8 @@ fn check_text(v: &Value, path: &str) -> Result<(), String> {
 
 /// Replaces the names in `v[a][b]` (an array of strings) by what `map` gives.
 fn resolve(v: &mut Value, a: &str, b: &str, path: &str, map: &dyn Fn(&str) -> Option<String>) -> Result<(), String> {
-    let Some(Value::Array(items)) = v.get_mut("conditions").and_then(|c| c.get_mut(a)).and_then(|c| c.get_mut(b)) else {
+    let Some(Value::Array(items)) = v.get_mut("conditions").and_then(|c| c.get_mut(a)).and_then(|c| c.get_mut(b))
+    else {
         return Ok(());
     };
     for (k, item) in items.iter_mut().enumerate() {
@@ -542,7 +559,6 @@ fn resolve(v: &mut Value, a: &str, b: &str, path: &str, map: &dyn Fn(&str) -> Op
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn plan_policies(
     ctx: &Ctx<'_>,
     plan: &mut Plan,
@@ -586,9 +602,8 @@ async fn plan_policies(
         let user = |s: &str| {
             special(s, &["All", "None", "GuestsOrExternalUsers"]).or_else(|| upns.get(&s.to_lowercase()).cloned())
         };
-        let group = |s: &str| {
-            tenant.groups.iter().find(|g| g.display_name.eq_ignore_ascii_case(s)).map(|g| g.id.to_string())
-        };
+        let group =
+            |s: &str| tenant.groups.iter().find(|g| g.display_name.eq_ignore_ascii_case(s)).map(|g| g.id.to_string());
         let location = |s: &str| {
             special(s, &["All", "AllTrusted"])
                 .or_else(|| locations.iter().find(|l| l.display_name.eq_ignore_ascii_case(s)).map(|l| l.id.clone()))
@@ -613,7 +628,8 @@ async fn plan_policies(
         match old {
             None => plan.create(label, Some(Write::Policy(tenant.id, Box::new(policy)))),
             Some(o) => {
-                let (a, b) = (serde_json::to_value(o).unwrap_or_default(), serde_json::to_value(&policy).unwrap_or_default());
+                let (a, b) =
+                    (serde_json::to_value(o).unwrap_or_default(), serde_json::to_value(&policy).unwrap_or_default());
                 let keys = ["displayName", "state", "conditions", "grantControls", "sessionControls"];
                 let f: Vec<&str> = keys.into_iter().filter(|k| a.get(k) != b.get(k)).collect();
                 plan.update(label, &f, Some(Write::Policy(tenant.id, Box::new(policy))));
