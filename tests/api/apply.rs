@@ -158,7 +158,7 @@ async fn a_bad_file_changes_nothing_and_names_the_path() {
            conditions.users.includeUsers = [\"All\"]\nconditions.applications.includeApplications = [\"All\"]\n\
            grantControls.operator = \"OR\"\ngrantControls.builtInControls = [\"teleport\"]\n";
     let cases = [
-        (bad_policy, "tenants[0].policies[1]: "),
+        (bad_policy, "tenants[0].policies[1].grantControls.builtInControls[0]: unknown variant `teleport`"),
         (
             EXAMPLE.replace("redirect_uris = [\"https://crm", "redirect_uri = [\"https://crm"),
             "tenants[0].apps[1].redirect_uri: unknown key, did you mean redirect_uris?",
@@ -189,6 +189,10 @@ async fn a_bad_file_changes_nothing_and_names_the_path() {
         (
             EXAMPLE.replace("cidrs = [\"198.51.100.0/24\"]", "cidrs = [\"198.51.100.0/33\"]"),
             "tenants[0].locations[0].cidrs[0]",
+        ),
+        (
+            EXAMPLE.replace("grantControls.operator", "grantControl.operator"),
+            "tenants[0].policies[0].grantControl: unknown key, did you mean grantControls?",
         ),
     ];
     let before = snapshot(dir.path()).await;

@@ -131,7 +131,7 @@ pub fn parse(text: &str) -> Result<File, String> {
 }
 
 /// `unknown field `x`, expected one of `a`, `b`` → (x, [a, b]).
-fn unknown_field(msg: &str) -> Option<(String, Vec<String>)> {
+pub fn unknown_field(msg: &str) -> Option<(String, Vec<String>)> {
     let rest = msg.split("unknown field `").nth(1)?;
     let (key, rest) = rest.split_once('`')?;
     let expected = rest.split('`').skip(1).step_by(2).map(str::to_string).collect();

@@ -617,7 +617,18 @@ async fn plan_policies(
         let old = stored.iter().find(|x| x.display_name.eq_ignore_ascii_case(names[j].trim()));
         let id = old.map(|o| o.id.clone()).unwrap_or_else(|| Uuid::new_v4().to_string());
         v["id"] = Value::String(id);
-        let policy: Policy = serde_json::from_value(v).map_err(|e| format!("{pp}: {e}"))?;
+        let policy: Policy = serde_path_to_error::deserialize(v).map_err(|e| {
+            let at = e.path().to_string();
+            let at = if at == "." { String::new() } else { format!(".{at}") };
+            let msg = e.into_inner().to_string();
+            match super::format::unknown_field(&msg) {
+                Some((key, known)) => {
+                    let hint = super::format::suggest(&key, &known).map(|s| format!(", did you mean {s}?"));
+                    format!("{pp}{at}: unknown key{}", hint.unwrap_or_default())
+                }
+                None => format!("{pp}{at}: {msg}"),
+            }
+        })?;
         policy::validate(&policy).map_err(|e| format!("{pp}: {e}"))?;
         policy::validate_references(&policy, locations, &tenant.authentication_strengths)
             .map_err(|e| format!("{pp}: {e}"))?;
