@@ -11,6 +11,7 @@ use crate::keys::KeyRing;
 use crate::model::SigningAlg;
 
 mod admin;
+mod apply;
 mod guests;
 mod tenant;
 
@@ -88,6 +89,24 @@ enum Command {
     Tenant {
         #[command(subcommand)]
         action: TenantAction,
+    },
+    /// Create or update tenants, apps, members, groups, named locations and policies from a
+    /// TOML file (offline; a plan first, all checked before any write).
+    Apply {
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+        /// Print the plan and write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        dirs: DirArgs,
+    },
+    /// Write the store in the `apply` format to stdout (no secrets, no password hashes).
+    Export {
+        #[arg(long)]
+        tenant: Option<String>,
+        #[command(flatten)]
+        dirs: DirArgs,
     },
     /// Users of the tenant (like Get-MsolUser).
     Users {
@@ -517,6 +536,12 @@ fn execute(cli: Cli) -> Result<(), String> {
             };
             println!("{}", out.trim_end());
             Ok(())
+        }
+        Command::Apply { file, dry_run, dirs } => {
+            apply::apply(&load(cli.config.as_deref(), dirs.overrides())?, &file, dry_run)
+        }
+        Command::Export { tenant, dirs } => {
+            apply::export(&load(cli.config.as_deref(), dirs.overrides())?, tenant.as_deref())
         }
         Command::Users { action, conn } => admin_command(cli.config.as_deref(), conn, AdminOp::Users(action)),
         Command::Groups { action, conn } => admin_command(cli.config.as_deref(), conn, AdminOp::Groups(action)),

@@ -5,6 +5,7 @@ mod access;
 mod admin;
 mod admin_methods;
 mod applications;
+mod apply;
 mod architecture;
 mod bad_input;
 mod bad_input_table;
