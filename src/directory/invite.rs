@@ -105,11 +105,10 @@ pub async fn invite(
             b.resource, b.home, b.setting
         )));
     }
-    if let Some(app) = &req.app_id
-        && store.app(&tenant.id, app).await?.is_none()
-    {
-        return Err(InviteError::UnknownApp(app.clone()));
-    }
+    let app = match &req.app_id {
+        Some(id) => Some(store.app(&tenant.id, id).await?.ok_or_else(|| InviteError::UnknownApp(id.clone()))?),
+        None => None,
+    };
     let display_name = match req.display_name.as_deref().filter(|s| !s.trim().is_empty()) {
         Some(name) => display_text("invitedUserDisplayName", name, DISPLAY_NAME_MAX)?,
         None => email.split('@').next().unwrap_or_default().to_string(),
@@ -186,6 +185,17 @@ pub async fn invite(
     };
     let ticket = new_token();
     store.put_invitation(&invitation).await?;
+    // An invitation to an app that requires assignment assigns the guest (default role), as
+    // Entra does for an invitation to an app: else the redemption would end on not_assigned.
+    if let Some(mut app) = app.filter(|a| a.assignment_required && !a.is_assigned(&user.id)) {
+        app.registration.assignments.push(crate::model::AppAssignment {
+            id: Uuid::new_v4(),
+            principal_id: user.id,
+            app_role_id: Uuid::nil(),
+            created_at: now,
+        });
+        store.put_app(&app).await?;
+    }
     store
         .put_ticket(
             &digest(&ticket),

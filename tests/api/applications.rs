@@ -480,3 +480,32 @@ async fn a_member_created_by_graph_changes_the_password_at_the_next_sign_in() {
         assert_same(&before, &app.snapshot().await, "bad reset");
     }
 }
+
+#[tokio::test]
+async fn an_invitation_to_an_app_that_requires_assignment_assigns_the_guest() {
+    let app = spawn_app().await;
+    let token = app.admin_token().await;
+    let (id, _) = registered_rp(&app, &token, json!({"appRoleAssignmentRequired": true})).await;
+    let (open, _) = registered_rp(&app, &token, json!({"displayName": "Open app"})).await;
+    let inv = app.invite("pat@northwind.example", crate::guests::LANDING, Some(&id)).await;
+    let guest = inv["invitedUser"]["id"].as_str().unwrap().to_string();
+    let (status, listed) =
+        app.graph(Method::GET, &format!("users/{guest}/appRoleAssignments"), Some(&token), None).await;
+    assert_eq!(status, StatusCode::OK, "{listed}");
+    let assigned: Vec<&str> =
+        listed["value"].as_array().unwrap().iter().filter_map(|a| a["resourceId"].as_str()).collect();
+    assert_eq!(assigned, [id.as_str()], "assigned to the app of the invitation, once");
+    assert_eq!(listed["value"][0]["appRoleId"], "00000000-0000-0000-0000-000000000000");
+    // Inviting again (a reset) does not assign twice; an app without the requirement gets no assignment.
+    let again = json!({"invitedUserEmailAddress": "pat@northwind.example", "inviteRedirectUrl": crate::guests::LANDING,
+                       "appId": id, "resetRedemption": true});
+    let (status, body) = app.graph(Method::POST, "invitations", Some(&token), Some(again)).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let other = app.invite("lee@northwind.example", crate::guests::LANDING, Some(&open)).await;
+    let (_, listed_again) =
+        app.graph(Method::GET, &format!("users/{guest}/appRoleAssignments"), Some(&token), None).await;
+    assert_eq!(listed_again["value"].as_array().unwrap().len(), 1);
+    let lee = other["invitedUser"]["id"].as_str().unwrap();
+    let (_, none) = app.graph(Method::GET, &format!("users/{lee}/appRoleAssignments"), Some(&token), None).await;
+    assert_eq!(none["value"], json!([]));
+}
