@@ -280,3 +280,22 @@ mod kek_tests {
         assert!(Kek::parse("c2hvcnQ=").is_err(), "too short");
     }
 }
+
+/// A TLS client configuration on aws-lc-rs that trusts the system's root certificates: for
+/// the database and for HTTP clients (partners' identity providers, the admin CLI).
+pub fn client_tls_config() -> Result<rustls::ClientConfig, rustls::Error> {
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
+/// An HTTP client builder with TLS by [`client_tls_config`] (reqwest is built without a
+/// crypto provider of its own: every client starts here).
+pub fn http_client_builder() -> Result<reqwest::ClientBuilder, String> {
+    let tls = client_tls_config().map_err(|e| format!("TLS: {e}"))?;
+    Ok(reqwest::Client::builder().use_preconfigured_tls(tls))
+}

@@ -178,7 +178,9 @@ impl Application {
             None
         };
         crate::federation::ensure_b2b_clients(&store, &url, &instance_secret).await?;
-        let http = reqwest::Client::builder()
+        // https to partners' providers: rustls on aws-lc-rs with the system's roots.
+        let http = crate::secrets::http_client_builder()
+            .map_err(StartupError::Other)?
             .redirect(reqwest::redirect::Policy::none())
             .timeout(std::time::Duration::from_secs(10))
             .build()

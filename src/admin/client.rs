@@ -66,8 +66,10 @@ pub async fn connect(c: &Credentials) -> Result<Connection, String> {
     let tenant = c.tenant.clone().ok_or("no --tenant")?;
     let id = c.client_id.clone().ok_or("no --client-id")?;
     let secret = c.client_secret.clone().ok_or("no --client-secret")?;
-    let http =
-        reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build().map_err(|e| e.to_string())?;
+    let http = crate::secrets::http_client_builder()?
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+        .map_err(|e| e.to_string())?;
     let resp = http
         .post(format!("{base}/{tenant}/oauth2/v2.0/token"))
         .basic_auth(&id, Some(&secret))

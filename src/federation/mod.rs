@@ -544,7 +544,7 @@ mod tests {
 
     #[tokio::test]
     async fn home_answers_are_cut_at_the_size_limit_and_the_time_limit() {
-        let http = reqwest::Client::new();
+        let http = crate::secrets::http_client_builder().unwrap().build().unwrap();
         let limit = 1024;
         let declared = b"HTTP/1.1 200 OK\r\ncontent-length: 67108864\r\n\r\n{".to_vec();
         let r = capped_call(&http, get(&loopback(Some(declared), 1)), limit, HOME_TIMEOUT).await;

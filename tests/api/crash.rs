@@ -20,7 +20,8 @@ const IW: &str = "iw@fabrikam.example";
 const LANDING: &str = "http://127.0.0.1:9/landing";
 
 fn timed_client(cookies: bool) -> reqwest::Client {
-    reqwest::Client::builder()
+    gatehouse::secrets::http_client_builder()
+        .unwrap()
         .cookie_store(cookies)
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(5))

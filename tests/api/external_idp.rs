@@ -510,3 +510,71 @@ async fn the_cli_adds_lists_and_removes_a_provider_with_the_secret_from_the_envi
     assert!(ok, "{out}");
     assert!(app.state.store.tenant_by_slug("fabrikam").await.unwrap().unwrap().external_idps.is_empty());
 }
+
+/// A TLS server nobody trusts (`openssl s_server` with a self-signed certificate).
+async fn untrusted_tls_server(dir: &Path) -> (u16, tokio::process::Child) {
+    let made = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1"])
+        .args(["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(dir.join("key.pem"))
+        .arg("-out")
+        .arg(dir.join("cert.pem"))
+        .output()
+        .expect("openssl runs (Debian's openssl package; .ci/run installs it)");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = tokio::process::Command::new("openssl")
+        .args(["s_server", "-www", "-naccept", "1", "-accept", &format!("127.0.0.1:{port}")])
+        .arg("-cert")
+        .arg(dir.join("cert.pem"))
+        .arg("-key")
+        .arg(dir.join("key.pem"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut out = tokio::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    // Keep reading stdout after ACCEPT in the background (s_server reports there too).
+    tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        while !line.contains("ACCEPT") {
+            line.clear();
+            assert!(out.read_line(&mut line).await.unwrap() > 0, "s_server ended before listening");
+        }
+    })
+    .await
+    .expect("s_server listens within 20 s");
+    (port, child)
+}
+
+#[tokio::test]
+async fn an_https_provider_is_reached_over_tls_and_an_untrusted_certificate_is_refused() {
+    let app = spawn_with(|c| c.federation.allow_insecure_hosts = vec!["127.0.0.1".into()]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (port, mut server) = untrusted_tls_server(dir.path()).await;
+    let token = app.admin_token().await;
+    let before = app.snapshot().await;
+    let url = format!("https://127.0.0.1:{port}/.well-known/openid-configuration");
+    let (status, err) =
+        app.graph(Method::POST, IDPS, Some(&token), Some(provider_body(&url, "untrusted.example"))).await;
+    assert_graph_error(status, &err, StatusCode::BAD_REQUEST, "BadRequest");
+    assert_same(&before, &app.snapshot().await, "an unreachable provider stores nothing");
+    // The server saw a TLS handshake that gatehouse ended for its certificate: TLS is there,
+    // and it checks the certificate against the system's roots.
+    let mut said = String::new();
+    let stderr = server.stderr.take().unwrap();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        use tokio::io::AsyncReadExt;
+        let mut stderr = stderr;
+        let _ = stderr.read_to_string(&mut said).await;
+    })
+    .await;
+    let _ = server.kill().await;
+    assert!(
+        said.to_ascii_lowercase().contains("alert"),
+        "a TLS alert from gatehouse's client: {said} (Graph said {err})"
+    );
+}

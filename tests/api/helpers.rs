@@ -177,7 +177,7 @@ impl TestApp {
 }
 
 pub fn plain_client() -> reqwest::Client {
-    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+    gatehouse::secrets::http_client_builder().unwrap().redirect(reqwest::redirect::Policy::none()).build().unwrap()
 }
 
 /// A browser: keeps cookies, never follows redirects by itself.
@@ -254,8 +254,12 @@ impl Form {
 
 impl Browser {
     pub fn new(base: &str) -> Self {
-        let http =
-            reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        let http = gatehouse::secrets::http_client_builder()
+            .unwrap()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
         Self { base: base.into(), http }
     }
 
@@ -612,7 +616,8 @@ impl Browser {
     pub fn forwarded_for(base: &str, ip: &str) -> Self {
         let mut headers = reqwest::header::HeaderMap::new();
         headers.insert("x-forwarded-for", ip.parse().unwrap());
-        let http = reqwest::Client::builder()
+        let http = gatehouse::secrets::http_client_builder()
+            .unwrap()
             .cookie_store(true)
             .redirect(reqwest::redirect::Policy::none())
             .default_headers(headers)

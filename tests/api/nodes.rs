@@ -52,7 +52,8 @@ pub fn free_port() -> u16 {
 
 /// A client with a bound on every request, so that no load loop can hang on a dead node.
 pub fn timed_client(cookies: bool) -> reqwest::Client {
-    reqwest::Client::builder()
+    gatehouse::secrets::http_client_builder()
+        .unwrap()
         .cookie_store(cookies)
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(10))

@@ -367,7 +367,10 @@ async fn kill_9_under_refresh_load_locks_no_client_out() {
     let rp_of = |server: &Server| {
         let rp = server.rp("fabrikam");
         // Long enough that only a dead server leaves a request unanswered.
-        Rp { http: reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap(), ..rp }
+        Rp {
+            http: gatehouse::secrets::http_client_builder().unwrap().timeout(Duration::from_secs(20)).build().unwrap(),
+            ..rp
+        }
     };
     let rp = rp_of(&server);
     let password = server.password(IW);

@@ -19,7 +19,8 @@ const LOGGED_OUT: &str = "http://127.0.0.1/logged-out";
 /// A browser whose cookie jar the test can read and plant cookies in.
 fn jar_browser(app: &TestApp) -> (Browser, Arc<Jar>) {
     let jar = Arc::new(Jar::default());
-    let http = reqwest::Client::builder()
+    let http = gatehouse::secrets::http_client_builder()
+        .unwrap()
         .cookie_provider(jar.clone())
         .redirect(reqwest::redirect::Policy::none())
         .build()

@@ -64,7 +64,11 @@ async fn sigterm_under_load_cuts_no_request_exits_zero_and_keeps_what_was_writte
     for _ in 0..CLIENTS {
         let (url, done, quarter) = (server.url.clone(), done.clone(), quarter.clone());
         tasks.push(tokio::spawn(async move {
-            let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+            let http = gatehouse::secrets::http_client_builder()
+                .unwrap()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap();
             let mut ends = Vec::with_capacity(PER_CLIENT);
             for i in 0..PER_CLIENT {
                 ends.push(one(&http, &url, i).await);
@@ -97,7 +101,13 @@ async fn sigterm_under_load_cuts_no_request_exits_zero_and_keeps_what_was_writte
     assert_eq!(exit.code(), Some(0), "a graceful shutdown exits 0");
     let log = server.lines().join("\n");
     assert!(log.contains("SIGTERM") && log.contains("stopped"), "the shutdown is logged:\n{log}");
-    let after = reqwest::Client::new().get(format!("{}/health/live", server.url)).send().await;
+    let after = gatehouse::secrets::http_client_builder()
+        .unwrap()
+        .build()
+        .unwrap()
+        .get(format!("{}/health/live", server.url))
+        .send()
+        .await;
     assert!(after.is_err_and(|e| e.is_connect()), "nothing listens after the exit");
 
     // The same data dir again: the change made before SIGTERM is there.
@@ -113,7 +123,14 @@ async fn sigterm_under_load_cuts_no_request_exits_zero_and_keeps_what_was_writte
 async fn sigint_is_graceful_too() {
     let dir = tempfile::tempdir().unwrap();
     let mut server = start_logged(dir.path(), &[]).await;
-    let ok = reqwest::Client::new().get(format!("{}/health/live", server.url)).send().await.unwrap();
+    let ok = gatehouse::secrets::http_client_builder()
+        .unwrap()
+        .build()
+        .unwrap()
+        .get(format!("{}/health/live", server.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ok.status(), StatusCode::OK);
     let pid = server.child.id().unwrap().to_string();
     assert!(tokio::process::Command::new("kill").args(["-INT", &pid]).status().await.unwrap().success());

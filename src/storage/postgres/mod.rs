@@ -285,14 +285,7 @@ pub(crate) async fn settle<T>(outcome: PgResult<T>, attempt: usize) -> Option<Re
 }
 
 fn tls() -> Result<tokio_postgres_rustls::MakeRustlsConnect> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| StoreError::Sled(format!("TLS: {e}")))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let config = crate::secrets::client_tls_config().map_err(|e| StoreError::Sled(format!("TLS: {e}")))?;
     Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
 }
 
