@@ -4,7 +4,6 @@
 use std::path::Path;
 use std::process::Stdio;
 
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
 use crate::helpers::*;
@@ -220,18 +219,7 @@ async fn after_apply_the_served_public_client_signs_the_member_in_with_pkce() {
         .kill_on_drop(true)
         .spawn()
         .expect("gatehouse starts");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let url = tokio::time::timeout(std::time::Duration::from_secs(30), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(url) = line.strip_prefix("gatehouse listening on ") {
-                return url.to_string();
-            }
-        }
-        panic!("gatehouse exited before listening");
-    })
-    .await
-    .expect("listening line within 30 s");
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let url = crate::process::listening_url(&mut child).await;
     let rp = Rp {
         base: url.clone(),
         tenant: "northwind".into(),

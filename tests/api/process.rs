@@ -16,17 +16,9 @@ pub struct Server {
     pub creds: serde_json::Value,
 }
 
-pub async fn start(data_dir: &Path) -> Server {
-    let mut child = Command::new(BIN)
-        .args(["serve", "--demo", "--bind", "127.0.0.1:0", "--data-dir"])
-        .arg(data_dir)
-        .env("GATEHOUSE__ARGON2__MEMORY_KIB", "1024")
-        .env("GATEHOUSE__ARGON2__ITERATIONS", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("gatehouse starts");
+/// The URL a started `gatehouse serve` prints in its listening line (within 30 s); its
+/// stdout is drained afterwards so the child never blocks on a full pipe.
+pub async fn listening_url(child: &mut tokio::process::Child) -> String {
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let url = tokio::time::timeout(std::time::Duration::from_secs(30), async {
         while let Some(line) = lines.next_line().await.unwrap() {
@@ -39,6 +31,21 @@ pub async fn start(data_dir: &Path) -> Server {
     .await
     .expect("listening line within 30 s");
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    url
+}
+
+pub async fn start(data_dir: &Path) -> Server {
+    let mut child = Command::new(BIN)
+        .args(["serve", "--demo", "--bind", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .env("GATEHOUSE__ARGON2__MEMORY_KIB", "1024")
+        .env("GATEHOUSE__ARGON2__ITERATIONS", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("gatehouse starts");
+    let url = listening_url(&mut child).await;
     let creds: serde_json::Value =
         serde_json::from_slice(&std::fs::read(data_dir.join("demo-credentials.json")).unwrap()).unwrap();
     assert_eq!(creds["url"], url.as_str());
