@@ -2,13 +2,16 @@
 //! askama struct, all sharing [`Nav`] (the `nav#admin-nav` bar of `templates/admin_base.html`)
 //! and the [`admin_user`] gate.
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse};
+use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::admin::ROLE_GLOBAL_ADMIN;
 use crate::app::AppState;
 use crate::model::{Tenant, User};
 use crate::web::csrf;
 use crate::web::error::PageError;
+
+/// The console's routes: each page module adds its own `configure` here (one line each).
+pub fn configure(_cfg: &mut web::ServiceConfig) {}
 
 /// The signed-in Global Administrator of `tenant` for the console page at
 /// `/{tenant}/{page}` (e.g. `admin/users`), `Ok(Err(answer))` for the browser to follow first
