@@ -404,6 +404,14 @@ async fn gate_refresh(
             return Err(OAuthError::grant(refusal.reason()));
         }
     };
+    if !crate::access::assignment::allows(app, &user) {
+        // Unassigned since the sign-in: the grant ends, as a disabled account's does.
+        state.store.revoke_grant(&current.grant_id).await?;
+        let facts = TokenLog { user: Some(&user), amr: &current.auth.amr, ip, decision: None };
+        let why = "the user is no longer assigned to the application";
+        token_log(state, tenant, app, facts, Some(("not_assigned", why))).await;
+        return Err(OAuthError::grant(why));
+    }
     match reevaluate(state, tenant, &user, &app.client_id, ip, &current.auth).await? {
         (decision, None) => Ok((user, decision)),
         (decision, Some(refusal)) => {

@@ -6,11 +6,11 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use crate::app::AppState;
 use crate::model::{Tenant, User};
 use crate::policy::PolicyState;
+use crate::web::Data;
 use crate::web::error::PageError;
 use crate::web::pages::{
     AdminGroupRow, AdminGuestRow, AdminIdpRow, AdminMailRow, AdminPage, AdminPolicyRow, AdminSignInRow, render,
 };
-use crate::web::Data;
 
 async fn admin(req: &HttpRequest, state: &AppState, tenant: &Tenant) -> Result<Result<User, HttpResponse>, PageError> {
     super::console::admin_user(req, state, tenant, "admin").await

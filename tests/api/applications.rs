@@ -361,10 +361,18 @@ async fn an_app_that_requires_assignment_lets_in_only_assigned_users() {
     let page = sign_in_page(&app.browser(), &start.url, IW, &app.password(IW)).await;
     let (status, tokens) = rp.exchange(&code_of(&page), &start.verifier).await;
     assert_eq!(status, StatusCode::OK, "{tokens}");
+    let refresh = tokens["refresh_token"].as_str().expect("a refresh token").to_owned();
+    let (status, rotated) = rp.token(&[("grant_type", "refresh_token"), ("refresh_token", &refresh)]).await;
+    assert_eq!(status, StatusCode::OK, "assigned: the refresh works {rotated}");
+    let refresh = rotated["refresh_token"].as_str().expect("a rotated refresh token").to_owned();
 
-    // Unassigned again: refused again (also through the SSO session of the same browser).
+    // Unassigned again: refused again (also through the SSO session of the same browser),
+    // and the refresh token of the earlier sign-in no longer works.
     let gone = format!("{path}/{}", assigned["id"].as_str().unwrap());
     assert_eq!(app.graph(Method::DELETE, &gone, Some(&token), None).await.0, StatusCode::NO_CONTENT);
+    let (status, body) = rp.token(&[("grant_type", "refresh_token"), ("refresh_token", &refresh)]).await;
+    assert_oauth_error(status, &body, StatusCode::BAD_REQUEST, "invalid_grant");
+    assert!(body["error_description"].as_str().is_some_and(|d| d.contains("no longer assigned")), "{body}");
     let (status, answer) = app.graph(Method::DELETE, &gone, Some(&token), None).await;
     assert_graph_error(status, &answer, StatusCode::NOT_FOUND, "Request_ResourceNotFound");
     let page = sign_in_page(&app.browser(), &rp.authorize_url(&[]).url, IW, &app.password(IW)).await;
