@@ -9,7 +9,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     use crate::signin::{self, authorize, flow, guest, member, mfa, passkey, passwordless, redeem};
     use crate::web::pages;
     crate::admin::configure(cfg);
-    crate::portal::console::configure(cfg);
     cfg.route("/redeem", web::get().to(redeem::redeem))
         .route("/federation/callback", web::get().to(guest::federation_callback))
         .route("/outbox", web::get().to(demo::outbox))

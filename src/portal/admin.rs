@@ -1,19 +1,32 @@
 //! Admin pages for a signed-in Global Administrator: guests with their state and MFA
 //! methods (reset), policies (enable / disable / report-only), the sign-in log with
 //! per-policy results ("why was I asked for MFA / blocked"), and licence usage.
+use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 
+use crate::admin::ROLE_GLOBAL_ADMIN;
 use crate::app::AppState;
 use crate::model::{Tenant, User};
 use crate::policy::PolicyState;
-use crate::web::Data;
 use crate::web::error::PageError;
 use crate::web::pages::{
     AdminGroupRow, AdminGuestRow, AdminIdpRow, AdminMailRow, AdminPage, AdminPolicyRow, AdminSignInRow, render,
 };
+use crate::web::{Data, csrf};
 
 async fn admin(req: &HttpRequest, state: &AppState, tenant: &Tenant) -> Result<Result<User, HttpResponse>, PageError> {
-    super::console::admin_user(req, state, tenant, "admin").await
+    super::signed_in(req, state, tenant, "admin", |user| {
+        if user.roles.iter().any(|r| r == ROLE_GLOBAL_ADMIN) {
+            actix_web::HttpMessage::extensions_mut(req).insert(crate::telemetry::http::Actor(user.id.to_string()));
+            return Ok(());
+        }
+        Err(PageError::new(
+            StatusCode::FORBIDDEN,
+            "admin_only",
+            "Only administrators of this tenant can see this page.",
+        ))
+    })
+    .await
 }
 
 /// The user's MFA methods in words, one per method: "Authenticator app" for each TOTP
@@ -52,6 +65,7 @@ pub async fn show(req: HttpRequest, path: web::Path<String>, state: Data) -> Res
         Ok(u) => u,
         Err(redirect) => return Ok(redirect),
     };
+    let browser = csrf::issued(&req, &state).unwrap_or_default();
     let users = state.store.users(&tenant.id).await?;
     let groups = group_rows(&tenant, &users);
     let agreements = super::admin_rows::agreement_rows(&tenant, &users);
@@ -112,7 +126,10 @@ pub async fn show(req: HttpRequest, path: web::Path<String>, state: Data) -> Res
         })
         .collect();
     let page = AdminPage {
-        nav: super::console::Nav::new(&req, &state, &tenant, &me, "overview"),
+        tenant_name: tenant.display_name.clone(),
+        tenant_slug: tenant.slug.clone(),
+        me: me.user_principal_name,
+        csrf: csrf::token(&state, &browser),
         seats_used: crate::licensing::seats_used(&state.store, &tenant).await?,
         seats: tenant.premium_seats,
         guests,

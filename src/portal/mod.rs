@@ -1,7 +1,6 @@
 //! The tenant's own pages for signed-in people: the admin page and the invite page.
 pub mod admin;
 mod admin_rows;
-pub mod console;
 pub mod invite;
 
 use actix_web::{HttpRequest, HttpResponse};

@@ -344,7 +344,10 @@ pub struct AdminMailRow {
 #[derive(Template)]
 #[template(path = "admin.html")]
 pub struct AdminPage {
-    pub nav: crate::portal::console::Nav,
+    pub tenant_name: String,
+    pub tenant_slug: String,
+    pub me: String,
+    pub csrf: String,
     pub seats_used: u32,
     pub seats: u32,
     pub guests: Vec<AdminGuestRow>,
